@@ -1,0 +1,155 @@
+"""The one exception tree. Foreign errors (aiohttp, drivers, providers) are translated into
+these at the boundary where they arise; the server renders them in the error format of the
+API the client spoke (see `sluicegate.server.errors`).
+
+    SluiceError                      status, error_type, code, message, param
+     +-- ClientError                 4xx: the request cannot be served as sent
+     |    +-- AuthenticationError    401 missing / unknown / revoked / expired key
+     |    +-- PermissionDenied       403 key may not use this model / action
+     |    +-- InvalidRequest         400 malformed JSON or a bad field (param names it)
+     |    +-- NotFound               404 unknown model or route
+     |    +-- PayloadTooLarge        413 body over the configured limit
+     |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id)
+     +-- UpstreamError               the provider could not serve the call
+     |    +-- UpstreamHTTPError      provider answered with an error status
+     |    +-- UpstreamUnavailable    502 connection refused / reset / dropped mid-stream
+     |    +-- UpstreamTimeout        504 no answer within the target's timeout
+     +-- StoreUnavailable            a backing store (Redis, database) cannot be reached
+     +-- ConfigError                 a config document is invalid (path names the field)
+"""
+
+from __future__ import annotations
+
+
+class SluiceError(Exception):
+    status: int = 500
+    error_type: str = "api_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    @property
+    def class_name(self) -> str:
+        return type(self).__name__
+
+
+class ClientError(SluiceError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(ClientError):
+    status = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    error_type = "permission_error"
+    code = "model_not_allowed"
+
+
+class InvalidRequest(ClientError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class NotFound(ClientError):
+    status = 404
+    error_type = "not_found_error"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    error_type = "request_too_large"
+    code = "request_too_large"
+
+
+class LimitExceeded(ClientError):
+    """A policy refused the call before the provider was reached."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule_id: str,
+        retry_after: float | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message, code=code)
+        self.rule_id = rule_id
+        self.retry_after = retry_after
+        self.headers = headers or {}
+
+
+class UpstreamError(SluiceError):
+    status = 502
+    error_type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamHTTPError(UpstreamError):
+    """The provider answered with an error status. `status` is what the client gets:
+    provider 4xx pass through (the request was bad or throttled), 5xx become 502."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int,
+        retry_after: float | None = None,
+        provider_error_type: str | None = None,
+    ):
+        super().__init__(message)
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.provider_error_type = provider_error_type
+        self.status = upstream_status if 400 <= upstream_status < 500 else 502
+        self.error_type = _ERROR_TYPE_BY_STATUS.get(self.status, "api_error")
+        self.code = provider_error_type or "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 502
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    error_type = "timeout_error"
+    code = "upstream_timeout"
+
+
+class StoreUnavailable(SluiceError):
+    status = 503
+    error_type = "api_error"
+    code = "store_unavailable"
+
+
+class ConfigError(SluiceError):
+    status = 400
+    error_type = "invalid_request_error"
+    code = "invalid_config"
+
+
+_ERROR_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+}

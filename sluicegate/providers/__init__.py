@@ -1,0 +1,1 @@
+"""Provider adapters: canonical request -> provider wire -> canonical response or stream."""

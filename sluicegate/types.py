@@ -1,0 +1,6 @@
+"""Type aliases shared across the package. Aliases only: no behaviour lives here."""
+
+from typing import Any
+
+JSONObject = dict[str, Any]
+Headers = dict[str, str]
