@@ -14,6 +14,7 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- UpstreamHTTPError      provider answered with an error status
      |    +-- UpstreamUnavailable    502 connection refused / reset / dropped mid-stream
      |    +-- UpstreamTimeout        504 no answer within the target's timeout
+     +-- InternalError               500 a bug; logged, recorded, answered in the API's format
      +-- StoreUnavailable            a backing store (Redis, database) cannot be reached
      +-- ConfigError                 a config document is invalid (path names the field)
 """
@@ -25,6 +26,7 @@ class SluiceError(Exception):
     status: int = 500
     error_type: str = "api_error"
     code: str | None = None
+    request_id: str | None = None  # set by the pipeline once the request has an id
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -130,6 +132,13 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     error_type = "timeout_error"
     code = "upstream_timeout"
+
+
+class InternalError(SluiceError):
+    """A bug: recorded in the ledger and answered as a 500 in the client's format."""
+
+    status = 500
+    code = "internal_error"
 
 
 class StoreUnavailable(SluiceError):

@@ -1,0 +1,1 @@
+"""The `sluicegate` command line: one module per command group."""

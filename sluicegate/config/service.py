@@ -1,0 +1,220 @@
+"""Apply, delete, roll back and list config versions.
+
+Every change goes the same way: build the complete new document set, validate all of it
+(nothing half-applies), diff it against the latest version, and either report the diff
+(dry run), report that nothing changed, or append the whole set as a new version. The
+version store is the only state; any replica may apply, and every replica's LiveConfig
+picks the new version up by polling the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from sluicegate.config.diff import Change, DocumentKey, diff_sets, join_diffs, keyed
+from sluicegate.config.parse import Document, Format, documents_from_raw, parse_documents
+from sluicegate.config.problems import ConfigNotFound, ConfigValidationError, Problem
+from sluicegate.config.registry import DocumentRegistry
+from sluicegate.errors import ConfigError
+from sluicegate.types import JSONObject
+
+# A check over the whole resulting set (e.g. "every route names a known provider"). It
+# returns the problems it found; any problem refuses the change.
+SetCheck = Callable[[Sequence[Document]], Sequence[Problem]]
+
+
+class VersionRow(Protocol):
+    version: int
+    applied_at: float
+    applied_by: str
+    comment: str | None
+    documents: list[JSONObject]
+    source: str
+
+
+class VersionStore(Protocol):
+    """The shape of `sluicegate.config.version_store`'s stores (structural)."""
+
+    async def append(self, documents: list[JSONObject], source: str, applied_by: str,
+                     comment: str | None) -> int: ...
+
+    async def latest(self) -> VersionRow | None: ...
+
+    async def get(self, version: int) -> VersionRow | None: ...
+
+    async def history(self, limit: int = 50) -> Sequence[VersionRow]: ...
+
+    async def latest_version_number(self) -> int: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigVersion:
+    version: int  # 0: nothing applied yet
+    applied_at: float | None
+    applied_by: str | None
+    comment: str | None
+    documents: list[JSONObject]  # raw dicts, as applied
+    source: str = ""
+
+    @classmethod
+    def from_row(cls, row: VersionRow | None) -> ConfigVersion:
+        if row is None:
+            return cls(0, None, None, None, [])
+        return cls(row.version, row.applied_at, row.applied_by, row.comment,
+                   list(row.documents), row.source)
+
+
+@dataclasses.dataclass(frozen=True)
+class DocumentOutcome:
+    type: str
+    name: str
+    action: str  # created | changed | unchanged | deleted
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyResult:
+    version: int  # the latest version after the call (the new one when applied)
+    previous_version: int
+    changed: bool  # the resulting set differs from the latest version
+    applied: bool  # a new version was written (changed and not a dry run)
+    dry_run: bool
+    diff: str  # unified diff per document, or "no changes\n"
+    changes: list[Change] = dataclasses.field(default_factory=list)
+    documents: list[DocumentOutcome] = dataclasses.field(default_factory=list)
+    message: str = ""
+    at: float = 0.0  # when the change was decided (the service's clock)
+
+
+class ConfigService:
+    def __init__(self, version_store: VersionStore, registry: DocumentRegistry, *,
+                 clock: Callable[[], float] = time.time, checks: Sequence[SetCheck] = ()):
+        self.store = version_store
+        self.registry = registry
+        self._clock = clock
+        self._checks = tuple(checks)
+        self._lock = asyncio.Lock()  # one change at a time from this process
+
+    # --- changes ------------------------------------------------------------------
+    async def apply(self, text: str, *, applied_by: str, dry_run: bool = False,
+                    comment: str | None = None, replace: bool = False,
+                    format: Format = "auto", source_name: str = "input") -> ApplyResult:
+        """Merge the documents in `text` into the live set by (type, name), or make them
+        the whole set with `replace=True`."""
+        documents = parse_documents(text, self.registry, source_name=source_name, format=format)
+        return await self.apply_documents(documents, source=text, applied_by=applied_by,
+                                          dry_run=dry_run, comment=comment, replace=replace)
+
+    async def apply_documents(self, documents: Sequence[Document], *, source: str,
+                              applied_by: str, dry_run: bool = False,
+                              comment: str | None = None, replace: bool = False) -> ApplyResult:
+        if not documents:
+            raise ConfigValidationError([Problem("input", None, "", "no documents found")])
+        async with self._lock:
+            latest = ConfigVersion.from_row(await self.store.latest())
+            before = keyed(latest.documents)
+            after = {} if replace else dict(before)
+            after.update({doc.key: doc.raw for doc in documents})
+            touched = [doc.key for doc in documents]
+            return await self._commit(latest, before, after, touched, source=source,
+                                      applied_by=applied_by, comment=comment, dry_run=dry_run)
+
+    async def delete(self, type_name: str, name: str, applied_by: str, *,
+                     comment: str | None = None, dry_run: bool = False) -> ApplyResult:
+        async with self._lock:
+            latest = ConfigVersion.from_row(await self.store.latest())
+            before = keyed(latest.documents)
+            if (type_name, name) not in before:
+                raise ConfigNotFound(f"no {type_name!r} document named {name!r} in version "
+                                     f"{latest.version}", param="name")
+            after = {key: raw for key, raw in before.items() if key != (type_name, name)}
+            return await self._commit(
+                latest, before, after, [], source=f"# delete {type_name}/{name}\n",
+                applied_by=applied_by, comment=comment or f"delete {type_name}/{name}",
+                dry_run=dry_run)
+
+    async def rollback(self, version: int, applied_by: str, *,
+                       dry_run: bool = False) -> ApplyResult:
+        """Restore `version`'s documents as a new version."""
+        target = await self.store.get(version)
+        if target is None:
+            raise ConfigNotFound(f"there is no config version {version}", param="version")
+        async with self._lock:
+            latest = ConfigVersion.from_row(await self.store.latest())
+            after = keyed(target.documents)
+            return await self._commit(
+                latest, keyed(latest.documents), after, list(after),
+                source=f"# rollback to v{version}\n{target.source}", applied_by=applied_by,
+                comment=f"rollback to v{version}", dry_run=dry_run)
+
+    # --- reading ------------------------------------------------------------------
+    async def current(self) -> ConfigVersion:
+        return ConfigVersion.from_row(await self.store.latest())
+
+    async def history(self, limit: int = 50) -> list[ConfigVersion]:
+        return [ConfigVersion.from_row(row) for row in await self.store.history(limit)]
+
+    async def get(self, version: int) -> ConfigVersion:
+        row = await self.store.get(version)
+        if row is None:
+            raise ConfigNotFound(f"there is no config version {version}", param="version")
+        return ConfigVersion.from_row(row)
+
+    async def latest(self) -> VersionRow | None:
+        return await self.store.latest()
+
+    async def latest_version_number(self) -> int:
+        return await self.store.latest_version_number()
+
+    def validate_set(self, raws: Sequence[JSONObject]) -> list[Document]:
+        """Every document of a whole set validated, then the set checks run."""
+        documents = documents_from_raw(raws, self.registry)
+        problems = [problem for check in self._checks for problem in check(documents)]
+        if problems:
+            raise ConfigValidationError(problems)
+        return documents
+
+    # --- the one way a change is written --------------------------------------------
+    async def _commit(self, latest: ConfigVersion, before: dict[DocumentKey, JSONObject],
+                      after: dict[DocumentKey, JSONObject], touched: list[DocumentKey], *,
+                      source: str, applied_by: str, comment: str | None,
+                      dry_run: bool) -> ApplyResult:
+        if not applied_by:
+            raise ConfigError("applied_by must name who applies the change")
+        self.validate_set(list(after.values()))
+        changes = diff_sets(before, after, before_label=f"v{latest.version}")
+        result = ApplyResult(
+            version=latest.version, previous_version=latest.version, changed=bool(changes),
+            applied=False, dry_run=dry_run, diff=join_diffs(changes), changes=changes,
+            documents=_outcomes(touched, before, after), at=self._clock())
+        if not changes:
+            return dataclasses.replace(
+                result, message=f"no changes; version {latest.version} stays live")
+        if dry_run:
+            return dataclasses.replace(
+                result, message=f"dry run: {_summary(changes)}; nothing applied")
+        version = await self.store.append(documents=list(after.values()), source=source,
+                                           applied_by=applied_by, comment=comment)
+        return dataclasses.replace(result, version=version, applied=True,
+                                   message=f"applied version {version}: {_summary(changes)}")
+
+
+def _outcomes(touched: list[DocumentKey], before: dict[DocumentKey, JSONObject],
+              after: dict[DocumentKey, JSONObject]) -> list[DocumentOutcome]:
+    outcomes = [
+        DocumentOutcome(t, n, "created" if (t, n) not in before
+                        else "changed" if before[(t, n)] != after[(t, n)] else "unchanged")
+        for t, n in touched
+    ]
+    outcomes += [DocumentOutcome(t, n, "deleted") for t, n in before if (t, n) not in after]
+    return outcomes
+
+
+def _summary(changes: Sequence[Change]) -> str:
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    return ", ".join(f"{count} {action}" for action, count in counts.items())

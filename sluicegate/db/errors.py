@@ -1,0 +1,54 @@
+"""Driver errors translated at the store boundary.
+
+Every SQL store wraps its database calls in `translate_errors`, so that nothing from
+SQLAlchemy, asyncpg, aiosqlite or the socket layer escapes a store:
+
+    StoreUnavailable        the database cannot be reached or cannot run the statement
+     +-- StoreRejected      the database is up but refused these rows (bad data, a
+                            constraint); retrying the same rows will not help
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import exc as sa_exc
+
+from sluicegate.errors import StoreUnavailable
+
+# SQLSTATE classes that blame the data, not the server: 22 data exception, 23 integrity
+_REJECTING_SQLSTATE_CLASSES = ("22", "23")
+
+
+class StoreRejected(StoreUnavailable):
+    """The store is reachable but refused the rows it was given."""
+
+    code = "store_rejected"
+
+
+@asynccontextmanager
+async def translate_errors(operation: str) -> AsyncIterator[None]:
+    """Re-raise driver and network errors from the block as the gateway's own."""
+    try:
+        yield
+    except (sa_exc.DataError, sa_exc.IntegrityError) as exc:
+        raise StoreRejected(f"{operation}: {_reason(exc)}") from exc
+    except sa_exc.DBAPIError as exc:
+        if _sqlstate(exc).startswith(_REJECTING_SQLSTATE_CLASSES):
+            raise StoreRejected(f"{operation}: {_reason(exc)}") from exc
+        raise StoreUnavailable(f"{operation}: {_reason(exc)}") from exc
+    except sa_exc.StatementError as exc:  # a parameter could not be bound: our data
+        raise StoreRejected(f"{operation}: {_reason(exc)}") from exc
+    except (sa_exc.SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailable(f"{operation}: {_reason(exc)}") from exc
+
+
+def _sqlstate(exc: sa_exc.DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"

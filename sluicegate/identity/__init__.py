@@ -1,0 +1,1 @@
+"""Who is calling: virtual keys -> principal, plus the identity envelope from headers."""

@@ -1,0 +1,123 @@
+"""The identity envelope: key defaults merged with `X-Sluice-*` headers.
+
+Header names are read under every configured prefix (`X-Sluice-` by default, plus
+compatibility prefixes such as `X-TFY-` so clients written for another gateway are
+attributed the same). What the key pins (user, team) cannot be overridden by a header;
+the key's project is only a default.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from sluicegate.errors import InvalidRequest, PermissionDenied
+from sluicegate.model.identity import UNTAGGED, Envelope, Principal
+
+DEFAULT_PREFIXES = ("x-sluice-", "x-tfy-")
+
+# header suffix -> envelope field
+_SUFFIX_FIELDS = {
+    "project": "project",
+    "team": "team",
+    "user-id": "user_id",
+    "session-id": "session_id",
+    "workflow-tag": "workflow_tag",
+    "environment": "environment",
+    "cost-center": "cost_center",
+    "metadata": "metadata",
+}
+_VALUE = re.compile(r"^[\w.:@/+=#~\-]{1,128}$", re.ASCII)
+MAX_METADATA_BYTES = 4096
+MAX_METADATA_KEYS = 32
+
+
+def header_field(name: str, prefixes: tuple[str, ...] = DEFAULT_PREFIXES) -> str | None:
+    """The envelope field an identity header names (`X-TFY-Workflow-Tag` -> workflow_tag)."""
+    lower = name.lower()
+    for prefix in prefixes:
+        if lower.startswith(prefix):
+            return _SUFFIX_FIELDS.get(lower[len(prefix):])
+    return None
+
+
+class EnvelopeReader:
+    def __init__(self, prefixes: tuple[str, ...] = DEFAULT_PREFIXES):
+        self._fields: dict[bytes, str] = {
+            f"{prefix}{suffix}".encode(): field
+            for prefix in prefixes
+            for suffix, field in _SUFFIX_FIELDS.items()
+        }
+        self._prefixes = tuple(p.encode() for p in prefixes)
+
+    def read(self, principal: Principal, raw_headers: list[tuple[bytes, bytes]]) -> Envelope:
+        """Build the envelope from ASGI raw headers (lower-case names)."""
+        values: dict[str, str] = {}
+        metadata: dict[str, str] = {}
+        for name, raw in raw_headers:
+            if not name.startswith(self._prefixes):
+                continue
+            field = self._fields.get(name)
+            if field is None:
+                continue
+            header = name.decode("latin-1")
+            if field == "metadata":
+                metadata.update(_parse_metadata(header, raw))
+            else:
+                values[field] = _checked(header, raw)
+        return _merge(principal, values, metadata)
+
+
+def _checked(header: str, raw: bytes) -> str:
+    value = raw.decode("latin-1").strip()
+    if not _VALUE.match(value):
+        raise InvalidRequest(
+            f"header {header}: value must be 1-128 characters of letters, digits and . _ - : @ / + = # ~",
+            param=header,
+        )
+    return value
+
+
+def _parse_metadata(header: str, raw: bytes) -> dict[str, str]:
+    if len(raw) > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"header {header}: larger than {MAX_METADATA_BYTES} bytes",
+                             param=header)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(f"header {header}: not valid JSON", param=header) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"header {header}: must be a JSON object of strings", param=header)
+    if len(data) > MAX_METADATA_KEYS:
+        raise InvalidRequest(f"header {header}: more than {MAX_METADATA_KEYS} keys", param=header)
+    for key, value in data.items():
+        if not isinstance(value, str) or len(key) > 64 or len(value) > 256:
+            raise InvalidRequest(
+                f"header {header}: key {key!r} must map to a string (keys up to 64 "
+                "characters, values up to 256)",
+                param=header,
+            )
+    return data
+
+
+def _merge(principal: Principal, values: dict[str, str], metadata: dict[str, str]) -> Envelope:
+    for pinned in ("user_id", "team"):
+        key_value = getattr(principal, pinned)
+        sent = values.get(pinned)
+        if key_value is not None and sent is not None and sent != key_value:
+            raise PermissionDenied(
+                f"this key is pinned to {pinned}={key_value!r}; the header asked for {sent!r}",
+                param=pinned, code="envelope_conflict",
+            )
+    return Envelope(
+        key_id=principal.key_id,
+        user_id=principal.user_id or values.get("user_id"),
+        team=principal.team or values.get("team"),
+        project=values.get("project") or principal.project or UNTAGGED,
+        session_id=values.get("session_id"),
+        workflow_tag=values.get("workflow_tag"),
+        environment=values.get("environment"),
+        cost_center=values.get("cost_center"),
+        metadata=metadata,
+    )

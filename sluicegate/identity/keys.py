@@ -1,0 +1,175 @@
+"""Virtual keys: issued once, stored hashed, looked up in memory on the hot path.
+
+Keys are 256-bit random tokens, so a plain SHA-256 is the right hash (a slow password hash
+buys nothing against brute force on that much entropy, and would cost the hot path).
+Every replica keeps an index of hash -> entry and reloads it when the store's
+`max_updated_at` moves, so a revocation reaches every replica within a poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+
+import msgspec
+
+from sluicegate.errors import AuthenticationError, NotFound
+from sluicegate.identity.key_store import KeyRow, KeyStore
+from sluicegate.model.identity import Principal
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "sg-"
+ADMIN_KEY_ID = "admin"
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class _Entry(msgspec.Struct, frozen=True):
+    principal: Principal
+    expires_at: float | None
+    revoked_at: float | None
+    grace_until: float | None
+
+
+class KeyService:
+    def __init__(self, store: KeyStore, *, admin_key: str | None,
+                 clock: Callable[[], float] = time.time):
+        self._store = store
+        self._clock = clock
+        self._admin_hash = hash_key(admin_key) if admin_key else None
+        self._admin = Principal(key_id=ADMIN_KEY_ID, name="admin", is_admin=True)
+        self._index: dict[str, _Entry] = {}
+        self._loaded_version = -1.0
+        self._poller: asyncio.Task | None = None
+
+    # --- hot path -----------------------------------------------------------------
+    def authenticate(self, raw: str | None) -> Principal:
+        if not raw:
+            raise AuthenticationError(
+                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+        digest = hash_key(raw)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
+            return self._admin
+        entry = self._index.get(digest)
+        if entry is None:
+            raise AuthenticationError("invalid API key")
+        now = self._clock()
+        if entry.revoked_at is not None and entry.revoked_at <= now:
+            raise AuthenticationError("this API key has been revoked", code="revoked_api_key")
+        if entry.expires_at is not None and entry.expires_at <= now:
+            raise AuthenticationError("this API key has expired", code="expired_api_key")
+        if entry.grace_until is not None and entry.grace_until <= now:
+            raise AuthenticationError(
+                "this API key was rotated and its grace period is over", code="rotated_api_key")
+        return entry.principal
+
+    def is_admin_key(self, raw: str | None) -> bool:
+        return bool(raw) and self._admin_hash is not None and hmac.compare_digest(
+            hash_key(raw), self._admin_hash)
+
+    # --- loading ------------------------------------------------------------------
+    async def load(self) -> None:
+        version = await self._store.max_updated_at()
+        rows = await self._store.list()
+        self._index = {row.key_hash: _entry(row) for row in rows}
+        self._loaded_version = version
+
+    async def start(self, poll_interval: float = 0.5) -> None:
+        await self.load()
+        self._poller = asyncio.create_task(self._poll(poll_interval), name="key-refresh")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def _poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self._store.max_updated_at() != self._loaded_version:
+                    await self.load()
+            except Exception:  # the store may be briefly down; keep the old index
+                log.warning("key refresh failed; serving the last loaded keys", exc_info=True)
+
+    # --- admin --------------------------------------------------------------------
+    async def create(self, *, name: str | None = None, user_id: str | None = None,
+                     team: str | None = None, project: str | None = None,
+                     models: list[str] | None = None, expires_at: float | None = None,
+                     metadata: dict[str, str] | None = None) -> tuple[KeyRow, str]:
+        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = self._clock()
+        row = KeyRow(
+            id="key_" + uuid.uuid4().hex[:16], name=name, key_hash=hash_key(raw),
+            key_prefix=raw[:10], user_id=user_id, team=team, project=project,
+            models=list(models or []), is_admin=False, created_at=now, expires_at=expires_at,
+            revoked_at=None, grace_until=None, rotated_from=None, replaced_by=None,
+            metadata=dict(metadata or {}), updated_at=now,
+        )
+        await self._store.insert(row)
+        await self.load()
+        return row, raw
+
+    async def list(self) -> list[KeyRow]:
+        return await self._store.list()
+
+    async def rotate(self, key_id: str, grace_seconds: float) -> tuple[KeyRow, str]:
+        old = await self._require(key_id)
+        new, raw = await self.create(
+            name=old.name, user_id=old.user_id, team=old.team, project=old.project,
+            models=old.models, expires_at=old.expires_at, metadata=old.metadata)
+        now = self._clock()
+        await self._store.update(new.id, rotated_from=old.id, updated_at=now)
+        await self._store.update(old.id, grace_until=now + max(grace_seconds, 0.0),
+                                 replaced_by=new.id, updated_at=now)
+        await self.load()
+        return await self._require(new.id), raw
+
+    async def revoke(self, key_id: str) -> KeyRow:
+        await self._require(key_id)
+        now = self._clock()
+        await self._store.update(key_id, revoked_at=now, updated_at=now)
+        await self.load()
+        return await self._require(key_id)
+
+    async def _require(self, key_id: str) -> KeyRow:
+        row = await self._store.get(key_id)
+        if row is None:
+            raise NotFound(f"no key with id {key_id!r}", code="key_not_found")
+        return row
+
+
+def _entry(row: KeyRow) -> _Entry:
+    principal = Principal(
+        key_id=row.id, name=row.name, user_id=row.user_id, team=row.team,
+        project=row.project, models=tuple(row.models or ()), is_admin=bool(row.is_admin),
+    )
+    return _Entry(principal, row.expires_at, row.revoked_at, row.grace_until)
+
+
+def public_view(row: KeyRow, now: float) -> dict:
+    """A key as the admin API shows it: never the hash."""
+    state = "active"
+    if row.revoked_at is not None and row.revoked_at <= now:
+        state = "revoked"
+    elif row.expires_at is not None and row.expires_at <= now:
+        state = "expired"
+    elif row.grace_until is not None:
+        state = "rotating" if row.grace_until > now else "rotated"
+    return {
+        "id": row.id, "name": row.name, "key_prefix": row.key_prefix, "user_id": row.user_id,
+        "team": row.team, "project": row.project, "models": list(row.models or []),
+        "created_at": row.created_at, "expires_at": row.expires_at,
+        "revoked_at": row.revoked_at, "grace_until": row.grace_until,
+        "rotated_from": row.rotated_from, "replaced_by": row.replaced_by, "state": state,
+        "metadata": row.metadata or {},
+    }

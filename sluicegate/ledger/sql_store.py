@@ -1,0 +1,123 @@
+"""The ledger store on SQLite or PostgreSQL (one implementation, SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from sqlalchemy import ColumnElement, Insert, and_, func, not_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sluicegate.db.errors import StoreRejected, translate_errors
+from sluicegate.db.schema import requests
+from sluicegate.ledger.store import (
+    EQUALITY_FILTERS,
+    RequestFilters,
+    RequestPage,
+    api_row,
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+    split_match,
+    status_bounds,
+)
+from sluicegate.model.record import LedgerRecord
+
+_C = requests.c
+
+
+class SqlLedgerStore:
+    """Writes and reads the `requests` table. The engine belongs to the caller, who
+    disposes it; `close` leaves it open for the other stores sharing it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._insert = _insert_ignoring_duplicates(engine.dialect.name)
+
+    async def write_batch(self, records: list[LedgerRecord]) -> None:
+        if not records:
+            return
+        try:
+            rows = [msgspec.to_builtins(r) for r in records]
+        except (TypeError, ValueError) as exc:  # e.g. an unencodable guardrail event
+            raise StoreRejected(f"ledger write: {exc}") from exc
+        async with translate_errors("ledger write"):
+            async with self._engine.begin() as conn:
+                await conn.execute(self._insert, rows)
+
+    async def query(
+        self, filters: RequestFilters, limit: int, cursor: str | None
+    ) -> RequestPage:
+        limit = clamp_limit(limit)
+        conditions = _filter_conditions(filters)
+        if cursor is not None:
+            ts, request_id = decode_cursor(cursor)
+            conditions.append(or_(_C.ts < ts, and_(_C.ts == ts, _C.request_id < request_id)))
+        statement = (
+            select(requests)
+            .where(*conditions)
+            .order_by(_C.ts.desc(), _C.request_id.desc())
+            .limit(limit + 1)
+        )
+        async with translate_errors("ledger query"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(statement)).mappings().all()
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(page[-1]["ts"], page[-1]["request_id"])
+        return RequestPage(data=[api_row(r) for r in page], next_cursor=next_cursor)
+
+    async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
+        statement = select(func.coalesce(func.sum(_C.cost_usd), 0.0)).where(
+            *_match_conditions(since, match))
+        return float(await self._scalar("ledger sum_cost", statement))
+
+    async def count(self, since: float, match: Mapping[str, str]) -> int:
+        statement = select(func.count()).select_from(requests).where(
+            *_match_conditions(since, match))
+        return int(await self._scalar("ledger count", statement))
+
+    async def close(self) -> None:
+        return None
+
+    async def _scalar(self, operation: str, statement: Any) -> Any:
+        async with translate_errors(operation):
+            async with self._engine.connect() as conn:
+                return (await conn.execute(statement)).scalar_one()
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
+    if dialect == "postgresql":
+        return postgresql.insert(requests).on_conflict_do_nothing(index_elements=["request_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(requests).on_conflict_do_nothing(index_elements=["request_id"])
+    raise ValueError(f"unsupported dialect {dialect!r}")
+
+
+def _filter_conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        _C[name] == getattr(f, name) for name in EQUALITY_FILTERS
+        if getattr(f, name) is not None
+    ]
+    if f.model is not None:
+        conditions.append(or_(_C.requested_model == f.model, _C.model == f.model))
+    if f.status is not None:
+        bounds = status_bounds(f.status)
+        inside = and_(_C.status_code >= bounds.low, _C.status_code < bounds.high)
+        conditions.append(not_(inside) if bounds.outside else inside)
+    if f.since is not None:
+        conditions.append(_C.ts >= f.since)
+    if f.until is not None:
+        conditions.append(_C.ts < f.until)
+    return conditions
+
+
+def _match_conditions(since: float, match: Mapping[str, str]) -> list[ColumnElement[bool]]:
+    columns, meta = split_match(match)
+    conditions: list[ColumnElement[bool]] = [_C.ts >= since]
+    conditions += [_C[name] == value for name, value in columns.items()]
+    conditions += [_C.metadata[key].as_string() == value for key, value in meta.items()]
+    return conditions

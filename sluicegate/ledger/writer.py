@@ -1,0 +1,273 @@
+"""The ledger writer: the hot path enqueues, one background task writes in batches.
+
+    record(rec) --put_nowait--> queue --batch--> store.write_batch
+         | queue full                 | store down / failing
+         v                            v
+       spool  <------------------  spool  --replay when the store answers again--> store
+
+`record` never blocks and never raises. A batch the store cannot take goes to the spool
+and the store is left alone for `retry_interval` (new batches go straight to the spool);
+then a replay probes it. A batch the store *refuses* (`StoreRejected`: bad data, not an
+outage) is split in halves until the offending records are isolated and set aside in the
+spool's rejected file, so one bad record never jams the ledger. Nothing is dropped
+silently: the only loss is a spool that cannot be written (disk full, or the bounded
+in-memory spool), which is logged and counted in `status().dropped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+
+import msgspec
+
+from sluicegate.db.errors import StoreRejected
+from sluicegate.ledger.spool import FileSpool, MemorySpool, Spool
+from sluicegate.ledger.store import LedgerStore
+from sluicegate.model.record import LedgerRecord
+
+log = logging.getLogger(__name__)
+
+
+class WriterStatus(msgspec.Struct, kw_only=True):
+    queued: int  # accepted, not yet written or spooled
+    spooled: int  # waiting in the spool for the store
+    written: int
+    set_aside: int
+    dropped: int
+    store_available: bool
+    last_error: str | None
+
+
+class LedgerWriter:
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.2,
+        spool_path: str | None = None,
+        max_queue: int = 100_000,
+        retry_interval: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._retry_interval = retry_interval
+        self._spool: Spool = FileSpool(spool_path) if spool_path else MemorySpool(max_queue)
+        self._queue: asyncio.Queue[LedgerRecord] = asyncio.Queue(max_queue)
+        self._has_work = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._replay_lock = asyncio.Lock()
+        self._flushers: list[tuple[int, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._accepted = self._handled = 0
+        self._written = self._set_aside = self._dropped = 0
+        self._down_until = 0.0
+        self._spool_retry_at = 0.0
+        self._last_error: str | None = None
+        self._overflowing = False
+
+    # --- hot path ---------------------------------------------------------------
+    def record(self, rec: LedgerRecord) -> None:
+        """Queue one record. Never blocks, never raises."""
+        try:
+            if self._closed:
+                self._spool_append([rec])
+                return
+            self._queue.put_nowait(rec)
+        except asyncio.QueueFull:
+            if not self._overflowing:
+                log.warning("ledger queue full: spooling records straight to the spool")
+                self._overflowing = True
+            self._spool_append([rec])
+            return
+        except Exception:  # never let bookkeeping break a request
+            log.exception("ledger writer could not take a record")
+            return
+        self._accepted += 1
+        self._has_work.set()
+        if self._queue.qsize() >= self._batch_size:
+            self._batch_full.set()
+
+    @property
+    def pending(self) -> int:
+        """Records not yet in the store: queued plus spooled."""
+        return (self._accepted - self._handled) + self._spool.count
+
+    def status(self) -> WriterStatus:
+        return WriterStatus(
+            queued=self._accepted - self._handled, spooled=self._spool.count,
+            written=self._written, set_aside=self._set_aside, dropped=self._dropped,
+            store_available=not self._store_down(), last_error=self._last_error,
+        )
+
+    # --- lifecycle --------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ledger-writer")
+            self._task.add_done_callback(self._on_worker_exit)
+
+    async def flush(self) -> None:
+        """Wait until every record accepted so far is written or spooled, then try to
+        replay the spool once (whatever the retry timer says)."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("ledger writer is not running")
+        target = self._accepted
+        if self._handled < target:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._flushers.append((target, done))
+            self._has_work.set()
+            self._batch_full.set()
+            await done
+        if self._spool.count:
+            await self.replay()
+
+    async def close(self) -> None:
+        """Flush, then stop the background task. Later records go to the spool."""
+        if self._closed:
+            return
+        await self.start()
+        await self.flush()
+        while self._handled < self._accepted:  # records that arrived during the flush
+            await self.flush()
+        self._closed = True
+        assert self._task is not None
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+
+    async def replay(self) -> None:
+        """Move spooled records to the store, until the spool is empty or the store fails."""
+        async with self._replay_lock:
+            try:
+                while batch := self._spool.peek(self._batch_size):
+                    if not await self._write(batch):
+                        return
+                    self._spool.commit()
+            except OSError:
+                log.exception("ledger spool could not be read; will retry")
+                self._spool_retry_at = time.monotonic() + self._retry_interval
+
+    # --- the background task ----------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug or a spool I/O error must not stop the writer
+                log.exception("ledger writer step failed")
+                await asyncio.sleep(self._flush_interval)
+
+    async def _step(self) -> None:
+        await self._wait_for_work()
+        batch = await self._collect()
+        if batch:
+            await self._deliver(batch)
+            self._handled += len(batch)
+            self._release_flushers()
+        elif self._queue.empty():
+            self._overflowing = False
+        if self._spool.count and time.monotonic() >= self._replay_due_at():
+            await self.replay()
+
+    async def _wait_for_work(self) -> None:
+        if not self._queue.empty():
+            return
+        self._has_work.clear()
+        timeout = None
+        if self._spool.count:
+            timeout = max(0.0, self._replay_due_at() - time.monotonic())
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._has_work.wait(), timeout)
+
+    async def _collect(self) -> list[LedgerRecord]:
+        batch = self._drain([])
+        if batch and len(batch) < self._batch_size and not self._flushers:
+            self._batch_full.clear()  # linger so that batches fill under steady traffic
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._batch_full.wait(), self._flush_interval)
+            self._drain(batch)
+        return batch
+
+    def _drain(self, batch: list[LedgerRecord]) -> list[LedgerRecord]:
+        while len(batch) < self._batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _deliver(self, batch: list[LedgerRecord]) -> None:
+        if self._store_down() or not await self._write(batch):
+            self._spool_append(batch)
+
+    async def _write(self, batch: list[LedgerRecord]) -> bool:
+        """True once every record is stored or set aside; False if the store failed."""
+        try:
+            await self._store.write_batch(batch)
+        except StoreRejected as exc:
+            if len(batch) == 1:
+                self._reject(batch, str(exc))
+                return True
+            middle = len(batch) // 2
+            return await self._write(batch[:middle]) and await self._write(batch[middle:])
+        except Exception as exc:  # StoreUnavailable, or anything else a store may raise
+            self._mark_down(exc)
+            return False
+        self._written += len(batch)
+        self._mark_up()
+        return True
+
+    # --- bookkeeping ------------------------------------------------------------
+    def _spool_append(self, records: Sequence[LedgerRecord]) -> None:
+        try:
+            self._spool.append(records)
+        except Exception:
+            self._dropped += len(records)
+            log.exception("ledger spool failed: %d records lost", len(records))
+
+    def _reject(self, records: Sequence[LedgerRecord], reason: str) -> None:
+        log.error("ledger store refused record %s: %s", records[0].request_id, reason)
+        try:
+            self._spool.set_aside(records, reason)
+            self._set_aside += len(records)
+        except Exception:
+            self._dropped += len(records)
+            log.exception("could not set aside %d refused records", len(records))
+
+    def _replay_due_at(self) -> float:
+        return max(self._down_until, self._spool_retry_at)
+
+    def _store_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _mark_down(self, exc: Exception) -> None:
+        if self._last_error is None:
+            log.warning("ledger store unavailable, spooling: %s", exc)
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._down_until = time.monotonic() + self._retry_interval
+
+    def _mark_up(self) -> None:
+        if self._last_error is not None:
+            log.info("ledger store is back; replaying %d spooled records", self._spool.count)
+        self._last_error = None
+        self._down_until = 0.0
+
+    def _release_flushers(self) -> None:
+        waiting = []
+        for target, done in self._flushers:
+            if self._handled >= target:
+                if not done.done():
+                    done.set_result(None)
+            else:
+                waiting.append((target, done))
+        self._flushers = waiting
+
+    def _on_worker_exit(self, task: asyncio.Task[None]) -> None:
+        for _, done in self._flushers:
+            if not done.done():
+                done.set_exception(RuntimeError("ledger writer stopped"))
+        self._flushers = []

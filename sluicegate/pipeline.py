@@ -1,0 +1,364 @@
+"""The whole path of one request, top to bottom.
+
+    identify  key -> principal; envelope from headers; body parsed and checked
+    admit     every matching rate limit and budget reserves before the call
+    route     virtual model -> ordered targets, skipping open circuits
+    attempt   one provider call per target, with retry and fallback
+    settle    usage -> cost -> reconcile reservations
+    record    one ledger row, whatever happened
+
+Streams settle and record when the last byte has gone out (or the client has left).
+Per-request work touches memory only: keys, config and prices are loaded ahead of time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+import orjson
+
+from sluicegate.errors import (
+    InternalError,
+    InvalidRequest,
+    PayloadTooLarge,
+    PermissionDenied,
+    SluiceError,
+    UpstreamError,
+)
+from sluicegate.identity.envelope import EnvelopeReader
+from sluicegate.identity.keys import KeyService
+from sluicegate.ledger.writer import LedgerWriter
+from sluicegate.model.identity import Envelope
+from sluicegate.model.record import LedgerRecord, PolicyEvent
+from sluicegate.model.request import ClientApi, GatewayRequest
+from sluicegate.model.usage import Usage
+from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
+from sluicegate.providers.base import ProviderCall, ProviderResult
+from sluicegate.providers.catalog import Catalog
+from sluicegate.router.attempts import run_attempts
+from sluicegate.router.plan import RoutePlan, Router, Target
+from sluicegate.settle import price_usage, write_usage
+from sluicegate.wire import anthropic_messages, openai_chat, openai_embeddings
+
+log = logging.getLogger(__name__)
+
+REQUEST_INSPECTORS = {
+    ClientApi.OPENAI_CHAT: openai_chat.inspect_request,
+    ClientApi.ANTHROPIC_MESSAGES: anthropic_messages.inspect_request,
+    ClientApi.OPENAI_EMBEDDINGS: openai_embeddings.inspect_request,
+}
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+
+class IncomingCall(msgspec.Struct, kw_only=True):
+    """What the HTTP edge hands over: nothing parsed yet but the route."""
+
+    client_api: ClientApi
+    body: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+    api_key: str | None
+    too_large: bool = False  # the edge stopped reading past the body size limit
+
+
+class Reply(msgspec.Struct, kw_only=True):
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+class StreamReply(msgspec.Struct, kw_only=True):
+    headers: dict[str, str]
+    chunks: AsyncIterator[bytes]
+
+
+class Pipeline:
+    def __init__(self, *, keys: KeyService, envelopes: EnvelopeReader, policy: PolicyEngine,
+                 router: Router, ledger: LedgerWriter, catalog: Callable[[], Catalog],
+                 render_stream_error: Callable[[ClientApi, SluiceError, str], bytes]):
+        self._keys = keys
+        self._envelopes = envelopes
+        self._policy = policy
+        self._router = router
+        self._ledger = ledger
+        self._catalog = catalog  # the live catalogue; swapped on config change
+        self._render_stream_error = render_stream_error
+        self._finishers: set[asyncio.Task] = set()
+
+    # --- the story --------------------------------------------------------------------
+    async def handle(self, call: IncomingCall) -> Reply | StreamReply:
+        started = time.perf_counter()
+        record = _new_record(call.client_api)
+        admission: Admission | None = None
+        try:
+            request = self._identify(call, record, started)
+            plan, admission = await self._admit(request, record)
+            outcome = await self._attempts(request, plan, record)
+            if request.stream:
+                return self._stream_reply(request, outcome, admission, record)
+            result: ProviderResult = outcome.result
+            await self._settle(admission, record, result.usage, outcome.final_target)
+            record.response_model = result.response_model
+            return Reply(status=200, body=result.body,
+                         headers=self._headers(record, admission, with_cost=True))
+        except SluiceError as exc:
+            await self._release(admission)
+            _fail(record, exc)
+            exc.request_id = record.request_id
+            raise
+        except Exception as exc:  # a bug: still one ledger row and an answer in format
+            log.exception("request %s failed", record.request_id)
+            await self._release(admission)
+            _fail(record, exc)
+            error = InternalError("internal error; see the gateway log for " + record.request_id)
+            error.request_id = record.request_id
+            raise error from exc
+        except BaseException as exc:  # cancelled (client left): release and record
+            self._spawn(self._release(admission))  # a cancelled task cannot await
+            _fail(record, exc)
+            raise
+        finally:
+            if not record.stream or record.status_code != 200:
+                self._finish(record, started)
+
+    # --- identity ---------------------------------------------------------------------
+    def _identify(self, call: IncomingCall, record: LedgerRecord,
+                  started: float) -> GatewayRequest:
+        if call.too_large:
+            raise PayloadTooLarge("the request body is larger than the gateway accepts")
+        principal = self._keys.authenticate(call.api_key)
+        record.key_id = principal.key_id
+        envelope = self._envelopes.read(principal, call.raw_headers)
+        _write_envelope(record, envelope)
+        body = _parse_json(call.body)
+        facts = REQUEST_INSPECTORS[call.client_api](body)
+        record.requested_model = facts.model
+        record.stream = facts.stream
+        if not principal.may_use(facts.model):
+            raise PermissionDenied(f"this key may not use model {facts.model!r}", param="model")
+        return GatewayRequest(
+            request_id=record.request_id, received_at=record.ts, started=started,
+            client_api=call.client_api, body=body, requested_model=facts.model,
+            stream=facts.stream, principal=principal, envelope=envelope,
+            max_output_tokens=facts.max_output_tokens,
+            estimated_input_tokens=facts.estimated_input_tokens,
+            client_wants_stream_usage=facts.include_usage,
+        )
+
+    # --- policy -----------------------------------------------------------------------
+    async def _admit(self, request: GatewayRequest,
+                     record: LedgerRecord) -> tuple[RoutePlan, Admission]:
+        """Plan the route, then reserve against every matching limit and budget. A breach
+        whose action is a fallback re-plans with the fallback model and admits again."""
+        model = request.requested_model
+        exempt: frozenset[str] = frozenset()
+        events: list[PolicyEvent] = []
+        for _ in range(4):
+            plan = await self._router.plan(model, request.envelope)
+            admission = await self._policy.admit(AdmissionInput(
+                request_id=request.request_id, envelope=request.envelope,
+                principal=request.principal, model=model,
+                estimated_input_tokens=request.estimated_input_tokens,
+                max_output_tokens=request.max_output_tokens,
+                worst_case_cost_usd=self._worst_case(plan, request),
+                exempt_rule_ids=exempt,
+            ))
+            events.extend(admission.events)
+            if not admission.wants_fallback:
+                record.policy_events = events
+                return plan, admission
+            fallback = admission.fallback_model or self._router.cheaper_model(model)
+            if fallback is None:
+                raise InvalidRequest(
+                    f"rule {admission.fallback_rule_id!r} asks for a cheaper model than "
+                    f"{model!r} but none is configured", code="no_fallback_model")
+            model = self._catalog().resolve_alias(fallback)
+            exempt = exempt | {admission.fallback_rule_id}
+        raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
+
+    def _worst_case(self, plan: RoutePlan, request: GatewayRequest) -> float | None:
+        catalog = self._catalog()
+        max_out = request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
+        costs = []
+        for target in plan.candidates:
+            provider = catalog.provider(target.provider)
+            if provider is None:
+                continue
+            cost = catalog.prices.worst_case(provider.kind, target.model,
+                                             request.estimated_input_tokens, max_out)
+            if cost is not None:
+                costs.append(cost)
+        return max(costs) if costs else None
+
+    # --- router + provider ----------------------------------------------------------
+    async def _attempts(self, request: GatewayRequest, plan: RoutePlan, record: LedgerRecord):
+        record.routing_rule = plan.rule_id
+        catalog = self._catalog()
+
+        async def attempt(target: Target, reason: str):
+            provider = catalog.provider(target.provider)
+            if provider is None:
+                raise UpstreamError(f"target {target.id!r} names unknown provider "
+                                    f"{target.provider!r}")
+            call = ProviderCall(
+                client_api=request.client_api, body=request.body, model=target.model,
+                stream=request.stream,
+                timeout_s=(target.timeout_ms / 1000) if target.timeout_ms
+                else provider.default_timeout_s,
+                ttft_timeout_s=(target.ttft_timeout_ms / 1000) if target.ttft_timeout_ms
+                else None,
+                client_wants_stream_usage=request.client_wants_stream_usage,
+                override_params=target.override_params, headers_set=target.headers_set,
+                headers_remove=tuple(target.headers_remove), request_id=request.request_id,
+            )
+            record.provider, record.model = target.provider, target.model
+            if request.stream:
+                return await provider.open_stream(call)
+            return await provider.complete(call)
+
+        outcome = await run_attempts(plan, attempt, breakers=self._router.breakers,
+                                     latency=self._router.latency)
+        _write_attempts(record, outcome)
+        if outcome.error is not None:
+            raise outcome.error
+        record.provider = outcome.final_target.provider
+        record.model = outcome.final_target.model
+        return outcome
+
+    # --- settle + record ------------------------------------------------------------
+    async def _settle(self, admission: Admission | None, record: LedgerRecord, usage: Usage,
+                      target: Target | None) -> None:
+        catalog = self._catalog()
+        provider = catalog.provider(target.provider) if target else None
+        priced = price_usage(catalog.prices, provider.kind if provider else None,
+                             record.model, usage)
+        write_usage(record, usage, priced)
+        if admission is not None:
+            await self._policy.settle(admission, usage, priced.cost_usd)
+
+    async def _release(self, admission: Admission | None) -> None:
+        if admission is not None:
+            await self._policy.settle(admission, None, None)
+
+    def _finish(self, record: LedgerRecord, started: float) -> None:
+        record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        self._ledger.record(record)
+
+    def _headers(self, record: LedgerRecord, admission: Admission | None,
+                 *, with_cost: bool) -> dict[str, str]:
+        headers = {"x-sluice-request-id": record.request_id,
+                   "x-sluice-attempts": str(record.attempt_count)}
+        if record.provider and record.model:
+            headers["x-sluice-resolved-model"] = f"{record.provider}/{record.model}"
+        if with_cost and record.cost_usd is not None:
+            headers["x-sluice-cost-usd"] = f"{record.cost_usd:.8f}"
+        if record.fallback_used:
+            headers["x-sluice-fallback"] = "true"
+        if admission is not None:
+            headers.update(admission.headers)
+        return headers
+
+    # --- streams ----------------------------------------------------------------------
+    def _stream_reply(self, request: GatewayRequest, outcome, admission: Admission,
+                      record: LedgerRecord) -> StreamReply:
+        stream = outcome.result
+        headers = self._headers(record, admission, with_cost=False)
+        return StreamReply(headers=headers,
+                           chunks=self._relay(request, stream, admission, record, outcome))
+
+    async def _relay(self, request: GatewayRequest, stream, admission: Admission,
+                     record: LedgerRecord, outcome) -> AsyncIterator[bytes]:
+        """Relay the stream; whatever ends it (done, provider broke, client left), settle
+        with the usage known so far and write the ledger row."""
+        error: SluiceError | None = None
+        try:
+            async for chunk in stream:
+                yield chunk
+        except UpstreamError as exc:
+            error = exc
+            yield self._render_stream_error(request.client_api, exc, record.request_id)
+        except (asyncio.CancelledError, GeneratorExit):
+            record.client_disconnected = True
+            raise
+        finally:
+            stream.close()
+            if stream.first_token_at is not None:
+                record.ttft_ms = round((stream.first_token_at - request.started) * 1000, 3)
+            record.response_model = stream.response_model
+            if error is not None:
+                _fail(record, error)
+            elif record.client_disconnected:
+                record.status_code, record.error_type = 499, "client_disconnected"
+            # Settling awaits the counter store; a cancelled generator cannot await, so
+            # the settlement runs as its own task.
+            self._spawn(self._settle_stream(admission, record, stream.usage,
+                                            outcome.final_target, request.started))
+
+    async def _settle_stream(self, admission, record, usage, target, started) -> None:
+        try:
+            await self._settle(admission, record, usage, target)
+        finally:
+            self._finish(record, started)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._finishers.add(task)
+        task.add_done_callback(self._finishers.discard)
+
+    async def drain(self) -> None:
+        """Wait for stream settlements still in flight (shutdown, tests)."""
+        if self._finishers:
+            await asyncio.gather(*list(self._finishers), return_exceptions=True)
+
+
+# --- small helpers ------------------------------------------------------------------
+def _new_record(client_api: ClientApi) -> LedgerRecord:
+    return LedgerRecord(request_id="req_" + uuid.uuid4().hex, ts=time.time(),
+                        client_api=client_api.value, status_code=200)
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc.msg} at position {exc.pos}",
+                             code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object", code="invalid_json")
+    return data
+
+
+def _write_envelope(record: LedgerRecord, envelope: Envelope) -> None:
+    record.user_id, record.team, record.project = envelope.user_id, envelope.team, envelope.project
+    record.session_id, record.workflow_tag = envelope.session_id, envelope.workflow_tag
+    record.environment, record.cost_center = envelope.environment, envelope.cost_center
+    record.metadata = envelope.metadata
+
+
+def _write_attempts(record: LedgerRecord, outcome) -> None:
+    record.attempts = list(outcome.attempts)
+    record.attempt_count = len(outcome.attempts)
+    record.fallback_used = outcome.fallback_used
+    record.retry_used = outcome.retry_used
+
+
+def _fail(record: LedgerRecord, exc: BaseException) -> None:
+    if isinstance(exc, SluiceError):
+        record.status_code = exc.status
+        record.error_type = exc.code or exc.error_type
+        record.error_message = exc.message[:500]
+        rule_id = getattr(exc, "rule_id", None)
+        if rule_id and not any(e.rule_id == rule_id for e in record.policy_events):
+            record.policy_events.append(PolicyEvent(kind="policy", rule_id=rule_id,
+                                                    action="hard_block"))
+    elif isinstance(exc, asyncio.CancelledError):
+        record.status_code, record.error_type = 499, "client_disconnected"
+        record.client_disconnected = True
+    else:
+        record.status_code, record.error_type = 500, "internal_error"
+        record.error_message = f"{type(exc).__name__}: {exc}"[:500]

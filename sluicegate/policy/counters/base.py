@@ -1,0 +1,85 @@
+"""The counter store contract shared by the in-memory and the Redis implementation.
+
+A counter holds `used` (settled consumption) and `reserved` (held by admissions still in
+flight). Amounts are integers: requests, tokens, or micro-dollars for budgets, so nothing
+drifts. A counter is either fixed (one number per window; the window start is part of the
+key and the counter expires after the window) or sliding (`Slide`: consumption kept in
+time buckets, summed over the last `window_s` seconds; a bucket counts while any part of
+it overlaps the window, so a rolling budget errs on the safe side).
+
+`admit` is atomic over all its checks: either every check fits (`used + reserved +
+amount <= limit`) and all are reserved under one reservation id, or nothing is reserved.
+A reservation not settled or released within `ttl_s` is dropped by the store itself, so
+a crashed replica never leaves capacity held forever. `settle` replaces what a
+reservation held by what was actually consumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import msgspec
+
+NO_LIMIT = 10**15
+"""A limit that never refuses: for checks that count but do not enforce (audit, exempt)."""
+
+
+class Slide(msgspec.Struct, frozen=True):
+    window_s: int
+    bucket_s: int
+
+
+class Check(msgspec.Struct, frozen=True):
+    key: str
+    limit: int
+    amount: int
+    expires_at: float  # unix seconds; the counter may be dropped after this
+    slide: Slide | None = None
+
+
+class Level(msgspec.Struct, frozen=True, array_like=True):
+    used: int
+    reserved: int
+
+
+class AdmitResult(msgspec.Struct, frozen=True):
+    ok: bool
+    levels: tuple[Level, ...]  # one per check, as the store saw it before this admission
+    failed_index: int | None = None  # the first check that did not fit
+
+
+class CounterStore(Protocol):
+    async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
+        """Reserve every check or none; see the module docstring."""
+        ...
+
+    async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
+        """Drop the reservation's holds and add `actuals` to `used` (keys missing from
+        `actuals` are released; counters whose window has gone are left alone)."""
+        ...
+
+    async def release(self, reservation_id: str) -> None: ...
+
+    async def usage(self, keys: Sequence[str]) -> dict[str, Level]: ...
+
+    async def set_if_absent(
+        self, key: str, used: int | Mapping[int, int], expires_at: float, slide: Slide | None = None
+    ) -> bool:
+        """Seed `used` of a counter that has none yet (rebuild from the ledger). For a
+        sliding counter `used` maps bucket start (unix seconds) to amount."""
+        ...
+
+    async def mark_once(self, key: str, ttl_s: float) -> bool:
+        """True the first time `key` is marked within `ttl_s` seconds, False after."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def bucket_start(now: float, bucket_s: int) -> int:
+    return int(now // bucket_s * bucket_s)
+
+
+def bucket_alive(start: int, slide: Slide, now: float) -> bool:
+    return start + slide.bucket_s > now - slide.window_s

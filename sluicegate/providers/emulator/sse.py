@@ -1,0 +1,46 @@
+"""Server-sent events: encoding, and pacing a stream by its faults (first-event delay,
+gaps between events, an abrupt cut)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import orjson
+from starlette.responses import StreamingResponse
+
+from sluicegate.providers.emulator.faults import RequestFaults
+
+OPENAI_DONE = b"data: [DONE]\n\n"
+
+
+class StreamCut(Exception):
+    """Raised inside a response body so the server drops the connection mid-stream: the
+    client sees an incomplete body, as when an upstream dies, not a clean end."""
+
+
+def openai_event(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def anthropic_event(data: dict[str, Any]) -> bytes:
+    return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def paced(events: Iterable[bytes], faults: RequestFaults) -> AsyncIterator[bytes]:
+    sent = 0
+    for event in events:
+        if faults.drop_after_events is not None and sent >= faults.drop_after_events:
+            raise StreamCut(f"emulated stream cut after {sent} events")
+        delay = faults.ttft_s if sent == 0 else faults.inter_chunk_s
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield event
+        sent += 1
+
+
+def sse_response(events: Iterable[bytes], faults: RequestFaults,
+                 headers: dict[str, str]) -> StreamingResponse:
+    return StreamingResponse(paced(events, faults), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", **headers})

@@ -1,0 +1,182 @@
+"""A validated document -> the compiled virtual model the router serves from.
+
+Everything that can be decided once is decided here: inherited settings resolved, target
+ids generated, condition names resolved to envelope fields, a `model` pinned in
+`override_params` lifted into `Target.model` (so the target names what is sent upstream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from sluicegate.errors import ConfigError
+from sluicegate.router.conditions import DEFAULT_HEADER_PREFIXES, Condition, build_condition
+from sluicegate.router.documents import (
+    FallbackSpec,
+    LoadBalancingDocument,
+    RetrySpec,
+    RouteSpec,
+    RuleSpec,
+    WhenSpec,
+    _RuleSetSettings,
+)
+from sluicegate.router.routes import (
+    DEFAULT_FALLBACK_STATUS_CODES,
+    DEFAULT_RETRY_STATUS_CODES,
+    BreakerPolicy,
+    CompiledRoute,
+    CompiledVirtualModel,
+    LatencyPolicy,
+    RetryPolicy,
+    StickyPolicy,
+    Target,
+)
+
+DEFAULT_ROUTE_ID = "default"
+V = TypeVar("V")
+
+
+def compile_document(
+    doc: LoadBalancingDocument, *, header_prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES
+) -> CompiledVirtualModel:
+    if doc.routes is not None:
+        routes = tuple(_route(doc, spec, spec, header_prefixes) for spec in doc.routes)
+    else:
+        implicit = RouteSpec(id=DEFAULT_ROUTE_ID, rules=doc.rules or [])
+        routes = (_route(doc, implicit, doc, header_prefixes, explicit=False),)
+    _check_ids_agree(doc.name, routes)
+    breaker = doc.circuit_breaker
+    return CompiledVirtualModel(
+        name=doc.name,
+        routes=routes,
+        breaker=BreakerPolicy(
+            failure_threshold=breaker.failure_threshold,
+            window_seconds=breaker.window_seconds,
+            cooldown_seconds=breaker.cooldown_seconds,
+            probe_timeout_seconds=breaker.probe_timeout_seconds,
+        ) if breaker.enabled else None,
+        sticky=StickyPolicy(**doc.sticky_session.model_dump()),
+    )
+
+
+def _route(
+    doc: LoadBalancingDocument,
+    route: RouteSpec,
+    settings: _RuleSetSettings,
+    prefixes: Sequence[str],
+    *,
+    explicit: bool = True,
+) -> CompiledRoute:
+    retry = _inherit(settings.retry, doc.retry)
+    fallback_specs = _inherit(settings.fallbacks, doc.fallbacks) or []
+    taken = {spec.id for spec in (*route.rules, *fallback_specs) if spec.id is not None}
+    rules = tuple(
+        _target(spec, spec.target.provider, spec.target.model, retry, taken,
+                weight=spec.weight, priority=spec.priority)
+        for spec in route.rules
+    )
+    fallbacks = tuple(_target(spec, spec.provider, spec.model, retry, taken) for spec in fallback_specs)
+    codes = _inherit(settings.fallback_status_codes, doc.fallback_status_codes)
+    return CompiledRoute(
+        id=route.id,
+        when=_condition(route.when, prefixes),
+        rule_type=_inherit(settings.rule_type, doc.rule_type) or "weight-based",
+        rules=rules,
+        fallbacks=fallbacks,
+        fallback_status_codes=frozenset(codes) if codes is not None else DEFAULT_FALLBACK_STATUS_CODES,
+        latency=_latency(settings, doc),
+        explicit=explicit,
+    )
+
+
+def _target(
+    spec: RuleSpec | FallbackSpec,
+    provider: str,
+    model: str,
+    retry: RetrySpec | None,
+    taken: set[str],
+    *,
+    weight: float = 1.0,
+    priority: int = 0,
+) -> Target:
+    params = dict(spec.override_params)
+    model = str(params.pop("model", model))
+    return Target(
+        id=spec.id or _generated_id(f"{provider}/{model}", taken),
+        provider=provider,
+        model=model,
+        timeout_ms=spec.timeout_ms,
+        ttft_timeout_ms=spec.ttft_timeout_ms,
+        override_params=params,
+        headers_set=dict(spec.headers.set_),
+        headers_remove=tuple(spec.headers.remove),
+        retry=_retry(spec.retry or retry),
+        weight=weight,
+        priority=priority,
+    )
+
+
+def _generated_id(base: str, taken: set[str]) -> str:
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}#{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _retry(spec: RetrySpec | None) -> RetryPolicy:
+    if spec is None:
+        return RetryPolicy()
+    codes = spec.on_status_codes
+    return RetryPolicy(
+        attempts=spec.attempts,
+        delay_ms=spec.delay_ms,
+        max_delay_ms=spec.max_delay_ms,
+        jitter=spec.jitter,
+        on_status_codes=frozenset(codes) if codes is not None else DEFAULT_RETRY_STATUS_CODES,
+    )
+
+
+def _latency(settings: _RuleSetSettings, doc: LoadBalancingDocument) -> LatencyPolicy:
+    default = LatencyPolicy()
+    tolerance = _inherit(settings.latency_tolerance_pct, doc.latency_tolerance_pct)
+    min_samples = _inherit(settings.latency_min_samples, doc.latency_min_samples)
+    explore = _inherit(settings.latency_explore_pct, doc.latency_explore_pct)
+    return LatencyPolicy(
+        tolerance_pct=_or(tolerance, default.tolerance_pct),
+        min_samples=_or(min_samples, default.min_samples),
+        explore_pct=_or(explore, default.explore_pct),
+    )
+
+
+def _condition(when: WhenSpec | None, prefixes: Sequence[str]) -> Condition | None:
+    if when is None:
+        return None
+    metadata = dict(when.metadata)
+    if when.workflow_tag is not None:
+        metadata["workflow_tag"] = when.workflow_tag
+    return build_condition(metadata, when.subjects, prefixes)
+
+
+def _check_ids_agree(name: str, routes: tuple[CompiledRoute, ...]) -> None:
+    """One target id is one breaker: across routes it must name the same provider/model."""
+    seen: dict[str, str] = {}
+    for route in routes:
+        for target in (*route.rules, *route.fallbacks):
+            label = seen.setdefault(target.id, target.label)
+            if label != target.label:
+                raise ConfigError(
+                    f"{name}: target id {target.id!r} names both {label} and {target.label}; "
+                    "give them different ids",
+                    param="routes",
+                )
+
+
+def _inherit(own: V | None, inherited: V | None) -> V | None:
+    return own if own is not None else inherited
+
+
+def _or(value: V | None, default: V) -> V:
+    return value if value is not None else default

@@ -1,0 +1,1 @@
+"""The HTTP edge: ASGI app, composition root, wire endpoints, admin API."""

@@ -1,0 +1,163 @@
+"""The admin JSON API under /api: keys, the request ledger, budgets, alerts, targets.
+
+Every route here needs the admin key (`Authorization: Bearer $SLUICEGATE_ADMIN_KEY`);
+errors use the OpenAI error body, which is what the CLI prints.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluicegate.errors import InvalidRequest, PermissionDenied, SluiceError
+from sluicegate.identity.keys import KeyService, public_view
+from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters
+from sluicegate.ledger.writer import LedgerWriter
+from sluicegate.server.errors import error_response
+from sluicegate.server.wire_routes import api_key_from
+
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def json_response(payload, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def admin_only(keys: KeyService, handler: Callable[[Request], Awaitable[Response]]):
+    async def guarded(request: Request) -> Response:
+        try:
+            raw = api_key_from(request)
+            if not keys.is_admin_key(raw):
+                principal = keys.authenticate(raw)  # 401 for unknown keys, 403 otherwise
+                raise PermissionDenied(f"key {principal.key_id} is not an admin key",
+                                       code="admin_required")
+            request.state.principal = "admin"
+            return await handler(request)
+        except SluiceError as exc:
+            return error_response("openai", exc)
+
+    return guarded
+
+
+async def json_body(request: Request) -> dict:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the body is not valid JSON", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object", code="invalid_json")
+    return data
+
+
+def parse_time(value: str | None, param: str) -> float | None:
+    """Unix seconds, ISO-8601, or a relative age such as `15m`, `1h`, `7d`."""
+    if value is None or value == "":
+        return None
+    match = _RELATIVE.match(value)
+    if match:
+        return time.time() - int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidRequest(f"{param}: {value!r} is not a time (unix seconds, ISO-8601, "
+                             "or an age like 15m / 1h / 7d)", param=param) from None
+
+
+def _optional_float(data: dict, name: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidRequest(f"{name} must be a number of seconds or a time", param=name)
+    return parse_time(str(value), name)
+
+
+class AdminApi:
+    def __init__(self, *, keys: KeyService, ledger: LedgerStore, writer: LedgerWriter,
+                 extra_routes: list[Route] | None = None):
+        self._keys = keys
+        self._ledger = ledger
+        self._writer = writer
+        self._extra = extra_routes or []
+
+    def routes(self) -> list[Route]:
+        guard = lambda handler: admin_only(self._keys, handler)  # noqa: E731
+        return [
+            Route("/api/keys", guard(self.create_key), methods=["POST"]),
+            Route("/api/keys", guard(self.list_keys), methods=["GET"]),
+            Route("/api/keys/{key_id}/rotate", guard(self.rotate_key), methods=["POST"]),
+            Route("/api/keys/{key_id}", guard(self.revoke_key), methods=["DELETE"]),
+            Route("/api/requests", guard(self.requests), methods=["GET"]),
+            *[Route(r.path, guard(r.endpoint), methods=list(r.methods or ["GET"]))
+              for r in self._extra],
+        ]
+
+    async def create_key(self, request: Request) -> Response:
+        data = await json_body(request)
+        unknown = set(data) - {"user_id", "team", "project", "name", "models", "expires_at",
+                               "metadata"}
+        if unknown:
+            raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}",
+                                 param=sorted(unknown)[0])
+        for field in ("user_id", "team", "project", "name"):
+            if data.get(field) is not None and not isinstance(data[field], str):
+                raise InvalidRequest(f"{field} must be a string", param=field)
+        models = data.get("models") or []
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise InvalidRequest("models must be a list of model names", param="models")
+        row, raw = await self._keys.create(
+            name=data.get("name"), user_id=data.get("user_id"), team=data.get("team"),
+            project=data.get("project"), models=models,
+            expires_at=_optional_float(data, "expires_at"), metadata=data.get("metadata"))
+        return json_response({**public_view(row, time.time()), "key": raw}, status=201)
+
+    async def list_keys(self, request: Request) -> Response:
+        now = time.time()
+        rows = await self._keys.list()
+        return json_response({"data": [public_view(r, now) for r in rows]})
+
+    async def rotate_key(self, request: Request) -> Response:
+        data = await json_body(request)
+        grace = data.get("grace_seconds", 3600)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            raise InvalidRequest("grace_seconds must be a number >= 0", param="grace_seconds")
+        row, raw = await self._keys.rotate(request.path_params["key_id"], float(grace))
+        return json_response({**public_view(row, time.time()), "key": raw})
+
+    async def revoke_key(self, request: Request) -> Response:
+        row = await self._keys.revoke(request.path_params["key_id"])
+        return json_response(public_view(row, time.time()))
+
+    async def requests(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = int(q.get("limit", "50"))
+        except ValueError:
+            raise InvalidRequest("limit must be an integer", param="limit") from None
+        status = q.get("status")
+        filters = RequestFilters(
+            project=q.get("project"), team=q.get("team"), user_id=q.get("user_id"),
+            session_id=q.get("session_id"), workflow_tag=q.get("workflow_tag"),
+            key_id=q.get("key_id"), model=q.get("model"),
+            status=int(status) if status and status.isdigit() else status,
+            since=parse_time(q.get("since"), "since"), until=parse_time(q.get("until"), "until"),
+        )
+        await self._writer.flush()  # read-your-writes for the caller
+        page = await self._ledger.query(filters, min(max(limit, 1), MAX_PAGE), q.get("cursor"))
+        return json_response({"data": page.data, "next_cursor": page.next_cursor})
+

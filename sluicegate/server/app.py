@@ -1,0 +1,195 @@
+"""The composition root: every store, client and stage is built here, once, and passed
+down. Nothing else in the package constructs a store or reads process settings.
+
+`create_app(settings)` returns the ASGI app; `app_from_env()` is the factory granian
+imports in its worker (settings arrive through SLUICEGATE_* variables).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from sluicegate.config.live import ConfigSnapshot, LiveConfig
+from sluicegate.config.registry import DocumentRegistry
+from sluicegate.config.service import ConfigService
+from sluicegate.config.version_store import SqlConfigVersionStore
+from sluicegate.db.engine import create_engine_for
+from sluicegate.db.migrate import upgrade
+from sluicegate.identity.envelope import EnvelopeReader
+from sluicegate.identity.key_store import SqlKeyStore
+from sluicegate.identity.keys import KeyService
+from sluicegate.ledger.alert_store import SqlAlertStore
+from sluicegate.ledger.sql_store import SqlLedgerStore
+from sluicegate.ledger.writer import LedgerWriter
+from sluicegate.model.identity import Principal
+from sluicegate.pipeline import Pipeline
+from sluicegate.policy.documents import compile_policy
+from sluicegate.policy.engine import PolicyEngine
+from sluicegate.policy.notify import WebhookNotifier
+from sluicegate.providers.catalog import EMULATOR_MOUNT, Catalog, build_catalog
+from sluicegate.providers.emulator import create_app as create_emulator
+from sluicegate.providers.upstream import AiohttpUpstream
+from sluicegate.router.documents import compile_routes
+from sluicegate.router.plan import Router
+from sluicegate.server.admin_api import AdminApi, json_response
+from sluicegate.server.admin_config import config_routes
+from sluicegate.server.control_api import control_routes
+from sluicegate.server.errors import stream_error_event
+from sluicegate.server.settings import Settings
+from sluicegate.server.wire_routes import WireEndpoints
+
+log = logging.getLogger("sluicegate")
+
+
+class Gateway:
+    """Owns the components of one gateway process and their start/stop order."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = create_engine_for(settings.database_url)
+        self.keys = KeyService(SqlKeyStore(self.engine), admin_key=settings.admin_key)
+        self.ledger_store = SqlLedgerStore(self.engine)
+        self.writer = LedgerWriter(self.ledger_store, spool_path=settings.spool_path)
+        self.alert_store = SqlAlertStore(self.engine)
+        self.upstream = AiohttpUpstream()
+        counters, breakers, sticky = _state_stores(settings)
+        self.notifier = WebhookNotifier(alert_store=self.alert_store)
+        self.policy = PolicyEngine(counters, notifier=self.notifier,
+                                   failure_mode=settings.counter_failure_mode)
+        self.router = Router(breakers, sticky=sticky)
+        self.registry = DocumentRegistry()
+        self.config = ConfigService(SqlConfigVersionStore(self.engine), self.registry)
+        self.live = LiveConfig(self.config, self.registry,
+                               poll_interval=settings.poll_interval_s)
+        self.live.subscribe(self._on_config)
+        self.catalog: Catalog = build_catalog([], self.upstream, self_url=settings.self_url)
+        self.router.set_routes({}, self._catalogue_target)
+        self.pipeline = Pipeline(
+            keys=self.keys, envelopes=EnvelopeReader(settings.header_prefixes),
+            policy=self.policy, router=self.router, ledger=self.writer,
+            catalog=lambda: self.catalog, render_stream_error=stream_error_event)
+
+    # --- config -> runtime ------------------------------------------------------------
+    def _on_config(self, snapshot: ConfigSnapshot) -> None:
+        """Compile a new config version; if anything fails, the old one stays live."""
+        catalog = build_catalog(snapshot.models("gateway-providers"), self.upstream,
+                                self_url=self.settings.self_url)
+        routes = compile_routes(snapshot.models("gateway-load-balancing-config"))
+        policy = compile_policy(
+            [*snapshot.models("gateway-rate-limit-config"),
+             *snapshot.models("gateway-rate-limiting-config"),
+             *snapshot.models("gateway-budget-config")],
+            aliases=catalog.aliases)
+        self.notifier.set_targets(snapshot.models("gateway-notification-targets"))
+        self.catalog = catalog
+        self.router.set_routes(routes, self._catalogue_target)
+        self.policy.set_policy(policy)
+
+    def _catalogue_target(self, model: str):
+        route = self.catalog.model(model)
+        if route is None:
+            return None
+        return self.router.plain_target(route.provider, route.upstream_model)
+
+    def models_for(self, principal: Principal) -> list[str]:
+        names = sorted({*self.catalog.models, *self.router.virtual_model_names()})
+        return [n for n in names if principal.may_use(n)]
+
+    # --- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        await upgrade(self.settings.database_url)
+        await self.keys.start(self.settings.poll_interval_s)
+        await self.writer.start()
+        if self.settings.config_files:
+            await self.live.bootstrap(list(self.settings.config_files))
+        await self.live.start()
+        await self.policy.rebuild_budgets(self.ledger_store.sum_cost)
+
+    async def stop(self) -> None:
+        await self.live.stop()
+        await self.keys.stop()
+        await self.pipeline.drain()
+        await self.writer.close()
+        await self.notifier.close()
+        await self.upstream.close()
+        await self.policy.close()
+        await self.router.close()
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    # --- health -----------------------------------------------------------------------
+    async def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        checks = {
+            "config": {"ok": self.live.last_error is None, "version": self.live.version,
+                       "error": self.live.last_error},
+            "counters": {"ok": self.policy.healthy, "mode": self.settings.counter_failure_mode,
+                         "backend": "redis" if self.settings.redis_url else "memory",
+                         "error": self.policy.last_error},
+            "ledger": {"ok": not self.writer.spooling, "pending": self.writer.pending,
+                       "spooled": self.writer.spooled},
+        }
+        # fail_open keeps serving without Redis: ready, but say so.
+        ready = checks["config"]["ok"] and (
+            checks["counters"]["ok"] or self.settings.counter_failure_mode == "fail_open")
+        return Response(orjson.dumps({"ready": ready, "checks": checks, "ts": time.time()}),
+                        status_code=200 if ready else 503, media_type="application/json")
+
+    # --- the app ----------------------------------------------------------------------
+    def asgi(self) -> Starlette:
+        wire = WireEndpoints(self.pipeline, self.keys,
+                             max_body_bytes=self.settings.max_body_bytes,
+                             models_for=self.models_for)
+        admin = AdminApi(
+            keys=self.keys, ledger=self.ledger_store, writer=self.writer,
+            extra_routes=[*config_routes(lambda r: self.config, lambda r: self.live),
+                          *control_routes(self)])
+        routes = [
+            *wire.routes(),
+            Route("/healthz", self.healthz),
+            Route("/readyz", self.readyz),
+            *admin.routes(),
+        ]
+        if self.settings.emulator:
+            routes.append(Mount(EMULATOR_MOUNT, app=create_emulator()))
+        return Starlette(routes=routes, lifespan=self.lifespan)
+
+
+def _state_stores(settings: Settings):
+    """Counters, breaker state and sticky sessions: in memory, or shared through Redis."""
+    if settings.redis_url:
+        from sluicegate.policy.counters.redis_store import RedisCounterStore
+        from sluicegate.router.breaker import RedisBreakerStore, RedisStickyStore
+
+        return (RedisCounterStore(settings.redis_url), RedisBreakerStore(settings.redis_url),
+                RedisStickyStore(settings.redis_url))
+    from sluicegate.policy.counters.memory import MemoryCounterStore
+    from sluicegate.router.breaker import MemoryBreakerStore, MemoryStickyStore
+
+    return MemoryCounterStore(), MemoryBreakerStore(), MemoryStickyStore()
+
+
+def create_app(settings: Settings) -> Starlette:
+    return Gateway(settings).asgi()
+
+
+def app_from_env() -> Starlette:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(Settings.from_env())

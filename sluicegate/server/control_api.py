@@ -1,0 +1,31 @@
+"""Control-room JSON endpoints that read live state: budgets, alerts, routing targets."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluicegate.errors import InvalidRequest
+from sluicegate.server.admin_api import json_response
+
+
+def control_routes(gateway) -> list[Route]:
+    async def budgets(request: Request) -> Response:
+        return json_response({"data": await gateway.policy.budget_status()})
+
+    async def alerts(request: Request) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "100"))
+        except ValueError:
+            raise InvalidRequest("limit must be an integer", param="limit") from None
+        return json_response({"data": await gateway.alert_store.list(limit=min(limit, 1000))})
+
+    async def targets(request: Request) -> Response:
+        return json_response({"data": await gateway.router.status()})
+
+    return [
+        Route("/api/budgets", budgets, methods=["GET"]),
+        Route("/api/alerts", alerts, methods=["GET"]),
+        Route("/api/targets", targets, methods=["GET"]),
+    ]

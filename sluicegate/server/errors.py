@@ -1,0 +1,40 @@
+"""Render the one exception tree in the error format of the API the client spoke."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from sluicegate.errors import LimitExceeded, SluiceError, UpstreamHTTPError
+from sluicegate.model.request import ClientApi
+from sluicegate.wire import anthropic_messages, openai_chat
+from sluicegate.wire.sse import encode_sse
+
+_RENDERERS = {"openai": openai_chat.render_error, "anthropic": anthropic_messages.render_error}
+
+
+def error_headers(exc: SluiceError) -> dict[str, str]:
+    headers = {"x-sluice-request-id": exc.request_id or ""}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, int(retry_after + 0.999)))
+    if isinstance(exc, LimitExceeded):
+        headers["x-sluice-rule-id"] = exc.rule_id
+        headers.update({k.lower(): v for k, v in exc.headers.items()})
+    if isinstance(exc, UpstreamHTTPError):
+        headers["x-sluice-upstream-status"] = str(exc.upstream_status)
+    return headers
+
+
+def error_response(wire: str, exc: SluiceError) -> Response:
+    body = _RENDERERS[wire](exc, exc.request_id or "")
+    return Response(body, status_code=exc.status, headers=error_headers(exc),
+                    media_type="application/json")
+
+
+def stream_error_event(client_api: ClientApi, exc: SluiceError, request_id: str) -> bytes:
+    """An error after the stream started: the status line is gone, so say it in-band the
+    way each API does (Anthropic: an `error` event; OpenAI: a data line with `error`)."""
+    body = _RENDERERS[client_api.wire](exc, request_id)
+    if client_api.wire == "anthropic":
+        return encode_sse(body, "error")
+    return encode_sse(body)

@@ -1,0 +1,70 @@
+"""Process settings: from `sluicegate serve` flags, passed to the app factory through the
+environment (granian imports the factory by name in its worker)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+
+import msgspec
+
+ENV_PREFIX = "SLUICEGATE_"
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8340
+    database_url: str = "sqlite:///./sluicegate.db"
+    redis_url: str | None = None
+    config_files: tuple[str, ...] = ()
+    admin_key: str = ""
+    max_body_bytes: int = 10 * 1024 * 1024
+    counter_failure_mode: str = "fail_open"  # what to do when Redis is unreachable
+    spool_path: str | None = None
+    header_prefixes: tuple[str, ...] = ("x-sluice-", "x-tfy-")
+    poll_interval_s: float = 0.5
+    # The built-in provider emulator, mounted at /emulator: the default catalogue's
+    # upstream when no provider credentials are set. `serve --no-emulator` turns it off.
+    emulator: bool = True
+    public_url: str | None = None  # how the gateway reaches itself (the mounted emulator)
+
+    @property
+    def self_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return self.public_url or f"http://{host}:{self.port}"
+
+    def to_env(self) -> dict[str, str]:
+        env = {}
+        for field in self.__struct_fields__:
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = os.pathsep.join(value)
+            env[ENV_PREFIX + field.upper()] = str(value)
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        values = {}
+        defaults = cls()
+        for field in cls.__struct_fields__:
+            raw = env.get(ENV_PREFIX + field.upper())
+            if raw is None:
+                continue
+            default = getattr(defaults, field)
+            if isinstance(default, tuple):
+                values[field] = tuple(p for p in raw.split(os.pathsep) if p)
+            elif isinstance(default, bool):
+                values[field] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                values[field] = int(raw)
+            elif isinstance(default, float):
+                values[field] = float(raw)
+            else:
+                values[field] = raw
+        settings = cls(**values)
+        if not settings.admin_key:
+            settings.admin_key = secrets.token_urlsafe(24)
+        return settings

@@ -1,0 +1,121 @@
+"""The OpenAI- and Anthropic-compatible endpoints. Each reads the body (bounded), finds the
+key, hands an `IncomingCall` to the pipeline and writes what comes back, in the format of
+the API the client spoke."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from sluicegate.errors import InvalidRequest, SluiceError
+from sluicegate.identity.keys import KeyService
+from sluicegate.model.request import ClientApi
+from sluicegate.pipeline import IncomingCall, Pipeline, StreamReply
+from sluicegate.server.errors import error_response
+from sluicegate.wire import anthropic_messages
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def api_key_from(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+async def read_body(request: Request, limit: int) -> tuple[bytes, bool]:
+    """The body, or (b"", True) once it passes `limit` bytes (without reading the rest)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return b"", True
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+class WireEndpoints:
+    def __init__(self, pipeline: Pipeline, keys: KeyService, *, max_body_bytes: int,
+                 models_for: Callable[[object], list[str]]):
+        self._pipeline = pipeline
+        self._keys = keys
+        self._limit = max_body_bytes
+        self._models_for = models_for
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/chat/completions", self._endpoint(ClientApi.OPENAI_CHAT),
+                  methods=["POST"]),
+            Route("/v1/embeddings", self._endpoint(ClientApi.OPENAI_EMBEDDINGS),
+                  methods=["POST"]),
+            Route("/v1/messages", self._endpoint(ClientApi.ANTHROPIC_MESSAGES),
+                  methods=["POST"]),
+            Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+        ]
+
+    def _endpoint(self, client_api: ClientApi):
+        async def endpoint(request: Request) -> Response:
+            body, too_large = await read_body(request, self._limit)
+            call = IncomingCall(client_api=client_api, body=body,
+                                raw_headers=request.scope["headers"],
+                                api_key=api_key_from(request), too_large=too_large)
+            try:
+                reply = await self._pipeline.handle(call)
+            except SluiceError as exc:
+                return error_response(client_api.wire, exc)
+            if isinstance(reply, StreamReply):
+                return StreamingResponse(reply.chunks, media_type="text/event-stream",
+                                         headers={**SSE_HEADERS, **reply.headers})
+            return Response(reply.body, status_code=reply.status, headers=reply.headers,
+                            media_type="application/json")
+
+        return endpoint
+
+    async def count_tokens(self, request: Request) -> Response:
+        try:
+            self._keys.authenticate(api_key_from(request))
+            body, too_large = await read_body(request, self._limit)
+            if too_large:
+                raise InvalidRequest("the request body is too large", code="request_too_large")
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise InvalidRequest("the body is not valid JSON", code="invalid_json") from None
+            if not isinstance(data, dict):
+                raise InvalidRequest("the body must be a JSON object", code="invalid_json")
+            data.setdefault("max_tokens", 1)
+            facts = anthropic_messages.inspect_request(data)
+        except SluiceError as exc:
+            return error_response("anthropic", exc)
+        return Response(orjson.dumps({"input_tokens": facts.estimated_input_tokens}),
+                        media_type="application/json")
+
+    async def models(self, request: Request) -> Response:
+        anthropic = "anthropic-version" in request.headers
+        try:
+            principal = self._keys.authenticate(api_key_from(request))
+        except SluiceError as exc:
+            return error_response("anthropic" if anthropic else "openai", exc)
+        names = self._models_for(principal)
+        now = int(time.time())
+        if anthropic:
+            data = [{"type": "model", "id": n, "display_name": n,
+                     "created_at": "2025-01-01T00:00:00Z"} for n in names]
+            payload = {"data": data, "has_more": False,
+                       "first_id": names[0] if names else None,
+                       "last_id": names[-1] if names else None}
+        else:
+            payload = {"object": "list", "data": [
+                {"id": n, "object": "model", "created": now, "owned_by": "sluicegate"}
+                for n in names]}
+        return Response(orjson.dumps(payload), media_type="application/json")
