@@ -1,7 +1,9 @@
 """Canonical rendering of documents and per-document unified diffs between two sets.
 
 The canonical form of a document is its raw dict (as validated and stored) with `type`
-and `name` first and every mapping's keys sorted, rendered as block YAML. Two sets are
+and `name` first and every mapping's keys sorted (`id` and `name` first in nested
+mappings), rendered as block YAML, so that diffs do not depend on key order (PostgreSQL's
+JSONB does not keep it). Two sets are
 equal when they hold the same documents by (type, name) with equal raw dicts; the order
 of documents and of keys does not matter.
 """
@@ -80,9 +82,13 @@ def join_diffs(changes: Sequence[Change]) -> str:
     return "".join(change.diff for change in changes) or NO_CHANGES
 
 
+_FIRST = {"id": 0, "name": 1}
+
+
 def _sorted(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _sorted(value[key]) for key in sorted(value, key=str)}
+        order = sorted(value, key=lambda key: (_FIRST.get(key, 2), str(key)))
+        return {key: _sorted(value[key]) for key in order}
     if isinstance(value, list):
         return [_sorted(item) for item in value]
     return value

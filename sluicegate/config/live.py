@@ -23,7 +23,8 @@ from pydantic import BaseModel
 
 from sluicegate.config.parse import Document, documents_from_raw, parse_sources
 from sluicegate.config.registry import DocumentRegistry
-from sluicegate.config.service import ApplyResult, ConfigService, VersionRow, VersionStore
+from sluicegate.config.service import ApplyResult, ConfigService
+from sluicegate.config.version_store import ConfigVersionStore, VersionRow
 from sluicegate.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ Subscriber = Callable[[ConfigSnapshot], None]
 
 
 class LiveConfig:
-    def __init__(self, source: ConfigService | VersionStore, registry: DocumentRegistry, *,
+    def __init__(self, source: ConfigService | ConfigVersionStore, registry: DocumentRegistry, *,
                  poll_interval: float = 0.5, clock: Callable[[], float] = time.time):
         self.service = (source if isinstance(source, ConfigService)
                         else ConfigService(source, registry, clock=clock))

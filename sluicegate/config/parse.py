@@ -22,6 +22,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from sluicegate.config.diff import DocumentKey
 from sluicegate.config.problems import ConfigValidationError, Problem, problems_from_validation
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.errors import ConfigError
@@ -30,7 +31,6 @@ from sluicegate.types import JSONObject
 log = logging.getLogger(__name__)
 
 Format = Literal["auto", "yaml", "json"]
-DocumentKey = tuple[str, str]  # (type, name)
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,6 @@ def _validate_one(
         return None
     name = raw.get("name")
     document = name if isinstance(name, str) and name else label
-    found = len(problems)
     type_name = _type_of(raw, document, registry, problems)
     if type_name is None:
         return None
@@ -169,11 +168,12 @@ def _validate_one(
     if normal is None:
         return None
     model = _model(registry.model_for(type_name), normal, document, type_name, problems)
-    if model is not None and not (isinstance(name, str) and name):
-        problems.append(Problem(document, type_name, "name", "field required"))
-    if model is None or len(problems) > found:
+    if model is None:
         return None
-    return Document(type_name, str(name), model, normal)
+    if not (isinstance(name, str) and name):  # a model that does not require `name` itself
+        problems.append(Problem(document, type_name, "name", "field required"))
+        return None
+    return Document(type_name, name, model, normal)
 
 
 def _type_of(raw: dict[Any, Any], document: str, registry: DocumentRegistry,
@@ -183,7 +183,8 @@ def _type_of(raw: dict[Any, Any], document: str, registry: DocumentRegistry,
         problems.append(Problem(document, None, "type", "field required"))
         return None
     if not isinstance(type_name, str):
-        problems.append(Problem(document, None, "type", f"must be a string, got {_kind(type_name)}"))
+        problems.append(Problem(document, None, "type",
+                                f"must be a string, got {_kind(type_name)}"))
         return None
     try:
         registry.model_for(type_name)

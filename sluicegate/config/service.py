@@ -13,42 +13,20 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Literal
 
 from sluicegate.config.diff import Change, DocumentKey, diff_sets, join_diffs, keyed
 from sluicegate.config.parse import Document, Format, documents_from_raw, parse_documents
 from sluicegate.config.problems import ConfigNotFound, ConfigValidationError, Problem
 from sluicegate.config.registry import DocumentRegistry
+from sluicegate.config.version_store import ConfigVersionStore, VersionRow
 from sluicegate.errors import ConfigError
 from sluicegate.types import JSONObject
 
 # A check over the whole resulting set (e.g. "every route names a known provider"). It
 # returns the problems it found; any problem refuses the change.
 SetCheck = Callable[[Sequence[Document]], Sequence[Problem]]
-
-
-class VersionRow(Protocol):
-    version: int
-    applied_at: float
-    applied_by: str
-    comment: str | None
-    documents: list[JSONObject]
-    source: str
-
-
-class VersionStore(Protocol):
-    """The shape of `sluicegate.config.version_store`'s stores (structural)."""
-
-    async def append(self, documents: list[JSONObject], source: str, applied_by: str,
-                     comment: str | None) -> int: ...
-
-    async def latest(self) -> VersionRow | None: ...
-
-    async def get(self, version: int) -> VersionRow | None: ...
-
-    async def history(self, limit: int = 50) -> Sequence[VersionRow]: ...
-
-    async def latest_version_number(self) -> int: ...
+Outcome = Literal["created", "changed", "unchanged", "deleted"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +50,7 @@ class ConfigVersion:
 class DocumentOutcome:
     type: str
     name: str
-    action: str  # created | changed | unchanged | deleted
+    action: Outcome
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +68,7 @@ class ApplyResult:
 
 
 class ConfigService:
-    def __init__(self, version_store: VersionStore, registry: DocumentRegistry, *,
+    def __init__(self, version_store: ConfigVersionStore, registry: DocumentRegistry, *,
                  clock: Callable[[], float] = time.time, checks: Sequence[SetCheck] = ()):
         self.store = version_store
         self.registry = registry
@@ -204,11 +182,12 @@ class ConfigService:
 
 def _outcomes(touched: list[DocumentKey], before: dict[DocumentKey, JSONObject],
               after: dict[DocumentKey, JSONObject]) -> list[DocumentOutcome]:
-    outcomes = [
-        DocumentOutcome(t, n, "created" if (t, n) not in before
-                        else "changed" if before[(t, n)] != after[(t, n)] else "unchanged")
-        for t, n in touched
-    ]
+    def outcome(key: DocumentKey) -> Outcome:
+        if key not in before:
+            return "created"
+        return "changed" if before[key] != after[key] else "unchanged"
+
+    outcomes = [DocumentOutcome(t, n, outcome((t, n))) for t, n in touched]
     outcomes += [DocumentOutcome(t, n, "deleted") for t, n in before if (t, n) not in after]
     return outcomes
 

@@ -38,7 +38,7 @@ async def translate_errors(operation: str) -> AsyncIterator[None]:
         if _sqlstate(exc).startswith(_REJECTING_SQLSTATE_CLASSES):
             raise StoreRejected(f"{operation}: {_reason(exc)}") from exc
         raise StoreUnavailable(f"{operation}: {_reason(exc)}") from exc
-    except sa_exc.StatementError as exc:  # a parameter could not be bound: our data
+    except (sa_exc.StatementError, OverflowError) as exc:  # a value that cannot be bound
         raise StoreRejected(f"{operation}: {_reason(exc)}") from exc
     except (sa_exc.SQLAlchemyError, OSError) as exc:
         raise StoreUnavailable(f"{operation}: {_reason(exc)}") from exc

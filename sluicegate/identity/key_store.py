@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, case, func, insert, literal, select, text,
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sluicegate.db.rows import to_struct
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import api_keys
 
@@ -188,7 +189,7 @@ async def _fetch(conn: AsyncConnection, key_id: str) -> KeyRow | None:
 
 
 def _row(values: RowMapping) -> KeyRow:
-    return msgspec.convert(dict(values), KeyRow)
+    return to_struct(values, KeyRow)
 
 
 def _copy(row: KeyRow) -> KeyRow:

@@ -7,9 +7,10 @@ idempotent, so a batch replayed twice is stored once). Records the store refuses
 are `set_aside`, never dropped silently.
 
 `FileSpool` survives restarts: JSON lines appended to PATH; a replay first renames PATH to
-PATH.replay (new failures keep going to a fresh PATH) and reads it from an offset; records
-set aside go to PATH.rejected with the reason. `MemorySpool` is the bounded in-process
-fallback when no spool path is configured, and the fake for tests.
+PATH.replay (new failures keep going to a fresh PATH) and reads it from an offset kept in
+PATH.replay.offset; records set aside go to PATH.rejected with the reason. `MemorySpool`
+is the bounded in-process fallback when no spool path is configured, and the fake for
+tests.
 """
 
 from __future__ import annotations
@@ -83,16 +84,17 @@ class FileSpool:
         self.path = Path(path)
         self.replay_path = self.path.with_name(self.path.name + ".replay")
         self.rejected_path = self.path.with_name(self.path.name + ".rejected")
+        self.offset_path = self.path.with_name(self.path.name + ".replay.offset")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(LedgerRecord)
-        self._offset = 0  # into replay_path: everything before it is stored
+        self._offset = self._saved_offset()  # into replay_path: all before it is stored
         self._peek_end = 0
         self._peeked_lines = 0
         self._undecodable: list[bytes] = []
         _end_with_newline(self.path)
         _end_with_newline(self.replay_path)
-        self._count = _count_lines(self.path) + _count_lines(self.replay_path)
+        self._count = _count_lines(self.path) + _count_lines(self.replay_path, self._offset)
 
     @property
     def count(self) -> int:
@@ -138,12 +140,29 @@ class FileSpool:
         self._count -= self._peeked_lines
         self._offset = self._peek_end
         self._peeked_lines, self._undecodable = 0, []
-        if self.replay_path.exists() and self._offset >= self.replay_path.stat().st_size:
+        if not self.replay_path.exists():
+            return
+        if self._offset >= self.replay_path.stat().st_size:
             self.replay_path.unlink()
+            self.offset_path.unlink(missing_ok=True)
             self._offset = self._peek_end = 0
+        else:
+            scratch = self.offset_path.with_name(self.offset_path.name + ".tmp")
+            scratch.write_text(str(self._offset))
+            os.replace(scratch, self.offset_path)
 
     def set_aside(self, records: Sequence[LedgerRecord], reason: str) -> None:
         self._write_rejected(SetAside(reason=reason, record=r) for r in records)
+
+    def _saved_offset(self) -> int:
+        if not self.replay_path.exists():
+            self.offset_path.unlink(missing_ok=True)
+            return 0
+        try:
+            offset = int(self.offset_path.read_text())
+        except (OSError, ValueError):
+            return 0  # replaying from the start is safe: the store skips known ids
+        return offset if 0 <= offset <= self.replay_path.stat().st_size else 0
 
     def _write_rejected(self, entries: Iterable[SetAside]) -> None:
         data = b"".join(self._encoder.encode(e) + b"\n" for e in entries)
@@ -161,8 +180,9 @@ def _end_with_newline(path: Path) -> None:
             f.write(b"\n")
 
 
-def _count_lines(path: Path) -> int:
+def _count_lines(path: Path, offset: int = 0) -> int:
     if not path.exists():
         return 0
     with open(path, "rb") as f:
+        f.seek(offset)
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))

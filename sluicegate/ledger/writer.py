@@ -38,8 +38,8 @@ class WriterStatus(msgspec.Struct, kw_only=True):
     written: int
     set_aside: int
     dropped: int
-    store_available: bool
-    last_error: str | None
+    store_available: bool  # the last write or probe succeeded
+    last_error: str | None  # why the last write or probe failed, while it is failing
 
 
 class LedgerWriter:
@@ -74,7 +74,7 @@ class LedgerWriter:
 
     # --- hot path ---------------------------------------------------------------
     def record(self, rec: LedgerRecord) -> None:
-        """Queue one record. Never blocks, never raises."""
+        """Queue one record (from the event loop's thread). Never blocks, never raises."""
         try:
             if self._closed:
                 self._spool_append([rec])
@@ -95,6 +95,15 @@ class LedgerWriter:
             self._batch_full.set()
 
     @property
+    def spooling(self) -> bool:
+        """The store is failing: new batches go to the spool until a probe succeeds."""
+        return self._last_error is not None
+
+    @property
+    def spooled(self) -> int:
+        return self._spool.count
+
+    @property
     def pending(self) -> int:
         """Records not yet in the store: queued plus spooled."""
         return (self._accepted - self._handled) + self._spool.count
@@ -103,7 +112,7 @@ class LedgerWriter:
         return WriterStatus(
             queued=self._accepted - self._handled, spooled=self._spool.count,
             written=self._written, set_aside=self._set_aside, dropped=self._dropped,
-            store_available=not self._store_down(), last_error=self._last_error,
+            store_available=self._last_error is None, last_error=self._last_error,
         )
 
     # --- lifecycle --------------------------------------------------------------
@@ -113,8 +122,8 @@ class LedgerWriter:
             self._task.add_done_callback(self._on_worker_exit)
 
     async def flush(self) -> None:
-        """Wait until every record accepted so far is written or spooled, then try to
-        replay the spool once (whatever the retry timer says)."""
+        """Wait until every record accepted so far is written or spooled; then, unless
+        the store is in its back-off after a failure, replay the spool."""
         if self._task is None or self._task.done():
             raise RuntimeError("ledger writer is not running")
         target = self._accepted
@@ -124,17 +133,21 @@ class LedgerWriter:
             self._has_work.set()
             self._batch_full.set()
             await done
-        if self._spool.count:
+        if self._spool.count and not self._store_down():
             await self.replay()
 
     async def close(self) -> None:
-        """Flush, then stop the background task. Later records go to the spool."""
+        """Flush, make a last replay attempt whatever the back-off, then stop the
+        background task. Records that arrive later go to the spool."""
         if self._closed:
             return
         await self.start()
-        await self.flush()
-        while self._handled < self._accepted:  # records that arrived during the flush
+        while True:
             await self.flush()
+            if self._spool.count:
+                await self.replay()
+            if self._handled >= self._accepted:  # nothing arrived meanwhile
+                break
         self._closed = True
         assert self._task is not None
         self._task.cancel()

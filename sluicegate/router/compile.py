@@ -1,25 +1,21 @@
 """A validated document -> the compiled virtual model the router serves from.
 
 Everything that can be decided once is decided here: inherited settings resolved, target
-ids generated, condition names resolved to envelope fields, a `model` pinned in
-`override_params` lifted into `Target.model` (so the target names what is sent upstream).
+ids generated (`provider/model`, `#2` on a repeat), condition names resolved to envelope
+fields, a `model` pinned in `override_params` lifted into `Target.model` (so the target
+names what is sent upstream).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sluicegate.errors import ConfigError
-from sluicegate.router.conditions import DEFAULT_HEADER_PREFIXES, Condition, build_condition
-from sluicegate.router.documents import (
-    FallbackSpec,
-    LoadBalancingDocument,
-    RetrySpec,
-    RouteSpec,
-    RuleSpec,
-    WhenSpec,
-    _RuleSetSettings,
+from sluicegate.router.conditions import (
+    DEFAULT_HEADER_PREFIXES,
+    Condition,
+    build_condition,
+    resolve_name,
 )
 from sluicegate.router.routes import (
     DEFAULT_FALLBACK_STATUS_CODES,
@@ -32,6 +28,18 @@ from sluicegate.router.routes import (
     StickyPolicy,
     Target,
 )
+from sluicegate.router.specs import (
+    CircuitBreakerSpec,
+    FallbackSpec,
+    RetrySpec,
+    RouteSpec,
+    RuleSetSettings,
+    RuleSpec,
+    WhenSpec,
+)
+
+if TYPE_CHECKING:  # documents imports this module to offer compile_routes
+    from sluicegate.router.documents import LoadBalancingDocument
 
 DEFAULT_ROUTE_ID = "default"
 V = TypeVar("V")
@@ -45,25 +53,23 @@ def compile_document(
     else:
         implicit = RouteSpec(id=DEFAULT_ROUTE_ID, rules=doc.rules or [])
         routes = (_route(doc, implicit, doc, header_prefixes, explicit=False),)
-    _check_ids_agree(doc.name, routes)
-    breaker = doc.circuit_breaker
+    sticky = doc.sticky_session
     return CompiledVirtualModel(
         name=doc.name,
         routes=routes,
-        breaker=BreakerPolicy(
-            failure_threshold=breaker.failure_threshold,
-            window_seconds=breaker.window_seconds,
-            cooldown_seconds=breaker.cooldown_seconds,
-            probe_timeout_seconds=breaker.probe_timeout_seconds,
-        ) if breaker.enabled else None,
-        sticky=StickyPolicy(**doc.sticky_session.model_dump()),
+        breaker=_breaker(doc.circuit_breaker),
+        sticky=StickyPolicy(
+            enabled=sticky.enabled,
+            ttl_seconds=sticky.ttl_seconds,
+            by=resolve_name(sticky.by, header_prefixes)[0],
+        ),
     )
 
 
 def _route(
     doc: LoadBalancingDocument,
     route: RouteSpec,
-    settings: _RuleSetSettings,
+    settings: RuleSetSettings,
     prefixes: Sequence[str],
     *,
     explicit: bool = True,
@@ -71,49 +77,35 @@ def _route(
     retry = _inherit(settings.retry, doc.retry)
     fallback_specs = _inherit(settings.fallbacks, doc.fallbacks) or []
     taken = {spec.id for spec in (*route.rules, *fallback_specs) if spec.id is not None}
-    rules = tuple(
-        _target(spec, spec.target.provider, spec.target.model, retry, taken,
-                weight=spec.weight, priority=spec.priority)
-        for spec in route.rules
-    )
-    fallbacks = tuple(_target(spec, spec.provider, spec.model, retry, taken) for spec in fallback_specs)
     codes = _inherit(settings.fallback_status_codes, doc.fallback_status_codes)
+    fallback_codes = frozenset(codes) if codes is not None else DEFAULT_FALLBACK_STATUS_CODES
     return CompiledRoute(
         id=route.id,
         when=_condition(route.when, prefixes),
         rule_type=_inherit(settings.rule_type, doc.rule_type) or "weight-based",
-        rules=rules,
-        fallbacks=fallbacks,
-        fallback_status_codes=frozenset(codes) if codes is not None else DEFAULT_FALLBACK_STATUS_CODES,
+        rules=tuple(_target(spec, retry, taken) for spec in route.rules),
+        fallbacks=tuple(_target(spec, retry, taken) for spec in fallback_specs),
+        fallback_status_codes=fallback_codes,
         latency=_latency(settings, doc),
         explicit=explicit,
     )
 
 
-def _target(
-    spec: RuleSpec | FallbackSpec,
-    provider: str,
-    model: str,
-    retry: RetrySpec | None,
-    taken: set[str],
-    *,
-    weight: float = 1.0,
-    priority: int = 0,
-) -> Target:
-    params = dict(spec.override_params)
-    model = str(params.pop("model", model))
+def _target(spec: RuleSpec | FallbackSpec, retry: RetrySpec | None, taken: set[str]) -> Target:
+    provider, model = spec.upstream()
+    is_rule = isinstance(spec, RuleSpec)
     return Target(
         id=spec.id or _generated_id(f"{provider}/{model}", taken),
         provider=provider,
         model=model,
         timeout_ms=spec.timeout_ms,
         ttft_timeout_ms=spec.ttft_timeout_ms,
-        override_params=params,
+        override_params={k: v for k, v in spec.override_params.items() if k != "model"},
         headers_set=dict(spec.headers.set_),
         headers_remove=tuple(spec.headers.remove),
         retry=_retry(spec.retry or retry),
-        weight=weight,
-        priority=priority,
+        weight=spec.weight if is_rule else 1.0,
+        priority=spec.priority if is_rule else 0,
     )
 
 
@@ -139,7 +131,18 @@ def _retry(spec: RetrySpec | None) -> RetryPolicy:
     )
 
 
-def _latency(settings: _RuleSetSettings, doc: LoadBalancingDocument) -> LatencyPolicy:
+def _breaker(spec: CircuitBreakerSpec) -> BreakerPolicy | None:
+    if not spec.enabled:
+        return None
+    return BreakerPolicy(
+        failure_threshold=spec.failure_threshold,
+        window_seconds=spec.window_seconds,
+        cooldown_seconds=spec.cooldown_seconds,
+        probe_timeout_seconds=spec.probe_timeout_seconds,
+    )
+
+
+def _latency(settings: RuleSetSettings, doc: LoadBalancingDocument) -> LatencyPolicy:
     default = LatencyPolicy()
     tolerance = _inherit(settings.latency_tolerance_pct, doc.latency_tolerance_pct)
     min_samples = _inherit(settings.latency_min_samples, doc.latency_min_samples)
@@ -158,20 +161,6 @@ def _condition(when: WhenSpec | None, prefixes: Sequence[str]) -> Condition | No
     if when.workflow_tag is not None:
         metadata["workflow_tag"] = when.workflow_tag
     return build_condition(metadata, when.subjects, prefixes)
-
-
-def _check_ids_agree(name: str, routes: tuple[CompiledRoute, ...]) -> None:
-    """One target id is one breaker: across routes it must name the same provider/model."""
-    seen: dict[str, str] = {}
-    for route in routes:
-        for target in (*route.rules, *route.fallbacks):
-            label = seen.setdefault(target.id, target.label)
-            if label != target.label:
-                raise ConfigError(
-                    f"{name}: target id {target.id!r} names both {label} and {target.label}; "
-                    "give them different ids",
-                    param="routes",
-                )
 
 
 def _inherit(own: V | None, inherited: V | None) -> V | None:

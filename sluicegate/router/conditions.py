@@ -1,10 +1,9 @@
 """`when` conditions of a route, compiled once so that matching a request is a few lookups.
 
-A condition name resolves the same way as in the policy engine:
-  1. an envelope field by its own name (`environment`, `workflow_tag`, `user_id` ...);
-  2. the header that carries that field, under any configured prefix
-     (`X-Sluice-Environment`, `X-TFY-Environment`, `X-TFY-Workflow-Tag` -> workflow_tag);
-  3. anything else is a free metadata key (from the metadata JSON header), as written.
+A condition name resolves exactly as in the policy engine (`policy.matching.field_name`):
+an envelope field by its own name (`environment`, `workflow_tag` ...) or by its header
+under any configured prefix (`X-Sluice-Environment`, `X-TFY-Workflow-Tag` ...); any other
+name is a free metadata key (from the metadata JSON header), as written.
 """
 
 from __future__ import annotations
@@ -13,20 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
-from sluicegate.model.identity import ENVELOPE_FIELDS, Envelope
+from sluicegate.model.identity import Envelope
+from sluicegate.policy.matching import DEFAULT_HEADER_PREFIXES, field_name
 
-DEFAULT_HEADER_PREFIXES = ("X-Sluice-", "X-TFY-")
 ANY_VALUE = "*"
 
 # `subjects` kinds and the envelope field each one names.
-SUBJECT_FIELDS = {
-    "user": "user_id",
-    "team": "team",
-    "project": "project",
-    "key": "key_id",
-    "virtualaccount": "key_id",
-    "session": "session_id",
-}
+SUBJECT_FIELDS = {"user": "user_id", "team": "team", "key": "key_id", "project": "project"}
 
 
 class FieldCheck(msgspec.Struct, frozen=True):
@@ -56,28 +48,8 @@ class Condition(msgspec.Struct, frozen=True):
 
 def resolve_name(name: str, prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES) -> tuple[str, bool]:
     """(envelope field, True) or (metadata key, False) for a condition name."""
-    for prefix in prefixes:
-        if name.lower().startswith(prefix.lower()) and len(name) > len(prefix):
-            stripped = _normalise(name[len(prefix) :])
-            return stripped, stripped in ENVELOPE_FIELDS
-    normalised = _normalise(name)
-    if normalised in ENVELOPE_FIELDS:
-        return normalised, True
-    return name, False
-
-
-def field_check(
-    name: str, values: str | Iterable[str], prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES
-) -> FieldCheck:
-    resolved, is_field = resolve_name(name, prefixes)
-    wanted = frozenset([values] if isinstance(values, str) else values)
-    return FieldCheck(resolved, is_field, wanted)
-
-
-def subject_check(subject: str) -> FieldCheck:
-    """`team:frontend`, `user:u_8f1c2d`, `key:*` ... (kinds in SUBJECT_FIELDS)."""
-    kind, _, value = subject.partition(":")
-    return FieldCheck(SUBJECT_FIELDS[kind], True, frozenset([value or ANY_VALUE]))
+    field = field_name(name, prefixes)
+    return (field, True) if field is not None else (name, False)
 
 
 def build_condition(
@@ -86,10 +58,18 @@ def build_condition(
     prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES,
 ) -> Condition:
     return Condition(
-        all_of=tuple(field_check(name, value, prefixes) for name, value in metadata.items()),
-        any_of=tuple(subject_check(subject) for subject in subjects),
+        all_of=tuple(_field_check(name, value, prefixes) for name, value in metadata.items()),
+        any_of=tuple(_subject_check(subject) for subject in subjects),
     )
 
 
-def _normalise(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+def _field_check(name: str, values: str | Iterable[str], prefixes: Sequence[str]) -> FieldCheck:
+    resolved, is_field = resolve_name(name, prefixes)
+    wanted = frozenset([values] if isinstance(values, str) else values)
+    return FieldCheck(resolved, is_field, wanted)
+
+
+def _subject_check(subject: str) -> FieldCheck:
+    """`team:frontend`, `user:u_8f1c2d`, `key:*` ... (kinds in SUBJECT_FIELDS)."""
+    kind, _, value = subject.partition(":")
+    return FieldCheck(SUBJECT_FIELDS[kind], True, frozenset([value or ANY_VALUE]))

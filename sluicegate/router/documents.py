@@ -28,163 +28,42 @@ Or several rule sets chosen per request by `when` (first match wins; a route wit
 
 A route inherits every rule-set setting it does not set (rule_type, fallbacks, retry,
 fallback_status_codes, latency_*) from the document level.
+
+Per target: `timeout_ms`, `ttft_timeout_ms` (streams), `override_params` (merged into the
+upstream request; a `model` there pins what is sent upstream), `headers: {set, remove}`,
+`retry: {attempts, delay_ms, max_delay_ms, jitter, on_status_codes}` (attempts counts the
+first try). Document level: `fallback_status_codes` (default 401 403 404 408 429 500 502
+503 504; connection errors and timeouts always fall back), `retry`, `circuit_breaker`,
+`sticky_session: {enabled, ttl_seconds, by}`, `latency_tolerance_pct`,
+`latency_min_samples`, `latency_explore_pct`. Targets without an `id` get
+`provider/model` as theirs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
-import pydantic
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from sluicegate.errors import ConfigError
-from sluicegate.router.conditions import SUBJECT_FIELDS
+from sluicegate.router.compile import compile_document
+from sluicegate.router.conditions import DEFAULT_HEADER_PREFIXES
+from sluicegate.router.routes import CompiledVirtualModel
+from sluicegate.router.specs import (
+    CircuitBreakerSpec,
+    FallbackSpec,
+    RouteSpec,
+    RuleSetSettings,
+    RuleSpec,
+    StickySessionSpec,
+    check_rule_set,
+)
 
 DOCUMENT_TYPE = "gateway-load-balancing-config"
-RuleTypeName = Literal["weight-based", "priority-based", "latency-based"]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class TargetRef(_Spec):
-    provider: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-
-
-class HeaderRules(_Spec):
-    """Headers added to / removed from the upstream request of one target."""
-
-    set_: dict[str, str] = Field(default_factory=dict, alias="set")
-    remove: list[str] = Field(default_factory=list)
-
-
-class RetrySpec(_Spec):
-    attempts: int = Field(default=1, ge=1, le=10, description="tries per target, first included")
-    delay_ms: int = Field(default=200, ge=0)
-    max_delay_ms: int = Field(default=2000, ge=0)
-    jitter: bool = True
-    on_status_codes: list[int] | None = None
-
-    @model_validator(mode="after")
-    def _delays(self) -> RetrySpec:
-        if self.max_delay_ms < self.delay_ms:
-            raise ValueError(
-                f"max_delay_ms ({self.max_delay_ms}) must not be below delay_ms ({self.delay_ms})"
-            )
-        _check_status_codes(self.on_status_codes)
-        return self
-
-
-class _TargetOptions(_Spec):
-    """How to call a target; shared by rules and fallbacks."""
-
-    id: str | None = Field(default=None, min_length=1)
-    timeout_ms: int | None = Field(default=None, gt=0)
-    ttft_timeout_ms: int | None = Field(default=None, gt=0)
-    override_params: dict[str, Any] = Field(default_factory=dict)
-    headers: HeaderRules = Field(default_factory=HeaderRules)
-    retry: RetrySpec | None = None
-
-
-class RuleSpec(_TargetOptions):
-    """A target the primary is chosen among. `provider`/`model` may also be written inline."""
-
-    target: TargetRef
-    weight: float = Field(default=1.0, ge=0)
-    priority: int = 0
-
-    @model_validator(mode="before")
-    @classmethod
-    def _inline_target(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "target" not in data and ("provider" in data or "model" in data):
-            data = dict(data)
-            data["target"] = {"provider": data.pop("provider", None), "model": data.pop("model", None)}
-        return data
-
-
-class FallbackSpec(_TargetOptions):
-    provider: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-
-
-class CircuitBreakerSpec(_Spec):
-    enabled: bool = True
-    failure_threshold: int = Field(default=5, ge=1)
-    window_seconds: float = Field(default=60, gt=0)
-    cooldown_seconds: float = Field(default=30, gt=0)
-    probe_timeout_seconds: float = Field(default=60, gt=0)
-
-
-class StickySessionSpec(_Spec):
-    enabled: bool = False
-    ttl_seconds: int = Field(default=3600, gt=0)
-    by: str = Field(default="session_id", min_length=1)
-
-
-class WhenSpec(_Spec):
-    metadata: dict[str, str | list[str]] = Field(default_factory=dict)
-    subjects: list[str] = Field(default_factory=list)
-    workflow_tag: str | list[str] | None = None
-
-    @field_validator("subjects", mode="before")
-    @classmethod
-    def _subjects(cls, value: Any) -> Any:
-        if isinstance(value, dict):  # {type: user}: any request that names a user
-            if set(value) != {"type"}:
-                raise ValueError("the mapping form of subjects is {type: user|team|project|key}")
-            value = [f"{value['type']}:*"]
-        return value
-
-    @field_validator("subjects")
-    @classmethod
-    def _subject_kinds(cls, value: list[str]) -> list[str]:
-        for subject in value:
-            kind = subject.partition(":")[0]
-            if kind not in SUBJECT_FIELDS:
-                known = ", ".join(sorted(SUBJECT_FIELDS))
-                raise ValueError(f"subject {subject!r}: write kind:value with kind one of {known}")
-        return value
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> WhenSpec:
-        if not self.metadata and not self.subjects and self.workflow_tag is None:
-            raise ValueError("an empty `when` matches everything; leave it out for a default route")
-        return self
-
-
-class _RuleSetSettings(_Spec):
-    """Settings of a rule set; None means "inherit" (a route from its document)."""
-
-    rule_type: RuleTypeName | None = None
-    fallbacks: list[FallbackSpec] | None = None
-    retry: RetrySpec | None = None
-    fallback_status_codes: list[int] | None = None
-    latency_tolerance_pct: float | None = Field(default=None, ge=0)
-    latency_min_samples: int | None = Field(default=None, ge=0)
-    latency_explore_pct: float | None = Field(default=None, ge=0, le=100)
-
-    @field_validator("fallback_status_codes")
-    @classmethod
-    def _codes(cls, value: list[int] | None) -> list[int] | None:
-        _check_status_codes(value)
-        return value
-
-
-class RouteSpec(_RuleSetSettings):
-    id: str = Field(min_length=1)
-    when: WhenSpec | None = None
-    rules: list[RuleSpec] = Field(min_length=1, validation_alias=AliasChoices("rules", "targets"))
-
-    @model_validator(mode="after")
-    def _rules(self) -> RouteSpec:
-        _check_rule_set(self.rule_type, self.rules, self.fallbacks)
-        return self
-
-
-class LoadBalancingDocument(_RuleSetSettings):
+class LoadBalancingDocument(RuleSetSettings):
     name: str = Field(min_length=1, description="the virtual model clients ask for")
     type: Literal["gateway-load-balancing-config"]
     description: str | None = None
@@ -203,40 +82,13 @@ class LoadBalancingDocument(_RuleSetSettings):
                 + (", not both" if self.rules is not None else "")
             )
         if self.rules is not None:
-            _check_rule_set(self.rule_type, self.rules, self.fallbacks)
+            check_rule_set(self.rule_type, self.rules, self.fallbacks)
         else:
-            _check_routes(self.routes or [])
+            _check_routes(self.routes or [], self.fallbacks or [])
         return self
 
 
-def parse_document(raw: Mapping[str, Any]) -> LoadBalancingDocument:
-    """Validate a document; errors become one ConfigError naming the bad field's path."""
-    try:
-        return LoadBalancingDocument.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        problems = [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
-        first = exc.errors()[0]
-        raise ConfigError("; ".join(problems), param=_path(first["loc"])) from None
-
-
-def _check_status_codes(codes: list[int] | None) -> None:
-    for code in codes or ():
-        if not 400 <= code <= 599:
-            raise ValueError(f"{code} is not an HTTP error status (400-599)")
-
-
-def _check_rule_set(
-    rule_type: str | None, rules: list[RuleSpec], fallbacks: list[FallbackSpec] | None
-) -> None:
-    ids = [spec.id for spec in (*rules, *(fallbacks or ())) if spec.id is not None]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ValueError(f"target ids must be unique within a rule set: {', '.join(duplicates)}")
-    if rule_type in (None, "weight-based") and not any(rule.weight > 0 for rule in rules):
-        raise ValueError("every rule has weight 0: at least one needs a positive weight")
-
-
-def _check_routes(routes: list[RouteSpec]) -> None:
+def _check_routes(routes: list[RouteSpec], inherited_fallbacks: list[FallbackSpec]) -> None:
     ids = [route.id for route in routes]
     if len(set(ids)) != len(ids):
         raise ValueError(f"route ids must be unique: {', '.join(ids)}")
@@ -246,21 +98,28 @@ def _check_routes(routes: list[RouteSpec]) -> None:
                 f"route {route.id!r} has no `when`, so it would shadow the routes after it; "
                 "put the default route last"
             )
+    labels: dict[str, str] = {}  # one target id is one breaker: the same provider/model
+    for route in routes:
+        fallbacks = route.fallbacks if route.fallbacks is not None else inherited_fallbacks
+        for spec in (*route.rules, *fallbacks):
+            label = "/".join(spec.upstream())
+            seen = labels.setdefault(spec.id or label, label)
+            if seen != label:
+                raise ValueError(
+                    f"target id {spec.id!r} names both {seen} and {label} in different routes; "
+                    "give them different ids"
+                )
 
 
-_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict"}  # union members pydantic names
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif "[" not in part and part not in _TYPE_TAGS:
-            path += f".{part}" if path else part
-    return path or "(document)"
-
-
-def _message(error: Any) -> str:
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+def compile_routes(
+    documents: Iterable[LoadBalancingDocument],
+    *,
+    header_prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES,
+) -> dict[str, CompiledVirtualModel]:
+    """Every document of a config version -> the router's table, by virtual model name."""
+    table: dict[str, CompiledVirtualModel] = {}
+    for doc in documents:
+        if doc.name in table:
+            raise ConfigError(f"two load-balancing documents define {doc.name!r}", param="name")
+        table[doc.name] = compile_document(doc, header_prefixes=header_prefixes)
+    return table

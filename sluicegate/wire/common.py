@@ -63,7 +63,7 @@ def _describe(text: str) -> tuple[str, str | None]:
 
 
 def invalid(message: str, param: str) -> InvalidRequest:
-    return InvalidRequest(f"{message} ('{param}').", param=param)
+    return InvalidRequest(f"{message[:1].upper()}{message[1:]} ('{param}').", param=param)
 
 
 def estimate_tokens(chars: int, messages: int, images: int = 0) -> int:

@@ -77,9 +77,11 @@ def decide(fault: Fault | None, rng: random.Random) -> RequestFaults:
 
 
 def parse_fault_table(raw: Any) -> dict[str, Fault]:
+    """Validate a table given as JSON-like data; ready-made Fault values pass through."""
     if not isinstance(raw, dict):
         raise FaultTableError("a fault table is a JSON object mapping model names to faults")
-    return {str(model): parse_fault(str(model), entry) for model, entry in raw.items()}
+    return {str(model): entry if isinstance(entry, Fault) else parse_fault(str(model), entry)
+            for model, entry in raw.items()}
 
 
 def parse_fault(model: str, raw: Any) -> Fault:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +58,7 @@ class ApiCall:
 
 
 Handler = Callable[[ApiCall], Response]
-Endpoint = Callable[[Request], Any]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def api_of_models_request(request: Request) -> Api:

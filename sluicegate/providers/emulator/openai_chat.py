@@ -86,8 +86,9 @@ def _answer(call: ApiCall, chat: ChatRequest) -> _Answer:
                                       "accepted_prediction_tokens": 0,
                                       "rejected_prediction_tokens": 0},
     }
-    return _Answer(ids.chat_completion_id(), int(time.time()), chat.model, reply,
-                   ids.tool_call_id(), usage)
+    call_id = ids.tool_call_id() if reply.tool_call is not None else ""
+    return _Answer(ids.chat_completion_id(), int(time.time()), chat.model, reply, call_id,
+                   usage)
 
 
 def _reasoning_tokens(chat: ChatRequest) -> int:

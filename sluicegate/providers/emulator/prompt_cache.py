@@ -14,6 +14,7 @@ from sluicegate.providers.emulator.tokens import CHARS_PER_TOKEN
 
 OPENAI_MIN_CACHED_TOKENS = 1024
 OPENAI_CACHE_STEP_TOKENS = 128
+MAX_REMEMBERED_PREFIXES = 100_000  # long benchmark runs must not grow memory without end
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class PromptCacheMemory:
     def clear(self) -> None:
         self._seen.clear()
 
+    def _remember(self, keys: list[str]) -> None:
+        if len(self._seen) + len(keys) > MAX_REMEMBERED_PREFIXES:
+            self._seen.clear()  # like a real cache expiring: later prompts miss again
+        self._seen.update(keys)
+
     def anthropic_use(self, breakpoints: list[Breakpoint]) -> AnthropicCacheUse:
         """The longest prefix seen before is read; the rest up to the last breakpoint is
         written; every breakpoint is remembered for next time."""
@@ -46,7 +52,7 @@ class PromptCacheMemory:
             return AnthropicCacheUse()
         last = breakpoints[-1]
         read = max((b.tokens for b in breakpoints if b.prefix_hash in self._seen), default=0)
-        self._seen.update(b.prefix_hash for b in breakpoints)
+        self._remember([b.prefix_hash for b in breakpoints])
         return AnthropicCacheUse(read_tokens=read, write_tokens=last.tokens - read,
                                  write_ttl=last.ttl)
 
@@ -60,6 +66,7 @@ class PromptCacheMemory:
         consumed = 0
         step_tokens = OPENAI_MIN_CACHED_TOKENS
         data = prompt_text.encode()
+        keys: list[str] = []
         # Incremental hashing keeps this linear in the prompt length.
         while step_tokens <= prompt_tokens and step_tokens * CHARS_PER_TOKEN <= len(data):
             end = step_tokens * CHARS_PER_TOKEN
@@ -68,7 +75,8 @@ class PromptCacheMemory:
             key = digest.copy().hexdigest()
             if key in self._seen:
                 cached = step_tokens
-            self._seen.add(key)
+            keys.append(key)
             step_tokens += OPENAI_CACHE_STEP_TOKENS
+        self._remember(keys)
         return cached
 

@@ -62,7 +62,7 @@ class Conversation:
 @dataclass(frozen=True)
 class ToolCall:
     name: str
-    arguments: dict[str, Any] | Any
+    arguments: dict[str, Any]
 
     @property
     def arguments_json(self) -> str:
@@ -81,7 +81,9 @@ class Reply:
 def compose_reply(conversation: Conversation) -> Reply:
     tool = _chosen_tool(conversation)
     if tool is not None:
-        call = ToolCall(tool.name, instance_for_schema(tool.schema))
+        arguments = instance_for_schema(tool.schema)
+        # Tool arguments are always a JSON object, whatever odd schema a tool declares.
+        call = ToolCall(tool.name, arguments if isinstance(arguments, dict) else {})
         announce = conversation.announces_tool_calls and conversation.forced_tool is None \
             and conversation.tool_mode is ToolMode.AUTO
         text = f"I'll use the {tool.name} tool." if announce else ""

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from sluicegate.providers.emulator.faults import RequestFaults
 
@@ -16,8 +17,19 @@ OPENAI_DONE = b"data: [DONE]\n\n"
 
 
 class StreamCut(Exception):
-    """Raised inside a response body so the server drops the connection mid-stream: the
-    client sees an incomplete body, as when an upstream dies, not a clean end."""
+    """Ends a paced stream early; `SseResponse` then leaves the body unfinished."""
+
+
+class SseResponse(StreamingResponse):
+    """A stream that can be cut: on StreamCut it returns without the final body message,
+    so the server drops the connection and the client sees an incomplete body, as when an
+    upstream dies, not a clean end (and the server logs no traceback)."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        except StreamCut:
+            return
 
 
 def openai_event(data: dict[str, Any]) -> bytes:
@@ -42,5 +54,5 @@ async def paced(events: Iterable[bytes], faults: RequestFaults) -> AsyncIterator
 
 def sse_response(events: Iterable[bytes], faults: RequestFaults,
                  headers: dict[str, str]) -> StreamingResponse:
-    return StreamingResponse(paced(events, faults), media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", **headers})
+    return SseResponse(paced(events, faults), media_type="text/event-stream",
+                       headers={"cache-control": "no-cache", **headers})

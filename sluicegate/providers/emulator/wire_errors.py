@@ -61,7 +61,7 @@ _OPENAI_KINDS: dict[int, _OpenAIKind] = {
     400: _OpenAIKind("invalid_request_error", None),
     401: _OpenAIKind("invalid_request_error", "invalid_api_key"),
     403: _OpenAIKind("invalid_request_error", "unsupported_country_region_territory"),
-    404: _OpenAIKind("invalid_request_error", "model_not_found"),
+    404: _OpenAIKind("invalid_request_error", None),
     413: _OpenAIKind("invalid_request_error", "request_too_large"),
     429: _OpenAIKind("requests", "rate_limit_exceeded"),
 }

@@ -1,0 +1,222 @@
+"""Gateway overhead benchmark: the same load directly against the provider emulator and
+through the gateway, side by side in one run.
+
+    .venv/bin/python bench/run.py [--duration 10] [--scenarios plain,policy,routing]
+
+Throughput: wrk (closed loop, 64 connections). Added latency: a Python open-loop driver at a
+fixed 200 requests/s, so queueing does not hide overhead. The ledger is on (SQLite).
+Scenarios: `plain` (a concrete model), `policy` (several rate-limit rules and budgets),
+`policy-redis` (the same with counters in Redis), `routing` (a virtual model with three
+targets and a breaker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
+
+ADMIN = "bench-admin-key"
+BODY = {"model": "gpt-4o-mini", "max_tokens": 32,
+        "messages": [{"role": "user", "content": "Classify the intent: where is my order?"}]}
+
+PROVIDERS = """
+name: bench-providers
+type: gateway-providers
+providers:
+  - {{name: openai, kind: openai, base_url: "{emu}/v1", headers: {{authorization: Bearer x}}}}
+  - {{name: openai-b, kind: openai, base_url: "{emu}/v1", headers: {{authorization: Bearer x}}}}
+  - {{name: openai-c, kind: openai, base_url: "{emu}/v1", headers: {{authorization: Bearer x}}}}
+models:
+  gpt-4o-mini: {{provider: openai}}
+  claude-haiku-4-5: {{provider: openai}}
+aliases: {{haiku: claude-haiku-4-5}}
+"""
+POLICY = """
+name: bench-limits
+type: gateway-rate-limit-config
+rules:
+  - id: per-session
+    limit: {requests: 100000000, window: 1h, scope: session}
+    on_breach: hard_block
+  - id: per-project-tokens
+    limit: {tokens: 100000000000, window: 1d, scope: project}
+    on_breach: hard_block
+  - id: per-user
+    when: {subjects: {type: user}}
+    limit: {requests: 100000000, window: 1m, scope: user}
+    on_breach: hard_block
+---
+name: bench-budgets
+type: gateway-budget-config
+budgets:
+  - id: bench-project
+    scope: {metadata: {project: bench}}
+    ceiling_usd: 1000000
+    window: monthly
+    on_exceed: hard_block
+  - id: everything-daily
+    scope: {}
+    ceiling_usd: 1000000
+    window: daily
+    on_exceed: audit
+"""
+ROUTING = """
+name: bench-virtual
+type: gateway-load-balancing-config
+rule_type: weight-based
+rules:
+  - {id: a, weight: 60, target: {provider: openai, model: gpt-4o-mini}}
+  - {id: b, weight: 30, target: {provider: openai-b, model: gpt-4o-mini}}
+  - {id: c, weight: 10, target: {provider: openai-c, model: gpt-4o-mini}}
+fallbacks:
+  - {provider: openai-b, model: gpt-4o-mini}
+circuit_breaker: {failure_threshold: 5, window_seconds: 60, cooldown_seconds: 30}
+"""
+
+
+def wrk(url: str, key: str, body: dict, duration: int, connections: int = 64) -> dict:
+    env = {**os.environ, "BENCH_KEY": key, "BENCH_BODY": json.dumps(body)}
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+         "-s", str(ROOT / "bench" / "chat.lua"), url],
+        env=env, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "errors": int(non2xx.group(1)) if non2xx else 0,
+            "p50": _wrk_pct(out, "50%"), "p99": _wrk_pct(out, "99%")}
+
+
+def _wrk_pct(out: str, label: str) -> float:
+    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+async def open_loop(url: str, key: str, body: dict, rate: int, seconds: float) -> dict:
+    """Fire requests on a fixed schedule regardless of answers (no coordinated omission)."""
+    latencies: list[float] = []
+    errors = 0
+    headers = {"authorization": f"Bearer {key}", "x-sluice-project": "bench",
+               "x-sluice-session-id": "bench-session"}
+    payload = json.dumps(body).encode()
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async def one() -> None:
+            nonlocal errors
+            start = time.perf_counter()
+            async with session.post(url, data=payload,
+                                    headers={"content-type": "application/json"}) as r:
+                await r.read()
+                if r.status != 200:
+                    errors += 1
+            latencies.append((time.perf_counter() - start) * 1000)
+
+        for _ in range(20):  # warm the pools
+            await one()
+        latencies.clear()
+        tasks = []
+        begin = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = begin + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    return {"p50": statistics.median(latencies),
+            "p99": latencies[int(len(latencies) * 0.99) - 1], "errors": errors}
+
+
+def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[ServerProcess, str]:
+    port = free_port()
+    docs = PROVIDERS.format(emu=emulator_url)
+    if scenario.startswith("policy"):
+        docs += "---\n" + POLICY
+    if scenario == "routing":
+        docs += "---\n" + ROUTING
+    config = workdir / f"{scenario}.yaml"
+    config.write_text(docs)
+    args = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
+            "--no-emulator", "--database-url", f"sqlite:///{workdir}/{scenario}.db",
+            "--config", str(config)]
+    if scenario == "policy-redis":
+        args += ["--redis-url", REDIS_URL]
+        subprocess.run(["redis-cli", "flushdb"], capture_output=True)
+    proc = ServerProcess(args, f"http://127.0.0.1:{port}/readyz",
+                         env={"SLUICEGATE_ADMIN_KEY": ADMIN}).start()
+    url = f"http://127.0.0.1:{port}"
+    key = httpx.post(url + "/api/keys", json={"user_id": "bench", "team": "perf"},
+                     headers={"authorization": f"Bearer {ADMIN}"}).json()["key"]
+    return proc, key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--scenarios", default="plain,policy,policy-redis,routing")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    emu_port = free_port()
+    emulator = ServerProcess([sys.executable, "-m", "sluicegate.providers.emulator",
+                              "--port", str(emu_port)],
+                             f"http://127.0.0.1:{emu_port}/healthz").start()
+    emu = f"http://127.0.0.1:{emu_port}"
+    results = {}
+    try:
+        results["direct"] = {**wrk(emu + "/v1/chat/completions", "x", BODY, args.duration),
+                             **{f"ol_{k}": v for k, v in asyncio.run(open_loop(
+                                 emu + "/v1/chat/completions", "x", BODY, args.rate, 10)).items()}}
+        for scenario in args.scenarios.split(","):
+            proc, key = start_gateway(emu, workdir, scenario)
+            body = dict(BODY, model="bench-virtual") if scenario == "routing" else BODY
+            try:
+                url = proc.ready_url.replace("/readyz", "/v1/chat/completions")
+                results[scenario] = {**wrk(url, key, body, args.duration),
+                                     **{f"ol_{k}": v for k, v in asyncio.run(open_loop(
+                                         url, key, body, args.rate, 10)).items()}}
+            finally:
+                proc.stop()
+    finally:
+        emulator.stop()
+    report(results, args)
+
+
+def report(results: dict, args) -> None:
+    direct = results["direct"]
+    print(f"\nnon-streamed chat, wrk 64 connections {args.duration}s; open loop {args.rate} req/s"
+          f" for 10s; one gateway process, ledger on (SQLite)\n")
+    print(f"{'path':<14}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
+          f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}")
+    for name, r in results.items():
+        added = r["ol_p50"] - direct["ol_p50"]
+        print(f"{name:<14}{r['rps']:>9.0f}{r['rps'] / direct['rps']:>7.2f}{r['p50']:>8.2f}"
+              f"{r['p99']:>8.2f}{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}"
+              f"{(added if name != 'direct' else 0):>11.2f}{r['errors'] + r['ol_errors']:>8}")
+    if "plain" in results:
+        for name in results:
+            if name not in ("direct", "plain"):
+                plain = results["plain"]
+                print(f"{name} vs plain: throughput {results[name]['rps'] / plain['rps']:.2f}x, "
+                      f"p50 at {args.rate}/s {results[name]['ol_p50'] - plain['ol_p50']:+.3f} ms")
+
+
+if __name__ == "__main__":
+    main()

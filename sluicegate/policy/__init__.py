@@ -1,0 +1,23 @@
+"""Rate limits and budgets enforced before the call, settled after it.
+
+    documents.py   config document models (pydantic); parse_policy_document
+    compiled.py    compile_policy(docs, aliases=...) -> CompiledPolicy (frozen, closures)
+    engine.py      PolicyEngine: admit / settle / release / budget_status / rebuild_budgets
+    counters/      CounterStore Protocol; MemoryCounterStore; RedisCounterStore (Lua)
+    notify.py      Alert, AlertSink, WebhookNotifier (Slack, PagerDuty, webhook)
+"""
+
+from sluicegate.policy.admission import Admission, AdmissionInput, PolicyBlocked
+from sluicegate.policy.compiled import CompiledPolicy, compile_policy
+from sluicegate.policy.documents import parse_policy_document
+from sluicegate.policy.engine import PolicyEngine
+
+__all__ = [
+    "Admission",
+    "AdmissionInput",
+    "CompiledPolicy",
+    "PolicyBlocked",
+    "PolicyEngine",
+    "compile_policy",
+    "parse_policy_document",
+]

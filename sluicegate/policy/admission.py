@@ -1,0 +1,216 @@
+"""The data an admission takes and returns, and the per-request plan of counter checks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sluicegate.errors import LimitExceeded
+from sluicegate.model.identity import Envelope, Principal
+from sluicegate.model.record import PolicyEvent
+from sluicegate.model.usage import Usage
+from sluicegate.policy.compiled import Breach, CompiledBudget, CompiledPolicy, CompiledRule
+from sluicegate.policy.counters.base import NO_LIMIT, Check, Level
+from sluicegate.policy.documents import usd_to_micros
+from sluicegate.policy.windows import Window
+
+Measure = Literal["requests", "tokens", "cost"]
+
+
+@dataclass(frozen=True)
+class AdmissionInput:
+    request_id: str
+    envelope: Envelope
+    principal: Principal
+    model: str  # what the client asked for, after alias resolution
+    estimated_input_tokens: int
+    max_output_tokens: int | None = None
+    worst_case_cost_usd: float | None = None  # None: the model has no price
+    exempt_rule_ids: frozenset[str] = frozenset()  # counted, not enforced (after a fallback)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What one counter holds for this request until it is settled."""
+
+    key: str
+    measure: Measure
+    token_type: str
+    amount: int
+
+
+@dataclass
+class Admission:
+    """The outcome of `PolicyEngine.admit`. When `fallback_rule_id` is set nothing was
+    reserved: admit again with `model=fallback_model` (or the router's cheaper model when
+    `fallback_kind == "cheaper"`) and `exempt_rule_ids={fallback_rule_id}`."""
+
+    request_id: str
+    reservation_id: str | None = None
+    holds: tuple[Hold, ...] = ()
+    events: list[PolicyEvent] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    fallback_model: str | None = None
+    fallback_rule_id: str | None = None
+    fallback_kind: Literal["model", "cheaper"] | None = None
+    estimated_input_tokens: int = 0
+    reserved_output_tokens: int = 0
+    settled: bool = False
+
+    @property
+    def admitted(self) -> bool:
+        return self.fallback_rule_id is None
+
+
+class PolicyBlocked(LimitExceeded):
+    """A LimitExceeded that also carries the policy events for the ledger."""
+
+    def __init__(self, message: str, *, events: list[PolicyEvent], **kwargs):
+        super().__init__(message, **kwargs)
+        self.events = events
+
+
+@dataclass(frozen=True)
+class Item:
+    """One rule or budget window that applies to the request, with its counter check."""
+
+    kind: Literal["rate_limit", "budget"]
+    rule_id: str
+    check: Check
+    hold: Hold
+    limit: int  # the configured limit (check.limit is NO_LIMIT when not enforced)
+    window: Window
+    window_start: float
+    window_end: float
+    breach: Breach
+    enforced: bool
+    scope_label: str
+    queue_timeout_s: float = 0.0
+    budget: CompiledBudget | None = None
+
+    def exceeds(self, level: Level) -> bool:
+        return level.used + level.reserved + self.check.amount > self.limit
+
+
+def plan(policy: CompiledPolicy, inp: AdmissionInput, now: float, default_max_output: int) -> list[Item]:
+    """Every check this request must pass, in config order."""
+    out_tokens = inp.max_output_tokens or default_max_output
+    items = []
+    for rule in policy.rules:
+        if rule.matches(inp.envelope, inp.principal, inp.model):
+            item = _rule_item(rule, inp, now, out_tokens)
+            if item is not None:
+                items.append(item)
+    for budget in policy.budgets:
+        if budget.matches(inp.envelope, inp.principal, inp.model):
+            items += [_budget_item(budget, w, inp, now) for w in budget.windows]
+    return items
+
+
+def _rule_item(rule: CompiledRule, inp: AdmissionInput, now: float, out_tokens: int) -> Item | None:
+    value = rule.scope(inp.envelope, inp.principal, inp.model)
+    if value is None:
+        return None  # the request lacks what the rule counts by (e.g. no session id)
+    if rule.measure == "requests":
+        amount = 1
+    elif rule.token_type == "total":
+        amount = inp.estimated_input_tokens + out_tokens
+    else:
+        amount = inp.estimated_input_tokens if rule.token_type == "input" else out_tokens
+    scope_label = "*" if rule.scope_name == "global" else f"{rule.scope_name}={value}"
+    key = f"rl:{rule.id}:{rule.window.label}:{scope_label}:{rule.window.counter_suffix(now)}"
+    enforced = _enforced(rule.id, rule.breach, inp)
+    start, end = rule.window.bounds(now)
+    return Item(
+        kind="rate_limit",
+        rule_id=rule.id,
+        check=_check(key, rule.limit, amount, rule.window, now, enforced),
+        hold=Hold(key, rule.measure, rule.token_type, amount),
+        limit=rule.limit,
+        window=rule.window,
+        window_start=start,
+        window_end=end,
+        breach=rule.breach,
+        enforced=enforced,
+        scope_label=scope_label,
+        queue_timeout_s=rule.queue_timeout_s,
+    )
+
+
+def _budget_item(budget: CompiledBudget, window: Window, inp: AdmissionInput, now: float) -> Item:
+    cost = inp.worst_case_cost_usd
+    amount = max(1, usd_to_micros(cost)) if cost is not None else 1
+    key = f"bg:{budget.id}:{window.label}:{window.counter_suffix(now)}"
+    enforced = _enforced(budget.id, budget.breach, inp)
+    start, end = window.bounds(now)
+    return Item(
+        kind="budget",
+        rule_id=budget.id,
+        check=_check(key, budget.ceiling_micros, amount, window, now, enforced),
+        hold=Hold(key, "cost", "", amount),
+        limit=budget.ceiling_micros,
+        window=window,
+        window_start=start,
+        window_end=end,
+        breach=budget.breach,
+        enforced=enforced,
+        scope_label="*",
+        budget=budget,
+    )
+
+
+def _enforced(rule_id: str, breach: Breach, inp: AdmissionInput) -> bool:
+    return rule_id not in inp.exempt_rule_ids and breach.action != "audit"
+
+
+def _check(key: str, limit: int, amount: int, window: Window, now: float, enforced: bool) -> Check:
+    return Check(
+        key=key,
+        limit=limit if enforced else NO_LIMIT,
+        amount=amount,
+        expires_at=window.expires_at(now),
+        slide=window.slide,
+    )
+
+
+def rate_headers(items: list[Item], levels: tuple[Level, ...], now: float) -> dict[str, str]:
+    """OpenAI-style X-RateLimit-* headers for the tightest request rule and token rule."""
+    headers: dict[str, str] = {}
+    for measure, suffix in (("requests", "Requests"), ("tokens", "Tokens")):
+        best: tuple[int, Item] | None = None
+        for item, level in zip(items, levels):
+            if item.kind == "rate_limit" and item.enforced and item.hold.measure == measure:
+                remaining = max(0, item.limit - level.used - level.reserved - item.check.amount)
+                if best is None or remaining < best[0]:
+                    best = (remaining, item)
+        if best is not None:
+            remaining, item = best
+            headers[f"X-RateLimit-Limit-{suffix}"] = str(item.limit)
+            headers[f"X-RateLimit-Remaining-{suffix}"] = str(remaining)
+            headers[f"X-RateLimit-Reset-{suffix}"] = duration(item.window_end - now)
+    return headers
+
+
+def duration(seconds: float) -> str:
+    """`6m0s`, `1h2m3s`, `17s`, as OpenAI writes reset times."""
+    total = max(0, math.ceil(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def actual_amount(hold: Hold, admission: Admission, usage: Usage | None, cost_usd: float | None) -> int:
+    """What a hold becomes at settlement. A missing usage or cost releases the hold; a
+    part the provider did not report falls back to what was reserved for it."""
+    if hold.measure == "requests":
+        return hold.amount
+    if hold.measure == "cost":
+        return usd_to_micros(cost_usd) if cost_usd is not None and cost_usd > 0 else 0
+    if usage is None:
+        return 0
+    inp = usage.input_tokens if usage.input_tokens is not None else admission.estimated_input_tokens
+    out = usage.output_tokens if usage.output_tokens is not None else admission.reserved_output_tokens
+    return {"total": inp + out, "input": inp, "output": out}[hold.token_type]

@@ -1,0 +1,152 @@
+"""Budget-side work that is not admission itself: threshold alerts, status for the API,
+and rebuilding spend counters from the ledger when the counter store starts empty.
+
+Alerts are driven by *settled* spend (`used`), not by reservations, so a large worst-case
+reservation never pages anyone on its own. A budget that refuses an admission counts as
+at least 100% (it would be exceeded), so the 100% alert fires even though a hard block
+keeps settled spend just under the ceiling.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sluicegate.policy.admission import Item
+from sluicegate.policy.compiled import CompiledBudget, CompiledPolicy
+from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level, bucket_start
+from sluicegate.policy.documents import usd_to_micros
+from sluicegate.policy.notify import Alert
+from sluicegate.policy.windows import Window, iso
+
+SumCost = Callable[[float, dict[str, str]], Awaitable[float]]
+"""(since unix seconds, {ledger column: value}) -> USD spent since then by matching rows.
+Columns: key_id, user_id, team, project, session_id, workflow_tag, environment,
+cost_center, requested_model, and `metadata.<key>` for free metadata keys."""
+
+
+def budget_key(budget: CompiledBudget, window: Window, now: float) -> str:
+    return f"bg:{budget.id}:{window.label}:{window.counter_suffix(now)}"
+
+
+def due_alerts(items: list[Item], result: AdmitResult, now: float) -> list[tuple[str, float, Alert]]:
+    """(once-per-window mark key, mark TTL, alert) for every threshold reached."""
+    due = []
+    for index, (item, level) in enumerate(zip(items, result.levels)):
+        budget = item.budget
+        if budget is None or not budget.alerts:
+            continue
+        pct = level.used / item.limit * 100
+        refused = result.failed_index == index or (not item.enforced and item.exceeds(level))
+        if refused:
+            pct = max(pct, (level.used + level.reserved + item.check.amount) / item.limit * 100)
+        for rule in budget.alerts:
+            if pct < rule.at_pct:
+                break
+            suffix = item.window.counter_suffix(now)
+            key = f"alert:{budget.id}:{item.window.label}:{suffix}:{rule.at_pct:g}"
+            ttl = item.window.seconds if not item.window.resets else item.window_end - now + 60
+            due.append((key, ttl, _alert(item, budget, level, pct, rule.at_pct, rule.notify, now)))
+    return due
+
+
+def _alert(item: Item, budget: CompiledBudget, level: Level, pct: float, threshold: float,
+           notify: tuple[str, ...], now: float) -> Alert:  # fmt: skip
+    window = item.window
+    resets_at = iso(item.window_end, window.tz) if window.resets else None
+    spent = level.used / 1e6
+    return Alert(
+        id=uuid.uuid4().hex,
+        rule_id=budget.id,
+        window=window.label,
+        threshold_pct=threshold,
+        pct=round(pct, 2),
+        spent_usd=round(spent, 6),
+        reserved_usd=round(level.reserved / 1e6, 6),
+        ceiling_usd=budget.ceiling_usd,
+        window_start=iso(item.window_start, window.tz) if window.resets else None,
+        resets_at=resets_at,
+        notify=notify,
+        scope=dict(budget.scope),
+        message=(
+            f"Budget {budget.id} reached {threshold:g}% ({pct:.1f}%): ${spent:,.2f} of "
+            f"${budget.ceiling_usd:,.2f} ({window.label}"
+            + (f", resets {resets_at})" if resets_at else ")")
+        ),
+        ts=now,
+    )
+
+
+async def budget_status(policy: CompiledPolicy, store: CounterStore, now: float) -> list[dict[str, Any]]:
+    rows = [(b, w, budget_key(b, w, now)) for b in policy.budgets for w in b.windows]
+    levels = await store.usage([key for _, _, key in rows])
+    out = []
+    for budget, window, key in rows:
+        level = levels.get(key, Level(0, 0))
+        start, end = window.bounds(now)
+        out.append(
+            {
+                "id": budget.id,
+                "document": budget.document,
+                "window": window.label,
+                "timezone": window.tz.key,
+                "ceiling_usd": budget.ceiling_usd,
+                "spent_usd": round(level.used / 1e6, 6),
+                "reserved_usd": round(level.reserved / 1e6, 6),
+                "pct": round(level.used / budget.ceiling_micros * 100, 2),
+                "window_start": iso(start, window.tz) if window.resets else iso(start),
+                "resets_at": iso(end, window.tz) if window.resets else None,
+                "scope": dict(budget.scope),
+                "on_exceed": budget.breach.action,
+            }
+        )
+    return out
+
+
+async def rebuild(
+    policy: CompiledPolicy, store: CounterStore, sum_cost: SumCost, now: float | None = None
+) -> list[dict[str, Any]]:
+    """Seed every absent budget counter with the ledger's spend since its window start."""
+    now = time.time() if now is None else now
+    report = []
+    for budget in policy.budgets:
+        for window in budget.windows:
+            row: dict[str, Any] = {"id": budget.id, "window": window.label}
+            if budget.ledger_filters is None:
+                report.append({**row, "seeded": False, "reason": "scope not expressible as ledger filters"})
+                continue
+            key = budget_key(budget, window, now)
+            if window.resets:
+                spent = await _spent(sum_cost, window.bounds(now)[0], budget.ledger_filters)
+                seeded = await store.set_if_absent(key, usd_to_micros(spent), window.expires_at(now))
+            else:
+                buckets = await _bucket_spend(sum_cost, window, budget.ledger_filters, now)
+                spent = sum(buckets.values()) / 1e6
+                seeded = await store.set_if_absent(key, buckets, window.expires_at(now), window.slide)
+            report.append({**row, "seeded": seeded, "ledger_spent_usd": round(spent, 6)})
+    return report
+
+
+async def _spent(sum_cost: SumCost, since: float, filters: tuple[Mapping[str, str], ...]) -> float:
+    total = 0.0
+    for f in filters:
+        total += await sum_cost(since, dict(f))
+    return total
+
+
+async def _bucket_spend(
+    sum_cost: SumCost, window: Window, filters: tuple[Mapping[str, str], ...], now: float
+) -> dict[int, int]:
+    """Spend per live bucket of a rolling window, from cumulative sums since each start."""
+    size = window.bucket_s
+    first = bucket_start(now - window.seconds, size)
+    if first + size <= now - window.seconds:
+        first += size
+    starts = list(range(first, bucket_start(now, size) + 1, size))
+    since = [usd_to_micros(await _spent(sum_cost, s, filters)) for s in starts]
+    return {
+        start: max(0, since[i] - (since[i + 1] if i + 1 < len(since) else 0))
+        for i, start in enumerate(starts)
+    }

@@ -1,0 +1,249 @@
+"""Validated documents -> `CompiledPolicy`: frozen data plus closures, built once per apply.
+
+Order matters: checks are evaluated in config order (rate-limit and quota rules in
+document order, then budgets in document order) and the first breached one decides.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from pydantic import BaseModel
+
+from sluicegate.errors import ConfigError
+from sluicegate.policy import matching
+from sluicegate.policy.documents import (
+    Budget,
+    BudgetDocument,
+    NotificationTarget,
+    NotificationTargetsDocument,
+    QuotaDocument,
+    QuotaRule,
+    RateLimitDocument,
+    RateLimitRule,
+    SubjectType,
+    quota_window,
+    usd_to_micros,
+)
+from sluicegate.policy.windows import Window, parse_budget_window, parse_window
+
+Action = Literal["hard_block", "queue", "fallback", "audit"]
+
+
+@dataclass(frozen=True)
+class Breach:
+    """What happens when a rule or budget would be exceeded."""
+
+    action: Action
+    fallback_model: str | None = None  # fallback: the model to use (None: router picks cheaper)
+
+    @property
+    def fallback_kind(self) -> Literal["model", "cheaper"]:
+        return "model" if self.fallback_model else "cheaper"
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    document: str
+    measure: Literal["requests", "tokens"]
+    token_type: Literal["total", "input", "output"]
+    limit: int
+    window: Window
+    scope_name: str
+    matches: matching.Predicate
+    scope: matching.Getter
+    breach: Breach
+    queue_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    at_pct: float
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CompiledBudget:
+    id: str
+    document: str
+    ceiling_usd: float
+    ceiling_micros: int
+    windows: tuple[Window, ...]
+    matches: matching.Predicate
+    breach: Breach
+    alerts: tuple[AlertRule, ...]
+    scope: Mapping[str, object]  # as written, for status APIs
+    ledger_filters: tuple[Mapping[str, str], ...] | None  # None: not expressible
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    rules: tuple[CompiledRule, ...] = ()
+    budgets: tuple[CompiledBudget, ...] = ()
+    targets: Mapping[str, NotificationTarget] = field(default_factory=lambda: MappingProxyType({}))
+    warnings: tuple[str, ...] = ()
+
+
+def compile_policy(
+    docs: Sequence[BaseModel],
+    *,
+    aliases: Mapping[str, str],
+    header_prefixes: Sequence[str] = matching.DEFAULT_HEADER_PREFIXES,
+) -> CompiledPolicy:
+    """Build the engine's policy; `ConfigError` on ids used twice or target names clashing."""
+    rules: list[CompiledRule] = []
+    budgets: list[CompiledBudget] = []
+    targets: dict[str, NotificationTarget] = {}
+    for doc in docs:
+        if isinstance(doc, RateLimitDocument):
+            rules += [_rate_rule(r, doc.name, aliases, header_prefixes) for r in doc.rules]
+        elif isinstance(doc, QuotaDocument):
+            rules += [_quota_rule(r, doc.name, aliases, header_prefixes) for r in doc.rules]
+        elif isinstance(doc, BudgetDocument):
+            budgets += [_budget(b, doc.name, aliases, header_prefixes) for b in doc.budgets]
+        elif isinstance(doc, NotificationTargetsDocument):
+            for name, target in doc.targets.items():
+                if name in targets:
+                    raise ConfigError(f"{doc.name}: target '{name}' is defined twice", param=name)
+                targets[name] = target
+    _unique([r.id for r in rules] + [b.id for b in budgets])
+    return CompiledPolicy(
+        rules=tuple(rules),
+        budgets=tuple(budgets),
+        targets=MappingProxyType(targets),
+        warnings=tuple(_warnings(budgets, targets)),
+    )
+
+
+def _unique(ids: list[str]) -> None:
+    seen: set[str] = set()
+    for rule_id in ids:
+        if rule_id in seen:
+            raise ConfigError(f"rule or budget id '{rule_id}' is used twice", param=rule_id)
+        seen.add(rule_id)
+
+
+def _when(when, aliases: Mapping[str, str], prefixes: Sequence[str]) -> matching.Predicate:
+    predicates: list[matching.Predicate] = []
+    if when.subjects is not None:
+        predicates.append(matching.subjects_predicate(when.subjects))
+    if when.models:
+        predicates.append(matching.models_predicate(when.models, aliases))
+    if when.metadata:
+        predicates.append(matching.metadata_predicate(when.metadata, prefixes))
+    return matching.all_of(predicates)
+
+
+def _breach(value: str, aliases: Mapping[str, str], fallback_model: str | None = None) -> Breach:
+    if value == "queue_then_429":
+        return Breach("queue")
+    if value in ("hard_block", "audit"):
+        return Breach(value)  # type: ignore[arg-type]
+    target = value.removeprefix("fallback_to_")
+    if target == "cheaper":
+        model = fallback_model
+        return Breach("fallback", aliases.get(model, model) if model else None)
+    return Breach("fallback", aliases.get(target, target))
+
+
+def _rate_rule(
+    rule: RateLimitRule, doc: str, aliases: Mapping[str, str], prefixes: Sequence[str]
+) -> CompiledRule:
+    limit = rule.limit
+    return CompiledRule(
+        id=rule.id,
+        document=doc,
+        measure="requests" if limit.requests is not None else "tokens",
+        token_type=limit.token_type,
+        limit=limit.requests or limit.tokens or 0,
+        window=parse_window(limit.window),
+        scope_name=limit.scope,
+        matches=_when(rule.when, aliases, prefixes),
+        scope=matching.scope_getter(limit.scope, prefixes),
+        breach=_breach(rule.on_breach, aliases),
+        queue_timeout_s=rule.queue_timeout_ms / 1000,
+    )
+
+
+def _quota_rule(
+    rule: QuotaRule, doc: str, aliases: Mapping[str, str], prefixes: Sequence[str]
+) -> CompiledRule:
+    measure, window = quota_window(rule.unit)
+    subjects = rule.when.subjects
+    if isinstance(subjects, SubjectType):
+        scope_name, scope = subjects.type, matching.subject_type_getter(subjects.type)
+    elif subjects:
+        scope_name, scope = "subject", matching.subject_getter(subjects)
+    else:
+        scope_name, scope = "global", matching.scope_getter("global")
+    return CompiledRule(
+        id=rule.id,
+        document=doc,
+        measure=measure,  # type: ignore[arg-type]
+        token_type="total",
+        limit=rule.limit_to,
+        window=parse_window(window),
+        scope_name=scope_name,
+        matches=_when(rule.when, aliases, prefixes),
+        scope=scope,
+        breach=Breach("hard_block"),
+    )
+
+
+def _budget(
+    budget: Budget, doc: str, aliases: Mapping[str, str], prefixes: Sequence[str]
+) -> CompiledBudget:
+    return CompiledBudget(
+        id=budget.id,
+        document=doc,
+        ceiling_usd=budget.ceiling_usd,
+        ceiling_micros=usd_to_micros(budget.ceiling_usd),
+        windows=tuple(parse_budget_window(w, budget.timezone) for w in budget.window_names),
+        matches=_when(budget.scope, aliases, prefixes),
+        breach=_breach(budget.on_exceed, aliases, budget.fallback_model),
+        alerts=tuple(
+            AlertRule(a.at_pct, tuple(a.notify)) for a in sorted(budget.alerts, key=lambda a: a.at_pct)
+        ),
+        scope=MappingProxyType(budget.scope.model_dump(mode="json", exclude_none=True)),
+        ledger_filters=_ledger_filters(budget, aliases, prefixes),
+    )
+
+
+def _ledger_filters(
+    budget: Budget, aliases: Mapping[str, str], prefixes: Sequence[str]
+) -> tuple[Mapping[str, str], ...] | None:
+    """Equality filters on ledger columns whose union is the budget's traffic (combinations
+    overlap when subjects of different kinds are listed: a rebuild then over-counts)."""
+    scope = budget.scope
+    axes: list[list[tuple[str, str]]] = []
+    for name, values in (scope.metadata or {}).items():
+        column = matching.field_name(name, prefixes) or f"metadata.{name}"
+        axes.append([(column, v) for v in values])
+    if isinstance(scope.subjects, SubjectType):
+        return None
+    if scope.subjects:
+        columns = {"user": "user_id", "team": "team", "key": "key_id"}
+        subjects = [s.partition(":") for s in scope.subjects]
+        if any(kind not in columns for kind, _, _ in subjects):
+            return None  # virtual accounts (key names) are not in the ledger
+        axes.append([(columns[kind], value) for kind, _, value in subjects])
+    if scope.models:
+        if any(c in m for m in scope.models for c in "*?["):
+            return None
+        axes.append([("requested_model", aliases.get(m, m)) for m in scope.models])
+    return tuple(MappingProxyType(dict(combo)) for combo in itertools.product(*axes))
+
+
+def _warnings(budgets: list[CompiledBudget], targets: Mapping[str, object]) -> list[str]:
+    missing = {
+        (b.id, name): None for b in budgets for a in b.alerts for name in a.notify if name not in targets
+    }
+    return [
+        f"budget {budget_id}: notify target '{name}' is not defined in gateway-notification-targets"
+        for budget_id, name in missing
+    ]

@@ -1,0 +1,356 @@
+"""Config documents for rate limits, quotas, budgets and alert targets (pydantic v2).
+
+Every model forbids unknown fields, so a typo is an error rather than a silently ignored
+setting. `parse_policy_document` turns a YAML mapping into a model or raises
+`ConfigError` naming the path of every bad field (`rules[2].limit.window: ...`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from sluicegate.errors import ConfigError
+from sluicegate.policy.windows import parse_budget_window, parse_timezone, parse_window
+
+_SUBJECT = re.compile(r"^(user|team|key|virtualaccount):\S.*$")
+_ON_BREACH = re.compile(r"^(hard_block|queue_then_429|audit|fallback_to_\S+)$")
+_ON_EXCEED = re.compile(r"^(hard_block|audit|fallback_to_\S+)$")
+_SCOPE = re.compile(
+    r"^(global|key|user|team|project|session|workflow|model|environment|cost_center|metadata:\S+)$"
+)
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._@/-]*$"
+QUOTA_UNITS = ("second", "minute", "hour", "day", "week", "month")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _subject(value: str) -> str:
+    if not _SUBJECT.match(value):
+        raise ValueError(
+            f"'{value}' is not a subject; use user:<id>, team:<name>, key:<key id> "
+            "or virtualaccount:<key name>"
+        )
+    return value
+
+
+def _subjects(value: Any) -> Any:
+    if isinstance(value, (dict, SubjectType)) or value is None:
+        return value
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ValueError('subjects is {type: user|team|key} or a list like ["team:frontend"]')
+    return value
+
+
+def _values(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _window(value: str) -> str:
+    parse_window(value)
+    return value
+
+
+def _on(pattern: re.Pattern[str], hint: str):
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"'{value}' is not one of {hint}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _scope(value: str) -> str:
+    if not _SCOPE.match(value):
+        raise ValueError(
+            f"'{value}' is not a scope; use key, user, team, project, session, workflow, "
+            "model, environment, cost_center or metadata:<key>"
+        )
+    return value
+
+
+RuleId = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID)]
+SubjectRef = Annotated[str, AfterValidator(_subject)]
+MetadataMatch = dict[str, Annotated[list[str], BeforeValidator(_values), Field(min_length=1)]]
+
+
+class SubjectType(Strict):
+    """Requests that carry such a subject (`{type: user}`: any request with a user)."""
+
+    type: Literal["user", "team", "key"]
+
+
+def _subjects_form(value: Any) -> str:
+    return "by_type" if isinstance(value, (dict, SubjectType)) else "by_list"
+
+
+Subjects = Annotated[
+    Annotated[SubjectType, Tag("by_type")] | Annotated[list[SubjectRef], Tag("by_list")],
+    Discriminator(_subjects_form),
+    BeforeValidator(_subjects),
+]
+
+
+class When(Strict):
+    """All given conditions must hold; within subjects and models, any entry matches.
+    Metadata names may be envelope fields (`environment`), their headers
+    (`X-Sluice-Environment`, `X-TFY-Environment`) or free keys from X-Sluice-Metadata."""
+
+    subjects: Subjects | None = None
+    models: list[str] | None = None
+    metadata: MetadataMatch | None = None
+
+
+class Limit(Strict):
+    requests: Annotated[int, Field(gt=0)] | None = None
+    tokens: Annotated[int, Field(gt=0)] | None = None
+    token_type: Literal["total", "input", "output"] = "total"
+    window: Annotated[str, AfterValidator(_window)]
+    scope: Annotated[str, AfterValidator(_scope)] = "global"
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> Limit:
+        if (self.requests is None) == (self.tokens is None):
+            raise ValueError("set exactly one of requests or tokens")
+        if self.requests is not None and "token_type" in self.model_fields_set:
+            raise ValueError("token_type applies to token limits only")
+        return self
+
+
+class RateLimitRule(Strict):
+    id: RuleId
+    when: When = When()
+    limit: Limit
+    on_breach: Annotated[
+        str, _on(_ON_BREACH, "hard_block, queue_then_429, audit, fallback_to_<model>")
+    ] = "hard_block"
+    queue_timeout_ms: Annotated[int, Field(gt=0, le=300_000)] = 5000
+
+
+class RateLimitDocument(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    type: Literal["gateway-rate-limit-config"]
+    description: str | None = None
+    rules: list[RateLimitRule]
+
+
+def _unit(value: str) -> str:
+    measure, _, per = value.partition("_per_")
+    if measure not in ("requests", "tokens") or per not in QUOTA_UNITS:
+        raise ValueError(
+            f"'{value}' is not a unit; use requests_per_<period> or tokens_per_<period> "
+            f"with period one of {', '.join(QUOTA_UNITS)}"
+        )
+    return value
+
+
+class QuotaRule(Strict):
+    """Seed 004's shape: `subjects` / `limit_to` / `unit`; each subject gets its own count."""
+
+    id: RuleId
+    when: When = When()
+    limit_to: Annotated[int, Field(gt=0)]
+    unit: Annotated[str, AfterValidator(_unit)]
+
+
+class QuotaDocument(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    type: Literal["gateway-rate-limiting-config"]
+    description: str | None = None
+    rules: list[QuotaRule]
+
+
+class BudgetScope(Strict):
+    metadata: MetadataMatch | None = None
+    subjects: Subjects | None = None
+    models: list[str] | None = None
+
+
+class BudgetAlert(Strict):
+    at_pct: Annotated[float, Field(gt=0, le=1000)]
+    notify: list[str] = []
+
+
+def _budget_window(value: str) -> str:
+    parse_budget_window(value)
+    return value
+
+
+def _timezone(value: str) -> str:
+    parse_timezone(value)
+    return value
+
+
+BudgetWindow = Annotated[str, AfterValidator(_budget_window)]
+
+
+class Budget(Strict):
+    id: RuleId
+    scope: BudgetScope = BudgetScope()
+    ceiling_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    window: BudgetWindow | None = None
+    windows: Annotated[list[BudgetWindow], Field(min_length=1)] | None = None
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    alerts: list[BudgetAlert] = []
+    on_exceed: Annotated[
+        str, _on(_ON_EXCEED, "hard_block, fallback_to_cheaper, fallback_to_<model>, audit")
+    ] = "hard_block"
+    fallback_model: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Budget:
+        if (self.window is None) == (self.windows is None):
+            raise ValueError("set exactly one of window or windows")
+        if self.fallback_model and self.on_exceed != "fallback_to_cheaper":
+            raise ValueError("fallback_model applies to on_exceed: fallback_to_cheaper only")
+        if len(set(self.window_names)) != len(self.window_names):
+            raise ValueError("windows are listed twice")
+        return self
+
+    @property
+    def window_names(self) -> list[str]:
+        return [self.window] if self.window else list(self.windows or [])
+
+
+class BudgetDocument(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    type: Literal["gateway-budget-config"]
+    description: str | None = None
+    budgets: list[Budget]
+
+
+class SlackTarget(Strict):
+    """A Slack-compatible incoming webhook: receives `{"text": ...}`."""
+
+    kind: Literal["slack"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+
+
+class PagerDutyTarget(Strict):
+    """PagerDuty Events API v2."""
+
+    kind: Literal["pagerduty"]
+    url: Annotated[str, Field(pattern=r"^https?://")] = "https://events.pagerduty.com/v2/enqueue"
+    routing_key: Annotated[str, Field(min_length=1)]
+
+
+class WebhookTarget(Strict):
+    """Any HTTP endpoint: receives the alert as JSON, with these extra headers."""
+
+    kind: Literal["webhook"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    headers: dict[str, str] = {}
+
+
+NotificationTarget = Annotated[
+    SlackTarget | PagerDutyTarget | WebhookTarget, Field(discriminator="kind")
+]
+
+
+class NotificationTargetsDocument(Strict):
+    """Names used in `notify:` lists (`slack:#ai-budget-alerts`) mapped to endpoints."""
+
+    name: Annotated[str, Field(min_length=1)]
+    type: Literal["gateway-notification-targets"]
+    description: str | None = None
+    targets: dict[str, NotificationTarget]
+
+    @model_validator(mode="after")
+    def _names_match_kinds(self) -> NotificationTargetsDocument:
+        for name, target in self.targets.items():
+            prefix = name.split(":", 1)[0] if ":" in name else None
+            if prefix in ("slack", "pagerduty", "webhook") and prefix != target.kind:
+                raise ValueError(f"target '{name}' is named {prefix}: but has kind {target.kind}")
+        return self
+
+
+PolicyDocument = RateLimitDocument | QuotaDocument | BudgetDocument | NotificationTargetsDocument
+
+POLICY_DOCUMENT_TYPES: Mapping[str, type[BaseModel]] = MappingProxyType(
+    {
+        "gateway-rate-limit-config": RateLimitDocument,
+        "gateway-rate-limiting-config": QuotaDocument,
+        "gateway-budget-config": BudgetDocument,
+        "gateway-notification-targets": NotificationTargetsDocument,
+    }
+)
+
+
+def parse_policy_document(data: Any) -> PolicyDocument:
+    """Validate one document; `ConfigError` (param = first bad path) when it is invalid."""
+    if not isinstance(data, dict):
+        raise ConfigError("a document is a mapping with name and type", param="")
+    model = POLICY_DOCUMENT_TYPES.get(str(data.get("type")))
+    name = data.get("name", "<unnamed>")
+    if model is None:
+        known = ", ".join(POLICY_DOCUMENT_TYPES)
+        raise ConfigError(f"{name}: type '{data.get('type')}' is not one of {known}", param="type")
+    try:
+        return TypeAdapter(model).validate_python(data)  # type: ignore[return-value]
+    except ValidationError as exc:
+        problems = validation_problems(exc)
+        text = "; ".join(f"{path}: {message}" for path, message in problems)
+        raise ConfigError(f"{name}: {text}", param=problems[0][0]) from None
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """(path, message) per error, the path written as in YAML: `rules[2].limit.window`."""
+    return [(_path(e["loc"]), _message(e)) for e in exc.errors()]
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _is_union_tag(loc, index):
+            path += f".{part}" if path else part
+    return path
+
+
+def _is_union_tag(loc: tuple[int | str, ...], index: int) -> bool:
+    """Pydantic names the union member it tried; YAML authors never wrote that name."""
+    part = str(loc[index])
+    if loc[0] == "targets" and index == 2:
+        return True  # the target kind (discriminator)
+    if index and loc[index - 1] == "subjects" and part in ("by_type", "by_list"):
+        return True
+    return "[" in part and "]" in part
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def quota_window(unit: str) -> tuple[str, str]:
+    """`requests_per_day` -> ("requests", "1d")."""
+    measure, _, per = unit.partition("_per_")
+    return measure, {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d",
+                     "week": "1w", "month": "1mo"}[per]  # fmt: skip
+
+
+def usd_to_micros(usd: float) -> int:
+    return math.ceil(round(usd * 1_000_000, 3))

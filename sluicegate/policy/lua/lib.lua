@@ -1,0 +1,67 @@
+-- Shared by every counter script (prepended when the script is registered).
+-- A counter is a hash H {u = used, r = reserved, ws/bs = sliding window and bucket
+-- seconds, b:<bucket start> = used in that bucket} and a sorted set Z of in-flight
+-- reservations, member "<reservation id>|<amount>", score = deadline (unix seconds).
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+-- Sets a TTL of `ms` milliseconds unless the key already lives longer.
+local function extend(key, ms)
+  if ms < 1000 then ms = 1000 end
+  if redis.call('PTTL', key) < ms then
+    redis.call('PEXPIRE', key, fmt(math.ceil(ms)))
+  end
+end
+
+-- Releases reservations whose deadline has passed (a crashed replica never settles).
+local function purge(h, z, now)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #gone == 0 then return end
+  local freed = 0
+  for _, member in ipairs(gone) do
+    freed = freed + (tonumber(string.match(member, '|(%d+)$')) or 0)
+  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  if freed > 0 then redis.call('HINCRBY', h, 'r', fmt(-freed)) end
+end
+
+-- used, reserved, live bucket count of a counter at `now`.
+local function level(h, z, now)
+  purge(h, z, now)
+  local reserved = tonumber(redis.call('HGET', h, 'r') or '0')
+  local ws = redis.call('HGET', h, 'ws')
+  if not ws then
+    return tonumber(redis.call('HGET', h, 'u') or '0'), reserved, 0
+  end
+  local bs = tonumber(redis.call('HGET', h, 'bs'))
+  local cutoff = now - tonumber(ws)
+  local used, live = 0, 0
+  local fields = redis.call('HGETALL', h)
+  for i = 1, #fields, 2 do
+    local f = fields[i]
+    if string.sub(f, 1, 2) == 'b:' then
+      if tonumber(string.sub(f, 3)) + bs <= cutoff then
+        redis.call('HDEL', h, f)
+      else
+        used = used + tonumber(fields[i + 1])
+        live = live + 1
+      end
+    end
+  end
+  return used, reserved, live
+end
+
+-- Adds settled consumption: to `u`, or to the current bucket of a sliding counter.
+local function add_used(h, amount, now)
+  local bs = redis.call('HGET', h, 'bs')
+  if not bs then
+    redis.call('HINCRBY', h, 'u', fmt(amount))
+    return
+  end
+  bs = tonumber(bs)
+  local ws = tonumber(redis.call('HGET', h, 'ws'))
+  redis.call('HINCRBY', h, 'b:' .. fmt(math.floor(now / bs) * bs), fmt(amount))
+  extend(h, (ws + bs + 60) * 1000)
+end

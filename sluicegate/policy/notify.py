@@ -1,0 +1,213 @@
+"""Budget alerts and their delivery.
+
+`AlertSink.submit` never blocks: the engine calls it from the request path. The
+`WebhookNotifier` delivers in background tasks to Slack-compatible incoming webhooks,
+PagerDuty Events API v2 and plain JSON webhooks, retrying with exponential backoff and
+jitter; aiohttp errors stay inside this module. `CollectingAlertSink` keeps alerts in
+memory (tests, the embedded default without targets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+import msgspec
+import orjson
+
+from sluicegate.policy.documents import NotificationTarget, PagerDutyTarget, SlackTarget
+
+log = logging.getLogger(__name__)
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    kind: str = "budget"
+    rule_id: str
+    window: str
+    threshold_pct: float
+    pct: float
+    spent_usd: float
+    reserved_usd: float
+    ceiling_usd: float
+    window_start: str | None
+    resets_at: str | None
+    notify: tuple[str, ...]
+    scope: dict[str, Any]
+    message: str
+    ts: float
+
+    @property
+    def severity(self) -> str:
+        return "critical" if self.threshold_pct >= 100 else "warning"
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.rule_id}:{self.window}:{self.window_start}:{self.threshold_pct:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        return {**data, "severity": self.severity, "dedup_key": self.dedup_key}
+
+
+class AlertSink(Protocol):
+    def submit(self, alert: Alert) -> None:
+        """Hand an alert over for delivery; returns at once."""
+        ...
+
+
+class AlertStore(Protocol):
+    """The alert history (the control room's store); optional."""
+
+    async def append(self, alert: dict[str, Any]) -> Any: ...
+
+    async def mark_delivered(self, alert_id: Any, attempts: int, error: str | None) -> None: ...
+
+
+class CollectingAlertSink:
+    def __init__(self, limit: int = 500):
+        self.alerts: deque[Alert] = deque(maxlen=limit)
+
+    def submit(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    target: str
+    attempts: int = 0
+    status: int | None = None
+    error: str | None = None
+
+
+class WebhookNotifier:
+    def __init__(
+        self,
+        targets: Mapping[str, NotificationTarget],
+        *,
+        alert_store: AlertStore | None = None,
+        session: aiohttp.ClientSession | None = None,
+        attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        timeout_s: float = 10.0,
+        history_size: int = 500,
+        source: str = "sluicegate",
+    ):
+        self._targets = dict(targets)
+        self._store = alert_store
+        self._session = session
+        self._own_session = session is None
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._source = source
+        self._history: deque[dict[str, Any]] = deque(maxlen=history_size)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def set_targets(self, targets: Mapping[str, NotificationTarget]) -> None:
+        """Swap the targets (hot reload); deliveries in flight keep the old ones."""
+        self._targets = dict(targets)
+
+    def submit(self, alert: Alert) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(alert, dict(self._targets)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Recent alerts with their delivery results, oldest first."""
+        return list(self._history)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Wait up to `timeout_s` for deliveries in flight, cancel the rest."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _deliver(self, alert: Alert, targets: Mapping[str, NotificationTarget]) -> None:
+        data = alert.to_dict()
+        alert_id = None
+        if self._store is not None:
+            try:
+                alert_id = await self._store.append(data)
+            except Exception:
+                log.exception("alert %s: could not record it in the alert store", alert.id)
+        deliveries = await asyncio.gather(*(self._send(n, targets.get(n), alert) for n in alert.notify))
+        self._history.append({**data, "deliveries": [msgspec.to_builtins(d) for d in deliveries]})
+        errors = [f"{d.target}: {d.error}" for d in deliveries if d.error]
+        for problem in errors:
+            log.warning("alert %s not delivered to %s", alert.id, problem)
+        if self._store is not None and alert_id is not None:
+            try:
+                attempts = sum(d.attempts for d in deliveries)
+                await self._store.mark_delivered(alert_id, attempts, "; ".join(errors) or None)
+            except Exception:
+                log.exception("alert %s: could not record its delivery", alert.id)
+
+    async def _send(self, name: str, target: NotificationTarget | None, alert: Alert) -> Delivery:
+        delivery = Delivery(target=name)
+        if target is None:
+            delivery.error = "no such target in gateway-notification-targets"
+            return delivery
+        body, headers = self._payload(target, alert)
+        for attempt in range(1, self._attempts + 1):
+            delivery.attempts = attempt
+            delivery.status, delivery.error = await self._post(target.url, body, headers)
+            if delivery.error is None or not _retryable(delivery.status):
+                return delivery
+            if attempt < self._attempts:
+                await asyncio.sleep(self._delay(attempt))
+        return delivery
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.post(url, data=body, headers=headers, timeout=self._timeout) as resp:
+                await resp.read()
+                return resp.status, None if resp.status < 300 else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+    def _delay(self, attempt: int) -> float:
+        ceiling = min(self._max_backoff_s, self._backoff_s * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _payload(self, target: NotificationTarget, alert: Alert) -> tuple[bytes, dict[str, str]]:
+        headers = {"Content-Type": "application/json"}
+        if isinstance(target, SlackTarget):
+            return orjson.dumps({"text": alert.message}), headers
+        if isinstance(target, PagerDutyTarget):
+            return orjson.dumps(_pagerduty(target, alert, self._source)), headers
+        return orjson.dumps(alert.to_dict()), {**headers, **target.headers}
+
+
+def _pagerduty(target: PagerDutyTarget, alert: Alert, source: str) -> dict[str, Any]:
+    return {
+        "routing_key": target.routing_key,
+        "event_action": "trigger",
+        "dedup_key": alert.dedup_key,
+        "payload": {
+            "summary": alert.message[:1024],
+            "source": source,
+            "severity": alert.severity,
+            "component": "budget",
+            "custom_details": alert.to_dict(),
+        },
+    }
+
+
+def _retryable(status: int | None) -> bool:
+    """Connection errors, 408, 429 and 5xx are worth another try; other 4xx are not."""
+    return status is None or status in (408, 429) or status >= 500

@@ -1,0 +1,198 @@
+"""The router: a requested model name + the request's envelope -> a RoutePlan.
+
+    plan(model, envelope)
+      1. the virtual model (else the catalogue's single target, else NotFound)
+      2. its first route whose `when` matches (else NotFound)
+      3. breaker states of the route's targets, in one store round trip
+      4. the primary: the session's pinned target if still eligible, else chosen by
+         rule_type among the rules whose circuit is not open; a half-open choice must win
+         the probe claim first, otherwise it is dropped and the choice is made again
+      5. the candidates: primary, the remaining priority tiers, then `fallbacks` in
+         order; open circuits left out, half-open ones marked to claim a probe when reached
+      6. every circuit open: fail fast with UpstreamUnavailable. Sending the request to a
+         target known to be failing would cost its timeout and defeat the breaker; the
+         error says when the first circuit is due to be probed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from sluicegate.errors import NotFound, UpstreamUnavailable
+from sluicegate.model.identity import Envelope
+from sluicegate.router.breaker import BreakerState, BreakerStore
+from sluicegate.router.latency import LatencyStats, LatencyTracker
+from sluicegate.router.routes import CompiledRoute, CompiledVirtualModel, RoutePlan, Target, target_key
+from sluicegate.router.select import choose, rules_after
+from sluicegate.router.status import target_status
+from sluicegate.router.sticky import StickyStore
+
+Catalogue = Callable[[str], Target | None]
+
+
+class _Table(msgspec.Struct, frozen=True):
+    virtual: Mapping[str, CompiledVirtualModel]
+    catalogue: Catalogue
+
+
+class Router:
+    def __init__(
+        self,
+        breakers: BreakerStore,
+        *,
+        sticky: StickyStore,
+        latency: LatencyTracker | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """The router owns the stores it is given: `close()` closes them."""
+        self._breakers = breakers
+        self._latency = latency or LatencyTracker()
+        self._sticky = sticky
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._table = _Table({}, lambda _model: None)
+
+    @property
+    def breakers(self) -> BreakerStore:
+        return self._breakers
+
+    @property
+    def latency(self) -> LatencyTracker:
+        return self._latency
+
+    @staticmethod
+    def plain_target(provider: str, model: str) -> Target:
+        """The single target of a plain (catalogue) model; no breaker, no fallback."""
+        return Target(id=f"{provider}/{model}", provider=provider, model=model)
+
+    def set_routes(self, virtual_models: Mapping[str, CompiledVirtualModel],
+                   catalogue: Catalogue) -> None:
+        """Swap in a new routing table (hot reload); plans already made keep theirs."""
+        self._table = _Table(dict(virtual_models), catalogue)
+
+    def virtual_model_names(self) -> list[str]:
+        return sorted(self._table.virtual)
+
+    def cheaper_model(self, model: str) -> str | None:
+        """For a budget's `fallback_to_cheaper`: the model of the virtual model's first
+        fallback (its default route's, else its first route's), or None."""
+        vm = self._table.virtual.get(model)
+        if vm is None:
+            return None
+        routes = sorted(vm.routes, key=lambda route: route.when is not None)
+        return next((route.fallbacks[0].model for route in routes if route.fallbacks), None)
+
+    async def plan(self, model: str, envelope: Envelope) -> RoutePlan:
+        table = self._table
+        vm = table.virtual.get(model)
+        if vm is None:
+            return _plain_plan(model, table.catalogue)
+        route = _route_for(vm, envelope)
+        states = await self._states(vm, route)
+        sticky_key = _sticky_key(vm, envelope)
+        pinned = await self._sticky.get(sticky_key) if sticky_key else None
+        pool = [t for t in route.rules if states[t.id].state != "open"]
+        primary, probe = await self._primary(vm, route, pool, states, pinned)
+        if sticky_key and primary is not None and primary.id != pinned:
+            await self._sticky.set(sticky_key, primary.id, vm.sticky.ttl_seconds)
+        tiers = rules_after(route, pool, primary, self._rng) if primary else []
+        candidates = _candidates(route, primary, tiers, states)
+        if not candidates:
+            raise self._all_open(vm, states)
+        probe_ids = frozenset([primary.id] if primary and probe else [])
+        half_open = {t.id for t in candidates if states[t.id].state == "half_open"}
+        return RoutePlan(
+            model=model,
+            virtual=True,
+            candidates=tuple(candidates),
+            route_id=route.id,
+            rule_id=f"{route.id}:{candidates[0].id}" if route.explicit else candidates[0].id,
+            fallback_status_codes=route.fallback_status_codes,
+            breaker=vm.breaker,
+            probe_ids=probe_ids,
+            needs_probe=frozenset(half_open - probe_ids - {primary.id if primary else ""}),
+            sticky_key=sticky_key,
+        )
+
+    async def status(self) -> list[dict[str, Any]]:
+        """Per target of every virtual model: breaker, latency, error rate, share."""
+        return await target_status(self._table.virtual.values(), self._breakers, self._latency)
+
+    async def close(self) -> None:
+        await self._breakers.aclose()
+        await self._sticky.aclose()
+
+    async def _states(self, vm: CompiledVirtualModel, route: CompiledRoute) -> dict[str, BreakerState]:
+        targets = _unique([*route.rules, *route.fallbacks])
+        if vm.breaker is None:
+            return {t.id: BreakerState() for t in targets}
+        found = await self._breakers.states([target_key(vm.name, t.id) for t in targets])
+        return {t.id: state for t, state in zip(targets, found)}
+
+    async def _primary(
+        self, vm: CompiledVirtualModel, route: CompiledRoute, pool: list[Target],
+        states: Mapping[str, BreakerState], pinned: str | None,
+    ) -> tuple[Target | None, bool]:
+        """(the chosen rule, whether this plan holds its half-open probe). A half-open
+        choice that loses the probe claim is dropped and the choice made again."""
+        pool = list(pool)
+        while pool:
+            pinned_target = next((t for t in pool if t.id == pinned), None)
+            choice = pinned_target or choose(route, pool, self._stats_of(vm), self._rng)
+            if vm.breaker is None or states[choice.id].state != "half_open":
+                return choice, False
+            admission = await self._breakers.admit(target_key(vm.name, choice.id), vm.breaker)
+            if admission != "denied":
+                return choice, admission == "probe"
+            pool.remove(choice)
+        return None, False
+
+    def _stats_of(self, vm: CompiledVirtualModel) -> Callable[[Target], LatencyStats]:
+        return lambda target: self._latency.stats(target_key(vm.name, target.id))
+
+    def _all_open(self, vm: CompiledVirtualModel, states: Mapping[str, BreakerState]) -> UpstreamUnavailable:
+        reopen = [s.open_until for s in states.values() if s.open_until is not None]
+        wait = f"; the first is probed again in {max(0.0, min(reopen) - self._clock()):.0f}s" if reopen else ""
+        return UpstreamUnavailable(f"every target of {vm.name!r} has an open circuit{wait}",
+                                   code="circuit_open")
+
+
+def _plain_plan(model: str, catalogue: Catalogue) -> RoutePlan:
+    target = catalogue(model)
+    if target is None:
+        raise NotFound(f"the model {model!r} does not exist", param="model")
+    return RoutePlan(model=model, virtual=False, candidates=(target,))
+
+
+def _route_for(vm: CompiledVirtualModel, envelope: Envelope) -> CompiledRoute:
+    for route in vm.routes:
+        if route.when is None or route.when.matches(envelope):
+            return route
+    raise NotFound(f"no route of {vm.name!r} matches this request (and it has no default route)",
+                   param="model")
+
+
+def _sticky_key(vm: CompiledVirtualModel, envelope: Envelope) -> str | None:
+    if not vm.sticky.enabled:
+        return None
+    session = envelope.field(vm.sticky.by)
+    return f"{vm.name}:{session}" if session else None
+
+
+def _candidates(route: CompiledRoute, primary: Target | None, tiers: list[Target],
+                states: Mapping[str, BreakerState]) -> list[Target]:
+    ordered = _unique([*([primary] if primary else []), *tiers, *route.fallbacks])
+    return [t for t in ordered if states[t.id].state != "open"]
+
+
+def _unique(targets: list[Target]) -> list[Target]:
+    seen: dict[str, Target] = {}
+    for target in targets:
+        seen.setdefault(target.id, target)
+    return list(seen.values())

@@ -1,0 +1,232 @@
+"""Config as code over HTTP, under /api/config (admin authentication is done outside).
+
+    POST   /api/config                 apply a YAML or JSON body (?dry_run=true, ?replace=true,
+                                       ?comment=...); 400 with every problem when invalid
+    GET    /api/config                 the latest version and its documents
+    GET    /api/config/history         ?limit=50
+    GET    /api/config/versions/{n}    one version and its documents
+    POST   /api/config/rollback        {"version": N} (?dry_run=true)
+    DELETE /api/config/{type}/{name}   a new version without that document (?dry_run=true)
+
+After a change is written, this replica's LiveConfig reloads at once, so the applier sees
+the change immediately; other replicas pick it up on their next poll.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluicegate.config.live import LiveConfig
+from sluicegate.config.parse import Format
+from sluicegate.config.problems import ConfigValidationError
+from sluicegate.config.service import ApplyResult, ConfigService, ConfigVersion
+from sluicegate.errors import ConfigError, InvalidRequest, PayloadTooLarge, SluiceError
+
+log = logging.getLogger(__name__)
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_HISTORY = 1000
+ACTOR_HEADER = "x-sluice-actor"  # who ran the CLI, recorded next to the admin principal
+
+GetService = Callable[[Request], ConfigService]
+GetLive = Callable[[Request], LiveConfig]
+Handler = Callable[[Request], Awaitable[Response]]
+
+_JSON_TYPES = ("application/json", "text/json")
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def config_routes(get_service: GetService, get_live: GetLive) -> list[Route]:
+    api = _ConfigApi(get_service, get_live)
+    table: list[tuple[str, Handler, str]] = [
+        ("/api/config", api.apply, "POST"),
+        ("/api/config", api.show, "GET"),
+        ("/api/config/history", api.history, "GET"),
+        ("/api/config/versions/{version:int}", api.version, "GET"),
+        ("/api/config/rollback", api.rollback, "POST"),
+        ("/api/config/{type}/{name}", api.delete, "DELETE"),
+    ]
+    return [Route(path, _rendering_errors(handler), methods=[method])
+            for path, handler, method in table]
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def error_response(exc: SluiceError) -> Response:
+    error: dict[str, Any] = {
+        "message": exc.message,
+        "type": exc.code if isinstance(exc, ConfigError) and exc.code else exc.error_type,
+        "param": exc.param,
+    }
+    if isinstance(exc, ConfigValidationError):
+        error["problems"] = exc.problems
+    return json_response({"error": error}, status=exc.status)
+
+
+def _rendering_errors(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SluiceError as exc:
+            return error_response(exc)
+
+    return wrapped
+
+
+class _ConfigApi:
+    def __init__(self, get_service: GetService, get_live: GetLive):
+        self._service = get_service
+        self._live = get_live
+
+    async def apply(self, request: Request) -> Response:
+        text = await _body_text(request)
+        result = await self._service(request).apply(
+            text, applied_by=applied_by(request), dry_run=_flag(request, "dry_run"),
+            comment=request.query_params.get("comment") or None,
+            replace=_flag(request, "replace"), format=_format(request))
+        return await self._result(request, result)
+
+    async def show(self, request: Request) -> Response:
+        current = await self._service(request).current()
+        return json_response({**_version_payload(current), **_live_payload(self._live(request))})
+
+    async def version(self, request: Request) -> Response:
+        found = await self._service(request).get(request.path_params["version"])
+        return json_response(_version_payload(found))
+
+    async def history(self, request: Request) -> Response:
+        limit = _int(request.query_params.get("limit", "50"), "limit")
+        if not 1 <= limit <= MAX_HISTORY:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_HISTORY}", param="limit")
+        versions = await self._service(request).history(limit)
+        return json_response({"versions": [_version_payload(v, documents=False)
+                                           for v in versions]})
+
+    async def rollback(self, request: Request) -> Response:
+        body = await _json_object(request)
+        version = body.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidRequest("body must be {\"version\": N} with N >= 1", param="version")
+        result = await self._service(request).rollback(
+            version, applied_by(request),
+            dry_run=_flag(request, "dry_run") or body.get("dry_run") is True)
+        return await self._result(request, result)
+
+    async def delete(self, request: Request) -> Response:
+        result = await self._service(request).delete(
+            request.path_params["type"], request.path_params["name"], applied_by(request),
+            comment=request.query_params.get("comment") or None, dry_run=_flag(request, "dry_run"))
+        return await self._result(request, result)
+
+    async def _result(self, request: Request, result: ApplyResult) -> Response:
+        live = self._live(request)
+        if result.applied:
+            try:
+                await live.reload_now()
+            except Exception:  # written; the poller will load it when the store answers
+                log.warning("version %d written but not reloaded here", result.version,
+                            exc_info=True)
+        return json_response({**result_payload(result), **_live_payload(live)})
+
+
+def applied_by(request: Request) -> str:
+    """The authenticated principal, plus the CLI user's own name when it sends one."""
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, str) and principal:
+        who = principal
+    else:
+        who = next((value for value in (getattr(principal, attr, None)
+                                        for attr in ("name", "user_id", "key_id"))
+                    if isinstance(value, str) and value), "admin")
+    actor = request.headers.get(ACTOR_HEADER, "").strip()[:80]
+    return f"{who} ({actor})" if actor and actor != who else who
+
+
+def result_payload(result: ApplyResult) -> dict[str, Any]:
+    return {
+        "version": result.version,
+        "previous_version": result.previous_version,
+        "changed": result.changed,
+        "applied": result.applied,
+        "dry_run": result.dry_run,
+        "message": result.message,
+        "diff": result.diff,
+        "documents": [{"type": d.type, "name": d.name, "action": d.action}
+                      for d in result.documents],
+    }
+
+
+def _version_payload(version: ConfigVersion, *, documents: bool = True) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "version": version.version,
+        "applied_at": version.applied_at,
+        "applied_by": version.applied_by,
+        "comment": version.comment,
+        "document_count": len(version.documents),
+    }
+    if documents:
+        payload["documents"] = version.documents
+    else:
+        payload["documents"] = [{"type": d.get("type"), "name": d.get("name")}
+                                for d in version.documents]
+    return payload
+
+
+def _live_payload(live: LiveConfig) -> dict[str, Any]:
+    error = live.last_error
+    return {"live_version": live.version, "live_error": error.message if error else None}
+
+
+async def _body_text(request: Request) -> str:
+    body = await request.body()
+    if len(body) > MAX_CONFIG_BYTES:
+        raise PayloadTooLarge(f"config body over {MAX_CONFIG_BYTES} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the config body must be UTF-8 text") from None
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    text = await _body_text(request)
+    try:
+        data = orjson.loads(text) if text.strip() else {}
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return data
+
+
+def _format(request: Request) -> Format:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return "json" if content_type in _JSON_TYPES else "auto"
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise InvalidRequest(f"{name} must be true or false, not {value!r}", param=name)
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer, not {value!r}", param=name) from None

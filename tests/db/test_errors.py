@@ -1,0 +1,76 @@
+"""Driver errors never leave a store: an unreachable or unmigrated database is
+StoreUnavailable, rows the database refuses are StoreRejected."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sluicegate.config.version_store import SqlConfigVersionStore
+from sluicegate.db.engine import create_engine_for
+from sluicegate.db.errors import StoreRejected
+from sluicegate.errors import StoreUnavailable
+from sluicegate.identity.key_store import KeyRow, SqlKeyStore
+from sluicegate.ledger.alert_store import AlertRow, SqlAlertStore
+from sluicegate.ledger.sql_store import SqlLedgerStore
+from sluicegate.ledger.store import RequestFilters
+from sluicegate.model.record import LedgerRecord
+from tests.support import free_port
+
+
+@pytest.fixture(params=["postgres-wrong-port", "sqlite-unmigrated"])
+async def broken_engine(request: pytest.FixtureRequest, tmp_path: Path
+                        ) -> AsyncIterator[AsyncEngine]:
+    if request.param == "postgres-wrong-port":
+        url = f"postgresql://postgres@127.0.0.1:{free_port()}/sluice"
+    else:
+        url = f"sqlite:///{tmp_path}/empty.db"
+    engine = create_engine_for(url)
+    yield engine
+    await engine.dispose()
+
+
+def _calls(engine: AsyncEngine) -> list[Callable[[], Awaitable[Any]]]:
+    ledger, keys = SqlLedgerStore(engine), SqlKeyStore(engine)
+    versions, alerts = SqlConfigVersionStore(engine), SqlAlertStore(engine)
+    return [
+        lambda: ledger.write_batch([LedgerRecord(request_id="r", ts=1.0)]),
+        lambda: ledger.query(RequestFilters(), 10, None),
+        lambda: ledger.sum_cost(0.0, {"team": "t"}),
+        lambda: ledger.count(0.0, {}),
+        lambda: keys.insert(KeyRow(id="k", key_hash="h", key_prefix="sg-")),
+        lambda: keys.list(),
+        lambda: keys.update("k", name="x"),
+        lambda: keys.max_updated_at(),
+        lambda: versions.append([], "", "me"),
+        lambda: versions.latest_version_number(),
+        lambda: versions.history(),
+        lambda: alerts.append(AlertRow(ts=1.0, kind="k", rule_id="r", severity="s",
+                                       message="m")),
+        lambda: alerts.list(),
+    ]
+
+
+async def test_an_unusable_database_is_store_unavailable(broken_engine: AsyncEngine) -> None:
+    for call in _calls(broken_engine):
+        with pytest.raises(StoreUnavailable) as caught:
+            await call()
+        assert not isinstance(caught.value, StoreRejected)
+
+
+async def test_rows_the_database_refuses_are_store_rejected(engine: AsyncEngine) -> None:
+    store = SqlLedgerStore(engine)
+    bad = [
+        LedgerRecord(request_id="big", ts=1.0, input_tokens=2**70),  # beyond BIGINT
+        LedgerRecord(request_id="obj", ts=1.0, guardrail_events=[{"x": object()}]),
+    ]
+    if engine.dialect.name == "postgresql":  # PostgreSQL text cannot hold NUL
+        bad.append(LedgerRecord(request_id="nul", ts=1.0, error_message="a\x00b"))
+    for rec in bad:
+        with pytest.raises(StoreRejected):
+            await store.write_batch([LedgerRecord(request_id="fine", ts=1.0), rec])
+    assert await store.count(0.0, {}) == 0  # a refused batch is refused whole

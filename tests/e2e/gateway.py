@@ -1,0 +1,69 @@
+"""A real gateway process on loopback, driven through its HTTP API like a user would."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+
+import httpx
+
+from tests.support import ServerProcess, free_port
+
+ADMIN_KEY = "test-admin-key-0123456789"
+
+
+class RunningGateway:
+    def __init__(self, url: str, proc: ServerProcess):
+        self.url = url
+        self.proc = proc
+        self.admin = httpx.Client(base_url=url, timeout=30,
+                                  headers={"authorization": f"Bearer {ADMIN_KEY}"})
+
+    def create_key(self, **fields) -> dict:
+        response = self.admin.post("/api/keys", json=fields)
+        response.raise_for_status()
+        return response.json()
+
+    def requests(self, **filters) -> list[dict]:
+        response = self.admin.get("/api/requests", params={"limit": 1000, **filters})
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def request_row(self, request_id: str, timeout: float = 5.0) -> dict:
+        """The ledger row of one request (streams are recorded just after they end)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [r for r in self.requests(since="1h") if r["request_id"] == request_id]
+            if rows:
+                return rows[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{request_id} is not in the ledger")
+            time.sleep(0.05)
+
+    def set_faults(self, faults: dict) -> None:
+        httpx.put(f"{self.url}/emulator/_emulator/faults", json=faults, timeout=10).raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self.url}/emulator/_emulator/faults", timeout=10).raise_for_status()
+
+    def apply(self, yaml_text: str) -> dict:
+        response = self.admin.post("/api/config", content=yaml_text,
+                                   headers={"content-type": "application/yaml"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@contextmanager
+def run_gateway(database_url: str, *extra: str, env: dict | None = None):
+    port = free_port()
+    args = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
+            "--database-url", database_url, *extra]
+    proc = ServerProcess(args, f"http://127.0.0.1:{port}/readyz",
+                         env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, **(env or {})})
+    with proc:
+        gateway = RunningGateway(f"http://127.0.0.1:{port}", proc)
+        try:
+            yield gateway
+        finally:
+            gateway.admin.close()

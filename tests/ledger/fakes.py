@@ -1,0 +1,47 @@
+"""Ledger stores that misbehave on demand, wrapped around the memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sluicegate.db.errors import StoreRejected
+from sluicegate.errors import StoreUnavailable
+from sluicegate.ledger.memory_store import MemoryLedgerStore
+from sluicegate.ledger.store import RequestFilters, RequestPage
+from sluicegate.model.record import LedgerRecord
+
+
+class FlakyStore:
+    """`down`: every write fails. `ambiguous`: writes land, then report a failure (a commit
+    whose acknowledgement was lost). Records whose error_message is "poison" are refused."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryLedgerStore()
+        self.down = False
+        self.ambiguous = False
+        self.calls: list[int] = []  # batch sizes of every write attempt
+        self.stored_calls: list[int] = []
+
+    async def write_batch(self, records: list[LedgerRecord]) -> None:
+        self.calls.append(len(records))
+        if self.down:
+            raise StoreUnavailable("database is down")
+        if any(r.error_message == "poison" for r in records):
+            raise StoreRejected("value out of range")
+        await self.inner.write_batch(records)
+        self.stored_calls.append(len(records))
+        if self.ambiguous:
+            raise ConnectionResetError("connection lost during commit")
+
+    async def query(self, filters: RequestFilters, limit: int, cursor: str | None
+                    ) -> RequestPage:
+        return await self.inner.query(filters, limit, cursor)
+
+    async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
+        return await self.inner.sum_cost(since, match)
+
+    async def count(self, since: float, match: Mapping[str, str]) -> int:
+        return await self.inner.count(since, match)
+
+    async def close(self) -> None:
+        await self.inner.close()

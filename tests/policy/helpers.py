@@ -1,0 +1,71 @@
+"""Builders shared by the policy tests."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sluicegate.model.identity import Envelope, Principal
+from sluicegate.policy.admission import AdmissionInput
+from sluicegate.policy.compiled import CompiledPolicy, compile_policy
+from sluicegate.policy.documents import parse_policy_document
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ALIASES = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-6"}
+_ids = itertools.count()
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def load(*texts: str) -> list[Any]:
+    return [parse_policy_document(yaml.safe_load(t)) for t in texts]
+
+
+def policy(*texts: str, aliases: dict[str, str] | None = None) -> CompiledPolicy:
+    return compile_policy(load(*texts), aliases=ALIASES if aliases is None else aliases)
+
+
+def principal(key_id: str = "key-1", **kw: Any) -> Principal:
+    return Principal(key_id=key_id, **kw)
+
+
+def envelope(**kw: Any) -> Envelope:
+    return Envelope(**kw)
+
+
+def request(
+    model: str = "gpt-4o",
+    *,
+    env: Envelope | None = None,
+    who: Principal | None = None,
+    tokens: int = 100,
+    max_out: int | None = 100,
+    cost: float | None = None,
+    exempt: frozenset[str] = frozenset(),
+) -> AdmissionInput:
+    return AdmissionInput(
+        request_id=f"req-{next(_ids)}",
+        envelope=env or Envelope(),
+        principal=who or principal(),
+        model=model,
+        estimated_input_tokens=tokens,
+        max_output_tokens=max_out,
+        worst_case_cost_usd=cost,
+        exempt_rule_ids=exempt,
+    )
+
+
+class FakeClock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -1,0 +1,265 @@
+"""Budgets: worst-case reservation, calendar windows, status, rebuild and alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from sluicegate.model.identity import Envelope
+from sluicegate.policy.admission import PolicyBlocked
+from sluicegate.policy.documents import parse_policy_document
+from sluicegate.policy.engine import PolicyEngine
+from sluicegate.policy.notify import CollectingAlertSink, WebhookNotifier
+from tests.policy.helpers import FakeClock, fixture_text, policy, request
+from tests.policy.receiver import Receiver
+
+SEARCH = Envelope(project="platform-search")
+INTERNS = Envelope(project="intern-sandbox")
+
+
+def budgets(body: str) -> str:
+    return f"name: test-budgets\ntype: gateway-budget-config\nbudgets:\n{body}\n"
+
+
+def at(text: str, tz: str = "UTC") -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp()
+
+
+def engine_with(store, *docs: str, **kw) -> PolicyEngine:
+    engine = PolicyEngine(store, **kw)
+    engine.set_policy(policy(*docs))
+    return engine
+
+
+ONE_DOLLAR = budgets("""
+  - id: one-dollar
+    scope: {metadata: {X-TFY-Project: platform-search}}
+    ceiling_usd: 1
+    window: daily
+""")  # fmt: skip
+
+
+async def test_worst_case_reservation_bounds_spend_under_concurrency(store):
+    engine = engine_with(store, ONE_DOLLAR)
+    in_flight = 0
+    peak = 0
+
+    async def call(i: int) -> bool:
+        nonlocal in_flight, peak
+        try:
+            admission = await engine.admit(request(env=SEARCH, cost=0.10))
+        except PolicyBlocked:
+            return False
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(random.uniform(0, 0.02))
+        in_flight -= 1
+        await engine.settle(admission, None, random.uniform(0.01, 0.10))  # never above worst case
+        return True
+
+    admitted = 0
+    for _ in range(6):  # waves of concurrent requests until the budget is spent
+        admitted += sum(await asyncio.gather(*(call(i) for i in range(40))))
+    (status,) = await engine.budget_status()
+    assert status["spent_usd"] <= 1.0 and status["reserved_usd"] == 0
+    assert admitted > 10  # actual costs below the worst case let more requests through
+    assert peak <= 10  # never more in flight than the ceiling covers at worst case
+
+
+async def test_spend_overshoot_is_bounded_by_what_is_in_flight(store):
+    engine = engine_with(store, ONE_DOLLAR)
+    admissions = await asyncio.gather(
+        *(engine.admit(request(env=SEARCH, cost=0.25)) for _ in range(10)), return_exceptions=True
+    )
+    ok = [a for a in admissions if not isinstance(a, Exception)]
+    assert len(ok) == 4  # 4 x $0.25 worst case fills the $1 ceiling
+    for admission in ok:  # providers billed 20% more than the estimate
+        await engine.settle(admission, None, 0.30)
+    (status,) = await engine.budget_status()
+    assert status["spent_usd"] == pytest.approx(1.2)  # ceiling + in-flight underestimate
+    with pytest.raises(PolicyBlocked) as caught:
+        await engine.admit(request(env=SEARCH, cost=0.01))
+    assert caught.value.code == "budget_exceeded" and caught.value.rule_id == "one-dollar"
+
+
+async def test_unpriced_models_are_checked_but_not_reserved(store):
+    engine = engine_with(store, ONE_DOLLAR)
+    a = await engine.admit(request(env=SEARCH, cost=None))
+    await engine.settle(a, None, 1.0)
+    with pytest.raises(PolicyBlocked):
+        await engine.admit(request(env=SEARCH, cost=None))
+
+
+async def test_seed_budgets(make_store):
+    clock = FakeClock(at("2026-05-31T23:00:00"))
+    engine = engine_with(make_store(clock), fixture_text("budget-config.yaml"), clock=clock)
+    interns = await engine.admit(request(env=INTERNS, cost=400))
+    await engine.settle(interns, None, 450)
+    with pytest.raises(PolicyBlocked) as caught:
+        await engine.admit(request(env=INTERNS, cost=60))
+    error = caught.value
+    assert error.rule_id == "intern-sandbox-cap" and error.retry_after == pytest.approx(3600)
+    assert error.headers["Retry-After"] == "3600"
+    search = await engine.admit(request(env=SEARCH, cost=3000))
+    await engine.settle(search, None, 3990)
+    decision = await engine.admit(request(env=SEARCH, cost=20))
+    assert (decision.fallback_kind, decision.fallback_model) == ("cheaper", None)
+    assert decision.fallback_rule_id == "platform-search-monthly"
+    cheaper = await engine.admit(request(env=SEARCH, cost=20, exempt=frozenset({decision.fallback_rule_id})))
+    assert cheaper.admitted
+    clock.advance(3601)  # June: a new window
+    assert (await engine.admit(request(env=INTERNS, cost=60))).admitted
+
+
+async def test_audit_budget_admits_and_records(store):
+    engine = engine_with(store, ONE_DOLLAR.replace("window: daily", "window: daily\n    on_exceed: audit"))
+    first = await engine.admit(request(env=SEARCH, cost=0.9))
+    second = await engine.admit(request(env=SEARCH, cost=0.9))
+    assert first.events == [] and [(e.kind, e.action) for e in second.events] == [("budget", "audit")]
+
+
+async def test_budget_status_in_a_timezone(make_store):
+    clock = FakeClock(at("2026-03-08T01:30:00", "America/New_York"))
+    doc = budgets("""
+  - id: nyc-team
+    scope: {subjects: ["team:nyc"]}
+    ceiling_usd: 200
+    windows: [daily, monthly, rolling_24h]
+    timezone: America/New_York
+""")  # fmt: skip
+    engine = engine_with(make_store(clock), doc, clock=clock)
+    admission = await engine.admit(request(env=Envelope(team="nyc"), cost=5))
+    await engine.settle(admission, None, 3.5)
+    await engine.admit(request(env=Envelope(team="nyc"), cost=2))
+    rows = {row["window"]: row for row in await engine.budget_status()}
+    daily = rows["daily"]
+    assert (daily["spent_usd"], daily["reserved_usd"], daily["pct"]) == (3.5, 2.0, 1.75)
+    assert daily["window_start"] == "2026-03-08T00:00:00-05:00"
+    assert daily["resets_at"] == "2026-03-09T00:00:00-04:00"  # DST began overnight
+    assert rows["monthly"]["resets_at"] == "2026-04-01T00:00:00-04:00"
+    assert rows["rolling_24h"]["resets_at"] is None and rows["rolling_24h"]["spent_usd"] == 3.5
+    assert daily["scope"] == {"subjects": ["team:nyc"]} and daily["ceiling_usd"] == 200
+
+
+async def test_rebuild_budgets_from_the_ledger(make_store):
+    clock = FakeClock(at("2026-05-20T12:00:00"))
+    doc = budgets("""
+  - id: search
+    scope: {metadata: {X-TFY-Project: [platform-search, search-api]}, models: [sonnet]}
+    ceiling_usd: 100
+    windows: [monthly, rolling_24h]
+  - id: by-key-name
+    scope: {subjects: ["virtualaccount:va-james"]}
+    ceiling_usd: 100
+    window: daily
+""")  # fmt: skip
+    asked: list[tuple[float, dict[str, str]]] = []
+
+    async def sum_cost(since: float, filters: dict[str, str]) -> float:
+        asked.append((since, filters))
+        hours_ago = (clock.now - since) / 3600
+        return 0.5 * hours_ago if filters["project"] == "platform-search" else 0.0  # $0.50 an hour
+
+    engine = engine_with(make_store(clock), doc, clock=clock)
+    report = await engine.rebuild_budgets(sum_cost)
+    assert [(r["id"], r["window"], r["seeded"]) for r in report] == [
+        ("search", "monthly", True), ("search", "rolling_24h", True), ("by-key-name", "daily", False)
+    ]  # fmt: skip
+    assert {"project": "search-api", "requested_model": "claude-sonnet-4-6"} in [f for _, f in asked]
+    rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
+    assert rows[("search", "monthly")]["spent_usd"] == pytest.approx(0.5 * 19.5 * 24)
+    assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(12.0)
+    clock.advance(6 * 3600)  # six hourly buckets slide out of the rolling window
+    rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
+    assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(9.0)
+    again = await engine.rebuild_budgets(sum_cost)
+    assert [r["seeded"] for r in again] == [False, False, False]
+
+
+ALERTING = budgets("""
+  - id: alerting
+    scope: {metadata: {project: platform-search}}
+    ceiling_usd: 10
+    window: monthly
+    alerts:
+      - {at_pct: 50, notify: ["webhook:finops"]}
+      - {at_pct: 80, notify: ["slack:#ai-budget-alerts", "pagerduty:platform"]}
+      - {at_pct: 100, notify: ["webhook:finops"]}
+""")  # fmt: skip
+
+
+async def spend(engine: PolicyEngine, usd: float) -> None:
+    admission = await engine.admit(request(env=SEARCH, cost=usd))
+    await engine.settle(admission, None, usd)
+
+
+async def test_alerts_fire_once_per_window_per_threshold(make_store):
+    clock = FakeClock(at("2026-05-10T12:00:00"))
+    sink = CollectingAlertSink()
+    one = engine_with(make_store(clock), ALERTING, clock=clock, notifier=sink)
+    two = engine_with(make_store(clock), ALERTING, clock=clock, notifier=sink)  # another replica
+    await spend(one, 4)
+    await spend(one, 2)  # 40% when admitted; now 60% spent
+    await one.close()
+    assert sink.alerts == type(sink.alerts)()
+    await spend(one, 0.5)  # sees 60%: the 50% alert
+    await spend(one, 0.5)
+    await one.close()
+    assert [a.threshold_pct for a in sink.alerts] == [50]
+    alert = sink.alerts[0]
+    assert (alert.rule_id, alert.window, alert.pct, alert.notify) == ("alerting", "monthly", 60.0, ("webhook:finops",))
+    assert alert.resets_at == "2026-06-01T00:00:00+00:00" and "alerting reached 50%" in alert.message
+    await spend(one, 2)  # 80% spent after this one
+    await asyncio.gather(spend(one, 0.5), spend(two if make_store.kind == "redis" else one, 0.5))
+    await one.close()
+    await two.close()
+    assert [a.threshold_pct for a in sink.alerts] == [50, 80]
+    with pytest.raises(PolicyBlocked):
+        await one.admit(request(env=SEARCH, cost=2))  # refused: counts as 100%
+    await one.close()
+    assert [a.threshold_pct for a in sink.alerts] == [50, 80, 100]
+    clock.advance(25 * 86400)  # June
+    await spend(one, 6)
+    await spend(one, 0.1)
+    await one.close()
+    assert [a.threshold_pct for a in sink.alerts] == [50, 80, 100, 50]
+    assert sink.alerts[-1].window_start == "2026-06-01T00:00:00+00:00"
+
+
+async def test_alerts_are_delivered_to_a_receiver_with_retries(store):
+    async with Receiver(fail_first={"/finops": 1}) as receiver:
+        targets_doc = parse_policy_document({
+            "name": "targets", "type": "gateway-notification-targets",
+            "targets": {
+                "webhook:finops": {"kind": "webhook", "url": receiver.url("/finops"),
+                                   "headers": {"X-Token": "s3cret"}},
+                "slack:#ai-budget-alerts": {"kind": "slack", "url": receiver.url("/slack")},
+                "pagerduty:platform": {"kind": "pagerduty", "url": receiver.url("/pd"),
+                                       "routing_key": "R1"},
+            },
+        })  # fmt: skip
+        compiled = policy(ALERTING)
+        compiled = type(compiled)(rules=compiled.rules, budgets=compiled.budgets,
+                                  targets=targets_doc.targets)  # fmt: skip
+        notifier = WebhookNotifier(compiled.targets, backoff_s=0.01)
+        engine = PolicyEngine(store, notifier=notifier)
+        engine.set_policy(compiled)
+        await spend(engine, 8.5)
+        await spend(engine, 0.1)  # 85%: 50% and 80% alerts
+        await engine.close()
+        await notifier.close()
+    finops = receiver.bodies("/finops")
+    assert len(finops) == 2 and finops[0] == finops[1]  # first attempt failed with 500, retried
+    assert finops[0]["rule_id"] == "alerting" and finops[0]["threshold_pct"] == 50
+    assert [h for p, h, _ in receiver.hits if p == "/finops"][0]["X-Token"] == "s3cret"
+    (slack,) = receiver.bodies("/slack")
+    assert set(slack) == {"text"} and "alerting reached 80%" in slack["text"]
+    (pd,) = receiver.bodies("/pd")
+    assert (pd["routing_key"], pd["event_action"]) == ("R1", "trigger")
+    assert pd["payload"]["severity"] == "warning" and pd["dedup_key"].startswith("alerting:monthly:")
+    history = {h["threshold_pct"]: h for h in notifier.history}
+    assert history[50]["deliveries"] == [{"target": "webhook:finops", "attempts": 2, "status": 202, "error": None}]

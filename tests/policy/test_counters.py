@@ -1,0 +1,156 @@
+"""The CounterStore contract, run against the in-memory store and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from sluicegate.errors import StoreUnavailable
+from sluicegate.policy.counters import Check, Level, Slide
+from sluicegate.policy.counters.redis import RedisCounterStore
+from tests.policy.helpers import FakeClock
+
+
+def check(key: str, limit: int, amount: int = 1, *, ttl: float = 60, slide: Slide | None = None) -> Check:
+    return Check(key=key, limit=limit, amount=amount, expires_at=time.time() + ttl, slide=slide)
+
+
+async def test_admit_reserves_until_the_limit(store):
+    results = [await store.admit([check("a", 3)], f"r{i}", 60) for i in range(4)]
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert results[3].failed_index == 0
+    assert results[3].levels == (Level(used=0, reserved=3),)
+    assert await store.usage(["a", "missing"]) == {"a": Level(0, 3), "missing": Level(0, 0)}
+
+
+async def test_admit_is_all_or_nothing(store):
+    assert (await store.admit([check("a", 10, 5), check("b", 4, 5)], "r1", 60)).failed_index == 1
+    assert await store.usage(["a", "b"]) == {"a": Level(0, 0), "b": Level(0, 0)}
+    ok = await store.admit([check("a", 10, 5), check("b", 10, 5)], "r2", 60)
+    assert ok.ok and ok.levels == (Level(0, 0), Level(0, 0))
+    assert await store.usage(["a", "b"]) == {"a": Level(0, 5), "b": Level(0, 5)}
+
+
+async def test_concurrent_admits_never_exceed_the_limit(store):
+    checks = [check("hot", 50)]
+    results = await asyncio.gather(*(store.admit(checks, f"r{i}", 60) for i in range(200)))
+    assert sum(r.ok for r in results) == 50
+    assert (await store.usage(["hot"]))["hot"] == Level(0, 50)
+
+
+async def test_two_redis_replicas_share_the_limit(make_store):
+    if make_store.kind != "redis":
+        pytest.skip("replicas share state through Redis only")
+    one, two = make_store(), make_store()
+    checks = [check("shared", 50)]
+    results = await asyncio.gather(
+        *(replica.admit(checks, f"r{i}", 60) for i in range(100) for replica in (one, two))
+    )
+    assert sum(r.ok for r in results) == 50
+    assert (await one.usage(["shared"]))["shared"] == Level(0, 50)
+
+
+async def test_settle_replaces_the_reservation_by_the_actual(store):
+    await store.admit([check("tok", 1000, 800)], "r1", 60)
+    assert not (await store.admit([check("tok", 1000, 300)], "r2", 60)).ok
+    await store.settle("r1", {"tok": 120})
+    assert (await store.usage(["tok"]))["tok"] == Level(120, 0)
+    assert (await store.admit([check("tok", 1000, 300)], "r3", 60)).ok
+    await store.settle("r1", {"tok": 120})  # the hold is gone; used grows (callers settle once)
+    assert (await store.usage(["tok"]))["tok"] == Level(240, 300)
+
+
+async def test_settle_releases_keys_without_an_actual(store):
+    await store.admit([check("a", 10, 4), check("b", 10, 4)], "r1", 60)
+    await store.settle("r1", {"a": 2})
+    assert await store.usage(["a", "b"]) == {"a": Level(2, 0), "b": Level(0, 0)}
+
+
+async def test_release_frees_everything(store):
+    await store.admit([check("a", 2, 2), check("b", 10, 7)], "r1", 60)
+    await store.release("r1")
+    await store.release("r1")  # idempotent
+    assert await store.usage(["a", "b"]) == {"a": Level(0, 0), "b": Level(0, 0)}
+    assert (await store.admit([check("a", 2, 2)], "r2", 60)).ok
+
+
+async def test_unsettled_reservations_expire(store):
+    assert (await store.admit([check("leak", 1)], "crashed-replica", 0.3)).ok
+    assert not (await store.admit([check("leak", 1)], "r2", 0.3)).ok
+    await asyncio.sleep(0.45)
+    assert (await store.usage(["leak"]))["leak"] == Level(0, 0)
+    assert (await store.admit([check("leak", 1)], "r3", 60)).ok
+    await store.settle("crashed-replica", {"leak": 1})  # late settle still counts the use
+    assert (await store.usage(["leak"]))["leak"] == Level(1, 1)
+
+
+async def test_fixed_counters_expire_after_their_window(store):
+    await store.admit([check("short", 5, ttl=0.2)], "r1", 0.2)
+    await store.settle("r1", {"short": 1})
+    await asyncio.sleep(1.2)  # Redis TTLs are at least a second
+    assert (await store.usage(["short"]))["short"] == Level(0, 0)
+
+
+async def test_sliding_counter_forgets_old_buckets(make_store):
+    clock = FakeClock(1_000_000.0)
+    store = make_store(clock)
+    slide = Slide(window_s=100, bucket_s=10)
+    c = Check(key="roll", limit=10, amount=4, expires_at=clock.now + 200, slide=slide)
+    await store.admit([c], "r1", 60)
+    await store.settle("r1", {"roll": 4})
+    clock.advance(50)
+    await store.admit([c], "r2", 60)
+    await store.settle("r2", {"roll": 4})
+    assert not (await store.admit([c], "r3", 60)).ok  # 8 used + 4 > 10
+    clock.advance(61)  # the first bucket [1_000_000, 1_000_010) slid out
+    assert (await store.usage(["roll"]))["roll"] == Level(4, 0)
+    assert (await store.admit([c], "r4", 60)).ok
+
+
+async def test_set_if_absent_seeds_once(store):
+    assert await store.set_if_absent("spend", 700, time.time() + 60)
+    assert not await store.set_if_absent("spend", 1, time.time() + 60)
+    assert (await store.usage(["spend"]))["spend"] == Level(700, 0)
+    assert not (await store.admit([check("spend", 1000, 400)], "r1", 60)).ok
+
+
+async def test_set_if_absent_on_a_counter_with_only_reservations(store):
+    await store.admit([check("fresh", 1000, 10)], "r1", 60)
+    assert await store.set_if_absent("fresh", 500, time.time() + 60)
+    assert (await store.usage(["fresh"]))["fresh"] == Level(500, 10)
+
+
+async def test_set_if_absent_sliding_buckets(make_store):
+    clock = FakeClock(2_000_000.0)
+    store = make_store(clock)
+    slide = Slide(window_s=100, bucket_s=10)
+    seeded = await store.set_if_absent("r", {1_999_950: 5, 1_999_990: 7}, clock.now + 200, slide)
+    assert seeded
+    assert not await store.set_if_absent("r", {1_999_990: 1}, clock.now + 200, slide)
+    assert (await store.usage(["r"]))["r"] == Level(12, 0)
+    clock.advance(60)
+    assert (await store.usage(["r"]))["r"] == Level(7, 0)
+
+
+async def test_mark_once(store):
+    assert await store.mark_once("alert:x", 0.2)
+    assert not await store.mark_once("alert:x", 0.2)
+    assert await store.mark_once("alert:y", 0.2)
+    await asyncio.sleep(0.3)
+    assert await store.mark_once("alert:x", 0.2)
+
+
+async def test_unreachable_redis_raises_store_unavailable():
+    store = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.5)
+    for call in (
+        store.admit([check("a", 1)], "r1", 60),
+        store.settle("r1", {"a": 1}),
+        store.release("r1"),
+        store.usage(["a"]),
+        store.mark_once("m", 1),
+    ):
+        with pytest.raises(StoreUnavailable):
+            await call
+    await store.close()

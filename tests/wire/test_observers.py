@@ -1,0 +1,124 @@
+"""Same-wire streams: the observer forwards bytes untouched and learns usage, model, first
+content and the end, parsing JSON only where it must."""
+
+import orjson
+
+from sluicegate.model.usage import Usage
+from sluicegate.wire import anthropic_messages as am
+from sluicegate.wire import anthropic_stream, openai_stream
+from sluicegate.wire import openai_chat as oc
+from sluicegate.wire.sse import SSEEvent
+from tests.wire.fixtures import (
+    ANTHROPIC_TOOL_STREAM,
+    OPENAI_TEXT_STREAM,
+    OPENAI_TOOL_STREAM,
+    parse_all,
+)
+
+OPENAI_STREAM_USAGE = Usage(input_tokens=100, output_tokens=20, cache_read_tokens=64,
+                            reasoning_tokens=5)
+
+
+def _count_parses(monkeypatch, module):
+    calls = []
+    real = module.load_object
+
+    def counting(data):
+        calls.append(data)
+        return real(data)
+
+    monkeypatch.setattr(module, "load_object", counting)
+    return calls
+
+
+def test_openai_usage_chunk_hidden_from_a_client_that_did_not_ask():
+    observer = oc.PassthroughObserver(include_usage=False)
+    events = parse_all(OPENAI_TOOL_STREAM)
+    forwarded = [observer.observe(e) for e in events]
+    assert forwarded == [True] * 9 + [False, True]
+    assert orjson.loads(events[9].data)["choices"] == []
+    assert observer.usage == OPENAI_STREAM_USAGE
+    assert observer.model == "gpt-4o-2024-08-06"
+    assert observer.finished and observer.error is None
+
+
+def test_openai_usage_chunk_kept_for_a_client_that_asked():
+    observer = oc.PassthroughObserver(include_usage=True)
+    assert all(observer.observe(e) for e in parse_all(OPENAI_TOOL_STREAM))
+    assert observer.usage == OPENAI_STREAM_USAGE
+
+
+def test_openai_first_content_and_finish():
+    observer = oc.PassthroughObserver(include_usage=False)
+    events = parse_all(OPENAI_TEXT_STREAM)
+    observer.observe(events[0])  # role chunk, empty content: no token yet
+    assert not observer.first_content_seen
+    observer.observe(events[1])
+    assert observer.first_content_seen
+    for event in events[2:-1]:
+        observer.observe(event)
+    assert not observer.finished
+    observer.observe(events[-1])
+    assert observer.finished
+    assert observer.usage == Usage()  # never reported: stays None, not 0
+
+
+def test_openai_first_content_can_be_a_tool_call():
+    observer = oc.PassthroughObserver(include_usage=False)
+    events = parse_all(OPENAI_TOOL_STREAM)
+    observer.observe(events[0])
+    observer.observe(events[3])
+    assert observer.first_content_seen
+
+
+def test_openai_hot_path_parses_only_what_it_must(monkeypatch):
+    """OpenAI sends "usage":null on every chunk once usage is requested; those are not
+    parsed after the first content."""
+    events = parse_all(OPENAI_TOOL_STREAM)
+    assert b'"usage":null' in events[4].data
+    parses = _count_parses(monkeypatch, openai_stream)
+    observer = oc.PassthroughObserver(include_usage=False)
+    for event in events:
+        observer.observe(event)
+    assert len(parses) == 3  # the role chunk, the first content chunk, the usage chunk
+    assert observer.usage == OPENAI_STREAM_USAGE
+
+
+def test_openai_error_chunk_is_recorded_and_forwarded():
+    observer = oc.PassthroughObserver(include_usage=False)
+    observer.observe(parse_all(OPENAI_TEXT_STREAM)[1])
+    error = SSEEvent(None, b'{"error":{"message":"The server had an error","type":"server_error"}}')
+    assert observer.observe(error)
+    assert observer.error is not None and observer.error.message == "The server had an error"
+
+
+def test_anthropic_observer(monkeypatch):
+    parses = _count_parses(monkeypatch, anthropic_stream)
+    observer = am.PassthroughObserver()
+    events = parse_all(ANTHROPIC_TOOL_STREAM)
+    observer.observe(events[0])
+    assert observer.model == "claude-sonnet-4-5-20250929"
+    assert observer.usage == Usage(input_tokens=100, output_tokens=1, cache_read_tokens=70,
+                                   cache_write_tokens=20)
+    assert not observer.first_content_seen
+    forwarded = [observer.observe(e) for e in events[1:]]
+    assert all(forwarded)
+    assert observer.first_content_seen and observer.finished
+    assert observer.usage == Usage(input_tokens=100, output_tokens=55, cache_read_tokens=70,
+                                   cache_write_tokens=20)
+    assert len(parses) == 3  # message_start, message_delta, message_stop
+
+
+def test_anthropic_observer_not_finished_without_message_stop():
+    observer = am.PassthroughObserver(include_usage=False)
+    for event in parse_all(ANTHROPIC_TOOL_STREAM)[:-1]:
+        observer.observe(event)
+    assert not observer.finished
+
+
+def test_anthropic_error_event_is_recorded_and_forwarded():
+    observer = am.PassthroughObserver()
+    event = SSEEvent("error", b'{"type":"error","error":{"type":"overloaded_error",'
+                              b'"message":"Overloaded"}}')
+    assert observer.observe(event)
+    assert observer.error is not None and observer.error.upstream_status == 529
