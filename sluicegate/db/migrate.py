@@ -30,7 +30,8 @@ def alembic_config() -> Config:
 
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "migrations directory has no revisions"  # packaging bug
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}: a packaging error")
     return head
 
 

@@ -33,7 +33,8 @@ class AlertRow(msgspec.Struct, kw_only=True):
 class AlertStore(Protocol):
     async def append(self, alert: AlertRow) -> int: ...
 
-    async def list(self, limit: int = 100, *, undelivered: bool = False) -> list[AlertRow]:
+    async def list(self, limit: int = 100, *, undelivered: bool = False
+                   ) -> builtins.list[AlertRow]:
         """Newest first; `undelivered` keeps only those no sink has taken yet."""
         ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,7 +50,8 @@ class MemoryLedgerStore:
         if len(rows) > limit:
             last = page[-1]
             next_cursor = encode_cursor(last["ts"], last["request_id"])
-        return RequestPage(data=[api_row(r) for r in page], next_cursor=next_cursor)
+        return RequestPage(data=[api_row(copy.deepcopy(r)) for r in page],
+                           next_cursor=next_cursor)
 
     async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
         return float(sum(r["cost_usd"] or 0.0 for r in self._since(since, match)))

@@ -102,10 +102,8 @@ class StatusBounds(msgspec.Struct, frozen=True):
 
 def status_bounds(status: int | str) -> StatusBounds:
     """`ok` is 2xx/3xx; `error` is everything else, including 0 (no answer at all)."""
-    if isinstance(status, int):
-        return StatusBounds(status, status + 1)
-    text = status.strip().lower()
-    if text.isdigit():
+    text = str(status).strip().lower()
+    if text.isascii() and text.isdigit() and len(text) <= 3:
         return StatusBounds(int(text), int(text) + 1)
     if text in ("ok", "error"):
         return StatusBounds(200, 400, outside=text == "error")

@@ -52,7 +52,16 @@ class ToolResultPart(msgspec.Struct, kw_only=True, tag_field="type", tag="tool_r
     cache_control: CacheControl | None = None
 
 
-Part = TextPart | ImagePart | ToolCallPart | ToolResultPart
+class ProviderPart(msgspec.Struct, kw_only=True, tag_field="type", tag="provider"):
+    """A block only its own wire understands (Anthropic thinking), kept verbatim so a
+    same-wire round trip loses nothing; other wires drop it."""
+
+    wire: str
+    block: dict[str, Any]
+    cache_control: CacheControl | None = None  # always None: kept inside `block`
+
+
+Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ProviderPart
 
 
 class Message(msgspec.Struct, kw_only=True):

@@ -52,8 +52,15 @@ def due_alerts(items: list[Item], result: AdmitResult, now: float) -> list[tuple
     return due
 
 
-def _alert(item: Item, budget: CompiledBudget, level: Level, pct: float, threshold: float,
-           notify: tuple[str, ...], now: float) -> Alert:  # fmt: skip
+def _alert(
+    item: Item,
+    budget: CompiledBudget,
+    level: Level,
+    pct: float,
+    threshold: float,
+    notify: tuple[str, ...],
+    now: float,
+) -> Alert:
     window = item.window
     resets_at = iso(item.window_end, window.tz) if window.resets else None
     spent = level.used / 1e6

@@ -36,7 +36,8 @@ _SCOPE = re.compile(
     r"^(global|key|user|team|project|session|workflow|model|environment|cost_center|metadata:\S+)$"
 )
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._@/-]*$"
-QUOTA_UNITS = ("second", "minute", "hour", "day", "week", "month")
+_QUOTA_WINDOWS = {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d", "week": "1w", "month": "1mo"}
+QUOTA_UNITS = tuple(_QUOTA_WINDOWS)
 
 
 class Strict(BaseModel):
@@ -348,8 +349,7 @@ def _message(error: Any) -> str:
 def quota_window(unit: str) -> tuple[str, str]:
     """`requests_per_day` -> ("requests", "1d")."""
     measure, _, per = unit.partition("_per_")
-    return measure, {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d",
-                     "week": "1w", "month": "1mo"}[per]  # fmt: skip
+    return measure, _QUOTA_WINDOWS[per]
 
 
 def usd_to_micros(usd: float) -> int:

@@ -7,7 +7,9 @@
       breach  -> by the first breached check's action:
                  hard_block  raise PolicyBlocked (429, rule id, Retry-After)
                  queue       sleep (poll / until the window resets), plan again; 429 at timeout
-                 fallback    Admission(fallback_model, fallback_rule_id), nothing reserved
+                 fallback    Admission(fallback_model, fallback_rule_id), nothing reserved;
+                             the caller admits again on that model with the rule exempt
+                             (already on the fallback model: hard_block instead)
     settle(admission, usage, cost)   reservations -> actuals; never raises
 
 A rule listed in `exempt_rule_ids`, and an `audit` rule, is counted but not enforced
@@ -48,6 +50,14 @@ _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
 
 
 class PolicyEngine:
+    """One per process, built by the composition root and shared by every request.
+
+    reservation_ttl_s: a reservation not settled by then is released by the store itself.
+    default_max_output_tokens: what token rules reserve when the request sets no maximum.
+    store_retry_s: after a store failure, admissions skip the store (failing open or
+    closed at once) for this long instead of paying a timeout each.
+    """
+
     def __init__(
         self,
         counters: CounterStore,
@@ -88,11 +98,11 @@ class PolicyEngine:
         return self.last_error is None
 
     async def admit(self, inp: AdmissionInput) -> Admission:
+        """Reserve for every matching rule and budget, or act on the first breached one.
+        Raises PolicyBlocked (429) and, when failing closed, StoreUnavailable (503)."""
         policy = self._policy
         events: list[PolicyEvent] = []
-        loop = asyncio.get_running_loop()
-        queued: tuple[str, str, float, float] | None = None  # kind, rule, since, deadline
-        poll = _POLL_S[0]
+        queue = _Queue()
         while True:
             now = self._clock()
             items = plan(policy, inp, now, self._default_max_output)
@@ -105,23 +115,14 @@ class PolicyEngine:
                 return self._store_failed(inp, events, exc)
             self._schedule_alerts(items, result, now)
             if result.ok:
-                if queued:
-                    events.append(_queued_event(queued, loop.time()))
+                events += queue.events()
                 return self._admitted(inp, items, result, reservation_id, events, now)
-            item = items[result.failed_index or 0]
-            level = result.levels[result.failed_index or 0]
-            action = item.breach.action
-            if action == "queue" and item.check.amount <= item.limit:
-                if queued is None or queued[1] != item.rule_id:
-                    since = queued[2] if queued else loop.time()
-                    queued = (item.kind, item.rule_id, since, since + item.queue_timeout_s)
-                remaining = queued[3] - loop.time()
-                if remaining > 0:
-                    await asyncio.sleep(min(poll, max(0.005, item.window_end - now), remaining))
-                    poll = min(poll * 2, _POLL_S[1])
-                    continue
-                events.append(_queued_event(queued, loop.time()))
-            elif action == "fallback" and item.breach.fallback_model != inp.model:
+            index = result.failed_index or 0
+            item, level = items[index], result.levels[index]
+            if item.breach.action == "queue" and await queue.wait(item, now):
+                continue
+            events += queue.events()
+            if item.breach.action == "fallback" and item.breach.fallback_model != inp.model:
                 return self._fallback(inp, item, events)
             raise self._blocked(item, level, now, events)
 
@@ -159,10 +160,15 @@ class PolicyEngine:
         """Seed absent budget counters from the ledger (run at start-up, before traffic)."""
         return await budgets.rebuild(self._policy, self._counters, sum_cost, self._clock())
 
-    async def close(self, timeout_s: float = 5.0) -> None:
-        """Wait briefly for background alert work."""
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait (briefly) for background alert work; the engine stays usable."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """At shutdown: drain, then close the counter store."""
+        await self.drain(timeout_s)
+        await self._counters.close()
 
     async def _store_admit(self, items: list[Item], reservation_id: str) -> AdmitResult:
         if time.monotonic() < self._down_until:
@@ -182,8 +188,10 @@ class PolicyEngine:
     def _store_failed(self, inp: AdmissionInput, events: list[PolicyEvent], exc: StoreUnavailable) -> Admission:
         if self.failure_mode == "fail_closed":
             raise exc
-        events.append(PolicyEvent(kind="policy", rule_id="counter-store", action="fail_open",
-                                  detail=str(exc)[:200]))  # fmt: skip
+        detail = str(exc)[:200]
+        events.append(
+            PolicyEvent(kind="policy", rule_id="counter-store", action="fail_open", detail=detail)
+        )
         return self._admission(inp, events)
 
     def _admission(self, inp: AdmissionInput, events: list[PolicyEvent], **kw: Any) -> Admission:
@@ -195,12 +203,18 @@ class PolicyEngine:
             **kw,
         )
 
-    def _admitted(self, inp: AdmissionInput, items: list[Item], result: AdmitResult,
-                  reservation_id: str, events: list[PolicyEvent], now: float) -> Admission:  # fmt: skip
+    def _admitted(
+        self,
+        inp: AdmissionInput,
+        items: list[Item],
+        result: AdmitResult,
+        reservation_id: str,
+        events: list[PolicyEvent],
+        now: float,
+    ) -> Admission:
         for item, level in zip(items, result.levels):
             if item.breach.action == "audit" and item.exceeds(level):
-                events.append(PolicyEvent(kind=item.kind, rule_id=item.rule_id, action="audit",
-                                          detail=_over(item, level)))  # fmt: skip
+                events.append(_event(item, "audit", _over(item, level)))
         return self._admission(
             inp,
             events,
@@ -211,15 +225,18 @@ class PolicyEngine:
 
     def _fallback(self, inp: AdmissionInput, item: Item, events: list[PolicyEvent]) -> Admission:
         model = item.breach.fallback_model
-        events.append(PolicyEvent(kind=item.kind, rule_id=item.rule_id, action="fallback",
-                                  detail=f"to {model or 'a cheaper model'}"))  # fmt: skip
-        return self._admission(inp, events, fallback_model=model, fallback_rule_id=item.rule_id,
-                               fallback_kind=item.breach.fallback_kind)  # fmt: skip
+        events.append(_event(item, "fallback", f"to {model or 'a cheaper model'}"))
+        return self._admission(
+            inp,
+            events,
+            fallback_model=model,
+            fallback_rule_id=item.rule_id,
+            fallback_kind=item.breach.fallback_kind,
+        )
 
     def _blocked(self, item: Item, level: Level, now: float, events: list[PolicyEvent]) -> PolicyBlocked:
         retry_after = max(0.0, item.window_end - now)
-        events.append(PolicyEvent(kind=item.kind, rule_id=item.rule_id, action="hard_block",
-                                  detail=_over(item, level)))  # fmt: skip
+        events.append(_event(item, "hard_block", _over(item, level)))
         what = "budget" if item.kind == "budget" else "rate limit"
         return PolicyBlocked(
             f"{what} '{item.rule_id}' exceeded: {_over(item, level)}; retry in {math.ceil(retry_after)}s",
@@ -256,17 +273,58 @@ def _new_id(inp: AdmissionInput) -> str:
     return f"{inp.request_id}.{uuid.uuid4().hex[:8]}"
 
 
-def _queued_event(queued: tuple[str, str, float, float], now: float) -> PolicyEvent:
-    kind, rule_id, since, _ = queued
-    return PolicyEvent(kind=kind, rule_id=rule_id, action="queued",
-                       detail=f"waited {round((now - since) * 1000)} ms")  # fmt: skip
+def _event(item: Item, action: str, detail: str) -> PolicyEvent:
+    return PolicyEvent(kind=item.kind, rule_id=item.rule_id, action=action, detail=detail)
 
 
 def _over(item: Item, level: Level) -> str:
+    """What would be exceeded, for messages and event details."""
+    window = item.window.label
     if item.kind == "budget":
-        return (f"${level.used / 1e6:,.2f} spent + ${level.reserved / 1e6:,.2f} in flight + "
-                f"${item.check.amount / 1e6:,.2f} for this request > ${item.limit / 1e6:,.2f} "
-                f"({item.window.label})")  # fmt: skip
-    unit = item.hold.measure if item.hold.measure == "requests" else f"{item.hold.token_type} tokens"
-    return (f"{level.used + level.reserved} + {item.check.amount} {unit} > {item.limit} per "
-            f"{item.window.label} ({item.scope_label})")  # fmt: skip
+        spent, held, need = level.used / 1e6, level.reserved / 1e6, item.check.amount / 1e6
+        return (
+            f"${spent:,.2f} spent + ${held:,.2f} in flight + ${need:,.2f} for this request"
+            f" > ${item.limit / 1e6:,.2f} ({window})"
+        )
+    measure = item.hold.measure
+    unit = measure if measure == "requests" else f"{item.hold.token_type} tokens"
+    held = level.used + level.reserved
+    return f"{held} + {item.check.amount} {unit} > {item.limit} per {window} ({item.scope_label})"
+
+
+class _Queue:
+    """The waiting state of one admission held back by queue_then_429 rules. It polls
+    (20 ms doubling to 250 ms, or until the window resets if that is sooner), because
+    capacity also frees when other requests settle or release."""
+
+    def __init__(self) -> None:
+        self.kind = ""
+        self.rule_id = ""
+        self.since: float | None = None
+        self.deadline = 0.0
+        self.poll = _POLL_S[0]
+
+    async def wait(self, item: Item, now: float) -> bool:
+        """Sleep before another try; False when the queue timeout is spent (or the
+        request can never fit)."""
+        if item.check.amount > item.limit:
+            return False
+        clock = time.monotonic()
+        if self.since is None:
+            self.since = clock
+        if self.rule_id != item.rule_id:
+            self.kind, self.rule_id = item.kind, item.rule_id
+            self.deadline = self.since + item.queue_timeout_s
+        remaining = self.deadline - clock
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(self.poll, max(0.005, item.window_end - now), remaining))
+        self.poll = min(self.poll * 2, _POLL_S[1])
+        return True
+
+    def events(self) -> list[PolicyEvent]:
+        if self.since is None:
+            return []
+        waited = round((time.monotonic() - self.since) * 1000)
+        detail = f"waited {waited} ms"
+        return [PolicyEvent(kind=self.kind, rule_id=self.rule_id, action="queued", detail=detail)]

@@ -52,7 +52,6 @@ from sluicegate.router.conditions import DEFAULT_HEADER_PREFIXES
 from sluicegate.router.routes import CompiledVirtualModel
 from sluicegate.router.specs import (
     CircuitBreakerSpec,
-    FallbackSpec,
     RouteSpec,
     RuleSetSettings,
     RuleSpec,
@@ -84,11 +83,11 @@ class LoadBalancingDocument(RuleSetSettings):
         if self.rules is not None:
             check_rule_set(self.rule_type, self.rules, self.fallbacks)
         else:
-            _check_routes(self.routes or [], self.fallbacks or [])
+            _check_routes(self.routes or [], self)
         return self
 
 
-def _check_routes(routes: list[RouteSpec], inherited_fallbacks: list[FallbackSpec]) -> None:
+def _check_routes(routes: list[RouteSpec], doc: LoadBalancingDocument) -> None:
     ids = [route.id for route in routes]
     if len(set(ids)) != len(ids):
         raise ValueError(f"route ids must be unique: {', '.join(ids)}")
@@ -100,7 +99,11 @@ def _check_routes(routes: list[RouteSpec], inherited_fallbacks: list[FallbackSpe
             )
     labels: dict[str, str] = {}  # one target id is one breaker: the same provider/model
     for route in routes:
-        fallbacks = route.fallbacks if route.fallbacks is not None else inherited_fallbacks
+        fallbacks = route.fallbacks if route.fallbacks is not None else doc.fallbacks or []
+        try:
+            check_rule_set(route.rule_type or doc.rule_type, route.rules, fallbacks)
+        except ValueError as exc:
+            raise ValueError(f"route {route.id!r}: {exc}") from None
         for spec in (*route.rules, *fallbacks):
             label = "/".join(spec.upstream())
             seen = labels.setdefault(spec.id or label, label)

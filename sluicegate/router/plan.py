@@ -27,7 +27,13 @@ from sluicegate.errors import NotFound, UpstreamUnavailable
 from sluicegate.model.identity import Envelope
 from sluicegate.router.breaker import BreakerState, BreakerStore
 from sluicegate.router.latency import LatencyStats, LatencyTracker
-from sluicegate.router.routes import CompiledRoute, CompiledVirtualModel, RoutePlan, Target, target_key
+from sluicegate.router.routes import (
+    CompiledRoute,
+    CompiledVirtualModel,
+    RoutePlan,
+    Target,
+    target_key,
+)
 from sluicegate.router.select import choose, rules_after
 from sluicegate.router.status import target_status
 from sluicegate.router.sticky import StickyStore
@@ -105,8 +111,7 @@ class Router:
         candidates = _candidates(route, primary, tiers, states)
         if not candidates:
             raise self._all_open(vm, states)
-        probe_ids = frozenset([primary.id] if primary and probe else [])
-        half_open = {t.id for t in candidates if states[t.id].state == "half_open"}
+        after_primary = candidates[1:] if primary else candidates
         return RoutePlan(
             model=model,
             virtual=True,
@@ -115,8 +120,8 @@ class Router:
             rule_id=f"{route.id}:{candidates[0].id}" if route.explicit else candidates[0].id,
             fallback_status_codes=route.fallback_status_codes,
             breaker=vm.breaker,
-            probe_ids=probe_ids,
-            needs_probe=frozenset(half_open - probe_ids - {primary.id if primary else ""}),
+            probe_ids=frozenset([primary.id] if primary and probe else []),
+            needs_probe=frozenset(t.id for t in after_primary if states[t.id].state == "half_open"),
             sticky_key=sticky_key,
         )
 
@@ -128,7 +133,9 @@ class Router:
         await self._breakers.aclose()
         await self._sticky.aclose()
 
-    async def _states(self, vm: CompiledVirtualModel, route: CompiledRoute) -> dict[str, BreakerState]:
+    async def _states(
+        self, vm: CompiledVirtualModel, route: CompiledRoute
+    ) -> dict[str, BreakerState]:
         targets = _unique([*route.rules, *route.fallbacks])
         if vm.breaker is None:
             return {t.id: BreakerState() for t in targets}
@@ -156,11 +163,15 @@ class Router:
     def _stats_of(self, vm: CompiledVirtualModel) -> Callable[[Target], LatencyStats]:
         return lambda target: self._latency.stats(target_key(vm.name, target.id))
 
-    def _all_open(self, vm: CompiledVirtualModel, states: Mapping[str, BreakerState]) -> UpstreamUnavailable:
+    def _all_open(
+        self, vm: CompiledVirtualModel, states: Mapping[str, BreakerState]
+    ) -> UpstreamUnavailable:
+        message = f"every target of {vm.name!r} has an open circuit"
         reopen = [s.open_until for s in states.values() if s.open_until is not None]
-        wait = f"; the first is probed again in {max(0.0, min(reopen) - self._clock()):.0f}s" if reopen else ""
-        return UpstreamUnavailable(f"every target of {vm.name!r} has an open circuit{wait}",
-                                   code="circuit_open")
+        if reopen:
+            wait = max(0.0, min(reopen) - self._clock())
+            message += f"; the first is probed again in {wait:.0f}s"
+        return UpstreamUnavailable(message, code="circuit_open")
 
 
 def _plain_plan(model: str, catalogue: Catalogue) -> RoutePlan:

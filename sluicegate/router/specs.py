@@ -4,13 +4,12 @@ The document itself, and what each part means, is described in `documents`."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluicegate.router.conditions import SUBJECT_FIELDS
-
-RuleTypeName = Literal["weight-based", "priority-based", "latency-based"]
+from sluicegate.router.routes import RuleType
 
 
 class _Spec(BaseModel):
@@ -134,7 +133,7 @@ class WhenSpec(_Spec):
 class RuleSetSettings(_Spec):
     """Settings of a rule set; None means "inherit" (a route from its document)."""
 
-    rule_type: RuleTypeName | None = None
+    rule_type: RuleType | None = None
     fallbacks: list[FallbackSpec] | None = None
     retry: RetrySpec | None = None
     fallback_status_codes: list[int] | None = None
@@ -153,11 +152,6 @@ class RouteSpec(RuleSetSettings):
     id: str = Field(min_length=1)
     when: WhenSpec | None = None
     rules: list[RuleSpec] = Field(min_length=1, validation_alias=AliasChoices("rules", "targets"))
-
-    @model_validator(mode="after")
-    def _rules(self) -> RouteSpec:
-        check_rule_set(self.rule_type, self.rules, self.fallbacks)
-        return self
 
 
 def check_status_codes(codes: list[int] | None) -> None:

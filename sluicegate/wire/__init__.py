@@ -24,9 +24,12 @@ from sluicegate.wire.sse import SSEEvent
 
 
 class Decoder(Protocol):
-    usage: Usage
-    model: str | None
-    finished: bool
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def finished(self) -> bool: ...
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
 
@@ -38,11 +41,16 @@ class Encoder(Protocol):
 
 
 class Observer(Protocol):
-    usage: Usage
-    model: str | None
-    finished: bool
-    first_content_seen: bool
-    error: UpstreamHTTPError | None
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def first_content_seen(self) -> bool: ...
+    @property
+    def error(self) -> UpstreamHTTPError | None: ...
 
     def observe(self, event: SSEEvent) -> bool: ...
 
@@ -60,7 +68,9 @@ class ChatCodec(Protocol):
     def response_from_canonical(self, resp: ChatResponse) -> dict[str, Any]: ...
     def usage_from_response(self, body: dict[str, Any]) -> Usage: ...
     def response_model(self, body: dict[str, Any]) -> str | None: ...
-    def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamHTTPError: ...
+    def parse_error(
+        self, status: int, body: bytes, headers: dict[str, str]
+    ) -> UpstreamHTTPError: ...
     def render_error(self, exc: SluiceError, request_id: str) -> bytes: ...
     def render_stream_error(self, exc: SluiceError, request_id: str) -> bytes: ...
     def StreamDecoder(self) -> Decoder: ...  # noqa: N802 - a class on the module
@@ -73,7 +83,7 @@ class ChatCodec(Protocol):
 def chat_codec(wire: str) -> ChatCodec:
     """'openai' or 'anthropic' (ClientApi.wire, or a provider's wire kind)."""
     if wire == "openai":
-        return openai_chat  # type: ignore[return-value]
+        return openai_chat
     if wire == "anthropic":
-        return anthropic_messages  # type: ignore[return-value]
+        return anthropic_messages
     raise ValueError(f"unknown wire format {wire!r}")

@@ -7,7 +7,7 @@ This module is the one to import: the request side lives here, the answer side i
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -16,6 +16,7 @@ from sluicegate.model.chat import (
     ImagePart,
     Message,
     Part,
+    ProviderPart,
     TextPart,
     Tool,
     ToolCallPart,
@@ -46,6 +47,7 @@ __all__ = [
     "PassthroughObserver",
     "StreamDecoder",
     "StreamEncoder",
+    "estimate_input_tokens",
     "from_canonical",
     "inspect_request",
     "parse_error",
@@ -109,25 +111,32 @@ class _Metadata(msgspec.Struct):
     user_id: str | None = None
 
 
-class _Body(msgspec.Struct):
+class _Prompt(msgspec.Struct, kw_only=True):
+    """What /v1/messages/count_tokens accepts: the prompt without generation settings."""
+
     model: str
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)]
     messages: Annotated[list[_Message], msgspec.Meta(min_length=1)]
     system: str | list[_Block] | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: _ToolChoice | None = None
+
+
+class _Body(_Prompt, kw_only=True):
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)]
     stream: bool | None = None
     stop_sequences: list[str] | None = None
     temperature: float | None = None
     top_p: float | None = None
-    tools: list[_Tool] | None = None
-    tool_choice: _ToolChoice | None = None
     metadata: _Metadata | None = None
 
 
 _KNOWN = frozenset(_Body.__struct_fields__)
+_P = TypeVar("_P", bound=_Prompt)
 # Fields each block type must carry; the API would refuse the body without them.
 _REQUIRED = {"text": ("text",), "image": ("source",), "tool_use": ("id", "name"),
              "tool_result": ("tool_use_id",), "document": ("source",)}
 _CLIENT_TOOL = (None, "custom")
+_THINKING = ("thinking", "redacted_thinking")
 
 
 class _Count:
@@ -160,8 +169,8 @@ class _Count:
                 self.block(block, f"{where}[{j}]")
 
 
-def _validated(body: dict[str, Any]) -> tuple[_Body, _Count]:
-    parsed = convert_body(body, _Body)
+def _validated(body: dict[str, Any], kind: type[_P]) -> tuple[_P, _Count]:
+    parsed = convert_body(body, kind)
     if not parsed.model:
         raise invalid("model must not be empty", "model")
     count = _Count()
@@ -182,7 +191,7 @@ def _validated(body: dict[str, Any]) -> tuple[_Body, _Count]:
 
 
 def inspect_request(body: dict[str, Any]) -> RequestFacts:
-    parsed, count = _validated(body)
+    parsed, count = _validated(body, _Body)
     return RequestFacts(
         model=parsed.model,
         stream=bool(parsed.stream),
@@ -200,14 +209,21 @@ def prepare_passthrough(body: dict[str, Any], model: str, *, stream: bool) -> di
     return out
 
 
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """The estimate for a /v1/messages/count_tokens body (no max_tokens there)."""
+    parsed, count = _validated(body, _Prompt)
+    return estimate_tokens(count.chars, len(parsed.messages), count.images)
+
+
 def to_canonical(body: dict[str, Any]) -> ChatRequest:
-    parsed, _ = _validated(body)
+    parsed, _ = _validated(body, _Body)
     system = parsed.system
     choice = parsed.tool_choice
     metadata = parsed.metadata
     return ChatRequest(
         system=_system_parts(system) if not isinstance(system, str) else _text(system),
-        messages=[_message(m, f"messages[{i}]") for i, m in enumerate(parsed.messages)],
+        messages=[_message(m, body["messages"][i], f"messages[{i}]")
+                  for i, m in enumerate(parsed.messages)],
         tools=[_tool(t, f"tools[{i}]") for i, t in enumerate(parsed.tools or ())],
         tool_choice=_tool_choice(choice),
         max_tokens=parsed.max_tokens,
@@ -226,7 +242,7 @@ def _text(text: str) -> list[TextPart]:
 
 
 def _system_parts(blocks: list[_Block] | None) -> list[TextPart]:
-    parts = []
+    parts: list[TextPart] = []
     for j, block in enumerate(blocks or ()):
         if block.type != "text":
             raise invalid("only text blocks are allowed in system", f"system[{j}].type")
@@ -234,18 +250,20 @@ def _system_parts(blocks: list[_Block] | None) -> list[TextPart]:
     return parts
 
 
-def _message(message: _Message, where: str) -> Message:
+def _message(message: _Message, raw: dict[str, Any], where: str) -> Message:
     if isinstance(message.content, str):
         return Message(role=message.role, content=[*_text(message.content)])
     parts: list[Part] = []
     for j, block in enumerate(message.content):
-        part = _part(block, f"{where}.content[{j}]")
-        if part is not None:
-            parts.append(part)
+        if block.type in _THINKING:
+            # Anthropic needs them back verbatim (signatures); other wires drop them.
+            parts.append(ProviderPart(wire=WIRE, block=raw["content"][j]))
+        else:
+            parts.append(_part(block, f"{where}.content[{j}]"))
     return Message(role=message.role, content=parts)
 
 
-def _part(block: _Block, where: str) -> Part | None:
+def _part(block: _Block, where: str) -> Part:
     cache = block.cache_control
     if block.type == "text":
         return TextPart(text=block.text or "", cache_control=cache)
@@ -259,8 +277,6 @@ def _part(block: _Block, where: str) -> Part | None:
         return ToolResultPart(tool_call_id=block.tool_use_id or "",
                               content=_result_content(block.content, where),
                               is_error=bool(block.is_error), cache_control=cache)
-    if block.type in ("thinking", "redacted_thinking"):
-        return None  # only meaningful to Anthropic, which gets the body untranslated
     raise invalid(f"content of type '{block.type}' cannot be translated to another provider",
                   f"{where}.type")
 
@@ -348,7 +364,8 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
     message then a user message, form one user turn); tool results lead their turn."""
     out: list[dict[str, Any]] = []
     for message in messages:
-        blocks = [_block(p) for p in message.content]
+        parts = (p for p in message.content if not isinstance(p, ProviderPart) or p.wire == WIRE)
+        blocks = [_block(p) for p in parts]
         if not blocks:
             continue
         if out and out[-1]["role"] == message.role:
@@ -363,6 +380,8 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 def _block(part: Part) -> dict[str, Any]:
     block: dict[str, Any]
+    if isinstance(part, ProviderPart):
+        return part.block
     if isinstance(part, TextPart):
         block = {"type": "text", "text": part.text}
     elif isinstance(part, ImagePart):

@@ -171,7 +171,8 @@ class StreamEncoder:
         if isinstance(event, ToolArgsDelta):
             if self._open != event.index or not event.partial_json:
                 return b""  # a block already closed cannot be reopened on this wire
-            return self._block_delta({"type": "input_json_delta", "partial_json": event.partial_json})
+            delta = {"type": "input_json_delta", "partial_json": event.partial_json}
+            return self._block_delta(delta)
         if isinstance(event, BlockStop):
             return self._close_block() if self._open == event.index else b""
         if isinstance(event, StreamStop):

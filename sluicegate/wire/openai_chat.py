@@ -158,7 +158,8 @@ def inspect_request(body: dict[str, Any]) -> RequestFacts:
         elif message.content:
             for part in message.content:
                 chars += len(part.text or part.refusal or "")
-                images += part.image_url is not None
+                if part.image_url is not None:
+                    images += 1
         for call in message.tool_calls or ():
             chars += len(call.function.name) + len(call.function.arguments)
     for tool in parsed.tools or ():
@@ -223,7 +224,7 @@ def to_canonical(body: dict[str, Any]) -> ChatRequest:
 
 
 def _text_parts(content: str | list[_Part] | None, where: str) -> list[TextPart]:
-    parts = []
+    parts: list[TextPart] = []
     for part in _user_parts(content, where):
         if not isinstance(part, TextPart):
             raise invalid("only text is allowed here", f"{where}.content")
@@ -238,7 +239,10 @@ def _user_parts(content: str | list[_Part] | None, where: str) -> list[Part]:
     for j, part in enumerate(content or ()):
         if part.type == "text" and part.text:
             parts.append(TextPart(text=part.text))
-        elif part.type == "image_url" and part.image_url is not None:
+        elif part.type == "image_url":
+            if part.image_url is None:
+                raise invalid("an image_url part needs 'image_url'",
+                              f"{where}.content[{j}].image_url")
             parts.append(_image(part.image_url, f"{where}.content[{j}].image_url.url"))
         elif part.type not in ("text", "refusal"):
             raise invalid(f"content of type '{part.type}' cannot be translated to another "
@@ -274,11 +278,11 @@ def _assistant_parts(message: _Message) -> list[Part]:
 
 
 def _add_tool_result(messages: list[Message], message: _Message, where: str) -> None:
-    content = message.content
-    result = ToolResultPart(
-        tool_call_id=message.tool_call_id or "",
-        content=content if isinstance(content, str) else list(_text_parts(content, where)),
+    content: str | list[TextPart | ImagePart] = (
+        message.content if isinstance(message.content, str)
+        else [*_text_parts(message.content, where)]
     )
+    result = ToolResultPart(tool_call_id=message.tool_call_id or "", content=content)
     last = messages[-1] if messages else None
     # Consecutive tool messages answer one assistant turn: one user message holds them all.
     if last and last.role == "user" and all(isinstance(p, ToolResultPart) for p in last.content):

@@ -92,7 +92,8 @@ async def test_filters(store: LedgerStore, filters: dict[str, object], expected:
     assert await ids(store, **filters) == [f"req-{n:06d}" for n in expected]
 
 
-@pytest.mark.parametrize("bad", [{"status": "weird"}, {"status": "9"}])
+@pytest.mark.parametrize("bad", [{"status": "weird"}, {"status": "9"}, {"status": -1},
+                                 {"status": 10**12}, {"status": "²"}])
 async def test_bad_status_or_cursor_is_an_invalid_request(
         store: LedgerStore, bad: dict[str, object]) -> None:
     await store.write_batch(FILTER_DATA)

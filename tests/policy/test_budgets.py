@@ -204,28 +204,28 @@ async def test_alerts_fire_once_per_window_per_threshold(make_store):
     two = engine_with(make_store(clock), ALERTING, clock=clock, notifier=sink)  # another replica
     await spend(one, 4)
     await spend(one, 2)  # 40% when admitted; now 60% spent
-    await one.close()
-    assert sink.alerts == type(sink.alerts)()
+    await one.drain()
+    assert not sink.alerts
     await spend(one, 0.5)  # sees 60%: the 50% alert
     await spend(one, 0.5)
-    await one.close()
+    await one.drain()
     assert [a.threshold_pct for a in sink.alerts] == [50]
     alert = sink.alerts[0]
     assert (alert.rule_id, alert.window, alert.pct, alert.notify) == ("alerting", "monthly", 60.0, ("webhook:finops",))
     assert alert.resets_at == "2026-06-01T00:00:00+00:00" and "alerting reached 50%" in alert.message
     await spend(one, 2)  # 80% spent after this one
     await asyncio.gather(spend(one, 0.5), spend(two if make_store.kind == "redis" else one, 0.5))
-    await one.close()
-    await two.close()
+    await one.drain()
+    await two.drain()
     assert [a.threshold_pct for a in sink.alerts] == [50, 80]
     with pytest.raises(PolicyBlocked):
         await one.admit(request(env=SEARCH, cost=2))  # refused: counts as 100%
-    await one.close()
+    await one.drain()
     assert [a.threshold_pct for a in sink.alerts] == [50, 80, 100]
     clock.advance(25 * 86400)  # June
     await spend(one, 6)
     await spend(one, 0.1)
-    await one.close()
+    await one.drain()
     assert [a.threshold_pct for a in sink.alerts] == [50, 80, 100, 50]
     assert sink.alerts[-1].window_start == "2026-06-01T00:00:00+00:00"
 
@@ -250,7 +250,7 @@ async def test_alerts_are_delivered_to_a_receiver_with_retries(store):
         engine.set_policy(compiled)
         await spend(engine, 8.5)
         await spend(engine, 0.1)  # 85%: 50% and 80% alerts
-        await engine.close()
+        await engine.drain()
         await notifier.close()
     finops = receiver.bodies("/finops")
     assert len(finops) == 2 and finops[0] == finops[1]  # first attempt failed with 500, retried

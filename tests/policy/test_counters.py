@@ -40,9 +40,8 @@ async def test_concurrent_admits_never_exceed_the_limit(store):
     assert (await store.usage(["hot"]))["hot"] == Level(0, 50)
 
 
+@pytest.mark.parametrize("make_store", ["redis"], indirect=True)
 async def test_two_redis_replicas_share_the_limit(make_store):
-    if make_store.kind != "redis":
-        pytest.skip("replicas share state through Redis only")
     one, two = make_store(), make_store()
     checks = [check("shared", 50)]
     results = await asyncio.gather(

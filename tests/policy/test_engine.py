@@ -56,9 +56,8 @@ async def test_request_limit_is_exact_under_concurrency(store):
     assert (await engine.admit(request(who=principal("key-2")))).admitted
 
 
+@pytest.mark.parametrize("make_store", ["redis"], indirect=True)
 async def test_two_replicas_share_limits_through_redis(make_store):
-    if make_store.kind != "redis":
-        pytest.skip("replicas share state through Redis only")
     one, two = (engine_with(make_store(), rules(PER_KEY_50)) for _ in range(2))
     outcomes = await asyncio.gather(
         *(e.admit(request()) for _ in range(100) for e in (one, two)), return_exceptions=True

@@ -100,7 +100,10 @@ async def test_falls_back_on_server_errors_throttling_connection_errors_and_time
     assert outcome.unwrap() == "from fallback"
     assert upstream.calls == [("a", "primary"), ("b", "fallback"), ("f", "fallback")]
     assert [(r.status_code, r.error_class, r.reason) for r in outcome.attempts] == [
-        (status, error_class, "primary"), (status, error_class, "fallback"), (200, None, "fallback")]
+        (status, error_class, "primary"),
+        (status, error_class, "fallback"),
+        (200, None, "fallback"),
+    ]
     assert outcome.fallback_used and outcome.final_target.id == "f"
     assert harness.slept == []  # a retry_after of 60s is beyond the cap: move on at once
 
@@ -132,7 +135,8 @@ async def test_only_configured_status_codes_fall_back(harness: Harness):
 
 
 async def test_retries_back_off_and_honour_retry_after(harness: Harness):
-    upstream = FakeUpstream(a=[http(503), http(429, retry_after=2.5), UpstreamUnavailable("reset"), "ok"])
+    upstream = FakeUpstream(
+        a=[http(503), http(429, retry_after=2.5), UpstreamUnavailable("reset"), "ok"])
     plan = plan_of(target("a", attempts=4, delay_ms=100, max_delay_ms=300), breaker=None)
     outcome = await harness.run(plan, upstream)
     assert outcome.unwrap() == "ok"
@@ -150,7 +154,8 @@ async def test_no_more_retries_once_the_target_s_circuit_opens(harness: Harness)
 
 async def test_retries_run_out_then_fall_back(harness: Harness):
     upstream = FakeUpstream(a=[http(502)], f=["ok"])
-    outcome = await harness.run(plan_of(target("a", attempts=2, delay_ms=50), target("f")), upstream)
+    plan = plan_of(target("a", attempts=2, delay_ms=50), target("f"))
+    outcome = await harness.run(plan, upstream)
     assert outcome.unwrap() == "ok"
     assert upstream.calls == [("a", "primary"), ("a", "retry"), ("f", "fallback")]
 
@@ -181,14 +186,16 @@ async def test_the_deadline_stops_retries_and_cuts_a_slow_call(clock: FakeClock)
         await asyncio.sleep(5)
         return "too late"
 
-    started = asyncio.get_running_loop().time()
-    outcome = await run_attempts(plan_of(target("slow"), target("f")), FakeUpstream(slow=[hang], f=["x"]),
-                                 breakers=harness.breakers, latency=harness.latency,
-                                 deadline=asyncio.get_running_loop().time() + 0.05,
-                                 clock=asyncio.get_running_loop().time)
+    loop_time = asyncio.get_running_loop().time
+    started = loop_time()
+    outcome = await run_attempts(
+        plan_of(target("slow"), target("f")), FakeUpstream(slow=[hang], f=["x"]),
+        breakers=harness.breakers, latency=harness.latency,
+        deadline=started + 0.05, clock=loop_time,
+    )
     assert isinstance(outcome.error, UpstreamTimeout)
-    assert [r.error_class for r in outcome.attempts] == ["UpstreamTimeout"]
-    assert asyncio.get_running_loop().time() - started < 1
+    assert [r.error_class for r in outcome.attempts] == ["UpstreamTimeout"]  # f: no time left
+    assert loop_time() - started < 1
 
 
 async def test_failures_open_the_breaker_and_update_latency(harness: Harness):

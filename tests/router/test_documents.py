@@ -115,14 +115,15 @@ routes:
 
 @pytest.mark.parametrize("body, message", [
     ("rule_type: weight-based\n", "give either `rules` (one rule set) or `routes`"),
-    ("rules: [{target: {provider: a, model: m}}]\nroutes: [{id: r, rules: [{provider: a, model: m}]}]\n",
-     "not both"),
+    ("rules: [{target: {provider: a, model: m}}]\n"
+     "routes: [{id: r, rules: [{provider: a, model: m}]}]\n", "not both"),
     ("rules: [{target: {provider: a, model: m}, weight: 0}]\n", "every rule has weight 0"),
     ("rules: [{target: {provider: a, model: m}, wieght: 5}]\n", "wieght"),
     ("rules: [{target: {provider: a, model: m}}]\nfallback_status_codes: [200]\n",
      "200 is not an HTTP error status"),
     ("rules: [{target: {provider: a, model: m}}]\nrule_type: round-robin\n", "rule_type"),
-    ("rules:\n  - {id: x, target: {provider: a, model: m}}\n  - {id: x, target: {provider: b, model: m}}\n",
+    ("rules:\n  - {id: x, target: {provider: a, model: m}}\n"
+     "  - {id: x, target: {provider: b, model: m}}\n",
      "target ids must be unique within a rule set: x"),
     ("rules: [{target: {provider: a, model: m}, retry: {delay_ms: 500, max_delay_ms: 100}}]\n",
      "max_delay_ms (100) must not be below delay_ms (500)"),
@@ -133,7 +134,8 @@ routes:
      "subject 'planet:mars'"),
     ("routes:\n  - {id: r, when: {}, rules: [{provider: a, model: m}]}\n", "an empty `when`"),
     ("routes:\n  - {id: a, when: {workflow_tag: x}, rules: [{id: t, provider: a, model: m}]}\n"
-     "  - {id: b, rules: [{id: t, provider: b, model: m}]}\n", "target id 't' names both a/m and b/m"),
+     "  - {id: b, rules: [{id: t, provider: b, model: m}]}\n",
+     "target id 't' names both a/m and b/m"),
 ])
 def test_bad_documents_are_refused_with_a_clear_message(body: str, message: str):
     assert message in refused(HEAD + body)
@@ -144,3 +146,17 @@ def test_compile_routes_builds_the_table_and_refuses_a_name_twice():
     assert list(compile_routes([doc])) == ["intent-fast"]
     with pytest.raises(ConfigError, match="two load-balancing documents define 'intent-fast'"):
         compile_routes([doc, doc])
+
+
+def test_a_route_is_checked_with_the_settings_it_inherits():
+    message = refused(HEAD + """
+fallbacks: [{id: x, provider: q, model: f}]
+routes:
+  - {id: r, rules: [{id: x, provider: a, model: m}]}
+""")
+    assert "route 'r': target ids must be unique within a rule set: x" in message
+    load(HEAD + """
+rule_type: priority-based
+routes:
+  - {id: r, rules: [{provider: a, model: m, weight: 0}]}
+""")

@@ -36,8 +36,13 @@ def catalogue(model: str) -> Target | None:
 
 def make_router(*vms: CompiledVirtualModel, clock: FakeClock, breakers=None,
                 latency: LatencyTracker | None = None) -> Router:
-    router = Router(breakers or MemoryBreakerStore(clock=clock), sticky=MemoryStickyStore(clock=clock),
-                    latency=latency or LatencyTracker(clock=clock), rng=random.Random(7), clock=clock)
+    router = Router(
+        breakers or MemoryBreakerStore(clock=clock),
+        sticky=MemoryStickyStore(clock=clock),
+        latency=latency or LatencyTracker(clock=clock),
+        rng=random.Random(7),
+        clock=clock,
+    )
     router.set_routes({vm.name: vm for vm in vms}, catalogue)
     return router
 
@@ -45,7 +50,8 @@ def make_router(*vms: CompiledVirtualModel, clock: FakeClock, breakers=None,
 async def open_circuit(router: Router, vm: CompiledVirtualModel, target_id: str) -> None:
     assert vm.breaker is not None
     for _ in range(vm.breaker.failure_threshold):
-        await router.breakers.record_failure(target_key(vm.name, target_id), vm.breaker, probe=False)
+        key = target_key(vm.name, target_id)
+        await router.breakers.record_failure(key, vm.breaker, probe=False)
 
 
 async def primaries(router: Router, model: str, n: int, envelope: Envelope = ENV) -> Counter[str]:
@@ -117,7 +123,10 @@ async def test_latency_within_the_tolerance_band_shares_traffic(clock: FakeClock
 rule_type: latency-based
 latency_tolerance_pct: 20
 latency_explore_pct: 0
-rules: [{id: a, provider: p, model: a}, {id: b, provider: p, model: b}, {id: c, provider: p, model: c}]
+rules:
+  - {id: a, provider: p, model: a}
+  - {id: b, provider: p, model: b}
+  - {id: c, provider: p, model: c}
 """)
     latency = LatencyTracker(clock=clock)
     for target_id, ms in (("a", 100), ("b", 115), ("c", 150)):
@@ -186,11 +195,13 @@ async def test_open_circuits_are_skipped_and_all_open_fails_fast(clock: FakeCloc
     assert [t.id for t in plan.candidates] == ["vertex/gemini-2.0-flash"]
     assert plan.rule_id == "vertex/gemini-2.0-flash"
     await open_circuit(router, vm, "vertex/gemini-2.0-flash")
-    with pytest.raises(UpstreamUnavailable, match="every target of 'intent-fast' has an open circuit"):
+    with pytest.raises(UpstreamUnavailable, match="every target of 'intent-fast' has an open"):
         await router.plan("intent-fast", ENV)
 
 
-async def test_half_open_lets_exactly_one_concurrent_plan_probe(breakers: Breakers, clock: FakeClock):
+async def test_half_open_lets_exactly_one_concurrent_plan_probe(
+    breakers: Breakers, clock: FakeClock
+):
     vm = compiled(HEAD + """
 rules: [{id: a, provider: p, model: a}]
 fallbacks: [{id: f, provider: q, model: f}]
@@ -249,7 +260,8 @@ async def test_status_reports_breakers_latency_and_share(clock: FakeClock):
     rows = {row["target_id"]: row for row in await router.status()}
     assert list(rows) == ["primary-haiku", "secondary-bedrock-haiku", "openai/gpt-4o-mini",
                           "vertex/gemini-2.0-flash"]
-    haiku, bedrock, mini = rows["primary-haiku"], rows["secondary-bedrock-haiku"], rows["openai/gpt-4o-mini"]
+    haiku, mini = rows["primary-haiku"], rows["openai/gpt-4o-mini"]
+    bedrock = rows["secondary-bedrock-haiku"]
     assert haiku["state"] == "closed" and haiku["p50_ms"] == 200 and haiku["p95_ms"] == 400
     assert haiku["share"] == 0.8 and haiku["error_rate"] == 0.0
     assert mini["error_rate"] == 1.0 and mini["p50_ms"] is None

@@ -3,7 +3,14 @@ import copy
 import pytest
 
 from sluicegate.errors import InvalidRequest
-from sluicegate.model.chat import ImagePart, TextPart, ToolCallPart, ToolChoice, ToolResultPart
+from sluicegate.model.chat import (
+    ImagePart,
+    ProviderPart,
+    TextPart,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+)
 from sluicegate.wire import anthropic_messages as am
 
 CACHE = {"type": "ephemeral"}
@@ -80,6 +87,14 @@ def test_server_tools_thinking_and_documents_pass_inspection():
     assert facts.model == "claude-sonnet-4-5"
 
 
+def test_count_tokens_bodies_need_no_max_tokens():
+    prompt = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x" * 40}]}
+    assert am.estimate_input_tokens(prompt) == 10 + 4
+    with pytest.raises(InvalidRequest) as caught:
+        am.estimate_input_tokens({"model": "m", "messages": [{"role": "user"}]})
+    assert caught.value.param == "messages[0].content"
+
+
 # -- passthrough -----------------------------------------------------------------------------
 
 
@@ -126,7 +141,9 @@ def test_blocks_become_parts():
         ImagePart(url="https://x.test/a.png"),
         ImagePart(media_type="image/png", data="iVBOR"),
     ]
-    assert assistant.content == [  # the thinking block is dropped
+    assert assistant.content == [  # the thinking block is carried for Anthropic only
+        ProviderPart(wire="anthropic", block={"type": "thinking", "thinking": "hmm",
+                                              "signature": "sig"}),
         TextPart(text="Let me look."),
         ToolCallPart(id="toolu_1", name="look", arguments='{"q":"cat"}'),
     ]
@@ -193,6 +210,8 @@ def test_round_trip_through_canonical():
                 {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                              "data": "iVBOR"}}]},
             {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Need a tool.", "signature": "EqQBCgIYAh"},
+                {"type": "redacted_thinking", "data": "EmwKAhgB"},
                 {"type": "text", "text": "Let me look."},
                 {"type": "tool_use", "id": "toolu_1", "name": "look", "input": {"q": "cat"}}]},
             {"role": "user", "content": [
@@ -205,6 +224,7 @@ def test_round_trip_through_canonical():
         tool_choice={"type": "tool", "name": "look", "disable_parallel_tool_use": True},
         temperature=0.5, top_p=0.9, top_k=3, stop_sequences=["END"],
         metadata={"user_id": "u"}, stream=True,
+        thinking={"type": "enabled", "budget_tokens": 2048},
     )
     again = am.from_canonical(am.to_canonical(original), "claude-sonnet-4-5", stream=True)
     assert again == original

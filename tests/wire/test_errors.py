@@ -19,7 +19,7 @@ from sluicegate.errors import (
 from sluicegate.wire import anthropic_messages as am
 from sluicegate.wire import openai_chat as oc
 from sluicegate.wire.sse import SSEParser
-from tests.wire.fixtures import anthropic_client, json_response, openai_client
+from tests.wire.fixtures import anthropic_client, json_response, openai_client, sse_response
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -127,14 +127,12 @@ def test_stream_error_events_reach_the_sdks():
     frame = am.render_stream_error(exc, "req_2")
     [event] = SSEParser().feed(frame)
     assert event.event == "error"
-    client = anthropic_client(lambda request: __import__("httpx2").Response(
-        200, headers={"content-type": "text/event-stream"}, content=frame))
+    client = anthropic_client(sse_response(frame))
     with pytest.raises(anthropic.APIStatusError) as caught:
         list(client.messages.create(model="m", max_tokens=5, messages=USER, stream=True))
     assert "dropped the stream" in caught.value.message
     frame = oc.render_stream_error(exc, "req_2")
-    client = openai_client(lambda request: __import__("httpx2").Response(
-        200, headers={"content-type": "text/event-stream"}, content=frame))
+    client = openai_client(sse_response(frame))
     with pytest.raises(openai.APIError) as caught:
         list(client.chat.completions.create(model="m", messages=USER, stream=True))
     assert caught.value.message == "The provider dropped the stream"

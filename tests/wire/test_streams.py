@@ -5,6 +5,7 @@ import anthropic
 import anthropic.types
 import openai
 import openai.types.chat
+import orjson
 import pydantic
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
@@ -284,7 +285,8 @@ def test_openai_sdk_stream_helper_over_a_translated_anthropic_stream():
 
 
 def test_openai_sdk_plain_iteration():
-    raw = translate(ANTHROPIC_TEXT_STREAM, am.StreamDecoder(), oc.StreamEncoder(include_usage=False))
+    encoder = oc.StreamEncoder(include_usage=False)
+    raw = translate(ANTHROPIC_TEXT_STREAM, am.StreamDecoder(), encoder)
     client = openai_client(sse_response(raw))
     chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello world"
@@ -301,3 +303,45 @@ def test_anthropic_sdk_stream_helper_over_a_translated_openai_stream():
     assert message.content[1].input == {"city": "Paris"}
     assert message.stop_reason == "tool_use"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (36, 20)
+
+
+# -- provider quirks ------------------------------------------------------------------------
+
+
+def _oa(chunk: dict) -> SSEEvent:
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    return SSEEvent(None, orjson.dumps(base | chunk))
+
+
+def test_openai_decoder_quirks_of_compatible_servers():
+    decoder = oc.StreamDecoder()
+    events = []
+    for chunk in [
+        # a whole tool call in one piece, without an id; a second choice (n=2) is ignored
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+            {"index": 0, "function": {"name": "f", "arguments": '{"a":1}'}}]}},
+            {"index": 1, "delta": {"content": "other choice"}}]},
+        # usage in the same chunk as finish_reason
+        {"choices": [{"index": 0, "delta": {"refusal": "I can't."}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+    ]:
+        events.extend(decoder.feed(_oa(chunk)))
+    start, tool, args, text, *rest = events
+    assert isinstance(start, StreamStart)
+    assert isinstance(tool, ToolCallStart) and tool.id.startswith("call_") and tool.name == "f"
+    assert args == ToolArgsDelta(index=0, partial_json='{"a":1}')
+    assert text == TextDelta(index=1, text="I can't.")
+    assert rest == [BlockStop(index=1), BlockStop(index=0), StreamStop(stop_reason="end_turn"),
+                    UsageReport(usage=Usage(input_tokens=3, output_tokens=4))]
+    assert decoder.feed(SSEEvent(None, b": not json")) == []
+
+
+def test_anthropic_decoder_tool_input_given_whole_at_block_start():
+    decoder = am.StreamDecoder()
+    events = decoder.feed(SSEEvent("content_block_start", orjson.dumps({
+        "type": "content_block_start", "index": 0,
+        "content_block": {"type": "tool_use", "id": "toolu_9", "name": "f", "input": {"a": 1}}})))
+    assert events == [ToolCallStart(index=0, id="toolu_9", name="f"),
+                      ToolArgsDelta(index=0, partial_json='{"a":1}')]
+    assert decoder.feed(SSEEvent("ping", b'{"type":"ping"}')) == []
+    assert decoder.feed(SSEEvent("brand_new_event", b'{"type":"brand_new_event"}')) == []

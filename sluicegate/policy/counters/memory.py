@@ -98,6 +98,8 @@ class MemoryCounterStore:
     async def set_if_absent(
         self, key: str, used: int | Mapping[int, int], expires_at: float, slide: Slide | None = None
     ) -> bool:
+        if slide is None and isinstance(used, Mapping):
+            raise TypeError("a fixed counter is seeded with one amount")
         now = self._clock()
         counter = self._live(key, now)
         if counter is None:
