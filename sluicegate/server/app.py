@@ -22,7 +22,7 @@ from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
-from sluicegate.db.migrate import upgrade
+from sluicegate.db.migrate import upgrade_engine
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
@@ -82,7 +82,8 @@ class Gateway:
         """Compile a new config version; if anything fails, the old one stays live."""
         catalog = build_catalog(snapshot.models("gateway-providers"), self.upstream,
                                 self_url=self.settings.self_url)
-        routes = compile_routes(snapshot.models("gateway-load-balancing-config"))
+        routes = compile_routes(snapshot.models("gateway-load-balancing-config"),
+                                header_prefixes=_title_prefixes(self.settings.header_prefixes))
         policy = compile_policy(
             [*snapshot.models("gateway-rate-limit-config"),
              *snapshot.models("gateway-rate-limiting-config"),
@@ -105,7 +106,7 @@ class Gateway:
 
     # --- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        await upgrade(self.settings.database_url)
+        await upgrade_engine(self.engine)
         await self.keys.start(self.settings.poll_interval_s)
         await self.writer.start()
         if self.settings.config_files:

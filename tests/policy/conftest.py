@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sluicegate.policy.counters import CounterStore, MemoryCounterStore
-from sluicegate.policy.counters.redis import RedisCounterStore
+from sluicegate.policy.counters.redis_store import RedisCounterStore
 from tests.support import REDIS_URL, require_redis
 
 StoreFactory = Callable[..., CounterStore]

@@ -9,7 +9,7 @@ import pytest
 
 from sluicegate.errors import StoreUnavailable
 from sluicegate.policy.counters import Check, Level, Slide
-from sluicegate.policy.counters.redis import RedisCounterStore
+from sluicegate.policy.counters.redis_store import RedisCounterStore
 from tests.policy.helpers import FakeClock
 
 

@@ -11,7 +11,7 @@ from sluicegate.errors import LimitExceeded, StoreUnavailable
 from sluicegate.model.identity import Envelope
 from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked
-from sluicegate.policy.counters.redis import RedisCounterStore
+from sluicegate.policy.counters.redis_store import RedisCounterStore
 from sluicegate.policy.engine import PolicyEngine
 from tests.policy.helpers import fixture_text, policy, principal, request
 
