@@ -62,6 +62,10 @@ class Admission:
     def admitted(self) -> bool:
         return self.fallback_rule_id is None
 
+    @property
+    def wants_fallback(self) -> bool:
+        return self.fallback_rule_id is not None
+
 
 class PolicyBlocked(LimitExceeded):
     """A LimitExceeded that also carries the policy events for the ledger."""

@@ -22,9 +22,9 @@ from sluicegate.policy.notify import Alert
 from sluicegate.policy.windows import Window, iso
 
 SumCost = Callable[[float, dict[str, str]], Awaitable[float]]
-"""(since unix seconds, {ledger column: value}) -> USD spent since then by matching rows.
-Columns: key_id, user_id, team, project, session_id, workflow_tag, environment,
-cost_center, requested_model, and `metadata.<key>` for free metadata keys."""
+"""`LedgerStore.sum_cost`: (since unix seconds, {name: value}) -> USD spent since then by
+rows matching every pair; a name is an envelope field (key_id, user_id, team, project,
+session_id, workflow_tag, environment, cost_center) or else a free metadata key."""
 
 
 def budget_key(budget: CompiledBudget, window: Window, now: float) -> str:

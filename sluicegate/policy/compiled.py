@@ -19,6 +19,7 @@ from sluicegate.policy import matching
 from sluicegate.policy.documents import (
     Budget,
     BudgetDocument,
+    BudgetScope,
     NotificationTarget,
     NotificationTargetsDocument,
     QuotaDocument,
@@ -26,6 +27,7 @@ from sluicegate.policy.documents import (
     RateLimitDocument,
     RateLimitRule,
     SubjectType,
+    When,
     quota_window,
     usd_to_micros,
 )
@@ -128,7 +130,9 @@ def _unique(ids: list[str]) -> None:
         seen.add(rule_id)
 
 
-def _when(when, aliases: Mapping[str, str], prefixes: Sequence[str]) -> matching.Predicate:
+def _when(
+    when: When | BudgetScope, aliases: Mapping[str, str], prefixes: Sequence[str]
+) -> matching.Predicate:
     predicates: list[matching.Predicate] = []
     if when.subjects is not None:
         predicates.append(matching.subjects_predicate(when.subjects))
@@ -210,32 +214,29 @@ def _budget(
             AlertRule(a.at_pct, tuple(a.notify)) for a in sorted(budget.alerts, key=lambda a: a.at_pct)
         ),
         scope=MappingProxyType(budget.scope.model_dump(mode="json", exclude_none=True)),
-        ledger_filters=_ledger_filters(budget, aliases, prefixes),
+        ledger_filters=_ledger_filters(budget, prefixes),
     )
 
 
-def _ledger_filters(
-    budget: Budget, aliases: Mapping[str, str], prefixes: Sequence[str]
-) -> tuple[Mapping[str, str], ...] | None:
-    """Equality filters on ledger columns whose union is the budget's traffic (combinations
-    overlap when subjects of different kinds are listed: a rebuild then over-counts)."""
+def _ledger_filters(budget: Budget, prefixes: Sequence[str]) -> tuple[Mapping[str, str], ...] | None:
+    """Equality filters for `LedgerStore.sum_cost` (envelope field names, anything else a
+    free metadata key) whose union is the budget's traffic; combinations overlap when
+    subjects of different kinds are listed, so a rebuild then over-counts. None when the
+    scope cannot be expressed: `{type: ...}` subjects, key names, or models (the ledger
+    query has no model filter)."""
     scope = budget.scope
+    if isinstance(scope.subjects, SubjectType) or scope.models:
+        return None
     axes: list[list[tuple[str, str]]] = []
     for name, values in (scope.metadata or {}).items():
-        column = matching.field_name(name, prefixes) or f"metadata.{name}"
+        column = matching.field_name(name, prefixes) or name
         axes.append([(column, v) for v in values])
-    if isinstance(scope.subjects, SubjectType):
-        return None
     if scope.subjects:
         columns = {"user": "user_id", "team": "team", "key": "key_id"}
         subjects = [s.partition(":") for s in scope.subjects]
         if any(kind not in columns for kind, _, _ in subjects):
             return None  # virtual accounts (key names) are not in the ledger
         axes.append([(columns[kind], value) for kind, _, value in subjects])
-    if scope.models:
-        if any(c in m for m in scope.models for c in "*?["):
-            return None
-        axes.append([("requested_model", aliases.get(m, m)) for m in scope.models])
     return tuple(MappingProxyType(dict(combo)) for combo in itertools.product(*axes))
 
 

@@ -354,3 +354,13 @@ def quota_window(unit: str) -> tuple[str, str]:
 
 def usd_to_micros(usd: float) -> int:
     return math.ceil(round(usd * 1_000_000, 3))
+
+
+def __getattr__(name: str) -> Any:
+    """`compile_policy` is importable from here too; it lives in `compiled`, which
+    imports this module, so it is fetched on first use (PEP 562)."""
+    if name == "compile_policy":
+        from sluicegate.policy.compiled import compile_policy
+
+        return compile_policy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,8 +3,10 @@
 `AlertSink.submit` never blocks: the engine calls it from the request path. The
 `WebhookNotifier` delivers in background tasks to Slack-compatible incoming webhooks,
 PagerDuty Events API v2 and plain JSON webhooks, retrying with exponential backoff and
-jitter; aiohttp errors stay inside this module. `CollectingAlertSink` keeps alerts in
-memory (tests, the embedded default without targets).
+jitter; aiohttp errors stay inside this module. Each alert is appended to the alert
+history store when one is given (`sluicegate.ledger.alert_store`: every failed attempt
+is counted with `mark_failed`, `mark_delivered` once every target has taken it) and kept
+in a bounded in-memory history. `CollectingAlertSink` keeps alerts in memory (tests).
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
 import msgspec
 import orjson
 
-from sluicegate.policy.documents import NotificationTarget, PagerDutyTarget, SlackTarget
+from sluicegate.ledger.alert_store import AlertRow, AlertStore
+from sluicegate.policy.documents import (
+    NotificationTarget,
+    NotificationTargetsDocument,
+    PagerDutyTarget,
+    SlackTarget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +69,6 @@ class AlertSink(Protocol):
         ...
 
 
-class AlertStore(Protocol):
-    """The alert history (the control room's store); optional."""
-
-    async def append(self, alert: dict[str, Any]) -> Any: ...
-
-    async def mark_delivered(self, alert_id: Any, attempts: int, error: str | None) -> None: ...
-
-
 class CollectingAlertSink:
     def __init__(self, limit: int = 500):
         self.alerts: deque[Alert] = deque(maxlen=limit)
@@ -84,10 +84,13 @@ class Delivery(msgspec.Struct, kw_only=True):
     error: str | None = None
 
 
+Targets = Mapping[str, NotificationTarget] | Iterable[NotificationTargetsDocument]
+
+
 class WebhookNotifier:
     def __init__(
         self,
-        targets: Mapping[str, NotificationTarget],
+        targets: Targets = (),
         *,
         alert_store: AlertStore | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -98,7 +101,7 @@ class WebhookNotifier:
         history_size: int = 500,
         source: str = "sluicegate",
     ):
-        self._targets = dict(targets)
+        self._targets = _target_map(targets)
         self._store = alert_store
         self._session = session
         self._own_session = session is None
@@ -110,9 +113,10 @@ class WebhookNotifier:
         self._history: deque[dict[str, Any]] = deque(maxlen=history_size)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def set_targets(self, targets: Mapping[str, NotificationTarget]) -> None:
-        """Swap the targets (hot reload); deliveries in flight keep the old ones."""
-        self._targets = dict(targets)
+    def set_targets(self, targets: Targets) -> None:
+        """Swap the targets (hot reload); deliveries in flight keep the old ones. Takes
+        `CompiledPolicy.targets` or the gateway-notification-targets documents."""
+        self._targets = _target_map(targets)
 
     def submit(self, alert: Alert) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(alert, dict(self._targets)))
@@ -136,35 +140,54 @@ class WebhookNotifier:
             self._session = None
 
     async def _deliver(self, alert: Alert, targets: Mapping[str, NotificationTarget]) -> None:
-        data = alert.to_dict()
-        alert_id = None
-        if self._store is not None:
-            try:
-                alert_id = await self._store.append(data)
-            except Exception:
-                log.exception("alert %s: could not record it in the alert store", alert.id)
-        deliveries = await asyncio.gather(*(self._send(n, targets.get(n), alert) for n in alert.notify))
-        self._history.append({**data, "deliveries": [msgspec.to_builtins(d) for d in deliveries]})
-        errors = [f"{d.target}: {d.error}" for d in deliveries if d.error]
-        for problem in errors:
-            log.warning("alert %s not delivered to %s", alert.id, problem)
-        if self._store is not None and alert_id is not None:
-            try:
-                attempts = sum(d.attempts for d in deliveries)
-                await self._store.mark_delivered(alert_id, attempts, "; ".join(errors) or None)
-            except Exception:
-                log.exception("alert %s: could not record its delivery", alert.id)
+        alert_id = await self._record(alert)
+        deliveries = await asyncio.gather(
+            *(self._send(name, targets.get(name), alert, alert_id) for name in alert.notify)
+        )
+        self._history.append(
+            {**alert.to_dict(), "deliveries": [msgspec.to_builtins(d) for d in deliveries]}
+        )
+        for d in deliveries:
+            if d.error:
+                log.warning("alert %s not delivered to %s: %s", alert.id, d.target, d.error)
+        if deliveries and not any(d.error for d in deliveries):
+            await self._store_call("mark_delivered", alert_id)
 
-    async def _send(self, name: str, target: NotificationTarget | None, alert: Alert) -> Delivery:
+    async def _record(self, alert: Alert) -> int | None:
+        if self._store is None:
+            return None
+        row = AlertRow(ts=alert.ts, kind=alert.kind, rule_id=alert.rule_id,
+                       severity=alert.severity, message=alert.message, payload=alert.to_dict())
+        try:
+            return await self._store.append(row)
+        except Exception:
+            log.exception("alert %s: could not record it in the alert store", alert.id)
+            return None
+
+    async def _store_call(self, method: str, alert_id: int | None, *args: str) -> None:
+        if self._store is None or alert_id is None:
+            return
+        try:
+            await getattr(self._store, method)(alert_id, *args)
+        except Exception:
+            log.exception("alert %s: could not update its delivery state", alert_id)
+
+    async def _send(
+        self, name: str, target: NotificationTarget | None, alert: Alert, alert_id: int | None
+    ) -> Delivery:
         delivery = Delivery(target=name)
         if target is None:
             delivery.error = "no such target in gateway-notification-targets"
+            await self._store_call("mark_failed", alert_id, f"{name}: {delivery.error}")
             return delivery
         body, headers = self._payload(target, alert)
         for attempt in range(1, self._attempts + 1):
             delivery.attempts = attempt
             delivery.status, delivery.error = await self._post(target.url, body, headers)
-            if delivery.error is None or not _retryable(delivery.status):
+            if delivery.error is None:
+                return delivery
+            await self._store_call("mark_failed", alert_id, f"{name}: {delivery.error}")
+            if not _retryable(delivery.status):
                 return delivery
             if attempt < self._attempts:
                 await asyncio.sleep(self._delay(attempt))
@@ -206,6 +229,15 @@ def _pagerduty(target: PagerDutyTarget, alert: Alert, source: str) -> dict[str, 
             "custom_details": alert.to_dict(),
         },
     }
+
+
+def _target_map(targets: Targets) -> dict[str, NotificationTarget]:
+    if isinstance(targets, Mapping):
+        return dict(targets)
+    merged: dict[str, NotificationTarget] = {}
+    for doc in targets:
+        merged.update(doc.targets)
+    return merged
 
 
 def _retryable(status: int | None) -> bool:

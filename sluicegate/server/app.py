@@ -83,7 +83,7 @@ class Gateway:
         catalog = build_catalog(snapshot.models("gateway-providers"), self.upstream,
                                 self_url=self.settings.self_url)
         routes = compile_routes(snapshot.models("gateway-load-balancing-config"),
-                                header_prefixes=_title_prefixes(self.settings.header_prefixes))
+                                header_prefixes=self.settings.header_prefixes)
         policy = compile_policy(
             [*snapshot.models("gateway-rate-limit-config"),
              *snapshot.models("gateway-rate-limiting-config"),
@@ -177,10 +177,24 @@ def _state_stores(settings: Settings):
     """Counters, breaker state and sticky sessions: in memory, or shared through Redis."""
     if settings.redis_url:
         from sluicegate.policy.counters.redis_store import RedisCounterStore
-        from sluicegate.router.breaker import RedisBreakerStore, RedisStickyStore
+        from sluicegate.router.breaker import (
+            FailOpenBreakerStore,
+            RedisBreakerStore,
+            RedisStickyStore,
+        )
+        from sluicegate.router.sticky import FailOpenStickyStore
 
-        return (RedisCounterStore(settings.redis_url), RedisBreakerStore(settings.redis_url),
-                RedisStickyStore(settings.redis_url))
+        def routing_store_down(exc) -> None:
+            log.warning("routing state store unreachable, routing as if all circuits closed: %s",
+                        exc)
+
+        # Routing keeps working without Redis (breakers closed, no pins); what admission
+        # does without Redis is the counter store's configured fail_open/fail_closed.
+        return (RedisCounterStore(settings.redis_url),
+                FailOpenBreakerStore(RedisBreakerStore(settings.redis_url),
+                                     on_error=routing_store_down),
+                FailOpenStickyStore(RedisStickyStore(settings.redis_url),
+                                    on_error=routing_store_down))
     from sluicegate.policy.counters.memory import MemoryCounterStore
     from sluicegate.router.breaker import MemoryBreakerStore, MemoryStickyStore
 

@@ -7,7 +7,6 @@ from starlette.responses import Response
 from sluicegate.errors import LimitExceeded, SluiceError, UpstreamHTTPError
 from sluicegate.model.request import ClientApi
 from sluicegate.wire import anthropic_messages, openai_chat
-from sluicegate.wire.sse import encode_sse
 
 _RENDERERS = {"openai": openai_chat.render_error, "anthropic": anthropic_messages.render_error}
 
@@ -32,9 +31,7 @@ def error_response(wire: str, exc: SluiceError) -> Response:
 
 
 def stream_error_event(client_api: ClientApi, exc: SluiceError, request_id: str) -> bytes:
-    """An error after the stream started: the status line is gone, so say it in-band the
-    way each API does (Anthropic: an `error` event; OpenAI: a data line with `error`)."""
-    body = _RENDERERS[client_api.wire](exc, request_id)
-    if client_api.wire == "anthropic":
-        return encode_sse(body, "error")
-    return encode_sse(body)
+    """An error after the stream started: the status line is gone, so it is said in-band
+    the way each API does (Anthropic: an `error` event; OpenAI: a data line with `error`)."""
+    wire = anthropic_messages if client_api.wire == "anthropic" else openai_chat
+    return wire.render_stream_error(exc, request_id)

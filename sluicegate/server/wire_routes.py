@@ -93,11 +93,10 @@ class WireEndpoints:
                 raise InvalidRequest("the body is not valid JSON", code="invalid_json") from None
             if not isinstance(data, dict):
                 raise InvalidRequest("the body must be a JSON object", code="invalid_json")
-            data.setdefault("max_tokens", 1)
-            facts = anthropic_messages.inspect_request(data)
+            tokens = anthropic_messages.estimate_input_tokens(data)
         except SluiceError as exc:
             return error_response("anthropic", exc)
-        return Response(orjson.dumps({"input_tokens": facts.estimated_input_tokens}),
+        return Response(orjson.dumps({"input_tokens": tokens}),
                         media_type="application/json")
 
     async def models(self, request: Request) -> Response:

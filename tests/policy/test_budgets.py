@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from sluicegate.ledger.memory_store import MemoryLedgerStore
 from sluicegate.model.identity import Envelope
+from sluicegate.model.record import LedgerRecord
 from sluicegate.policy.admission import PolicyBlocked
 from sluicegate.policy.documents import parse_policy_document
 from sluicegate.policy.engine import PolicyEngine
@@ -149,11 +152,15 @@ async def test_rebuild_budgets_from_the_ledger(make_store):
     clock = FakeClock(at("2026-05-20T12:00:00"))
     doc = budgets("""
   - id: search
-    scope: {metadata: {X-TFY-Project: [platform-search, search-api]}, models: [sonnet]}
+    scope: {metadata: {X-TFY-Project: [platform-search, search-api], tier: gold}}
     ceiling_usd: 100
     windows: [monthly, rolling_24h]
   - id: by-key-name
     scope: {subjects: ["virtualaccount:va-james"]}
+    ceiling_usd: 100
+    window: daily
+  - id: by-model
+    scope: {models: [sonnet]}
     ceiling_usd: 100
     window: daily
 """)  # fmt: skip
@@ -167,9 +174,11 @@ async def test_rebuild_budgets_from_the_ledger(make_store):
     engine = engine_with(make_store(clock), doc, clock=clock)
     report = await engine.rebuild_budgets(sum_cost)
     assert [(r["id"], r["window"], r["seeded"]) for r in report] == [
-        ("search", "monthly", True), ("search", "rolling_24h", True), ("by-key-name", "daily", False)
+        ("search", "monthly", True), ("search", "rolling_24h", True),
+        ("by-key-name", "daily", False), ("by-model", "daily", False),
     ]  # fmt: skip
-    assert {"project": "search-api", "requested_model": "claude-sonnet-4-6"} in [f for _, f in asked]
+    assert {f["project"] for _, f in asked} == {"platform-search", "search-api"}
+    assert all(f["tier"] == "gold" for _, f in asked)
     rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
     assert rows[("search", "monthly")]["spent_usd"] == pytest.approx(0.5 * 19.5 * 24)
     assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(12.0)
@@ -177,7 +186,27 @@ async def test_rebuild_budgets_from_the_ledger(make_store):
     rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
     assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(9.0)
     again = await engine.rebuild_budgets(sum_cost)
-    assert [r["seeded"] for r in again] == [False, False, False]
+    assert [r["seeded"] for r in again] == [False, False, False, False]
+
+
+async def test_rebuild_from_the_memory_ledger_store(store):
+    ledger = MemoryLedgerStore()
+    now = time.time()
+    await ledger.write_batch([
+        LedgerRecord(request_id="old", ts=now - 40 * 86400, project="intern-sandbox", cost_usd=300.0),
+        LedgerRecord(request_id="a", ts=now - 1, project="intern-sandbox", cost_usd=120.5),
+        LedgerRecord(request_id="b", ts=now - 1, project="intern-sandbox", cost_usd=379.0),
+        LedgerRecord(request_id="c", ts=now - 1, project="other", cost_usd=1000.0),
+    ])  # fmt: skip
+    engine = engine_with(store, fixture_text("budget-config.yaml"))
+    await engine.rebuild_budgets(ledger.sum_cost)
+    rows = {r["id"]: r for r in await engine.budget_status()}
+    if datetime.fromtimestamp(now - 1, ZoneInfo("UTC")).day == 1:
+        pytest.skip("the ledger rows straddle a month boundary")
+    assert rows["intern-sandbox-cap"]["spent_usd"] == pytest.approx(499.5)
+    assert rows["platform-search-monthly"]["spent_usd"] == 0
+    with pytest.raises(PolicyBlocked):
+        await engine.admit(request(env=INTERNS, cost=1))
 
 
 ALERTING = budgets("""

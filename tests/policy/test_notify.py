@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-
+from sluicegate.ledger.alert_store import MemoryAlertStore
 from sluicegate.policy.documents import PagerDutyTarget, SlackTarget, WebhookTarget
 from sluicegate.policy.notify import Alert, WebhookNotifier
+from tests.policy.helpers import load
 from tests.policy.receiver import Receiver
 
 
@@ -27,18 +27,6 @@ def alert(*notify: str, threshold: float = 100) -> Alert:
         message="Budget intern-sandbox-cap reached 100%",
         ts=time.time(),
     )
-
-
-class MemoryAlertStore:
-    def __init__(self) -> None:
-        self.rows: dict[int, dict[str, Any]] = {}
-
-    async def append(self, data: dict[str, Any]) -> int:
-        self.rows[len(self.rows) + 1] = {"alert": data}
-        return len(self.rows)
-
-    async def mark_delivered(self, alert_id: int, attempts: int, error: str | None) -> None:
-        self.rows[alert_id].update(attempts=attempts, error=error)
 
 
 async def test_payload_shapes_and_alert_store():
@@ -62,20 +50,26 @@ async def test_payload_shapes_and_alert_store():
     assert pd["payload"]["summary"].startswith("Budget intern-sandbox-cap")
     (hook,) = receiver.bodies("/hook")
     assert hook["rule_id"] == "intern-sandbox-cap" and hook["spent_usd"] == 505.0
-    assert store.rows[1]["attempts"] == 3 and store.rows[1]["error"] is None
-    assert store.rows[1]["alert"]["severity"] == "critical"
+    (row,) = await store.list()
+    assert (row.kind, row.rule_id, row.severity, row.delivered) == ("budget", "intern-sandbox-cap", "critical", True)
+    assert row.payload["dedup_key"] == pd["dedup_key"] and row.last_error is None
 
 
 async def test_retries_give_up_after_the_last_attempt_and_skip_client_errors():
     async with Receiver(fail_first={"/down": 99, "/bad": 99}) as receiver:
+        store = MemoryAlertStore()
         notifier = WebhookNotifier(
             {"webhook:down": WebhookTarget(kind="webhook", url=receiver.url("/down"))},
+            alert_store=store,
             attempts=3,
             backoff_s=0.01,
         )
         notifier.submit(alert("webhook:down", "webhook:nowhere"))
         await notifier.close()
         assert len(receiver.bodies("/down")) == 3
+        (row,) = await store.list()
+        assert not row.delivered and row.attempts == 4  # 3 tries + the unknown target
+        assert row.last_error in ("webhook:down: HTTP 500", "webhook:nowhere: no such target in gateway-notification-targets")
         (entry,) = notifier.history
         deliveries = {d["target"]: d for d in entry["deliveries"]}
         assert deliveries["webhook:down"]["error"] == "HTTP 500"
@@ -102,3 +96,16 @@ async def test_unreachable_target_and_close_cancels_slow_retries():
     await notifier.close(timeout_s=0.3)
     assert time.monotonic() - started < 2
     assert notifier.history == []  # cancelled mid-backoff
+
+
+async def test_targets_from_documents_hot_reload():
+    async with Receiver() as receiver:
+        notifier = WebhookNotifier()
+        (doc,) = load(
+            "name: t\ntype: gateway-notification-targets\ntargets:\n"
+            f'  "webhook:a": {{kind: webhook, url: "{receiver.url('/a')}"}}\n'
+        )
+        notifier.set_targets([doc])
+        notifier.submit(alert("webhook:a"))
+        await notifier.close()
+    assert len(receiver.bodies("/a")) == 1
