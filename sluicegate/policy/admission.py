@@ -144,6 +144,7 @@ def _rule_item(rule: CompiledRule, inp: AdmissionInput, now: float, out_tokens: 
 
 def _budget_item(budget: CompiledBudget, window: Window, inp: AdmissionInput, now: float) -> Item:
     cost = inp.worst_case_cost_usd
+    # An unpriced model reserves one micro-dollar: it still stops once the budget is spent.
     amount = max(1, usd_to_micros(cost)) if cost is not None else 1
     key = f"bg:{budget.id}:{window.label}:{window.counter_suffix(now)}"
     enforced = _enforced(budget.id, budget.breach, inp)

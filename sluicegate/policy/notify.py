@@ -151,7 +151,7 @@ class WebhookNotifier:
             if d.error:
                 log.warning("alert %s not delivered to %s: %s", alert.id, d.target, d.error)
         if deliveries and not any(d.error for d in deliveries):
-            await self._store_call("mark_delivered", alert_id)
+            await self._mark(alert_id, None)
 
     async def _record(self, alert: Alert) -> int | None:
         if self._store is None:
@@ -164,11 +164,15 @@ class WebhookNotifier:
             log.exception("alert %s: could not record it in the alert store", alert.id)
             return None
 
-    async def _store_call(self, method: str, alert_id: int | None, *args: str) -> None:
+    async def _mark(self, alert_id: int | None, error: str | None) -> None:
+        """A failed attempt (`error`) or, with None, delivery to every target."""
         if self._store is None or alert_id is None:
             return
         try:
-            await getattr(self._store, method)(alert_id, *args)
+            if error is None:
+                await self._store.mark_delivered(alert_id)
+            else:
+                await self._store.mark_failed(alert_id, error)
         except Exception:
             log.exception("alert %s: could not update its delivery state", alert_id)
 
@@ -178,7 +182,7 @@ class WebhookNotifier:
         delivery = Delivery(target=name)
         if target is None:
             delivery.error = "no such target in gateway-notification-targets"
-            await self._store_call("mark_failed", alert_id, f"{name}: {delivery.error}")
+            await self._mark(alert_id, f"{name}: {delivery.error}")
             return delivery
         body, headers = self._payload(target, alert)
         for attempt in range(1, self._attempts + 1):
@@ -186,7 +190,7 @@ class WebhookNotifier:
             delivery.status, delivery.error = await self._post(target.url, body, headers)
             if delivery.error is None:
                 return delivery
-            await self._store_call("mark_failed", alert_id, f"{name}: {delivery.error}")
+            await self._mark(alert_id, f"{name}: {delivery.error}")
             if not _retryable(delivery.status):
                 return delivery
             if attempt < self._attempts:

@@ -265,3 +265,32 @@ async def test_health_recovers_after_a_successful_call(store):
     assert not engine.healthy
     await engine.admit(request())
     assert engine.healthy and engine.last_error is None
+
+
+async def test_quota_rules_count_per_subject(store):
+    quota = fixture_text("ratelimiting-config.yaml").replace("5000", "2").replace(
+        '["team:frontend"]', '["team:frontend", "user:bob@email.com", "virtualaccount:va-james"]'
+    )
+    engine = engine_with(store, quota)
+    frontend = Envelope(team="frontend")
+    for _ in range(2):
+        await engine.admit(request(env=frontend))
+    with pytest.raises(PolicyBlocked) as caught:
+        await engine.admit(request(env=frontend))
+    assert caught.value.rule_id == "rule-id" and caught.value.code == "rate_limit_exceeded"
+    assert (await engine.admit(request(env=Envelope(user_id="bob@email.com")))).admitted
+    james = principal("key-9", name="va-james")
+    assert (await engine.admit(request(who=james))).admitted
+    assert (await engine.admit(request(env=Envelope(team="backend")))).reservation_id is None
+
+
+async def test_leaked_reservations_expire(store):
+    engine = engine_with(store, rules("""
+  - id: tokens-1000
+    limit: {tokens: 1000, window: 1h}
+"""), reservation_ttl_s=0.3)  # fmt: skip
+    await engine.admit(request(tokens=500, max_out=400))  # never settled: a crashed replica
+    with pytest.raises(PolicyBlocked):
+        await engine.admit(request(tokens=500, max_out=400))
+    await asyncio.sleep(0.4)
+    assert (await engine.admit(request(tokens=500, max_out=400))).admitted

@@ -101,9 +101,10 @@ async def test_unreachable_target_and_close_cancels_slow_retries():
 async def test_targets_from_documents_hot_reload():
     async with Receiver() as receiver:
         notifier = WebhookNotifier()
+        url = receiver.url("/a")
         (doc,) = load(
             "name: t\ntype: gateway-notification-targets\ntargets:\n"
-            f'  "webhook:a": {{kind: webhook, url: "{receiver.url('/a')}"}}\n'
+            f'  "webhook:a": {{kind: webhook, url: "{url}"}}\n'
         )
         notifier.set_targets([doc])
         notifier.submit(alert("webhook:a"))
