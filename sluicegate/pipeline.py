@@ -38,6 +38,7 @@ from sluicegate.model.identity import Envelope
 from sluicegate.model.record import LedgerRecord, PolicyEvent
 from sluicegate.model.request import ClientApi, GatewayRequest
 from sluicegate.model.usage import Usage
+from sluicegate.policy.admission import PolicyBlocked
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
 from sluicegate.providers.base import ProviderCall, ProviderResult
 from sluicegate.providers.catalog import Catalog
@@ -100,9 +101,12 @@ class Pipeline:
             plan, admission = await self._admit(request, record)
             outcome = await self._attempts(request, plan, record)
             if request.stream:
-                return self._stream_reply(request, outcome, admission, record)
+                return self._stream_reply(request, plan, outcome, admission, record)
             result: ProviderResult = outcome.result
             await self._settle(admission, record, result.usage, outcome.final_target)
+            self._router.latency.record_generation(
+                plan.key_for(outcome.final_target), result.usage.output_tokens,
+                outcome.attempts[-1].latency_ms)
             record.response_model = result.response_model
             return Reply(status=200, body=result.body,
                          headers=self._headers(record, admission, with_cost=True))
@@ -160,7 +164,7 @@ class Pipeline:
         events: list[PolicyEvent] = []
         for _ in range(4):
             plan = await self._router.plan(model, request.envelope)
-            admission = await self._policy.admit(AdmissionInput(
+            admission = await self._admit_once(record, events, AdmissionInput(
                 request_id=request.request_id, envelope=request.envelope,
                 principal=request.principal, model=model,
                 estimated_input_tokens=request.estimated_input_tokens,
@@ -180,6 +184,14 @@ class Pipeline:
             model = self._catalog().resolve_alias(fallback)
             exempt = exempt | {admission.fallback_rule_id}
         raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
+
+    async def _admit_once(self, record: LedgerRecord, events: list[PolicyEvent],
+                          inp: AdmissionInput) -> Admission:
+        try:
+            return await self._policy.admit(inp)
+        except PolicyBlocked as blocked:  # the ledger names every rule that acted
+            record.policy_events = [*events, *blocked.events]
+            raise
 
     def _worst_case(self, plan: RoutePlan, request: GatewayRequest) -> float | None:
         catalog = self._catalog()
@@ -264,17 +276,17 @@ class Pipeline:
         return headers
 
     # --- streams ----------------------------------------------------------------------
-    def _stream_reply(self, request: GatewayRequest, outcome, admission: Admission,
-                      record: LedgerRecord) -> StreamReply:
-        stream = outcome.result
+    def _stream_reply(self, request: GatewayRequest, plan: RoutePlan, outcome,
+                      admission: Admission, record: LedgerRecord) -> StreamReply:
         headers = self._headers(record, admission, with_cost=False)
         return StreamReply(headers=headers,
-                           chunks=self._relay(request, stream, admission, record, outcome))
+                           chunks=self._relay(request, plan, outcome, admission, record))
 
-    async def _relay(self, request: GatewayRequest, stream, admission: Admission,
-                     record: LedgerRecord, outcome) -> AsyncIterator[bytes]:
+    async def _relay(self, request: GatewayRequest, plan: RoutePlan, outcome,
+                     admission: Admission, record: LedgerRecord) -> AsyncIterator[bytes]:
         """Relay the stream; whatever ends it (done, provider broke, client left), settle
         with the usage known so far and write the ledger row."""
+        stream = outcome.result
         error: SluiceError | None = None
         try:
             async for chunk in stream:
@@ -289,6 +301,10 @@ class Pipeline:
             stream.close()
             if stream.first_token_at is not None:
                 record.ttft_ms = round((stream.first_token_at - request.started) * 1000, 3)
+                if error is None and not record.client_disconnected:
+                    self._router.latency.record_generation(
+                        plan.key_for(outcome.final_target), stream.usage.output_tokens,
+                        (time.perf_counter() - stream.first_token_at) * 1000)
             record.response_model = stream.response_model
             if error is not None:
                 _fail(record, error)

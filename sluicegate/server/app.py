@@ -87,9 +87,12 @@ class Gateway:
         policy = compile_policy(
             [*snapshot.models("gateway-rate-limit-config"),
              *snapshot.models("gateway-rate-limiting-config"),
-             *snapshot.models("gateway-budget-config")],
-            aliases=catalog.aliases)
-        self.notifier.set_targets(snapshot.models("gateway-notification-targets"))
+             *snapshot.models("gateway-budget-config"),
+             *snapshot.models("gateway-notification-targets")],
+            aliases=catalog.aliases, header_prefixes=self.settings.header_prefixes)
+        for warning in policy.warnings:
+            log.warning("config v%s: %s", snapshot.version, warning)
+        self.notifier.set_targets(policy.targets)
         self.catalog = catalog
         self.router.set_routes(routes, self._catalogue_target)
         self.policy.set_policy(policy)

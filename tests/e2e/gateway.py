@@ -41,6 +41,15 @@ class RunningGateway:
                 raise AssertionError(f"{request_id} is not in the ledger")
             time.sleep(0.05)
 
+    def session_rows(self, session_id: str, count: int = 1, timeout: float = 5.0) -> list[dict]:
+        """Ledger rows of one session, once `count` of them have landed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.requests(session_id=session_id)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
     def set_faults(self, faults: dict) -> None:
         httpx.put(f"{self.url}/emulator/_emulator/faults", json=faults, timeout=10).raise_for_status()
 

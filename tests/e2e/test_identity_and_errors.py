@@ -188,8 +188,8 @@ def test_malformed_and_invalid_bodies_are_400_naming_the_field(gateway, key):
     bad_role = post(gateway, "/v1/chat/completions", {
         "model": "gpt-4o-mini", "messages": [{"role": 7, "content": "x"}]}, key["key"])
     assert_openai_error(bad_role, 400, param="messages[0].role")
-    anthropic_bad = post(gateway, "/v1/messages", {"model": "claude-haiku-4-5",
-                                                   "messages": []}, key["key"])
+    anthropic_bad = post(gateway, "/v1/messages", {
+        "model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]}, key["key"])
     assert_anthropic_error(anthropic_bad, 400, "invalid_request_error")
     assert "max_tokens" in anthropic_bad.json()["error"]["message"]
 

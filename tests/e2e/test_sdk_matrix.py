@@ -84,7 +84,8 @@ def test_openai_client_non_stream(gateway, key, provider, tools):
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tools"])
 def test_openai_client_stream(gateway, key, provider, tools):
-    client = oa_client(gateway, key)
+    session = f"sess-oa-stream-{provider}-{tools}"
+    client = oa_client(gateway, key, **{"X-Sluice-Session-ID": session})
     kwargs = {}
     if tools:
         kwargs = {"tools": [{"type": "function", "function": {
@@ -93,8 +94,8 @@ def test_openai_client_stream(gateway, key, provider, tools):
         model=MODELS[provider], messages=[{"role": "user", "content": "Weather in Oslo?"}],
         max_tokens=64, stream_options={"include_usage": True}, **kwargs,
     ) as stream:
-        request_id = stream.response.headers["x-sluice-request-id"]
         final = stream.get_final_completion()
+    request_id = gateway.session_rows(session)[0]["request_id"]
     if tools:
         call = final.choices[0].message.tool_calls[0]
         assert call.function.name == "get_weather"
