@@ -44,6 +44,8 @@ def serve(
                                      help="sqlite:///PATH or postgresql://..."),
     redis_url: str = typer.Option(None, "--redis-url",
                                   help="Share counters, breakers and sessions across replicas"),
+    redis_prefix: str = typer.Option("sluice:", "--redis-prefix",
+                                      help="Prefix of every Redis key (isolates deployments)"),
     config: list[Path] = typer.Option(None, "--config", exists=True, dir_okay=False,
                                       help="Config document file to apply at start (repeatable)"),
     emulator: bool = typer.Option(True, "--emulator/--no-emulator",
@@ -59,6 +61,7 @@ def serve(
     generated = not admin_key
     settings = Settings(
         host=host, port=port, database_url=database_url, redis_url=redis_url,
+        redis_prefix=redis_prefix,
         config_files=tuple(str(p.resolve()) for p in (config or [])),
         admin_key=admin_key or secrets.token_urlsafe(24), emulator=emulator,
         counter_failure_mode=counter_failure_mode,
@@ -67,11 +70,12 @@ def serve(
     _banner(settings, generated)
 
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces, TaskImpl
 
     Granian("sluicegate.server.app:app_from_env", address=host, port=port,
             interface=Interfaces.ASGI, factory=True, workers=workers, log_access=False,
-            backlog=2048).serve()
+            backlog=2048, http=HTTPModes.http1,
+            task_impl=TaskImpl(os.environ.get("SG_TASK", "asyncio"))).serve()
 
 
 def emulator(

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
@@ -157,7 +158,7 @@ class Gateway:
                         status_code=200 if ready else 503, media_type="application/json")
 
     # --- the app ----------------------------------------------------------------------
-    def asgi(self) -> Starlette:
+    def asgi(self) -> ASGIApp:
         wire = WireEndpoints(self.pipeline, self.keys,
                              max_body_bytes=self.settings.max_body_bytes,
                              models_for=self.models_for)
@@ -173,7 +174,7 @@ class Gateway:
         ]
         if self.settings.emulator:
             routes.append(Mount(EMULATOR_MOUNT, app=create_emulator()))
-        return Starlette(routes=routes, lifespan=self.lifespan)
+        return wire.hot_path(Starlette(routes=routes, lifespan=self.lifespan))
 
 
 def _state_stores(settings: Settings):
@@ -193,10 +194,13 @@ def _state_stores(settings: Settings):
 
         # Routing keeps working without Redis (breakers closed, no pins); what admission
         # does without Redis is the counter store's configured fail_open/fail_closed.
-        return (RedisCounterStore(settings.redis_url),
-                FailOpenBreakerStore(RedisBreakerStore(settings.redis_url),
+        prefix = settings.redis_prefix
+        return (RedisCounterStore(settings.redis_url, prefix),
+                FailOpenBreakerStore(RedisBreakerStore(settings.redis_url,
+                                                       prefix=prefix + "breaker:"),
                                      on_error=routing_store_down),
-                FailOpenStickyStore(RedisStickyStore(settings.redis_url),
+                FailOpenStickyStore(RedisStickyStore(settings.redis_url,
+                                                     prefix=prefix + "sticky:"),
                                     on_error=routing_store_down))
     from sluicegate.policy.counters.memory import MemoryCounterStore
     from sluicegate.router.breaker import MemoryBreakerStore, MemoryStickyStore
@@ -204,10 +208,10 @@ def _state_stores(settings: Settings):
     return MemoryCounterStore(), MemoryBreakerStore(), MemoryStickyStore()
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> ASGIApp:
     return Gateway(settings).asgi()
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return create_app(Settings.from_env())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,7 +20,8 @@ def control_routes(gateway) -> list[Route]:
             limit = int(request.query_params.get("limit", "100"))
         except ValueError:
             raise InvalidRequest("limit must be an integer", param="limit") from None
-        return json_response({"data": await gateway.alert_store.list(limit=min(limit, 1000))})
+        rows = await gateway.alert_store.list(limit=min(max(limit, 1), 1000))
+        return json_response({"data": msgspec.to_builtins(rows)})
 
     async def targets(request: Request) -> Response:
         return json_response({"data": await gateway.router.status()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from starlette.responses import Response
 
 from sluicegate.errors import LimitExceeded, SluiceError, UpstreamHTTPError
@@ -13,6 +14,9 @@ _RENDERERS = {"openai": openai_chat.render_error, "anthropic": anthropic_message
 
 def error_headers(exc: SluiceError) -> dict[str, str]:
     headers = {"x-sluice-request-id": exc.request_id or ""}
+    attempts = getattr(exc, "attempt_count", None)  # set by the pipeline
+    if attempts is not None:
+        headers["x-sluice-attempts"] = str(attempts)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["retry-after"] = str(max(1, int(retry_after + 0.999)))
@@ -26,8 +30,21 @@ def error_headers(exc: SluiceError) -> dict[str, str]:
 
 def error_response(wire: str, exc: SluiceError) -> Response:
     body = _RENDERERS[wire](exc, exc.request_id or "")
+    if isinstance(exc, LimitExceeded):
+        body = _naming_rule(body, exc)
     return Response(body, status_code=exc.status, headers=error_headers(exc),
                     media_type="application/json")
+
+
+def _naming_rule(body: bytes, exc: LimitExceeded) -> bytes:
+    """A policy refusal names its rule and code inside the error object of either API
+    (the Anthropic format has no `code` of its own; extra fields are ignored by SDKs)."""
+    data = orjson.loads(body)
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        error["code"] = error.get("code") or exc.code
+        error["rule_id"] = exc.rule_id
+    return orjson.dumps(data)
 
 
 def stream_error_event(client_api: ClientApi, exc: SluiceError, request_id: str) -> bytes:

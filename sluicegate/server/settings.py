@@ -17,6 +17,7 @@ class Settings(msgspec.Struct, kw_only=True):
     port: int = 8340
     database_url: str = "sqlite:///./sluicegate.db"
     redis_url: str | None = None
+    redis_prefix: str = "sluice:"  # every Redis key starts with it (isolates deployments)
     config_files: tuple[str, ...] = ()
     admin_key: str = ""
     max_body_bytes: int = 10 * 1024 * 1024

@@ -11,6 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.errors import InvalidRequest, SluiceError
 from sluicegate.identity.keys import KeyService
@@ -29,17 +30,33 @@ def api_key_from(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def read_body(request: Request, limit: int) -> tuple[bytes, bool]:
+def _raw_api_key(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
+    api_key = None
+    for name, value in raw_headers:
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return value[7:].strip().decode("latin-1")
+        if name == b"x-api-key":
+            api_key = value.decode("latin-1")
+    return api_key
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, bool]:
     """The body, or (b"", True) once it passes `limit` bytes (without reading the rest)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return b"", True
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return b"", True
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             return b"", True
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return b"".join(chunks), False
 
 
@@ -51,40 +68,60 @@ class WireEndpoints:
         self._limit = max_body_bytes
         self._models_for = models_for
 
+    HOT_PATHS = {
+        "/v1/chat/completions": ClientApi.OPENAI_CHAT,
+        "/v1/messages": ClientApi.ANTHROPIC_MESSAGES,
+        "/v1/embeddings": ClientApi.OPENAI_EMBEDDINGS,
+    }
+
     def routes(self) -> list[Route]:
+        """The endpoints that are not on the hot path; see `hot_path`."""
         return [
-            Route("/v1/chat/completions", self._endpoint(ClientApi.OPENAI_CHAT),
-                  methods=["POST"]),
-            Route("/v1/embeddings", self._endpoint(ClientApi.OPENAI_EMBEDDINGS),
-                  methods=["POST"]),
-            Route("/v1/messages", self._endpoint(ClientApi.ANTHROPIC_MESSAGES),
-                  methods=["POST"]),
             Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
         ]
 
-    def _endpoint(self, client_api: ClientApi):
-        async def endpoint(request: Request) -> Response:
-            body, too_large = await read_body(request, self._limit)
-            call = IncomingCall(client_api=client_api, body=body,
-                                raw_headers=request.scope["headers"],
-                                api_key=api_key_from(request), too_large=too_large)
+    def hot_path(self, app: ASGIApp) -> ASGIApp:
+        """The three model-call endpoints as plain ASGI in front of the Starlette app:
+        no middleware stack, router or Request object per call (measured: ~14% of the
+        event loop's time at load). Everything else falls through to `app`."""
+        hot = {path: self._handler(api) for path, api in self.HOT_PATHS.items()}
+
+        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["method"] == "POST":
+                handler = hot.get(scope["path"])
+                if handler is not None:
+                    await handler(scope, receive, send)
+                    return
+            await app(scope, receive, send)
+
+        return dispatch
+
+    def _handler(self, client_api: ClientApi):
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            body, too_large = await read_body(scope, receive, self._limit)
+            raw_headers = scope["headers"]
+            call = IncomingCall(client_api=client_api, body=body, raw_headers=raw_headers,
+                                api_key=_raw_api_key(raw_headers), too_large=too_large)
             try:
                 reply = await self._pipeline.handle(call)
             except SluiceError as exc:
-                return error_response(client_api.wire, exc)
-            if isinstance(reply, StreamReply):
-                return StreamingResponse(reply.chunks, media_type="text/event-stream",
-                                         headers={**SSE_HEADERS, **reply.headers})
-            return Response(reply.body, status_code=reply.status, headers=reply.headers,
-                            media_type="application/json")
+                response: Response = error_response(client_api.wire, exc)
+            else:
+                if isinstance(reply, StreamReply):
+                    response = StreamingResponse(reply.chunks, media_type="text/event-stream",
+                                                 headers={**SSE_HEADERS, **reply.headers})
+                else:
+                    response = Response(reply.body, status_code=reply.status,
+                                        headers=reply.headers, media_type="application/json")
+            await response(scope, receive, send)
 
-        return endpoint
+        return handle
 
     async def count_tokens(self, request: Request) -> Response:
         try:
             self._keys.authenticate(api_key_from(request))
-            body, too_large = await read_body(request, self._limit)
+            body, too_large = await read_body(request.scope, request.receive, self._limit)
             if too_large:
                 raise InvalidRequest("the request body is too large", code="request_too_large")
             try:
