@@ -38,7 +38,7 @@ from sluicegate.model.identity import Envelope
 from sluicegate.model.record import LedgerRecord, PolicyEvent
 from sluicegate.model.request import ClientApi, GatewayRequest
 from sluicegate.model.usage import Usage
-from sluicegate.policy.admission import PolicyBlocked
+from sluicegate.policy.admission import PolicyBlocked, PolicyUnavailable
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
 from sluicegate.providers.base import ProviderCall, ProviderResult
 from sluicegate.providers.catalog import Catalog
@@ -161,7 +161,7 @@ class Pipeline:
                      record: LedgerRecord) -> tuple[RoutePlan, Admission]:
         """Plan the route, then reserve against every matching limit and budget. A breach
         whose action is a fallback re-plans with the fallback model and admits again."""
-        model = request.requested_model
+        model = self._catalog().resolve_alias(request.requested_model)  # rules see one name
         exempt: frozenset[str] = frozenset()
         events: list[PolicyEvent] = []
         for _ in range(4):
@@ -172,13 +172,13 @@ class Pipeline:
                 estimated_input_tokens=request.estimated_input_tokens,
                 max_output_tokens=request.max_output_tokens,
                 worst_case_cost_usd=self._worst_case(plan, request),
-                exempt_rule_ids=exempt,
+                exempt_rule_ids=exempt, cheaper_model=self._router.cheaper_model(model),
             ))
             events.extend(admission.events)
             if not admission.wants_fallback:
                 record.policy_events = events
                 return plan, admission
-            fallback = admission.fallback_model or self._router.cheaper_model(model)
+            fallback = admission.fallback_model
             if fallback is None:
                 raise InvalidRequest(
                     f"rule {admission.fallback_rule_id!r} asks for a cheaper model than "
@@ -191,7 +191,7 @@ class Pipeline:
                           inp: AdmissionInput) -> Admission:
         try:
             return await self._policy.admit(inp)
-        except PolicyBlocked as blocked:  # the ledger names every rule that acted
+        except (PolicyBlocked, PolicyUnavailable) as blocked:  # the ledger names the rules
             record.policy_events = [*events, *blocked.events]
             raise
 

@@ -111,16 +111,31 @@ def _tiered_cost(model_price, usage: Usage) -> float:
     return float(model_price.calc_price(genai_prices.Usage(**fields))["total_price"])
 
 
+def _lookups(provider_kind: str, model: str) -> list[tuple[str, str | None]]:
+    """Where to look a model up: under the account's wire kind, then any provider (an
+    OpenAI-compatible account serving gemini-2.0-flash), then without a vendor prefix
+    (`anthropic.claude-haiku-4-5` on Bedrock, `anthropic/claude-haiku-4-5` on routers)."""
+    lookups: list[tuple[str, str | None]] = [(model, provider_kind), (model, None)]
+    for separator in ("/", "."):
+        vendor, found, rest = model.partition(separator)
+        if found and rest and vendor.isalpha():
+            lookups += [(rest, vendor), (rest, None)]
+    return lookups
+
+
 def _catalogue_rate(provider_kind: str, model: str) -> ModelRate | None:
-    try:
-        calc = genai_prices.calc_price(
-            genai_prices.Usage(input_tokens=1, output_tokens=1), model_ref=model,
-            provider_id=provider_kind,
-        )
-    except LookupError:
-        return None
-    except Exception:  # the library raises plain exceptions for unknown models
-        return None
+    for model_ref, provider_id in _lookups(provider_kind, model):
+        try:
+            calc = genai_prices.calc_price(
+                genai_prices.Usage(input_tokens=1, output_tokens=1), model_ref=model_ref,
+                provider_id=provider_id)
+        except Exception:  # LookupError for unknown models; other errors for bad ids
+            continue
+        return _rate_from(calc)
+    return None
+
+
+def _rate_from(calc) -> ModelRate | None:
     price = calc.model_price
     price_id = f"{calc.provider.id}:{calc.model.id}"
     values = {name: getattr(price, name, None) for name in (

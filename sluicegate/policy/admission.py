@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sluicegate.errors import LimitExceeded
+from sluicegate.errors import LimitExceeded, StoreUnavailable
 from sluicegate.model.identity import Envelope, Principal
 from sluicegate.model.record import PolicyEvent
 from sluicegate.model.usage import Usage
@@ -28,6 +28,7 @@ class AdmissionInput:
     max_output_tokens: int | None = None
     worst_case_cost_usd: float | None = None  # None: the model has no price
     exempt_rule_ids: frozenset[str] = frozenset()  # counted, not enforced (after a fallback)
+    cheaper_model: str | None = None  # what fallback_to_cheaper uses (None: nothing cheaper)
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,7 @@ class Hold:
 @dataclass
 class Admission:
     """The outcome of `PolicyEngine.admit`. When `fallback_rule_id` is set nothing was
-    reserved: admit again with `model=fallback_model` (or the router's cheaper model when
-    `fallback_kind == "cheaper"`) and `exempt_rule_ids={fallback_rule_id}`."""
+    reserved: admit again with `model=fallback_model` and `exempt_rule_ids={fallback_rule_id}`."""
 
     request_id: str
     reservation_id: str | None = None
@@ -72,6 +72,15 @@ class PolicyBlocked(LimitExceeded):
 
     def __init__(self, message: str, *, events: list[PolicyEvent], **kwargs):
         super().__init__(message, **kwargs)
+        self.events = events
+
+
+class PolicyUnavailable(StoreUnavailable):
+    """The counter store is unreachable and the policy fails closed (503); carries the
+    policy events for the ledger."""
+
+    def __init__(self, message: str, *, events: list[PolicyEvent]):
+        super().__init__(message)
         self.events = events
 
 

@@ -27,6 +27,13 @@ rows matching every pair; a name is an envelope field (key_id, user_id, team, pr
 session_id, workflow_tag, environment, cost_center) or else a free metadata key."""
 
 
+def usd(amount: float) -> str:
+    """Dollars as people read them: cents from $1 up, six places below (tiny test ceilings)."""
+    if amount == 0 or abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.6f}".rstrip("0")
+
+
 def budget_key(budget: CompiledBudget, window: Window, now: float) -> str:
     return f"bg:{budget.id}:{window.label}:{window.counter_suffix(now)}"
 
@@ -78,8 +85,8 @@ def _alert(
         notify=notify,
         scope=dict(budget.scope),
         message=(
-            f"Budget {budget.id} reached {threshold:g}% ({pct:.1f}%): ${spent:,.2f} of "
-            f"${budget.ceiling_usd:,.2f} ({window.label}"
+            f"Budget {budget.id} reached {threshold:g}% ({pct:.1f}%): {usd(spent)} of "
+            f"{usd(budget.ceiling_usd)} ({window.label}"
             + (f", resets {resets_at})" if resets_at else ")")
         ),
         ts=now,

@@ -9,11 +9,15 @@
                  queue       sleep (poll / until the window resets), plan again; 429 at timeout
                  fallback    Admission(fallback_model, fallback_rule_id), nothing reserved;
                              the caller admits again on that model with the rule exempt
-                             (already on the fallback model: hard_block instead)
+                             (fallback_to_cheaper uses inp.cheaper_model; no model to
+                             fall back to, or already on it: hard_block instead)
     settle(admission, usage, cost)   reservations -> actuals; never raises
 
 A rule listed in `exempt_rule_ids`, and an `audit` rule, is counted but not enforced
-(an audit breach admits and records an event). Store failures follow `failure_mode`.
+(an audit breach admits and records an event). Store failures follow `failure_mode`; an
+outage and the recovery are logged once each. Budget counters the store lacks are seeded
+from the ledger at start-up, when a config adds a budget window, and after an outage (a
+Redis that restarted empty).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any, Literal
 
 from sluicegate.errors import StoreUnavailable
@@ -35,6 +40,7 @@ from sluicegate.policy.admission import (
     AdmissionInput,
     Item,
     PolicyBlocked,
+    PolicyUnavailable,
     actual_amount,
     plan,
     rate_headers,
@@ -82,11 +88,17 @@ class PolicyEngine:
         self._down_until = 0.0  # monotonic; while in the future the store is not tried
         self.last_error: str | None = None
         self._alerted: dict[str, float] = {}  # mark key -> clock time it lapses
+        self._sum_cost: budgets.SumCost | None = None  # the ledger, once rebuild_budgets ran
         self._tasks: set[asyncio.Task[None]] = set()
 
     def set_policy(self, compiled: CompiledPolicy) -> None:
-        """Swap the policy (hot reload). Admissions in flight keep the one they started with."""
-        self._policy = compiled
+        """Swap the policy (hot reload). Admissions in flight keep the one they started with.
+        Budget windows new to this policy are seeded from the ledger in the background."""
+        old, self._policy = self._policy, compiled
+        known = {(b.id, w.label) for b in old.budgets for w in b.windows}
+        added = [b for b in compiled.budgets if any((b.id, w.label) not in known for w in b.windows)]
+        if added and self._sum_cost is not None:
+            self._spawn(self._rebuild(replace(compiled, budgets=tuple(added))))
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -122,8 +134,9 @@ class PolicyEngine:
             if item.breach.action == "queue" and await queue.wait(item, now):
                 continue
             events += queue.events()
-            if item.breach.action == "fallback" and item.breach.fallback_model != inp.model:
-                return self._fallback(inp, item, events)
+            fallback = item.breach.fallback_model or inp.cheaper_model
+            if item.breach.action == "fallback" and fallback not in (None, inp.model):
+                return self._fallback(inp, item, events, fallback)
             raise self._blocked(item, level, now, events)
 
     async def settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
@@ -157,8 +170,22 @@ class PolicyEngine:
         return await budgets.budget_status(self._policy, self._counters, self._clock())
 
     async def rebuild_budgets(self, sum_cost: budgets.SumCost) -> list[dict[str, Any]]:
-        """Seed absent budget counters from the ledger (run at start-up, before traffic)."""
-        return await budgets.rebuild(self._policy, self._counters, sum_cost, self._clock())
+        """Seed absent budget counters from the ledger (run at start-up, before traffic).
+        Never raises: an unreachable store or ledger is logged and reported."""
+        self._sum_cost = sum_cost
+        return await self._rebuild(self._policy)
+
+    async def check_store(self) -> bool:
+        """Ping the counter store (for /readyz), noting an outage or a recovery."""
+        ping = getattr(self._counters, "ping", None)
+        if ping is not None:
+            try:
+                await ping()
+            except StoreUnavailable as exc:
+                self._note_failure(exc)
+            else:
+                self._note_success()
+        return self.healthy
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) for background alert work; the engine stays usable."""
@@ -178,20 +205,57 @@ class PolicyEngine:
         except StoreUnavailable as exc:
             self._note_failure(exc)
             raise
-        self.last_error = None
+        self._note_success()
         return result
 
     def _note_failure(self, exc: Exception) -> None:
+        if self.last_error is None:
+            admits = {"fail_open": "every request", "fail_closed": "nothing"}[self.failure_mode]
+            log.warning("policy: counter store unavailable, admitting %s (%s) until it returns: %s",
+                        admits, self.failure_mode, exc)
         self.last_error = str(exc)
         self._down_until = time.monotonic() + self._store_retry_s
 
+    def _note_success(self) -> None:
+        if self.last_error is None:
+            return
+        log.warning("policy: counter store reachable again; limits and budgets enforced")
+        self.last_error, self._down_until = None, 0.0
+        if self._sum_cost is not None:  # it may have restarted empty
+            self._spawn(self._rebuild(self._policy))
+
+    async def _rebuild(self, policy: CompiledPolicy) -> list[dict[str, Any]]:
+        assert self._sum_cost is not None
+        try:
+            report = await budgets.rebuild(policy, self._counters, self._sum_cost, self._clock())
+        except StoreUnavailable as exc:
+            self._note_failure(exc)
+            return [{"seeded": False, "reason": str(exc)}]
+        except Exception as exc:  # the ledger store: enforcement goes on from what Redis has
+            log.exception("policy: budget counters not rebuilt from the ledger")
+            return [{"seeded": False, "reason": f"{type(exc).__name__}: {exc}"}]
+        for row in report:
+            if row.get("seeded"):
+                log.info("policy: budget %s (%s) seeded from the ledger: $%s spent", row["id"],
+                         row["window"], row.get("ledger_spent_usd"))
+        return report
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:  # no event loop (a synchronous caller): nothing to schedule on
+            coro.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _store_failed(self, inp: AdmissionInput, events: list[PolicyEvent], exc: StoreUnavailable) -> Admission:
-        if self.failure_mode == "fail_closed":
-            raise exc
         detail = str(exc)[:200]
         events.append(
-            PolicyEvent(kind="policy", rule_id="counter-store", action="fail_open", detail=detail)
+            PolicyEvent(kind="policy", rule_id="counter-store", action=self.failure_mode, detail=detail)
         )
+        if self.failure_mode == "fail_closed":
+            raise PolicyUnavailable(str(exc), events=events) from exc
         return self._admission(inp, events)
 
     def _admission(self, inp: AdmissionInput, events: list[PolicyEvent], **kw: Any) -> Admission:
@@ -223,9 +287,8 @@ class PolicyEngine:
             headers=rate_headers(items, result.levels, now),
         )
 
-    def _fallback(self, inp: AdmissionInput, item: Item, events: list[PolicyEvent]) -> Admission:
-        model = item.breach.fallback_model
-        events.append(_event(item, "fallback", f"to {model or 'a cheaper model'}"))
+    def _fallback(self, inp: AdmissionInput, item: Item, events: list[PolicyEvent], model: str) -> Admission:
+        events.append(_event(item, "fallback", f"to {model}"))
         return self._admission(
             inp,
             events,
@@ -238,8 +301,10 @@ class PolicyEngine:
         retry_after = max(0.0, item.window_end - now)
         events.append(_event(item, "hard_block", _over(item, level)))
         what = "budget" if item.kind == "budget" else "rate limit"
+        fallback = item.breach.action == "fallback"  # nowhere to fall back to: a hard stop
+        why = " (no cheaper model is configured to fall back to)" if fallback else ""
         return PolicyBlocked(
-            f"{what} '{item.rule_id}' exceeded: {_over(item, level)}; retry in {math.ceil(retry_after)}s",
+            f"{what} '{item.rule_id}' exceeded: {_over(item, level)}{why}; retry in {math.ceil(retry_after)}s",
             rule_id=item.rule_id,
             retry_after=retry_after,
             code="budget_exceeded" if item.kind == "budget" else "rate_limit_exceeded",
@@ -256,9 +321,7 @@ class PolicyEngine:
             if len(self._alerted) > 10_000:
                 self._alerted = {k: t for k, t in self._alerted.items() if t > now}
             self._alerted[key] = now + ttl
-            task = asyncio.get_running_loop().create_task(self._fire(key, ttl, alert))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._fire(key, ttl, alert))
 
     async def _fire(self, key: str, ttl: float, alert: Alert) -> None:
         try:
@@ -283,8 +346,8 @@ def _over(item: Item, level: Level) -> str:
     if item.kind == "budget":
         spent, held, need = level.used / 1e6, level.reserved / 1e6, item.check.amount / 1e6
         return (
-            f"${spent:,.2f} spent + ${held:,.2f} in flight + ${need:,.2f} for this request"
-            f" > ${item.limit / 1e6:,.2f} ({window})"
+            f"{budgets.usd(spent)} spent + {budgets.usd(held)} in flight + "
+            f"{budgets.usd(need)} for this request > {budgets.usd(item.limit / 1e6)} ({window})"
         )
     measure = item.hold.measure
     unit = measure if measure == "requests" else f"{item.hold.token_type} tokens"

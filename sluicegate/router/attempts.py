@@ -128,7 +128,8 @@ class _Run(Generic[T]):
     async def _with_retries(
         self, target: Target, index: int, probe: bool
     ) -> tuple[T | None, SluiceError | None]:
-        reason: AttemptReason = "primary" if index == 0 else "fallback"
+        first = index == 0 and target.id not in self.plan.fallback_ids
+        reason: AttemptReason = "primary" if first else "fallback"
         tries = 1
         while True:
             result, error = await self._once(target, reason, probe)

@@ -4,6 +4,11 @@ Each replica learns from its own traffic (latency-based routing needs no shared 
 Only successful attempts give latency samples: a fast 500 must not make a broken target
 look like the fastest. Samples older than `window_seconds` are forgotten, so a target
 that was slow an hour ago falls below `min_samples` and is explored again.
+
+Two views of the same samples: p50/p95 over the whole window (what `/api/targets`
+shows), and `recent_*`, the median of the last `RECENT_SAMPLES` only, which routing
+scores on: a target that slows down is noticed after about half that many slow answers,
+not after half the window's worth (hundreds, for a busy target).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Callable
 
 import msgspec
 
+RECENT_SAMPLES = 16  # routing scores on the median of this many newest samples
+
 
 class LatencyStats(msgspec.Struct, frozen=True, kw_only=True):
     samples: int = 0  # recent successful attempts
@@ -22,6 +29,8 @@ class LatencyStats(msgspec.Struct, frozen=True, kw_only=True):
     p95_ms: float | None = None
     tpot_samples: int = 0
     tpot_p50_ms: float | None = None  # milliseconds per output token
+    recent_p50_ms: float | None = None  # median of the newest RECENT_SAMPLES latencies
+    recent_tpot_p50_ms: float | None = None  # ... and times per output token
     requests: int = 0  # attempts in the window, failed ones included
     errors: int = 0
 
@@ -103,15 +112,16 @@ class LatencyTracker:
         if target is None:
             return LatencyStats()
         now = self._clock()
-        latencies = sorted(target.latency.values(now))
-        tpots = sorted(target.tpot.values(now))
+        latencies, tpots = target.latency.values(now), target.tpot.values(now)
         requests, errors = target.counts.totals(now)
         return LatencyStats(
             samples=len(latencies),
-            p50_ms=_percentile(latencies, 0.50),
-            p95_ms=_percentile(latencies, 0.95),
+            p50_ms=_percentile(sorted(latencies), 0.50),
+            p95_ms=_percentile(sorted(latencies), 0.95),
             tpot_samples=len(tpots),
-            tpot_p50_ms=_percentile(tpots, 0.50),
+            tpot_p50_ms=_percentile(sorted(tpots), 0.50),
+            recent_p50_ms=_percentile(sorted(latencies[-RECENT_SAMPLES:]), 0.50),
+            recent_tpot_p50_ms=_percentile(sorted(tpots[-RECENT_SAMPLES:]), 0.50),
             requests=requests,
             errors=errors,
         )

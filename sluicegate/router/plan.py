@@ -1,7 +1,8 @@
 """The router: a requested model name + the request's envelope -> a RoutePlan.
 
     plan(model, envelope)
-      1. the virtual model (else the catalogue's single target, else NotFound)
+      1. the virtual model (else the catalogue's single target, else NotFound);
+         `<virtual model>:fallbacks` plans that model's fallbacks only (cheaper_model)
       2. its first route whose `when` matches (else NotFound)
       3. breaker states of the route's targets, in one store round trip
       4. the primary: the session's pinned target if still eligible, else chosen by
@@ -39,6 +40,7 @@ from sluicegate.router.status import target_status
 from sluicegate.router.sticky import StickyStore
 
 Catalogue = Callable[[str], Target | None]
+FALLBACKS_SUFFIX = ":fallbacks"  # `<virtual model>:fallbacks`: see Router.cheaper_model
 
 
 class _Table(msgspec.Struct, frozen=True):
@@ -86,17 +88,30 @@ class Router:
         return sorted(self._table.virtual)
 
     def cheaper_model(self, model: str) -> str | None:
-        """For a budget's `fallback_to_cheaper`: the model of the virtual model's first
-        fallback (its default route's, else its first route's), or None."""
-        vm = self._table.virtual.get(model)
+        """For a policy's `fallback_to_cheaper`: the virtual model's first fallback (its
+        default route's, else its first route's). Its own name when the catalogue serves
+        that name from the same provider; otherwise `<virtual model>:fallbacks`, which
+        `plan` routes over the virtual model's fallbacks (breakers and target settings
+        included). None when there is no fallback."""
+        table = self._table
+        vm = table.virtual.get(model)
         if vm is None:
             return None
-        routes = sorted(vm.routes, key=lambda route: route.when is not None)
-        return next((route.fallbacks[0].model for route in routes if route.fallbacks), None)
+        first = next((route.fallbacks[0] for route in _fallback_routes(vm)), None)
+        if first is None:
+            return None
+        listed = table.catalogue(first.model)
+        if listed is not None and (listed.provider, listed.model) == (first.provider, first.model):
+            return first.model
+        return vm.name + FALLBACKS_SUFFIX
 
     async def plan(self, model: str, envelope: Envelope) -> RoutePlan:
         table = self._table
         vm = table.virtual.get(model)
+        if vm is None and model.endswith(FALLBACKS_SUFFIX):
+            base = table.virtual.get(model.removesuffix(FALLBACKS_SUFFIX))
+            if base is not None:
+                return await self._fallbacks_plan(base, envelope)
         if vm is None:
             return _plain_plan(model, table.catalogue)
         route = _route_for(vm, envelope)
@@ -123,6 +138,29 @@ class Router:
             probe_ids=frozenset([primary.id] if primary and probe else []),
             needs_probe=frozenset(t.id for t in after_primary if states[t.id].state == "half_open"),
             sticky_key=sticky_key,
+            fallback_ids=frozenset(t.id for t in route.fallbacks),
+        )
+
+    async def _fallbacks_plan(self, vm: CompiledVirtualModel, envelope: Envelope) -> RoutePlan:
+        """Only the fallbacks of the request's route (else of the route `cheaper_model`
+        took them from), in order, skipping open circuits."""
+        route = _route_for(vm, envelope)
+        if not route.fallbacks:
+            route = next(iter(_fallback_routes(vm)))
+        states = await self._states(vm, route)
+        candidates = [t for t in route.fallbacks if states[t.id].state != "open"]
+        if not candidates:
+            raise self._all_open(vm, states)
+        first = candidates[0].id
+        return RoutePlan(
+            model=vm.name,  # breaker and latency keys are the virtual model's own
+            virtual=True,
+            candidates=tuple(candidates),
+            route_id=route.id,
+            rule_id=f"{route.id}:{first}" if route.explicit else first,
+            fallback_status_codes=route.fallback_status_codes,
+            breaker=vm.breaker,
+            needs_probe=frozenset(t.id for t in candidates if states[t.id].state == "half_open"),
         )
 
     async def status(self) -> list[dict[str, Any]]:
@@ -172,6 +210,12 @@ class Router:
             wait = max(0.0, min(reopen) - self._clock())
             message += f"; the first is probed again in {wait:.0f}s"
         return UpstreamUnavailable(message, code="circuit_open")
+
+
+def _fallback_routes(vm: CompiledVirtualModel) -> list[CompiledRoute]:
+    """Routes that have fallbacks, the default route first."""
+    routes = sorted(vm.routes, key=lambda route: route.when is not None)
+    return [route for route in routes if route.fallbacks]
 
 
 def _plain_plan(model: str, catalogue: Catalogue) -> RoutePlan:

@@ -114,6 +114,9 @@ class RoutePlan(msgspec.Struct, frozen=True, kw_only=True):
     probe_ids: frozenset[str] = frozenset()  # half-open targets whose probe this plan holds
     needs_probe: frozenset[str] = frozenset()  # half-open targets: claim a probe first
     sticky_key: str | None = None
+    # Targets from `fallbacks`: recorded as fallbacks even when tried first (every rule's
+    # circuit open), so the ledger says a fallback served the request.
+    fallback_ids: frozenset[str] = frozenset()
 
     def key_for(self, target: Target) -> str:
         """The breaker / latency key of a target of this plan."""

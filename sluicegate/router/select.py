@@ -3,11 +3,12 @@
     weight-based    a weighted random pick
     priority-based  the lowest `priority` tier, weighted within it; the other tiers
                     (and the rest of the first) follow in order as fallbacks
-    latency-based   the fastest recent p50 (time per output token when every target
-                    has enough of those samples), sharing traffic by weight among targets
-                    within `tolerance_pct` of the fastest; targets with fewer than
-                    `min_samples` recent samples are explored first, and `explore_pct`
-                    of requests go to a random target so a recovered one is noticed
+    latency-based   the fastest recent p50 (of the newest few samples; time per output
+                    token when every target has enough of those samples), sharing
+                    traffic by weight among targets within `tolerance_pct` of the
+                    fastest; targets with fewer than `min_samples` recent samples are
+                    explored first, and `explore_pct` of requests go to a random target
+                    so a recovered one is noticed
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def fastest(pool: Sequence[Target], stats_of: StatsOf, policy: LatencyPolicy,
         return rng.choice(list(pool))
     use_tpot = all(s.tpot_samples >= policy.min_samples for s in stats.values())
     score = {
-        target_id: (s.tpot_p50_ms if use_tpot else s.p50_ms) or 0.0
+        target_id: (s.recent_tpot_p50_ms if use_tpot else s.recent_p50_ms) or 0.0
         for target_id, s in stats.items()
     }
     limit = min(score.values()) * (1 + policy.tolerance_pct / 100)

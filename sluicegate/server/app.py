@@ -142,6 +142,7 @@ class Gateway:
         return json_response({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        await self.policy.check_store()  # pings Redis: an outage shows here before traffic
         checks = {
             "config": {"ok": self.live.last_error is None, "version": self.live.version,
                        "error": self.live.last_error},

@@ -10,17 +10,61 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.e2e.gateway import RunningGateway
+from tests.e2e.gateway import RunningGateway, run_gateway
 from tests.support import free_port
 
 SEED_ROUTING = Path(__file__).parent.parent / "router" / "data" / "routing-config.yaml"
 HI = [{"role": "user", "content": "hi"}]
+
+
+# --- fixtures: import them into a test module to give it its own gateway ------------------
+@pytest.fixture(scope="module")
+def capture():
+    with CaptureUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def rgw(tmp_path_factory, capture):
+    """A gateway with the four emulated accounts, `deadhost` (nothing listens there),
+    `capture` (a CaptureUpstream), and the seed's routing-config.yaml applied unchanged."""
+    db = tmp_path_factory.mktemp("routing") / "sluicegate.db"
+    with run_gateway(f"sqlite:///{db}") as gateway:
+        gateway.apply(providers_yaml(gateway.url, extra=[
+            f"{{name: deadhost, kind: openai, base_url: http://127.0.0.1:{free_port()}/v1}}",
+            f"{{name: capture, kind: openai, base_url: {capture.url}, "
+            "headers: {authorization: Bearer cap, x-drop-me: secret}}",
+        ]))
+        gateway.apply(SEED_ROUTING.read_text())
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def key(rgw) -> str:
+    return rgw.create_key(user_id="alice", team="search", project="platform-search")["key"]
+
+
+@pytest.fixture(autouse=True)
+def _no_faults(rgw):
+    rgw.clear_faults()
+    yield
+    rgw.clear_faults()
+
+
+def row_of(gateway: RunningGateway, response: httpx.Response) -> dict:
+    return gateway.request_row(response.headers["x-sluice-request-id"])
+
+
+def attempts_of(row: dict) -> list[tuple]:
+    return [(a["model"], a["status_code"], a["error_class"], a["reason"])
+            for a in row["attempts"]]
 
 
 def providers_yaml(emulator_url: str, *, extra: Iterable[str] = ()) -> str:
@@ -70,8 +114,11 @@ def chat(gateway: RunningGateway, key: str, model: str, *, stream: bool = False,
 
 async def burst(gateway: RunningGateway, key: str, model: str, count: int, *,
                 concurrency: int = 16, headers: dict[str, str] | None = None,
-                pause_s: float = 0.0) -> list[httpx.Response]:
-    """`count` chat requests, at most `concurrency` at a time, in order of sending."""
+                pause_s: float = 0.0, midway: tuple[int, Callable[[], None]] | None = None,
+                ) -> list[httpx.Response]:
+    """`count` chat requests, at most `concurrency` at a time, in order of sending.
+    `midway=(n, action)` runs `action` once n responses have come back (mid-run)."""
+    done = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     responses: list[httpx.Response | None] = [None] * count
     gate = asyncio.Semaphore(concurrency)
@@ -82,6 +129,10 @@ async def burst(gateway: RunningGateway, key: str, model: str, count: int, *,
             async with gate:
                 responses[index] = await client.post(
                     "/v1/chat/completions", json={"model": model, "messages": HI})
+                nonlocal done
+                done += 1
+                if midway is not None and done == midway[0]:
+                    await asyncio.to_thread(midway[1])
                 if pause_s:
                     await asyncio.sleep(pause_s)
 

@@ -47,6 +47,7 @@ def request(
     max_out: int | None = 100,
     cost: float | None = None,
     exempt: frozenset[str] = frozenset(),
+    cheaper: str | None = None,
 ) -> AdmissionInput:
     return AdmissionInput(
         request_id=f"req-{next(_ids)}",
@@ -57,6 +58,7 @@ def request(
         max_output_tokens=max_out,
         worst_case_cost_usd=cost,
         exempt_rule_ids=exempt,
+        cheaper_model=cheaper,
     )
 
 

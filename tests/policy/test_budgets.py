@@ -109,11 +109,15 @@ async def test_seed_budgets(make_store):
     assert error.headers["Retry-After"] == "3600"
     search = await engine.admit(request(env=SEARCH, cost=3000))
     await engine.settle(search, None, 3990)
-    decision = await engine.admit(request(env=SEARCH, cost=20))
-    assert (decision.fallback_kind, decision.fallback_model) == ("cheaper", None)
+    decision = await engine.admit(request(env=SEARCH, cost=20, cheaper="gpt-4o-mini"))
+    assert (decision.fallback_kind, decision.fallback_model) == ("cheaper", "gpt-4o-mini")
     assert decision.fallback_rule_id == "platform-search-monthly"
     cheaper = await engine.admit(request(env=SEARCH, cost=20, exempt=frozenset({decision.fallback_rule_id})))
     assert cheaper.admitted
+    with pytest.raises(PolicyBlocked) as nothing_cheaper:  # no cheaper model: a hard stop
+        await engine.admit(request(env=SEARCH, cost=20))
+    assert nothing_cheaper.value.code == "budget_exceeded"
+    assert "no cheaper model" in nothing_cheaper.value.message
     clock.advance(3601)  # June: a new window
     assert (await engine.admit(request(env=INTERNS, cost=60))).admitted
 
@@ -292,3 +296,74 @@ async def test_alerts_are_delivered_to_a_receiver_with_retries(store):
     assert pd["payload"]["severity"] == "warning" and pd["dedup_key"].startswith("alerting:monthly:")
     history = {h["threshold_pct"]: h for h in notifier.history}
     assert history[50]["deliveries"] == [{"target": "webhook:finops", "attempts": 2, "status": 202, "error": None}]
+
+
+class _FlakyStore:
+    """A memory store behind a switch: while `down`, every call (ping too) fails like an
+    unreachable Redis; `wipe()` empties it, like a Redis that restarted without its data."""
+
+    def __init__(self):
+        from sluicegate.policy.counters import MemoryCounterStore
+
+        self._make = MemoryCounterStore
+        self.inner = MemoryCounterStore()
+        self.down = False
+
+    def wipe(self) -> None:
+        self.inner = self._make()
+
+    async def ping(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        from sluicegate.errors import StoreUnavailable
+
+        if self.down:
+            raise StoreUnavailable("counter store (Redis) unavailable: connection refused")
+
+    def __getattr__(self, name):
+        async def call(*args, **kwargs):
+            self._check()
+            return await getattr(self.inner, name)(*args, **kwargs)
+
+        return call
+
+
+async def test_budget_counters_are_reseeded_after_an_outage_and_for_new_budgets():
+    ledger = MemoryLedgerStore()
+    await ledger.write_batch([LedgerRecord(request_id="a", ts=time.time() - 1,
+                                           project="platform-search", cost_usd=0.75)])
+    store = _FlakyStore()
+    engine = engine_with(store, ONE_DOLLAR)
+    await engine.rebuild_budgets(ledger.sum_cost)
+    assert (await engine.budget_status())[0]["spent_usd"] == 0.75
+
+    store.down = True  # Redis goes away, and comes back empty
+    assert await engine.check_store() is False and not engine.healthy
+    store.wipe()
+    store.down = False
+    assert await engine.check_store() is True
+    await engine.drain()
+    assert (await engine.budget_status())[0]["spent_usd"] == 0.75  # rebuilt from the ledger
+    with pytest.raises(PolicyBlocked):
+        await engine.admit(request(env=SEARCH, cost=0.5))
+
+    # a budget added by a config change starts from what the ledger already holds
+    engine.set_policy(policy(ONE_DOLLAR, budgets("""
+  - id: search-weekly
+    scope: {metadata: {project: platform-search}}
+    ceiling_usd: 10
+    window: weekly
+""")))  # fmt: skip
+    await engine.drain()
+    rows = {r["id"]: r for r in await engine.budget_status()}
+    assert rows["search-weekly"]["spent_usd"] == 0.75
+
+
+async def test_a_store_down_at_start_does_not_stop_the_rebuild_from_returning():
+    store = _FlakyStore()
+    store.down = True
+    engine = engine_with(store, ONE_DOLLAR, failure_mode="fail_closed")
+    report = await engine.rebuild_budgets(MemoryLedgerStore().sum_cost)
+    assert report[0]["seeded"] is False and "unavailable" in report[0]["reason"]
+    assert not engine.healthy

@@ -86,6 +86,15 @@ async def test_the_primary_answers(harness: Harness):
     assert outcome.reason == "a answered"
 
 
+async def test_a_fallback_tried_first_is_recorded_as_a_fallback(harness: Harness):
+    """Every rule's circuit is open, so the plan starts at a `fallbacks` target: the
+    ledger must still say a fallback served the request."""
+    upstream = FakeUpstream(f=["fallback"])
+    plan = plan_of(target("f"), fallback_ids=frozenset({"f"}))
+    outcome = await harness.run(plan, upstream)
+    assert upstream.calls == [("f", "fallback")] and outcome.fallback_used
+
+
 @pytest.mark.parametrize("error, status, error_class", [
     (http(500), 500, "UpstreamHTTPError"),
     (http(429, retry_after=60), 429, "UpstreamHTTPError"),

@@ -273,3 +273,53 @@ async def test_cheaper_model_is_the_first_fallback(clock: FakeClock):
     router = make_router(seed(), clock=clock)
     assert router.cheaper_model("intent-fast") == "gpt-4o-mini"
     assert router.cheaper_model("gpt-4o") is None
+
+
+async def test_cheaper_model_outside_the_catalogue_plans_the_fallbacks(clock: FakeClock):
+    """The first fallback is not a catalogue model (vertex/gemini here): the cheaper model
+    is the virtual model's fallbacks, planned in order, open circuits skipped, under the
+    virtual model's own breaker keys."""
+    vm = compiled(HEAD + """
+rules: [{id: main, provider: anthropic, model: claude-sonnet-4-6}]
+fallbacks:
+  - {provider: vertex, model: gemini-2.0-flash}
+  - {provider: openai, model: gpt-4o-mini}
+""")
+    router = make_router(vm, clock=clock)
+    assert router.cheaper_model("vm") == "vm:fallbacks"
+    assert router.cheaper_model("vm:fallbacks") is None
+    plan = await router.plan("vm:fallbacks", ENV)
+    assert [t.id for t in plan.candidates] == ["vertex/gemini-2.0-flash", "openai/gpt-4o-mini"]
+    assert plan.key_for(plan.candidates[0]) == target_key("vm", "vertex/gemini-2.0-flash")
+    await open_circuit(router, vm, "vertex/gemini-2.0-flash")
+    plan = await router.plan("vm:fallbacks", ENV)
+    assert [t.id for t in plan.candidates] == ["openai/gpt-4o-mini"]
+    with pytest.raises(NotFound):
+        await router.plan("nothing:fallbacks", ENV)
+
+
+async def test_latency_based_follows_a_target_that_slows_down(clock: FakeClock):
+    vm = compiled(HEAD + """
+rule_type: latency-based
+latency_explore_pct: 0
+rules: [{id: a, provider: p, model: a}, {id: b, provider: p, model: b}]
+""")
+    latency = LatencyTracker(clock=clock)
+    router = make_router(vm, clock=clock, latency=latency)
+    for _ in range(200):  # a long history of a being the faster one
+        latency.record(target_key("vm", "a"), 50, ok=True)
+        latency.record(target_key("vm", "b"), 100, ok=True)
+    assert await primaries(router, "vm", 100) == {"a": 100}
+    for _ in range(10):  # a few slow answers from a
+        latency.record(target_key("vm", "a"), 400, ok=True)
+    assert await primaries(router, "vm", 100) == {"b": 100}
+
+
+async def test_plans_name_their_fallback_targets(clock: FakeClock):
+    vm = seed()
+    router = make_router(vm, clock=clock)
+    await open_circuit(router, vm, "primary-haiku")
+    await open_circuit(router, vm, "secondary-bedrock-haiku")
+    plan = await router.plan("intent-fast", ENV)
+    assert plan.fallback_ids == {"openai/gpt-4o-mini", "vertex/gemini-2.0-flash"}
+    assert plan.candidates[0].id in plan.fallback_ids

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from sluicegate.errors import StoreUnavailable
-from sluicegate.router.latency import LatencyTracker
+from sluicegate.router.latency import RECENT_SAMPLES, LatencyTracker
 from sluicegate.router.sticky import FailOpenStickyStore, MemoryStickyStore, RedisStickyStore
 from tests.router.conftest import FakeClock
 
@@ -63,3 +63,18 @@ def test_latency_percentiles_errors_and_time_per_token(clock: FakeClock):
     clock.advance(301)
     assert tracker.stats("k").samples == 0 and tracker.stats("k").requests == 0
     assert tracker.stats("unknown").error_rate is None
+
+
+def test_routing_scores_on_the_newest_samples(clock: FakeClock):
+    """A target that slows down is noticed after a few slow answers, however many fast
+    ones the window still holds; the window's percentiles still show the whole picture."""
+    tracker = LatencyTracker(clock=clock)
+    for _ in range(200):
+        tracker.record("k", 10.0, ok=True)
+        tracker.record_generation("k", 10, 10.0)
+    for _ in range(RECENT_SAMPLES // 2 + 1):
+        tracker.record("k", 300.0, ok=True)
+        tracker.record_generation("k", 10, 300.0)
+    stats = tracker.stats("k")
+    assert stats.p50_ms == 10.0 and stats.tpot_p50_ms == 1.0  # the window: still fast
+    assert stats.recent_p50_ms == 300.0 and stats.recent_tpot_p50_ms == 30.0
