@@ -46,6 +46,7 @@ from sluicegate.router.attempts import run_attempts
 from sluicegate.router.plan import RoutePlan, Router, Target
 from sluicegate.settle import price_usage, write_usage
 from sluicegate.wire import anthropic_messages, openai_chat, openai_embeddings
+from sluicegate.wire.common import request_object
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class Pipeline:
         record.key_id = principal.key_id
         envelope = self._envelopes.read(principal, call.raw_headers)
         _write_envelope(record, envelope)
-        body = _parse_json(call.body)
+        body = request_object(call.body)
         facts = REQUEST_INSPECTORS[call.client_api](body)
         record.requested_model = facts.model
         record.stream = facts.stream
@@ -338,17 +339,6 @@ class Pipeline:
 def _new_record(client_api: ClientApi) -> LedgerRecord:
     return LedgerRecord(request_id="req_" + uuid.uuid4().hex, ts=time.time(),
                         client_api=client_api.value, status_code=200)
-
-
-def _parse_json(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc.msg} at position {exc.pos}",
-                             code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("the body must be a JSON object", code="invalid_json")
-    return data
 
 
 def _write_envelope(record: LedgerRecord, envelope: Envelope) -> None:

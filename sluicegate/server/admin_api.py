@@ -22,6 +22,7 @@ from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.server.errors import error_response
 from sluicegate.server.wire_routes import api_key_from
+from sluicegate.wire.common import request_object
 
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,15 +50,7 @@ def admin_only(keys: KeyService, handler: Callable[[Request], Awaitable[Response
 
 async def json_body(request: Request) -> dict:
     raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("the body is not valid JSON", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("the body must be a JSON object", code="invalid_json")
-    return data
+    return request_object(raw) if raw else {}
 
 
 def parse_time(value: str | None, param: str) -> float | None:

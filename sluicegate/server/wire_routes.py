@@ -19,6 +19,7 @@ from sluicegate.model.request import ClientApi
 from sluicegate.pipeline import IncomingCall, Pipeline, StreamReply
 from sluicegate.server.errors import error_response
 from sluicegate.wire import anthropic_messages
+from sluicegate.wire.common import request_object
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -124,13 +125,7 @@ class WireEndpoints:
             body, too_large = await read_body(request.scope, request.receive, self._limit)
             if too_large:
                 raise InvalidRequest("the request body is too large", code="request_too_large")
-            try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise InvalidRequest("the body is not valid JSON", code="invalid_json") from None
-            if not isinstance(data, dict):
-                raise InvalidRequest("the body must be a JSON object", code="invalid_json")
-            tokens = anthropic_messages.estimate_input_tokens(data)
+            tokens = anthropic_messages.estimate_input_tokens(request_object(body))
         except SluiceError as exc:
             return error_response("anthropic", exc)
         return Response(orjson.dumps({"input_tokens": tokens}),

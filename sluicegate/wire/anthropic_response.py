@@ -11,6 +11,7 @@ from sluicegate.errors import SluiceError, UpstreamError, UpstreamHTTPError
 from sluicegate.model.chat import ChatResponse, Part, StopReason, TextPart, ToolCallPart
 from sluicegate.model.usage import Usage
 from sluicegate.wire.common import (
+    response_model,
     client_message,
     dump_arguments,
     load_object,
@@ -99,11 +100,6 @@ def usage_to_dict(usage: Usage) -> dict[str, Any]:
 
 def usage_from_response(body: dict[str, Any]) -> Usage:
     return usage_from_dict(body.get("usage"))
-
-
-def response_model(body: dict[str, Any]) -> str | None:
-    model = body.get("model")
-    return model if isinstance(model, str) and model else None
 
 
 def message_id(source_id: str) -> str:

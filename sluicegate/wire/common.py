@@ -84,6 +84,24 @@ def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
 
 
+def request_object(raw: bytes) -> dict[str, Any]:
+    """A client's JSON body, which must be an object; a clear 400 otherwise."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc.msg} at position {exc.pos}",
+                             code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object", code="invalid_json")
+    return data
+
+
+def response_model(body: dict[str, Any]) -> str | None:
+    """The model a provider says answered (both wires put it in `model`)."""
+    model = body.get("model")
+    return model if isinstance(model, str) and model else None
+
+
 def load_object(body: bytes) -> dict[str, Any] | None:
     """A JSON object from bytes, or None when the bytes are not one."""
     try:

@@ -11,7 +11,13 @@ import orjson
 from sluicegate.errors import SluiceError, UpstreamError, UpstreamHTTPError
 from sluicegate.model.chat import ChatResponse, Part, StopReason, TextPart, ToolCallPart
 from sluicegate.model.usage import Usage
-from sluicegate.wire.common import client_message, load_object, new_id, provider_message
+from sluicegate.wire.common import (
+    client_message,
+    load_object,
+    new_id,
+    provider_message,
+    response_model,
+)
 from sluicegate.wire.common import retry_after as parse_retry_after
 from sluicegate.wire.sse import encode_sse
 
@@ -92,11 +98,6 @@ def usage_to_dict(usage: Usage) -> dict[str, Any]:
 
 def usage_from_response(body: dict[str, Any]) -> Usage:
     return usage_from_dict(body.get("usage"))
-
-
-def response_model(body: dict[str, Any]) -> str | None:
-    model = body.get("model")
-    return model if isinstance(model, str) and model else None
 
 
 def chat_id(source_id: str) -> str:
