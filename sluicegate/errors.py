@@ -27,6 +27,7 @@ class SluiceError(Exception):
     error_type: str = "api_error"
     code: str | None = None
     request_id: str | None = None  # set by the pipeline once the request has an id
+    attempt_count: int | None = None  # provider attempts made before the error (a header)
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)

@@ -115,7 +115,7 @@ class Pipeline:
             await self._release(admission)
             _fail(record, exc)
             exc.request_id = record.request_id
-            exc.attempt_count = record.attempt_count  # type: ignore[attr-defined]  # header
+            exc.attempt_count = record.attempt_count
             raise
         except Exception as exc:  # a bug: still one ledger row and an answer in format
             log.exception("request %s failed", record.request_id)
@@ -123,7 +123,7 @@ class Pipeline:
             _fail(record, exc)
             error = InternalError("internal error; see the gateway log for " + record.request_id)
             error.request_id = record.request_id
-            error.attempt_count = record.attempt_count  # type: ignore[attr-defined]
+            error.attempt_count = record.attempt_count
             raise error from exc
         except BaseException as exc:  # cancelled (client left): release and record
             self._spawn(self._release(admission))  # a cancelled task cannot await

@@ -14,7 +14,7 @@ _RENDERERS = {"openai": openai_chat.render_error, "anthropic": anthropic_message
 
 def error_headers(exc: SluiceError) -> dict[str, str]:
     headers = {"x-sluice-request-id": exc.request_id or ""}
-    attempts = getattr(exc, "attempt_count", None)  # set by the pipeline
+    attempts = exc.attempt_count
     if attempts is not None:
         headers["x-sluice-attempts"] = str(attempts)
     retry_after = getattr(exc, "retry_after", None)
