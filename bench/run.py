@@ -3,7 +3,7 @@ through the gateway, side by side in one run.
 
     .venv/bin/python bench/run.py [--duration 10] [--scenarios plain,policy,routing]
 
-Throughput: wrk (closed loop, 64 connections). Added latency: a Python open-loop driver at a
+Throughput: wrk (closed loop, 16 connections). Added latency: a Python open-loop driver at a
 fixed 200 requests/s, so queueing does not hide overhead. The ledger is on (SQLite).
 Scenarios: `plain` (a concrete model), `policy` (several rate-limit rules and budgets),
 `policy-redis` (the same with counters in Redis), `routing` (a virtual model with three
@@ -91,7 +91,7 @@ circuit_breaker: {failure_threshold: 5, window_seconds: 60, cooldown_seconds: 30
 """
 
 
-def wrk(url: str, key: str, body: dict, duration: int, connections: int = 64) -> dict:
+def wrk(url: str, key: str, body: dict, duration: int, connections: int = 16) -> dict:
     env = {**os.environ, "BENCH_KEY": key, "BENCH_BODY": json.dumps(body)}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
@@ -201,7 +201,7 @@ def main() -> None:
 
 def report(results: dict, args) -> None:
     direct = results["direct"]
-    print(f"\nnon-streamed chat, wrk 64 connections {args.duration}s; open loop {args.rate} req/s"
+    print(f"\nnon-streamed chat, wrk 16 connections {args.duration}s; open loop {args.rate} req/s"
           f" for 10s; one gateway process, ledger on (SQLite)\n")
     print(f"{'path':<14}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
           f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}")

@@ -70,12 +70,11 @@ def serve(
     _banner(settings, generated)
 
     from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, TaskImpl
+    from granian.constants import HTTPModes, Interfaces
 
     Granian("sluicegate.server.app:app_from_env", address=host, port=port,
             interface=Interfaces.ASGI, factory=True, workers=workers, log_access=False,
-            backlog=2048, http=HTTPModes.http1,
-            task_impl=TaskImpl(os.environ.get("SG_TASK", "asyncio"))).serve()
+            backlog=2048, http=HTTPModes.http1).serve()
 
 
 def emulator(

@@ -20,7 +20,7 @@ from sluicegate.errors import ConfigError
 SQLITE_BUSY_TIMEOUT_MS = 5000
 PG_CONNECT_TIMEOUT_S = 5.0
 
-_SQLITE_PRAGMAS = (
+SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
@@ -81,7 +81,7 @@ def _sqlite_engine(target: URL, kwargs: dict[str, Any]) -> AsyncEngine:
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in _SQLITE_PRAGMAS:
+        for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
     finally:
         cursor.close()

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Insert, and_, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.db.engine import SQLITE_PRAGMAS, is_memory_sqlite
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import requests
 from sluicegate.ledger.store import (
@@ -23,6 +24,7 @@ from sluicegate.ledger.store import (
     split_match,
     status_bounds,
 )
+from sluicegate.ledger.sqlite_bulk import SqliteBulkInserter
 from sluicegate.model.record import LedgerRecord
 
 _C = requests.c
@@ -30,14 +32,21 @@ _C = requests.c
 
 class SqlLedgerStore:
     """Writes and reads the `requests` table. The engine belongs to the caller, who
-    disposes it; `close` leaves it open for the other stores sharing it."""
+    disposes it; `close` leaves it open for the other stores sharing it. On a SQLite file
+    batches are written by `SqliteBulkInserter` (see there for why)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._insert = _insert_ignoring_duplicates(engine.dialect.name)
+        self._bulk: SqliteBulkInserter | None = None
+        if engine.dialect.name == "sqlite" and not is_memory_sqlite(engine.url):
+            self._bulk = SqliteBulkInserter(engine.url.database, SQLITE_PRAGMAS)
 
     async def write_batch(self, records: list[LedgerRecord]) -> None:
         if not records:
+            return
+        if self._bulk is not None:
+            await self._bulk.insert(records)
             return
         try:
             rows = [msgspec.to_builtins(r) for r in records]
@@ -81,7 +90,8 @@ class SqlLedgerStore:
         return int(await self._scalar("ledger count", statement))
 
     async def close(self) -> None:
-        return None
+        if self._bulk is not None:
+            self._bulk.close()
 
     async def _scalar(self, operation: str, statement: Any) -> Any:
         async with translate_errors(operation):

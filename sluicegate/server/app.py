@@ -123,6 +123,7 @@ class Gateway:
         await self.keys.stop()
         await self.pipeline.drain()
         await self.writer.close()
+        await self.ledger_store.close()
         await self.notifier.close()
         await self.upstream.close()
         await self.policy.close()
