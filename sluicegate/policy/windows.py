@@ -15,7 +15,7 @@ A window has no state; `bounds(now)` is all a caller needs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,6 +52,10 @@ class Window:
     count: int = 1  # calendar months per window (3mo)
     tz: ZoneInfo = ZoneInfo("UTC")
     bucket_s: int = 0  # rolling only
+    # The calendar window last computed, [start, end): the datetime arithmetic is the
+    # costliest part of an admission and the answer only changes at the window's end.
+    _calendar_memo: list[float] = field(default_factory=lambda: [0.0, 0.0], compare=False,
+                                        repr=False)
 
     def bounds(self, now: float) -> tuple[float, float]:
         """(start, end) of the window holding `now`. For a rolling window `end` is the next
@@ -63,7 +67,10 @@ class Window:
         if self.kind == "rolling":
             next_bucket = (now // self.bucket_s + 1) * self.bucket_s
             return now - self.seconds, next_bucket
-        return _calendar_bounds(now, self.unit, self.count, self.tz)
+        memo = self._calendar_memo
+        if not memo[0] <= now < memo[1]:
+            memo[0], memo[1] = _calendar_bounds(now, self.unit, self.count, self.tz)
+        return memo[0], memo[1]
 
     def counter_suffix(self, now: float) -> str:
         """What a counter key carries to tell windows apart (rolling counters live on)."""

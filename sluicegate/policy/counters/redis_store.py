@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -58,10 +59,12 @@ class RedisCounterStore:
 
     async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
         keys = [k for c in checks for k in self._counter_keys(c.key)]
-        args: list[Any] = [repr(self._clock()), reservation_id, repr(float(ttl_s))]
+        packed = []
         for c in checks:
             slide = c.slide or Slide(0, 0)
-            args += [c.key, c.limit, c.amount, repr(c.expires_at), slide.window_s, slide.bucket_s]
+            packed.append([c.key, _arg(c.limit), _arg(c.amount), repr(c.expires_at),
+                           _arg(slide.window_s), _arg(slide.bucket_s)])
+        args = [repr(self._clock()), reservation_id, repr(float(ttl_s)), orjson.dumps(packed)]
         failed, flat = await self._call(self._admit(keys + [self._reservation(reservation_id)], args))
         levels = _levels(flat)
         if failed:
@@ -117,10 +120,11 @@ class RedisCounterStore:
 
     async def _settle_keys(self, reservation_id: str, actuals: Mapping[str, int]) -> list[str]:
         keys = [self._reservation(reservation_id)]
-        args: list[Any] = [repr(self._clock()), reservation_id]
+        packed = []
         for key, amount in actuals.items():
             keys += self._counter_keys(key)
-            args += [key, max(0, int(amount))]
+            packed.append([key, str(max(0, int(amount)))])
+        args = [repr(self._clock()), reservation_id, orjson.dumps(packed)]
         return list(await self._call(self._settle(keys, args)))
 
     def _counter_keys(self, key: str) -> list[str]:
@@ -138,3 +142,8 @@ class RedisCounterStore:
 
 def _levels(flat: Sequence[Any]) -> tuple[Level, ...]:
     return tuple(Level(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2))
+
+
+def _arg(value: int | float) -> str:
+    """A number as the scripts read it (what redis-py would have sent for it)."""
+    return repr(value) if isinstance(value, float) else str(value)

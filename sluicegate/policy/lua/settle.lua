@@ -1,15 +1,16 @@
 -- Drop a reservation's holds and record actual consumption.
 -- KEYS: reservation hash, then H1, Z1, H2, Z2, ...
--- ARGV: now, reservation id, then two per counter: logical key, actual amount
+-- ARGV: now, reservation id, and one JSON array of [logical key, actual amount] strings
 -- Returns the logical keys the reservation still holds (not named here).
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
 local rkey = KEYS[1]
+local actuals = cjson.decode(ARGV[3])
 local n = (#KEYS - 1) / 2
 
 for i = 1, n do
   local h, z = KEYS[2 * i], KEYS[2 * i + 1]
-  local logical, actual = ARGV[1 + 2 * i], tonumber(ARGV[2 + 2 * i])
+  local logical, actual = actuals[i][1], tonumber(actuals[i][2])
   local amount = redis.call('HGET', rkey, logical)
   if amount then
     if redis.call('ZREM', z, rid .. '|' .. amount) == 1 and tonumber(amount) > 0 then
