@@ -104,7 +104,11 @@ class Pipeline:
             if request.stream:
                 return self._stream_reply(request, plan, outcome, admission, record)
             result: ProviderResult = outcome.result
-            await self._settle(admission, record, result.usage, outcome.final_target)
+            cost = self._price(record, result.usage, outcome.final_target)
+            # Reconciling the reservation is bookkeeping the client need not wait for (a
+            # Redis round trip); until it lands the reservation stays held, which errs
+            # towards refusing, never towards overspending.
+            self._spawn(self._policy.settle(admission, result.usage, cost))
             self._router.latency.record_generation(
                 plan.key_for(outcome.final_target), result.usage.output_tokens,
                 outcome.attempts[-1].latency_ms)
@@ -246,15 +250,19 @@ class Pipeline:
         return outcome
 
     # --- settle + record ------------------------------------------------------------
-    async def _settle(self, admission: Admission | None, record: LedgerRecord, usage: Usage,
-                      target: Target | None) -> None:
+    def _price(self, record: LedgerRecord, usage: Usage, target: Target | None) -> float | None:
         catalog = self._catalog()
         provider = catalog.provider(target.provider) if target else None
         priced = price_usage(catalog.prices, provider.kind if provider else None,
                              record.model, usage)
         write_usage(record, usage, priced)
+        return priced.cost_usd
+
+    async def _settle(self, admission: Admission | None, record: LedgerRecord, usage: Usage,
+                      target: Target | None) -> None:
+        cost = self._price(record, usage, target)
         if admission is not None:
-            await self._policy.settle(admission, usage, priced.cost_usd)
+            await self._policy.settle(admission, usage, cost)
 
     async def _release(self, admission: Admission | None) -> None:
         if admission is not None:
@@ -330,7 +338,7 @@ class Pipeline:
         task.add_done_callback(self._finishers.discard)
 
     async def drain(self) -> None:
-        """Wait for stream settlements still in flight (shutdown, tests)."""
+        """Wait for settlements still in flight (shutdown; admin reads of budgets)."""
         if self._finishers:
             await asyncio.gather(*list(self._finishers), return_exceptions=True)
 

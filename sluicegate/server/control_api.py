@@ -13,6 +13,7 @@ from sluicegate.server.admin_api import json_response
 
 def control_routes(gateway) -> list[Route]:
     async def budgets(request: Request) -> Response:
+        await gateway.pipeline.drain()  # read-your-writes: settle what has answered
         return json_response({"data": await gateway.policy.budget_status()})
 
     async def alerts(request: Request) -> Response:
