@@ -40,7 +40,7 @@ from tests.e2e.routing_support import (  # noqa: F401 (fixtures)
     session,
 )
 
-SEED_ARTICLE = Path("/work/shared/seeds/001_ffd380d0781056f3.txt")
+SEED_ARTICLE = Path(__file__).resolve().parents[3] / "shared/seeds/001_ffd380d0781056f3.txt"
 
 
 # --- the seed's routing-config.yaml -------------------------------------------------
