@@ -11,7 +11,7 @@ from rich.console import Console
 
 from sluicegate.server.settings import Settings
 
-out = Console()
+out = Console(soft_wrap=True)  # the banner is for copying: never break its lines
 
 
 def _banner(settings: Settings, generated_key: bool) -> None:
