@@ -361,6 +361,8 @@ def _write_attempts(record: LedgerRecord, outcome) -> None:
     record.attempt_count = len(outcome.attempts)
     record.fallback_used = outcome.fallback_used
     record.retry_used = outcome.retry_used
+    if outcome.fallback_used or outcome.retry_used or outcome.error is not None:
+        record.route_reason = outcome.reason[:1000] or None
 
 
 def _fail(record: LedgerRecord, exc: BaseException) -> None:

@@ -75,6 +75,7 @@ requests = Table(
     Column("fallback_used", Boolean(), nullable=False),
     Column("retry_used", Boolean(), nullable=False),
     Column("routing_rule", String()),
+    Column("route_reason", String()),
     Column("attempts", JSON(), nullable=False),
     Column("policy_events", JSON(), nullable=False),
     Column("guardrail_events", JSON(), nullable=False),

@@ -63,6 +63,7 @@ class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
     fallback_used: bool = False
     retry_used: bool = False
     routing_rule: str | None = None
+    route_reason: str | None = None  # the router's account: failures, retries, open circuits
     attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
     policy_events: list[PolicyEvent] = msgspec.field(default_factory=list)
     guardrail_events: list[dict[str, Any]] = msgspec.field(default_factory=list)

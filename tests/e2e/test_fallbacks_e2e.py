@@ -47,6 +47,7 @@ def test_default_fallback_statuses(rgw, key, status):
     row = row_of(rgw, response)
     assert attempts_of(row)[0] == ("rt-fb-main", status, "UpstreamHTTPError", "primary")
     assert row["fallback_used"] and row["attempt_count"] == 2
+    assert str(status) in row["route_reason"]  # the ledger says why it fell back
 
 
 def test_fallbacks_are_tried_in_order_and_a_client_error_does_not_fall_back(rgw, key):
