@@ -119,7 +119,8 @@ async def test_a_batch_failing_mid_way_fails_its_callers(make_store):
     await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # scripts block, then time out
     try:
         results = await asyncio.gather(
-            *(store.settle(f"r{i}", {"req": 1, "tok": 1}) for i in range(50)), return_exceptions=True
+            *(store.settle(f"r{i}", {"req": 1, "tok": 1}) for i in range(50)),
+            return_exceptions=True,
         )
         assert all(isinstance(r, StoreUnavailable) for r in results), results
     finally:
