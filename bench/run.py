@@ -4,7 +4,9 @@ through the gateway, side by side in one run.
     .venv/bin/python bench/run.py [--duration 10] [--scenarios plain,policy,routing]
 
 Throughput: wrk (closed loop, 16 connections). Added latency: a Python open-loop driver at a
-fixed 200 requests/s, so queueing does not hide overhead. The ledger is on (SQLite).
+fixed 200 requests/s, so queueing does not hide overhead. The ledger is on (SQLite). The
+host drifts by tens of percent over minutes, so scenarios run in interleaved rounds and
+every figure is the median over rounds of values taken within a round.
 Scenarios: `plain` (a concrete model), `policy` (several rate-limit rules and budgets),
 `policy-redis` (the same with counters in Redis), `routing` (a virtual model with three
 targets and a breaker).
@@ -170,6 +172,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--scenarios", default="plain,policy,policy-redis,routing")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--open-loop-seconds", type=float, default=10)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -179,43 +183,65 @@ def main() -> None:
                               "--port", str(emu_port)],
                              f"http://127.0.0.1:{emu_port}/healthz").start()
     emu = f"http://127.0.0.1:{emu_port}"
-    results = {}
+    rounds: list[dict] = []
     try:
-        results["direct"] = {**wrk(emu + "/v1/chat/completions", "x", BODY, args.duration),
-                             **{f"ol_{k}": v for k, v in asyncio.run(open_loop(
-                                 emu + "/v1/chat/completions", "x", BODY, args.rate, 10)).items()}}
-        for scenario in args.scenarios.split(","):
-            proc, key = start_gateway(emu, workdir, scenario)
-            body = dict(BODY, model="bench-virtual") if scenario == "routing" else BODY
-            try:
-                url = proc.ready_url.replace("/readyz", "/v1/chat/completions")
-                results[scenario] = {**wrk(url, key, body, args.duration),
-                                     **{f"ol_{k}": v for k, v in asyncio.run(open_loop(
-                                         url, key, body, args.rate, 10)).items()}}
-            finally:
-                proc.stop()
+        for _ in range(args.rounds):  # interleaved rounds: host drift hits every scenario
+            rounds.append(run_round(emu, workdir, args))
     finally:
         emulator.stop()
-    report(results, args)
+    report(median_of(rounds), args)
+
+
+def measure(url: str, key: str, body: dict, args) -> dict:
+    return {**wrk(url, key, body, args.duration),
+            **{f"ol_{k}": v for k, v in asyncio.run(
+                open_loop(url, key, body, args.rate, args.open_loop_seconds)).items()}}
+
+
+def run_round(emu: str, workdir: Path, args) -> dict:
+    results = {"direct": measure(emu + "/v1/chat/completions", "x", BODY, args)}
+    for scenario in args.scenarios.split(","):
+        proc, key = start_gateway(emu, workdir, scenario)
+        body = dict(BODY, model="bench-virtual") if scenario == "routing" else BODY
+        try:
+            results[scenario] = measure(
+                proc.ready_url.replace("/readyz", "/v1/chat/completions"), key, body, args)
+        finally:
+            proc.stop()
+    return results
+
+
+def median_of(rounds: list[dict]) -> dict:
+    """Per scenario and figure, the median over rounds; `added` and ratios are taken within
+    each round first (against that round's direct run), then the median of those."""
+    out = {}
+    for name in rounds[0]:
+        figures = {k: statistics.median(r[name][k] for r in rounds) for k in rounds[0][name]}
+        figures["ratio"] = statistics.median(r[name]["rps"] / r["direct"]["rps"] for r in rounds)
+        figures["added"] = statistics.median(r[name]["ol_p50"] - r["direct"]["ol_p50"]
+                                             for r in rounds)
+        figures["vs_plain_rps"] = statistics.median(r[name]["rps"] / r["plain"]["rps"]
+                                                    for r in rounds) if "plain" in rounds[0] else None
+        figures["vs_plain_p50"] = statistics.median(r[name]["ol_p50"] - r["plain"]["ol_p50"]
+                                                    for r in rounds) if "plain" in rounds[0] else None
+        out[name] = figures
+    return out
 
 
 def report(results: dict, args) -> None:
-    direct = results["direct"]
-    print(f"\nnon-streamed chat, wrk 16 connections {args.duration}s; open loop {args.rate} req/s"
-          f" for 10s; one gateway process, ledger on (SQLite)\n")
+    print(f"\nnon-streamed chat; wrk 16 connections {args.duration}s; open loop {args.rate} req/s"
+          f" for {args.open_loop_seconds}s; one gateway process, ledger on (SQLite); median of"
+          f" {args.rounds} interleaved rounds\n")
     print(f"{'path':<14}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
           f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}")
     for name, r in results.items():
-        added = r["ol_p50"] - direct["ol_p50"]
-        print(f"{name:<14}{r['rps']:>9.0f}{r['rps'] / direct['rps']:>7.2f}{r['p50']:>8.2f}"
-              f"{r['p99']:>8.2f}{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}"
-              f"{(added if name != 'direct' else 0):>11.2f}{r['errors'] + r['ol_errors']:>8}")
-    if "plain" in results:
-        for name in results:
-            if name not in ("direct", "plain"):
-                plain = results["plain"]
-                print(f"{name} vs plain: throughput {results[name]['rps'] / plain['rps']:.2f}x, "
-                      f"p50 at {args.rate}/s {results[name]['ol_p50'] - plain['ol_p50']:+.3f} ms")
+        print(f"{name:<14}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
+              f"{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}{r['added']:>11.2f}"
+              f"{r['errors'] + r['ol_errors']:>8.0f}")
+    for name, r in results.items():
+        if name not in ("direct", "plain") and r["vs_plain_rps"] is not None:
+            print(f"{name} vs plain (same round): throughput {r['vs_plain_rps']:.2f}x, "
+                  f"p50 at {args.rate}/s {r['vs_plain_p50']:+.3f} ms")
 
 
 if __name__ == "__main__":
