@@ -35,6 +35,11 @@ sys.path.insert(0, str(ROOT))
 from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
 
 ADMIN = "bench-admin-key"
+# The gateway gets core 0 to itself; the emulator, wrk and the latency driver share core 1,
+# so the load never competes with what it measures (unpinned, figures drifted 40%+).
+_PIN = shutil.which("taskset") and (os.cpu_count() or 1) >= 2
+GATEWAY_CORE = ["taskset", "-c", "0"] if _PIN else []
+LOAD_CORE = ["taskset", "-c", "1"] if _PIN else []
 BODY = {"model": "gpt-4o-mini", "max_tokens": 32,
         "messages": [{"role": "user", "content": "Classify the intent: where is my order?"}]}
 
@@ -96,7 +101,7 @@ circuit_breaker: {failure_threshold: 5, window_seconds: 60, cooldown_seconds: 30
 def wrk(url: str, key: str, body: dict, duration: int, connections: int = 16) -> dict:
     env = {**os.environ, "BENCH_KEY": key, "BENCH_BODY": json.dumps(body)}
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+        [*LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
          "-s", str(ROOT / "bench" / "chat.lua"), url],
         env=env, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -153,7 +158,7 @@ def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[Serv
         docs += "---\n" + ROUTING
     config = workdir / f"{scenario}.yaml"
     config.write_text(docs)
-    args = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
+    args = [*GATEWAY_CORE, sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
             "--no-emulator", "--database-url", f"sqlite:///{workdir}/{scenario}.db",
             "--config", str(config)]
     if scenario == "policy-redis":
@@ -175,11 +180,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--open-loop-seconds", type=float, default=10)
     args = parser.parse_args()
+    if _PIN:
+        os.sched_setaffinity(0, {1})  # the open-loop driver runs here
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     emu_port = free_port()
-    emulator = ServerProcess([sys.executable, "-m", "sluicegate.providers.emulator",
+    emulator = ServerProcess([*LOAD_CORE, sys.executable, "-m", "sluicegate.providers.emulator",
                               "--port", str(emu_port)],
                              f"http://127.0.0.1:{emu_port}/healthz").start()
     emu = f"http://127.0.0.1:{emu_port}"

@@ -1,0 +1,109 @@
+"""A/B latency on ONE gateway: requests alternate between a baseline and a variant on one
+connection, so host drift hits both sides equally.
+
+    .venv/bin/python bench/ab.py --compare routing|policy|policy-redis [--pairs 2000]
+
+routing: a plain model vs a virtual model (three targets, breaker).
+policy / policy-redis: the same model, with three rate-limit rules and two budgets that
+match only the variant's requests (both sides send the same metadata header, with a
+different value), counters in memory or in Redis.
+Prints each side's p50/p90 and the median of the per-pair differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.run import (  # noqa: E402
+    ADMIN, BODY, GATEWAY_CORE, LOAD_CORE, PROVIDERS, ROUTING, _PIN)
+from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
+
+
+POLICY_AB = """
+name: ab-limits
+type: gateway-rate-limit-config
+rules:
+  - {id: ab-session, when: {metadata: {ab: "on"}}, on_breach: hard_block,
+     limit: {requests: 100000000, window: 1h, scope: session}}
+  - {id: ab-tokens, when: {metadata: {ab: "on"}}, on_breach: hard_block,
+     limit: {tokens: 100000000000, window: 1d, scope: project}}
+  - {id: ab-user, when: {metadata: {ab: "on"}, subjects: {type: user}}, on_breach: hard_block,
+     limit: {requests: 100000000, window: 1m, scope: user}}
+---
+name: ab-budgets
+type: gateway-budget-config
+budgets:
+  - {id: ab-project, scope: {metadata: {ab: "on"}}, ceiling_usd: 1000000, window: monthly,
+     on_exceed: hard_block}
+  - {id: ab-daily, scope: {metadata: {ab: "on"}}, ceiling_usd: 1000000, window: daily,
+     on_exceed: audit}
+"""
+
+
+def main(pairs: int, compare: str) -> None:
+    import os
+    if _PIN:
+        os.sched_setaffinity(0, {1})
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-ab-"))
+    emu_port, port = free_port(), free_port()
+    emulator = ServerProcess([*LOAD_CORE, sys.executable, "-m", "sluicegate.providers.emulator",
+                              "--port", str(emu_port)], f"http://127.0.0.1:{emu_port}/healthz")
+    config = workdir / "ab.yaml"
+    extra = ROUTING if compare == "routing" else POLICY_AB
+    config.write_text(PROVIDERS.format(emu=f"http://127.0.0.1:{emu_port}") + "---\n" + extra)
+    redis = ["--redis-url", REDIS_URL, "--redis-prefix", f"ab-{time.time_ns()}:"] \
+        if compare == "policy-redis" else []
+    gateway = ServerProcess(
+        [*GATEWAY_CORE, sys.executable, "-m", "sluicegate.cli.main", "serve", "--port",
+         str(port), "--no-emulator", "--database-url", f"sqlite:///{workdir}/ab.db",
+         "--config", str(config), *redis], f"http://127.0.0.1:{port}/readyz",
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN})
+    with emulator, gateway:
+        base = f"http://127.0.0.1:{port}"
+        key = httpx.post(base + "/api/keys", json={"user_id": "bench"},
+                         headers={"authorization": f"Bearer {ADMIN}"}).json()["key"]
+        variant_model = "bench-virtual" if compare == "routing" else "gpt-4o-mini"
+        bodies = {"base": json.dumps(BODY).encode(),
+                  "variant": json.dumps(dict(BODY, model=variant_model)).encode()}
+        headers = {"base": {"x-sluice-metadata": '{"ab": "off"}'},
+                   "variant": {"x-sluice-metadata": '{"ab": "on"}'}}
+        samples: dict[str, list[float]] = {"base": [], "variant": []}
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {key}",
+                                                  "content-type": "application/json",
+                                                  "x-sluice-project": "bench",
+                                                  "x-sluice-session-id": "ab"}) as http:
+            for i in range(pairs + 200):
+                order = ("base", "variant") if i % 2 else ("variant", "base")
+                for name in order:
+                    start = time.perf_counter()
+                    response = http.post("/v1/chat/completions", content=bodies[name],
+                                         headers=headers[name])
+                    assert response.status_code == 200, response.text
+                    if i >= 200:  # warm-up pairs are not counted
+                        samples[name].append((time.perf_counter() - start) * 1000)
+    diffs = [v - p for v, p in zip(samples["variant"], samples["base"])]
+    print(f"\n{compare}: {pairs} alternating pairs on one gateway (one connection, sequential)\n")
+    for name, values in samples.items():
+        values = sorted(values)
+        print(f"{name:<8} p50 {statistics.median(values):.3f} ms   "
+              f"p90 {values[int(len(values) * 0.9)]:.3f} ms")
+    print(f"variant - base, median of per-pair differences: {statistics.median(diffs):+.3f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=2000)
+    parser.add_argument("--compare", choices=["routing", "policy", "policy-redis"],
+                        default="routing")
+    args = parser.parse_args()
+    main(args.pairs, args.compare)
