@@ -18,10 +18,8 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import msgspec
-import orjson
 
 from sluicegate.errors import (
     InternalError,

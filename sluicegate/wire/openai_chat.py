@@ -22,7 +22,6 @@ from sluicegate.model.chat import (
     ToolResultPart,
 )
 from sluicegate.wire.common import (
-    IMAGE_TOKENS,
     RequestFacts,
     convert_body,
     estimate_tokens,

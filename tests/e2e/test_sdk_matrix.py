@@ -21,6 +21,12 @@ WEATHER_SCHEMA = {
                    "days": {"type": "integer"}},
     "required": ["city", "unit", "days"],
 }
+# The same tool in each wire format, with a tool call required.
+OPENAI_TOOL = {"tools": [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city", "parameters": WEATHER_SCHEMA}}],
+    "tool_choice": "required"}
+ANTHROPIC_TOOL = [{"name": "get_weather", "description": "Weather for a city",
+                   "input_schema": WEATHER_SCHEMA}]
 
 
 def oa_client(gateway, key, **headers):
@@ -55,11 +61,7 @@ def assert_ledgered(gateway, request_id: str, provider: str, usage: Usage, *, st
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tools"])
 def test_openai_client_non_stream(gateway, key, provider, tools):
     client = oa_client(gateway, key)
-    kwargs = {}
-    if tools:
-        kwargs = {"tools": [{"type": "function", "function": {
-            "name": "get_weather", "description": "Weather for a city",
-            "parameters": WEATHER_SCHEMA}}], "tool_choice": "required"}
+    kwargs = OPENAI_TOOL if tools else {}
     raw = client.chat.completions.with_raw_response.create(
         model=MODELS[provider], messages=[{"role": "system", "content": "Be brief."},
                                           {"role": "user", "content": "Weather in Oslo?"}],
@@ -86,10 +88,7 @@ def test_openai_client_non_stream(gateway, key, provider, tools):
 def test_openai_client_stream(gateway, key, provider, tools):
     session = f"sess-oa-stream-{provider}-{tools}"
     client = oa_client(gateway, key, **{"X-Sluice-Session-ID": session})
-    kwargs = {}
-    if tools:
-        kwargs = {"tools": [{"type": "function", "function": {
-            "name": "get_weather", "parameters": WEATHER_SCHEMA}}], "tool_choice": "required"}
+    kwargs = OPENAI_TOOL if tools else {}
     with client.chat.completions.stream(
         model=MODELS[provider], messages=[{"role": "user", "content": "Weather in Oslo?"}],
         max_tokens=64, stream_options={"include_usage": True}, **kwargs,
@@ -127,11 +126,7 @@ def test_openai_stream_without_usage_option_still_ledgers_usage(gateway, key, pr
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tools"])
 def test_anthropic_client_non_stream(gateway, key, provider, tools):
     client = an_client(gateway, key)
-    kwargs = {}
-    if tools:
-        kwargs = {"tools": [{"name": "get_weather", "description": "Weather",
-                             "input_schema": WEATHER_SCHEMA}],
-                  "tool_choice": {"type": "any"}}
+    kwargs = {"tools": ANTHROPIC_TOOL, "tool_choice": {"type": "any"}} if tools else {}
     raw = client.messages.with_raw_response.create(
         model=MODELS[provider], max_tokens=64, system="Be brief.",
         messages=[{"role": "user", "content": "Weather in Oslo?"}], **kwargs)
@@ -152,10 +147,8 @@ def test_anthropic_client_non_stream(gateway, key, provider, tools):
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tools"])
 def test_anthropic_client_stream(gateway, key, provider, tools):
     client = an_client(gateway, key)
-    kwargs = {}
-    if tools:
-        kwargs = {"tools": [{"name": "get_weather", "input_schema": WEATHER_SCHEMA}],
-                  "tool_choice": {"type": "tool", "name": "get_weather"}}
+    kwargs = ({"tools": ANTHROPIC_TOOL, "tool_choice": {"type": "tool", "name": "get_weather"}}
+              if tools else {})
     with client.messages.stream(model=MODELS[provider], max_tokens=64,
                                 messages=[{"role": "user", "content": "Weather in Oslo?"}],
                                 **kwargs) as stream:
