@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
@@ -106,7 +106,8 @@ class Pipeline:
             # Reconciling the reservation is bookkeeping the client need not wait for (a
             # Redis round trip); until it lands the reservation stays held, which errs
             # towards refusing, never towards overspending.
-            self._spawn(self._policy.settle(admission, result.usage, cost))
+            if admission is not None and admission.reservation_id is not None:
+                self._spawn(self._policy.settle(admission, result.usage, cost))
             self._router.latency.record_generation(
                 plan.key_for(outcome.final_target), result.usage.output_tokens,
                 outcome.attempts[-1].latency_ms)
@@ -161,10 +162,13 @@ class Pipeline:
 
     # --- policy -----------------------------------------------------------------------
     async def _admit(self, request: GatewayRequest,
-                     record: LedgerRecord) -> tuple[RoutePlan, Admission]:
+                     record: LedgerRecord) -> tuple[RoutePlan, Admission | None]:
         """Plan the route, then reserve against every matching limit and budget. A breach
-        whose action is a fallback re-plans with the fallback model and admits again."""
+        whose action is a fallback re-plans with the fallback model and admits again.
+        No admission (None) when no rule or budget is configured."""
         model = self._catalog().resolve_alias(request.requested_model)  # rules see one name
+        if not self._policy.enforcing:
+            return await self._router.plan(model, request.envelope), None
         exempt: frozenset[str] = frozenset()
         events: list[PolicyEvent] = []
         for _ in range(4):
@@ -263,7 +267,7 @@ class Pipeline:
             await self._policy.settle(admission, usage, cost)
 
     async def _release(self, admission: Admission | None) -> None:
-        if admission is not None:
+        if admission is not None and admission.reservation_id is not None:
             await self._policy.settle(admission, None, None)
 
     def _finish(self, record: LedgerRecord, started: float) -> None:
@@ -286,13 +290,13 @@ class Pipeline:
 
     # --- streams ----------------------------------------------------------------------
     def _stream_reply(self, request: GatewayRequest, plan: RoutePlan, outcome,
-                      admission: Admission, record: LedgerRecord) -> StreamReply:
+                      admission: Admission | None, record: LedgerRecord) -> StreamReply:
         headers = self._headers(record, admission, with_cost=False)
         return StreamReply(headers=headers,
                            chunks=self._relay(request, plan, outcome, admission, record))
 
     async def _relay(self, request: GatewayRequest, plan: RoutePlan, outcome,
-                     admission: Admission, record: LedgerRecord) -> AsyncIterator[bytes]:
+                     admission: Admission | None, record: LedgerRecord) -> AsyncIterator[bytes]:
         """Relay the stream; whatever ends it (done, provider broke, client left), settle
         with the usage known so far and write the ledger row."""
         stream = outcome.result
@@ -343,7 +347,9 @@ class Pipeline:
 
 # --- small helpers ------------------------------------------------------------------
 def _new_record(client_api: ClientApi) -> LedgerRecord:
-    return LedgerRecord(request_id="req_" + uuid.uuid4().hex, ts=time.time(),
+    # 128 random bits, as a uuid4 has; `random` (reseeded in forked workers) rather than
+    # the OS generator, whose syscall per request showed in profiles. Ids need not be secret.
+    return LedgerRecord(request_id=f"req_{random.getrandbits(128):032x}", ts=time.time(),
                         client_api=client_api.value, status_code=200)
 
 

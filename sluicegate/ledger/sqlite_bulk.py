@@ -30,22 +30,27 @@ class SqliteBulkInserter:
         self._path = path
         self._pragmas = pragmas
         self._columns = tuple(c.name for c in requests.columns)
-        self._json = frozenset(c.name for c in requests.columns
-                               if type(c.type).__name__ in _JSON_TYPES)
+        fields = LedgerRecord.__struct_fields__
+        # positions in the record of each column (the same order today, but not assumed)
+        self._positions = tuple(fields.index(name) for name in self._columns)
+        self._json_positions = tuple(i for i, c in enumerate(requests.columns)
+                                     if type(c.type).__name__ in _JSON_TYPES)
         self._sql = (f"INSERT OR IGNORE INTO requests ({', '.join(self._columns)}) "
                      f"VALUES ({', '.join('?' * len(self._columns))})")
         self._encoder = msgspec.json.Encoder()
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one batch at a time on the one connection
 
-    def rows(self, records: list[LedgerRecord]) -> list[tuple]:
-        encode, json_columns, columns = self._encoder.encode, self._json, self._columns
+    def rows(self, records: list[LedgerRecord]) -> list[list]:
+        encode, positions, json_positions = self._encoder.encode, self._positions, self._json_positions
+        astuple = msgspec.structs.astuple
         out = []
         for record in records:
-            values = msgspec.structs.asdict(record)
-            out.append(tuple(
-                encode(values[c]).decode() if c in json_columns else values[c]
-                for c in columns))
+            values = astuple(record)
+            row = [values[i] for i in positions]
+            for i in json_positions:
+                row[i] = encode(row[i]).decode()
+            out.append(row)
         return out
 
     async def insert(self, records: list[LedgerRecord]) -> None:
@@ -55,7 +60,7 @@ class SqliteBulkInserter:
             raise StoreRejected(f"ledger write: {exc}") from exc
         await asyncio.to_thread(self._insert, rows)
 
-    def _insert(self, rows: list[tuple]) -> None:
+    def _insert(self, rows: list[list]) -> None:
         with self._lock:
             try:
                 connection = self._connect()

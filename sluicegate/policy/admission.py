@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import msgspec
+
 from sluicegate.errors import LimitExceeded, StoreUnavailable
 from sluicegate.model.identity import Envelope, Principal
 from sluicegate.model.record import PolicyEvent
@@ -18,8 +20,7 @@ from sluicegate.policy.windows import Window
 Measure = Literal["requests", "tokens", "cost"]
 
 
-@dataclass(frozen=True)
-class AdmissionInput:
+class AdmissionInput(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     envelope: Envelope
     principal: Principal
@@ -31,8 +32,7 @@ class AdmissionInput:
     cheaper_model: str | None = None  # what fallback_to_cheaper uses (None: nothing cheaper)
 
 
-@dataclass(frozen=True)
-class Hold:
+class Hold(msgspec.Struct, frozen=True):
     """What one counter holds for this request until it is settled."""
 
     key: str
@@ -84,9 +84,9 @@ class PolicyUnavailable(StoreUnavailable):
         self.events = events
 
 
-@dataclass(frozen=True)
-class Item:
-    """One rule or budget window that applies to the request, with its counter check."""
+class Item(msgspec.Struct, frozen=True, kw_only=True):
+    """One rule or budget window that applies to the request, with its counter check.
+    (A msgspec Struct: several are built per request and a frozen dataclass is slow to.)"""
 
     kind: Literal["rate_limit", "budget"]
     rule_id: str
@@ -132,18 +132,20 @@ def _rule_item(rule: CompiledRule, inp: AdmissionInput, now: float, out_tokens: 
     else:
         amount = inp.estimated_input_tokens if rule.token_type == "input" else out_tokens
     scope_label = "*" if rule.scope_name == "global" else f"{rule.scope_name}={value}"
-    key = f"rl:{rule.id}:{rule.window.label}:{scope_label}:{rule.window.counter_suffix(now)}"
+    window = rule.window
+    frame = window.frame(now)
+    key = f"rl:{rule.id}:{window.label}:{scope_label}:{frame.suffix}"
     enforced = _enforced(rule.id, rule.breach, inp)
-    start, end = rule.window.bounds(now)
     return Item(
         kind="rate_limit",
         rule_id=rule.id,
-        check=_check(key, rule.limit, amount, rule.window, now, enforced),
+        check=Check(key, rule.limit if enforced else NO_LIMIT, amount, frame.expires_at,
+                    window.slide),
         hold=Hold(key, rule.measure, rule.token_type, amount),
         limit=rule.limit,
-        window=rule.window,
-        window_start=start,
-        window_end=end,
+        window=window,
+        window_start=frame.start,
+        window_end=frame.end,
         breach=rule.breach,
         enforced=enforced,
         scope_label=scope_label,
@@ -155,18 +157,19 @@ def _budget_item(budget: CompiledBudget, window: Window, inp: AdmissionInput, no
     cost = inp.worst_case_cost_usd
     # An unpriced model reserves one micro-dollar: it still stops once the budget is spent.
     amount = max(1, usd_to_micros(cost)) if cost is not None else 1
-    key = f"bg:{budget.id}:{window.label}:{window.counter_suffix(now)}"
+    frame = window.frame(now)
+    key = f"bg:{budget.id}:{window.label}:{frame.suffix}"
     enforced = _enforced(budget.id, budget.breach, inp)
-    start, end = window.bounds(now)
     return Item(
         kind="budget",
         rule_id=budget.id,
-        check=_check(key, budget.ceiling_micros, amount, window, now, enforced),
+        check=Check(key, budget.ceiling_micros if enforced else NO_LIMIT, amount,
+                    frame.expires_at, window.slide),
         hold=Hold(key, "cost", "", amount),
         limit=budget.ceiling_micros,
         window=window,
-        window_start=start,
-        window_end=end,
+        window_start=frame.start,
+        window_end=frame.end,
         breach=budget.breach,
         enforced=enforced,
         scope_label="*",
@@ -178,31 +181,22 @@ def _enforced(rule_id: str, breach: Breach, inp: AdmissionInput) -> bool:
     return rule_id not in inp.exempt_rule_ids and breach.action != "audit"
 
 
-def _check(key: str, limit: int, amount: int, window: Window, now: float, enforced: bool) -> Check:
-    return Check(
-        key=key,
-        limit=limit if enforced else NO_LIMIT,
-        amount=amount,
-        expires_at=window.expires_at(now),
-        slide=window.slide,
-    )
-
-
 def rate_headers(items: list[Item], levels: tuple[Level, ...], now: float) -> dict[str, str]:
     """OpenAI-style X-RateLimit-* headers for the tightest request rule and token rule."""
+    tightest: dict[str, tuple[int, Item]] = {}  # measure -> (remaining, item)
+    for item, level in zip(items, levels):
+        if item.kind != "rate_limit" or not item.enforced:
+            continue
+        remaining = item.limit - level.used - level.reserved - item.check.amount
+        best = tightest.get(item.hold.measure)
+        if best is None or remaining < best[0]:
+            tightest[item.hold.measure] = (remaining, item)
     headers: dict[str, str] = {}
-    for measure, suffix in (("requests", "Requests"), ("tokens", "Tokens")):
-        best: tuple[int, Item] | None = None
-        for item, level in zip(items, levels):
-            if item.kind == "rate_limit" and item.enforced and item.hold.measure == measure:
-                remaining = max(0, item.limit - level.used - level.reserved - item.check.amount)
-                if best is None or remaining < best[0]:
-                    best = (remaining, item)
-        if best is not None:
-            remaining, item = best
-            headers[f"X-RateLimit-Limit-{suffix}"] = str(item.limit)
-            headers[f"X-RateLimit-Remaining-{suffix}"] = str(remaining)
-            headers[f"X-RateLimit-Reset-{suffix}"] = duration(item.window_end - now)
+    for measure, (remaining, item) in tightest.items():
+        suffix = "Requests" if measure == "requests" else "Tokens"
+        headers[f"X-RateLimit-Limit-{suffix}"] = str(item.limit)
+        headers[f"X-RateLimit-Remaining-{suffix}"] = str(max(0, remaining))
+        headers[f"X-RateLimit-Reset-{suffix}"] = duration(item.window_end - now)
     return headers
 
 

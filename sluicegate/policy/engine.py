@@ -23,11 +23,11 @@ Redis that restarted empty).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
-import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -90,6 +90,7 @@ class PolicyEngine:
         self._alerted: dict[str, float] = {}  # mark key -> clock time it lapses
         self._sum_cost: budgets.SumCost | None = None  # the ledger, once rebuild_budgets ran
         self._tasks: set[asyncio.Task[None]] = set()
+        self._serial = itertools.count(1)
 
     def set_policy(self, compiled: CompiledPolicy) -> None:
         """Swap the policy (hot reload). Admissions in flight keep the one they started with.
@@ -103,6 +104,11 @@ class PolicyEngine:
     @property
     def policy(self) -> CompiledPolicy:
         return self._policy
+
+    @property
+    def enforcing(self) -> bool:
+        """False while no rule or budget is configured: admission has nothing to do."""
+        return bool(self._policy.rules or self._policy.budgets)
 
     @property
     def healthy(self) -> bool:
@@ -120,7 +126,7 @@ class PolicyEngine:
             items = plan(policy, inp, now, self._default_max_output)
             if not items:
                 return self._admission(inp, events)
-            reservation_id = _new_id(inp)
+            reservation_id = _new_id(inp, self._serial)
             try:
                 result = await self._store_admit(items, reservation_id)
             except StoreUnavailable as exc:
@@ -332,8 +338,9 @@ class PolicyEngine:
             log.warning("policy: alert %s not fired: %s", key, exc)
 
 
-def _new_id(inp: AdmissionInput) -> str:
-    return f"{inp.request_id}.{uuid.uuid4().hex[:8]}"
+def _new_id(inp: AdmissionInput, serial: Iterator[int]) -> str:
+    # request ids are unique; the serial tells apart re-admissions of one request
+    return f"{inp.request_id}.{next(serial)}"
 
 
 def _event(item: Item, action: str, detail: str) -> PolicyEvent:

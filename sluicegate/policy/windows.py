@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sluicegate.policy.counters.base import Slide
@@ -43,6 +43,15 @@ WINDOW_HINT = "use 30s, 1m, 1h, 1d, 7d, 1w, 1mo, daily, weekly or monthly"
 BUDGET_WINDOW_HINT = "use daily, weekly, monthly, rolling_24h, rolling_7d or rolling_30d"
 
 
+class Frame(NamedTuple):
+    """One concrete window: [start, end), the counter-key suffix, when its counter may go."""
+
+    start: float
+    end: float
+    suffix: str
+    expires_at: float
+
+
 @dataclass(frozen=True)
 class Window:
     label: str
@@ -56,6 +65,8 @@ class Window:
     # costliest part of an admission and the answer only changes at the window's end.
     _calendar_memo: list[float] = field(default_factory=lambda: [0.0, 0.0], compare=False,
                                         repr=False)
+    _frame_memo: list[Frame | None] = field(default_factory=lambda: [None], compare=False,
+                                            repr=False)
 
     def bounds(self, now: float) -> tuple[float, float]:
         """(start, end) of the window holding `now`. For a rolling window `end` is the next
@@ -74,12 +85,23 @@ class Window:
 
     def counter_suffix(self, now: float) -> str:
         """What a counter key carries to tell windows apart (rolling counters live on)."""
-        return "r" if self.kind == "rolling" else str(int(self.bounds(now)[0]))
+        return self.frame(now).suffix
 
     def expires_at(self, now: float) -> float:
+        return self.frame(now).expires_at
+
+    def frame(self, now: float) -> Frame:
+        """Everything an admission needs about the window holding `now`, computed once per
+        window (per call for a rolling one, whose start slides with `now`)."""
         if self.kind == "rolling":
-            return now + self.seconds + self.bucket_s + _EXPIRY_GRACE_S
-        return self.bounds(now)[1] + _EXPIRY_GRACE_S
+            start, end = self.bounds(now)
+            return Frame(start, end, "r", now + self.seconds + self.bucket_s + _EXPIRY_GRACE_S)
+        last = self._frame_memo[0]
+        if last is not None and last.start <= now < last.end:
+            return last
+        start, end = self.bounds(now)
+        frame = self._frame_memo[0] = Frame(start, end, str(int(start)), end + _EXPIRY_GRACE_S)
+        return frame
 
     @property
     def slide(self) -> Slide | None:

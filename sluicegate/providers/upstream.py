@@ -109,8 +109,11 @@ class AiohttpUpstream:
                 ttl_dns_cache=300,
                 enable_cleanup_closed=True,
             )
+            # No cookie jar: cookies a provider sets for one tenant's call must not ride
+            # along on the next tenant's (and the jar is per-request work besides).
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

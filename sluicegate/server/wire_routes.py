@@ -61,6 +61,15 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, 
     return b"".join(chunks), False
 
 
+async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    """A complete JSON answer in the two ASGI messages, without building a Response."""
+    raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    raw += [(name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 class WireEndpoints:
     def __init__(self, pipeline: Pipeline, keys: KeyService, *, max_body_bytes: int,
                  models_for: Callable[[object], list[str]]):
@@ -109,12 +118,11 @@ class WireEndpoints:
             except SluiceError as exc:
                 response: Response = error_response(client_api.wire, exc)
             else:
-                if isinstance(reply, StreamReply):
-                    response = StreamingResponse(reply.chunks, media_type="text/event-stream",
-                                                 headers={**SSE_HEADERS, **reply.headers})
-                else:
-                    response = Response(reply.body, status_code=reply.status,
-                                        headers=reply.headers, media_type="application/json")
+                if not isinstance(reply, StreamReply):
+                    await send_json(send, reply.status, reply.body, reply.headers)
+                    return
+                response = StreamingResponse(reply.chunks, media_type="text/event-stream",
+                                             headers={**SSE_HEADERS, **reply.headers})
             await response(scope, receive, send)
 
         return handle

@@ -6,6 +6,7 @@ atomic as the Redis script is across replicas.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,16 +31,30 @@ class _Counter:
     has_used: bool = False
     buckets: dict[int, int] = field(default_factory=dict)
     holds: dict[str, tuple[int, float]] = field(default_factory=dict)  # id -> (amount, deadline)
+    reserved: int = 0  # the sum of `holds`, kept as they change
+    next_lapse: float = math.inf  # no hold lapses before this
 
     def level(self, now: float) -> Level:
-        for rid in [r for r, (_, deadline) in self.holds.items() if deadline <= now]:
-            del self.holds[rid]
-        reserved = sum(amount for amount, _ in self.holds.values())
+        if now >= self.next_lapse:
+            self._drop_lapsed(now)
         if self.slide is None:
-            return Level(self.used, reserved)
+            return Level(self.used, self.reserved)
         slide = self.slide
         self.buckets = {b: v for b, v in self.buckets.items() if bucket_alive(b, slide, now)}
-        return Level(sum(self.buckets.values()), reserved)
+        return Level(sum(self.buckets.values()), self.reserved)
+
+    def hold(self, reservation_id: str, amount: int, deadline: float) -> None:
+        previous = self.holds.get(reservation_id)
+        if previous is not None:
+            self.reserved -= previous[0]
+        self.holds[reservation_id] = (amount, deadline)
+        self.reserved += amount
+        self.next_lapse = min(self.next_lapse, deadline)
+
+    def unhold(self, reservation_id: str) -> None:
+        held = self.holds.pop(reservation_id, None)
+        if held is not None:
+            self.reserved -= held[0]
 
     def add(self, amount: int, now: float) -> None:
         self.has_used = True
@@ -48,6 +63,11 @@ class _Counter:
         else:
             start = bucket_start(now, self.slide.bucket_s)
             self.buckets[start] = self.buckets.get(start, 0) + amount
+
+    def _drop_lapsed(self, now: float) -> None:
+        self.holds = {r: h for r, h in self.holds.items() if h[1] > now}
+        self.reserved = sum(amount for amount, _ in self.holds.values())
+        self.next_lapse = min((deadline for _, deadline in self.holds.values()), default=math.inf)
 
 
 class MemoryCounterStore:
@@ -68,7 +88,7 @@ class MemoryCounterStore:
                 return AdmitResult(ok=False, levels=levels, failed_index=index)
         deadline = now + ttl_s
         for check, counter in zip(checks, counters):
-            counter.holds[reservation_id] = (check.amount, deadline)
+            counter.hold(reservation_id, check.amount, deadline)
             counter.expires_at = max(counter.expires_at, check.expires_at, deadline)
         self._reservations[reservation_id] = (deadline, {c.key for c in checks})
         return AdmitResult(ok=True, levels=levels)
@@ -80,7 +100,7 @@ class MemoryCounterStore:
             counter = self._live(key, now)
             if counter is None:
                 continue
-            counter.holds.pop(reservation_id, None)
+            counter.unhold(reservation_id)
             if actuals.get(key, 0) > 0:
                 counter.add(actuals[key], now)
 
