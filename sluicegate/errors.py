@@ -17,6 +17,8 @@ API the client spoke (see `sluicegate.server.errors`).
      +-- InternalError               500 a bug; logged, recorded, answered in the API's format
      +-- StoreUnavailable            a backing store (Redis, database) cannot be reached
      +-- ConfigError                 a config document is invalid (path names the field)
+          (sluicegate.config.problems: ConfigValidationError 400, ConfigNotFound 404,
+           ConfigConflict 409 changed concurrently, VersionConflict a store's version clash)
 """
 
 from __future__ import annotations

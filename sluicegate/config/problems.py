@@ -66,6 +66,27 @@ class ConfigNotFound(ConfigError):
     code = "config_not_found"
 
 
+class ConfigConflict(ConfigError):
+    """Another replica kept changing the config while this change was being written, and
+    the change could not be rebased onto it within the service's retries. Nothing was
+    applied; sending the same change again is safe."""
+
+    status = 409
+    error_type = "conflict_error"
+    code = "config_conflict"
+
+
+class VersionConflict(ConfigConflict):
+    """The version number a change meant to write already exists: another writer appended
+    it after this change read the latest version. Raised by the version store; the config
+    service catches it, re-reads the latest version and rebases the change onto it."""
+
+    def __init__(self, version: int):
+        super().__init__(f"config version {version} already exists; config changed "
+                         "concurrently; retry", param="version")
+        self.version = version
+
+
 def problems_from_validation(
     exc: ValidationError, raw: Mapping[str, Any], *, document: str, type_name: str
 ) -> list[Problem]:

@@ -5,28 +5,53 @@ Every change goes the same way: build the complete new document set, validate al
 (dry run), report that nothing changed, or append the whole set as a new version. The
 version store is the only state; any replica may apply, and every replica's LiveConfig
 picks the new version up by polling the store.
+
+Replicas apply concurrently without a lock between them (optimistic concurrency): a change
+is built on the latest version N and written as exactly N + 1. If another replica wrote
+N + 1 first, the store raises VersionConflict and the change is rebased: the latest
+version is read again, the change (an apply, delete or rollback, each defined as "onto
+whatever is live") is merged onto it, the whole set validated again and the write retried
+as the next version. After `max_attempts` clashes in a row the caller gets ConfigConflict
+(HTTP 409, nothing applied). The ApplyResult describes the version actually written and
+its diff against the version it was built on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 from sluicegate.config.diff import Change, DocumentKey, diff_sets, join_diffs, keyed
 from sluicegate.config.parse import Document, Format, documents_from_raw, parse_documents
-from sluicegate.config.problems import ConfigNotFound, ConfigValidationError, Problem
+from sluicegate.config.problems import (
+    ConfigConflict,
+    ConfigNotFound,
+    ConfigValidationError,
+    Problem,
+    VersionConflict,
+)
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.version_store import ConfigVersionStore, VersionRow
 from sluicegate.errors import ConfigError
 from sluicegate.types import JSONObject
 
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5  # writes of one change before ConfigConflict
+RETRY_DELAY_S = 0.005  # up to this times the attempt number, jittered, between attempts
+
 # A check over the whole resulting set (e.g. "every route names a known provider"). It
 # returns the problems it found; any problem refuses the change.
 SetCheck = Callable[[Sequence[Document]], Sequence[Problem]]
 Outcome = Literal["created", "changed", "unchanged", "deleted"]
+# before (the latest version's documents), after (the proposed set), touched (the keys the
+# input named, in its order)
+Plan = tuple[dict[DocumentKey, JSONObject], dict[DocumentKey, JSONObject], list[DocumentKey]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +80,8 @@ class DocumentOutcome:
 
 @dataclasses.dataclass(frozen=True)
 class ApplyResult:
-    version: int  # the latest version after the call (the new one when applied)
-    previous_version: int
+    version: int  # the version written, or the latest one when nothing was written
+    previous_version: int  # the version the change was built on and diffed against
     changed: bool  # the resulting set differs from the latest version
     applied: bool  # a new version was written (changed and not a dry run)
     dry_run: bool
@@ -69,12 +94,17 @@ class ApplyResult:
 
 class ConfigService:
     def __init__(self, version_store: ConfigVersionStore, registry: DocumentRegistry, *,
-                 clock: Callable[[], float] = time.time, checks: Sequence[SetCheck] = ()):
+                 clock: Callable[[], float] = time.time, checks: Sequence[SetCheck] = (),
+                 max_attempts: int = MAX_ATTEMPTS):
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         self.store = version_store
         self.registry = registry
         self._clock = clock
         self._checks = tuple(checks)
-        self._lock = asyncio.Lock()  # one change at a time from this process
+        self._max_attempts = max_attempts
+        # one change at a time from this process; other replicas are caught by the store
+        self._lock = asyncio.Lock()
 
     # --- changes ------------------------------------------------------------------
     async def apply(self, text: str, *, applied_by: str, dry_run: bool = False,
@@ -91,28 +121,30 @@ class ConfigService:
                               comment: str | None = None, replace: bool = False) -> ApplyResult:
         if not documents:
             raise ConfigValidationError([Problem("input", None, "", "no documents found")])
-        async with self._lock:
-            latest = ConfigVersion.from_row(await self.store.latest())
+        touched = [doc.key for doc in documents]
+
+        def plan(latest: ConfigVersion) -> Plan:
             before = keyed(latest.documents)
             after = {} if replace else dict(before)
             after.update({doc.key: doc.raw for doc in documents})
-            touched = [doc.key for doc in documents]
-            return await self._commit(latest, before, after, touched, source=source,
-                                      applied_by=applied_by, comment=comment, dry_run=dry_run)
+            return before, after, touched
+
+        return await self._change(plan, source=source, applied_by=applied_by,
+                                  comment=comment, dry_run=dry_run)
 
     async def delete(self, type_name: str, name: str, applied_by: str, *,
                      comment: str | None = None, dry_run: bool = False) -> ApplyResult:
-        async with self._lock:
-            latest = ConfigVersion.from_row(await self.store.latest())
+        def plan(latest: ConfigVersion) -> Plan:
             before = keyed(latest.documents)
             if (type_name, name) not in before:
                 raise ConfigNotFound(f"no {type_name!r} document named {name!r} in version "
                                      f"{latest.version}", param="name")
             after = {key: raw for key, raw in before.items() if key != (type_name, name)}
-            return await self._commit(
-                latest, before, after, [], source=f"# delete {type_name}/{name}\n",
-                applied_by=applied_by, comment=comment or f"delete {type_name}/{name}",
-                dry_run=dry_run)
+            return before, after, []
+
+        return await self._change(
+            plan, source=f"# delete {type_name}/{name}\n", applied_by=applied_by,
+            comment=comment or f"delete {type_name}/{name}", dry_run=dry_run)
 
     async def rollback(self, version: int, applied_by: str, *,
                        dry_run: bool = False) -> ApplyResult:
@@ -120,13 +152,14 @@ class ConfigService:
         target = await self.store.get(version)
         if target is None:
             raise ConfigNotFound(f"there is no config version {version}", param="version")
-        async with self._lock:
-            latest = ConfigVersion.from_row(await self.store.latest())
-            after = keyed(target.documents)
-            return await self._commit(
-                latest, keyed(latest.documents), after, list(after),
-                source=f"# rollback to v{version}\n{target.source}", applied_by=applied_by,
-                comment=f"rollback to v{version}", dry_run=dry_run)
+        restored = keyed(target.documents)  # a version never changes once written
+
+        def plan(latest: ConfigVersion) -> Plan:
+            return keyed(latest.documents), dict(restored), list(restored)
+
+        return await self._change(
+            plan, source=f"# rollback to v{version}\n{target.source}", applied_by=applied_by,
+            comment=f"rollback to v{version}", dry_run=dry_run)
 
     # --- reading ------------------------------------------------------------------
     async def current(self) -> ConfigVersion:
@@ -156,6 +189,30 @@ class ConfigService:
         return documents
 
     # --- the one way a change is written --------------------------------------------
+    async def _change(self, plan: Callable[[ConfigVersion], Plan], *, source: str,
+                      applied_by: str, comment: str | None, dry_run: bool) -> ApplyResult:
+        """Build the change on the latest version and write it as the next one; when
+        another writer took that number first, rebuild it on the new latest and retry."""
+        async with self._lock:
+            for attempt in range(1, self._max_attempts + 1):
+                latest = ConfigVersion.from_row(await self.store.latest())
+                before, after, touched = plan(latest)
+                try:
+                    return await self._commit(latest, before, after, touched, source=source,
+                                              applied_by=applied_by, comment=comment,
+                                              dry_run=dry_run)
+                except VersionConflict as exc:
+                    log.info("config version %d was written concurrently (attempt %d of %d); "
+                             "rebasing the change by %s", exc.version, attempt,
+                             self._max_attempts, applied_by)
+                    if attempt < self._max_attempts:
+                        await asyncio.sleep(random.uniform(0, RETRY_DELAY_S * attempt))
+            log.warning("config change by %s not applied: %d concurrent writes in a row",
+                        applied_by, self._max_attempts)
+            raise ConfigConflict(
+                f"config changed concurrently; retry (another change was written first "
+                f"{self._max_attempts} times in a row; nothing was applied)")
+
     async def _commit(self, latest: ConfigVersion, before: dict[DocumentKey, JSONObject],
                       after: dict[DocumentKey, JSONObject], touched: list[DocumentKey], *,
                       source: str, applied_by: str, comment: str | None,
@@ -175,7 +232,8 @@ class ConfigService:
             return dataclasses.replace(
                 result, message=f"dry run: {_summary(changes)}; nothing applied")
         version = await self.store.append(documents=list(after.values()), source=source,
-                                           applied_by=applied_by, comment=comment)
+                                           applied_by=applied_by, comment=comment,
+                                           version=latest.version + 1)
         return dataclasses.replace(result, version=version, applied=True,
                                    message=f"applied version {version}: {_summary(changes)}")
 

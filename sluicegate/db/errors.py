@@ -19,6 +19,8 @@ from sluicegate.errors import StoreUnavailable
 
 # SQLSTATE classes that blame the data, not the server: 22 data exception, 23 integrity
 _REJECTING_SQLSTATE_CLASSES = ("22", "23")
+_UNIQUE_VIOLATION = "23505"
+_SQLITE_UNIQUE_CODES = (1555, 2067)  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 
 
 class StoreRejected(StoreUnavailable):
@@ -42,6 +44,18 @@ async def translate_errors(operation: str) -> AsyncIterator[None]:
         raise StoreRejected(f"{operation}: {_reason(exc)}") from exc
     except (sa_exc.SQLAlchemyError, OSError) as exc:
         raise StoreUnavailable(f"{operation}: {_reason(exc)}") from exc
+
+
+def is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
+    """Whether the database refused the rows because a primary key or unique index
+    already holds their value (PostgreSQL 23505; SQLite's PRIMARYKEY / UNIQUE constraint
+    codes), as opposed to another integrity error such as a NOT NULL column."""
+    if _sqlstate(exc) == _UNIQUE_VIOLATION:
+        return True
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code in _SQLITE_UNIQUE_CODES
+    return "UNIQUE constraint failed" in str(exc.orig)  # an SQLite without error codes
 
 
 def _sqlstate(exc: sa_exc.DBAPIError) -> str:

@@ -8,6 +8,10 @@
     POST   /api/config/rollback        {"version": N} (?dry_run=true)
     DELETE /api/config/{type}/{name}   a new version without that document (?dry_run=true)
 
+Replicas may change the config at the same time: a change is rebased onto whatever was
+written meanwhile (see ConfigService); one that keeps losing that race is a 409 with type
+`config_conflict`, nothing applied, safe to send again.
+
 After a change is written, this replica's LiveConfig reloads at once, so the applier sees
 the change immediately; other replicas pick it up on their next poll.
 """

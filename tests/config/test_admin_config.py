@@ -7,9 +7,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from sluicegate.config.live import LiveConfig
+from sluicegate.config.service import ConfigService
 from sluicegate.model.identity import Principal
 from sluicegate.server.admin_config import config_routes
 from tests.config.documents import BOTH, BUDGET, RATE_LIMITS
+from tests.config.racing import RivalWritesFirst
 
 
 class AsPrincipal(BaseHTTPMiddleware):
@@ -137,3 +139,42 @@ async def test_a_version_that_does_not_go_live_is_reported(client, live):
     body = (await client.post("/api/config", content=BOTH)).json()
     assert (body["version"], body["live_version"]) == (1, 0)
     assert "no budgets on this replica" in body["live_error"]
+
+
+async def test_changes_that_lose_every_race_are_a_409(sqlite_store, registry):
+    # Two real replicas cannot be made to collide five times in a row on demand, so a rival
+    # write is forced in front of every append (RivalWritesFirst). The conflicts are still
+    # the SQLite store's own: its primary key refuses each version the rival took first.
+    racing = RivalWritesFirst(sqlite_store)
+    service = ConfigService(racing, registry)
+    live = LiveConfig(service, registry, poll_interval=60)
+    await live.start()
+    app = Starlette(routes=config_routes(lambda r: service, lambda r: live))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://gateway") as client:
+            response = await client.post("/api/config", content=BOTH, headers=YAML)
+            assert response.status_code == 409
+            assert response.json() == {"error": {
+                "message": "config changed concurrently; retry (another change was written "
+                           "first 5 times in a row; nothing was applied)",
+                "type": "config_conflict", "param": None}}
+            assert racing.rival_versions == [1, 2, 3, 4, 5]
+            assert {v.applied_by for v in await sqlite_store.history()} == {"rival"}
+
+            deleted = await client.delete("/api/config/test-budget/rival-5")
+            assert deleted.status_code == 409
+            assert deleted.json()["error"]["type"] == "config_conflict"
+            rolled = await client.post("/api/config/rollback", json={"version": 1})
+            assert rolled.status_code == 409
+            assert await sqlite_store.latest_version_number() == 15
+
+            # a change that loses only a few races is rebased and applied: no error at all
+            racing.times = len(racing.rival_versions) + 2
+            applied = await client.post("/api/config", content=BOTH, headers=YAML)
+            assert applied.status_code == 200
+            body = applied.json()
+            assert (body["version"], body["previous_version"], body["applied"]) == (18, 17, True)
+            assert body["live_version"] == 18
+    finally:
+        await live.stop()

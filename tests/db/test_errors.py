@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.config.problems import VersionConflict
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.errors import StoreRejected
@@ -46,7 +47,7 @@ def _calls(engine: AsyncEngine) -> list[Callable[[], Awaitable[Any]]]:
         lambda: keys.list(),
         lambda: keys.update("k", name="x"),
         lambda: keys.max_updated_at(),
-        lambda: versions.append([], "", "me"),
+        lambda: versions.append([], "", "me", version=1),
         lambda: versions.latest_version_number(),
         lambda: versions.history(),
         lambda: alerts.append(AlertRow(ts=1.0, kind="k", rule_id="r", severity="s",
@@ -74,3 +75,14 @@ async def test_rows_the_database_refuses_are_store_rejected(engine: AsyncEngine)
         with pytest.raises(StoreRejected):
             await store.write_batch([LedgerRecord(request_id="fine", ts=1.0), rec])
     assert await store.count(0.0, {}) == 0  # a refused batch is refused whole
+
+
+async def test_only_a_taken_version_number_is_a_version_conflict(engine: AsyncEngine) -> None:
+    versions = SqlConfigVersionStore(engine)
+    await versions.append([], "", "ann", version=1)
+    with pytest.raises(VersionConflict):  # the primary key: a concurrent writer won
+        await versions.append([], "", "bob", version=1)
+    with pytest.raises(StoreRejected) as caught:  # NOT NULL: bad rows, not a race
+        await versions.append([], "", None, version=2)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, VersionConflict)
+    assert await versions.latest_version_number() == 1
