@@ -52,7 +52,7 @@ async def test_concurrent_settles_share_script_calls(make_store):
 
 async def test_batches_are_capped(make_store):
     store = make_store()
-    store._settle_batch = 16  # as if built with settle_batch=16
+    store._settlements.limit = 16  # as if built with settle_batch=16
     await admit_many(store, 64)
     before = store.settle_calls
     await asyncio.gather(*(store.settle(f"r{i}", {"req": 1, "tok": 10}) for i in range(64)))

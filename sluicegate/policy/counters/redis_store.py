@@ -4,20 +4,22 @@ One Lua script per operation, so check-and-reserve is atomic across replicas. Ev
 carries the same hash tag (`{sg}`), so the multi-key scripts also run on Redis Cluster.
 Redis errors never leave this module: they become `StoreUnavailable`.
 
-Settlements (`settle`, `release`) are coalesced: callers queue them and one background
-flusher applies the queue as one script call per batch (up to `settle_batch` reservations;
-while one batch is in flight the next accumulates). Each caller still returns only once
-its reservation is applied, or gets `StoreUnavailable` if its batch failed. A store
-remembers the keys of the reservations it admitted, so one call finishes a reservation
-(releasing the keys `settle` did not name); one admitted by another replica may take a
-second call for those.
+Admissions and settlements (`settle`, `release`) are group-committed (redis_batch.py):
+callers queue them and a background flusher sends each queue as one script call per batch
+(up to `admit_batch` admissions, `settle_batch` reservations; while one batch is in flight
+the next accumulates, and a lone request goes out at once). The scripts apply a batch in
+order, each admission atomic on its own and seeing the ones before it. Each caller still
+returns only once its own item is applied, or gets `StoreUnavailable` if its batch failed.
+A store remembers the keys of the reservations it admitted, so one call finishes a
+reservation (releasing the keys `settle` did not name); one admitted by another replica
+may take a second call for those.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -29,21 +31,26 @@ from redis.exceptions import RedisError
 
 from sluicegate.errors import StoreUnavailable
 from sluicegate.policy.counters.base import AdmitResult, Check, Level, Slide
+from sluicegate.policy.counters.redis_batch import Coalescer
 
 T = TypeVar("T")
 HASH_TAG = "{sg}"
 HELD_MAX = 100_000  # reservations whose keys a store remembers (older ones: a second call)
 
 
-class _Settlement:
-    __slots__ = ("now", "reservation_id", "actuals", "future")
+@dataclass(slots=True)
+class _Admission:
+    reservation_id: str
+    ttl_s: float
+    logical: list[str]  # its checks' keys
+    packed: list[Any]  # its entry in the script's batch argument (KEYS positions to add)
 
-    def __init__(self, now: str, reservation_id: str, actuals: dict[str, int],
-                 future: asyncio.Future[None] | None):
-        self.now = now
-        self.reservation_id = reservation_id
-        self.actuals = actuals  # logical key -> amount (>= 0; 0 releases)
-        self.future = future
+
+@dataclass(slots=True)
+class _Settlement:
+    now: str
+    reservation_id: str
+    actuals: dict[str, int]  # logical key -> amount (>= 0; 0 releases)
 
 
 def _script(name: str) -> str:
@@ -60,6 +67,7 @@ class RedisCounterStore:
         clock: Callable[[], float] = time.time,
         timeout_s: float = 1.0,
         max_connections: int = 64,
+        admit_batch: int = 128,
         settle_batch: int = 256,
     ):
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -78,26 +86,23 @@ class RedisCounterStore:
         self._settle = self._redis.register_script(_script("settle"))
         self._usage = self._redis.register_script(_script("usage"))
         self._seed = self._redis.register_script(_script("seed"))
-        self._settle_batch = max(1, settle_batch)
         self._held: dict[str, tuple[tuple[str, ...], float]] = {}  # id -> keys, monotonic deadline
-        self._queue: list[_Settlement] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._admissions: Coalescer[_Admission, AdmitResult] = Coalescer(
+            self._admit_batch, admit_batch, "admission", abandoned=self._abandoned)
+        self._settlements: Coalescer[_Settlement, None] = Coalescer(
+            self._settle_batch, settle_batch, "settlement")
+        self.admit_calls = 0  # admit script calls made (one per batch)
         self.settle_calls = 0  # settle script calls made (batches, plus their follow-ups)
 
     async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
-        keys = [k for c in checks for k in self._counter_keys(c.key)]
-        packed = []
+        logical, packed = [], []
         for c in checks:
             slide = c.slide or Slide(0, 0)
+            logical.append(c.key)
             packed.append([c.key, _arg(c.limit), _arg(c.amount), repr(c.expires_at),
                            _arg(slide.window_s), _arg(slide.bucket_s)])
-        args = [repr(self._clock()), reservation_id, repr(float(ttl_s)), orjson.dumps(packed)]
-        failed, flat = await self._call(self._admit(keys + [self._reservation(reservation_id)], args))
-        levels = _levels(flat)
-        if failed:
-            return AdmitResult(ok=False, levels=levels, failed_index=int(failed) - 1)
-        self._remember(reservation_id, [c.key for c in checks], ttl_s)
-        return AdmitResult(ok=True, levels=levels)
+        entry = [repr(self._clock()), reservation_id, repr(float(ttl_s)), packed]
+        return await self._admissions.call(_Admission(reservation_id, ttl_s, logical, entry))
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
         entries = {key: max(0, int(amount)) for key, amount in actuals.items()}
@@ -105,11 +110,10 @@ class RedisCounterStore:
         if known is not None:
             for key in known[0]:
                 entries.setdefault(key, 0)
-        await self._enqueue(reservation_id, entries)
+        await self._settlements.call(_Settlement(repr(self._clock()), reservation_id, entries))
 
     async def release(self, reservation_id: str) -> None:
-        known = self._held.pop(reservation_id, None)
-        await self._enqueue(reservation_id, dict.fromkeys(known[0], 0) if known else {})
+        await self._settlements.call(self._release_of(reservation_id))
 
     async def usage(self, keys: Sequence[str]) -> dict[str, Level]:
         if not keys:
@@ -143,11 +147,9 @@ class RedisCounterStore:
         await self._call(self._redis.ping())
 
     async def close(self) -> None:
-        """Flush the queued settlements, then close the connections."""
-        loop = asyncio.get_running_loop()
-        while (flusher := self._flusher) is not None and not flusher.done() \
-                and flusher.get_loop() is loop:
-            await asyncio.wait({flusher})  # not cancelled if close() is
+        """Flush the queued admissions and settlements, then close the connections."""
+        await self._admissions.wait_idle()  # may queue releases (for cancelled callers)
+        await self._settlements.wait_idle()
         try:
             await self._redis.aclose()
         except (RedisError, OSError):
@@ -164,74 +166,72 @@ class RedisCounterStore:
             del held[oldest]
         held[reservation_id] = (tuple(keys), now + ttl_s + 60)
 
-    async def _enqueue(self, reservation_id: str, actuals: dict[str, int]) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.append(_Settlement(repr(self._clock()), reservation_id, actuals, future))
-        flusher = self._flusher
-        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
-            self._flusher = loop.create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        """Apply the queue batch by batch until it is empty."""
-        batch: list[_Settlement] = []
-        try:
-            while self._queue:
-                batch = self._queue[: self._settle_batch]
-                del self._queue[: self._settle_batch]
-                await self._apply(batch)
-                batch = []
-        except asyncio.CancelledError:
-            failed, self._queue = batch + self._queue, []
-            for item in failed:
-                _fail(item, StoreUnavailable("counter store (Redis): settlement cancelled"))
-            raise
-
-    async def _apply(self, batch: list[_Settlement]) -> None:
-        """One script call for the batch, and one more for the reservations that still
-        hold keys it did not name; every caller is answered."""
-        try:
-            left = await self._settle_call(batch)
-        except Exception as exc:
-            for item in batch:
-                _fail(item, exc)
-            return
-        follow = []
-        for item, keys in zip(batch, left):
-            if keys:
-                follow.append(item)
-                item.actuals = dict.fromkeys(keys, 0)
+    async def _admit_batch(self, batch: list[_Admission]) -> list[AdmitResult | Exception]:
+        """One script call for the batch. Should it fail, every caller gets StoreUnavailable;
+        a call that timed out may still have been applied: those reservations are dropped
+        by Redis at their ttl (releasing them here could undo a retry under the same id)."""
+        keys = _Keys(self._base)
+        packed = [[*a.packed, keys.reservation(a.reservation_id),
+                   [keys.counter(key) for key in a.logical]] for a in batch]
+        self.admit_calls += 1
+        out = await self._call(self._admit(keys.keys, [orjson.dumps(packed)]))
+        results: list[AdmitResult | Exception] = []
+        for a, (failed, flat) in zip(batch, out, strict=True):
+            if failed == -1:  # a Redis error for this admission alone
+                results.append(StoreUnavailable(f"counter store (Redis) unavailable: {flat}"))
+            elif failed:
+                results.append(AdmitResult(ok=False, levels=_levels(flat),
+                                           failed_index=int(failed) - 1))
             else:
-                _done(item)
-        if not follow:
-            return
-        try:
-            await self._settle_call(follow)
-        except Exception as exc:
-            for item in follow:
-                _fail(item, exc)
-            return
-        for item in follow:
-            _done(item)
+                self._remember(a.reservation_id, a.logical, a.ttl_s)
+                results.append(AdmitResult(ok=True, levels=_levels(flat)))
+        return results
+
+    def _abandoned(self, admission: _Admission, result: AdmitResult | None) -> None:
+        """An admission whose caller was cancelled meanwhile: nobody will settle it, so
+        release it now (in the background) rather than hold capacity until its ttl. With
+        its outcome unknown (cancelled during its call) it is released all the same:
+        releasing nothing is harmless, and the script, sent first, runs first (were it
+        to run after all, the ttl would drop the reservation)."""
+        if result is None:
+            self._settlements.put(_Settlement(repr(self._clock()), admission.reservation_id,
+                                              dict.fromkeys(admission.logical, 0)))
+        elif result.ok:
+            self._settlements.put(self._release_of(admission.reservation_id))
+
+    def _release_of(self, reservation_id: str) -> _Settlement:
+        known = self._held.pop(reservation_id, None)
+        return _Settlement(repr(self._clock()), reservation_id,
+                           dict.fromkeys(known[0], 0) if known else {})
+
+    async def _settle_batch(self, batch: list[_Settlement]) -> list[None | Exception]:
+        """One script call for the batch, and one more for the reservations that still
+        hold keys it did not name."""
+        left = await self._settle_call(batch)
+        outcomes: list[None | Exception] = [None] * len(batch)
+        follow = []
+        for i, (item, keys) in enumerate(zip(batch, left, strict=True)):
+            if keys:
+                follow.append(i)
+                item.actuals = dict.fromkeys(keys, 0)
+        if follow:
+            try:
+                await self._settle_call([batch[i] for i in follow])
+            except Exception as exc:
+                for i in follow:
+                    outcomes[i] = exc
+        return outcomes
 
     async def _settle_call(self, batch: list[_Settlement]) -> list[list[str]]:
-        keys, packed = [], []
-        for item in batch:
-            keys.append(self._reservation(item.reservation_id))
-            pairs = []
-            for key, amount in item.actuals.items():
-                keys += self._counter_keys(key)
-                pairs.append([key, str(amount)])
-            packed.append([item.now, item.reservation_id, pairs])
+        keys = _Keys(self._base)
+        packed = [[item.now, item.reservation_id, keys.reservation(item.reservation_id),
+                   [[key, str(n), keys.counter(key)] for key, n in item.actuals.items()]]
+                  for item in batch]
         self.settle_calls += 1
-        return list(await self._call(self._settle(keys, [orjson.dumps(packed)])))
+        return list(await self._call(self._settle(keys.keys, [orjson.dumps(packed)])))
 
     def _counter_keys(self, key: str) -> list[str]:
         return [f"{self._base}c:{key}", f"{self._base}z:{key}"]
-
-    def _reservation(self, reservation_id: str) -> str:
-        return f"{self._base}r:{reservation_id}"
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
@@ -240,21 +240,29 @@ class RedisCounterStore:
             raise StoreUnavailable(f"counter store (Redis) unavailable: {exc}") from exc
 
 
-def _done(item: _Settlement) -> None:
-    if item.future is not None and not item.future.done():
-        item.future.set_result(None)
+class _Keys:
+    """The KEYS of one batched script call, each key once (concurrent requests mostly
+    share their counters; redis-py's cost grows with every argument): the batch argument
+    names them by position (1-based)."""
 
+    __slots__ = ("keys", "_at", "_base")
 
-def _fail(item: _Settlement, exc: Exception) -> None:
-    """Each caller gets its own exception object (they are raised concurrently)."""
-    if item.future is None or item.future.done():
-        return
-    if isinstance(exc, StoreUnavailable):
-        mine = StoreUnavailable(str(exc))
-        mine.__cause__ = exc.__cause__
-    else:
-        mine = exc
-    item.future.set_exception(mine)
+    def __init__(self, base: str):
+        self.keys: list[str] = []
+        self._at: dict[str, int] = {}
+        self._base = base
+
+    def counter(self, logical: str) -> int:
+        """The position of the counter's hash; its sorted set follows it."""
+        at = self._at.get(logical)
+        if at is None:
+            at = self._at[logical] = len(self.keys) + 1
+            self.keys += (f"{self._base}c:{logical}", f"{self._base}z:{logical}")
+        return at
+
+    def reservation(self, reservation_id: str) -> int:
+        self.keys.append(f"{self._base}r:{reservation_id}")
+        return len(self.keys)
 
 
 def _levels(flat: Sequence[Any]) -> tuple[Level, ...]:

@@ -1,23 +1,20 @@
 -- Settle a batch of reservations, one after another: drop each one's holds and record
 -- actual consumption, then release whatever else it still holds.
--- KEYS: per reservation, in batch order: its reservation hash, then H1, Z1, H2, Z2, ...
---       for each of its logical keys below
--- ARGV: one JSON array with, per reservation, [now, reservation id, [[logical key,
---       actual amount], ...]] (now and amounts are strings; an actual of 0 releases)
+-- KEYS: every key the batch touches, once: reservation hashes and counter hashes H, each
+--       followed by its sorted set Z, in any order
+-- ARGV: one JSON array with, per reservation, [now, reservation id, position in KEYS of
+--       its reservation hash, [[logical key, actual amount, position of the key's H], ...]]
+--       (now and amounts are strings; an actual of 0 releases)
 -- Returns, per reservation, the logical keys it still holds that were not named here
 -- (another replica admitted it with keys this one did not know): settle them with 0.
 local batch = cjson.decode(ARGV[1])
 local out = {}
-local k = 1
 
 for j = 1, #batch do
-  local now, rid, actuals = tonumber(batch[j][1]), batch[j][2], batch[j][3]
-  local rkey = KEYS[k]
-  k = k + 1
+  local now, rid, rkey, actuals = tonumber(batch[j][1]), batch[j][2], KEYS[batch[j][3]], batch[j][4]
   for i = 1, #actuals do
-    local h, z = KEYS[k], KEYS[k + 1]
-    k = k + 2
-    local logical, actual = actuals[i][1], tonumber(actuals[i][2])
+    local logical, actual, at = actuals[i][1], tonumber(actuals[i][2]), actuals[i][3]
+    local h, z = KEYS[at], KEYS[at + 1]
     local amount = redis.call('HGET', rkey, logical)
     if amount then
       if redis.call('ZREM', z, rid .. '|' .. amount) == 1 and tonumber(amount) > 0 then
