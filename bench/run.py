@@ -4,10 +4,14 @@ through the gateway, side by side in one run.
     .venv/bin/python bench/run.py [--duration 10] [--scenarios plain,policy,routing]
 
 Throughput: wrk (closed loop, 16 connections). Added latency: a Python open-loop driver at a
-fixed 200 requests/s, so queueing does not hide overhead. The ledger is on (SQLite). The
-host drifts by tens of percent over minutes, so scenarios run in interleaved rounds and
-every figure is the median over rounds of values taken within a round.
-Scenarios: `plain` (a concrete model), `policy` (several rate-limit rules and budgets),
+fixed 200 requests/s, so queueing does not hide overhead, in short segments alternating
+between the gateway and the emulator directly; "added" is the median over segment pairs.
+The ledger is on (SQLite). The host drifts by tens of percent over minutes, so scenarios
+run in interleaved rounds and every figure is the median over rounds of values taken
+within a round.
+Scenarios: `passthrough` (no gateway: a bare proxy on the same server and client stack,
+bench/passthrough.py, the floor under every other row), `plain` (a concrete model),
+`policy` (several rate-limit rules and budgets),
 `policy-redis` (the same with counters in Redis), `routing` (a virtual model with three
 targets and a breaker).
 """
@@ -37,7 +41,9 @@ from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
 ADMIN = "bench-admin-key"
 # The gateway gets core 0 to itself; the emulator, wrk and the latency driver share core 1,
 # so the load never competes with what it measures (unpinned, figures drifted 40%+).
-_PIN = shutil.which("taskset") and (os.cpu_count() or 1) >= 2
+# BENCH_PIN=0 turns pinning off (the gateway's Rust I/O thread may then use the other core).
+_PIN = bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2 \
+    and os.environ.get("BENCH_PIN", "1") != "0"
 GATEWAY_CORE = ["taskset", "-c", "0"] if _PIN else []
 LOAD_CORE = ["taskset", "-c", "1"] if _PIN else []
 BODY = {"model": "gpt-4o-mini", "max_tokens": 32,
@@ -149,7 +155,20 @@ async def open_loop(url: str, key: str, body: dict, rate: int, seconds: float) -
             "p99": latencies[int(len(latencies) * 0.99) - 1], "errors": errors}
 
 
+def start_passthrough(emulator_url: str) -> tuple[ServerProcess, str]:
+    """The same server and client stack with no gateway logic (bench/passthrough.py)."""
+    port = free_port()
+    proc = ServerProcess(
+        [*GATEWAY_CORE, sys.executable, "-m", "granian", "--interface", "asgi", "--loop",
+         "uvloop", "--no-ws", "--http", "1", "--port", str(port), "bench.passthrough:app"],
+        f"http://127.0.0.1:{port}/readyz",
+        env={"BENCH_UPSTREAM": emulator_url, "PYTHONPATH": str(ROOT)}).start()
+    return proc, "x"
+
+
 def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[ServerProcess, str]:
+    if scenario == "passthrough":
+        return start_passthrough(emulator_url)
     port = free_port()
     docs = PROVIDERS.format(emu=emulator_url)
     if scenario.startswith("policy"):
@@ -176,9 +195,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200)
-    parser.add_argument("--scenarios", default="plain,policy,policy-redis,routing")
+    parser.add_argument("--scenarios", default="passthrough,plain,policy,policy-redis,routing")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--open-loop-seconds", type=float, default=10)
+    parser.add_argument("--segments", type=int, default=5,
+                        help="open-loop segments alternating gateway and direct, per scenario")
     args = parser.parse_args()
     if _PIN:
         os.sched_setaffinity(0, {1})  # the open-loop driver runs here
@@ -199,10 +220,27 @@ def main() -> None:
     report(median_of(rounds), args)
 
 
-def measure(url: str, key: str, body: dict, args) -> dict:
-    return {**wrk(url, key, body, args.duration),
-            **{f"ol_{k}": v for k, v in asyncio.run(
-                open_loop(url, key, body, args.rate, args.open_loop_seconds)).items()}}
+def measure(url: str, key: str, body: dict, args, direct_url: str | None = None) -> dict:
+    """wrk throughput, then the open-loop latency. With `direct_url`, the open loop
+    alternates short segments against the gateway and directly against the emulator, and
+    `ol_added` is the median over segment pairs of the difference of their p50s: host
+    drift over the run hits both sides of each pair alike."""
+    figures = wrk(url, key, body, args.duration)
+    if direct_url is None:
+        return figures | {f"ol_{k}": v for k, v in asyncio.run(
+            open_loop(url, key, body, args.rate, args.open_loop_seconds)).items()}
+    segments = max(1, args.segments)
+    seconds = args.open_loop_seconds / segments
+    gateway, direct = [], []
+    for _ in range(segments):
+        gateway.append(asyncio.run(open_loop(url, key, body, args.rate, seconds)))
+        direct.append(asyncio.run(open_loop(direct_url, "x", BODY, args.rate, seconds)))
+    return figures | {
+        "ol_p50": statistics.median(g["p50"] for g in gateway),
+        "ol_p99": statistics.median(g["p99"] for g in gateway),
+        "ol_errors": sum(g["errors"] for g in gateway),
+        "ol_added": statistics.median(g["p50"] - d["p50"] for g, d in zip(gateway, direct)),
+    }
 
 
 def run_round(emu: str, workdir: Path, args) -> dict:
@@ -212,7 +250,8 @@ def run_round(emu: str, workdir: Path, args) -> dict:
         body = dict(BODY, model="bench-virtual") if scenario == "routing" else BODY
         try:
             results[scenario] = measure(
-                proc.ready_url.replace("/readyz", "/v1/chat/completions"), key, body, args)
+                proc.ready_url.replace("/readyz", "/v1/chat/completions"), key, body, args,
+                direct_url=emu + "/v1/chat/completions")
         finally:
             proc.stop()
     return results
@@ -225,8 +264,7 @@ def median_of(rounds: list[dict]) -> dict:
     for name in rounds[0]:
         figures = {k: statistics.median(r[name][k] for r in rounds) for k in rounds[0][name]}
         figures["ratio"] = statistics.median(r[name]["rps"] / r["direct"]["rps"] for r in rounds)
-        figures["added"] = statistics.median(r[name]["ol_p50"] - r["direct"]["ol_p50"]
-                                             for r in rounds)
+        figures["added"] = statistics.median(r[name].get("ol_added", 0.0) for r in rounds)
         figures["vs_plain_rps"] = statistics.median(r[name]["rps"] / r["plain"]["rps"]
                                                     for r in rounds) if "plain" in rounds[0] else None
         figures["vs_plain_p50"] = statistics.median(r[name]["ol_p50"] - r["plain"]["ol_p50"]
@@ -237,16 +275,22 @@ def median_of(rounds: list[dict]) -> dict:
 
 def report(results: dict, args) -> None:
     print(f"\nnon-streamed chat; wrk 16 connections {args.duration}s; open loop {args.rate} req/s"
-          f" for {args.open_loop_seconds}s; one gateway process, ledger on (SQLite); median of"
-          f" {args.rounds} interleaved rounds\n")
+          f" for {args.open_loop_seconds}s in {args.segments} segments alternating with direct;"
+          f" one gateway process, ledger on (SQLite); {'pinned' if _PIN else 'not pinned'};"
+          f" median of {args.rounds} interleaved rounds\n")
     print(f"{'path':<14}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
           f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}")
     for name, r in results.items():
         print(f"{name:<14}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
               f"{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}{r['added']:>11.2f}"
               f"{r['errors'] + r['ol_errors']:>8.0f}")
+    if "passthrough" in results and "plain" in results:
+        floor, plain = results["passthrough"], results["plain"]
+        print(f"plain over passthrough (sluicegate's own share): p50 at {args.rate}/s "
+              f"{plain['added'] - floor['added']:+.3f} ms; throughput "
+              f"{plain['rps'] / floor['rps']:.2f}x")
     for name, r in results.items():
-        if name not in ("direct", "plain") and r["vs_plain_rps"] is not None:
+        if name not in ("direct", "plain", "passthrough") and r["vs_plain_rps"] is not None:
             print(f"{name} vs plain (same round): throughput {r['vs_plain_rps']:.2f}x, "
                   f"p50 at {args.rate}/s {r['vs_plain_p50']:+.3f} ms")
 
