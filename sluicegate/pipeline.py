@@ -267,7 +267,7 @@ class Pipeline:
             await self._policy.settle(admission, usage, cost)
 
     async def _release(self, admission: Admission | None) -> None:
-        if admission is not None and admission.reservation_id is not None:
+        if admission is not None:
             await self._policy.settle(admission, None, None)
 
     def _finish(self, record: LedgerRecord, started: float) -> None:

@@ -158,7 +158,7 @@ def _budget_item(budget: CompiledBudget, window: Window, inp: AdmissionInput, no
     # An unpriced model reserves one micro-dollar: it still stops once the budget is spent.
     amount = max(1, usd_to_micros(cost)) if cost is not None else 1
     frame = window.frame(now)
-    key = f"bg:{budget.id}:{window.label}:{frame.suffix}"
+    key = budget_key(budget, window, now)
     enforced = _enforced(budget.id, budget.breach, inp)
     return Item(
         kind="budget",
@@ -175,6 +175,11 @@ def _budget_item(budget: CompiledBudget, window: Window, inp: AdmissionInput, no
         scope_label="*",
         budget=budget,
     )
+
+
+def budget_key(budget: CompiledBudget, window: Window, now: float) -> str:
+    """The counter of one budget window (admission, status and the ledger rebuild)."""
+    return f"bg:{budget.id}:{window.label}:{window.frame(now).suffix}"
 
 
 def _enforced(rule_id: str, breach: Breach, inp: AdmissionInput) -> bool:

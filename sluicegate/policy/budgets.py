@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sluicegate.policy.admission import Item
+from sluicegate.policy.admission import Item, budget_key
 from sluicegate.policy.compiled import CompiledBudget, CompiledPolicy
 from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level, bucket_start
 from sluicegate.policy.documents import usd_to_micros
@@ -32,10 +32,6 @@ def usd(amount: float) -> str:
     if amount == 0 or abs(amount) >= 1:
         return f"${amount:,.2f}"
     return f"${amount:.6f}".rstrip("0")
-
-
-def budget_key(budget: CompiledBudget, window: Window, now: float) -> str:
-    return f"bg:{budget.id}:{window.label}:{window.counter_suffix(now)}"
 
 
 def due_alerts(items: list[Item], result: AdmitResult, now: float) -> list[tuple[str, float, Alert]]:

@@ -61,27 +61,16 @@ class Window:
     count: int = 1  # calendar months per window (3mo)
     tz: ZoneInfo = ZoneInfo("UTC")
     bucket_s: int = 0  # rolling only
-    # The calendar window last computed, [start, end): the datetime arithmetic is the
-    # costliest part of an admission and the answer only changes at the window's end.
-    _calendar_memo: list[float] = field(default_factory=lambda: [0.0, 0.0], compare=False,
-                                        repr=False)
+    # The frame last computed: the calendar arithmetic is the costliest part of an
+    # admission, and a fixed or calendar frame only changes at the window's end.
     _frame_memo: list[Frame | None] = field(default_factory=lambda: [None], compare=False,
                                             repr=False)
 
     def bounds(self, now: float) -> tuple[float, float]:
         """(start, end) of the window holding `now`. For a rolling window `end` is the next
         bucket boundary: the earliest moment some spend slides out."""
-        if self.kind == "fixed":
-            offset = _MONDAY_OFFSET if self.seconds % 604800 == 0 else 0
-            start = (now - offset) // self.seconds * self.seconds + offset
-            return start, start + self.seconds
-        if self.kind == "rolling":
-            next_bucket = (now // self.bucket_s + 1) * self.bucket_s
-            return now - self.seconds, next_bucket
-        memo = self._calendar_memo
-        if not memo[0] <= now < memo[1]:
-            memo[0], memo[1] = _calendar_bounds(now, self.unit, self.count, self.tz)
-        return memo[0], memo[1]
+        frame = self.frame(now)
+        return frame.start, frame.end
 
     def counter_suffix(self, now: float) -> str:
         """What a counter key carries to tell windows apart (rolling counters live on)."""
@@ -91,15 +80,21 @@ class Window:
         return self.frame(now).expires_at
 
     def frame(self, now: float) -> Frame:
-        """Everything an admission needs about the window holding `now`, computed once per
-        window (per call for a rolling one, whose start slides with `now`)."""
+        """Everything an admission needs about the window holding `now`: computed once per
+        window, or per call for a rolling one, whose start slides with `now`."""
         if self.kind == "rolling":
-            start, end = self.bounds(now)
-            return Frame(start, end, "r", now + self.seconds + self.bucket_s + _EXPIRY_GRACE_S)
+            next_bucket = (now // self.bucket_s + 1) * self.bucket_s
+            return Frame(now - self.seconds, next_bucket, "r",
+                         now + self.seconds + self.bucket_s + _EXPIRY_GRACE_S)
         last = self._frame_memo[0]
         if last is not None and last.start <= now < last.end:
             return last
-        start, end = self.bounds(now)
+        if self.kind == "fixed":
+            offset = _MONDAY_OFFSET if self.seconds % 604800 == 0 else 0
+            start = (now - offset) // self.seconds * self.seconds + offset
+            end = start + self.seconds
+        else:
+            start, end = _calendar_bounds(now, self.unit, self.count, self.tz)
         frame = self._frame_memo[0] = Frame(start, end, str(int(start)), end + _EXPIRY_GRACE_S)
         return frame
 
