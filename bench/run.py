@@ -46,6 +46,7 @@ _PIN = bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2 \
     and os.environ.get("BENCH_PIN", "1") != "0"
 GATEWAY_CORE = ["taskset", "-c", "0"] if _PIN else []
 LOAD_CORE = ["taskset", "-c", "1"] if _PIN else []
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 BODY = {"model": "gpt-4o-mini", "max_tokens": 32,
         "messages": [{"role": "user", "content": "Classify the intent: where is my order?"}]}
 
@@ -104,16 +105,48 @@ circuit_breaker: {failure_threshold: 5, window_seconds: 60, cooldown_seconds: 30
 """
 
 
-def wrk(url: str, key: str, body: dict, duration: int, connections: int = 16) -> dict:
+def wrk(url: str, key: str, body: dict, duration: int, connections: int = 16,
+        pid: int | None = None) -> dict:
+    """Closed-loop throughput; with `pid`, also the CPU that process (and its children)
+    and the Redis server spent per request: throughput on a shared 2-core host moves with
+    the neighbours, CPU per request much less."""
     env = {**os.environ, "BENCH_KEY": key, "BENCH_BODY": json.dumps(body)}
+    redis_pid = _pidof("redis-server")
+    before = (tree_cpu_seconds(pid) if pid else 0.0, tree_cpu_seconds(redis_pid) if redis_pid else 0.0)
     out = subprocess.run(
         [*LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
          "-s", str(ROOT / "bench" / "chat.lua"), url],
         env=env, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    cpu = {}
+    if pid:
+        cpu["cpu_us"] = (tree_cpu_seconds(pid) - before[0]) / max(1, requests) * 1e6
+    if redis_pid:
+        cpu["redis_us"] = (tree_cpu_seconds(redis_pid) - before[1]) / max(1, requests) * 1e6
     return {"rps": rps, "errors": int(non2xx.group(1)) if non2xx else 0,
-            "p50": _wrk_pct(out, "50%"), "p99": _wrk_pct(out, "99%")}
+            "p50": _wrk_pct(out, "50%"), "p99": _wrk_pct(out, "99%"), **cpu}
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process and all its descendants."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(stat[11]) + int(stat[12])) / CLK_TCK  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def _pidof(name: str) -> int | None:
+    found = subprocess.run(["pidof", "-s", name], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
 
 
 def _wrk_pct(out: str, label: str) -> float:
@@ -220,12 +253,13 @@ def main() -> None:
     report(median_of(rounds), args)
 
 
-def measure(url: str, key: str, body: dict, args, direct_url: str | None = None) -> dict:
+def measure(url: str, key: str, body: dict, args, direct_url: str | None = None,
+            pid: int | None = None) -> dict:
     """wrk throughput, then the open-loop latency. With `direct_url`, the open loop
     alternates short segments against the gateway and directly against the emulator, and
     `ol_added` is the median over segment pairs of the difference of their p50s: host
     drift over the run hits both sides of each pair alike."""
-    figures = wrk(url, key, body, args.duration)
+    figures = wrk(url, key, body, args.duration, pid=pid)
     if direct_url is None:
         return figures | {f"ol_{k}": v for k, v in asyncio.run(
             open_loop(url, key, body, args.rate, args.open_loop_seconds)).items()}
@@ -251,7 +285,7 @@ def run_round(emu: str, workdir: Path, args) -> dict:
         try:
             results[scenario] = measure(
                 proc.ready_url.replace("/readyz", "/v1/chat/completions"), key, body, args,
-                direct_url=emu + "/v1/chat/completions")
+                direct_url=emu + "/v1/chat/completions", pid=proc.proc.pid)
         finally:
             proc.stop()
     return results
@@ -262,15 +296,23 @@ def median_of(rounds: list[dict]) -> dict:
     each round first (against that round's direct run), then the median of those."""
     out = {}
     for name in rounds[0]:
-        figures = {k: statistics.median(r[name][k] for r in rounds) for k in rounds[0][name]}
+        figures = {k: statistics.median(r[name][k] for r in rounds if k in r[name])
+                   for k in rounds[0][name]}
         figures["ratio"] = statistics.median(r[name]["rps"] / r["direct"]["rps"] for r in rounds)
         figures["added"] = statistics.median(r[name].get("ol_added", 0.0) for r in rounds)
         figures["vs_plain_rps"] = statistics.median(r[name]["rps"] / r["plain"]["rps"]
                                                     for r in rounds) if "plain" in rounds[0] else None
+        figures["vs_plain_cpu"] = statistics.median(
+            r[name]["cpu_us"] / r["plain"]["cpu_us"] for r in rounds
+        ) if "plain" in rounds[0] and "cpu_us" in rounds[0][name] else None
         figures["vs_plain_p50"] = statistics.median(r[name]["ol_p50"] - r["plain"]["ol_p50"]
                                                     for r in rounds) if "plain" in rounds[0] else None
         out[name] = figures
     return out
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def report(results: dict, args) -> None:
@@ -279,11 +321,13 @@ def report(results: dict, args) -> None:
           f" one gateway process, ledger on (SQLite); {'pinned' if _PIN else 'not pinned'};"
           f" median of {args.rounds} interleaved rounds\n")
     print(f"{'path':<14}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}")
+          f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}"
+          f"{'cpu us/req':>12}{'redis us/req':>14}")
     for name, r in results.items():
         print(f"{name:<14}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
               f"{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}{r['added']:>11.2f}"
-              f"{r['errors'] + r['ol_errors']:>8.0f}")
+              f"{r['errors'] + r['ol_errors']:>8.0f}"
+              f"{_us(r.get('cpu_us')):>12}{_us(r.get('redis_us')):>14}")
     if "passthrough" in results and "plain" in results:
         floor, plain = results["passthrough"], results["plain"]
         print(f"plain over passthrough (sluicegate's own share): p50 at {args.rate}/s "
@@ -292,7 +336,8 @@ def report(results: dict, args) -> None:
     for name, r in results.items():
         if name not in ("direct", "plain", "passthrough") and r["vs_plain_rps"] is not None:
             print(f"{name} vs plain (same round): throughput {r['vs_plain_rps']:.2f}x, "
-                  f"p50 at {args.rate}/s {r['vs_plain_p50']:+.3f} ms")
+                  f"p50 at {args.rate}/s {r['vs_plain_p50']:+.3f} ms, gateway CPU per "
+                  f"request {r['vs_plain_cpu']:.2f}x")
 
 
 if __name__ == "__main__":

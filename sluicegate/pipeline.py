@@ -88,7 +88,6 @@ class Pipeline:
         self._ledger = ledger
         self._catalog = catalog  # the live catalogue; swapped on config change
         self._render_stream_error = render_stream_error
-        self._finishers: set[asyncio.Task] = set()
 
     # --- the story --------------------------------------------------------------------
     async def handle(self, call: IncomingCall) -> Reply | StreamReply:
@@ -102,12 +101,7 @@ class Pipeline:
             if request.stream:
                 return self._stream_reply(request, plan, outcome, admission, record)
             result: ProviderResult = outcome.result
-            cost = self._price(record, result.usage, outcome.final_target)
-            # Reconciling the reservation is bookkeeping the client need not wait for (a
-            # Redis round trip); until it lands the reservation stays held, which errs
-            # towards refusing, never towards overspending.
-            if admission is not None and admission.reservation_id is not None:
-                self._spawn(self._policy.settle(admission, result.usage, cost))
+            self._settle(admission, record, result.usage, outcome.final_target)
             self._router.latency.record_generation(
                 plan.key_for(outcome.final_target), result.usage.output_tokens,
                 outcome.attempts[-1].latency_ms)
@@ -115,21 +109,21 @@ class Pipeline:
             return Reply(status=200, body=result.body,
                          headers=self._headers(record, admission, with_cost=True))
         except SluiceError as exc:
-            await self._release(admission)
+            self._release(admission)
             _fail(record, exc)
             exc.request_id = record.request_id
             exc.attempt_count = record.attempt_count
             raise
         except Exception as exc:  # a bug: still one ledger row and an answer in format
             log.exception("request %s failed", record.request_id)
-            await self._release(admission)
+            self._release(admission)
             _fail(record, exc)
             error = InternalError("internal error; see the gateway log for " + record.request_id)
             error.request_id = record.request_id
             error.attempt_count = record.attempt_count
             raise error from exc
         except BaseException as exc:  # cancelled (client left): release and record
-            self._spawn(self._release(admission))  # a cancelled task cannot await
+            self._release(admission)
             _fail(record, exc)
             raise
         finally:
@@ -260,15 +254,17 @@ class Pipeline:
         write_usage(record, usage, priced)
         return priced.cost_usd
 
-    async def _settle(self, admission: Admission | None, record: LedgerRecord, usage: Usage,
-                      target: Target | None) -> None:
+    def _settle(self, admission: Admission | None, record: LedgerRecord, usage: Usage,
+                target: Target | None) -> None:
+        """Price the usage and reconcile the reservation with it. Reconciling is queued,
+        not awaited: the client need not wait for a Redis round trip."""
         cost = self._price(record, usage, target)
         if admission is not None:
-            await self._policy.settle(admission, usage, cost)
+            self._policy.settle_soon(admission, usage, cost)
 
-    async def _release(self, admission: Admission | None) -> None:
+    def _release(self, admission: Admission | None) -> None:
         if admission is not None:
-            await self._policy.settle(admission, None, None)
+            self._policy.settle_soon(admission, None, None)
 
     def _finish(self, record: LedgerRecord, started: float) -> None:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -323,26 +319,14 @@ class Pipeline:
                 _fail(record, error)
             elif record.client_disconnected:
                 record.status_code, record.error_type = 499, "client_disconnected"
-            # Settling awaits the counter store; a cancelled generator cannot await, so
-            # the settlement runs as its own task.
-            self._spawn(self._settle_stream(admission, record, stream.usage,
-                                            outcome.final_target, request.started))
-
-    async def _settle_stream(self, admission, record, usage, target, started) -> None:
-        try:
-            await self._settle(admission, record, usage, target)
-        finally:
-            self._finish(record, started)
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._finishers.add(task)
-        task.add_done_callback(self._finishers.discard)
+            try:
+                self._settle(admission, record, stream.usage, outcome.final_target)
+            finally:
+                self._finish(record, request.started)
 
     async def drain(self) -> None:
-        """Wait for settlements still in flight (shutdown; admin reads of budgets)."""
-        if self._finishers:
-            await asyncio.gather(*list(self._finishers), return_exceptions=True)
+        """Wait for settlements still queued (shutdown; admin reads of budgets)."""
+        await self._policy.flush()
 
 
 # --- small helpers ------------------------------------------------------------------

@@ -12,6 +12,7 @@
                              (fallback_to_cheaper uses inp.cheaper_model; no model to
                              fall back to, or already on it: hard_block instead)
     settle(admission, usage, cost)   reservations -> actuals; never raises
+    settle_soon(...)                 the same, queued without waiting (the request path)
 
 A rule listed in `exempt_rule_ids`, and an `audit` rule, is counted but not enforced
 (an audit breach admits and records an event). Store failures follow `failure_mode`; an
@@ -149,10 +150,9 @@ class PolicyEngine:
         """Replace reservations by actual consumption: tokens by `usage` (None releases
         them), budgets by `cost_usd` (None releases); the request itself stays counted.
         Settling twice does nothing. Never raises: errors are logged."""
-        if admission.reservation_id is None or admission.settled:
+        actuals = self._actuals(admission, usage, cost_usd)
+        if actuals is None:
             return
-        admission.settled = True
-        actuals = {h.key: actual_amount(h, admission, usage, cost_usd) for h in admission.holds}
         try:
             await self._counters.settle(admission.reservation_id, actuals)
         except StoreUnavailable as exc:
@@ -160,6 +160,30 @@ class PolicyEngine:
             log.warning("policy: could not settle %s: %s", admission.request_id, exc)
         except Exception:
             log.exception("policy: could not settle %s", admission.request_id)
+
+    def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
+        """`settle` without waiting (the request path: the client need not wait for a
+        Redis round trip). Until it is applied the reservation stays held, which errs
+        towards refusing, never towards overspending. `flush` waits for it."""
+        actuals = self._actuals(admission, usage, cost_usd)
+        if actuals is None:
+            return
+        try:
+            self._counters.settle_soon(admission.reservation_id, actuals)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("policy: could not settle %s", admission.request_id)
+
+    async def flush(self) -> None:
+        """Wait for the settlements `settle_soon` queued (read-your-writes; shutdown)."""
+        await self._counters.flush()
+
+    def _actuals(self, admission: Admission, usage: Usage | None,
+                 cost_usd: float | None) -> dict[str, int] | None:
+        """What each hold becomes; None when there is nothing (more) to settle."""
+        if admission.reservation_id is None or admission.settled:
+            return None
+        admission.settled = True
+        return {h.key: actual_amount(h, admission, usage, cost_usd) for h in admission.holds}
 
     async def release(self, admission: Admission) -> None:
         """Undo an admission entirely, the request count included. Never raises."""

@@ -61,6 +61,18 @@ async def test_settle_replaces_the_reservation_by_the_actual(store):
     assert (await store.usage(["tok"]))["tok"] == Level(240, 300)
 
 
+async def test_settle_soon_is_applied_by_flush(store):
+    """The request path settles without waiting; a flush makes it visible to readers."""
+    for i in range(30):
+        assert (await store.admit([check("tok", 10**6, 800), check("req", 100)], f"r{i}", 60)).ok
+    for i in range(30):
+        store.settle_soon(f"r{i}", {"tok": 10 + i})  # "req" not named: released
+    await store.flush()
+    assert await store.usage(["tok", "req"]) == {"tok": Level(sum(range(10, 40)), 0),
+                                                 "req": Level(0, 0)}
+    await store.flush()  # nothing queued: returns at once
+
+
 async def test_settle_releases_keys_without_an_actual(store):
     await store.admit([check("a", 10, 4), check("b", 10, 4)], "r1", 60)
     await store.settle("r1", {"a": 2})

@@ -154,3 +154,23 @@ async def test_a_cancelled_caller_does_not_lose_its_settlement(make_store):
     await store.close()  # flushes
     reader = make_store()
     assert await reader.usage(["req", "tok"]) == {"req": Level(10, 0), "tok": Level(50, 0)}
+
+
+async def test_settle_soon_shares_script_calls_and_logs_a_failure(make_store, caplog):
+    store = make_store()
+    await admit_many(store, 100)
+    before = store.settle_calls
+    for i in range(100):
+        store.settle_soon(f"r{i}", {"req": 1, "tok": 2})
+    await store.flush()
+    assert store.settle_calls - before <= 3
+    assert await store.usage(["req", "tok"]) == {"req": Level(100, 0), "tok": Level(200, 0)}
+
+    gone = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.3)
+    try:
+        for i in range(5):
+            gone.settle_soon(f"x{i}", {"a": 1})  # returns at once; nobody waits for it
+        await gone.flush()
+        assert "5 settlement(s) not applied" in caplog.text
+    finally:
+        await gone.close()

@@ -94,6 +94,9 @@ class MemoryCounterStore:
         return AdmitResult(ok=True, levels=levels)
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
+        self.settle_soon(reservation_id, actuals)
+
+    def settle_soon(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
         now = self._clock()
         _, keys = self._reservations.pop(reservation_id, (0.0, set()))
         for key in keys | set(actuals):
@@ -104,8 +107,11 @@ class MemoryCounterStore:
             if actuals.get(key, 0) > 0:
                 counter.add(actuals[key], now)
 
+    async def flush(self) -> None:
+        return None  # settle_soon applies at once
+
     async def release(self, reservation_id: str) -> None:
-        await self.settle(reservation_id, {})
+        self.settle_soon(reservation_id, {})
 
     async def usage(self, keys: Sequence[str]) -> dict[str, Level]:
         now = self._clock()

@@ -23,6 +23,7 @@ kind of item:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -30,6 +31,8 @@ from sluicegate.errors import StoreUnavailable
 
 I = TypeVar("I")  # noqa: E741 - an item queued by a caller
 R = TypeVar("R")  # its outcome
+
+log = logging.getLogger(__name__)
 
 
 class Coalescer(Generic[I, R]):
@@ -71,7 +74,7 @@ class Coalescer(Generic[I, R]):
             raise
 
     def put(self, item: I) -> None:
-        """Queue `item` without waiting for it (its outcome, even a failure, is dropped)."""
+        """Queue `item` without waiting for it (its outcome is dropped; a failure logged)."""
         self._put(item, None)
 
     async def wait_idle(self) -> None:
@@ -130,8 +133,10 @@ class Coalescer(Generic[I, R]):
             # ttl, as after any call whose outcome is unknown.
             why = "cancelled" if isinstance(exc, asyncio.CancelledError) else f"failed ({exc!r})"
             failed, self._queue = batch + self._queue, []
+            lost = StoreUnavailable(f"counter store (Redis): {self._what} {why}")
             for _, future in failed:
-                _fail(future, StoreUnavailable(f"counter store (Redis): {self._what} {why}"))
+                _fail(future, lost)
+            self._log_unwaited(sum(future is None for _, future in failed), lost)
             raise
 
     def _take(self) -> list[tuple[I, asyncio.Future[R] | None]]:
@@ -153,10 +158,13 @@ class Coalescer(Generic[I, R]):
         except Exception as exc:
             for _, future in batch:
                 _fail(future, exc)
+            self._log_unwaited(sum(future is None for _, future in batch), exc)
             return
         for (item, future), outcome in zip(batch, outcomes):
             if isinstance(outcome, Exception):
                 _fail(future, outcome)
+                if future is None:
+                    self._log_unwaited(1, outcome)
             elif future is None:
                 pass
             elif future.cancelled():
@@ -164,6 +172,12 @@ class Coalescer(Generic[I, R]):
                     self._abandoned(item, outcome)
             elif not future.done():
                 future.set_result(outcome)
+
+
+    def _log_unwaited(self, count: int, exc: Exception) -> None:
+        """Nobody waits for a queued-and-forgotten item (`put`): its failure is logged."""
+        if count:
+            log.warning("counter store (Redis): %d %s(s) not applied: %s", count, self._what, exc)
 
 
 def _fail(future: asyncio.Future[R] | None, exc: Exception) -> None:

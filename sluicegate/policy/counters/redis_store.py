@@ -105,12 +105,21 @@ class RedisCounterStore:
         return await self._admissions.call(_Admission(reservation_id, ttl_s, logical, entry))
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
+        await self._settlements.call(self._settlement(reservation_id, actuals))
+
+    def settle_soon(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
+        self._settlements.put(self._settlement(reservation_id, actuals))
+
+    async def flush(self) -> None:
+        await self._settlements.wait_idle()
+
+    def _settlement(self, reservation_id: str, actuals: Mapping[str, int]) -> _Settlement:
         entries = {key: max(0, int(amount)) for key, amount in actuals.items()}
         known = self._held.pop(reservation_id, None)
         if known is not None:
             for key in known[0]:
                 entries.setdefault(key, 0)
-        await self._settlements.call(_Settlement(repr(self._clock()), reservation_id, entries))
+        return _Settlement(repr(self._clock()), reservation_id, entries)
 
     async def release(self, reservation_id: str) -> None:
         await self._settlements.call(self._release_of(reservation_id))
