@@ -167,15 +167,19 @@ class Pipeline:
         events: list[PolicyEvent] = []
         for _ in range(4):
             plan = await self._router.plan(model, request.envelope)
-            admission = await self._admit_once(record, events, AdmissionInput(
+            inp = AdmissionInput(
                 request_id=request.request_id, envelope=request.envelope,
                 principal=request.principal, model=model,
                 estimated_input_tokens=request.estimated_input_tokens,
                 max_output_tokens=request.max_output_tokens,
                 worst_case_cost_usd=self._worst_case(plan, request),
-                exempt_rule_ids=exempt, cheaper_model=self._router.cheaper_model(model),
-            ))
-            events.extend(admission.events)
+                exempt_rule_ids=exempt, cheaper_model=self._router.cheaper_model(model))
+            try:
+                admission = await self._policy.admit(inp)
+            except (PolicyBlocked, PolicyUnavailable) as blocked:  # the ledger names the rules
+                record.policy_events = [*events, *blocked.events]
+                raise
+            events += admission.events
             if not admission.wants_fallback:
                 record.policy_events = events
                 return plan, admission
@@ -187,14 +191,6 @@ class Pipeline:
             model = self._catalog().resolve_alias(fallback)
             exempt = exempt | {admission.fallback_rule_id}
         raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
-
-    async def _admit_once(self, record: LedgerRecord, events: list[PolicyEvent],
-                          inp: AdmissionInput) -> Admission:
-        try:
-            return await self._policy.admit(inp)
-        except (PolicyBlocked, PolicyUnavailable) as blocked:  # the ledger names the rules
-            record.policy_events = [*events, *blocked.events]
-            raise
 
     def _worst_case(self, plan: RoutePlan, request: GatewayRequest) -> float | None:
         catalog = self._catalog()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,7 +42,7 @@ class Hold(msgspec.Struct, frozen=True):
     amount: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Admission:
     """The outcome of `PolicyEngine.admit`. When `fallback_rule_id` is set nothing was
     reserved: admit again with `model=fallback_model` and `exempt_rule_ids={fallback_rule_id}`."""
@@ -108,35 +109,44 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
 
 def plan(policy: CompiledPolicy, inp: AdmissionInput, now: float, default_max_output: int) -> list[Item]:
     """Every check this request must pass, in config order."""
+    env, principal, model = inp.envelope, inp.principal, inp.model
     out_tokens = inp.max_output_tokens or default_max_output
     items = []
     for rule in policy.rules:
-        if rule.matches(inp.envelope, inp.principal, inp.model):
-            item = _rule_item(rule, inp, now, out_tokens)
-            if item is not None:
-                items.append(item)
-    for budget in policy.budgets:
-        if budget.matches(inp.envelope, inp.principal, inp.model):
-            items += [_budget_item(budget, w, inp, now) for w in budget.windows]
+        if rule.matches(env, principal, model):
+            value = rule.scope(env, principal, model)
+            if value is not None:  # None: the request lacks what the rule counts by
+                items.append(_rule_item(rule, value, inp, now, out_tokens))
+    if policy.budgets:
+        cost = inp.worst_case_cost_usd
+        # An unpriced model reserves one micro-dollar: it still stops once the budget is spent.
+        amount = max(1, usd_to_micros(cost)) if cost is not None else 1
+        for budget in policy.budgets:
+            if budget.matches(env, principal, model):
+                items += [_budget_item(budget, w, amount, inp, now) for w in budget.windows]
     return items
 
 
-def _rule_item(rule: CompiledRule, inp: AdmissionInput, now: float, out_tokens: int) -> Item | None:
-    value = rule.scope(inp.envelope, inp.principal, inp.model)
-    if value is None:
-        return None  # the request lacks what the rule counts by (e.g. no session id)
+def _rule_item(rule: CompiledRule, value: str, inp: AdmissionInput, now: float,
+               out_tokens: int) -> Item:
     if rule.measure == "requests":
         amount = 1
     elif rule.token_type == "total":
         amount = inp.estimated_input_tokens + out_tokens
     else:
         amount = inp.estimated_input_tokens if rule.token_type == "input" else out_tokens
-    scope_label = "*" if rule.scope_name == "global" else f"{rule.scope_name}={value}"
+    enforced = _enforced(rule.id, rule.breach, inp)
+    # Items are immutable and the same for every request of one scope value in one window
+    # with the same amount (always, for request counts): built once, then looked up.
+    memo = rule.items
+    found = memo.get((value, amount, enforced))
+    if found is not None and found.window_start <= now < found.window_end:
+        return found
     window = rule.window
     frame = window.frame(now)
+    scope_label = "*" if rule.scope_name == "global" else f"{rule.scope_name}={value}"
     key = f"rl:{rule.id}:{window.label}:{scope_label}:{frame.suffix}"
-    enforced = _enforced(rule.id, rule.breach, inp)
-    return Item(
+    item = Item(
         kind="rate_limit",
         rule_id=rule.id,
         check=Check(key, rule.limit if enforced else NO_LIMIT, amount, frame.expires_at,
@@ -151,14 +161,20 @@ def _rule_item(rule: CompiledRule, inp: AdmissionInput, now: float, out_tokens: 
         scope_label=scope_label,
         queue_timeout_s=rule.queue_timeout_s,
     )
+    if window.resets:  # a rolling window's frame slides with every call
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[(value, amount, enforced)] = item
+    return item
 
 
-def _budget_item(budget: CompiledBudget, window: Window, inp: AdmissionInput, now: float) -> Item:
-    cost = inp.worst_case_cost_usd
-    # An unpriced model reserves one micro-dollar: it still stops once the budget is spent.
-    amount = max(1, usd_to_micros(cost)) if cost is not None else 1
+_MEMO_MAX = 10_000  # items remembered per rule (scope values x amounts)
+
+
+def _budget_item(budget: CompiledBudget, window: Window, amount: int, inp: AdmissionInput,
+                 now: float) -> Item:
     frame = window.frame(now)
-    key = budget_key(budget, window, now)
+    key = f"bg:{budget.id}:{window.label}:{frame.suffix}"
     enforced = _enforced(budget.id, budget.breach, inp)
     return Item(
         kind="budget",
@@ -178,7 +194,8 @@ def _budget_item(budget: CompiledBudget, window: Window, inp: AdmissionInput, no
 
 
 def budget_key(budget: CompiledBudget, window: Window, now: float) -> str:
-    """The counter of one budget window (admission, status and the ledger rebuild)."""
+    """The counter of one budget window (status and the ledger rebuild; admission builds
+    the same key)."""
     return f"bg:{budget.id}:{window.label}:{window.frame(now).suffix}"
 
 
@@ -198,16 +215,26 @@ def rate_headers(items: list[Item], levels: tuple[Level, ...], now: float) -> di
             tightest[item.hold.measure] = (remaining, item)
     headers: dict[str, str] = {}
     for measure, (remaining, item) in tightest.items():
-        suffix = "Requests" if measure == "requests" else "Tokens"
-        headers[f"X-RateLimit-Limit-{suffix}"] = str(item.limit)
-        headers[f"X-RateLimit-Remaining-{suffix}"] = str(max(0, remaining))
-        headers[f"X-RateLimit-Reset-{suffix}"] = duration(item.window_end - now)
+        names = _HEADER_NAMES[measure]
+        headers[names[0]] = str(item.limit)
+        headers[names[1]] = str(remaining) if remaining > 0 else "0"
+        headers[names[2]] = duration(item.window_end - now)
     return headers
+
+
+_HEADER_NAMES = {
+    measure: tuple(f"X-RateLimit-{part}-{suffix}" for part in ("Limit", "Remaining", "Reset"))
+    for measure, suffix in (("requests", "Requests"), ("tokens", "Tokens"))
+}
 
 
 def duration(seconds: float) -> str:
     """`6m0s`, `1h2m3s`, `17s`, as OpenAI writes reset times."""
-    total = max(0, math.ceil(seconds))
+    return _duration(max(0, math.ceil(seconds)))
+
+
+@functools.lru_cache(maxsize=4096)  # one string per second left in a window, every request
+def _duration(total: int) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -6,6 +6,7 @@ document order, then budgets in document order) and the first breached one decid
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class CompiledRule:
     scope: matching.Getter
     breach: Breach
     queue_timeout_s: float = 5.0
+    # admission items already built for this rule (admission.py); per compiled policy
+    items: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,16 @@ class CompiledPolicy:
     budgets: tuple[CompiledBudget, ...] = ()
     targets: Mapping[str, NotificationTarget] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def alerts(self) -> bool:
+        """Whether any budget has alert thresholds (else admissions skip alert checks)."""
+        return any(b.alerts for b in self.budgets)
+
+    @functools.cached_property
+    def audits(self) -> bool:
+        """Whether any rule or budget is audit-only (else admissions skip audit events)."""
+        return any(r.breach.action == "audit" for r in (*self.rules, *self.budgets))
 
 
 def compile_policy(

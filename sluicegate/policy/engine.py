@@ -121,7 +121,7 @@ class PolicyEngine:
         Raises PolicyBlocked (429) and, when failing closed, StoreUnavailable (503)."""
         policy = self._policy
         events: list[PolicyEvent] = []
-        queue = _Queue()
+        queue: _Queue | None = None  # made when a queue_then_429 rule holds the request back
         while True:
             now = self._clock()
             items = plan(policy, inp, now, self._default_max_output)
@@ -132,15 +132,20 @@ class PolicyEngine:
                 result = await self._store_admit(items, reservation_id)
             except StoreUnavailable as exc:
                 return self._store_failed(inp, events, exc)
-            self._schedule_alerts(items, result, now)
+            if policy.alerts and self._notifier is not None:
+                self._schedule_alerts(items, result, now)
             if result.ok:
-                events += queue.events()
+                if queue is not None:
+                    events += queue.events()
                 return self._admitted(inp, items, result, reservation_id, events, now)
             index = result.failed_index or 0
             item, level = items[index], result.levels[index]
-            if item.breach.action == "queue" and await queue.wait(item, now):
-                continue
-            events += queue.events()
+            if item.breach.action == "queue":
+                queue = queue or _Queue()
+                if await queue.wait(item, now):
+                    continue
+            if queue is not None:
+                events += queue.events()
             fallback = item.breach.fallback_model or inp.cheaper_model
             if item.breach.action == "fallback" and fallback not in (None, inp.model):
                 return self._fallback(inp, item, events, fallback)
@@ -306,9 +311,10 @@ class PolicyEngine:
         events: list[PolicyEvent],
         now: float,
     ) -> Admission:
-        for item, level in zip(items, result.levels):
-            if item.breach.action == "audit" and item.exceeds(level):
-                events.append(_event(item, "audit", _over(item, level)))
+        if self._policy.audits:
+            for item, level in zip(items, result.levels):
+                if item.breach.action == "audit" and item.exceeds(level):
+                    events.append(_event(item, "audit", _over(item, level)))
         return self._admission(
             inp,
             events,

