@@ -136,16 +136,21 @@ def _rule_item(rule: CompiledRule, value: str, inp: AdmissionInput, now: float,
     else:
         amount = inp.estimated_input_tokens if rule.token_type == "input" else out_tokens
     enforced = _enforced(rule.id, rule.breach, inp)
-    # Items are immutable and the same for every request of one scope value in one window
-    # with the same amount (always, for request counts): built once, then looked up.
+    # Items are immutable: the last one built for a scope value is reused while its window
+    # lasts and the amount is the same (always, for request counts); otherwise a new one
+    # is built with the same key.
     memo = rule.items
-    found = memo.get((value, amount, enforced))
-    if found is not None and found.window_start <= now < found.window_end:
-        return found
+    last = memo.get((value, enforced))
+    if last is not None and last.window_start <= now < last.window_end:
+        if last.check.amount == amount:
+            return last
+        key, scope_label = last.check.key, last.scope_label
+        frame = rule.window.frame(now)
+    else:
+        frame = rule.window.frame(now)
+        scope_label = "*" if rule.scope_name == "global" else f"{rule.scope_name}={value}"
+        key = f"rl:{rule.id}:{rule.window.label}:{scope_label}:{frame.suffix}"
     window = rule.window
-    frame = window.frame(now)
-    scope_label = "*" if rule.scope_name == "global" else f"{rule.scope_name}={value}"
-    key = f"rl:{rule.id}:{window.label}:{scope_label}:{frame.suffix}"
     item = Item(
         kind="rate_limit",
         rule_id=rule.id,
@@ -164,11 +169,11 @@ def _rule_item(rule: CompiledRule, value: str, inp: AdmissionInput, now: float,
     if window.resets:  # a rolling window's frame slides with every call
         if len(memo) >= _MEMO_MAX:
             memo.clear()
-        memo[(value, amount, enforced)] = item
+        memo[(value, enforced)] = item
     return item
 
 
-_MEMO_MAX = 10_000  # items remembered per rule (scope values x amounts)
+_MEMO_MAX = 10_000  # items remembered per rule (one per scope value)
 
 
 def _budget_item(budget: CompiledBudget, window: Window, amount: int, inp: AdmissionInput,
