@@ -188,7 +188,9 @@ def test_latency_based_routing_shifts_traffic_within_seconds(bgw, key):
               if r["status_code"] == 200]
     slow_ms = [r["latency_ms"] for r in recent if r["model"] == slow]
     fast_ms = sorted(r["latency_ms"] for r in recent if r["model"] == fast.split("/")[1])
-    assert slow_ms and min(slow_ms) >= 300 > fast_ms[len(fast_ms) // 2]
+    # (290: the emulator's event loop times its delay from a clock read at the start of
+    # its loop iteration, so a 300 ms delay can end a fraction of a millisecond early)
+    assert slow_ms and min(slow_ms) >= 290 and 300 > fast_ms[len(fast_ms) // 2]
     rows = {r["model"]: r for r in targets(bgw, "rt-latency").values()}
     assert rows[slow]["p95_ms"] is not None and rows[slow]["error_rate"] == 0
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,19 +19,20 @@ StoreFactory = Callable[..., CounterStore]
 async def make_store(request):
     """Builds counter stores of one kind. Redis stores made by one factory share a key
     prefix (like replicas of one gateway); the prefix is unique to the test and its keys
-    are deleted afterwards."""
+    are deleted afterwards. Keyword options go to a RedisCounterStore (`lease_share=0`:
+    no capacity leases, every admission and settlement a Redis call)."""
     kind = request.param
     prefix = f"sgtest-{uuid.uuid4().hex[:12]}:"
     made: list[CounterStore] = []
     if kind == "redis":
         require_redis()
 
-    def factory(clock: Callable[[], float] = time.time) -> CounterStore:
+    def factory(clock: Callable[[], float] = time.time, **options: Any) -> CounterStore:
         store: CounterStore
         if kind == "memory":
             store = MemoryCounterStore(clock=clock)
         else:
-            store = RedisCounterStore(REDIS_URL, prefix, clock=clock)
+            store = RedisCounterStore(REDIS_URL, prefix, clock=clock, **options)
         made.append(store)
         return store
 

@@ -71,3 +71,9 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def leased(store: Any, key: str) -> int:
+    """What a Redis store's capacity leases hold on `key` (counted in its `reserved`)."""
+    leases = getattr(store, "leases", None)
+    return leases.held(key) if leases is not None else 0

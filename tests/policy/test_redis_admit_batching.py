@@ -3,7 +3,8 @@ calls, each still all-or-nothing on its own and answered in order.
 
 An admission finding the store idle goes out at once, as its own call; the ones arriving
 while it is in flight form the next batch. Tests that need one batch start a lead
-admission (on a key of its own) first."""
+admission (on a key of its own) first. Every store here is built with `lease_share=0`
+(no capacity leases), so every admission is a Redis call (leases: test_redis_leases.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ async def reservations_left(store: RedisCounterStore) -> set[str]:
 
 
 async def test_concurrent_admissions_take_exactly_the_limit(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     results = await asyncio.gather(*(
         store.admit([check("tok", 10**9, 100), check("req", 50)], f"r{i}", 60)
         for i in range(200)
@@ -64,7 +65,7 @@ async def test_concurrent_admissions_take_exactly_the_limit(make_store):
 
 
 async def test_one_batch_answers_each_admission_in_order(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     batch = [
         ([check("a", 3)], "fits"),
         ([check("a", 3, 2)], "fills"),  # sees the first one's hold
@@ -90,7 +91,7 @@ async def test_one_batch_answers_each_admission_in_order(make_store):
 
 
 async def test_a_lone_admission_goes_out_at_once(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     for i in range(5):  # one at a time: one call each, made by the caller itself
         task = asyncio.create_task(store.admit([check("a", 10)], f"r{i}", 60))
         await asyncio.sleep(0)
@@ -99,7 +100,7 @@ async def test_a_lone_admission_goes_out_at_once(make_store):
 
 
 async def test_batches_are_capped(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     store._admissions.limit = 16  # as if built with admit_batch=16
     first = await lead(store)
     results = await asyncio.gather(
@@ -109,7 +110,7 @@ async def test_batches_are_capped(make_store):
 
 
 async def test_admissions_from_replicas_share_the_limit(make_store):
-    one, two = make_store(), make_store()
+    one, two = make_store(lease_share=0), make_store(lease_share=0)
     results = await asyncio.gather(*(
         (one if i % 2 else two).admit([check("req", 30)], f"r{i}", 60) for i in range(100)
     ))
@@ -120,7 +121,7 @@ async def test_admissions_from_replicas_share_the_limit(make_store):
 async def test_a_redis_error_stays_with_its_admission(make_store):
     """A command failing for one admission (a key of the wrong type) fails that caller
     only; the rest of its batch is applied as usual."""
-    store = make_store()
+    store = make_store(lease_share=0)
     client = aioredis.Redis.from_url(REDIS_URL)
     await client.set(f"{store._base}c:broken", "not a hash")
     await client.aclose()
@@ -139,7 +140,7 @@ async def test_a_redis_error_stays_with_its_admission(make_store):
 
 
 async def test_unreachable_redis_fails_every_caller_of_the_batch(make_store):
-    store = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.3)
+    store = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.3, lease_share=0)
     try:
         results = await asyncio.gather(
             *(store.admit([check("a", 10)], f"r{i}", 60) for i in range(50)),
@@ -155,8 +156,8 @@ async def test_unreachable_redis_fails_every_caller_of_the_batch(make_store):
 
 async def test_a_batch_timing_out_fails_its_callers_and_reserves_nothing(make_store):
     prefix = f"sgtest-pause-{uuid.uuid4().hex[:12]}:"
-    store = RedisCounterStore(REDIS_URL, prefix, timeout_s=0.2)
-    reader = RedisCounterStore(REDIS_URL, prefix)
+    store = RedisCounterStore(REDIS_URL, prefix, timeout_s=0.2, lease_share=0)
+    reader = RedisCounterStore(REDIS_URL, prefix, lease_share=0)
     await store.ping()
     admin = aioredis.Redis.from_url(REDIS_URL)
     await admin.execute_command("CLIENT", "PAUSE", "1000", "WRITE")  # the script blocks
@@ -186,7 +187,7 @@ async def test_a_batch_timing_out_fails_its_callers_and_reserves_nothing(make_st
 
 
 async def test_a_caller_cancelled_while_queued_reserves_nothing(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     tasks = [asyncio.create_task(store.admit([check("a", 100)], f"r{i}", 60)) for i in range(10)]
     await asyncio.sleep(0)  # the first in flight, the others queued behind it
     tasks[3].cancel()
@@ -200,7 +201,7 @@ async def test_a_caller_cancelled_while_queued_reserves_nothing(make_store):
 
 async def test_a_caller_cancelled_while_its_batch_is_in_flight_is_released(make_store):
     """Its admission is applied after it gave up waiting: the store releases it."""
-    store = make_store()
+    store = make_store(lease_share=0)
     first = await lead(store)
     tasks = [asyncio.create_task(store.admit([check("a", 100)], f"r{i}", 60)) for i in range(10)]
     while store.admit_calls < 2:  # the batch is taken and sent; its answer not yet read
@@ -212,7 +213,7 @@ async def test_a_caller_cancelled_while_its_batch_is_in_flight_is_released(make_
     assert all(r.ok for i, r in enumerate(results) if i != 3)
     await store.close()  # lets the background release finish
     assert store.settle_calls == 1
-    reader = make_store()
+    reader = make_store(lease_share=0)
     assert await reader.usage(["a"]) == {"a": Level(0, 9)}
     assert await reservations_left(reader) == {"lead"} | {f"r{i}" for i in range(10) if i != 3}
 
@@ -220,7 +221,7 @@ async def test_a_caller_cancelled_while_its_batch_is_in_flight_is_released(make_
 async def test_a_lone_caller_cancelled_during_its_call_is_released(make_store):
     """Cancelled during the call it made itself, its outcome unknown: released all the
     same (whether the script ran or not), and the ones queued behind it go on."""
-    store = make_store()
+    store = make_store(lease_share=0)
     await store.ping()
     admin = aioredis.Redis.from_url(REDIS_URL)
     await admin.execute_command("CLIENT", "PAUSE", "300", "WRITE")  # hold the call in flight
@@ -239,14 +240,14 @@ async def test_a_lone_caller_cancelled_during_its_call_is_released(make_store):
         await admin.aclose()
     await store.close()
     assert store.settle_calls == 1  # the release
-    reader = make_store()
+    reader = make_store(lease_share=0)
     assert await reader.usage(["a"]) == {"a": Level(0, 1)}
     assert await reservations_left(reader) == {"behind"}
 
 
 async def test_a_caller_cancelled_once_answered_is_released(make_store):
     """Cancelled after its answer arrived but before it resumed: still released."""
-    store = make_store()
+    store = make_store(lease_share=0)
     victim: asyncio.Task[AdmitResult] | None = None
 
     async def first() -> AdmitResult:
@@ -264,16 +265,16 @@ async def test_a_caller_cancelled_once_answered_is_released(make_store):
     assert store.admit_calls == 2  # first and victim in one batch, answered together
     await store.close()
     assert store.settle_calls == 1
-    reader = make_store()
+    reader = make_store(lease_share=0)
     assert await reader.usage(["a"]) == {"a": Level(0, 1)}
     assert await reservations_left(reader) == {"lead", "first"}
 
 
 async def test_close_waits_for_admissions_in_flight(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     tasks = [asyncio.create_task(store.admit([check("a", 100)], f"r{i}", 60)) for i in range(20)]
     await asyncio.sleep(0)  # the first in flight, made by its caller; the others queued
     await store.close()
     assert all(t.done() and t.result().ok for t in tasks)
-    reader = make_store()
+    reader = make_store(lease_share=0)
     assert await reader.usage(["a"]) == {"a": Level(0, 20)}

@@ -1,4 +1,6 @@
-"""Coalesced settlements in RedisCounterStore: many settles, few script calls."""
+"""Coalesced settlements in RedisCounterStore: many settles, few script calls. Every store
+here is built with `lease_share=0` (no capacity leases), so every settlement is a Redis
+call (leases: test_redis_leases.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ async def reservations_left(store: RedisCounterStore) -> list[str]:
 
 
 async def test_concurrent_settles_share_script_calls(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     await admit_many(store)
     before = store.settle_calls
     # half name every key, half only "tok" (their "req" hold is released in the same call)
@@ -51,7 +53,7 @@ async def test_concurrent_settles_share_script_calls(make_store):
 
 
 async def test_batches_are_capped(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     store._settlements.limit = 16  # as if built with settle_batch=16
     await admit_many(store, 64)
     before = store.settle_calls
@@ -63,7 +65,7 @@ async def test_batches_are_capped(make_store):
 async def test_release_and_settle_from_another_replica(make_store):
     """A replica that did not admit the reservations does not know their keys: the held
     ones not named are released by a follow-up call per batch."""
-    one, two = make_store(), make_store()
+    one, two = make_store(lease_share=0), make_store(lease_share=0)
     await admit_many(one)
     before = two.settle_calls
     await asyncio.gather(*(
@@ -75,7 +77,7 @@ async def test_release_and_settle_from_another_replica(make_store):
 
 
 async def test_release_by_the_admitting_store_takes_one_call(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     await admit_many(store, 3)
     before = store.settle_calls
     await store.release("r0")
@@ -85,7 +87,7 @@ async def test_release_by_the_admitting_store_takes_one_call(make_store):
 
 
 async def test_each_settle_returns_once_applied(make_store):
-    one, two = make_store(), make_store()
+    one, two = make_store(lease_share=0), make_store(lease_share=0)
     await admit_many(one, 20)
 
     async def settle_then_read(i: int) -> Level:
@@ -98,7 +100,7 @@ async def test_each_settle_returns_once_applied(make_store):
 
 
 async def test_unreachable_redis_fails_every_waiting_caller(make_store):
-    store = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.3)
+    store = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.3, lease_share=0)
     try:
         results = await asyncio.gather(
             *(store.settle(f"r{i}", {"a": 1}) for i in range(50)),
@@ -113,7 +115,8 @@ async def test_unreachable_redis_fails_every_waiting_caller(make_store):
 
 
 async def test_a_batch_failing_mid_way_fails_its_callers(make_store):
-    store = RedisCounterStore(REDIS_URL, f"sgtest-pause-{time.time_ns()}:", timeout_s=0.2)
+    store = RedisCounterStore(REDIS_URL, f"sgtest-pause-{time.time_ns()}:", timeout_s=0.2,
+                              lease_share=0)
     await admit_many(store, 50)
     admin = aioredis.Redis.from_url(REDIS_URL)
     await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # scripts block, then time out
@@ -135,7 +138,7 @@ async def test_a_batch_failing_mid_way_fails_its_callers(make_store):
 
 
 async def test_close_flushes_pending_settlements(make_store):
-    store, reader = make_store(), make_store()
+    store, reader = make_store(lease_share=0), make_store(lease_share=0)
     await admit_many(store, 100)
     tasks = [asyncio.create_task(store.settle(f"r{i}", {"req": 1, "tok": 3})) for i in range(100)]
     await asyncio.sleep(0)  # queued, not yet applied
@@ -145,19 +148,19 @@ async def test_close_flushes_pending_settlements(make_store):
 
 
 async def test_a_cancelled_caller_does_not_lose_its_settlement(make_store):
-    store = make_store()
+    store = make_store(lease_share=0)
     await admit_many(store, 10)
     tasks = [asyncio.create_task(store.settle(f"r{i}", {"req": 1, "tok": 5})) for i in range(10)]
     await asyncio.sleep(0)
     tasks[3].cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await store.close()  # flushes
-    reader = make_store()
+    reader = make_store(lease_share=0)
     assert await reader.usage(["req", "tok"]) == {"req": Level(10, 0), "tok": Level(50, 0)}
 
 
 async def test_settle_soon_shares_script_calls_and_logs_a_failure(make_store, caplog):
-    store = make_store()
+    store = make_store(lease_share=0)
     await admit_many(store, 100)
     before = store.settle_calls
     for i in range(100):
@@ -166,7 +169,7 @@ async def test_settle_soon_shares_script_calls_and_logs_a_failure(make_store, ca
     assert store.settle_calls - before <= 3
     assert await store.usage(["req", "tok"]) == {"req": Level(100, 0), "tok": Level(200, 0)}
 
-    gone = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.3)
+    gone = RedisCounterStore("redis://127.0.0.1:1/0", "nowhere:", timeout_s=0.3, lease_share=0)
     try:
         for i in range(5):
             gone.settle_soon(f"x{i}", {"a": 1})  # returns at once; nobody waits for it

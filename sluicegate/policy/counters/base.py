@@ -12,6 +12,12 @@ amount <= limit`) and all are reserved under one reservation id, or nothing is r
 A reservation not settled or released within `ttl_s` is dropped by the store itself, so
 a crashed replica never leaves capacity held forever. `settle` replaces what a
 reservation held by what was actually consumed.
+
+A store may also reserve capacity ahead of admissions and admit against it locally (the
+Redis store's capacity leases): that capacity counts in `reserved` until the store gives
+it back, the levels it answers those admissions with are its latest estimate, and the
+settlements of admissions it served reach `used` a little later than `settle` returns;
+`flush` waits for them.
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ class CounterStore(Protocol):
         ...
 
     async def flush(self) -> None:
-        """Return once every settlement queued by `settle_soon` is applied (or failed)."""
+        """Return once every settlement queued by `settle_soon` (or applied locally, see
+        the module docstring) is applied (or failed)."""
         ...
 
     async def release(self, reservation_id: str) -> None: ...

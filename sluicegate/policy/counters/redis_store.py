@@ -13,6 +13,17 @@ returns only once its own item is applied, or gets `StoreUnavailable` if its bat
 A store remembers the keys of the reservations it admitted, so one call finishes a
 reservation (releasing the keys `settle` did not name); one admitted by another replica
 may take a second call for those.
+
+Capacity leases (redis_lease.py; on unless `lease_share=0`): an admission that goes to
+Redis also asks for a lease on each counter it has none on (or one running short); the
+script grants a share of what is still free, held in Redis as a reservation of the store's
+own. Admissions fitting in the leases of all their checks are then served with no Redis
+call, and so are their settlements; a background task writes what they consumed every
+`lease_flush_s` and keeps the leases alive, so used + reserved stays within every limit
+across replicas. A lease counts as `reserved` until it is returned (idle for
+`lease_idle_s`, or at `close`) or lapses (`lease_ttl_s` after its replica stopped). Small
+limits (below `lease_share * lease_min` admissions' worth) never lease: they stay exact.
+`flush` waits for the leases' consumption too.
 """
 
 from __future__ import annotations
@@ -31,7 +42,8 @@ from redis.exceptions import RedisError
 
 from sluicegate.errors import StoreUnavailable
 from sluicegate.policy.counters.base import AdmitResult, Check, Level, Slide
-from sluicegate.policy.counters.redis_batch import Coalescer
+from sluicegate.policy.counters.redis_batch import Coalescer, Keys
+from sluicegate.policy.counters.redis_lease import Ask, LeaseBook
 
 T = TypeVar("T")
 HASH_TAG = "{sg}"
@@ -43,7 +55,9 @@ class _Admission:
     reservation_id: str
     ttl_s: float
     logical: list[str]  # its checks' keys
+    amounts: list[int]  # and amounts
     packed: list[Any]  # its entry in the script's batch argument (KEYS positions to add)
+    asks: list[Ask]  # leases asked for along with it
 
 
 @dataclass(slots=True)
@@ -69,7 +83,15 @@ class RedisCounterStore:
         max_connections: int = 64,
         admit_batch: int = 128,
         settle_batch: int = 256,
+        lease_share: int = 8,
+        lease_max: int = 256,
+        lease_min: int = 16,
+        lease_ttl_s: float = 30.0,
+        lease_flush_s: float = 0.05,
+        lease_idle_s: float = 1.0,
     ):
+        """lease_share 0 turns capacity leases off (every admission and settlement goes
+        to Redis); see redis_lease.py and admit.lua for what the others mean."""
         pool = aioredis.BlockingConnectionPool.from_url(
             redis_url,
             max_connections=max_connections,
@@ -86,7 +108,14 @@ class RedisCounterStore:
         self._settle = self._redis.register_script(_script("settle"))
         self._usage = self._redis.register_script(_script("usage"))
         self._seed = self._redis.register_script(_script("seed"))
-        self._held: dict[str, tuple[tuple[str, ...], float]] = {}  # id -> keys, monotonic deadline
+        self._lease = self._redis.register_script(_script("lease"))
+        self.leases = LeaseBook(
+            lambda keys, args: self._call(self._lease(keys, args)), clock, self._base,
+            share=lease_share, max_=lease_max, min_=lease_min, ttl_s=lease_ttl_s,
+            flush_s=lease_flush_s, idle_s=lease_idle_s) if lease_share > 0 else None
+        self._lease_args = [repr(float(lease_ttl_s)), lease_share, lease_max, lease_min]
+        # id -> keys, amounts, monotonic deadline
+        self._held: dict[str, tuple[tuple[str, ...], tuple[int, ...], float]] = {}
         self._admissions: Coalescer[_Admission, AdmitResult] = Coalescer(
             self._admit_batch, admit_batch, "admission", abandoned=self._abandoned)
         self._settlements: Coalescer[_Settlement, None] = Coalescer(
@@ -94,7 +123,18 @@ class RedisCounterStore:
         self.admit_calls = 0  # admit script calls made (one per batch)
         self.settle_calls = 0  # settle script calls made (batches, plus their follow-ups)
 
+    @property
+    def lease_calls(self) -> int:
+        """lease.lua calls made (flushes and returns of leases)."""
+        return self.leases.calls if self.leases else 0
+
     async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
+        leases, asks = self.leases, []
+        if leases is not None:
+            served = leases.admit(checks, reservation_id, ttl_s)
+            if served is not None:
+                return served
+            asks = leases.asks(checks)
         logical, packed = [], []
         for c in checks:
             slide = c.slide or Slide(0, 0)
@@ -102,16 +142,25 @@ class RedisCounterStore:
             packed.append([c.key, _arg(c.limit), _arg(c.amount), repr(c.expires_at),
                            _arg(slide.window_s), _arg(slide.bucket_s)])
         entry = [repr(self._clock()), reservation_id, repr(float(ttl_s)), packed]
-        return await self._admissions.call(_Admission(reservation_id, ttl_s, logical, entry))
+        try:
+            return await self._admissions.call(
+                _Admission(reservation_id, ttl_s, logical, [c.amount for c in checks], entry, asks))
+        finally:
+            if asks and leases is not None:
+                leases.asked(asks)
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
-        await self._settlements.call(self._settlement(reservation_id, actuals))
+        if self.leases is None or not self.leases.settle(reservation_id, actuals):
+            await self._settlements.call(self._settlement(reservation_id, actuals))
 
     def settle_soon(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
-        self._settlements.put(self._settlement(reservation_id, actuals))
+        if self.leases is None or not self.leases.settle(reservation_id, actuals):
+            self._settlements.put(self._settlement(reservation_id, actuals))
 
     async def flush(self) -> None:
         await self._settlements.wait_idle()
+        if self.leases is not None:
+            await self.leases.flush()
 
     def _settlement(self, reservation_id: str, actuals: Mapping[str, int]) -> _Settlement:
         entries = {key: max(0, int(amount)) for key, amount in actuals.items()}
@@ -119,10 +168,13 @@ class RedisCounterStore:
         if known is not None:
             for key in known[0]:
                 entries.setdefault(key, 0)
+            if self.leases is not None:  # consumption beyond the reservation: see overshot
+                self.leases.overshot(known[0], known[1], entries)
         return _Settlement(repr(self._clock()), reservation_id, entries)
 
     async def release(self, reservation_id: str) -> None:
-        await self._settlements.call(self._release_of(reservation_id))
+        if self.leases is None or not self.leases.release(reservation_id):
+            await self._settlements.call(self._release_of(reservation_id))
 
     async def usage(self, keys: Sequence[str]) -> dict[str, Level]:
         if not keys:
@@ -156,44 +208,54 @@ class RedisCounterStore:
         await self._call(self._redis.ping())
 
     async def close(self) -> None:
-        """Flush the queued admissions and settlements, then close the connections."""
+        """Flush the queued admissions and settlements, return the leases, then close the
+        connections."""
         await self._admissions.wait_idle()  # may queue releases (for cancelled callers)
         await self._settlements.wait_idle()
+        if self.leases is not None:
+            await self.leases.close()
         try:
             await self._redis.aclose()
         except (RedisError, OSError):
             pass
 
-    def _remember(self, reservation_id: str, keys: list[str], ttl_s: float) -> None:
+    def _remember(self, reservation_id: str, keys: list[str], amounts: list[int],
+                  ttl_s: float) -> None:
         """Note the keys a reservation holds, so settling it takes one call. Entries go
         once their reservation would have expired (ids are admitted in ttl order)."""
         now, held = time.monotonic(), self._held
         while held:
             oldest = next(iter(held))
-            if len(held) < HELD_MAX and held[oldest][1] > now:
+            if len(held) < HELD_MAX and held[oldest][2] > now:
                 break
             del held[oldest]
-        held[reservation_id] = (tuple(keys), now + ttl_s + 60)
+        held[reservation_id] = (tuple(keys), tuple(amounts), now + ttl_s + 60)
 
     async def _admit_batch(self, batch: list[_Admission]) -> list[AdmitResult | Exception]:
         """One script call for the batch. Should it fail, every caller gets StoreUnavailable;
         a call that timed out may still have been applied: those reservations are dropped
         by Redis at their ttl (releasing them here could undo a retry under the same id)."""
-        keys = _Keys(self._base)
+        keys = Keys(self._base)
         packed = [[*a.packed, keys.reservation(a.reservation_id),
-                   [keys.counter(key) for key in a.logical]] for a in batch]
+                   [keys.counter(key) for key in a.logical],
+                   [[i + 1, keys.reservation(lease.rid), lease.rid, int(lease.known)]
+                    for i, lease, _ in a.asks]] for a in batch]
         self.admit_calls += 1
-        out = await self._call(self._admit(keys.keys, [orjson.dumps(packed)]))
+        sent = time.monotonic()
+        out = await self._call(self._admit(keys.keys, [orjson.dumps(packed), *self._lease_args]))
         results: list[AdmitResult | Exception] = []
-        for a, (failed, flat) in zip(batch, out, strict=True):
+        for a, (failed, flat, *grants) in zip(batch, out, strict=True):
             if failed == -1:  # a Redis error for this admission alone
                 results.append(StoreUnavailable(f"counter store (Redis) unavailable: {flat}"))
-            elif failed:
-                results.append(AdmitResult(ok=False, levels=_levels(flat),
-                                           failed_index=int(failed) - 1))
+                continue
+            levels = _levels(flat)
+            if a.asks and self.leases is not None:  # here: a cancelled caller's lease counts too
+                self.leases.granted(a.asks, grants[0] if grants else None, levels, sent)
+            if failed:
+                results.append(AdmitResult(ok=False, levels=levels, failed_index=int(failed) - 1))
             else:
-                self._remember(a.reservation_id, a.logical, a.ttl_s)
-                results.append(AdmitResult(ok=True, levels=_levels(flat)))
+                self._remember(a.reservation_id, a.logical, a.amounts, a.ttl_s)
+                results.append(AdmitResult(ok=True, levels=levels))
         return results
 
     def _abandoned(self, admission: _Admission, result: AdmitResult | None) -> None:
@@ -232,7 +294,7 @@ class RedisCounterStore:
         return outcomes
 
     async def _settle_call(self, batch: list[_Settlement]) -> list[list[str]]:
-        keys = _Keys(self._base)
+        keys = Keys(self._base)
         packed = [[item.now, item.reservation_id, keys.reservation(item.reservation_id),
                    [[key, str(n), keys.counter(key)] for key, n in item.actuals.items()]]
                   for item in batch]
@@ -247,31 +309,6 @@ class RedisCounterStore:
             return await awaitable
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"counter store (Redis) unavailable: {exc}") from exc
-
-
-class _Keys:
-    """The KEYS of one batched script call, each key once (concurrent requests mostly
-    share their counters; redis-py's cost grows with every argument): the batch argument
-    names them by position (1-based)."""
-
-    __slots__ = ("keys", "_at", "_base")
-
-    def __init__(self, base: str):
-        self.keys: list[str] = []
-        self._at: dict[str, int] = {}
-        self._base = base
-
-    def counter(self, logical: str) -> int:
-        """The position of the counter's hash; its sorted set follows it."""
-        at = self._at.get(logical)
-        if at is None:
-            at = self._at[logical] = len(self.keys) + 1
-            self.keys += (f"{self._base}c:{logical}", f"{self._base}z:{logical}")
-        return at
-
-    def reservation(self, reservation_id: str) -> int:
-        self.keys.append(f"{self._base}r:{reservation_id}")
-        return len(self.keys)
 
 
 def _levels(flat: Sequence[Any]) -> tuple[Level, ...]:

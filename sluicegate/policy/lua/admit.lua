@@ -2,19 +2,43 @@
 -- (every counter of it reserved, or none) and sees the admissions before it in the batch.
 -- KEYS: every key the batch touches, once: counter hashes H, each followed by its sorted
 --       set Z, and reservation hashes, in any order
--- ARGV: one JSON array with, per admission, [now, reservation id, ttl seconds, checks,
---       position in KEYS of its reservation hash, positions of its checks' H];
+-- ARGV[1]: one JSON array with, per admission, [now, reservation id, ttl seconds, checks,
+--       position in KEYS of its reservation hash, positions of its checks' H, leases];
 --       checks: per check [logical key, limit, amount, expires_at, window_s (0 = fixed),
 --       bucket_s], numbers as strings (one packed argument: encoding ~30 separate ones per
---       admission cost redis-py ~0.3 ms a call)
--- Returns, per admission, {0, levels} when reserved, {i, levels} when its check i
+--       admission cost redis-py ~0.3 ms a call); leases: capacity leases asked for along
+--       with it, per lease [check index (1-based), position of the lease's reservation
+--       hash, lease id, known (1: the replica saw it granted)]
+-- ARGV[2..5]: lease ttl seconds, share, max, min (see grant below)
+-- Returns, per admission, {0, levels, grants} when reserved, {i, levels} when its check i
 -- (1-based) does not fit; levels = used1, reserved1, used2, reserved2, ... before it;
--- {-1, message} when a Redis command failed for it (say, a key of the wrong type): the
--- error stays with that admission, the others are applied as if it were alone.
+-- grants = per lease asked for, what was added to it (0: none; -1: a known lease holds
+-- nothing any more: it lapsed, or the data is gone); {-1, message} when a Redis command
+-- failed for it (say, a key of the wrong type): the error stays with that admission, the
+-- others are applied as if it were alone.
 local batch = cjson.decode(ARGV[1])
+local lease_ttl, lease_share = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease_max, lease_min = tonumber(ARGV[4]), tonumber(ARGV[5])
 local out = {}
 
-local function admit(now, rid, ttl, checks, rkey, at)
+-- Adds to a lease on check i once the admission is reserved: a share of what is still
+-- free, so replicas leave each other room, and only a slice worth having (small limits
+-- never lease: they stay exact across replicas).
+local function grant(now, checks, at, levels, ask)
+  local i = ask[1]
+  local h, z, c = KEYS[at[i]], KEYS[at[i] + 1], checks[i]
+  local rkey, rid = KEYS[ask[2]], ask[3]
+  local cur = lease_live(h, z, rkey, rid, c[1], now)
+  if cur == nil and ask[4] == 1 then return -1 end
+  local amount = math.max(1, tonumber(c[3]))
+  local free = tonumber(c[2]) - levels[2 * i - 1] - tonumber(redis.call('HGET', h, 'r') or '0')
+  local g = math.min(lease_max * amount, math.floor(free / lease_share))
+  if g < lease_min * amount then return 0 end
+  lease_hold(h, z, rkey, rid, c[1], cur, (cur or 0) + g, now + lease_ttl, now)
+  return g
+end
+
+local function admit(now, rid, ttl, checks, rkey, at, asks)
   local n = #checks
   local levels = {}
   local failed = 0
@@ -47,12 +71,18 @@ local function admit(now, rid, ttl, checks, rkey, at)
     extend(z, ms)
   end
   extend(rkey, (ttl + 60) * 1000)
-  return {0, levels}
+  local grants = {}
+  for k = 1, #(asks or {}) do
+    local granted, g = pcall(grant, now, checks, at, levels, asks[k])
+    grants[k] = granted and g or 0  -- a lease is an optimisation: its failure is no error
+  end
+  return {0, levels, grants}
 end
 
 for j = 1, #batch do
   local a = batch[j]
-  local ok, result = pcall(admit, tonumber(a[1]), a[2], tonumber(a[3]), a[4], KEYS[a[5]], a[6])
+  local ok, result = pcall(admit, tonumber(a[1]), a[2], tonumber(a[3]), a[4], KEYS[a[5]], a[6],
+                           a[7])
   if not ok then
     result = {-1, type(result) == 'table' and result.err or tostring(result)}
   end

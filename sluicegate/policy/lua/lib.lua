@@ -65,3 +65,42 @@ local function add_used(h, amount, now)
   redis.call('HINCRBY', h, 'b:' .. fmt(math.floor(now / bs) * bs), fmt(amount))
   extend(h, (ws + bs + 60) * 1000)
 end
+
+-- Capacity leases (redis_lease.py): a lease is a reservation like any other (its hold in
+-- `r`, Z and its reservation hash R), whose amount changes in place and whose deadline is
+-- pushed forward while its replica lives.
+-- What lease `rid` holds on the counter now, or nil when it holds nothing live (never
+-- granted, returned, lapsed, or gone with the data); a lapsed hold that purge() has not
+-- reached yet is released here as purge() would.
+local function lease_live(h, z, rkey, rid, key, now)
+  local cur = redis.call('HGET', rkey, key)
+  if not cur then return nil end
+  local member = rid .. '|' .. cur
+  local score = redis.call('ZSCORE', z, member)
+  if score and tonumber(score) > now then return tonumber(cur) end
+  if score and redis.call('ZREM', z, member) == 1 and tonumber(cur) > 0 then
+    redis.call('HINCRBY', h, 'r', fmt(-tonumber(cur)))
+  end
+  redis.call('HDEL', rkey, key)
+  return nil
+end
+
+-- Makes lease `rid`, holding `cur` (nil: nothing), hold `new` until `deadline`; a `new`
+-- of nil returns the lease (a hold of 0 is kept: it tells a live lease from a lost one).
+local function lease_hold(h, z, rkey, rid, key, cur, new, deadline, now)
+  if cur then redis.call('ZREM', z, rid .. '|' .. fmt(cur)) end
+  local change = (new or 0) - (cur or 0)
+  if change > 0 or (change < 0 and redis.call('EXISTS', h) == 1) then
+    redis.call('HINCRBY', h, 'r', fmt(change))
+  end
+  if new == nil then
+    redis.call('HDEL', rkey, key)
+    return
+  end
+  redis.call('ZADD', z, deadline, rid .. '|' .. fmt(new))
+  redis.call('HSET', rkey, key, fmt(new))
+  local ms = (deadline - now) * 1000
+  extend(h, ms)
+  extend(z, ms)
+  extend(rkey, ms + 60000)
+end
