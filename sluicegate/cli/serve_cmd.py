@@ -52,6 +52,10 @@ def serve(
                                   help="Mount the provider emulator at /emulator"),
     counter_failure_mode: str = typer.Option("fail_open", "--counter-failure-mode",
                                              help="fail_open | fail_closed when Redis is down"),
+    redis_leases: bool = typer.Option(
+        True, "--redis-leases/--no-redis-leases",
+        help="Admit locally against capacity leased from Redis (off: one Redis call per "
+             "admission)"),
     workers: int = typer.Option(1, help="Worker processes"),
 ) -> None:
     """Run the gateway and its control room."""
@@ -64,7 +68,7 @@ def serve(
         redis_prefix=redis_prefix,
         config_files=tuple(str(p.resolve()) for p in (config or [])),
         admin_key=admin_key or secrets.token_urlsafe(24), emulator=emulator,
-        counter_failure_mode=counter_failure_mode,
+        counter_failure_mode=counter_failure_mode, redis_leases=redis_leases,
     )
     os.environ.update(settings.to_env())
     _banner(settings, generated)

@@ -202,7 +202,8 @@ def _state_stores(settings: Settings):
         # Routing keeps working without Redis (breakers closed, no pins); what admission
         # does without Redis is the counter store's configured fail_open/fail_closed.
         prefix = settings.redis_prefix
-        return (RedisCounterStore(settings.redis_url, prefix),
+        return (RedisCounterStore(settings.redis_url, prefix,
+                                  lease_share=8 if settings.redis_leases else 0),
                 FailOpenBreakerStore(RedisBreakerStore(settings.redis_url,
                                                        prefix=prefix + "breaker:"),
                                      on_error=routing_store_down),

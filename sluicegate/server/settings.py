@@ -22,6 +22,10 @@ class Settings(msgspec.Struct, kw_only=True):
     admin_key: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
     counter_failure_mode: str = "fail_open"  # what to do when Redis is unreachable
+    # Capacity leases (policy/counters/redis_lease.py): a replica admits locally against a
+    # share of a counter's free capacity it has reserved in Redis. Off: every admission is
+    # a Redis call, and even limits too large to lease small are exact to the request.
+    redis_leases: bool = True
     spool_path: str | None = None
     header_prefixes: tuple[str, ...] = ("x-sluice-", "x-tfy-")
     poll_interval_s: float = 0.5

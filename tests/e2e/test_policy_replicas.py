@@ -191,6 +191,35 @@ budgets:
     assert {r["model"] for r in by_project["degrade"] if events(r)} == {"claude-haiku-4-5"}
 
 
+def test_far_from_the_limit_replicas_admit_from_leases_and_spend_adds_up(replicas):
+    """A budget far from its ceiling is served from capacity each replica leased from
+    Redis (no Redis call per request); what both spend still adds up to the cent in the
+    shared counters, and the leases go back once traffic stops."""
+    a, b = replicas
+    u = uid()
+    apply_everywhere(replicas, prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}), f"""
+name: lease-budget-{u}
+type: gateway-budget-config
+budgets:
+  - id: roomy-{u}
+    scope: {{metadata: {{project: roomy-{u}}}}}
+    ceiling_usd: 1000
+    window: daily
+""")
+    key = known_everywhere(a.create_key(name=f"roomy-{u}")["key"], a, b)
+    results = hammer([lambda i=i: chat(replicas[i % 2], key, content=LONG, max_tokens=10,
+                                       headers={"X-Sluice-Project": f"roomy-{u}"})
+                      for i in range(200)], workers=8)
+    assert [r.status_code for r in results] == [200] * 200
+
+    def rows() -> list[dict]:
+        return [budget_rows(gateway, f"roomy-{u}")["daily"] for gateway in replicas]
+
+    # $0.01 a call: every replica sees both replicas' $2.00 once their leases are flushed
+    wait_for(lambda: all(r["spent_usd"] == pytest.approx(2.0) for r in rows()), timeout=5)
+    wait_for(lambda: all(r["reserved_usd"] == 0 for r in rows()), timeout=5)  # leases back
+
+
 def test_budget_spend_is_rebuilt_from_the_ledger_when_redis_starts_empty(shared, replicas):
     database_url, new_prefix = shared
     a, b = replicas
