@@ -1,12 +1,14 @@
 """A/B latency on ONE gateway: requests alternate between a baseline and a variant on one
 connection, so host drift hits both sides equally.
 
-    .venv/bin/python bench/ab.py --compare routing|policy|policy-redis [--pairs 2000]
+    .venv/bin/python bench/ab.py --compare routing|policy|policy-redis|policy-redis-exact
+                                 [--pairs 2000]
 
 routing: a plain model vs a virtual model (three targets, breaker).
 policy / policy-redis: the same model, with three rate-limit rules and two budgets that
 match only the variant's requests (both sides send the same metadata header, with a
-different value), counters in memory or in Redis.
+different value), counters in memory or in Redis (with capacity leases, as served by
+default, or `-exact`: `--no-redis-leases`, one Redis call per admission and settlement).
 Prints each side's p50/p90 and the median of the per-pair differences.
 """
 
@@ -62,7 +64,9 @@ def main(pairs: int, compare: str) -> None:
     extra = ROUTING if compare == "routing" else POLICY_AB
     config.write_text(PROVIDERS.format(emu=f"http://127.0.0.1:{emu_port}") + "---\n" + extra)
     redis = ["--redis-url", REDIS_URL, "--redis-prefix", f"ab-{time.time_ns()}:"] \
-        if compare == "policy-redis" else []
+        if compare.startswith("policy-redis") else []
+    if compare == "policy-redis-exact":
+        redis.append("--no-redis-leases")
     gateway = ServerProcess(
         [*GATEWAY_CORE, sys.executable, "-m", "sluicegate.cli.main", "serve", "--port",
          str(port), "--no-emulator", "--database-url", f"sqlite:///{workdir}/ab.db",
@@ -103,7 +107,8 @@ def main(pairs: int, compare: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2000)
-    parser.add_argument("--compare", choices=["routing", "policy", "policy-redis"],
+    parser.add_argument("--compare", choices=["routing", "policy", "policy-redis",
+                                              "policy-redis-exact"],
                         default="routing")
     args = parser.parse_args()
     main(args.pairs, args.compare)

@@ -12,8 +12,9 @@ within a round.
 Scenarios: `passthrough` (no gateway: a bare proxy on the same server and client stack,
 bench/passthrough.py, the floor under every other row), `plain` (a concrete model),
 `policy` (several rate-limit rules and budgets),
-`policy-redis` (the same with counters in Redis), `routing` (a virtual model with three
-targets and a breaker).
+`policy-redis` (the same with counters in Redis, capacity leases on as served by default),
+`policy-redis-exact` (`--no-redis-leases`: one Redis call per admission and settlement),
+`routing` (a virtual model with three targets and a breaker).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
 
 ADMIN = "bench-admin-key"
+REDIS_PREFIX = f"sluice-bench-{os.getpid()}:"
 # The gateway gets core 0 to itself; the emulator, wrk and the latency driver share core 1,
 # so the load never competes with what it measures (unpinned, figures drifted 40%+).
 # BENCH_PIN=0 turns pinning off (the gateway's Rust I/O thread may then use the other core).
@@ -213,9 +216,10 @@ def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[Serv
     args = [*GATEWAY_CORE, sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
             "--no-emulator", "--database-url", f"sqlite:///{workdir}/{scenario}.db",
             "--config", str(config)]
-    if scenario == "policy-redis":
-        args += ["--redis-url", REDIS_URL]
-        subprocess.run(["redis-cli", "flushdb"], capture_output=True)
+    if scenario.startswith("policy-redis"):
+        args += ["--redis-url", REDIS_URL, "--redis-prefix", REDIS_PREFIX]
+    if scenario == "policy-redis-exact":
+        args.append("--no-redis-leases")
     proc = ServerProcess(args, f"http://127.0.0.1:{port}/readyz",
                          env={"SLUICEGATE_ADMIN_KEY": ADMIN}).start()
     url = f"http://127.0.0.1:{port}"
@@ -228,7 +232,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200)
-    parser.add_argument("--scenarios", default="passthrough,plain,policy,policy-redis,routing")
+    parser.add_argument("--scenarios",
+                        default="passthrough,plain,policy,policy-redis,policy-redis-exact,routing")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--open-loop-seconds", type=float, default=10)
     parser.add_argument("--segments", type=int, default=5,
@@ -288,7 +293,20 @@ def run_round(emu: str, workdir: Path, args) -> dict:
                 direct_url=emu + "/v1/chat/completions", pid=proc.proc.pid)
         finally:
             proc.stop()
+            if scenario.startswith("policy-redis"):
+                drop_redis_keys(REDIS_PREFIX)
     return results
+
+
+def drop_redis_keys(prefix: str) -> None:
+    """The benchmark's counters (the Redis is shared with the tests; never FLUSHDB)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def median_of(rounds: list[dict]) -> dict:
@@ -320,11 +338,11 @@ def report(results: dict, args) -> None:
           f" for {args.open_loop_seconds}s in {args.segments} segments alternating with direct;"
           f" one gateway process, ledger on (SQLite); {'pinned' if _PIN else 'not pinned'};"
           f" median of {args.rounds} interleaved rounds\n")
-    print(f"{'path':<14}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
+    print(f"{'path':<20}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
           f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}"
           f"{'cpu us/req':>12}{'redis us/req':>14}")
     for name, r in results.items():
-        print(f"{name:<14}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
+        print(f"{name:<20}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
               f"{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}{r['added']:>11.2f}"
               f"{r['errors'] + r['ol_errors']:>8.0f}"
               f"{_us(r.get('cpu_us')):>12}{_us(r.get('redis_us')):>14}")
