@@ -247,15 +247,25 @@ def _duration(total: int) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
-def actual_amount(hold: Hold, admission: Admission, usage: Usage | None, cost_usd: float | None) -> int:
-    """What a hold becomes at settlement. A missing usage or cost releases the hold; a
-    part the provider did not report falls back to what was reserved for it."""
-    if hold.measure == "requests":
-        return hold.amount
-    if hold.measure == "cost":
-        return usd_to_micros(cost_usd) if cost_usd is not None and cost_usd > 0 else 0
-    if usage is None:
-        return 0
-    inp = usage.input_tokens if usage.input_tokens is not None else admission.estimated_input_tokens
-    out = usage.output_tokens if usage.output_tokens is not None else admission.reserved_output_tokens
-    return {"total": inp + out, "input": inp, "output": out}[hold.token_type]
+def actual_amounts(admission: Admission, usage: Usage | None,
+                   cost_usd: float | None) -> dict[str, int]:
+    """What each hold becomes at settlement, by counter key. A missing usage or cost
+    releases the hold; a part the provider did not report falls back to what was
+    reserved for it."""
+    cost = usd_to_micros(cost_usd) if cost_usd is not None and cost_usd > 0 else 0
+    tokens = {"total": 0, "input": 0, "output": 0}
+    if usage is not None:
+        inp = usage.input_tokens if usage.input_tokens is not None \
+            else admission.estimated_input_tokens
+        out = usage.output_tokens if usage.output_tokens is not None \
+            else admission.reserved_output_tokens
+        tokens = {"total": inp + out, "input": inp, "output": out}
+    actuals = {}
+    for hold in admission.holds:
+        if hold.measure == "requests":
+            actuals[hold.key] = hold.amount
+        elif hold.measure == "cost":
+            actuals[hold.key] = cost
+        else:
+            actuals[hold.key] = tokens[hold.token_type]
+    return actuals

@@ -42,7 +42,7 @@ from sluicegate.policy.admission import (
     Item,
     PolicyBlocked,
     PolicyUnavailable,
-    actual_amount,
+    actual_amounts,
     plan,
     rate_headers,
 )
@@ -188,7 +188,7 @@ class PolicyEngine:
         if admission.reservation_id is None or admission.settled:
             return None
         admission.settled = True
-        return {h.key: actual_amount(h, admission, usage, cost_usd) for h in admission.holds}
+        return actual_amounts(admission, usage, cost_usd)
 
     async def release(self, admission: Admission) -> None:
         """Undo an admission entirely, the request count included. Never raises."""
@@ -319,7 +319,7 @@ class PolicyEngine:
             inp,
             events,
             reservation_id=reservation_id,
-            holds=tuple(i.hold for i in items),
+            holds=tuple([i.hold for i in items]),
             headers=rate_headers(items, result.levels, now),
         )
 
