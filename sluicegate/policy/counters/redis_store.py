@@ -38,7 +38,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 
 from sluicegate.errors import StoreUnavailable
 from sluicegate.policy.counters.base import AdmitResult, Check, Level, Slide
@@ -99,7 +99,9 @@ class RedisCounterStore:
             decode_responses=True,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1),
+            # Resend only what never reached Redis (a broken pooled connection): a call
+            # that timed out may still run, and scripts must run once.
+            retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
         )
         self._redis = aioredis.Redis.from_pool(pool)
         self._base = f"{prefix}{HASH_TAG}:"
