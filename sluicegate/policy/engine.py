@@ -17,8 +17,9 @@
 A rule listed in `exempt_rule_ids`, and an `audit` rule, is counted but not enforced
 (an audit breach admits and records an event). Store failures follow `failure_mode`; an
 outage and the recovery are logged once each. Budget counters the store lacks are seeded
-from the ledger at start-up, when a config adds a budget window, and after an outage (a
-Redis that restarted empty).
+from the ledger at start-up, when a config adds a budget window, after an outage (a
+Redis that restarted empty), and when the store turns out to have lost its data with no
+outage seen (checked every few seconds: see `check_store`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from sluicegate.policy.notify import Alert, AlertSink
 log = logging.getLogger(__name__)
 
 FailureMode = Literal["fail_open", "fail_closed"]
+SEEDED_MARK = "budgets-seeded"  # in the counter store while it holds seeded budget spend
+_SEEDED_TTL_S = 400 * 86400  # should it lapse, one needless (harmless) rebuild
 _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
 
 
@@ -75,6 +78,7 @@ class PolicyEngine:
         reservation_ttl_s: float = 600.0,
         default_max_output_tokens: int = 4096,
         store_retry_s: float = 1.0,
+        store_check_s: float = 5.0,
     ):
         if failure_mode not in ("fail_open", "fail_closed"):
             raise ValueError(f"failure_mode is fail_open or fail_closed, not {failure_mode!r}")
@@ -85,6 +89,8 @@ class PolicyEngine:
         self._ttl_s = reservation_ttl_s
         self._default_max_output = default_max_output_tokens
         self._store_retry_s = store_retry_s
+        self._store_check_s = store_check_s
+        self._watch: asyncio.Task[None] | None = None
         self._policy = CompiledPolicy()
         self._down_until = 0.0  # monotonic; while in the future the store is not tried
         self.last_error: str | None = None
@@ -208,19 +214,41 @@ class PolicyEngine:
         """Seed absent budget counters from the ledger (run at start-up, before traffic).
         Never raises: an unreachable store or ledger is logged and reported."""
         self._sum_cost = sum_cost
-        return await self._rebuild(self._policy)
+        report = await self._rebuild(self._policy)
+        if hasattr(self._counters, "ping") and self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_store())
+        return report
 
     async def check_store(self) -> bool:
-        """Ping the counter store (for /readyz), noting an outage or a recovery."""
+        """Ping the counter store (for /readyz, and every `store_check_s` once budgets
+        were rebuilt), noting an outage or a recovery. A store that lost its data with no
+        outage seen (emptied, or failed over to an empty replica) has lost its seeding
+        mark too: budget spend is then rebuilt from the ledger, as after an outage."""
         ping = getattr(self._counters, "ping", None)
-        if ping is not None:
-            try:
-                await ping()
-            except StoreUnavailable as exc:
-                self._note_failure(exc)
-            else:
-                self._note_success()
+        if ping is None:  # in process: it cannot lose its data without us
+            return self.healthy
+        was_down = self.last_error is not None
+        try:
+            await ping()
+            lost = not was_down and self._sum_cost is not None \
+                and await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+        except StoreUnavailable as exc:
+            self._note_failure(exc)
+            return self.healthy
+        self._note_success()  # after an outage: rebuilds
+        if lost:
+            log.warning("policy: the counter store lost its data (no seeding mark): budget "
+                        "spend rebuilt from the ledger")
+            self._spawn(self._rebuild(self._policy))
         return self.healthy
+
+    async def _watch_store(self) -> None:
+        while True:
+            await asyncio.sleep(self._store_check_s)
+            try:
+                await self.check_store()
+            except Exception:  # a bug: logged, and the next check runs all the same
+                log.exception("policy: counter store check failed")
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) for background alert work; the engine stays usable."""
@@ -229,6 +257,10 @@ class PolicyEngine:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """At shutdown: drain, then close the counter store."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         await self.drain(timeout_s)
         await self._counters.close()
 
@@ -273,6 +305,10 @@ class PolicyEngine:
             if row.get("seeded"):
                 log.info("policy: budget %s (%s) seeded from the ledger: $%s spent", row["id"],
                          row["window"], row.get("ledger_spent_usd"))
+        try:  # what check_store looks for: the store holds the spend seeded here
+            await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+        except StoreUnavailable as exc:
+            self._note_failure(exc)
         return report
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:

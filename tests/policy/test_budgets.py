@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis.asyncio as aioredis
 
 from sluicegate.ledger.memory_store import MemoryLedgerStore
 from sluicegate.model.identity import Envelope
@@ -19,6 +20,7 @@ from sluicegate.policy.engine import PolicyEngine
 from sluicegate.policy.notify import CollectingAlertSink, WebhookNotifier
 from tests.policy.helpers import FakeClock, fixture_text, policy, request
 from tests.policy.receiver import Receiver
+from tests.support import REDIS_URL
 
 SEARCH = Envelope(project="platform-search")
 INTERNS = Envelope(project="intern-sandbox")
@@ -358,6 +360,38 @@ async def test_budget_counters_are_reseeded_after_an_outage_and_for_new_budgets(
     await engine.drain()
     rows = {r["id"]: r for r in await engine.budget_status()}
     assert rows["search-weekly"]["spent_usd"] == 0.75
+
+
+@pytest.mark.parametrize("make_store", ["redis"], indirect=True)
+async def test_a_redis_emptied_without_an_outage_is_reseeded_by_the_next_check(make_store,
+                                                                              caplog):
+    """An emptied Redis (FLUSHALL, a failover to an empty replica) answers every call, so
+    no outage is seen; the seeding mark is gone with the data, and the next store check
+    (every few seconds, and on /readyz) rebuilds budget spend from the ledger."""
+    ledger = MemoryLedgerStore()
+    await ledger.write_batch([LedgerRecord(request_id="a", ts=time.time() - 1,
+                                           project="platform-search", cost_usd=0.75)])
+    store = make_store()
+    engine = engine_with(store, ONE_DOLLAR, store_check_s=0.1)
+    try:
+        await engine.rebuild_budgets(ledger.sum_cost)
+        assert await engine.check_store() and (await engine.budget_status())[0]["spent_usd"] == 0.75
+
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(f"{store._base}*", count=1000)]
+        await client.delete(*keys)  # the data goes, the connection stays
+        await client.aclose()
+        for _ in range(50):  # the periodic check (every 0.1 s here) notices
+            await asyncio.sleep(0.05)
+            await engine.drain()
+            if (await engine.budget_status())[0]["spent_usd"] == 0.75:
+                break
+        assert (await engine.budget_status())[0]["spent_usd"] == 0.75
+        assert "lost its data" in caplog.text
+        with pytest.raises(PolicyBlocked):
+            await engine.admit(request(env=SEARCH, cost=0.5))
+    finally:
+        await engine.close()
 
 
 async def test_a_store_down_at_start_does_not_stop_the_rebuild_from_returning():
