@@ -145,11 +145,19 @@ class RedisCounterStore:
                            _arg(slide.window_s), _arg(slide.bucket_s)])
         entry = [repr(self._clock()), reservation_id, repr(float(ttl_s)), packed]
         try:
-            return await self._admissions.call(
+            result = await self._admissions.call(
                 _Admission(reservation_id, ttl_s, logical, [c.amount for c in checks], entry, asks))
         finally:
             if asks and leases is not None:
                 leases.asked(asks)
+        if not result.ok and leases is not None:
+            # Refused: what is left of the limit may be in leases, ours among them (a burst
+            # is refused by Redis while the leases its first admissions were granted sit
+            # here unused). Capacity we hold is ours to admit against.
+            served = leases.admit(checks, reservation_id, ttl_s)
+            if served is not None:
+                return served
+        return result
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
         if self.leases is None or not self.leases.settle(reservation_id, actuals):
