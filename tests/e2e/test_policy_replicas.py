@@ -119,6 +119,9 @@ rules:
   - id: exact-{u}
     when: {{metadata: {{project: exact-{u}}}}}
     limit: {{requests: 25, window: 1h}}
+  - id: leased-{u}
+    when: {{metadata: {{project: leased-{u}}}}}
+    limit: {{requests: 300, window: 1h}}
   - id: queue-{u}
     when: {{metadata: {{project: queue-{u}}}}}
     limit: {{requests: 4, window: 1h}}
@@ -148,6 +151,12 @@ budgets:
     exact = hammer(calls("exact", 80), workers=40)
     assert sum(r.status_code == 200 for r in exact) == 25
     assert {r.headers["x-sluice-rule-id"] for r in exact if r.status_code != 200} == {f"exact-{u}"}
+
+    # large enough for the replicas to lease capacity (300 / 8 >= 16): still exact
+    leased = hammer(calls("leased", 450), workers=40)
+    assert sum(r.status_code == 200 for r in leased) == 300
+    assert {r.headers["x-sluice-rule-id"] for r in leased if r.status_code != 200} == {
+        f"leased-{u}"}
 
     queued = hammer(calls("queue", 10), workers=10)
     assert sum(r.status_code == 200 for r in queued) == 4
