@@ -323,3 +323,28 @@ async def test_a_flush_whose_answer_is_lost_is_applied_once(make_store):
     held = store.leases.held("k")
     assert held == 256 - 9  # r0 went through Redis
     assert await level(store, "k") == Level(10, held)
+
+
+async def test_no_admission_from_leases_while_redis_is_unreachable(make_store):
+    """Once a Redis call fails, admissions stop coming from leases and go to Redis (and
+    fail), so the engine's fail_open / fail_closed applies at once, as without leases;
+    when a call succeeds again, leases serve again."""
+    store = make_store(timeout_s=0.2)
+    for i in range(10):
+        assert (await store.admit([check("k", 10**6)], f"r{i}", 60)).ok
+        store.settle_soon(f"r{i}", {"k": 1})
+    assert store.admit_calls == 1  # the rest came from the lease
+    admin = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", "800", "WRITE")
+        await store.flush()  # times out: Redis is as good as gone
+        with pytest.raises(StoreUnavailable):
+            await store.admit([check("k", 10**6)], "during", 60)
+    finally:
+        await asyncio.sleep(0.8)
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+    assert (await store.admit([check("k", 10**6)], "after", 60)).ok  # through Redis
+    calls = store.admit_calls
+    assert (await store.admit([check("k", 10**6)], "after-2", 60)).ok
+    assert store.admit_calls == calls  # from the lease again

@@ -21,7 +21,7 @@ Locally a lease has `held` (what Redis reserves for it), `inflight` (admitted fr
 yet settled) and `pending` (settled, not yet flushed): an admission is served locally when
 every one of its checks has a lease with `held - inflight - pending >= amount`, granted
 under the same limit, whose deadline was pushed forward recently enough (while Redis is
-unreachable a lease serves for 3/4 of `ttl_s`, then admissions go to Redis and fail). A
+unreachable no admission is served from leases: see `suspended`). A
 lease Redis no longer holds (lapsed, or the data is gone) is dropped when a call finds out.
 """
 
@@ -96,6 +96,9 @@ class LeaseBook:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._down = False  # the last flush failed (logged once per outage)
+        # A Redis call failed: nothing is admitted from leases until one succeeds, so the
+        # engine's fail_open / fail_closed applies at once, as without leases.
+        self.suspended = False
         self.calls = 0  # lease.lua calls made
 
     def held(self, key: str) -> int:
@@ -107,6 +110,8 @@ class LeaseBook:
     def admit(self, checks: Sequence[Check], reservation_id: str,
               ttl_s: float) -> AdmitResult | None:
         """Serve the admission from leases, or None when any check has none able to."""
+        if self.suspended:
+            return None
         now = time.monotonic()
         taken: list[tuple[Lease, int]] = []
         for c in checks:
@@ -296,11 +301,12 @@ class LeaseBook:
                 raise
             if not self._down:
                 log.warning("counter store (Redis): leases not flushed, retrying: %s", exc)
-            self._down = True
+            self._down = self.suspended = True
             return False
         if self._down:
             log.warning("counter store (Redis): leases flushed again")
             self._down = False
+        self.suspended = False
         lost = 0
         for (lease, back), (state, change, *level) in zip(due, rows, strict=True):
             lease.flushing = lease.shrinking = 0

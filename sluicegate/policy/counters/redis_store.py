@@ -252,7 +252,15 @@ class RedisCounterStore:
                     for i, lease, _ in a.asks]] for a in batch]
         self.admit_calls += 1
         sent = time.monotonic()
-        out = await self._call(self._admit(keys.keys, [orjson.dumps(packed), *self._lease_args]))
+        try:
+            out = await self._call(self._admit(keys.keys, [orjson.dumps(packed),
+                                                           *self._lease_args]))
+        except StoreUnavailable:
+            if self.leases is not None:
+                self.leases.suspended = True
+            raise
+        if self.leases is not None:
+            self.leases.suspended = False
         results: list[AdmitResult | Exception] = []
         for a, (failed, flat, *grants) in zip(batch, out, strict=True):
             if failed == -1:  # a Redis error for this admission alone
