@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sluicegate serve --port $${PORT:-8340} --database-url sqlite:///./sluicegate.db
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check sluicegate tests bench
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

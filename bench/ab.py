@@ -26,10 +26,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.run import (  # noqa: E402
-    ADMIN, BODY, GATEWAY_CORE, LOAD_CORE, PROVIDERS, ROUTING, _PIN)
+from bench.run import _PIN, ADMIN, BODY, GATEWAY_CORE, LOAD_CORE, PROVIDERS, ROUTING  # noqa: E402
 from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
-
 
 POLICY_AB = """
 name: ab-limits

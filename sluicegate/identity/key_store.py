@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, case, func, insert, literal, select, text,
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sluicegate.db.rows import to_struct
 from sluicegate.db.errors import StoreRejected, translate_errors
+from sluicegate.db.rows import to_struct
 from sluicegate.db.schema import api_keys
 
 STAMP_STEP = 0.001  # seconds between two consecutive `updated_at` stamps, at least

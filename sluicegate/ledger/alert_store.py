@@ -10,8 +10,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluicegate.db.rows import to_struct
 from sluicegate.db.errors import translate_errors
+from sluicegate.db.rows import to_struct
 from sluicegate.db.schema import alerts
 
 _C = alerts.c

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluicegate.db.engine import SQLITE_PRAGMAS, is_memory_sqlite
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import requests
+from sluicegate.ledger.sqlite_bulk import SqliteBulkInserter
 from sluicegate.ledger.store import (
     EQUALITY_FILTERS,
     RequestFilters,
@@ -24,7 +25,6 @@ from sluicegate.ledger.store import (
     split_match,
     status_bounds,
 )
-from sluicegate.ledger.sqlite_bulk import SqliteBulkInserter
 from sluicegate.model.record import LedgerRecord
 
 _C = requests.c

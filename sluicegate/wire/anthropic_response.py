@@ -11,13 +11,13 @@ from sluicegate.errors import SluiceError, UpstreamError, UpstreamHTTPError
 from sluicegate.model.chat import ChatResponse, Part, StopReason, TextPart, ToolCallPart
 from sluicegate.model.usage import Usage
 from sluicegate.wire.common import (
-    response_model,
     client_message,
     dump_arguments,
     load_object,
     new_id,
     parse_arguments,
     provider_message,
+    response_model,
 )
 from sluicegate.wire.common import retry_after as parse_retry_after
 from sluicegate.wire.sse import encode_sse

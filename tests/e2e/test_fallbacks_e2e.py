@@ -24,7 +24,6 @@ from tests.e2e.routing_support import (  # noqa: F401 (fixtures)
     row_of,
 )
 
-
 # --- fallbacks ----------------------------------------------------------------------------
 FALLBACKS = """
 name: rt-fallbacks

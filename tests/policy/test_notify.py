@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 from sluicegate.ledger.alert_store import MemoryAlertStore
 from sluicegate.policy.documents import PagerDutyTarget, SlackTarget, WebhookTarget
 from sluicegate.policy.notify import Alert, WebhookNotifier

@@ -2,7 +2,8 @@ import pytest
 
 from sluicegate.errors import InvalidRequest
 from sluicegate.model.usage import Usage
-from sluicegate.wire import openai_chat, openai_embeddings as emb
+from sluicegate.wire import openai_chat
+from sluicegate.wire import openai_embeddings as emb
 
 
 @pytest.mark.parametrize(("value", "tokens"), [
