@@ -77,3 +77,16 @@ def leased(store: Any, key: str) -> int:
     """What a Redis store's capacity leases hold on `key` (counted in its `reserved`)."""
     leases = getattr(store, "leases", None)
     return leases.held(key) if leases is not None else 0
+
+
+async def redis_keys(store: Any, kind: str) -> list[str]:
+    """A Redis counter store's keys of one kind: c (counter hashes), z, r (reservations)."""
+    import redis.asyncio as aioredis
+
+    from tests.support import REDIS_URL
+
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        return [k async for k in client.scan_iter(f"{store._base}{kind}:*", count=1000)]
+    finally:
+        await client.aclose()

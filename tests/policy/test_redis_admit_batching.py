@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from sluicegate.errors import StoreUnavailable
 from sluicegate.policy.counters import AdmitResult, Check, Level
 from sluicegate.policy.counters.redis_store import RedisCounterStore
+from tests.policy.helpers import redis_keys
 from tests.support import REDIS_URL
 
 pytestmark = pytest.mark.parametrize("make_store", ["redis"], indirect=True)
@@ -37,12 +38,7 @@ async def lead(store: RedisCounterStore) -> asyncio.Task[AdmitResult]:
 
 async def reservations_left(store: RedisCounterStore) -> set[str]:
     """Reservation ids that still hold something in Redis."""
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        keys = [k async for k in client.scan_iter(f"{store._base}r:*", count=1000)]
-        return {k.rsplit(":", 1)[1] for k in keys}
-    finally:
-        await client.aclose()
+    return {k.rsplit(":", 1)[1] for k in await redis_keys(store, "r")}
 
 
 async def test_concurrent_admissions_take_exactly_the_limit(make_store):

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from sluicegate.errors import StoreUnavailable
 from sluicegate.policy.counters import NO_LIMIT, Check, Level, Slide
 from sluicegate.policy.counters.redis_store import RedisCounterStore
-from tests.policy.helpers import FakeClock
+from tests.policy.helpers import FakeClock, redis_keys
 from tests.support import REDIS_URL
 
 pytestmark = pytest.mark.parametrize("make_store", ["redis"], indirect=True)
@@ -29,15 +29,6 @@ def check(key: str, limit: int, amount: int = 1, *, slide: Slide | None = None,
 
 async def level(store: RedisCounterStore, key: str) -> Level:
     return (await store.usage([key]))[key]
-
-
-async def redis_keys(store: RedisCounterStore, kind: str) -> list[str]:
-    """This store's keys of one kind: c (counter hashes), z, r (reservations)."""
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        return [k async for k in client.scan_iter(f"{store._base}{kind}:*", count=1000)]
-    finally:
-        await client.aclose()
 
 
 async def test_sequential_admissions_are_served_from_a_lease(make_store):

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from sluicegate.errors import StoreUnavailable
 from sluicegate.policy.counters import Check, Level
 from sluicegate.policy.counters.redis_store import RedisCounterStore
+from tests.policy.helpers import redis_keys
 from tests.support import REDIS_URL
 
 pytestmark = pytest.mark.parametrize("make_store", ["redis"], indirect=True)
@@ -30,11 +31,7 @@ async def admit_many(store, n: int = N) -> None:
 
 
 async def reservations_left(store: RedisCounterStore) -> list[str]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        return [k async for k in client.scan_iter(f"{store._base}r:*", count=1000)]
-    finally:
-        await client.aclose()
+    return await redis_keys(store, "r")
 
 
 async def test_concurrent_settles_share_script_calls(make_store):

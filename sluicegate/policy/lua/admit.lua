@@ -81,11 +81,6 @@ end
 
 for j = 1, #batch do
   local a = batch[j]
-  local ok, result = pcall(admit, tonumber(a[1]), a[2], tonumber(a[3]), a[4], KEYS[a[5]], a[6],
-                           a[7])
-  if not ok then
-    result = {-1, type(result) == 'table' and result.err or tostring(result)}
-  end
-  out[j] = result
+  out[j] = protected(admit, tonumber(a[1]), a[2], tonumber(a[3]), a[4], KEYS[a[5]], a[6], a[7])
 end
 return out

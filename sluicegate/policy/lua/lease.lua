@@ -50,11 +50,7 @@ local function flush(rid, key, h, z, rkey, consumed, shrink, back, known, seq)
 end
 
 for j, l in ipairs(args[3]) do
-  local ok, result = pcall(flush, l[1], l[2], KEYS[l[3]], KEYS[l[3] + 1], KEYS[l[4]],
-                           tonumber(l[5]), tonumber(l[6]), l[7] == 1, l[8] == 1, l[9])
-  if not ok then
-    result = {-1, type(result) == 'table' and result.err or tostring(result)}
-  end
-  out[j] = result
+  out[j] = protected(flush, l[1], l[2], KEYS[l[3]], KEYS[l[3] + 1], KEYS[l[4]],
+                     tonumber(l[5]), tonumber(l[6]), l[7] == 1, l[8] == 1, l[9])
 end
 return out

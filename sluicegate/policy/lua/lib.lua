@@ -104,3 +104,13 @@ local function lease_hold(h, z, rkey, rid, key, cur, new, deadline, now)
   extend(z, ms)
   extend(rkey, ms + 60000)
 end
+
+-- Calls fn(...) for one entry of a batch: its result, or {-1, message} when a Redis
+-- command failed for it (the error stays with that entry; the batch goes on).
+local function protected(fn, ...)
+  local ok, result = pcall(fn, ...)
+  if not ok then
+    result = {-1, type(result) == 'table' and result.err or tostring(result)}
+  end
+  return result
+end
