@@ -2,7 +2,7 @@
 
     documents.py   config document models (pydantic); parse_policy_document
     compiled.py    compile_policy(docs, aliases=...) -> CompiledPolicy (frozen, closures)
-    engine.py      PolicyEngine: admit / settle / release / budget_status / rebuild_budgets
+    engine.py      PolicyEngine: admit / settle / settle_soon / budget_status / rebuild_budgets
     counters/      CounterStore Protocol; MemoryCounterStore; RedisCounterStore (Lua)
     notify.py      Alert, AlertSink, WebhookNotifier (Slack, PagerDuty, webhook)
 """

@@ -196,16 +196,6 @@ class PolicyEngine:
         admission.settled = True
         return actual_amounts(admission, usage, cost_usd)
 
-    async def release(self, admission: Admission) -> None:
-        """Undo an admission entirely, the request count included. Never raises."""
-        if admission.reservation_id is None or admission.settled:
-            return
-        admission.settled = True
-        try:
-            await self._counters.release(admission.reservation_id)
-        except Exception as exc:
-            log.warning("policy: could not release %s: %s", admission.request_id, exc)
-
     async def budget_status(self) -> list[dict[str, Any]]:
         """Per budget and window, for GET /api/budgets. Raises StoreUnavailable."""
         return await budgets.budget_status(self._policy, self._counters, self._clock())
