@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sluicegate tests bench
+	$(BIN)/ruff format --check sluicegate tests bench
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -52,44 +52,84 @@ budgets:
 
 def main(pairs: int, compare: str) -> None:
     import os
+
     if _PIN:
         os.sched_setaffinity(0, {1})
     workdir = Path(tempfile.mkdtemp(prefix="sluice-ab-"))
     emu_port, port = free_port(), free_port()
-    emulator = ServerProcess([*LOAD_CORE, sys.executable, "-m", "sluicegate.providers.emulator",
-                              "--port", str(emu_port)], f"http://127.0.0.1:{emu_port}/healthz")
+    emulator = ServerProcess(
+        [
+            *LOAD_CORE,
+            sys.executable,
+            "-m",
+            "sluicegate.providers.emulator",
+            "--port",
+            str(emu_port),
+        ],
+        f"http://127.0.0.1:{emu_port}/healthz",
+    )
     config = workdir / "ab.yaml"
     extra = ROUTING if compare == "routing" else POLICY_AB
     config.write_text(PROVIDERS.format(emu=f"http://127.0.0.1:{emu_port}") + "---\n" + extra)
-    redis = ["--redis-url", REDIS_URL, "--redis-prefix", f"ab-{time.time_ns()}:"] \
-        if compare.startswith("policy-redis") else []
+    redis = (
+        ["--redis-url", REDIS_URL, "--redis-prefix", f"ab-{time.time_ns()}:"]
+        if compare.startswith("policy-redis")
+        else []
+    )
     if compare == "policy-redis-exact":
         redis.append("--no-redis-leases")
     gateway = ServerProcess(
-        [*GATEWAY_CORE, sys.executable, "-m", "sluicegate.cli.main", "serve", "--port",
-         str(port), "--no-emulator", "--database-url", f"sqlite:///{workdir}/ab.db",
-         "--config", str(config), *redis], f"http://127.0.0.1:{port}/readyz",
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN})
+        [
+            *GATEWAY_CORE,
+            sys.executable,
+            "-m",
+            "sluicegate.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--no-emulator",
+            "--database-url",
+            f"sqlite:///{workdir}/ab.db",
+            "--config",
+            str(config),
+            *redis,
+        ],
+        f"http://127.0.0.1:{port}/readyz",
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN},
+    )
     with emulator, gateway:
         base = f"http://127.0.0.1:{port}"
-        key = httpx.post(base + "/api/keys", json={"user_id": "bench"},
-                         headers={"authorization": f"Bearer {ADMIN}"}).json()["key"]
+        key = httpx.post(
+            base + "/api/keys",
+            json={"user_id": "bench"},
+            headers={"authorization": f"Bearer {ADMIN}"},
+        ).json()["key"]
         variant_model = "bench-virtual" if compare == "routing" else "gpt-4o-mini"
-        bodies = {"base": json.dumps(BODY).encode(),
-                  "variant": json.dumps(dict(BODY, model=variant_model)).encode()}
-        headers = {"base": {"x-sluice-metadata": '{"ab": "off"}'},
-                   "variant": {"x-sluice-metadata": '{"ab": "on"}'}}
+        bodies = {
+            "base": json.dumps(BODY).encode(),
+            "variant": json.dumps(dict(BODY, model=variant_model)).encode(),
+        }
+        headers = {
+            "base": {"x-sluice-metadata": '{"ab": "off"}'},
+            "variant": {"x-sluice-metadata": '{"ab": "on"}'},
+        }
         samples: dict[str, list[float]] = {"base": [], "variant": []}
-        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {key}",
-                                                  "content-type": "application/json",
-                                                  "x-sluice-project": "bench",
-                                                  "x-sluice-session-id": "ab"}) as http:
+        with httpx.Client(
+            base_url=base,
+            headers={
+                "authorization": f"Bearer {key}",
+                "content-type": "application/json",
+                "x-sluice-project": "bench",
+                "x-sluice-session-id": "ab",
+            },
+        ) as http:
             for i in range(pairs + 200):
                 order = ("base", "variant") if i % 2 else ("variant", "base")
                 for name in order:
                     start = time.perf_counter()
-                    response = http.post("/v1/chat/completions", content=bodies[name],
-                                         headers=headers[name])
+                    response = http.post(
+                        "/v1/chat/completions", content=bodies[name], headers=headers[name]
+                    )
                     assert response.status_code == 200, response.text
                     if i >= 200:  # warm-up pairs are not counted
                         samples[name].append((time.perf_counter() - start) * 1000)
@@ -97,16 +137,20 @@ def main(pairs: int, compare: str) -> None:
     print(f"\n{compare}: {pairs} alternating pairs on one gateway (one connection, sequential)\n")
     for name, values in samples.items():
         values = sorted(values)
-        print(f"{name:<8} p50 {statistics.median(values):.3f} ms   "
-              f"p90 {values[int(len(values) * 0.9)]:.3f} ms")
+        print(
+            f"{name:<8} p50 {statistics.median(values):.3f} ms   "
+            f"p90 {values[int(len(values) * 0.9)]:.3f} ms"
+        )
     print(f"variant - base, median of per-pair differences: {statistics.median(diffs):+.3f} ms")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2000)
-    parser.add_argument("--compare", choices=["routing", "policy", "policy-redis",
-                                              "policy-redis-exact"],
-                        default="routing")
+    parser.add_argument(
+        "--compare",
+        choices=["routing", "policy", "policy-redis", "policy-redis-exact"],
+        default="routing",
+    )
     args = parser.parse_args()
     main(args.pairs, args.compare)

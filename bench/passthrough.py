@@ -3,7 +3,8 @@
 the body, POST it upstream, return the answer. `bench/run.py` measures it beside the
 gateway, so "added latency" splits into what the stack costs and what sluicegate adds.
 
-    BENCH_UPSTREAM=http://127.0.0.1:PORT granian --interface asgi --loop uvloop bench.passthrough:app
+    BENCH_UPSTREAM=http://127.0.0.1:PORT \
+        granian --interface asgi --loop uvloop bench.passthrough:app
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ class PassThrough:
                 break
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=1000), cookie_jar=aiohttp.DummyCookieJar())
-        async with self._session.post(UPSTREAM + scope["path"], data=body, headers={
-                "content-type": "application/json", "authorization": "Bearer x"}) as upstream:
+                connector=aiohttp.TCPConnector(limit=1000), cookie_jar=aiohttp.DummyCookieJar()
+            )
+        async with self._session.post(
+            UPSTREAM + scope["path"],
+            data=body,
+            headers={"content-type": "application/json", "authorization": "Bearer x"},
+        ) as upstream:
             data = await upstream.read()
         await _answer(send, upstream.status, data)
 
@@ -53,8 +58,13 @@ class PassThrough:
 
 
 async def _answer(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -45,13 +45,19 @@ REDIS_PREFIX = f"sluice-bench-{os.getpid()}:"
 # The gateway gets core 0 to itself; the emulator, wrk and the latency driver share core 1,
 # so the load never competes with what it measures (unpinned, figures drifted 40%+).
 # BENCH_PIN=0 turns pinning off (the gateway's Rust I/O thread may then use the other core).
-_PIN = bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2 \
+_PIN = (
+    bool(shutil.which("taskset"))
+    and (os.cpu_count() or 1) >= 2
     and os.environ.get("BENCH_PIN", "1") != "0"
+)
 GATEWAY_CORE = ["taskset", "-c", "0"] if _PIN else []
 LOAD_CORE = ["taskset", "-c", "1"] if _PIN else []
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-BODY = {"model": "gpt-4o-mini", "max_tokens": 32,
-        "messages": [{"role": "user", "content": "Classify the intent: where is my order?"}]}
+BODY = {
+    "model": "gpt-4o-mini",
+    "max_tokens": 32,
+    "messages": [{"role": "user", "content": "Classify the intent: where is my order?"}],
+}
 
 PROVIDERS = """
 name: bench-providers
@@ -108,18 +114,35 @@ circuit_breaker: {failure_threshold: 5, window_seconds: 60, cooldown_seconds: 30
 """
 
 
-def wrk(url: str, key: str, body: dict, duration: int, connections: int = 16,
-        pid: int | None = None) -> dict:
+def wrk(
+    url: str, key: str, body: dict, duration: int, connections: int = 16, pid: int | None = None
+) -> dict:
     """Closed-loop throughput; with `pid`, also the CPU that process (and its children)
     and the Redis server spent per request: throughput on a shared 2-core host moves with
     the neighbours, CPU per request much less."""
     env = {**os.environ, "BENCH_KEY": key, "BENCH_BODY": json.dumps(body)}
     redis_pid = _pidof("redis-server")
-    before = (tree_cpu_seconds(pid) if pid else 0.0, tree_cpu_seconds(redis_pid) if redis_pid else 0.0)
+    before = (
+        tree_cpu_seconds(pid) if pid else 0.0,
+        tree_cpu_seconds(redis_pid) if redis_pid else 0.0,
+    )
     out = subprocess.run(
-        [*LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", str(ROOT / "bench" / "chat.lua"), url],
-        env=env, capture_output=True, text=True, check=True).stdout
+        [
+            *LOAD_CORE,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "chat.lua"),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -128,8 +151,13 @@ def wrk(url: str, key: str, body: dict, duration: int, connections: int = 16,
         cpu["cpu_us"] = (tree_cpu_seconds(pid) - before[0]) / max(1, requests) * 1e6
     if redis_pid:
         cpu["redis_us"] = (tree_cpu_seconds(redis_pid) - before[1]) / max(1, requests) * 1e6
-    return {"rps": rps, "errors": int(non2xx.group(1)) if non2xx else 0,
-            "p50": _wrk_pct(out, "50%"), "p99": _wrk_pct(out, "99%"), **cpu}
+    return {
+        "rps": rps,
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+        "p50": _wrk_pct(out, "50%"),
+        "p99": _wrk_pct(out, "99%"),
+        **cpu,
+    }
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -161,15 +189,20 @@ async def open_loop(url: str, key: str, body: dict, rate: int, seconds: float) -
     """Fire requests on a fixed schedule regardless of answers (no coordinated omission)."""
     latencies: list[float] = []
     errors = 0
-    headers = {"authorization": f"Bearer {key}", "x-sluice-project": "bench",
-               "x-sluice-session-id": "bench-session"}
+    headers = {
+        "authorization": f"Bearer {key}",
+        "x-sluice-project": "bench",
+        "x-sluice-session-id": "bench-session",
+    }
     payload = json.dumps(body).encode()
     async with aiohttp.ClientSession(headers=headers) as session:
+
         async def one() -> None:
             nonlocal errors
             start = time.perf_counter()
-            async with session.post(url, data=payload,
-                                    headers={"content-type": "application/json"}) as r:
+            async with session.post(
+                url, data=payload, headers={"content-type": "application/json"}
+            ) as r:
                 await r.read()
                 if r.status != 200:
                     errors += 1
@@ -187,18 +220,36 @@ async def open_loop(url: str, key: str, body: dict, rate: int, seconds: float) -
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
     latencies.sort()
-    return {"p50": statistics.median(latencies),
-            "p99": latencies[int(len(latencies) * 0.99) - 1], "errors": errors}
+    return {
+        "p50": statistics.median(latencies),
+        "p99": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors,
+    }
 
 
 def start_passthrough(emulator_url: str) -> tuple[ServerProcess, str]:
     """The same server and client stack with no gateway logic (bench/passthrough.py)."""
     port = free_port()
     proc = ServerProcess(
-        [*GATEWAY_CORE, sys.executable, "-m", "granian", "--interface", "asgi", "--loop",
-         "uvloop", "--no-ws", "--http", "1", "--port", str(port), "bench.passthrough:app"],
+        [
+            *GATEWAY_CORE,
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--loop",
+            "uvloop",
+            "--no-ws",
+            "--http",
+            "1",
+            "--port",
+            str(port),
+            "bench.passthrough:app",
+        ],
         f"http://127.0.0.1:{port}/readyz",
-        env={"BENCH_UPSTREAM": emulator_url, "PYTHONPATH": str(ROOT)}).start()
+        env={"BENCH_UPSTREAM": emulator_url, "PYTHONPATH": str(ROOT)},
+    ).start()
     return proc, "x"
 
 
@@ -213,18 +264,33 @@ def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[Serv
         docs += "---\n" + ROUTING
     config = workdir / f"{scenario}.yaml"
     config.write_text(docs)
-    args = [*GATEWAY_CORE, sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
-            "--no-emulator", "--database-url", f"sqlite:///{workdir}/{scenario}.db",
-            "--config", str(config)]
+    args = [
+        *GATEWAY_CORE,
+        sys.executable,
+        "-m",
+        "sluicegate.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--no-emulator",
+        "--database-url",
+        f"sqlite:///{workdir}/{scenario}.db",
+        "--config",
+        str(config),
+    ]
     if scenario.startswith("policy-redis"):
         args += ["--redis-url", REDIS_URL, "--redis-prefix", REDIS_PREFIX]
     if scenario == "policy-redis-exact":
         args.append("--no-redis-leases")
-    proc = ServerProcess(args, f"http://127.0.0.1:{port}/readyz",
-                         env={"SLUICEGATE_ADMIN_KEY": ADMIN}).start()
+    proc = ServerProcess(
+        args, f"http://127.0.0.1:{port}/readyz", env={"SLUICEGATE_ADMIN_KEY": ADMIN}
+    ).start()
     url = f"http://127.0.0.1:{port}"
-    key = httpx.post(url + "/api/keys", json={"user_id": "bench", "team": "perf"},
-                     headers={"authorization": f"Bearer {ADMIN}"}).json()["key"]
+    key = httpx.post(
+        url + "/api/keys",
+        json={"user_id": "bench", "team": "perf"},
+        headers={"authorization": f"Bearer {ADMIN}"},
+    ).json()["key"]
     return proc, key
 
 
@@ -232,12 +298,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rate", type=int, default=200)
-    parser.add_argument("--scenarios",
-                        default="passthrough,plain,policy,policy-redis,policy-redis-exact,routing")
+    parser.add_argument(
+        "--scenarios", default="passthrough,plain,policy,policy-redis,policy-redis-exact,routing"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--open-loop-seconds", type=float, default=10)
-    parser.add_argument("--segments", type=int, default=5,
-                        help="open-loop segments alternating gateway and direct, per scenario")
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=5,
+        help="open-loop segments alternating gateway and direct, per scenario",
+    )
     args = parser.parse_args()
     if _PIN:
         os.sched_setaffinity(0, {1})  # the open-loop driver runs here
@@ -245,9 +316,17 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk")
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     emu_port = free_port()
-    emulator = ServerProcess([*LOAD_CORE, sys.executable, "-m", "sluicegate.providers.emulator",
-                              "--port", str(emu_port)],
-                             f"http://127.0.0.1:{emu_port}/healthz").start()
+    emulator = ServerProcess(
+        [
+            *LOAD_CORE,
+            sys.executable,
+            "-m",
+            "sluicegate.providers.emulator",
+            "--port",
+            str(emu_port),
+        ],
+        f"http://127.0.0.1:{emu_port}/healthz",
+    ).start()
     emu = f"http://127.0.0.1:{emu_port}"
     rounds: list[dict] = []
     try:
@@ -258,16 +337,21 @@ def main() -> None:
     report(median_of(rounds), args)
 
 
-def measure(url: str, key: str, body: dict, args, direct_url: str | None = None,
-            pid: int | None = None) -> dict:
+def measure(
+    url: str, key: str, body: dict, args, direct_url: str | None = None, pid: int | None = None
+) -> dict:
     """wrk throughput, then the open-loop latency. With `direct_url`, the open loop
     alternates short segments against the gateway and directly against the emulator, and
     `ol_added` is the median over segment pairs of the difference of their p50s: host
     drift over the run hits both sides of each pair alike."""
     figures = wrk(url, key, body, args.duration, pid=pid)
     if direct_url is None:
-        return figures | {f"ol_{k}": v for k, v in asyncio.run(
-            open_loop(url, key, body, args.rate, args.open_loop_seconds)).items()}
+        return figures | {
+            f"ol_{k}": v
+            for k, v in asyncio.run(
+                open_loop(url, key, body, args.rate, args.open_loop_seconds)
+            ).items()
+        }
     segments = max(1, args.segments)
     seconds = args.open_loop_seconds / segments
     gateway, direct = [], []
@@ -289,8 +373,13 @@ def run_round(emu: str, workdir: Path, args) -> dict:
         body = dict(BODY, model="bench-virtual") if scenario == "routing" else BODY
         try:
             results[scenario] = measure(
-                proc.ready_url.replace("/readyz", "/v1/chat/completions"), key, body, args,
-                direct_url=emu + "/v1/chat/completions", pid=proc.proc.pid)
+                proc.ready_url.replace("/readyz", "/v1/chat/completions"),
+                key,
+                body,
+                args,
+                direct_url=emu + "/v1/chat/completions",
+                pid=proc.proc.pid,
+            )
         finally:
             proc.stop()
             if scenario.startswith("policy-redis"):
@@ -314,17 +403,27 @@ def median_of(rounds: list[dict]) -> dict:
     each round first (against that round's direct run), then the median of those."""
     out = {}
     for name in rounds[0]:
-        figures = {k: statistics.median(r[name][k] for r in rounds if k in r[name])
-                   for k in rounds[0][name]}
+        figures = {
+            k: statistics.median(r[name][k] for r in rounds if k in r[name])
+            for k in rounds[0][name]
+        }
         figures["ratio"] = statistics.median(r[name]["rps"] / r["direct"]["rps"] for r in rounds)
         figures["added"] = statistics.median(r[name].get("ol_added", 0.0) for r in rounds)
-        figures["vs_plain_rps"] = statistics.median(r[name]["rps"] / r["plain"]["rps"]
-                                                    for r in rounds) if "plain" in rounds[0] else None
-        figures["vs_plain_cpu"] = statistics.median(
-            r[name]["cpu_us"] / r["plain"]["cpu_us"] for r in rounds
-        ) if "plain" in rounds[0] and "cpu_us" in rounds[0][name] else None
-        figures["vs_plain_p50"] = statistics.median(r[name]["ol_p50"] - r["plain"]["ol_p50"]
-                                                    for r in rounds) if "plain" in rounds[0] else None
+        figures["vs_plain_rps"] = (
+            statistics.median(r[name]["rps"] / r["plain"]["rps"] for r in rounds)
+            if "plain" in rounds[0]
+            else None
+        )
+        figures["vs_plain_cpu"] = (
+            statistics.median(r[name]["cpu_us"] / r["plain"]["cpu_us"] for r in rounds)
+            if "plain" in rounds[0] and "cpu_us" in rounds[0][name]
+            else None
+        )
+        figures["vs_plain_p50"] = (
+            statistics.median(r[name]["ol_p50"] - r["plain"]["ol_p50"] for r in rounds)
+            if "plain" in rounds[0]
+            else None
+        )
         out[name] = figures
     return out
 
@@ -334,28 +433,38 @@ def _us(value: float | None) -> str:
 
 
 def report(results: dict, args) -> None:
-    print(f"\nnon-streamed chat; wrk 16 connections {args.duration}s; open loop {args.rate} req/s"
-          f" for {args.open_loop_seconds}s in {args.segments} segments alternating with direct;"
-          f" one gateway process, ledger on (SQLite); {'pinned' if _PIN else 'not pinned'};"
-          f" median of {args.rounds} interleaved rounds\n")
-    print(f"{'path':<20}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}"
-          f"{'cpu us/req':>12}{'redis us/req':>14}")
+    print(
+        f"\nnon-streamed chat; wrk 16 connections {args.duration}s; open loop {args.rate} req/s"
+        f" for {args.open_loop_seconds}s in {args.segments} segments alternating with direct;"
+        f" one gateway process, ledger on (SQLite); {'pinned' if _PIN else 'not pinned'};"
+        f" median of {args.rounds} interleaved rounds\n"
+    )
+    print(
+        f"{'path':<20}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}"
+        f"{'cpu us/req':>12}{'redis us/req':>14}"
+    )
     for name, r in results.items():
-        print(f"{name:<20}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
-              f"{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}{r['added']:>11.2f}"
-              f"{r['errors'] + r['ol_errors']:>8.0f}"
-              f"{_us(r.get('cpu_us')):>12}{_us(r.get('redis_us')):>14}")
+        print(
+            f"{name:<20}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
+            f"{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}{r['added']:>11.2f}"
+            f"{r['errors'] + r['ol_errors']:>8.0f}"
+            f"{_us(r.get('cpu_us')):>12}{_us(r.get('redis_us')):>14}"
+        )
     if "passthrough" in results and "plain" in results:
         floor, plain = results["passthrough"], results["plain"]
-        print(f"plain over passthrough (sluicegate's own share): p50 at {args.rate}/s "
-              f"{plain['added'] - floor['added']:+.3f} ms; throughput "
-              f"{plain['rps'] / floor['rps']:.2f}x")
+        print(
+            f"plain over passthrough (sluicegate's own share): p50 at {args.rate}/s "
+            f"{plain['added'] - floor['added']:+.3f} ms; throughput "
+            f"{plain['rps'] / floor['rps']:.2f}x"
+        )
     for name, r in results.items():
         if name not in ("direct", "plain", "passthrough") and r["vs_plain_rps"] is not None:
-            print(f"{name} vs plain (same round): throughput {r['vs_plain_rps']:.2f}x, "
-                  f"p50 at {args.rate}/s {r['vs_plain_p50']:+.3f} ms, gateway CPU per "
-                  f"request {r['vs_plain_cpu']:.2f}x")
+            print(
+                f"{name} vs plain (same round): throughput {r['vs_plain_rps']:.2f}x, "
+                f"p50 at {args.rate}/s {r['vs_plain_p50']:+.3f} ms, gateway CPU per "
+                f"request {r['vs_plain_cpu']:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -33,11 +33,22 @@ from sluicegate.server.app import Gateway  # noqa: E402
 from sluicegate.server.settings import Settings  # noqa: E402
 from tests.support import REDIS_URL  # noqa: E402
 
-ANSWER = orjson.dumps({
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "order status"}}],
-    "usage": {"prompt_tokens": 20, "completion_tokens": 4, "total_tokens": 24}})
+ANSWER = orjson.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "order status"},
+            }
+        ],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 4, "total_tokens": 24},
+    }
+)
 PROVIDERS = """
 name: stage-providers
 type: gateway-providers
@@ -65,21 +76,36 @@ async def answer(method, url, headers, body):
 async def measure(name: str, model: str, extra: str, workdir: Path, n: int) -> list[float]:
     config = workdir / f"{name}.yaml"
     config.write_text(PROVIDERS + ("---\n" + extra if extra else ""))
-    settings = Settings(database_url=f"sqlite:///{workdir}/{name}.db", admin_key="bench",
-                        emulator=False, config_files=(str(config),),
-                        redis_url=REDIS_URL if name == "policy-redis" else None,
-                        redis_prefix=f"bench-stages-{time.time_ns()}:")
+    settings = Settings(
+        database_url=f"sqlite:///{workdir}/{name}.db",
+        admin_key="bench",
+        emulator=False,
+        config_files=(str(config),),
+        redis_url=REDIS_URL if name == "policy-redis" else None,
+        redis_prefix=f"bench-stages-{time.time_ns()}:",
+    )
     gateway = Gateway(settings)
     gateway.upstream = FakeUpstream(answer)
     await gateway.start()
     try:
         _, key = await gateway.keys.create(user_id="bench", team="perf")
-        body = orjson.dumps({"model": model, "max_tokens": 32, "messages": [
-            {"role": "user", "content": "Classify the intent: where is my order?"}]})
-        headers = [(b"content-type", b"application/json"), (b"x-sluice-project", b"bench"),
-                   (b"x-sluice-session-id", b"bench-session")]
-        call = IncomingCall(client_api=ClientApi.OPENAI_CHAT, body=body, raw_headers=headers,
-                            api_key=key)
+        body = orjson.dumps(
+            {
+                "model": model,
+                "max_tokens": 32,
+                "messages": [
+                    {"role": "user", "content": "Classify the intent: where is my order?"}
+                ],
+            }
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-sluice-project", b"bench"),
+            (b"x-sluice-session-id", b"bench-session"),
+        ]
+        call = IncomingCall(
+            client_api=ClientApi.OPENAI_CHAT, body=body, raw_headers=headers, api_key=key
+        )
         for _ in range(300):
             await gateway.pipeline.handle(call)
         samples = []

@@ -78,9 +78,17 @@ class StreamReply(msgspec.Struct, kw_only=True):
 
 
 class Pipeline:
-    def __init__(self, *, keys: KeyService, envelopes: EnvelopeReader, policy: PolicyEngine,
-                 router: Router, ledger: LedgerWriter, catalog: Callable[[], Catalog],
-                 render_stream_error: Callable[[ClientApi, SluiceError, str], bytes]):
+    def __init__(
+        self,
+        *,
+        keys: KeyService,
+        envelopes: EnvelopeReader,
+        policy: PolicyEngine,
+        router: Router,
+        ledger: LedgerWriter,
+        catalog: Callable[[], Catalog],
+        render_stream_error: Callable[[ClientApi, SluiceError, str], bytes],
+    ):
         self._keys = keys
         self._envelopes = envelopes
         self._policy = policy
@@ -103,11 +111,16 @@ class Pipeline:
             result: ProviderResult = outcome.result
             self._settle(admission, record, result.usage, outcome.final_target)
             self._router.latency.record_generation(
-                plan.key_for(outcome.final_target), result.usage.output_tokens,
-                outcome.attempts[-1].latency_ms)
+                plan.key_for(outcome.final_target),
+                result.usage.output_tokens,
+                outcome.attempts[-1].latency_ms,
+            )
             record.response_model = result.response_model
-            return Reply(status=200, body=result.body,
-                         headers=self._headers(record, admission, with_cost=True))
+            return Reply(
+                status=200,
+                body=result.body,
+                headers=self._headers(record, admission, with_cost=True),
+            )
         except SluiceError as exc:
             self._release(admission)
             _fail(record, exc)
@@ -131,8 +144,7 @@ class Pipeline:
                 self._finish(record, started)
 
     # --- identity ---------------------------------------------------------------------
-    def _identify(self, call: IncomingCall, record: LedgerRecord,
-                  started: float) -> GatewayRequest:
+    def _identify(self, call: IncomingCall, record: LedgerRecord, started: float) -> GatewayRequest:
         if call.too_large:
             raise PayloadTooLarge("the request body is larger than the gateway accepts")
         principal = self._keys.authenticate(call.api_key)
@@ -146,17 +158,24 @@ class Pipeline:
         if not principal.may_use(facts.model):
             raise PermissionDenied(f"this key may not use model {facts.model!r}", param="model")
         return GatewayRequest(
-            request_id=record.request_id, received_at=record.ts, started=started,
-            client_api=call.client_api, body=body, requested_model=facts.model,
-            stream=facts.stream, principal=principal, envelope=envelope,
+            request_id=record.request_id,
+            received_at=record.ts,
+            started=started,
+            client_api=call.client_api,
+            body=body,
+            requested_model=facts.model,
+            stream=facts.stream,
+            principal=principal,
+            envelope=envelope,
             max_output_tokens=facts.max_output_tokens,
             estimated_input_tokens=facts.estimated_input_tokens,
             client_wants_stream_usage=facts.include_usage,
         )
 
     # --- policy -----------------------------------------------------------------------
-    async def _admit(self, request: GatewayRequest,
-                     record: LedgerRecord) -> tuple[RoutePlan, Admission | None]:
+    async def _admit(
+        self, request: GatewayRequest, record: LedgerRecord
+    ) -> tuple[RoutePlan, Admission | None]:
         """Plan the route, then reserve against every matching limit and budget. A breach
         whose action is a fallback re-plans with the fallback model and admits again.
         No admission (None) when no rule or budget is configured."""
@@ -168,12 +187,16 @@ class Pipeline:
         for _ in range(4):
             plan = await self._router.plan(model, request.envelope)
             inp = AdmissionInput(
-                request_id=request.request_id, envelope=request.envelope,
-                principal=request.principal, model=model,
+                request_id=request.request_id,
+                envelope=request.envelope,
+                principal=request.principal,
+                model=model,
                 estimated_input_tokens=request.estimated_input_tokens,
                 max_output_tokens=request.max_output_tokens,
                 worst_case_cost_usd=self._worst_case(plan, request),
-                exempt_rule_ids=exempt, cheaper_model=self._router.cheaper_model(model))
+                exempt_rule_ids=exempt,
+                cheaper_model=self._router.cheaper_model(model),
+            )
             try:
                 admission = await self._policy.admit(inp)
             except (PolicyBlocked, PolicyUnavailable) as blocked:  # the ledger names the rules
@@ -187,7 +210,9 @@ class Pipeline:
             if fallback is None:
                 raise InvalidRequest(
                     f"rule {admission.fallback_rule_id!r} asks for a cheaper model than "
-                    f"{model!r} but none is configured", code="no_fallback_model")
+                    f"{model!r} but none is configured",
+                    code="no_fallback_model",
+                )
             model = self._catalog().resolve_alias(fallback)
             exempt = exempt | {admission.fallback_rule_id}
         raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
@@ -200,8 +225,9 @@ class Pipeline:
             provider = catalog.provider(target.provider)
             if provider is None:
                 continue
-            cost = catalog.prices.worst_case(provider.kind, target.model,
-                                             request.estimated_input_tokens, max_out)
+            cost = catalog.prices.worst_case(
+                provider.kind, target.model, request.estimated_input_tokens, max_out
+            )
             if cost is not None:
                 costs.append(cost)
         return max(costs) if costs else None
@@ -214,26 +240,32 @@ class Pipeline:
         async def attempt(target: Target, reason: str):
             provider = catalog.provider(target.provider)
             if provider is None:
-                raise UpstreamError(f"target {target.id!r} names unknown provider "
-                                    f"{target.provider!r}")
+                raise UpstreamError(
+                    f"target {target.id!r} names unknown provider {target.provider!r}"
+                )
             call = ProviderCall(
-                client_api=request.client_api, body=request.body, model=target.model,
+                client_api=request.client_api,
+                body=request.body,
+                model=target.model,
                 stream=request.stream,
-                timeout_s=(target.timeout_ms / 1000) if target.timeout_ms
+                timeout_s=(target.timeout_ms / 1000)
+                if target.timeout_ms
                 else provider.default_timeout_s,
-                ttft_timeout_s=(target.ttft_timeout_ms / 1000) if target.ttft_timeout_ms
-                else None,
+                ttft_timeout_s=(target.ttft_timeout_ms / 1000) if target.ttft_timeout_ms else None,
                 client_wants_stream_usage=request.client_wants_stream_usage,
-                override_params=target.override_params, headers_set=target.headers_set,
-                headers_remove=tuple(target.headers_remove), request_id=request.request_id,
+                override_params=target.override_params,
+                headers_set=target.headers_set,
+                headers_remove=tuple(target.headers_remove),
+                request_id=request.request_id,
             )
             record.provider, record.model = target.provider, target.model
             if request.stream:
                 return await provider.open_stream(call)
             return await provider.complete(call)
 
-        outcome = await run_attempts(plan, attempt, breakers=self._router.breakers,
-                                     latency=self._router.latency)
+        outcome = await run_attempts(
+            plan, attempt, breakers=self._router.breakers, latency=self._router.latency
+        )
         _write_attempts(record, outcome)
         if outcome.error is not None:
             raise outcome.error
@@ -245,13 +277,15 @@ class Pipeline:
     def _price(self, record: LedgerRecord, usage: Usage, target: Target | None) -> float | None:
         catalog = self._catalog()
         provider = catalog.provider(target.provider) if target else None
-        priced = price_usage(catalog.prices, provider.kind if provider else None,
-                             record.model, usage)
+        priced = price_usage(
+            catalog.prices, provider.kind if provider else None, record.model, usage
+        )
         write_usage(record, usage, priced)
         return priced.cost_usd
 
-    def _settle(self, admission: Admission | None, record: LedgerRecord, usage: Usage,
-                target: Target | None) -> None:
+    def _settle(
+        self, admission: Admission | None, record: LedgerRecord, usage: Usage, target: Target | None
+    ) -> None:
         """Price the usage and reconcile the reservation with it. Reconciling is queued,
         not awaited: the client need not wait for a Redis round trip."""
         cost = self._price(record, usage, target)
@@ -266,10 +300,13 @@ class Pipeline:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         self._ledger.record(record)
 
-    def _headers(self, record: LedgerRecord, admission: Admission | None,
-                 *, with_cost: bool) -> dict[str, str]:
-        headers = {"x-sluice-request-id": record.request_id,
-                   "x-sluice-attempts": str(record.attempt_count)}
+    def _headers(
+        self, record: LedgerRecord, admission: Admission | None, *, with_cost: bool
+    ) -> dict[str, str]:
+        headers = {
+            "x-sluice-request-id": record.request_id,
+            "x-sluice-attempts": str(record.attempt_count),
+        }
         if record.provider and record.model:
             headers["x-sluice-resolved-model"] = f"{record.provider}/{record.model}"
         if with_cost and record.cost_usd is not None:
@@ -281,14 +318,27 @@ class Pipeline:
         return headers
 
     # --- streams ----------------------------------------------------------------------
-    def _stream_reply(self, request: GatewayRequest, plan: RoutePlan, outcome,
-                      admission: Admission | None, record: LedgerRecord) -> StreamReply:
+    def _stream_reply(
+        self,
+        request: GatewayRequest,
+        plan: RoutePlan,
+        outcome,
+        admission: Admission | None,
+        record: LedgerRecord,
+    ) -> StreamReply:
         headers = self._headers(record, admission, with_cost=False)
-        return StreamReply(headers=headers,
-                           chunks=self._relay(request, plan, outcome, admission, record))
+        return StreamReply(
+            headers=headers, chunks=self._relay(request, plan, outcome, admission, record)
+        )
 
-    async def _relay(self, request: GatewayRequest, plan: RoutePlan, outcome,
-                     admission: Admission | None, record: LedgerRecord) -> AsyncIterator[bytes]:
+    async def _relay(
+        self,
+        request: GatewayRequest,
+        plan: RoutePlan,
+        outcome,
+        admission: Admission | None,
+        record: LedgerRecord,
+    ) -> AsyncIterator[bytes]:
         """Relay the stream; whatever ends it (done, provider broke, client left), settle
         with the usage known so far and write the ledger row."""
         stream = outcome.result
@@ -308,8 +358,10 @@ class Pipeline:
                 record.ttft_ms = round((stream.first_token_at - request.started) * 1000, 3)
                 if error is None and not record.client_disconnected:
                     self._router.latency.record_generation(
-                        plan.key_for(outcome.final_target), stream.usage.output_tokens,
-                        (time.perf_counter() - stream.first_token_at) * 1000)
+                        plan.key_for(outcome.final_target),
+                        stream.usage.output_tokens,
+                        (time.perf_counter() - stream.first_token_at) * 1000,
+                    )
             record.response_model = stream.response_model
             if error is not None:
                 _fail(record, error)
@@ -329,8 +381,12 @@ class Pipeline:
 def _new_record(client_api: ClientApi) -> LedgerRecord:
     # 128 random bits, as a uuid4 has; `random` (reseeded in forked workers) rather than
     # the OS generator, whose syscall per request showed in profiles. Ids need not be secret.
-    return LedgerRecord(request_id=f"req_{random.getrandbits(128):032x}", ts=time.time(),
-                        client_api=client_api.value, status_code=200)
+    return LedgerRecord(
+        request_id=f"req_{random.getrandbits(128):032x}",
+        ts=time.time(),
+        client_api=client_api.value,
+        status_code=200,
+    )
 
 
 def _write_envelope(record: LedgerRecord, envelope: Envelope) -> None:
@@ -356,8 +412,9 @@ def _fail(record: LedgerRecord, exc: BaseException) -> None:
         record.error_message = exc.message[:500]
         rule_id = getattr(exc, "rule_id", None)
         if rule_id and not any(e.rule_id == rule_id for e in record.policy_events):
-            record.policy_events.append(PolicyEvent(kind="policy", rule_id=rule_id,
-                                                    action="hard_block"))
+            record.policy_events.append(
+                PolicyEvent(kind="policy", rule_id=rule_id, action="hard_block")
+            )
     elif isinstance(exc, asyncio.CancelledError):
         record.status_code, record.error_type = 499, "client_disconnected"
         record.client_disconnected = True

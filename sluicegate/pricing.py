@@ -75,8 +75,9 @@ class PriceBook:
             return UNPRICED
         return Priced(_cost(rate, usage), rate.price_id, rate.version)
 
-    def worst_case(self, provider_kind: str, model: str, input_tokens: int,
-                   max_output_tokens: int) -> float | None:
+    def worst_case(
+        self, provider_kind: str, model: str, input_tokens: int, max_output_tokens: int
+    ) -> float | None:
         """The most a call can cost: every input token uncached, every output token used."""
         rate = self.rate_for(provider_kind, model)
         if rate is None:
@@ -103,11 +104,16 @@ def _cost(rate: ModelRate, usage: Usage) -> float:
 
 
 def _tiered_cost(model_price, usage: Usage) -> float:
-    fields = {k: v for k, v in (
-        ("input_tokens", usage.input_tokens), ("output_tokens", usage.output_tokens),
-        ("cache_read_tokens", usage.cache_read_tokens),
-        ("cache_write_tokens", usage.cache_write_tokens),
-    ) if v is not None}
+    fields = {
+        k: v
+        for k, v in (
+            ("input_tokens", usage.input_tokens),
+            ("output_tokens", usage.output_tokens),
+            ("cache_read_tokens", usage.cache_read_tokens),
+            ("cache_write_tokens", usage.cache_write_tokens),
+        )
+        if v is not None
+    }
     return float(model_price.calc_price(genai_prices.Usage(**fields))["total_price"])
 
 
@@ -127,8 +133,10 @@ def _catalogue_rate(provider_kind: str, model: str) -> ModelRate | None:
     for model_ref, provider_id in _lookups(provider_kind, model):
         try:
             calc = genai_prices.calc_price(
-                genai_prices.Usage(input_tokens=1, output_tokens=1), model_ref=model_ref,
-                provider_id=provider_id)
+                genai_prices.Usage(input_tokens=1, output_tokens=1),
+                model_ref=model_ref,
+                provider_id=provider_id,
+            )
         except Exception:  # LookupError for unknown models; other errors for bad ids
             continue
         return _rate_from(calc)
@@ -138,8 +146,10 @@ def _catalogue_rate(provider_kind: str, model: str) -> ModelRate | None:
 def _rate_from(calc) -> ModelRate | None:
     price = calc.model_price
     price_id = f"{calc.provider.id}:{calc.model.id}"
-    values = {name: getattr(price, name, None) for name in (
-        "input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")}
+    values = {
+        name: getattr(price, name, None)
+        for name in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    }
     if any(isinstance(v, TieredPrices) for v in values.values()):
         return ModelRate(price_id, CATALOGUE_VERSION, 0, 0, 0, 0, tiered=price)
     if values["input_mtok"] is None and values["output_mtok"] is None:

@@ -7,8 +7,9 @@ from sluicegate.model.usage import Usage
 from sluicegate.pricing import UNPRICED, PriceBook, Priced
 
 
-def price_usage(prices: PriceBook, provider_kind: str | None, model: str | None,
-                usage: Usage) -> Priced:
+def price_usage(
+    prices: PriceBook, provider_kind: str | None, model: str | None, usage: Usage
+) -> Priced:
     if provider_kind is None or model is None:
         return UNPRICED
     return prices.price(provider_kind, model, usage)

@@ -65,7 +65,8 @@ def fresh_postgres_database():
     require_postgres()
     name = f"sluice_test_{uuid.uuid4().hex[:10]}"
     subprocess.run(
-        ["psql", POSTGRES_ADMIN_URL, "-qc", f"CREATE DATABASE {name}"], check=True,
+        ["psql", POSTGRES_ADMIN_URL, "-qc", f"CREATE DATABASE {name}"],
+        check=True,
         capture_output=True,
     )
     try:
@@ -81,8 +82,13 @@ class ServerProcess:
     """A server started as a child process; its output goes to a log file that is printed
     when it fails to become ready."""
 
-    def __init__(self, args: list[str], ready_url: str, env: dict[str, str] | None = None,
-                 timeout: float = 30.0):
+    def __init__(
+        self,
+        args: list[str],
+        ready_url: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ):
         self.args = args
         self.ready_url = ready_url
         self.env = {**os.environ, **(env or {})}
@@ -91,8 +97,9 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=self.env)
+        self.proc = subprocess.Popen(
+            self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env
+        )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

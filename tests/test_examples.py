@@ -21,8 +21,14 @@ def test_example_validates(path):
 def test_examples_compile_together():
     registry = DocumentRegistry()
     models = [d.model for p in EXAMPLES for d in parse_documents(p.read_text(), registry)]
-    policy = compile_policy([m for m in models if m.type != "gateway-load-balancing-config"
-                             and m.type != "gateway-providers"], aliases={"haiku": "claude-haiku-4-5"})
+    policy = compile_policy(
+        [
+            m
+            for m in models
+            if m.type != "gateway-load-balancing-config" and m.type != "gateway-providers"
+        ],
+        aliases={"haiku": "claude-haiku-4-5"},
+    )
     assert not policy.warnings  # every notify target the budgets name is defined
     routes = compile_routes([m for m in models if m.type == "gateway-load-balancing-config"])
     assert "intent-fast" in routes

@@ -11,8 +11,9 @@ from rich.console import Console
 
 DEFAULT_URL = "http://127.0.0.1:8340"
 
-UrlOption = typer.Option(None, "--url", help="Gateway URL [env SLUICEGATE_URL; default "
-                         f"{DEFAULT_URL}]")
+UrlOption = typer.Option(
+    None, "--url", help=f"Gateway URL [env SLUICEGATE_URL; default {DEFAULT_URL}]"
+)
 
 err = Console(stderr=True)
 
@@ -21,8 +22,9 @@ def gateway_url(url: str | None) -> str:
     return (url or os.environ.get("SLUICEGATE_URL") or DEFAULT_URL).rstrip("/")
 
 
-def call(method: str, url: str | None, path: str, *, json: Any = None,
-         params: dict | None = None) -> Any:
+def call(
+    method: str, url: str | None, path: str, *, json: Any = None, params: dict | None = None
+) -> Any:
     """One admin API call; prints a clear message and exits on any failure."""
     base = gateway_url(url)
     key = os.environ.get("SLUICEGATE_ADMIN_KEY")
@@ -30,12 +32,19 @@ def call(method: str, url: str | None, path: str, *, json: Any = None,
         err.print("[red]SLUICEGATE_ADMIN_KEY is not set[/] (serve prints the admin key at start)")
         raise typer.Exit(2)
     try:
-        response = httpx.request(method, base + path, json=json,
-                                 params={k: v for k, v in (params or {}).items() if v is not None},
-                                 headers={"authorization": f"Bearer {key}"}, timeout=30)
+        response = httpx.request(
+            method,
+            base + path,
+            json=json,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=30,
+        )
     except httpx.ConnectError:
-        err.print(f"[red]cannot reach the gateway at {base}[/]: is `sluicegate serve` running? "
-                  "(set --url or SLUICEGATE_URL)")
+        err.print(
+            f"[red]cannot reach the gateway at {base}[/]: is `sluicegate serve` running? "
+            "(set --url or SLUICEGATE_URL)"
+        )
         raise typer.Exit(2) from None
     if response.status_code >= 400:
         try:

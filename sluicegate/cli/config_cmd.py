@@ -32,13 +32,19 @@ from sluicegate.config.problems import ConfigValidationError, Problem
 
 DEFAULT_URL = "http://127.0.0.1:8340"
 
-UrlOption = Annotated[str, typer.Option(
-    "--url", envvar="SLUICEGATE_URL", help="The gateway's base URL ($SLUICEGATE_URL).")]
-DryRunOption = Annotated[bool, typer.Option(
-    "--dry-run", help="Validate and show the diff; change nothing.")]
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="SLUICEGATE_URL", help="The gateway's base URL ($SLUICEGATE_URL)."
+    ),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Validate and show the diff; change nothing.")
+]
 
-config_app = typer.Typer(name="config", no_args_is_help=True,
-                         help="Show, list, roll back and delete config versions.")
+config_app = typer.Typer(
+    name="config", no_args_is_help=True, help="Show, list, roll back and delete config versions."
+)
 
 
 def open_client(url: str) -> httpx.Client:
@@ -52,14 +58,25 @@ def open_client(url: str) -> httpx.Client:
 
 # --- commands -------------------------------------------------------------------------
 def apply_command(
-    file: Annotated[list[Path], typer.Option(
-        "-f", "--file", help="A YAML or JSON file of documents; repeatable; '-' for stdin.",
-        show_default=False)],
+    file: Annotated[
+        list[Path],
+        typer.Option(
+            "-f",
+            "--file",
+            help="A YAML or JSON file of documents; repeatable; '-' for stdin.",
+            show_default=False,
+        ),
+    ],
     dry_run: DryRunOption = False,
-    replace: Annotated[bool, typer.Option(
-        "--replace", help="Make these documents the whole config (others are deleted).")] = False,
-    comment: Annotated[str | None, typer.Option("-m", "--comment",
-                                                help="Recorded in the history.")] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Make these documents the whole config (others are deleted)."
+        ),
+    ] = False,
+    comment: Annotated[
+        str | None, typer.Option("-m", "--comment", help="Recorded in the history.")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Apply config documents: all of them or none."""
@@ -67,8 +84,14 @@ def apply_command(
     params = {"dry_run": _bool(dry_run), "replace": _bool(replace)}
     if comment:
         params["comment"] = comment
-    payload = _call(url, "POST", "/api/config", content=content.encode(), params=params,
-                    headers={"content-type": content_type})
+    payload = _call(
+        url,
+        "POST",
+        "/api/config",
+        content=content.encode(),
+        params=params,
+        headers={"content-type": content_type},
+    )
     _print_result(payload)
 
 
@@ -99,8 +122,13 @@ def rollback_command(
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Restore an earlier version's documents as a new version."""
-    payload = _call(url, "POST", "/api/config/rollback", json={"version": version},
-                    params={"dry_run": _bool(dry_run)})
+    payload = _call(
+        url,
+        "POST",
+        "/api/config/rollback",
+        json={"version": version},
+        params={"dry_run": _bool(dry_run)},
+    )
     _print_result(payload)
 
 
@@ -112,8 +140,9 @@ def delete_command(
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Remove one document (a new version without it)."""
-    payload = _call(url, "DELETE", f"/api/config/{type_name}/{name}",
-                    params={"dry_run": _bool(dry_run)})
+    payload = _call(
+        url, "DELETE", f"/api/config/{type_name}/{name}", params={"dry_run": _bool(dry_run)}
+    )
     _print_result(payload)
 
 
@@ -123,8 +152,10 @@ def _call(url: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         with open_client(url) as client:
             response = client.request(method, path, **kwargs)
     except httpx.ConnectError:
-        _fail(f"cannot reach the gateway at {url}: is it running? "
-              "(set --url or SLUICEGATE_URL)", code=2)
+        _fail(
+            f"cannot reach the gateway at {url}: is it running? (set --url or SLUICEGATE_URL)",
+            code=2,
+        )
     except httpx.TimeoutException:
         _fail(f"the gateway at {url} did not answer in time", code=2)
     except httpx.HTTPError as exc:
@@ -132,11 +163,13 @@ def _call(url: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     try:
         payload = response.json()
     except ValueError:
-        _fail(f"the gateway answered {response.status_code} with a body that is not JSON",
-              code=2)
+        _fail(f"the gateway answered {response.status_code} with a body that is not JSON", code=2)
     if response.status_code in (401, 403):
-        _fail(f"the gateway refused the admin key ({error_message(payload)}); "
-              "set SLUICEGATE_ADMIN_KEY", code=2)
+        _fail(
+            f"the gateway refused the admin key ({error_message(payload)}); "
+            "set SLUICEGATE_ADMIN_KEY",
+            code=2,
+        )
     if response.status_code >= 400:
         _fail("\n".join(problem_lines(payload)), code=1)
     return payload if isinstance(payload, dict) else {}
@@ -188,8 +221,12 @@ def problem_lines(payload: Any) -> list[str]:
 
 
 def _problem(problem: dict[str, Any]) -> str:
-    return Problem(str(problem.get("document") or "?"), problem.get("type"),
-                   str(problem.get("path") or ""), str(problem.get("message") or "")).format()
+    return Problem(
+        str(problem.get("document") or "?"),
+        problem.get("type"),
+        str(problem.get("path") or ""),
+        str(problem.get("message") or ""),
+    ).format()
 
 
 def diff_text(diff: str) -> Text:
@@ -212,17 +249,22 @@ def diff_text(diff: str) -> Text:
 
 def result_lines(payload: dict[str, Any]) -> list[str]:
     """What a change did, one line per document, then the outcome."""
-    lines = [f"  {d.get('action', ''):<9} {d.get('type')}/{d.get('name')}"
-             for d in payload.get("documents", [])]
+    lines = [
+        f"  {d.get('action', ''):<9} {d.get('type')}/{d.get('name')}"
+        for d in payload.get("documents", [])
+    ]
     if payload.get("dry_run"):
-        lines.append("dry run: nothing applied"
-                     + ("" if payload.get("changed") else " (no changes)"))
+        lines.append(
+            "dry run: nothing applied" + ("" if payload.get("changed") else " (no changes)")
+        )
     elif not payload.get("changed"):
-        lines.append(f"no changes: version {payload.get('version')} is already live; "
-                     "nothing applied")
+        lines.append(
+            f"no changes: version {payload.get('version')} is already live; nothing applied"
+        )
     else:
-        lines.append(f"applied: version {payload.get('version')} "
-                     f"(was {payload.get('previous_version')})")
+        lines.append(
+            f"applied: version {payload.get('version')} (was {payload.get('previous_version')})"
+        )
     return lines
 
 
@@ -230,8 +272,10 @@ def show_text(payload: dict[str, Any]) -> str:
     version = payload.get("version", 0)
     if not version:
         return "# no config applied yet\n"
-    header = (f"# version {version}, applied {_when(payload.get('applied_at'))} "
-              f"by {payload.get('applied_by')}")
+    header = (
+        f"# version {version}, applied {_when(payload.get('applied_at'))} "
+        f"by {payload.get('applied_by')}"
+    )
     if payload.get("comment"):
         header += f": {payload['comment']}"
     return f"{header}\n{render_all(payload.get('documents') or [])}"
@@ -243,9 +287,13 @@ def history_table(versions: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right" if column in ("version", "documents") else "left")
     for row in versions:
         count = row.get("document_count", len(row.get("documents") or []))
-        table.add_row(str(row.get("version")), _when(row.get("applied_at")),
-                      str(row.get("applied_by") or ""), str(row.get("comment") or ""),
-                      str(count))
+        table.add_row(
+            str(row.get("version")),
+            _when(row.get("applied_at")),
+            str(row.get("applied_by") or ""),
+            str(row.get("comment") or ""),
+            str(count),
+        )
     return table
 
 
@@ -256,8 +304,10 @@ def _print_result(payload: dict[str, Any]) -> None:
         typer.echo(line)
     live_error = payload.get("live_error")
     if payload.get("applied") and live_error:
-        _fail(f"warning: version {payload.get('version')} is stored but is not live: "
-              f"{live_error}", code=1)
+        _fail(
+            f"warning: version {payload.get('version')} is stored but is not live: {live_error}",
+            code=1,
+        )
 
 
 def _fail(message: str, *, code: int) -> NoReturn:

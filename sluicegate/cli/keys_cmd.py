@@ -11,8 +11,9 @@ from rich.table import Table
 
 from sluicegate.cli.admin_client import UrlOption, call
 
-keys_app = typer.Typer(help="Virtual keys: create, list, rotate with a grace period, revoke.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Virtual keys: create, list, rotate with a grace period, revoke.", no_args_is_help=True
+)
 out = Console()
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -36,13 +37,20 @@ def create(
     team: str = typer.Option(None, "--team", help="Team (pinned)"),
     project: str = typer.Option(None, "--project", help="Default project"),
     name: str = typer.Option(None, "--name", help="A label, e.g. alice-laptop"),
-    model: list[str] = typer.Option(None, "--model", help="Allowed model (repeatable; default all)"),
+    model: list[str] = typer.Option(
+        None, "--model", help="Allowed model (repeatable; default all)"
+    ),
     expires_in: str = typer.Option(None, "--expires-in", help="e.g. 30d"),
     url: str = UrlOption,
 ) -> None:
     """Create a key. The key is shown this once; store it now."""
-    body = {"user_id": user, "team": team, "project": project, "name": name,
-            "models": list(model or [])}
+    body = {
+        "user_id": user,
+        "team": team,
+        "project": project,
+        "name": name,
+        "models": list(model or []),
+    }
     if expires_in:
         body["expires_at"] = datetime.now(UTC).timestamp() + parse_duration(expires_in)
     created = call("POST", url, "/api/keys", json=body)
@@ -54,22 +62,32 @@ def create(
 def list_keys(url: str = UrlOption) -> None:
     """List keys (never the secrets)."""
     rows = call("GET", url, "/api/keys")["data"]
-    table = Table("id", "name", "prefix", "user", "team", "project", "state", "created",
-                  "expires")
+    table = Table("id", "name", "prefix", "user", "team", "project", "state", "created", "expires")
     for r in rows:
-        table.add_row(r["id"], r["name"] or "", r["key_prefix"] + "…", r["user_id"] or "",
-                      r["team"] or "", r["project"] or "", r["state"], _when(r["created_at"]),
-                      _when(r["expires_at"]))
+        table.add_row(
+            r["id"],
+            r["name"] or "",
+            r["key_prefix"] + "…",
+            r["user_id"] or "",
+            r["team"] or "",
+            r["project"] or "",
+            r["state"],
+            _when(r["created_at"]),
+            _when(r["expires_at"]),
+        )
     out.print(table)
 
 
 @keys_app.command("rotate")
-def rotate(key_id: str, grace: str = typer.Option("1h", "--grace",
-                                                  help="How long the old key keeps working"),
-           url: str = UrlOption) -> None:
+def rotate(
+    key_id: str,
+    grace: str = typer.Option("1h", "--grace", help="How long the old key keeps working"),
+    url: str = UrlOption,
+) -> None:
     """Issue a replacement key; the old one works until the grace period ends."""
-    rotated = call("POST", url, f"/api/keys/{key_id}/rotate",
-                   json={"grace_seconds": parse_duration(grace)})
+    rotated = call(
+        "POST", url, f"/api/keys/{key_id}/rotate", json={"grace_seconds": parse_duration(grace)}
+    )
     out.print(f"new id:  {rotated['id']}")
     out.print(f"new key: [bold]{rotated['key']}[/]   (shown once)")
     out.print(f"{key_id} keeps working for {grace}")

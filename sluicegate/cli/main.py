@@ -10,8 +10,11 @@ from sluicegate.cli.requests_cmd import requests_app
 from sluicegate.cli.serve_cmd import emulator, serve
 from sluicegate.cli.state_cmd import budgets, targets
 
-app = typer.Typer(help="sluicegate: a self-hosted AI gateway and control room.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="sluicegate: a self-hosted AI gateway and control room.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 app.command()(serve)
 app.command()(emulator)
 app.add_typer(keys_app, name="keys")

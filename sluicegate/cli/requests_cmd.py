@@ -19,23 +19,52 @@ def _num(value) -> str:
 @requests_app.command("tail")
 def tail(
     limit: int = typer.Option(20, "-n", "--limit"),
-    project: str = typer.Option(None), team: str = typer.Option(None),
-    session_id: str = typer.Option(None, "--session"), model: str = typer.Option(None),
-    status: str = typer.Option(None), since: str = typer.Option(None, help="e.g. 1h or ISO time"),
+    project: str = typer.Option(None),
+    team: str = typer.Option(None),
+    session_id: str = typer.Option(None, "--session"),
+    model: str = typer.Option(None),
+    status: str = typer.Option(None),
+    since: str = typer.Option(None, help="e.g. 1h or ISO time"),
     url: str = UrlOption,
 ) -> None:
     """Newest requests first."""
-    rows = call("GET", url, "/api/requests", params={
-        "limit": limit, "project": project, "team": team, "session_id": session_id,
-        "model": model, "status": status, "since": since})["data"]
-    table = Table("time", "request", "project", "team", "user", "model", "status", "in",
-                  "out", "cost $", "ms")
+    rows = call(
+        "GET",
+        url,
+        "/api/requests",
+        params={
+            "limit": limit,
+            "project": project,
+            "team": team,
+            "session_id": session_id,
+            "model": model,
+            "status": status,
+            "since": since,
+        },
+    )["data"]
+    table = Table(
+        "time", "request", "project", "team", "user", "model", "status", "in", "out", "cost $", "ms"
+    )
     for r in rows:
-        resolved = f"{r['provider']}/{r['model']}" if r["provider"] else (r["requested_model"] or "")
-        cost = "unpriced" if r["cost_usd"] is None and r["status_code"] == 200 else (
-            "-" if r["cost_usd"] is None else f"{r['cost_usd']:.6f}")
-        table.add_row(r["ts"][11:23], r["request_id"][-12:], r["project"] or "",
-                      r["team"] or "", r["user_id"] or "", resolved, str(r["status_code"]),
-                      _num(r["input_tokens"]), _num(r["output_tokens"]), cost,
-                      _num(round(r["latency_ms"]) if r["latency_ms"] is not None else None))
+        resolved = (
+            f"{r['provider']}/{r['model']}" if r["provider"] else (r["requested_model"] or "")
+        )
+        cost = (
+            "unpriced"
+            if r["cost_usd"] is None and r["status_code"] == 200
+            else ("-" if r["cost_usd"] is None else f"{r['cost_usd']:.6f}")
+        )
+        table.add_row(
+            r["ts"][11:23],
+            r["request_id"][-12:],
+            r["project"] or "",
+            r["team"] or "",
+            r["user_id"] or "",
+            resolved,
+            str(r["status_code"]),
+            _num(r["input_tokens"]),
+            _num(r["output_tokens"]),
+            cost,
+            _num(round(r["latency_ms"]) if r["latency_ms"] is not None else None),
+        )
     out.print(table)

@@ -15,22 +15,44 @@ def budgets(url: str = UrlOption) -> None:
     rows = call("GET", url, "/api/budgets")["data"]
     table = Table("budget", "window", "spent $", "reserved $", "ceiling $", "%", "resets at")
     for r in rows:
-        table.add_row(r["id"], r["window"], f"{r['spent_usd']:.4f}", f"{r['reserved_usd']:.4f}",
-                      f"{r['ceiling_usd']:.2f}", f"{r['pct']:.1f}", str(r["resets_at"]))
+        table.add_row(
+            r["id"],
+            r["window"],
+            f"{r['spent_usd']:.4f}",
+            f"{r['reserved_usd']:.4f}",
+            f"{r['ceiling_usd']:.2f}",
+            f"{r['pct']:.1f}",
+            str(r["resets_at"]),
+        )
     out.print(table)
 
 
 def targets(url: str = UrlOption) -> None:
     """Routing targets: breaker state, latency, error rate and traffic share."""
     rows = call("GET", url, "/api/targets")["data"]
-    table = Table("virtual model", "target", "provider/model", "breaker", "p50 ms", "p95 ms",
-                  "error %", "share %")
+    table = Table(
+        "virtual model",
+        "target",
+        "provider/model",
+        "breaker",
+        "p50 ms",
+        "p95 ms",
+        "error %",
+        "share %",
+    )
     for r in rows:
+
         def ms(v):
             return "-" if v is None else f"{v:.0f}"
-        table.add_row(r.get("virtual_model") or "", r.get("target_id") or "",
-                      f"{r.get('provider')}/{r.get('model')}", r.get("state", ""),
-                      ms(r.get("p50_ms")), ms(r.get("p95_ms")),
-                      f"{100 * (r.get('error_rate') or 0):.1f}",
-                      f"{100 * (r.get('share') or 0):.1f}")
+
+        table.add_row(
+            r.get("virtual_model") or "",
+            r.get("target_id") or "",
+            f"{r.get('provider')}/{r.get('model')}",
+            r.get("state", ""),
+            ms(r.get("p50_ms")),
+            ms(r.get("p95_ms")),
+            f"{100 * (r.get('error_rate') or 0):.1f}",
+            f"{100 * (r.get('share') or 0):.1f}",
+        )
     out.print(table)

@@ -39,14 +39,20 @@ def canonical(raw: Mapping[str, Any]) -> JSONObject:
 
 
 def render(raw: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(canonical(raw), sort_keys=False, allow_unicode=True,
-                          default_flow_style=False)
+    return yaml.safe_dump(
+        canonical(raw), sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
 
 
 def render_all(raws: Sequence[Mapping[str, Any]]) -> str:
     """A whole set as multi-document YAML (what `sluicegate config show` prints)."""
-    return yaml.safe_dump_all([canonical(raw) for raw in raws], sort_keys=False,
-                              allow_unicode=True, default_flow_style=False, explicit_start=True)
+    return yaml.safe_dump_all(
+        [canonical(raw) for raw in raws],
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        explicit_start=True,
+    )
 
 
 def keyed(raws: Sequence[Mapping[str, Any]]) -> dict[DocumentKey, JSONObject]:

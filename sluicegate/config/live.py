@@ -39,8 +39,15 @@ class ConfigSnapshot:
     applied_by: str | None = None
 
     @classmethod
-    def build(cls, version: int, documents: Sequence[Document], *, loaded_at: float,
-              applied_at: float | None = None, applied_by: str | None = None) -> ConfigSnapshot:
+    def build(
+        cls,
+        version: int,
+        documents: Sequence[Document],
+        *,
+        loaded_at: float,
+        applied_at: float | None = None,
+        applied_by: str | None = None,
+    ) -> ConfigSnapshot:
         grouped: dict[str, list[Document]] = {}
         for document in documents:
             grouped.setdefault(document.type, []).append(document)
@@ -72,10 +79,19 @@ Subscriber = Callable[[ConfigSnapshot], None]
 
 
 class LiveConfig:
-    def __init__(self, source: ConfigService | ConfigVersionStore, registry: DocumentRegistry, *,
-                 poll_interval: float = 0.5, clock: Callable[[], float] = time.time):
-        self.service = (source if isinstance(source, ConfigService)
-                        else ConfigService(source, registry, clock=clock))
+    def __init__(
+        self,
+        source: ConfigService | ConfigVersionStore,
+        registry: DocumentRegistry,
+        *,
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.service = (
+            source
+            if isinstance(source, ConfigService)
+            else ConfigService(source, registry, clock=clock)
+        )
         self.registry = registry
         self.poll_interval = poll_interval
         self.snapshot = ConfigSnapshot.build(0, [], loaded_at=clock())
@@ -128,16 +144,25 @@ class LiveConfig:
                 self._load(row)
             return self.snapshot
 
-    async def bootstrap(self, files: Sequence[str | Path], applied_by: str = "serve --config",
-                        *, replace: bool = False) -> ApplyResult:
+    async def bootstrap(
+        self,
+        files: Sequence[str | Path],
+        applied_by: str = "serve --config",
+        *,
+        replace: bool = False,
+    ) -> ApplyResult:
         """Apply config files at start (GitOps): one new version if, and only if, the files
         change the latest version's set."""
         sources = [(str(path), _read(path)) for path in files]
         documents = parse_sources(sources, self.registry)
         source = "".join(f"# file: {name}\n{text.rstrip()}\n---\n" for name, text in sources)
         result = await self.service.apply_documents(
-            documents, source=source, applied_by=applied_by, replace=replace,
-            comment=f"serve --config {' '.join(str(path) for path in files)}")
+            documents,
+            source=source,
+            applied_by=applied_by,
+            replace=replace,
+            comment=f"serve --config {' '.join(str(path) for path in files)}",
+        )
         if self._loaded:
             await self.reload_now()
         return result
@@ -151,8 +176,12 @@ class LiveConfig:
             self._fail(version, f"version {version} cannot be loaded: {exc.message}")
             return
         snapshot = ConfigSnapshot.build(
-            version, documents, loaded_at=self._clock(),
-            applied_at=row.applied_at if row else None, applied_by=row.applied_by if row else None)
+            version,
+            documents,
+            loaded_at=self._clock(),
+            applied_at=row.applied_at if row else None,
+            applied_by=row.applied_by if row else None,
+        )
         self._publish(snapshot)
 
     def _publish(self, snapshot: ConfigSnapshot) -> None:
@@ -163,8 +192,10 @@ class LiveConfig:
             except Exception as exc:
                 log.exception("config version %d rejected by %r", snapshot.version, callback)
                 self._revert(accepted)
-                self._fail(snapshot.version, f"version {snapshot.version} did not go live: "
-                                             f"{type(exc).__name__}: {exc}")
+                self._fail(
+                    snapshot.version,
+                    f"version {snapshot.version} did not go live: {type(exc).__name__}: {exc}",
+                )
                 return
             accepted.append(callback)
         self.snapshot = snapshot
@@ -178,8 +209,9 @@ class LiveConfig:
             try:
                 callback(self.snapshot)
             except Exception:
-                log.exception("reverting %r to config version %d failed", callback,
-                              self.snapshot.version)
+                log.exception(
+                    "reverting %r to config version %d failed", callback, self.snapshot.version
+                )
 
     def _fail(self, version: int, message: str) -> None:
         log.error("%s; version %d stays live", message, self.snapshot.version)
@@ -198,8 +230,11 @@ class LiveConfig:
                 failing = False
             except Exception:  # the store may be briefly down; keep serving the live snapshot
                 if not failing:
-                    log.warning("config refresh failed; serving version %d",
-                                self.snapshot.version, exc_info=True)
+                    log.warning(
+                        "config refresh failed; serving version %d",
+                        self.snapshot.version,
+                        exc_info=True,
+                    )
                 failing = True
 
 

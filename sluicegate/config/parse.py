@@ -75,8 +75,7 @@ def parse_sources(
 def documents_from_raw(raws: Sequence[object], registry: DocumentRegistry) -> list[Document]:
     """Stored raw documents (a version's set) validated again."""
     problems: list[Problem] = []
-    documents = _validate_all([(f"#{i}", raw) for i, raw in enumerate(raws, 1)], registry,
-                              problems)
+    documents = _validate_all([(f"#{i}", raw) for i, raw in enumerate(raws, 1)], registry, problems)
     if problems:
         raise ConfigValidationError(problems)
     return documents
@@ -89,8 +88,10 @@ def load_raw(text: str, *, source_name: str = "input", format: Format = "auto") 
         try:
             return _flatten([orjson.loads(text)])
         except orjson.JSONDecodeError as exc:
-            json_error = _syntax(source_name, f"JSON syntax error at line {exc.lineno}, "
-                                              f"column {exc.colno}: {exc.msg}")
+            json_error = _syntax(
+                source_name,
+                f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            )
             if format == "json":
                 raise json_error from exc
     try:
@@ -117,8 +118,11 @@ def _flatten(values: list[Any]) -> list[object]:
     for value in values:
         if value is None:  # an empty YAML document, e.g. after a trailing `---`
             continue
-        if isinstance(value, dict) and set(value) == {"documents"} and isinstance(
-                value["documents"], list):
+        if (
+            isinstance(value, dict)
+            and set(value) == {"documents"}
+            and isinstance(value["documents"], list)
+        ):
             value = value["documents"]
         items.extend(value if isinstance(value, list) else [value])
     return items
@@ -132,9 +136,15 @@ def _validate_all(
     for label, raw in labelled:
         key = _raw_key(raw)
         if key is not None and key in first_seen:
-            problems.append(Problem(
-                key[1], key[0], "name", f"duplicate document: {first_seen[key]} and {label} "
-                                        f"are both {key[0]!r} named {key[1]!r}"))
+            problems.append(
+                Problem(
+                    key[1],
+                    key[0],
+                    "name",
+                    f"duplicate document: {first_seen[key]} and {label} "
+                    f"are both {key[0]!r} named {key[1]!r}",
+                )
+            )
             continue
         if key is not None:
             first_seen[key] = label
@@ -156,8 +166,14 @@ def _validate_one(
     label: str, raw: object, registry: DocumentRegistry, problems: list[Problem]
 ) -> Document | None:
     if not isinstance(raw, dict):
-        problems.append(Problem(label, None, "", "a document must be a mapping with 'name' and "
-                                                 f"'type', got {_kind(raw)}"))
+        problems.append(
+            Problem(
+                label,
+                None,
+                "",
+                f"a document must be a mapping with 'name' and 'type', got {_kind(raw)}",
+            )
+        )
         return None
     name = raw.get("name")
     document = name if isinstance(name, str) and name else label
@@ -176,15 +192,17 @@ def _validate_one(
     return Document(type_name, name, model, normal)
 
 
-def _type_of(raw: dict[Any, Any], document: str, registry: DocumentRegistry,
-             problems: list[Problem]) -> str | None:
+def _type_of(
+    raw: dict[Any, Any], document: str, registry: DocumentRegistry, problems: list[Problem]
+) -> str | None:
     type_name = raw.get("type")
     if type_name is None:
         problems.append(Problem(document, None, "type", "field required"))
         return None
     if not isinstance(type_name, str):
-        problems.append(Problem(document, None, "type",
-                                f"must be a string, got {_kind(type_name)}"))
+        problems.append(
+            Problem(document, None, "type", f"must be a string, got {_kind(type_name)}")
+        )
         return None
     try:
         registry.model_for(type_name)
@@ -194,8 +212,9 @@ def _type_of(raw: dict[Any, Any], document: str, registry: DocumentRegistry,
     return type_name
 
 
-def _normalise(raw: dict[Any, Any], document: str, type_name: str,
-               problems: list[Problem]) -> JSONObject | None:
+def _normalise(
+    raw: dict[Any, Any], document: str, type_name: str, problems: list[Problem]
+) -> JSONObject | None:
     try:
         normal: JSONObject = orjson.loads(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS))
     except TypeError as exc:
@@ -204,13 +223,17 @@ def _normalise(raw: dict[Any, Any], document: str, type_name: str,
     return normal
 
 
-def _model(model_cls: type[BaseModel], raw: JSONObject, document: str, type_name: str,
-           problems: list[Problem]) -> BaseModel | None:
+def _model(
+    model_cls: type[BaseModel],
+    raw: JSONObject,
+    document: str,
+    type_name: str,
+    problems: list[Problem],
+) -> BaseModel | None:
     try:
         return model_cls.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(problems_from_validation(exc, raw, document=document,
-                                                 type_name=type_name))
+        problems.extend(problems_from_validation(exc, raw, document=document, type_name=type_name))
     except Exception as exc:  # a bug in a validator must not become a 500 for the applier
         log.exception("validating %s %r raised", type_name, document)
         problems.append(Problem(document, type_name, "", f"validation failed: {exc!r}"))
@@ -245,7 +268,10 @@ class _Loader(yaml.SafeLoader):
                     key = (key_node.tag, key_node.value)
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            "while reading a mapping", node.start_mark,
-                            f"duplicate key {key_node.value!r}", key_node.start_mark)
+                            "while reading a mapping",
+                            node.start_mark,
+                            f"duplicate key {key_node.value!r}",
+                            key_node.start_mark,
+                        )
                     seen.add(key)
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]

@@ -82,8 +82,10 @@ class VersionConflict(ConfigConflict):
     service catches it, re-reads the latest version and rebases the change onto it."""
 
     def __init__(self, version: int):
-        super().__init__(f"config version {version} already exists; config changed "
-                         "concurrently; retry", param="version")
+        super().__init__(
+            f"config version {version} already exists; config changed concurrently; retry",
+            param="version",
+        )
         self.version = version
 
 
@@ -107,8 +109,12 @@ def problems_from_validation(
         elif (path, message) not in order:
             order.append((path, message))
     return [
-        Problem(document, type_name, path,
-                message or _with_input(" or ".join(merged[path]), inputs[path]))
+        Problem(
+            document,
+            type_name,
+            path,
+            message or _with_input(" or ".join(merged[path]), inputs[path]),
+        )
         for path, message in order
     ]
 
@@ -145,10 +151,9 @@ def render_path(loc: Sequence[str | int], raw: object, *, keep_last: bool) -> tu
     current: object = raw
     dropped = False
     for position, item in enumerate(loc):
-        if isinstance(current, Mapping) and item in current:
-            parts.append(item)
-            current = current[item]
-        elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):
+        in_mapping = isinstance(current, Mapping) and item in current
+        in_list = isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current)
+        if in_mapping or in_list:
             parts.append(item)
             current = current[item]
         elif item == "[key]":

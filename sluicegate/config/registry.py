@@ -31,7 +31,8 @@ class DocumentRegistry:
         for type_name, ref in types.items():
             if isinstance(ref, str) and ref.count(":") != 1:
                 raise ConfigError(
-                    f"document type {type_name!r}: {ref!r} is not 'package.module:ClassName'")
+                    f"document type {type_name!r}: {ref!r} is not 'package.module:ClassName'"
+                )
         self._types = dict(types)
         self._loaded: dict[str, type[BaseModel]] = {}
 
@@ -55,8 +56,9 @@ class DocumentRegistry:
         ref = self._types.get(type_name)
         if ref is None:
             raise ConfigError(
-                f"unknown document type {type_name!r}; known types: "
-                f"{', '.join(self.known_types)}", param="type")
+                f"unknown document type {type_name!r}; known types: {', '.join(self.known_types)}",
+                param="type",
+            )
         model = _import(ref) if isinstance(ref, str) else ref
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise ConfigError(f"document type {type_name!r}: {ref!r} is not a pydantic model")

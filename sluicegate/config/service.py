@@ -67,8 +67,14 @@ class ConfigVersion:
     def from_row(cls, row: VersionRow | None) -> ConfigVersion:
         if row is None:
             return cls(0, None, None, None, [])
-        return cls(row.version, row.applied_at, row.applied_by, row.comment,
-                   list(row.documents), row.source)
+        return cls(
+            row.version,
+            row.applied_at,
+            row.applied_by,
+            row.comment,
+            list(row.documents),
+            row.source,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,9 +99,15 @@ class ApplyResult:
 
 
 class ConfigService:
-    def __init__(self, version_store: ConfigVersionStore, registry: DocumentRegistry, *,
-                 clock: Callable[[], float] = time.time, checks: Sequence[SetCheck] = (),
-                 max_attempts: int = MAX_ATTEMPTS):
+    def __init__(
+        self,
+        version_store: ConfigVersionStore,
+        registry: DocumentRegistry,
+        *,
+        clock: Callable[[], float] = time.time,
+        checks: Sequence[SetCheck] = (),
+        max_attempts: int = MAX_ATTEMPTS,
+    ):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.store = version_store
@@ -107,18 +119,39 @@ class ConfigService:
         self._lock = asyncio.Lock()
 
     # --- changes ------------------------------------------------------------------
-    async def apply(self, text: str, *, applied_by: str, dry_run: bool = False,
-                    comment: str | None = None, replace: bool = False,
-                    format: Format = "auto", source_name: str = "input") -> ApplyResult:
+    async def apply(
+        self,
+        text: str,
+        *,
+        applied_by: str,
+        dry_run: bool = False,
+        comment: str | None = None,
+        replace: bool = False,
+        format: Format = "auto",
+        source_name: str = "input",
+    ) -> ApplyResult:
         """Merge the documents in `text` into the live set by (type, name), or make them
         the whole set with `replace=True`."""
         documents = parse_documents(text, self.registry, source_name=source_name, format=format)
-        return await self.apply_documents(documents, source=text, applied_by=applied_by,
-                                          dry_run=dry_run, comment=comment, replace=replace)
+        return await self.apply_documents(
+            documents,
+            source=text,
+            applied_by=applied_by,
+            dry_run=dry_run,
+            comment=comment,
+            replace=replace,
+        )
 
-    async def apply_documents(self, documents: Sequence[Document], *, source: str,
-                              applied_by: str, dry_run: bool = False,
-                              comment: str | None = None, replace: bool = False) -> ApplyResult:
+    async def apply_documents(
+        self,
+        documents: Sequence[Document],
+        *,
+        source: str,
+        applied_by: str,
+        dry_run: bool = False,
+        comment: str | None = None,
+        replace: bool = False,
+    ) -> ApplyResult:
         if not documents:
             raise ConfigValidationError([Problem("input", None, "", "no documents found")])
         touched = [doc.key for doc in documents]
@@ -129,25 +162,40 @@ class ConfigService:
             after.update({doc.key: doc.raw for doc in documents})
             return before, after, touched
 
-        return await self._change(plan, source=source, applied_by=applied_by,
-                                  comment=comment, dry_run=dry_run)
+        return await self._change(
+            plan, source=source, applied_by=applied_by, comment=comment, dry_run=dry_run
+        )
 
-    async def delete(self, type_name: str, name: str, applied_by: str, *,
-                     comment: str | None = None, dry_run: bool = False) -> ApplyResult:
+    async def delete(
+        self,
+        type_name: str,
+        name: str,
+        applied_by: str,
+        *,
+        comment: str | None = None,
+        dry_run: bool = False,
+    ) -> ApplyResult:
         def plan(latest: ConfigVersion) -> Plan:
             before = keyed(latest.documents)
             if (type_name, name) not in before:
-                raise ConfigNotFound(f"no {type_name!r} document named {name!r} in version "
-                                     f"{latest.version}", param="name")
+                raise ConfigNotFound(
+                    f"no {type_name!r} document named {name!r} in version {latest.version}",
+                    param="name",
+                )
             after = {key: raw for key, raw in before.items() if key != (type_name, name)}
             return before, after, []
 
         return await self._change(
-            plan, source=f"# delete {type_name}/{name}\n", applied_by=applied_by,
-            comment=comment or f"delete {type_name}/{name}", dry_run=dry_run)
+            plan,
+            source=f"# delete {type_name}/{name}\n",
+            applied_by=applied_by,
+            comment=comment or f"delete {type_name}/{name}",
+            dry_run=dry_run,
+        )
 
-    async def rollback(self, version: int, applied_by: str, *,
-                       dry_run: bool = False) -> ApplyResult:
+    async def rollback(
+        self, version: int, applied_by: str, *, dry_run: bool = False
+    ) -> ApplyResult:
         """Restore `version`'s documents as a new version."""
         target = await self.store.get(version)
         if target is None:
@@ -158,8 +206,12 @@ class ConfigService:
             return keyed(latest.documents), dict(restored), list(restored)
 
         return await self._change(
-            plan, source=f"# rollback to v{version}\n{target.source}", applied_by=applied_by,
-            comment=f"rollback to v{version}", dry_run=dry_run)
+            plan,
+            source=f"# rollback to v{version}\n{target.source}",
+            applied_by=applied_by,
+            comment=f"rollback to v{version}",
+            dry_run=dry_run,
+        )
 
     # --- reading ------------------------------------------------------------------
     async def current(self) -> ConfigVersion:
@@ -189,8 +241,15 @@ class ConfigService:
         return documents
 
     # --- the one way a change is written --------------------------------------------
-    async def _change(self, plan: Callable[[ConfigVersion], Plan], *, source: str,
-                      applied_by: str, comment: str | None, dry_run: bool) -> ApplyResult:
+    async def _change(
+        self,
+        plan: Callable[[ConfigVersion], Plan],
+        *,
+        source: str,
+        applied_by: str,
+        comment: str | None,
+        dry_run: bool,
+    ) -> ApplyResult:
         """Build the change on the latest version and write it as the next one; when
         another writer took that number first, rebuild it on the new latest and retry."""
         async with self._lock:
@@ -198,48 +257,92 @@ class ConfigService:
                 latest = ConfigVersion.from_row(await self.store.latest())
                 before, after, touched = plan(latest)
                 try:
-                    return await self._commit(latest, before, after, touched, source=source,
-                                              applied_by=applied_by, comment=comment,
-                                              dry_run=dry_run)
+                    return await self._commit(
+                        latest,
+                        before,
+                        after,
+                        touched,
+                        source=source,
+                        applied_by=applied_by,
+                        comment=comment,
+                        dry_run=dry_run,
+                    )
                 except VersionConflict as exc:
-                    log.info("config version %d was written concurrently (attempt %d of %d); "
-                             "rebasing the change by %s", exc.version, attempt,
-                             self._max_attempts, applied_by)
+                    log.info(
+                        "config version %d was written concurrently (attempt %d of %d); "
+                        "rebasing the change by %s",
+                        exc.version,
+                        attempt,
+                        self._max_attempts,
+                        applied_by,
+                    )
                     if attempt < self._max_attempts:
                         await asyncio.sleep(random.uniform(0, RETRY_DELAY_S * attempt))
-            log.warning("config change by %s not applied: %d concurrent writes in a row",
-                        applied_by, self._max_attempts)
+            log.warning(
+                "config change by %s not applied: %d concurrent writes in a row",
+                applied_by,
+                self._max_attempts,
+            )
             raise ConfigConflict(
                 f"config changed concurrently; retry (another change was written first "
-                f"{self._max_attempts} times in a row; nothing was applied)")
+                f"{self._max_attempts} times in a row; nothing was applied)"
+            )
 
-    async def _commit(self, latest: ConfigVersion, before: dict[DocumentKey, JSONObject],
-                      after: dict[DocumentKey, JSONObject], touched: list[DocumentKey], *,
-                      source: str, applied_by: str, comment: str | None,
-                      dry_run: bool) -> ApplyResult:
+    async def _commit(
+        self,
+        latest: ConfigVersion,
+        before: dict[DocumentKey, JSONObject],
+        after: dict[DocumentKey, JSONObject],
+        touched: list[DocumentKey],
+        *,
+        source: str,
+        applied_by: str,
+        comment: str | None,
+        dry_run: bool,
+    ) -> ApplyResult:
         if not applied_by:
             raise ConfigError("applied_by must name who applies the change")
         self.validate_set(list(after.values()))
         changes = diff_sets(before, after, before_label=f"v{latest.version}")
         result = ApplyResult(
-            version=latest.version, previous_version=latest.version, changed=bool(changes),
-            applied=False, dry_run=dry_run, diff=join_diffs(changes), changes=changes,
-            documents=_outcomes(touched, before, after), at=self._clock())
+            version=latest.version,
+            previous_version=latest.version,
+            changed=bool(changes),
+            applied=False,
+            dry_run=dry_run,
+            diff=join_diffs(changes),
+            changes=changes,
+            documents=_outcomes(touched, before, after),
+            at=self._clock(),
+        )
         if not changes:
             return dataclasses.replace(
-                result, message=f"no changes; version {latest.version} stays live")
+                result, message=f"no changes; version {latest.version} stays live"
+            )
         if dry_run:
             return dataclasses.replace(
-                result, message=f"dry run: {_summary(changes)}; nothing applied")
-        version = await self.store.append(documents=list(after.values()), source=source,
-                                           applied_by=applied_by, comment=comment,
-                                           version=latest.version + 1)
-        return dataclasses.replace(result, version=version, applied=True,
-                                   message=f"applied version {version}: {_summary(changes)}")
+                result, message=f"dry run: {_summary(changes)}; nothing applied"
+            )
+        version = await self.store.append(
+            documents=list(after.values()),
+            source=source,
+            applied_by=applied_by,
+            comment=comment,
+            version=latest.version + 1,
+        )
+        return dataclasses.replace(
+            result,
+            version=version,
+            applied=True,
+            message=f"applied version {version}: {_summary(changes)}",
+        )
 
 
-def _outcomes(touched: list[DocumentKey], before: dict[DocumentKey, JSONObject],
-              after: dict[DocumentKey, JSONObject]) -> list[DocumentOutcome]:
+def _outcomes(
+    touched: list[DocumentKey],
+    before: dict[DocumentKey, JSONObject],
+    after: dict[DocumentKey, JSONObject],
+) -> list[DocumentOutcome]:
     def outcome(key: DocumentKey) -> Outcome:
         if key not in before:
             return "created"

@@ -46,8 +46,15 @@ class VersionRow(msgspec.Struct, kw_only=True):
 
 
 class ConfigVersionStore(Protocol):
-    async def append(self, documents: list[dict[str, Any]], source: str, applied_by: str,
-                     comment: str | None = None, *, version: int) -> int:
+    async def append(
+        self,
+        documents: list[dict[str, Any]],
+        source: str,
+        applied_by: str,
+        comment: str | None = None,
+        *,
+        version: int,
+    ) -> int:
         """Write the set as exactly `version` (the latest version the caller read, plus
         one) and return it. VersionConflict when that version already exists."""
         ...
@@ -69,15 +76,33 @@ class MemoryConfigVersionStore:
     def __init__(self) -> None:
         self._rows: list[VersionRow] = []  # in version order
 
-    async def append(self, documents: list[dict[str, Any]], source: str, applied_by: str,
-                     comment: str | None = None, *, version: int) -> int:
+    async def append(
+        self,
+        documents: list[dict[str, Any]],
+        source: str,
+        applied_by: str,
+        comment: str | None = None,
+        *,
+        version: int,
+    ) -> int:
         _check_version(version)
         if self._find(version) is not None:
             raise VersionConflict(version)
-        bisect.insort(self._rows, msgspec.convert({
-            "version": version, "applied_at": time.time(), "applied_by": applied_by,
-            "comment": comment, "documents": _copy(documents), "source": source,
-        }, VersionRow), key=lambda row: row.version)
+        bisect.insort(
+            self._rows,
+            msgspec.convert(
+                {
+                    "version": version,
+                    "applied_at": time.time(),
+                    "applied_by": applied_by,
+                    "comment": comment,
+                    "documents": _copy(documents),
+                    "source": source,
+                },
+                VersionRow,
+            ),
+            key=lambda row: row.version,
+        )
         return version
 
     async def latest(self) -> VersionRow | None:
@@ -95,8 +120,9 @@ class MemoryConfigVersionStore:
 
     def _find(self, version: int) -> VersionRow | None:
         at = bisect.bisect_left(self._rows, version, key=lambda row: row.version)
-        return self._rows[at] if at < len(self._rows) and self._rows[at].version == version \
-            else None
+        return (
+            self._rows[at] if at < len(self._rows) and self._rows[at].version == version else None
+        )
 
     @staticmethod
     def _copy_row(row: VersionRow) -> VersionRow:
@@ -107,12 +133,24 @@ class SqlConfigVersionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def append(self, documents: list[dict[str, Any]], source: str, applied_by: str,
-                     comment: str | None = None, *, version: int) -> int:
+    async def append(
+        self,
+        documents: list[dict[str, Any]],
+        source: str,
+        applied_by: str,
+        comment: str | None = None,
+        *,
+        version: int,
+    ) -> int:
         _check_version(version)
         statement = insert(config_versions).values(
-            version=version, applied_at=time.time(), applied_by=applied_by, comment=comment,
-            documents=documents, source=source)
+            version=version,
+            applied_at=time.time(),
+            applied_by=applied_by,
+            comment=comment,
+            documents=documents,
+            source=source,
+        )
         async with translate_errors("config version append"):
             try:
                 async with self._engine.begin() as conn:
@@ -134,19 +172,16 @@ class SqlConfigVersionStore:
     async def history(self, limit: int = 50) -> list[VersionRow]:
         if limit <= 0:
             return []
-        return await self._select(
-            select(config_versions).order_by(_C.version.desc()).limit(limit))
+        return await self._select(select(config_versions).order_by(_C.version.desc()).limit(limit))
 
     async def latest_version_number(self) -> int:
         statement = select(func.coalesce(func.max(_C.version), 0))
-        async with translate_errors("config version poll"):
-            async with self._engine.connect() as conn:
-                return int((await conn.execute(statement)).scalar_one())
+        async with translate_errors("config version poll"), self._engine.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
 
     async def _select(self, statement: Any) -> list[VersionRow]:
-        async with translate_errors("config version read"):
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(statement)).mappings().all()
+        async with translate_errors("config version read"), self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
         return [_row(r) for r in rows]
 
 

@@ -53,7 +53,9 @@ def create_engine_for(url: str, *, echo: bool = False) -> AsyncEngine:
     """An AsyncEngine for `url`. The caller owns it and disposes it at shutdown."""
     target = async_url(url)
     kwargs: dict[str, Any] = {
-        "echo": echo, "json_serializer": _json_dumps, "json_deserializer": orjson.loads,
+        "echo": echo,
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
     }
     if target.get_backend_name() == "sqlite":
         return _sqlite_engine(target, kwargs)

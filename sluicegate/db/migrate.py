@@ -48,19 +48,16 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
 
 async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
-    async with translate_errors("database migration"):
-        async with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                                   {"k": _PG_MIGRATION_LOCK})
-            await conn.run_sync(_run_upgrade, revision)
+    async with translate_errors("database migration"), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        await conn.run_sync(_run_upgrade, revision)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at (None: never migrated)."""
-    async with translate_errors("database revision"):
-        async with engine.connect() as conn:
-            return await conn.run_sync(_current)
+    async with translate_errors("database revision"), engine.connect() as conn:
+        return await conn.run_sync(_current)
 
 
 def _run_upgrade(connection: Connection, revision: str) -> None:

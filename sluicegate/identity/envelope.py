@@ -38,7 +38,7 @@ def header_field(name: str, prefixes: tuple[str, ...] = DEFAULT_PREFIXES) -> str
     lower = name.lower()
     for prefix in prefixes:
         if lower.startswith(prefix):
-            return _SUFFIX_FIELDS.get(lower[len(prefix):])
+            return _SUFFIX_FIELDS.get(lower[len(prefix) :])
     return None
 
 
@@ -73,7 +73,8 @@ def _checked(header: str, raw: bytes) -> str:
     value = raw.decode("latin-1").strip()
     if not _VALUE.match(value):
         raise InvalidRequest(
-            f"header {header}: value must be 1-128 characters of letters, digits and . _ - : @ / + = # ~",
+            f"header {header}: value must be 1-128 characters of letters, digits and "
+            ". _ - : @ / + = # ~",
             param=header,
         )
     return value
@@ -81,8 +82,9 @@ def _checked(header: str, raw: bytes) -> str:
 
 def _parse_metadata(header: str, raw: bytes) -> dict[str, str]:
     if len(raw) > MAX_METADATA_BYTES:
-        raise InvalidRequest(f"header {header}: larger than {MAX_METADATA_BYTES} bytes",
-                             param=header)
+        raise InvalidRequest(
+            f"header {header}: larger than {MAX_METADATA_BYTES} bytes", param=header
+        )
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -108,7 +110,8 @@ def _merge(principal: Principal, values: dict[str, str], metadata: dict[str, str
         if key_value is not None and sent is not None and sent != key_value:
             raise PermissionDenied(
                 f"this key is pinned to {pinned}={key_value!r}; the header asked for {sent!r}",
-                param=pinned, code="envelope_conflict",
+                param=pinned,
+                code="envelope_conflict",
             )
     return Envelope(
         key_id=principal.key_id,

@@ -82,7 +82,8 @@ class MemoryKeyStore:
         if row.id in self._rows or await self.get_by_hash(row.key_hash) is not None:
             raise StoreRejected(f"key {row.id!r} or its hash already exists")
         stored = msgspec.structs.replace(
-            _copy(row), updated_at=next_stamp(row.updated_at or time.time(), self._latest()))
+            _copy(row), updated_at=next_stamp(row.updated_at or time.time(), self._latest())
+        )
         self._rows[row.id] = stored
         return _copy(stored)
 
@@ -102,7 +103,8 @@ class MemoryKeyStore:
         if row is None:
             return None
         if "key_hash" in fields and any(
-                r.key_hash == fields["key_hash"] and r.id != key_id for r in self._rows.values()):
+            r.key_hash == fields["key_hash"] and r.id != key_id for r in self._rows.values()
+        ):
             raise StoreRejected("another key has this hash")
         now = fields.pop("updated_at", None) or time.time()
         stamp = next_stamp(now, self._latest())
@@ -123,51 +125,46 @@ class SqlKeyStore:
     async def insert(self, row: KeyRow) -> KeyRow:
         values = msgspec.to_builtins(row)
         values["updated_at"] = _stamp(row.updated_at or time.time())
-        async with translate_errors("key insert"):
-            async with self._engine.begin() as conn:
-                await _lock_key_writes(conn)
-                await conn.execute(insert(api_keys).values(values))
-                stored = await _fetch(conn, row.id)
+        async with translate_errors("key insert"), self._engine.begin() as conn:
+            await _lock_key_writes(conn)
+            await conn.execute(insert(api_keys).values(values))
+            stored = await _fetch(conn, row.id)
         assert stored is not None
         return stored
 
     async def list(self) -> builtins.list[KeyRow]:
         statement = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
-        async with translate_errors("key list"):
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(statement)).mappings().all()
+        async with translate_errors("key list"), self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
         return [_row(r) for r in rows]
 
     async def get(self, key_id: str) -> KeyRow | None:
-        async with translate_errors("key get"):
-            async with self._engine.connect() as conn:
-                return await _fetch(conn, key_id)
+        async with translate_errors("key get"), self._engine.connect() as conn:
+            return await _fetch(conn, key_id)
 
     async def get_by_hash(self, key_hash: str) -> KeyRow | None:
         statement = select(api_keys).where(api_keys.c.key_hash == key_hash)
-        async with translate_errors("key get"):
-            async with self._engine.connect() as conn:
-                found = (await conn.execute(statement)).mappings().first()
+        async with translate_errors("key get"), self._engine.connect() as conn:
+            found = (await conn.execute(statement)).mappings().first()
         return _row(found) if found else None
 
     async def update(self, key_id: str, **fields: Any) -> KeyRow | None:
         check_update_fields(fields)
         now = fields.pop("updated_at", None) or time.time()
         values = {k: msgspec.to_builtins(v) for k, v in fields.items()}
-        statement = (update(api_keys).where(api_keys.c.id == key_id)
-                     .values(**values, updated_at=_stamp(now)))
-        async with translate_errors("key update"):
-            async with self._engine.begin() as conn:
-                await _lock_key_writes(conn)
-                if (await conn.execute(statement)).rowcount == 0:
-                    return None
-                return await _fetch(conn, key_id)
+        statement = (
+            update(api_keys).where(api_keys.c.id == key_id).values(**values, updated_at=_stamp(now))
+        )
+        async with translate_errors("key update"), self._engine.begin() as conn:
+            await _lock_key_writes(conn)
+            if (await conn.execute(statement)).rowcount == 0:
+                return None
+            return await _fetch(conn, key_id)
 
     async def max_updated_at(self) -> float:
         statement = select(func.coalesce(func.max(api_keys.c.updated_at), 0.0))
-        async with translate_errors("key max_updated_at"):
-            async with self._engine.connect() as conn:
-                return float((await conn.execute(statement)).scalar_one())
+        async with translate_errors("key max_updated_at"), self._engine.connect() as conn:
+            return float((await conn.execute(statement)).scalar_one())
 
 
 def _stamp(now: float) -> ColumnElement[float]:

@@ -41,8 +41,9 @@ class _Entry(msgspec.Struct, frozen=True):
 
 
 class KeyService:
-    def __init__(self, store: KeyStore, *, admin_key: str | None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, store: KeyStore, *, admin_key: str | None, clock: Callable[[], float] = time.time
+    ):
         self._store = store
         self._clock = clock
         self._admin_hash = hash_key(admin_key) if admin_key else None
@@ -55,7 +56,8 @@ class KeyService:
     def authenticate(self, raw: str | None) -> Principal:
         if not raw:
             raise AuthenticationError(
-                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+            )
         digest = hash_key(raw)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return self._admin
@@ -69,12 +71,16 @@ class KeyService:
             raise AuthenticationError("this API key has expired", code="expired_api_key")
         if entry.grace_until is not None and entry.grace_until <= now:
             raise AuthenticationError(
-                "this API key was rotated and its grace period is over", code="rotated_api_key")
+                "this API key was rotated and its grace period is over", code="rotated_api_key"
+            )
         return entry.principal
 
     def is_admin_key(self, raw: str | None) -> bool:
-        return bool(raw) and self._admin_hash is not None and hmac.compare_digest(
-            hash_key(raw), self._admin_hash)
+        return (
+            bool(raw)
+            and self._admin_hash is not None
+            and hmac.compare_digest(hash_key(raw), self._admin_hash)
+        )
 
     # --- loading ------------------------------------------------------------------
     async def load(self) -> None:
@@ -102,18 +108,37 @@ class KeyService:
                 log.warning("key refresh failed; serving the last loaded keys", exc_info=True)
 
     # --- admin --------------------------------------------------------------------
-    async def create(self, *, name: str | None = None, user_id: str | None = None,
-                     team: str | None = None, project: str | None = None,
-                     models: list[str] | None = None, expires_at: float | None = None,
-                     metadata: dict[str, str] | None = None) -> tuple[KeyRow, str]:
+    async def create(
+        self,
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        team: str | None = None,
+        project: str | None = None,
+        models: list[str] | None = None,
+        expires_at: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> tuple[KeyRow, str]:
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
         now = self._clock()
         row = KeyRow(
-            id="key_" + uuid.uuid4().hex[:16], name=name, key_hash=hash_key(raw),
-            key_prefix=raw[:10], user_id=user_id, team=team, project=project,
-            models=list(models or []), is_admin=False, created_at=now, expires_at=expires_at,
-            revoked_at=None, grace_until=None, rotated_from=None, replaced_by=None,
-            metadata=dict(metadata or {}), updated_at=now,
+            id="key_" + uuid.uuid4().hex[:16],
+            name=name,
+            key_hash=hash_key(raw),
+            key_prefix=raw[:10],
+            user_id=user_id,
+            team=team,
+            project=project,
+            models=list(models or []),
+            is_admin=False,
+            created_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+            grace_until=None,
+            rotated_from=None,
+            replaced_by=None,
+            metadata=dict(metadata or {}),
+            updated_at=now,
         )
         await self._store.insert(row)
         await self.load()
@@ -125,12 +150,19 @@ class KeyService:
     async def rotate(self, key_id: str, grace_seconds: float) -> tuple[KeyRow, str]:
         old = await self._require(key_id)
         new, raw = await self.create(
-            name=old.name, user_id=old.user_id, team=old.team, project=old.project,
-            models=old.models, expires_at=old.expires_at, metadata=old.metadata)
+            name=old.name,
+            user_id=old.user_id,
+            team=old.team,
+            project=old.project,
+            models=old.models,
+            expires_at=old.expires_at,
+            metadata=old.metadata,
+        )
         now = self._clock()
         await self._store.update(new.id, rotated_from=old.id, updated_at=now)
-        await self._store.update(old.id, grace_until=now + max(grace_seconds, 0.0),
-                                 replaced_by=new.id, updated_at=now)
+        await self._store.update(
+            old.id, grace_until=now + max(grace_seconds, 0.0), replaced_by=new.id, updated_at=now
+        )
         await self.load()
         return await self._require(new.id), raw
 
@@ -150,8 +182,13 @@ class KeyService:
 
 def _entry(row: KeyRow) -> _Entry:
     principal = Principal(
-        key_id=row.id, name=row.name, user_id=row.user_id, team=row.team,
-        project=row.project, models=tuple(row.models or ()), is_admin=bool(row.is_admin),
+        key_id=row.id,
+        name=row.name,
+        user_id=row.user_id,
+        team=row.team,
+        project=row.project,
+        models=tuple(row.models or ()),
+        is_admin=bool(row.is_admin),
     )
     return _Entry(principal, row.expires_at, row.revoked_at, row.grace_until)
 
@@ -166,10 +203,19 @@ def public_view(row: KeyRow, now: float) -> dict:
     elif row.grace_until is not None:
         state = "rotating" if row.grace_until > now else "rotated"
     return {
-        "id": row.id, "name": row.name, "key_prefix": row.key_prefix, "user_id": row.user_id,
-        "team": row.team, "project": row.project, "models": list(row.models or []),
-        "created_at": row.created_at, "expires_at": row.expires_at,
-        "revoked_at": row.revoked_at, "grace_until": row.grace_until,
-        "rotated_from": row.rotated_from, "replaced_by": row.replaced_by, "state": state,
+        "id": row.id,
+        "name": row.name,
+        "key_prefix": row.key_prefix,
+        "user_id": row.user_id,
+        "team": row.team,
+        "project": row.project,
+        "models": list(row.models or []),
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+        "revoked_at": row.revoked_at,
+        "grace_until": row.grace_until,
+        "rotated_from": row.rotated_from,
+        "replaced_by": row.replaced_by,
+        "state": state,
         "metadata": row.metadata or {},
     }

@@ -33,8 +33,7 @@ class AlertRow(msgspec.Struct, kw_only=True):
 class AlertStore(Protocol):
     async def append(self, alert: AlertRow) -> int: ...
 
-    async def list(self, limit: int = 100, *, undelivered: bool = False
-                   ) -> builtins.list[AlertRow]:
+    async def list(self, limit: int = 100, *, undelivered: bool = False) -> builtins.list[AlertRow]:
         """Newest first; `undelivered` keeps only those no sink has taken yet."""
         ...
 
@@ -57,7 +56,7 @@ class MemoryAlertStore:
     async def list(self, limit: int = 100, *, undelivered: bool = False) -> builtins.list[AlertRow]:
         rows = [r for r in self._rows.values() if not (undelivered and r.delivered)]
         rows.sort(key=lambda r: (r.ts, r.id), reverse=True)
-        return [_copy(r) for r in rows[:max(limit, 0)]]
+        return [_copy(r) for r in rows[: max(limit, 0)]]
 
     async def mark_delivered(self, alert_id: int) -> None:
         if (row := self._rows.get(alert_id)) is not None:
@@ -75,18 +74,16 @@ class SqlAlertStore:
     async def append(self, alert: AlertRow) -> int:
         values = msgspec.to_builtins(alert)
         del values["id"]
-        async with translate_errors("alert append"):
-            async with self._engine.begin() as conn:
-                result = await conn.execute(insert(alerts).values(values))
+        async with translate_errors("alert append"), self._engine.begin() as conn:
+            result = await conn.execute(insert(alerts).values(values))
         return int(result.inserted_primary_key[0])
 
     async def list(self, limit: int = 100, *, undelivered: bool = False) -> builtins.list[AlertRow]:
         statement = select(alerts).order_by(_C.ts.desc(), _C.id.desc()).limit(max(limit, 0))
         if undelivered:
             statement = statement.where(_C.delivered.is_(False))
-        async with translate_errors("alert list"):
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(statement)).mappings().all()
+        async with translate_errors("alert list"), self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
         return [_row(r) for r in rows]
 
     async def mark_delivered(self, alert_id: int) -> None:
@@ -96,9 +93,8 @@ class SqlAlertStore:
         await self._update(alert_id, attempts=_C.attempts + 1, last_error=error)
 
     async def _update(self, alert_id: int, **values: Any) -> None:
-        async with translate_errors("alert update"):
-            async with self._engine.begin() as conn:
-                await conn.execute(update(alerts).where(_C.id == alert_id).values(**values))
+        async with translate_errors("alert update"), self._engine.begin() as conn:
+            await conn.execute(update(alerts).where(_C.id == alert_id).values(**values))
 
 
 def _row(values: RowMapping) -> AlertRow:

@@ -33,9 +33,7 @@ class MemoryLedgerStore:
             if record.request_id not in self._rows:
                 self._rows[record.request_id] = msgspec.to_builtins(record)
 
-    async def query(
-        self, filters: RequestFilters, limit: int, cursor: str | None
-    ) -> RequestPage:
+    async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         limit = clamp_limit(limit)
         rows = sorted(
             (r for r in self._rows.values() if _matches_filters(r, filters)),
@@ -50,8 +48,7 @@ class MemoryLedgerStore:
         if len(rows) > limit:
             last = page[-1]
             next_cursor = encode_cursor(last["ts"], last["request_id"])
-        return RequestPage(data=[api_row(copy.deepcopy(r)) for r in page],
-                           next_cursor=next_cursor)
+        return RequestPage(data=[api_row(copy.deepcopy(r)) for r in page], next_cursor=next_cursor)
 
     async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
         return float(sum(r["cost_usd"] or 0.0 for r in self._since(since, match)))
@@ -68,7 +65,8 @@ class MemoryLedgerStore:
     def _since(self, since: float, match: Mapping[str, str]) -> list[Row]:
         columns, meta = split_match(match)
         return [
-            r for r in self._rows.values()
+            r
+            for r in self._rows.values()
             if r["ts"] >= since
             and all(r[k] == v for k, v in columns.items())
             and all(r["metadata"].get(k) == v for k, v in meta.items())

@@ -136,7 +136,8 @@ class FileSpool:
         if self._undecodable:
             self._write_rejected(
                 SetAside(reason="undecodable spool line", line=line.decode(errors="replace"))
-                for line in self._undecodable)
+                for line in self._undecodable
+            )
         self._count -= self._peeked_lines
         self._offset = self._peek_end
         self._peeked_lines, self._undecodable = 0, []

@@ -52,13 +52,10 @@ class SqlLedgerStore:
             rows = [msgspec.to_builtins(r) for r in records]
         except (TypeError, ValueError) as exc:  # e.g. an unencodable guardrail event
             raise StoreRejected(f"ledger write: {exc}") from exc
-        async with translate_errors("ledger write"):
-            async with self._engine.begin() as conn:
-                await conn.execute(self._insert, rows)
+        async with translate_errors("ledger write"), self._engine.begin() as conn:
+            await conn.execute(self._insert, rows)
 
-    async def query(
-        self, filters: RequestFilters, limit: int, cursor: str | None
-    ) -> RequestPage:
+    async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         limit = clamp_limit(limit)
         conditions = _filter_conditions(filters)
         if cursor is not None:
@@ -70,9 +67,8 @@ class SqlLedgerStore:
             .order_by(_C.ts.desc(), _C.request_id.desc())
             .limit(limit + 1)
         )
-        async with translate_errors("ledger query"):
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(statement)).mappings().all()
+        async with translate_errors("ledger query"), self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
         page = rows[:limit]
         next_cursor = None
         if len(rows) > limit:
@@ -81,12 +77,14 @@ class SqlLedgerStore:
 
     async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
         statement = select(func.coalesce(func.sum(_C.cost_usd), 0.0)).where(
-            *_match_conditions(since, match))
+            *_match_conditions(since, match)
+        )
         return float(await self._scalar("ledger sum_cost", statement))
 
     async def count(self, since: float, match: Mapping[str, str]) -> int:
-        statement = select(func.count()).select_from(requests).where(
-            *_match_conditions(since, match))
+        statement = (
+            select(func.count()).select_from(requests).where(*_match_conditions(since, match))
+        )
         return int(await self._scalar("ledger count", statement))
 
     async def close(self) -> None:
@@ -94,9 +92,8 @@ class SqlLedgerStore:
             self._bulk.close()
 
     async def _scalar(self, operation: str, statement: Any) -> Any:
-        async with translate_errors(operation):
-            async with self._engine.connect() as conn:
-                return (await conn.execute(statement)).scalar_one()
+        async with translate_errors(operation), self._engine.connect() as conn:
+            return (await conn.execute(statement)).scalar_one()
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
@@ -109,8 +106,7 @@ def _insert_ignoring_duplicates(dialect: str) -> Insert:
 
 def _filter_conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
-        _C[name] == getattr(f, name) for name in EQUALITY_FILTERS
-        if getattr(f, name) is not None
+        _C[name] == getattr(f, name) for name in EQUALITY_FILTERS if getattr(f, name) is not None
     ]
     if f.model is not None:
         conditions.append(or_(_C.requested_model == f.model, _C.model == f.model))

@@ -33,16 +33,23 @@ class SqliteBulkInserter:
         fields = LedgerRecord.__struct_fields__
         # positions in the record of each column (the same order today, but not assumed)
         self._positions = tuple(fields.index(name) for name in self._columns)
-        self._json_positions = tuple(i for i, c in enumerate(requests.columns)
-                                     if type(c.type).__name__ in _JSON_TYPES)
-        self._sql = (f"INSERT OR IGNORE INTO requests ({', '.join(self._columns)}) "
-                     f"VALUES ({', '.join('?' * len(self._columns))})")
+        self._json_positions = tuple(
+            i for i, c in enumerate(requests.columns) if type(c.type).__name__ in _JSON_TYPES
+        )
+        self._sql = (
+            f"INSERT OR IGNORE INTO requests ({', '.join(self._columns)}) "
+            f"VALUES ({', '.join('?' * len(self._columns))})"
+        )
         self._encoder = msgspec.json.Encoder()
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one batch at a time on the one connection
 
     def rows(self, records: list[LedgerRecord]) -> list[list]:
-        encode, positions, json_positions = self._encoder.encode, self._positions, self._json_positions
+        encode, positions, json_positions = (
+            self._encoder.encode,
+            self._positions,
+            self._json_positions,
+        )
         astuple = msgspec.structs.astuple
         out = []
         for record in records:
@@ -66,8 +73,12 @@ class SqliteBulkInserter:
                 connection = self._connect()
                 with connection:  # one transaction per batch
                     connection.executemany(self._sql, rows)
-            except (sqlite3.IntegrityError, sqlite3.InterfaceError,
-                    sqlite3.DataError, OverflowError) as exc:
+            except (
+                sqlite3.IntegrityError,
+                sqlite3.InterfaceError,
+                sqlite3.DataError,
+                OverflowError,
+            ) as exc:
                 raise StoreRejected(f"ledger write: {exc}") from exc
             except sqlite3.Error as exc:
                 self.close()

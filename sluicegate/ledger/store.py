@@ -111,7 +111,8 @@ def status_bounds(status: int | str) -> StatusBounds:
         low = int(text[0]) * 100
         return StatusBounds(low, low + 100)
     raise InvalidRequest(
-        f"status must be a code or one of {', '.join(STATUS_CLASSES)}", param="status")
+        f"status must be a code or one of {', '.join(STATUS_CLASSES)}", param="status"
+    )
 
 
 def split_match(match: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -110,9 +110,13 @@ class LedgerWriter:
 
     def status(self) -> WriterStatus:
         return WriterStatus(
-            queued=self._accepted - self._handled, spooled=self._spool.count,
-            written=self._written, set_aside=self._set_aside, dropped=self._dropped,
-            store_available=self._last_error is None, last_error=self._last_error,
+            queued=self._accepted - self._handled,
+            spooled=self._spool.count,
+            written=self._written,
+            set_aside=self._set_aside,
+            dropped=self._dropped,
+            store_available=self._last_error is None,
+            last_error=self._last_error,
         )
 
     # --- lifecycle --------------------------------------------------------------

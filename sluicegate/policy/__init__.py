@@ -1,10 +1,10 @@
 """Rate limits and budgets enforced before the call, settled after it.
 
-    documents.py   config document models (pydantic); parse_policy_document
-    compiled.py    compile_policy(docs, aliases=...) -> CompiledPolicy (frozen, closures)
-    engine.py      PolicyEngine: admit / settle / settle_soon / budget_status / rebuild_budgets
-    counters/      CounterStore Protocol; MemoryCounterStore; RedisCounterStore (Lua)
-    notify.py      Alert, AlertSink, WebhookNotifier (Slack, PagerDuty, webhook)
+documents.py   config document models (pydantic); parse_policy_document
+compiled.py    compile_policy(docs, aliases=...) -> CompiledPolicy (frozen, closures)
+engine.py      PolicyEngine: admit / settle / settle_soon / budget_status / rebuild_budgets
+counters/      CounterStore Protocol; MemoryCounterStore; RedisCounterStore (Lua)
+notify.py      Alert, AlertSink, WebhookNotifier (Slack, PagerDuty, webhook)
 """
 
 from sluicegate.policy.admission import Admission, AdmissionInput, PolicyBlocked

@@ -107,7 +107,9 @@ class Item(msgspec.Struct, frozen=True, kw_only=True):
         return level.used + level.reserved + self.check.amount > self.limit
 
 
-def plan(policy: CompiledPolicy, inp: AdmissionInput, now: float, default_max_output: int) -> list[Item]:
+def plan(
+    policy: CompiledPolicy, inp: AdmissionInput, now: float, default_max_output: int
+) -> list[Item]:
     """Every check this request must pass, in config order."""
     env, principal, model = inp.envelope, inp.principal, inp.model
     out_tokens = inp.max_output_tokens or default_max_output
@@ -127,8 +129,9 @@ def plan(policy: CompiledPolicy, inp: AdmissionInput, now: float, default_max_ou
     return items
 
 
-def _rule_item(rule: CompiledRule, value: str, inp: AdmissionInput, now: float,
-               out_tokens: int) -> Item:
+def _rule_item(
+    rule: CompiledRule, value: str, inp: AdmissionInput, now: float, out_tokens: int
+) -> Item:
     if rule.measure == "requests":
         amount = 1
     elif rule.token_type == "total":
@@ -154,8 +157,9 @@ def _rule_item(rule: CompiledRule, value: str, inp: AdmissionInput, now: float,
     item = Item(
         kind="rate_limit",
         rule_id=rule.id,
-        check=Check(key, rule.limit if enforced else NO_LIMIT, amount, frame.expires_at,
-                    window.slide),
+        check=Check(
+            key, rule.limit if enforced else NO_LIMIT, amount, frame.expires_at, window.slide
+        ),
         hold=Hold(key, rule.measure, rule.token_type, amount),
         limit=rule.limit,
         window=window,
@@ -176,16 +180,22 @@ def _rule_item(rule: CompiledRule, value: str, inp: AdmissionInput, now: float,
 _MEMO_MAX = 10_000  # items remembered per rule (one per scope value)
 
 
-def _budget_item(budget: CompiledBudget, window: Window, amount: int, inp: AdmissionInput,
-                 now: float) -> Item:
+def _budget_item(
+    budget: CompiledBudget, window: Window, amount: int, inp: AdmissionInput, now: float
+) -> Item:
     frame = window.frame(now)
     key = f"bg:{budget.id}:{window.label}:{frame.suffix}"
     enforced = _enforced(budget.id, budget.breach, inp)
     return Item(
         kind="budget",
         rule_id=budget.id,
-        check=Check(key, budget.ceiling_micros if enforced else NO_LIMIT, amount,
-                    frame.expires_at, window.slide),
+        check=Check(
+            key,
+            budget.ceiling_micros if enforced else NO_LIMIT,
+            amount,
+            frame.expires_at,
+            window.slide,
+        ),
         hold=Hold(key, "cost", "", amount),
         limit=budget.ceiling_micros,
         window=window,
@@ -247,18 +257,25 @@ def _duration(total: int) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
-def actual_amounts(admission: Admission, usage: Usage | None,
-                   cost_usd: float | None) -> dict[str, int]:
+def actual_amounts(
+    admission: Admission, usage: Usage | None, cost_usd: float | None
+) -> dict[str, int]:
     """What each hold becomes at settlement, by counter key. A missing usage or cost
     releases the hold; a part the provider did not report falls back to what was
     reserved for it."""
     cost = usd_to_micros(cost_usd) if cost_usd is not None and cost_usd > 0 else 0
     tokens = {"total": 0, "input": 0, "output": 0}
     if usage is not None:
-        inp = usage.input_tokens if usage.input_tokens is not None \
+        inp = (
+            usage.input_tokens
+            if usage.input_tokens is not None
             else admission.estimated_input_tokens
-        out = usage.output_tokens if usage.output_tokens is not None \
+        )
+        out = (
+            usage.output_tokens
+            if usage.output_tokens is not None
             else admission.reserved_output_tokens
+        )
         tokens = {"total": inp + out, "input": inp, "output": out}
     actuals = {}
     for hold in admission.holds:

@@ -34,7 +34,9 @@ def usd(amount: float) -> str:
     return f"${amount:.6f}".rstrip("0")
 
 
-def due_alerts(items: list[Item], result: AdmitResult, now: float) -> list[tuple[str, float, Alert]]:
+def due_alerts(
+    items: list[Item], result: AdmitResult, now: float
+) -> list[tuple[str, float, Alert]]:
     """(once-per-window mark key, mark TTL, alert) for every threshold reached."""
     due = []
     for index, (item, level) in enumerate(zip(items, result.levels)):
@@ -89,7 +91,9 @@ def _alert(
     )
 
 
-async def budget_status(policy: CompiledPolicy, store: CounterStore, now: float) -> list[dict[str, Any]]:
+async def budget_status(
+    policy: CompiledPolicy, store: CounterStore, now: float
+) -> list[dict[str, Any]]:
     rows = [(b, w, budget_key(b, w, now)) for b in policy.budgets for w in b.windows]
     levels = await store.usage([key for _, _, key in rows])
     out = []
@@ -125,16 +129,22 @@ async def rebuild(
         for window in budget.windows:
             row: dict[str, Any] = {"id": budget.id, "window": window.label}
             if budget.ledger_filters is None:
-                report.append({**row, "seeded": False, "reason": "scope not expressible as ledger filters"})
+                report.append(
+                    {**row, "seeded": False, "reason": "scope not expressible as ledger filters"}
+                )
                 continue
             key = budget_key(budget, window, now)
             if window.resets:
                 spent = await _spent(sum_cost, window.bounds(now)[0], budget.ledger_filters)
-                seeded = await store.set_if_absent(key, usd_to_micros(spent), window.expires_at(now))
+                seeded = await store.set_if_absent(
+                    key, usd_to_micros(spent), window.expires_at(now)
+                )
             else:
                 buckets = await _bucket_spend(sum_cost, window, budget.ledger_filters, now)
                 spent = sum(buckets.values()) / 1e6
-                seeded = await store.set_if_absent(key, buckets, window.expires_at(now), window.slide)
+                seeded = await store.set_if_absent(
+                    key, buckets, window.expires_at(now), window.slide
+                )
             report.append({**row, "seeded": seeded, "ledger_spent_usd": round(spent, 6)})
     return report
 

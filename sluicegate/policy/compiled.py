@@ -224,14 +224,17 @@ def _budget(
         matches=_when(budget.scope, aliases, prefixes),
         breach=_breach(budget.on_exceed, aliases, budget.fallback_model),
         alerts=tuple(
-            AlertRule(a.at_pct, tuple(a.notify)) for a in sorted(budget.alerts, key=lambda a: a.at_pct)
+            AlertRule(a.at_pct, tuple(a.notify))
+            for a in sorted(budget.alerts, key=lambda a: a.at_pct)
         ),
         scope=MappingProxyType(budget.scope.model_dump(mode="json", exclude_none=True)),
         ledger_filters=_ledger_filters(budget, prefixes),
     )
 
 
-def _ledger_filters(budget: Budget, prefixes: Sequence[str]) -> tuple[Mapping[str, str], ...] | None:
+def _ledger_filters(
+    budget: Budget, prefixes: Sequence[str]
+) -> tuple[Mapping[str, str], ...] | None:
     """Equality filters for `LedgerStore.sum_cost` (envelope field names, anything else a
     free metadata key) whose union is the budget's traffic; combinations overlap when
     subjects of different kinds are listed, so a rebuild then over-counts. None when the
@@ -255,7 +258,11 @@ def _ledger_filters(budget: Budget, prefixes: Sequence[str]) -> tuple[Mapping[st
 
 def _warnings(budgets: list[CompiledBudget], targets: Mapping[str, object]) -> list[str]:
     missing = {
-        (b.id, name): None for b in budgets for a in b.alerts for name in a.notify if name not in targets
+        (b.id, name): None
+        for b in budgets
+        for a in b.alerts
+        for name in a.notify
+        if name not in targets
     }
     return [
         f"budget {budget_id}: notify target '{name}' is not defined in gateway-notification-targets"

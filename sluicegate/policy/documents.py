@@ -36,7 +36,14 @@ _SCOPE = re.compile(
     r"^(global|key|user|team|project|session|workflow|model|environment|cost_center|metadata:\S+)$"
 )
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._@/-]*$"
-_QUOTA_WINDOWS = {"second": "1s", "minute": "1m", "hour": "1h", "day": "1d", "week": "1w", "month": "1mo"}
+_QUOTA_WINDOWS = {
+    "second": "1s",
+    "minute": "1m",
+    "hour": "1h",
+    "day": "1d",
+    "week": "1w",
+    "month": "1mo",
+}
 QUOTA_UNITS = tuple(_QUOTA_WINDOWS)
 
 

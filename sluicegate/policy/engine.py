@@ -104,7 +104,9 @@ class PolicyEngine:
         Budget windows new to this policy are seeded from the ledger in the background."""
         old, self._policy = self._policy, compiled
         known = {(b.id, w.label) for b in old.budgets for w in b.windows}
-        added = [b for b in compiled.budgets if any((b.id, w.label) not in known for w in b.windows)]
+        added = [
+            b for b in compiled.budgets if any((b.id, w.label) not in known for w in b.windows)
+        ]
         if added and self._sum_cost is not None:
             self._spawn(self._rebuild(replace(compiled, budgets=tuple(added))))
 
@@ -157,7 +159,9 @@ class PolicyEngine:
                 return self._fallback(inp, item, events, fallback)
             raise self._blocked(item, level, now, events)
 
-    async def settle(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
+    async def settle(
+        self, admission: Admission, usage: Usage | None, cost_usd: float | None
+    ) -> None:
         """Replace reservations by actual consumption: tokens by `usage` (None releases
         them), budgets by `cost_usd` (None releases); the request itself stays counted.
         Settling twice does nothing. Never raises: errors are logged."""
@@ -172,7 +176,9 @@ class PolicyEngine:
         except Exception:
             log.exception("policy: could not settle %s", admission.request_id)
 
-    def settle_soon(self, admission: Admission, usage: Usage | None, cost_usd: float | None) -> None:
+    def settle_soon(
+        self, admission: Admission, usage: Usage | None, cost_usd: float | None
+    ) -> None:
         """`settle` without waiting (the request path: the client need not wait for a
         Redis round trip). Until it is applied the reservation stays held, which errs
         towards refusing, never towards overspending. `flush` waits for it."""
@@ -188,8 +194,9 @@ class PolicyEngine:
         """Wait for the settlements `settle_soon` queued (read-your-writes; shutdown)."""
         await self._counters.flush()
 
-    def _actuals(self, admission: Admission, usage: Usage | None,
-                 cost_usd: float | None) -> dict[str, int] | None:
+    def _actuals(
+        self, admission: Admission, usage: Usage | None, cost_usd: float | None
+    ) -> dict[str, int] | None:
         """What each hold becomes; None when there is nothing (more) to settle."""
         if admission.reservation_id is None or admission.settled:
             return None
@@ -220,15 +227,20 @@ class PolicyEngine:
         was_down = self.last_error is not None
         try:
             await ping()
-            lost = not was_down and self._sum_cost is not None \
+            lost = (
+                not was_down
+                and self._sum_cost is not None
                 and await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+            )
         except StoreUnavailable as exc:
             self._note_failure(exc)
             return self.healthy
         self._note_success()  # after an outage: rebuilds
         if lost:
-            log.warning("policy: the counter store lost its data (no seeding mark): budget "
-                        "spend rebuilt from the ledger")
+            log.warning(
+                "policy: the counter store lost its data (no seeding mark): budget "
+                "spend rebuilt from the ledger"
+            )
             self._spawn(self._rebuild(self._policy))
         return self.healthy
 
@@ -258,7 +270,9 @@ class PolicyEngine:
         if time.monotonic() < self._down_until:
             raise StoreUnavailable(f"counter store unavailable: {self.last_error}")
         try:
-            result = await self._counters.admit([i.check for i in items], reservation_id, self._ttl_s)
+            result = await self._counters.admit(
+                [i.check for i in items], reservation_id, self._ttl_s
+            )
         except StoreUnavailable as exc:
             self._note_failure(exc)
             raise
@@ -268,8 +282,12 @@ class PolicyEngine:
     def _note_failure(self, exc: Exception) -> None:
         if self.last_error is None:
             admits = {"fail_open": "every request", "fail_closed": "nothing"}[self.failure_mode]
-            log.warning("policy: counter store unavailable, admitting %s (%s) until it returns: %s",
-                        admits, self.failure_mode, exc)
+            log.warning(
+                "policy: counter store unavailable, admitting %s (%s) until it returns: %s",
+                admits,
+                self.failure_mode,
+                exc,
+            )
         self.last_error = str(exc)
         self._down_until = time.monotonic() + self._store_retry_s
 
@@ -293,8 +311,12 @@ class PolicyEngine:
             return [{"seeded": False, "reason": f"{type(exc).__name__}: {exc}"}]
         for row in report:
             if row.get("seeded"):
-                log.info("policy: budget %s (%s) seeded from the ledger: $%s spent", row["id"],
-                         row["window"], row.get("ledger_spent_usd"))
+                log.info(
+                    "policy: budget %s (%s) seeded from the ledger: $%s spent",
+                    row["id"],
+                    row["window"],
+                    row.get("ledger_spent_usd"),
+                )
         try:  # what check_store looks for: the store holds the spend seeded here
             await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
         except StoreUnavailable as exc:
@@ -310,10 +332,14 @@ class PolicyEngine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _store_failed(self, inp: AdmissionInput, events: list[PolicyEvent], exc: StoreUnavailable) -> Admission:
+    def _store_failed(
+        self, inp: AdmissionInput, events: list[PolicyEvent], exc: StoreUnavailable
+    ) -> Admission:
         detail = str(exc)[:200]
         events.append(
-            PolicyEvent(kind="policy", rule_id="counter-store", action=self.failure_mode, detail=detail)
+            PolicyEvent(
+                kind="policy", rule_id="counter-store", action=self.failure_mode, detail=detail
+            )
         )
         if self.failure_mode == "fail_closed":
             raise PolicyUnavailable(str(exc), events=events) from exc
@@ -349,7 +375,9 @@ class PolicyEngine:
             headers=rate_headers(items, result.levels, now),
         )
 
-    def _fallback(self, inp: AdmissionInput, item: Item, events: list[PolicyEvent], model: str) -> Admission:
+    def _fallback(
+        self, inp: AdmissionInput, item: Item, events: list[PolicyEvent], model: str
+    ) -> Admission:
         events.append(_event(item, "fallback", f"to {model}"))
         return self._admission(
             inp,
@@ -359,14 +387,17 @@ class PolicyEngine:
             fallback_kind=item.breach.fallback_kind,
         )
 
-    def _blocked(self, item: Item, level: Level, now: float, events: list[PolicyEvent]) -> PolicyBlocked:
+    def _blocked(
+        self, item: Item, level: Level, now: float, events: list[PolicyEvent]
+    ) -> PolicyBlocked:
         retry_after = max(0.0, item.window_end - now)
         events.append(_event(item, "hard_block", _over(item, level)))
         what = "budget" if item.kind == "budget" else "rate limit"
         fallback = item.breach.action == "fallback"  # nowhere to fall back to: a hard stop
         why = " (no cheaper model is configured to fall back to)" if fallback else ""
         return PolicyBlocked(
-            f"{what} '{item.rule_id}' exceeded: {_over(item, level)}{why}; retry in {math.ceil(retry_after)}s",
+            f"{what} '{item.rule_id}' exceeded: {_over(item, level)}{why}; "
+            f"retry in {math.ceil(retry_after)}s",
             rule_id=item.rule_id,
             retry_after=retry_after,
             code="budget_exceeded" if item.kind == "budget" else "rate_limit_exceeded",

@@ -84,8 +84,8 @@ def models_predicate(models: Sequence[str], aliases: Mapping[str, str]) -> Predi
     patterns = tuple(n for n in names if any(c in n for c in "*?["))
     if not patterns:
         return lambda env, principal, model: model in names
-    return lambda env, principal, model: model in names or any(
-        fnmatch.fnmatchcase(model, p) for p in patterns
+    return lambda env, principal, model: (
+        model in names or any(fnmatch.fnmatchcase(model, p) for p in patterns)
     )
 
 

@@ -156,8 +156,14 @@ class WebhookNotifier:
     async def _record(self, alert: Alert) -> int | None:
         if self._store is None:
             return None
-        row = AlertRow(ts=alert.ts, kind=alert.kind, rule_id=alert.rule_id,
-                       severity=alert.severity, message=alert.message, payload=alert.to_dict())
+        row = AlertRow(
+            ts=alert.ts,
+            kind=alert.kind,
+            rule_id=alert.rule_id,
+            severity=alert.severity,
+            message=alert.message,
+            payload=alert.to_dict(),
+        )
         try:
             return await self._store.append(row)
         except Exception:
@@ -197,14 +203,18 @@ class WebhookNotifier:
                 await asyncio.sleep(self._delay(attempt))
         return delivery
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(url, data=body, headers=headers, timeout=self._timeout) as resp:
+            async with self._session.post(
+                url, data=body, headers=headers, timeout=self._timeout
+            ) as resp:
                 await resp.read()
                 return resp.status, None if resp.status < 300 else f"HTTP {resp.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
 
     def _delay(self, attempt: int) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,8 +63,9 @@ class Window:
     bucket_s: int = 0  # rolling only
     # The frame last computed: the calendar arithmetic is the costliest part of an
     # admission, and a fixed or calendar frame only changes at the window's end.
-    _frame_memo: list[Frame | None] = field(default_factory=lambda: [None], compare=False,
-                                            repr=False)
+    _frame_memo: list[Frame | None] = field(
+        default_factory=lambda: [None], compare=False, repr=False
+    )
 
     def bounds(self, now: float) -> tuple[float, float]:
         """(start, end) of the window holding `now`. For a rolling window `end` is the next
@@ -84,8 +85,12 @@ class Window:
         window, or per call for a rolling one, whose start slides with `now`."""
         if self.kind == "rolling":
             next_bucket = (now // self.bucket_s + 1) * self.bucket_s
-            return Frame(now - self.seconds, next_bucket, "r",
-                         now + self.seconds + self.bucket_s + _EXPIRY_GRACE_S)
+            return Frame(
+                now - self.seconds,
+                next_bucket,
+                "r",
+                now + self.seconds + self.bucket_s + _EXPIRY_GRACE_S,
+            )
         last = self._frame_memo[0]
         if last is not None and last.start <= now < last.end:
             return last
@@ -152,10 +157,12 @@ def parse_timezone(name: str) -> ZoneInfo:
 
 
 def iso(ts: float, tz: ZoneInfo | None = None) -> str:
-    return datetime.fromtimestamp(ts, tz or timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, tz or UTC).isoformat()
 
 
-def _calendar_bounds(now: float, unit: CalendarUnit, count: int, tz: ZoneInfo) -> tuple[float, float]:
+def _calendar_bounds(
+    now: float, unit: CalendarUnit, count: int, tz: ZoneInfo
+) -> tuple[float, float]:
     local = datetime.fromtimestamp(now, tz).date()
     if unit == "day":
         return _midnight(local, tz), _midnight(local + timedelta(days=1), tz)

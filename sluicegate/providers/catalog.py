@@ -52,8 +52,15 @@ class ModelRoute(msgspec.Struct, frozen=True):
 
 
 class Catalog:
-    def __init__(self, providers: Mapping[str, HttpProvider], models: Mapping[str, ModelRoute],
-                 aliases: Mapping[str, str], prices: PriceBook, *, emulated: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        providers: Mapping[str, HttpProvider],
+        models: Mapping[str, ModelRoute],
+        aliases: Mapping[str, str],
+        prices: PriceBook,
+        *,
+        emulated: tuple[str, ...] = (),
+    ):
         self.providers = dict(providers)
         self.models = dict(models)
         self.aliases = dict(aliases)
@@ -70,8 +77,13 @@ class Catalog:
         return self.providers.get(name)
 
 
-def build_catalog(docs: list[ProvidersDocument], upstream: UpstreamClient, *,
-                  self_url: str, env: Mapping[str, str] = os.environ) -> Catalog:
+def build_catalog(
+    docs: list[ProvidersDocument],
+    upstream: UpstreamClient,
+    *,
+    self_url: str,
+    env: Mapping[str, str] = os.environ,
+) -> Catalog:
     """`self_url` is the gateway's own base URL, where the emulator is mounted."""
     if not any(doc.providers for doc in docs):
         docs = [default_document(self_url, env), *docs]
@@ -84,19 +96,28 @@ def build_catalog(docs: list[ProvidersDocument], upstream: UpstreamClient, *,
         models.update(doc.models)
         aliases.update(doc.aliases)
         overrides.update({m: PriceOverride(**p.model_dump()) for m, p in doc.prices.items()})
-        overrides.update({m: PriceOverride(**e.price.model_dump())
-                          for m, e in doc.models.items() if e.price is not None})
+        overrides.update(
+            {
+                m: PriceOverride(**e.price.model_dump())
+                for m, e in doc.models.items()
+                if e.price is not None
+            }
+        )
     providers = {
-        name: HttpProvider(account, upstream,
-                           env.get(account.api_key_env) if account.api_key_env else None)
+        name: HttpProvider(
+            account, upstream, env.get(account.api_key_env) if account.api_key_env else None
+        )
         for name, account in accounts.items()
     }
     routes = {
         name: ModelRoute(name, entry.provider, entry.model or name)
         for name, entry in models.items()
     }
-    emulated = tuple(name for name, account in accounts.items()
-                     if account.base_url.startswith(self_url.rstrip("/") + EMULATOR_MOUNT))
+    emulated = tuple(
+        name
+        for name, account in accounts.items()
+        if account.base_url.startswith(self_url.rstrip("/") + EMULATOR_MOUNT)
+    )
     return Catalog(providers, routes, aliases, PriceBook(overrides), emulated=emulated)
 
 
@@ -105,16 +126,22 @@ def default_document(self_url: str, env: Mapping[str, str]) -> ProvidersDocument
     accounts = []
     for kind, (real_url, key_env) in _REAL.items():
         if env.get(key_env):
-            accounts.append(ProviderAccount(name=kind, kind=kind, base_url=real_url,
-                                            api_key_env=key_env))
+            accounts.append(
+                ProviderAccount(name=kind, kind=kind, base_url=real_url, api_key_env=key_env)
+            )
         else:
             url = emulator + "/v1" if kind == "openai" else emulator
             # The emulator checks that credentials are sent, as the real APIs do.
-            auth = ({"authorization": "Bearer emulator"} if kind == "openai"
-                    else {"x-api-key": "emulator"})
+            auth = (
+                {"authorization": "Bearer emulator"}
+                if kind == "openai"
+                else {"x-api-key": "emulator"}
+            )
             accounts.append(ProviderAccount(name=kind, kind=kind, base_url=url, headers=auth))
     return ProvidersDocument(
-        name="default-catalogue", type="gateway-providers", providers=accounts,
+        name="default-catalogue",
+        type="gateway-providers",
+        providers=accounts,
         models={name: ModelEntry(provider=p) for name, p in DEFAULT_MODELS.items()},
         aliases=DEFAULT_ALIASES,
     )

@@ -59,5 +59,6 @@ class ProvidersDocument(_Strict):
             if names and entry.provider not in names:
                 raise ValueError(
                     f"model {model!r} names provider {entry.provider!r}, which is not in "
-                    f"providers ({', '.join(sorted(names))})")
+                    f"providers ({', '.join(sorted(names))})"
+                )
         return models

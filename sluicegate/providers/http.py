@@ -40,7 +40,8 @@ class HttpProvider:
         self._chat_url = account.base_url + self._spec.chat_path + query
         self._embeddings_url = (
             account.base_url + self._spec.embeddings_path + query
-            if self._spec.embeddings_path else None
+            if self._spec.embeddings_path
+            else None
         )
         self._headers = {
             "content-type": "application/json",
@@ -73,8 +74,12 @@ class HttpProvider:
         if call.client_api is ClientApi.OPENAI_EMBEDDINGS:
             return await self._embed(call)
         response = await self._upstream.request(
-            "POST", self._chat_url, self._headers_for(call),
-            orjson.dumps(self._chat_body(call)), call.timeout_s)
+            "POST",
+            self._chat_url,
+            self._headers_for(call),
+            orjson.dumps(self._chat_body(call)),
+            call.timeout_s,
+        )
         wire = self._spec.wire
         if response.status >= 400:
             raise wire.parse_error(response.status, response.body, response.headers)
@@ -82,39 +87,55 @@ class HttpProvider:
         upstream_id = response.headers.get("x-request-id") or response.headers.get("request-id")
         client_wire = CLIENT_WIRES[call.client_api]
         if client_wire is wire:
-            return ProviderResult(body=response.body, usage=wire.usage_from_response(data),
-                                  response_model=wire.response_model(data),
-                                  upstream_request_id=upstream_id)
+            return ProviderResult(
+                body=response.body,
+                usage=wire.usage_from_response(data),
+                response_model=wire.response_model(data),
+                upstream_request_id=upstream_id,
+            )
         canonical = wire.response_to_canonical(data)
         return ProviderResult(
             body=orjson.dumps(client_wire.response_from_canonical(canonical)),
-            usage=canonical.usage, response_model=canonical.model,
-            upstream_request_id=upstream_id)
+            usage=canonical.usage,
+            response_model=canonical.model,
+            upstream_request_id=upstream_id,
+        )
 
     async def _embed(self, call: ProviderCall) -> ProviderResult:
         if self._embeddings_url is None:
             raise InvalidRequest(
                 f"model {call.body.get('model')!r} is served by a {self.kind} provider, "
-                "which has no embeddings API", param="model")
+                "which has no embeddings API",
+                param="model",
+            )
         body = {**call.body, "model": call.model, **call.override_params}
         response = await self._upstream.request(
-            "POST", self._embeddings_url, self._headers_for(call), orjson.dumps(body),
-            call.timeout_s)
+            "POST",
+            self._embeddings_url,
+            self._headers_for(call),
+            orjson.dumps(body),
+            call.timeout_s,
+        )
         if response.status >= 400:
             raise openai_chat.parse_error(response.status, response.body, response.headers)
         data = _json(response.body)
-        return ProviderResult(body=response.body,
-                              usage=openai_embeddings.usage_from_response(data),
-                              response_model=data.get("model"),
-                              upstream_request_id=response.headers.get("x-request-id"))
+        return ProviderResult(
+            body=response.body,
+            usage=openai_embeddings.usage_from_response(data),
+            response_model=data.get("model"),
+            upstream_request_id=response.headers.get("x-request-id"),
+        )
 
     async def open_stream(self, call: ProviderCall) -> TranslatedStream:
         wire = self._spec.wire
         client_wire = CLIENT_WIRES[call.client_api]
         upstream = await self._upstream.open_stream(
-            self._chat_url, self._headers_for(call), orjson.dumps(self._chat_body(call)),
+            self._chat_url,
+            self._headers_for(call),
+            orjson.dumps(self._chat_body(call)),
             first_byte_timeout=call.ttft_timeout_s or call.timeout_s,
-            idle_timeout=call.timeout_s)
+            idle_timeout=call.timeout_s,
+        )
         if upstream.status >= 400:
             payload = await upstream.read()
             upstream.close()
@@ -124,8 +145,10 @@ class HttpProvider:
         else:
             translator = CrossWireTranslator(wire, client_wire, call.client_wants_stream_usage)
         stream = TranslatedStream(
-            upstream, translator,
-            upstream.headers.get("x-request-id") or upstream.headers.get("request-id"))
+            upstream,
+            translator,
+            upstream.headers.get("x-request-id") or upstream.headers.get("request-id"),
+        )
         await stream.prime(call.ttft_timeout_s or call.timeout_s)
         return stream
 

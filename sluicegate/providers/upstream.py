@@ -77,7 +77,7 @@ class _AiohttpStream:
                 if not chunk:
                     return
                 yield chunk
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeout("upstream stream stalled") from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"upstream stream broke: {exc.__class__.__name__}") from exc
@@ -85,7 +85,7 @@ class _AiohttpStream:
     async def read(self) -> bytes:
         try:
             return await asyncio.wait_for(self._response.read(), self._idle_timeout)
-        except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError):
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return b""
 
     def close(self) -> None:
@@ -112,7 +112,9 @@ class AiohttpUpstream:
             # No cookie jar: cookies a provider sets for one tenant's call must not ride
             # along on the next tenant's (and the jar is per-request work besides).
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
+                connector=connector,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
@@ -120,12 +122,15 @@ class AiohttpUpstream:
     async def request(self, method, url, headers, body, timeout) -> UpstreamResponse:
         try:
             async with self._client().request(
-                method, url, data=body, headers=headers,
+                method,
+                url,
+                data=body,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 payload = await response.read()
                 return UpstreamResponse(response.status, _lower(response.headers), payload)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer from upstream within {timeout:.1f}s") from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"upstream unreachable: {exc.__class__.__name__}") from exc
@@ -133,10 +138,13 @@ class AiohttpUpstream:
     async def open_stream(self, url, headers, body, first_byte_timeout, idle_timeout):
         try:
             response = await self._client().post(
-                url, data=body, headers=headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=first_byte_timeout,
-                                              sock_read=None),
-                )
+                url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=first_byte_timeout, sock_read=None
+                ),
+            )
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"upstream unreachable: {exc.__class__.__name__}") from exc
         return _AiohttpStream(response, idle_timeout)

@@ -1,12 +1,12 @@
 """Virtual models: routing, retries, fallbacks and circuit breakers.
 
-    documents   the `gateway-load-balancing-config` document (parts in `specs`), and
-                compile_routes: documents -> the router's table
-    compile     one document -> CompiledVirtualModel (plain data in `routes`)
-    plan        Router: model name + envelope -> RoutePlan (ordered candidates)
-    attempts    run_attempts: the retry / fallback loop over a RoutePlan
-    breaker     BreakerStore contract, memory and Redis stores
-    latency     LatencyTracker; sticky: StickyStore (memory, Redis); status: /api/targets
+documents   the `gateway-load-balancing-config` document (parts in `specs`), and
+            compile_routes: documents -> the router's table
+compile     one document -> CompiledVirtualModel (plain data in `routes`)
+plan        Router: model name + envelope -> RoutePlan (ordered candidates)
+attempts    run_attempts: the retry / fallback loop over a RoutePlan
+breaker     BreakerStore contract, memory and Redis stores
+latency     LatencyTracker; sticky: StickyStore (memory, Redis); status: /api/targets
 """
 
 from sluicegate.router.attempts import AttemptsOutcome, run_attempts

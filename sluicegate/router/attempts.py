@@ -226,8 +226,9 @@ class _Run(Generic[T]):
             code="circuit_open",
         )
 
-    def _outcome(self, result: T | None, error: SluiceError | None,
-                 target: Target | None) -> AttemptsOutcome[T]:
+    def _outcome(
+        self, result: T | None, error: SluiceError | None, target: Target | None
+    ) -> AttemptsOutcome[T]:
         reasons = {attempt.reason for attempt in self.attempts}
         return AttemptsOutcome(
             result=result,
@@ -252,10 +253,17 @@ def _backoff(retry: RetryPolicy, tries: int, rng: Callable[[], float]) -> float:
     return delay * (0.5 + rng() / 2) if retry.jitter else delay
 
 
-def _record(target: Target, status: int | None, ms: float, error_class: str | None,
-            reason: AttemptReason) -> AttemptRecord:
-    return AttemptRecord(provider=target.provider, model=target.model, status_code=status,
-                         latency_ms=ms, error_class=error_class, reason=reason)
+def _record(
+    target: Target, status: int | None, ms: float, error_class: str | None, reason: AttemptReason
+) -> AttemptRecord:
+    return AttemptRecord(
+        provider=target.provider,
+        model=target.model,
+        status_code=status,
+        latency_ms=ms,
+        error_class=error_class,
+        reason=reason,
+    )
 
 
 def _describe(error: SluiceError) -> str:

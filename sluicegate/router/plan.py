@@ -1,18 +1,18 @@
 """The router: a requested model name + the request's envelope -> a RoutePlan.
 
-    plan(model, envelope)
-      1. the virtual model (else the catalogue's single target, else NotFound);
-         `<virtual model>:fallbacks` plans that model's fallbacks only (cheaper_model)
-      2. its first route whose `when` matches (else NotFound)
-      3. breaker states of the route's targets, in one store round trip
-      4. the primary: the session's pinned target if still eligible, else chosen by
-         rule_type among the rules whose circuit is not open; a half-open choice must win
-         the probe claim first, otherwise it is dropped and the choice is made again
-      5. the candidates: primary, the remaining priority tiers, then `fallbacks` in
-         order; open circuits left out, half-open ones marked to claim a probe when reached
-      6. every circuit open: fail fast with UpstreamUnavailable. Sending the request to a
-         target known to be failing would cost its timeout and defeat the breaker; the
-         error says when the first circuit is due to be probed.
+plan(model, envelope)
+  1. the virtual model (else the catalogue's single target, else NotFound);
+     `<virtual model>:fallbacks` plans that model's fallbacks only (cheaper_model)
+  2. its first route whose `when` matches (else NotFound)
+  3. breaker states of the route's targets, in one store round trip
+  4. the primary: the session's pinned target if still eligible, else chosen by
+     rule_type among the rules whose circuit is not open; a half-open choice must win
+     the probe claim first, otherwise it is dropped and the choice is made again
+  5. the candidates: primary, the remaining priority tiers, then `fallbacks` in
+     order; open circuits left out, half-open ones marked to claim a probe when reached
+  6. every circuit open: fail fast with UpstreamUnavailable. Sending the request to a
+     target known to be failing would cost its timeout and defeat the breaker; the
+     error says when the first circuit is due to be probed.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ class Router:
         """The single target of a plain (catalogue) model; no breaker, no fallback."""
         return Target(id=f"{provider}/{model}", provider=provider, model=model)
 
-    def set_routes(self, virtual_models: Mapping[str, CompiledVirtualModel],
-                   catalogue: Catalogue) -> None:
+    def set_routes(
+        self, virtual_models: Mapping[str, CompiledVirtualModel], catalogue: Catalogue
+    ) -> None:
         """Swap in a new routing table (hot reload); plans already made keep theirs."""
         self._table = _Table(dict(virtual_models), catalogue)
 
@@ -181,8 +182,12 @@ class Router:
         return {t.id: state for t, state in zip(targets, found)}
 
     async def _primary(
-        self, vm: CompiledVirtualModel, route: CompiledRoute, pool: list[Target],
-        states: Mapping[str, BreakerState], pinned: str | None,
+        self,
+        vm: CompiledVirtualModel,
+        route: CompiledRoute,
+        pool: list[Target],
+        states: Mapping[str, BreakerState],
+        pinned: str | None,
     ) -> tuple[Target | None, bool]:
         """(the chosen rule, whether this plan holds its half-open probe). A half-open
         choice that loses the probe claim is dropped and the choice made again."""
@@ -229,8 +234,9 @@ def _route_for(vm: CompiledVirtualModel, envelope: Envelope) -> CompiledRoute:
     for route in vm.routes:
         if route.when is None or route.when.matches(envelope):
             return route
-    raise NotFound(f"no route of {vm.name!r} matches this request (and it has no default route)",
-                   param="model")
+    raise NotFound(
+        f"no route of {vm.name!r} matches this request (and it has no default route)", param="model"
+    )
 
 
 def _sticky_key(vm: CompiledVirtualModel, envelope: Envelope) -> str | None:
@@ -240,8 +246,12 @@ def _sticky_key(vm: CompiledVirtualModel, envelope: Envelope) -> str | None:
     return f"{vm.name}:{session}" if session else None
 
 
-def _candidates(route: CompiledRoute, primary: Target | None, tiers: list[Target],
-                states: Mapping[str, BreakerState]) -> list[Target]:
+def _candidates(
+    route: CompiledRoute,
+    primary: Target | None,
+    tiers: list[Target],
+    states: Mapping[str, BreakerState],
+) -> list[Target]:
     ordered = _unique([*([primary] if primary else []), *tiers, *route.fallbacks])
     return [t for t in ordered if states[t.id].state != "open"]
 

@@ -1,13 +1,13 @@
 """Compiled routing tables and the plan the router hands to the attempts loop: plain data.
 
-    CompiledVirtualModel  one `gateway-load-balancing-config` document, ready to serve
-     +-- routes            CompiledRoute, first whose `when` matches wins
-     |    +-- rules        Target (weight, priority): the primary is chosen among them
-     |    +-- fallbacks    Target: tried in order after the primary
-     +-- breaker           BreakerPolicy shared by every target of the virtual model
-     +-- sticky            StickyPolicy
+CompiledVirtualModel  one `gateway-load-balancing-config` document, ready to serve
+ +-- routes            CompiledRoute, first whose `when` matches wins
+ |    +-- rules        Target (weight, priority): the primary is chosen among them
+ |    +-- fallbacks    Target: tried in order after the primary
+ +-- breaker           BreakerPolicy shared by every target of the virtual model
+ +-- sticky            StickyPolicy
 
-    RoutePlan             the ordered candidates for one request
+RoutePlan             the ordered candidates for one request
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Choosing among a route's eligible rules: one function per `rule_type`.
 
-    weight-based    a weighted random pick
-    priority-based  the lowest `priority` tier, weighted within it; the other tiers
-                    (and the rest of the first) follow in order as fallbacks
-    latency-based   the fastest recent p50 (of the newest few samples; time per output
-                    token when every target has enough of those samples), sharing
-                    traffic by weight among targets within `tolerance_pct` of the
-                    fastest; targets with fewer than `min_samples` recent samples are
-                    explored first, and `explore_pct` of requests go to a random target
-                    so a recovered one is noticed
+weight-based    a weighted random pick
+priority-based  the lowest `priority` tier, weighted within it; the other tiers
+                (and the rest of the first) follow in order as fallbacks
+latency-based   the fastest recent p50 (of the newest few samples; time per output
+                token when every target has enough of those samples), sharing
+                traffic by weight among targets within `tolerance_pct` of the
+                fastest; targets with fewer than `min_samples` recent samples are
+                explored first, and `explore_pct` of requests go to a random target
+                so a recovered one is noticed
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from sluicegate.router.routes import CompiledRoute, LatencyPolicy, Target
 StatsOf = Callable[[Target], LatencyStats]
 
 
-def choose(route: CompiledRoute, pool: Sequence[Target], stats_of: StatsOf,
-           rng: random.Random) -> Target:
+def choose(
+    route: CompiledRoute, pool: Sequence[Target], stats_of: StatsOf, rng: random.Random
+) -> Target:
     if route.rule_type == "priority-based":
         return weighted_pick(_first_tier(pool), rng)
     if route.rule_type == "latency-based":
@@ -31,8 +32,9 @@ def choose(route: CompiledRoute, pool: Sequence[Target], stats_of: StatsOf,
     return weighted_pick(pool, rng)
 
 
-def rules_after(route: CompiledRoute, pool: Sequence[Target], primary: Target,
-                rng: random.Random) -> list[Target]:
+def rules_after(
+    route: CompiledRoute, pool: Sequence[Target], primary: Target, rng: random.Random
+) -> list[Target]:
     """Rules that follow the primary as fallbacks: only priority tiers have any."""
     if route.rule_type != "priority-based":
         return []
@@ -43,8 +45,9 @@ def rules_after(route: CompiledRoute, pool: Sequence[Target], primary: Target,
     return ordered
 
 
-def fastest(pool: Sequence[Target], stats_of: StatsOf, policy: LatencyPolicy,
-            rng: random.Random) -> Target:
+def fastest(
+    pool: Sequence[Target], stats_of: StatsOf, policy: LatencyPolicy, rng: random.Random
+) -> Target:
     stats = {target.id: stats_of(target) for target in pool}
     unexplored = [target for target in pool if stats[target.id].samples < policy.min_samples]
     if unexplored:

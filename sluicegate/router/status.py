@@ -25,18 +25,20 @@ async def target_status(
         stats = [latency.stats(key) for key in keys]
         total = sum(s.requests for s in stats)
         for target, state, stat in zip(targets, states, stats):
-            rows.append({
-                "virtual_model": vm.name,
-                "target_id": target.id,
-                "provider": target.provider,
-                "model": target.model,
-                "state": state.state,
-                "open_until": state.open_until,
-                "p50_ms": stat.p50_ms,
-                "p95_ms": stat.p95_ms,
-                "tpot_p50_ms": stat.tpot_p50_ms,
-                "error_rate": stat.error_rate,
-                "requests": stat.requests,
-                "share": stat.requests / total if total else None,
-            })
+            rows.append(
+                {
+                    "virtual_model": vm.name,
+                    "target_id": target.id,
+                    "provider": target.provider,
+                    "model": target.model,
+                    "state": state.state,
+                    "open_until": state.open_until,
+                    "p50_ms": stat.p50_ms,
+                    "p95_ms": stat.p95_ms,
+                    "tpot_p50_ms": stat.tpot_p50_ms,
+                    "error_rate": stat.error_rate,
+                    "requests": stat.requests,
+                    "share": stat.requests / total if total else None,
+                }
+            )
     return rows

@@ -38,8 +38,9 @@ def admin_only(keys: KeyService, handler: Callable[[Request], Awaitable[Response
             raw = api_key_from(request)
             if not keys.is_admin_key(raw):
                 principal = keys.authenticate(raw)  # 401 for unknown keys, 403 otherwise
-                raise PermissionDenied(f"key {principal.key_id} is not an admin key",
-                                       code="admin_required")
+                raise PermissionDenied(
+                    f"key {principal.key_id} is not an admin key", code="admin_required"
+                )
             request.state.principal = "admin"
             return await handler(request)
         except SluiceError as exc:
@@ -67,8 +68,11 @@ def parse_time(value: str | None, param: str) -> float | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise InvalidRequest(f"{param}: {value!r} is not a time (unix seconds, ISO-8601, "
-                             "or an age like 15m / 1h / 7d)", param=param) from None
+        raise InvalidRequest(
+            f"{param}: {value!r} is not a time (unix seconds, ISO-8601, "
+            "or an age like 15m / 1h / 7d)",
+            param=param,
+        ) from None
 
 
 def _optional_float(data: dict, name: str) -> float | None:
@@ -81,8 +85,14 @@ def _optional_float(data: dict, name: str) -> float | None:
 
 
 class AdminApi:
-    def __init__(self, *, keys: KeyService, ledger: LedgerStore, writer: LedgerWriter,
-                 extra_routes: list[Route] | None = None):
+    def __init__(
+        self,
+        *,
+        keys: KeyService,
+        ledger: LedgerStore,
+        writer: LedgerWriter,
+        extra_routes: list[Route] | None = None,
+    ):
         self._keys = keys
         self._ledger = ledger
         self._writer = writer
@@ -96,17 +106,25 @@ class AdminApi:
             Route("/api/keys/{key_id}/rotate", guard(self.rotate_key), methods=["POST"]),
             Route("/api/keys/{key_id}", guard(self.revoke_key), methods=["DELETE"]),
             Route("/api/requests", guard(self.requests), methods=["GET"]),
-            *[Route(r.path, guard(r.endpoint), methods=list(r.methods or ["GET"]))
-              for r in self._extra],
+            *[
+                Route(r.path, guard(r.endpoint), methods=list(r.methods or ["GET"]))
+                for r in self._extra
+            ],
         ]
 
     async def create_key(self, request: Request) -> Response:
         data = await json_body(request)
-        unknown = set(data) - {"user_id", "team", "project", "name", "models", "expires_at",
-                               "metadata"}
+        unknown = set(data) - {
+            "user_id",
+            "team",
+            "project",
+            "name",
+            "models",
+            "expires_at",
+            "metadata",
+        }
         if unknown:
-            raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}",
-                                 param=sorted(unknown)[0])
+            raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}", param=sorted(unknown)[0])
         for field in ("user_id", "team", "project", "name"):
             if data.get(field) is not None and not isinstance(data[field], str):
                 raise InvalidRequest(f"{field} must be a string", param=field)
@@ -114,9 +132,14 @@ class AdminApi:
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
             raise InvalidRequest("models must be a list of model names", param="models")
         row, raw = await self._keys.create(
-            name=data.get("name"), user_id=data.get("user_id"), team=data.get("team"),
-            project=data.get("project"), models=models,
-            expires_at=_optional_float(data, "expires_at"), metadata=data.get("metadata"))
+            name=data.get("name"),
+            user_id=data.get("user_id"),
+            team=data.get("team"),
+            project=data.get("project"),
+            models=models,
+            expires_at=_optional_float(data, "expires_at"),
+            metadata=data.get("metadata"),
+        )
         return json_response({**public_view(row, time.time()), "key": raw}, status=201)
 
     async def list_keys(self, request: Request) -> Response:
@@ -144,13 +167,17 @@ class AdminApi:
             raise InvalidRequest("limit must be an integer", param="limit") from None
         status = q.get("status")
         filters = RequestFilters(
-            project=q.get("project"), team=q.get("team"), user_id=q.get("user_id"),
-            session_id=q.get("session_id"), workflow_tag=q.get("workflow_tag"),
-            key_id=q.get("key_id"), model=q.get("model"),
+            project=q.get("project"),
+            team=q.get("team"),
+            user_id=q.get("user_id"),
+            session_id=q.get("session_id"),
+            workflow_tag=q.get("workflow_tag"),
+            key_id=q.get("key_id"),
+            model=q.get("model"),
             status=int(status) if status and status.isdigit() else status,
-            since=parse_time(q.get("since"), "since"), until=parse_time(q.get("until"), "until"),
+            since=parse_time(q.get("since"), "since"),
+            until=parse_time(q.get("until"), "until"),
         )
         await self._writer.flush()  # read-your-writes for the caller
         page = await self._ledger.query(filters, min(max(limit, 1), MAX_PAGE), q.get("cursor"))
         return json_response({"data": page.data, "next_cursor": page.next_cursor})
-

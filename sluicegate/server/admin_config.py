@@ -58,8 +58,9 @@ def config_routes(get_service: GetService, get_live: GetLive) -> list[Route]:
         ("/api/config/rollback", api.rollback, "POST"),
         ("/api/config/{type}/{name}", api.delete, "DELETE"),
     ]
-    return [Route(path, _rendering_errors(handler), methods=[method])
-            for path, handler, method in table]
+    return [
+        Route(path, _rendering_errors(handler), methods=[method]) for path, handler, method in table
+    ]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -96,9 +97,13 @@ class _ConfigApi:
     async def apply(self, request: Request) -> Response:
         text = await _body_text(request)
         result = await self._service(request).apply(
-            text, applied_by=applied_by(request), dry_run=_flag(request, "dry_run"),
+            text,
+            applied_by=applied_by(request),
+            dry_run=_flag(request, "dry_run"),
             comment=request.query_params.get("comment") or None,
-            replace=_flag(request, "replace"), format=_format(request))
+            replace=_flag(request, "replace"),
+            format=_format(request),
+        )
         return await self._result(request, result)
 
     async def show(self, request: Request) -> Response:
@@ -114,23 +119,28 @@ class _ConfigApi:
         if not 1 <= limit <= MAX_HISTORY:
             raise InvalidRequest(f"limit must be between 1 and {MAX_HISTORY}", param="limit")
         versions = await self._service(request).history(limit)
-        return json_response({"versions": [_version_payload(v, documents=False)
-                                           for v in versions]})
+        return json_response({"versions": [_version_payload(v, documents=False) for v in versions]})
 
     async def rollback(self, request: Request) -> Response:
         body = await _json_object(request)
         version = body.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidRequest("body must be {\"version\": N} with N >= 1", param="version")
+            raise InvalidRequest('body must be {"version": N} with N >= 1', param="version")
         result = await self._service(request).rollback(
-            version, applied_by(request),
-            dry_run=_flag(request, "dry_run") or body.get("dry_run") is True)
+            version,
+            applied_by(request),
+            dry_run=_flag(request, "dry_run") or body.get("dry_run") is True,
+        )
         return await self._result(request, result)
 
     async def delete(self, request: Request) -> Response:
         result = await self._service(request).delete(
-            request.path_params["type"], request.path_params["name"], applied_by(request),
-            comment=request.query_params.get("comment") or None, dry_run=_flag(request, "dry_run"))
+            request.path_params["type"],
+            request.path_params["name"],
+            applied_by(request),
+            comment=request.query_params.get("comment") or None,
+            dry_run=_flag(request, "dry_run"),
+        )
         return await self._result(request, result)
 
     async def _result(self, request: Request, result: ApplyResult) -> Response:
@@ -139,8 +149,9 @@ class _ConfigApi:
             try:
                 await live.reload_now()
             except Exception:  # written; the poller will load it when the store answers
-                log.warning("version %d written but not reloaded here", result.version,
-                            exc_info=True)
+                log.warning(
+                    "version %d written but not reloaded here", result.version, exc_info=True
+                )
         return json_response({**result_payload(result), **_live_payload(live)})
 
 
@@ -150,9 +161,16 @@ def applied_by(request: Request) -> str:
     if isinstance(principal, str) and principal:
         who = principal
     else:
-        who = next((value for value in (getattr(principal, attr, None)
-                                        for attr in ("name", "user_id", "key_id"))
-                    if isinstance(value, str) and value), "admin")
+        who = next(
+            (
+                value
+                for value in (
+                    getattr(principal, attr, None) for attr in ("name", "user_id", "key_id")
+                )
+                if isinstance(value, str) and value
+            ),
+            "admin",
+        )
     actor = request.headers.get(ACTOR_HEADER, "").strip()[:80]
     return f"{who} ({actor})" if actor and actor != who else who
 
@@ -166,8 +184,9 @@ def result_payload(result: ApplyResult) -> dict[str, Any]:
         "dry_run": result.dry_run,
         "message": result.message,
         "diff": result.diff,
-        "documents": [{"type": d.type, "name": d.name, "action": d.action}
-                      for d in result.documents],
+        "documents": [
+            {"type": d.type, "name": d.name, "action": d.action} for d in result.documents
+        ],
     }
 
 
@@ -182,8 +201,9 @@ def _version_payload(version: ConfigVersion, *, documents: bool = True) -> dict[
     if documents:
         payload["documents"] = version.documents
     else:
-        payload["documents"] = [{"type": d.get("type"), "name": d.get("name")}
-                                for d in version.documents]
+        payload["documents"] = [
+            {"type": d.get("type"), "name": d.get("name")} for d in version.documents
+        ]
     return payload
 
 

@@ -64,34 +64,46 @@ class Gateway:
         self.upstream = AiohttpUpstream()
         counters, breakers, sticky = _state_stores(settings)
         self.notifier = WebhookNotifier(alert_store=self.alert_store)
-        self.policy = PolicyEngine(counters, notifier=self.notifier,
-                                   failure_mode=settings.counter_failure_mode)
+        self.policy = PolicyEngine(
+            counters, notifier=self.notifier, failure_mode=settings.counter_failure_mode
+        )
         self.router = Router(breakers, sticky=sticky)
         self.registry = DocumentRegistry()
         self.config = ConfigService(SqlConfigVersionStore(self.engine), self.registry)
-        self.live = LiveConfig(self.config, self.registry,
-                               poll_interval=settings.poll_interval_s)
+        self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, self_url=settings.self_url)
         self.router.set_routes({}, self._catalogue_target)
         self.pipeline = Pipeline(
-            keys=self.keys, envelopes=EnvelopeReader(settings.header_prefixes),
-            policy=self.policy, router=self.router, ledger=self.writer,
-            catalog=lambda: self.catalog, render_stream_error=stream_error_event)
+            keys=self.keys,
+            envelopes=EnvelopeReader(settings.header_prefixes),
+            policy=self.policy,
+            router=self.router,
+            ledger=self.writer,
+            catalog=lambda: self.catalog,
+            render_stream_error=stream_error_event,
+        )
 
     # --- config -> runtime ------------------------------------------------------------
     def _on_config(self, snapshot: ConfigSnapshot) -> None:
         """Compile a new config version; if anything fails, the old one stays live."""
-        catalog = build_catalog(snapshot.models("gateway-providers"), self.upstream,
-                                self_url=self.settings.self_url)
-        routes = compile_routes(snapshot.models("gateway-load-balancing-config"),
-                                header_prefixes=self.settings.header_prefixes)
+        catalog = build_catalog(
+            snapshot.models("gateway-providers"), self.upstream, self_url=self.settings.self_url
+        )
+        routes = compile_routes(
+            snapshot.models("gateway-load-balancing-config"),
+            header_prefixes=self.settings.header_prefixes,
+        )
         policy = compile_policy(
-            [*snapshot.models("gateway-rate-limit-config"),
-             *snapshot.models("gateway-rate-limiting-config"),
-             *snapshot.models("gateway-budget-config"),
-             *snapshot.models("gateway-notification-targets")],
-            aliases=catalog.aliases, header_prefixes=self.settings.header_prefixes)
+            [
+                *snapshot.models("gateway-rate-limit-config"),
+                *snapshot.models("gateway-rate-limiting-config"),
+                *snapshot.models("gateway-budget-config"),
+                *snapshot.models("gateway-notification-targets"),
+            ],
+            aliases=catalog.aliases,
+            header_prefixes=self.settings.header_prefixes,
+        )
         for warning in policy.warnings:
             log.warning("config v%s: %s", snapshot.version, warning)
         self.notifier.set_targets(policy.targets)
@@ -150,29 +162,50 @@ class Gateway:
     async def readyz(self, request: Request) -> Response:
         await self.policy.check_store()  # pings Redis: an outage shows here before traffic
         checks = {
-            "config": {"ok": self.live.last_error is None, "version": self.live.version,
-                       "error": self.live.last_error},
-            "counters": {"ok": self.policy.healthy, "mode": self.settings.counter_failure_mode,
-                         "backend": "redis" if self.settings.redis_url else "memory",
-                         "error": self.policy.last_error},
-            "ledger": {"ok": not self.writer.spooling, "pending": self.writer.pending,
-                       "spooled": self.writer.spooled},
+            "config": {
+                "ok": self.live.last_error is None,
+                "version": self.live.version,
+                "error": self.live.last_error,
+            },
+            "counters": {
+                "ok": self.policy.healthy,
+                "mode": self.settings.counter_failure_mode,
+                "backend": "redis" if self.settings.redis_url else "memory",
+                "error": self.policy.last_error,
+            },
+            "ledger": {
+                "ok": not self.writer.spooling,
+                "pending": self.writer.pending,
+                "spooled": self.writer.spooled,
+            },
         }
         # fail_open keeps serving without Redis: ready, but say so.
         ready = checks["config"]["ok"] and (
-            checks["counters"]["ok"] or self.settings.counter_failure_mode == "fail_open")
-        return Response(orjson.dumps({"ready": ready, "checks": checks, "ts": time.time()}),
-                        status_code=200 if ready else 503, media_type="application/json")
+            checks["counters"]["ok"] or self.settings.counter_failure_mode == "fail_open"
+        )
+        return Response(
+            orjson.dumps({"ready": ready, "checks": checks, "ts": time.time()}),
+            status_code=200 if ready else 503,
+            media_type="application/json",
+        )
 
     # --- the app ----------------------------------------------------------------------
     def asgi(self) -> ASGIApp:
-        wire = WireEndpoints(self.pipeline, self.keys,
-                             max_body_bytes=self.settings.max_body_bytes,
-                             models_for=self.models_for)
+        wire = WireEndpoints(
+            self.pipeline,
+            self.keys,
+            max_body_bytes=self.settings.max_body_bytes,
+            models_for=self.models_for,
+        )
         admin = AdminApi(
-            keys=self.keys, ledger=self.ledger_store, writer=self.writer,
-            extra_routes=[*config_routes(lambda r: self.config, lambda r: self.live),
-                          *control_routes(self)])
+            keys=self.keys,
+            ledger=self.ledger_store,
+            writer=self.writer,
+            extra_routes=[
+                *config_routes(lambda r: self.config, lambda r: self.live),
+                *control_routes(self),
+            ],
+        )
         routes = [
             *wire.routes(),
             Route("/healthz", self.healthz),
@@ -196,20 +229,26 @@ def _state_stores(settings: Settings):
         from sluicegate.router.sticky import FailOpenStickyStore
 
         def routing_store_down(exc) -> None:
-            log.warning("routing state store unreachable, routing as if all circuits closed: %s",
-                        exc)
+            log.warning(
+                "routing state store unreachable, routing as if all circuits closed: %s", exc
+            )
 
         # Routing keeps working without Redis (breakers closed, no pins); what admission
         # does without Redis is the counter store's configured fail_open/fail_closed.
         prefix = settings.redis_prefix
-        return (RedisCounterStore(settings.redis_url, prefix,
-                                  lease_share=8 if settings.redis_leases else 0),
-                FailOpenBreakerStore(RedisBreakerStore(settings.redis_url,
-                                                       prefix=prefix + "breaker:"),
-                                     on_error=routing_store_down),
-                FailOpenStickyStore(RedisStickyStore(settings.redis_url,
-                                                     prefix=prefix + "sticky:"),
-                                    on_error=routing_store_down))
+        return (
+            RedisCounterStore(
+                settings.redis_url, prefix, lease_share=8 if settings.redis_leases else 0
+            ),
+            FailOpenBreakerStore(
+                RedisBreakerStore(settings.redis_url, prefix=prefix + "breaker:"),
+                on_error=routing_store_down,
+            ),
+            FailOpenStickyStore(
+                RedisStickyStore(settings.redis_url, prefix=prefix + "sticky:"),
+                on_error=routing_store_down,
+            ),
+        )
     from sluicegate.policy.counters.memory import MemoryCounterStore
     from sluicegate.router.breaker import MemoryBreakerStore, MemoryStickyStore
 
@@ -221,5 +260,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
 
 def app_from_env() -> ASGIApp:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return create_app(Settings.from_env())

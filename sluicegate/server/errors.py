@@ -32,8 +32,9 @@ def error_response(wire: str, exc: SluiceError) -> Response:
     body = _RENDERERS[wire](exc, exc.request_id or "")
     if isinstance(exc, LimitExceeded):
         body = _naming_rule(body, exc)
-    return Response(body, status_code=exc.status, headers=error_headers(exc),
-                    media_type="application/json")
+    return Response(
+        body, status_code=exc.status, headers=error_headers(exc), media_type="application/json"
+    )
 
 
 def _naming_rule(body: bytes, exc: LimitExceeded) -> bytes:

@@ -64,15 +64,22 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, 
 async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
     """A complete JSON answer in the two ASGI messages, without building a Response."""
     raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    raw += [(name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in headers.items()]
+    raw += [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
 class WireEndpoints:
-    def __init__(self, pipeline: Pipeline, keys: KeyService, *, max_body_bytes: int,
-                 models_for: Callable[[object], list[str]]):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        keys: KeyService,
+        *,
+        max_body_bytes: int,
+        models_for: Callable[[object], list[str]],
+    ):
         self._pipeline = pipeline
         self._keys = keys
         self._limit = max_body_bytes
@@ -111,8 +118,13 @@ class WireEndpoints:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             body, too_large = await read_body(scope, receive, self._limit)
             raw_headers = scope["headers"]
-            call = IncomingCall(client_api=client_api, body=body, raw_headers=raw_headers,
-                                api_key=_raw_api_key(raw_headers), too_large=too_large)
+            call = IncomingCall(
+                client_api=client_api,
+                body=body,
+                raw_headers=raw_headers,
+                api_key=_raw_api_key(raw_headers),
+                too_large=too_large,
+            )
             try:
                 reply = await self._pipeline.handle(call)
             except SluiceError as exc:
@@ -121,8 +133,11 @@ class WireEndpoints:
                 if not isinstance(reply, StreamReply):
                     await send_json(send, reply.status, reply.body, reply.headers)
                     return
-                response = StreamingResponse(reply.chunks, media_type="text/event-stream",
-                                             headers={**SSE_HEADERS, **reply.headers})
+                response = StreamingResponse(
+                    reply.chunks,
+                    media_type="text/event-stream",
+                    headers={**SSE_HEADERS, **reply.headers},
+                )
             await response(scope, receive, send)
 
         return handle
@@ -136,8 +151,7 @@ class WireEndpoints:
             tokens = anthropic_messages.estimate_input_tokens(request_object(body))
         except SluiceError as exc:
             return error_response("anthropic", exc)
-        return Response(orjson.dumps({"input_tokens": tokens}),
-                        media_type="application/json")
+        return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")
 
     async def models(self, request: Request) -> Response:
         anthropic = "anthropic-version" in request.headers
@@ -148,13 +162,22 @@ class WireEndpoints:
         names = self._models_for(principal)
         now = int(time.time())
         if anthropic:
-            data = [{"type": "model", "id": n, "display_name": n,
-                     "created_at": "2025-01-01T00:00:00Z"} for n in names]
-            payload = {"data": data, "has_more": False,
-                       "first_id": names[0] if names else None,
-                       "last_id": names[-1] if names else None}
+            data = [
+                {"type": "model", "id": n, "display_name": n, "created_at": "2025-01-01T00:00:00Z"}
+                for n in names
+            ]
+            payload = {
+                "data": data,
+                "has_more": False,
+                "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None,
+            }
         else:
-            payload = {"object": "list", "data": [
-                {"id": n, "object": "model", "created": now, "owned_by": "sluicegate"}
-                for n in names]}
+            payload = {
+                "object": "list",
+                "data": [
+                    {"id": n, "object": "model", "created": now, "owned_by": "sluicegate"}
+                    for n in names
+                ],
+            }
         return Response(orjson.dumps(payload), media_type="application/json")

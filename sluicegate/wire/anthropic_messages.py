@@ -133,8 +133,13 @@ class _Body(_Prompt, kw_only=True):
 _KNOWN = frozenset(_Body.__struct_fields__)
 _P = TypeVar("_P", bound=_Prompt)
 # Fields each block type must carry; the API would refuse the body without them.
-_REQUIRED = {"text": ("text",), "image": ("source",), "tool_use": ("id", "name"),
-             "tool_result": ("tool_use_id",), "document": ("source",)}
+_REQUIRED = {
+    "text": ("text",),
+    "image": ("source",),
+    "tool_use": ("id", "name"),
+    "tool_result": ("tool_use_id",),
+    "document": ("source",),
+}
 _CLIENT_TOOL = (None, "custom")
 _THINKING = ("thinking", "redacted_thinking")
 
@@ -222,8 +227,10 @@ def to_canonical(body: dict[str, Any]) -> ChatRequest:
     metadata = parsed.metadata
     return ChatRequest(
         system=_system_parts(system) if not isinstance(system, str) else _text(system),
-        messages=[_message(m, body["messages"][i], f"messages[{i}]")
-                  for i, m in enumerate(parsed.messages)],
+        messages=[
+            _message(m, body["messages"][i], f"messages[{i}]")
+            for i, m in enumerate(parsed.messages)
+        ],
         tools=[_tool(t, f"tools[{i}]") for i, t in enumerate(parsed.tools or ())],
         tool_choice=_tool_choice(choice),
         max_tokens=parsed.max_tokens,
@@ -271,14 +278,19 @@ def _part(block: _Block, where: str) -> Part:
         return _image(block, where)
     if block.type == "tool_use":
         arguments = dump_arguments(block.input if block.input is not None else {})
-        return ToolCallPart(id=block.id or "", name=block.name or "", arguments=arguments,
-                            cache_control=cache)
+        return ToolCallPart(
+            id=block.id or "", name=block.name or "", arguments=arguments, cache_control=cache
+        )
     if block.type == "tool_result":
-        return ToolResultPart(tool_call_id=block.tool_use_id or "",
-                              content=_result_content(block.content, where),
-                              is_error=bool(block.is_error), cache_control=cache)
-    raise invalid(f"content of type '{block.type}' cannot be translated to another provider",
-                  f"{where}.type")
+        return ToolResultPart(
+            tool_call_id=block.tool_use_id or "",
+            content=_result_content(block.content, where),
+            is_error=bool(block.is_error),
+            cache_control=cache,
+        )
+    raise invalid(
+        f"content of type '{block.type}' cannot be translated to another provider", f"{where}.type"
+    )
 
 
 def _image(block: _Block, where: str) -> ImagePart:
@@ -308,8 +320,12 @@ def _result_content(
 def _tool(tool: _Tool, where: str) -> Tool:
     if tool.type not in _CLIENT_TOOL or tool.input_schema is None:
         raise invalid(f"server tools ('{tool.type}') cannot be translated", f"{where}.type")
-    return Tool(name=tool.name, description=tool.description, parameters=tool.input_schema,
-                cache_control=tool.cache_control)
+    return Tool(
+        name=tool.name,
+        description=tool.description,
+        parameters=tool.input_schema,
+        cache_control=tool.cache_control,
+    )
 
 
 def _tool_choice(choice: _ToolChoice | None) -> ToolChoice | None:
@@ -387,12 +403,19 @@ def _block(part: Part) -> dict[str, Any]:
     elif isinstance(part, ImagePart):
         block = {"type": "image", "source": _source(part)}
     elif isinstance(part, ToolCallPart):
-        block = {"type": "tool_use", "id": _safe_id(part.id), "name": part.name,
-                 "input": parse_arguments(part.arguments)}
+        block = {
+            "type": "tool_use",
+            "id": _safe_id(part.id),
+            "name": part.name,
+            "input": parse_arguments(part.arguments),
+        }
     else:
         content = part.content
-        block = {"type": "tool_result", "tool_use_id": _safe_id(part.tool_call_id),
-                 "content": content if isinstance(content, str) else [_block(p) for p in content]}
+        block = {
+            "type": "tool_result",
+            "tool_use_id": _safe_id(part.tool_call_id),
+            "content": content if isinstance(content, str) else [_block(p) for p in content],
+        }
         if part.is_error:
             block["is_error"] = True
     if part.cache_control is not None:

@@ -46,8 +46,9 @@ _TYPE_BY_STATUS = {
     504: "timeout_error",
     529: "overloaded_error",
 }
-_STATUS_BY_TYPE = {kind: status for status, kind in _TYPE_BY_STATUS.items()
-                   if status not in (502, 503)}  # api_error is 500
+_STATUS_BY_TYPE = {
+    kind: status for status, kind in _TYPE_BY_STATUS.items() if status not in (502, 503)
+}  # api_error is 500
 
 
 def stop_to_canonical(reason: object) -> StopReason | None:

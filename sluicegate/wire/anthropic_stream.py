@@ -190,8 +190,10 @@ class StreamEncoder:
             "stop_sequence": self._stop_sequence,
         }
         message_delta = {"type": "message_delta", "delta": delta, "usage": self._final_usage()}
-        return out + _event("message_delta", message_delta) + _event(
-            "message_stop", {"type": "message_stop"}
+        return (
+            out
+            + _event("message_delta", message_delta)
+            + _event("message_stop", {"type": "message_stop"})
         )
 
     def _final_usage(self) -> dict[str, Any]:
@@ -201,8 +203,11 @@ class StreamEncoder:
         usage: dict[str, Any] = {"output_tokens": full["output_tokens"]}
         if self.usage.input_tokens is not None:
             usage["input_tokens"] = full["input_tokens"]
-        for key in ("cache_creation_input_tokens", "cache_read_input_tokens",
-                    "output_tokens_details"):
+        for key in (
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "output_tokens_details",
+        ):
             if full.get(key) is not None:
                 usage[key] = full[key]
         return usage

@@ -89,8 +89,9 @@ def request_object(raw: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc.msg} at position {exc.pos}",
-                             code="invalid_json") from None
+        raise InvalidRequest(
+            f"the body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object", code="invalid_json")
     return data

@@ -183,8 +183,10 @@ def prepare_passthrough(body: dict[str, Any], model: str, *, stream: bool) -> di
     if stream:
         out["stream"] = True
         options = out.get("stream_options")
-        out["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                 "include_usage": True}
+        out["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
     return out
 
 
@@ -240,12 +242,15 @@ def _user_parts(content: str | list[_Part] | None, where: str) -> list[Part]:
             parts.append(TextPart(text=part.text))
         elif part.type == "image_url":
             if part.image_url is None:
-                raise invalid("an image_url part needs 'image_url'",
-                              f"{where}.content[{j}].image_url")
+                raise invalid(
+                    "an image_url part needs 'image_url'", f"{where}.content[{j}].image_url"
+                )
             parts.append(_image(part.image_url, f"{where}.content[{j}].image_url.url"))
         elif part.type not in ("text", "refusal"):
-            raise invalid(f"content of type '{part.type}' cannot be translated to another "
-                          "provider", f"{where}.content[{j}].type")
+            raise invalid(
+                f"content of type '{part.type}' cannot be translated to another provider",
+                f"{where}.content[{j}].type",
+            )
     return parts
 
 
@@ -271,14 +276,16 @@ def _assistant_parts(message: _Message) -> list[Part]:
             if text:
                 parts.append(TextPart(text=text))
     for call in message.tool_calls or ():
-        parts.append(ToolCallPart(id=call.id, name=call.function.name,
-                                  arguments=call.function.arguments))
+        parts.append(
+            ToolCallPart(id=call.id, name=call.function.name, arguments=call.function.arguments)
+        )
     return parts
 
 
 def _add_tool_result(messages: list[Message], message: _Message, where: str) -> None:
     content: str | list[TextPart | ImagePart] = (
-        message.content if isinstance(message.content, str)
+        message.content
+        if isinstance(message.content, str)
         else [*_text_parts(message.content, where)]
     )
     result = ToolResultPart(tool_call_id=message.tool_call_id or "", content=content)
@@ -327,8 +334,13 @@ def from_canonical(req: ChatRequest, model: str, *, stream: bool) -> dict[str, A
             body["tool_choice"] = _tool_choice_value(req.tool_choice)
         if req.parallel_tool_calls is not None:  # OpenAI refuses it without tools
             body["parallel_tool_calls"] = req.parallel_tool_calls
-    optional = {"max_completion_tokens": req.max_tokens, "temperature": req.temperature,
-                "top_p": req.top_p, "stop": req.stop or None, "user": req.user}
+    optional = {
+        "max_completion_tokens": req.max_tokens,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "stop": req.stop or None,
+        "user": req.user,
+    }
     body |= {k: v for k, v in optional.items() if v is not None}
     if stream:
         body["stream"] = True

@@ -20,6 +20,7 @@ __all__ = [
     "usage_from_response",
 ]
 
+
 class _Body(msgspec.Struct):
     model: str
     # a string, strings, token ids, or token-id lists (mixing is refused below)

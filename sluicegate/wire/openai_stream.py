@@ -208,9 +208,7 @@ class PassthroughObserver:
         if data == _DONE:
             self.finished = True
             return True
-        has_usage = b'"usage"' in data and not (
-            b'"usage":null' in data or b'"usage": null' in data
-        )
+        has_usage = b'"usage"' in data and not (b'"usage":null' in data or b'"usage": null' in data)
         if self.first_content_seen and not has_usage and b'"error"' not in data:
             return True  # the hot path: a content chunk with nothing new to learn
         chunk = load_object(data)

@@ -55,7 +55,8 @@ class BudgetDoc(_Strict):
     type: Literal["test-budget"]
     ceiling_usd: float = Field(gt=0)
     on_exceed: Annotated[HardBlock | Fallback, Field(discriminator="action")] = HardBlock(
-        action="hard_block")
+        action="hard_block"
+    )
 
 
 TEST_TYPES = {

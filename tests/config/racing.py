@@ -16,19 +16,30 @@ from sluicegate.config.version_store import ConfigVersionStore
 
 
 class RivalWritesFirst:
-    def __init__(self, inner: ConfigVersionStore, *, times: int | None = None,
-                 rival_document: Callable[[int], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        inner: ConfigVersionStore,
+        *,
+        times: int | None = None,
+        rival_document: Callable[[int], dict[str, Any]] | None = None,
+    ) -> None:
         self.inner = inner
         self.times = times  # None: the rival wins every time
         self.rival_document = rival_document  # the rival's document for a version
         self.rival_versions: list[int] = []
 
-    async def append(self, documents: list[dict[str, Any]], source: str, applied_by: str,
-                     comment: str | None = None, *, version: int) -> int:
+    async def append(
+        self,
+        documents: list[dict[str, Any]],
+        source: str,
+        applied_by: str,
+        comment: str | None = None,
+        *,
+        version: int,
+    ) -> int:
         if self.times is None or len(self.rival_versions) < self.times:
             await self._rival_append(version)
-        return await self.inner.append(documents, source, applied_by, comment,
-                                       version=version)
+        return await self.inner.append(documents, source, applied_by, comment, version=version)
 
     async def _rival_append(self, version: int) -> None:
         latest = await self.inner.latest()
@@ -36,8 +47,11 @@ class RivalWritesFirst:
             rival = self.rival_document(version)
         else:
             rival = {"name": f"rival-{version}", "type": "test-budget", "ceiling_usd": version}
-        documents = [d for d in (latest.documents if latest else [])
-                     if (d["type"], d["name"]) != (rival["type"], rival["name"])] + [rival]
+        documents = [
+            d
+            for d in (latest.documents if latest else [])
+            if (d["type"], d["name"]) != (rival["type"], rival["name"])
+        ] + [rival]
         await self.inner.append(documents, "# rival", "rival", None, version=version)
         self.rival_versions.append(version)
 

@@ -17,8 +17,9 @@ from tests.config.racing import RivalWritesFirst
 class AsPrincipal(BaseHTTPMiddleware):
     async def dispatch(self, request, call_next):
         if "x-test-principal" in request.headers:
-            request.state.principal = Principal(key_id="k1",
-                                                name=request.headers["x-test-principal"])
+            request.state.principal = Principal(
+                key_id="k1", name=request.headers["x-test-principal"]
+            )
         return await call_next(request)
 
 
@@ -32,10 +33,13 @@ async def live(service, registry):
 
 @pytest.fixture
 async def client(service, live):
-    app = Starlette(routes=config_routes(lambda r: service, lambda r: live),
-                    middleware=[Middleware(AsPrincipal)])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://gateway") as client:
+    app = Starlette(
+        routes=config_routes(lambda r: service, lambda r: live),
+        middleware=[Middleware(AsPrincipal)],
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+    ) as client:
         yield client
 
 
@@ -49,7 +53,8 @@ async def test_apply_yaml(client, live, store):
     assert (body["version"], body["changed"], body["applied"]) == (1, True, True)
     assert body["documents"] == [
         {"type": "test-rate-limit", "name": "team-limits", "action": "created"},
-        {"type": "test-budget", "name": "eng-budget", "action": "created"}]
+        {"type": "test-budget", "name": "eng-budget", "action": "created"},
+    ]
     assert "+name: team-limits" in body["diff"]
     assert (body["live_version"], body["live_error"], live.version) == (1, None, 1)
     assert (await store.latest()).applied_by == "admin"
@@ -68,26 +73,36 @@ async def test_dry_run_and_replace(client, store):
     await client.post("/api/config", content=BOTH)
     dry = (await client.post("/api/config?dry_run=true&replace=true", content=BUDGET)).json()
     assert (dry["dry_run"], dry["changed"], dry["version"]) == (True, True, 1)
-    assert {"type": "test-rate-limit", "name": "team-limits", "action": "deleted"} in \
-        dry["documents"]
+    assert {"type": "test-rate-limit", "name": "team-limits", "action": "deleted"} in dry[
+        "documents"
+    ]
     assert await store.latest_version_number() == 1
-    done = (await client.post("/api/config?replace=1&comment=only+budgets",
-                              content=BUDGET)).json()
+    done = (await client.post("/api/config?replace=1&comment=only+budgets", content=BUDGET)).json()
     assert done["version"] == 2
     assert (await store.latest()).comment == "only budgets"
 
 
 async def test_invalid_config_is_a_400_with_problems(client, store):
     response = await client.post(
-        "/api/config", content=RATE_LIMITS.replace("1m", "fortnight") + "extra: 1\n")
+        "/api/config", content=RATE_LIMITS.replace("1m", "fortnight") + "extra: 1\n"
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_config"
     assert error["problems"] == [
-        {"document": "team-limits", "type": "test-rate-limit", "path": "rules[0].limit.window",
-         "message": "'fortnight' is not a window; use 1m, 1h, 1d, ..."},
-        {"document": "team-limits", "type": "test-rate-limit", "path": "",
-         "message": "unknown field 'extra'"}]
+        {
+            "document": "team-limits",
+            "type": "test-rate-limit",
+            "path": "rules[0].limit.window",
+            "message": "'fortnight' is not a window; use 1m, 1h, 1d, ...",
+        },
+        {
+            "document": "team-limits",
+            "type": "test-rate-limit",
+            "path": "",
+            "message": "unknown field 'extra'",
+        },
+    ]
     assert "rules[0].limit.window" in error["message"]
     assert await store.latest_version_number() == 0
 
@@ -103,8 +118,11 @@ async def test_bad_requests(client):
 
 async def test_show_history_rollback_delete(client, store):
     await client.post("/api/config", content=BOTH)
-    await client.post("/api/config?comment=hourly", content=RATE_LIMITS.replace("1m", "1h"),
-                      headers={"x-test-principal": "ops", "x-sluice-actor": "alice"})
+    await client.post(
+        "/api/config?comment=hourly",
+        content=RATE_LIMITS.replace("1m", "1h"),
+        headers={"x-test-principal": "ops", "x-sluice-actor": "alice"},
+    )
     shown = (await client.get("/api/config")).json()
     assert (shown["version"], shown["applied_by"], shown["comment"]) == (2, "ops (alice)", "hourly")
     assert {d["name"] for d in shown["documents"]} == {"team-limits", "eng-budget"}
@@ -125,8 +143,9 @@ async def test_show_history_rollback_delete(client, store):
 
     deleted = (await client.delete("/api/config/test-budget/eng-budget")).json()
     assert deleted["version"] == 4
-    assert deleted["documents"] == [{"type": "test-budget", "name": "eng-budget",
-                                     "action": "deleted"}]
+    assert deleted["documents"] == [
+        {"type": "test-budget", "name": "eng-budget", "action": "deleted"}
+    ]
     assert (await client.delete("/api/config/test-budget/eng-budget")).status_code == 404
 
 
@@ -151,14 +170,19 @@ async def test_changes_that_lose_every_race_are_a_409(sqlite_store, registry):
     await live.start()
     app = Starlette(routes=config_routes(lambda r: service, lambda r: live))
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://gateway") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+        ) as client:
             response = await client.post("/api/config", content=BOTH, headers=YAML)
             assert response.status_code == 409
-            assert response.json() == {"error": {
-                "message": "config changed concurrently; retry (another change was written "
-                           "first 5 times in a row; nothing was applied)",
-                "type": "config_conflict", "param": None}}
+            assert response.json() == {
+                "error": {
+                    "message": "config changed concurrently; retry (another change was written "
+                    "first 5 times in a row; nothing was applied)",
+                    "type": "config_conflict",
+                    "param": None,
+                }
+            }
             assert racing.rival_versions == [1, 2, 3, 4, 5]
             assert {v.applied_by for v in await sqlite_store.history()} == {"rival"}
 

@@ -45,8 +45,7 @@ class Replicas:
         self.url = url
         self.engines = [create_engine_for(url), create_engine_for(url)]
         registry = DocumentRegistry(TEST_TYPES)
-        self.a, self.b = (ConfigService(SqlConfigVersionStore(e), registry)
-                          for e in self.engines)
+        self.a, self.b = (ConfigService(SqlConfigVersionStore(e), registry) for e in self.engines)
 
     async def close(self) -> None:
         for engine in self.engines:
@@ -68,20 +67,23 @@ async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             await replicas.close()
 
 
-async def assert_applied_as_reported(service: ConfigService, result: ApplyResult,
-                                     name: str, ceiling: int) -> None:
+async def assert_applied_as_reported(
+    service: ConfigService, result: ApplyResult, name: str, ceiling: int
+) -> None:
     """The version the caller was told about exists, is based on the version before it,
     holds the caller's document, and its diff is the caller's change alone."""
     assert result.applied and result.previous_version == result.version - 1
     written = await service.get(result.version)
     assert {"name": name, "type": "test-budget", "ceiling_usd": ceiling} in written.documents
     assert [(d.name, d.action) for d in result.documents if d.action != "unchanged"] == [
-        (name, "created")]
+        (name, "created")
+    ]
     assert [(c.type, c.name) for c in result.changes] == [("test-budget", name)]
 
 
 async def test_concurrent_applies_on_two_replicas_lose_nothing(
-        replicas: Replicas, caplog: pytest.LogCaptureFixture) -> None:
+    replicas: Replicas, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="sluicegate.config.service")
     a, b = replicas.a, replicas.b
     expected: dict[str, int] = {}
@@ -94,9 +96,15 @@ async def test_concurrent_applies_on_two_replicas_lose_nothing(
             a.apply(budget(f"{names[0]}-2", round_ + 1), applied_by="replica-a"),
             b.apply(budget(f"{names[1]}-2", round_ + 100), applied_by="replica-b"),
         )
-        for result, (name, ceiling) in zip(results, [
-                (names[0], round_ + 1), (names[1], round_ + 100),
-                (f"{names[0]}-2", round_ + 1), (f"{names[1]}-2", round_ + 100)]):
+        for result, (name, ceiling) in zip(
+            results,
+            [
+                (names[0], round_ + 1),
+                (names[1], round_ + 100),
+                (f"{names[0]}-2", round_ + 1),
+                (f"{names[1]}-2", round_ + 100),
+            ],
+        ):
             await assert_applied_as_reported(a, result, name, ceiling)
             expected[name] = ceiling
             reported.append(result.version)
@@ -113,7 +121,8 @@ async def test_concurrent_applies_on_two_replicas_lose_nothing(
 
 
 async def test_concurrent_apply_delete_and_rollback_rebase_onto_the_live_set(
-        replicas: Replicas) -> None:
+    replicas: Replicas,
+) -> None:
     a, b = replicas.a, replicas.b
     await a.apply(BOTH, applied_by="seed")  # v1: team-limits, eng-budget
     for round_ in range(ROUNDS):
@@ -149,13 +158,17 @@ async def test_a_database_numbered_by_its_sequence_keeps_working(replicas: Repli
     are continued from, and applies keep numbering after them."""
     async with replicas.engines[0].begin() as conn:
         for n in range(3):
-            await conn.execute(insert(config_versions).values(
-                applied_at=1.0, applied_by="old", comment=None, documents=[],
-                source=f"# {n}"))
+            await conn.execute(
+                insert(config_versions).values(
+                    applied_at=1.0, applied_by="old", comment=None, documents=[], source=f"# {n}"
+                )
+            )
     result = await replicas.a.apply(budget("after-upgrade", 1), applied_by="new")
     assert (result.version, result.previous_version) == (4, 3)
-    results = await asyncio.gather(replicas.a.apply(budget("x", 1), applied_by="a"),
-                                   replicas.b.apply(budget("y", 1), applied_by="b"))
+    results = await asyncio.gather(
+        replicas.a.apply(budget("x", 1), applied_by="a"),
+        replicas.b.apply(budget("y", 1), applied_by="b"),
+    )
     assert sorted(r.version for r in results) == [5, 6]
     names = {d["name"] for d in (await replicas.b.current()).documents}
     assert names == {"after-upgrade", "x", "y"}
@@ -169,7 +182,8 @@ HOURLY = RATE_LIMITS.replace("window: 1m", "window: 1h")
 
 
 async def test_a_change_that_loses_the_race_is_rebased_and_reports_what_it_wrote(
-        sqlite_store, registry) -> None:
+    sqlite_store, registry
+) -> None:
     await ConfigService(sqlite_store, registry).apply(BOTH, applied_by="alice")  # v1
     racing = RivalWritesFirst(sqlite_store, times=2)  # the rival writes v2 and v3 first
     result = await ConfigService(racing, registry).apply(HOURLY, applied_by="bob")
@@ -183,9 +197,17 @@ async def test_a_change_that_loses_the_race_is_rebased_and_reports_what_it_wrote
     latest = await sqlite_store.latest()
     assert latest.version == 4 and latest.applied_by == "bob"
     assert {d["name"] for d in latest.documents} == {
-        "team-limits", "eng-budget", "rival-2", "rival-3"}
-    assert next(d for d in latest.documents if d["name"] == "team-limits"
-                )["rules"][0]["limit"]["window"] == "1h"
+        "team-limits",
+        "eng-budget",
+        "rival-2",
+        "rival-3",
+    }
+    assert (
+        next(d for d in latest.documents if d["name"] == "team-limits")["rules"][0]["limit"][
+            "window"
+        ]
+        == "1h"
+    )
 
 
 async def test_a_rebase_onto_the_same_change_applies_nothing(sqlite_store, registry) -> None:
@@ -193,14 +215,16 @@ async def test_a_rebase_onto_the_same_change_applies_nothing(sqlite_store, regis
     same = {"name": "eng-budget", "type": "test-budget", "ceiling_usd": 50}
     racing = RivalWritesFirst(sqlite_store, times=1, rival_document=lambda v: same)
     result = await ConfigService(racing, registry).apply(
-        BUDGET.replace("500", "50"), applied_by="bob")
+        BUDGET.replace("500", "50"), applied_by="bob"
+    )
     assert (result.applied, result.changed, result.version) == (False, False, 2)
     assert result.message == "no changes; version 2 stays live"
     assert await sqlite_store.latest_version_number() == 2
 
 
 async def test_a_rebased_delete_of_a_document_deleted_meanwhile_is_not_found(
-        sqlite_store, registry) -> None:
+    sqlite_store, registry
+) -> None:
     await ConfigService(sqlite_store, registry).apply(BOTH, applied_by="alice")
 
     class RivalDeletes(RivalWritesFirst):
@@ -230,8 +254,7 @@ async def test_a_rebased_change_is_validated_against_the_new_set(sqlite_store, r
     assert (latest.version, latest.applied_by) == (2, "rival")
 
 
-async def test_a_change_that_keeps_losing_gives_up_with_a_conflict(sqlite_store, registry
-                                                                   ) -> None:
+async def test_a_change_that_keeps_losing_gives_up_with_a_conflict(sqlite_store, registry) -> None:
     racing = RivalWritesFirst(sqlite_store)
     service = ConfigService(racing, registry, max_attempts=3)
     with pytest.raises(ConfigConflict) as caught:

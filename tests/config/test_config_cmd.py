@@ -39,8 +39,11 @@ def gateway(monkeypatch, service, registry):
     """The admin routes in process; the CLI's client reaches them without a port."""
     live = LiveConfig(service, registry)
     app = Starlette(routes=config_routes(lambda r: service, lambda r: live))
-    monkeypatch.setattr(config_cmd, "open_client", lambda url: TestClient(
-        app, base_url=url, headers={"x-sluice-actor": "tester"}))
+    monkeypatch.setattr(
+        config_cmd,
+        "open_client",
+        lambda url: TestClient(app, base_url=url, headers={"x-sluice-actor": "tester"}),
+    )
     return live
 
 
@@ -56,11 +59,13 @@ def test_apply_and_no_change(cli, gateway, tmp_path):
     assert result.stdout.splitlines() == [
         "  created   test-rate-limit/team-limits",
         "  created   test-budget/eng-budget",
-        "applied: version 1 (was 0)"]
+        "applied: version 1 (was 0)",
+    ]
     again = run(cli, "apply", "-f", str(path))
     assert again.exit_code == 0
     assert again.stdout.splitlines()[-1] == (
-        "no changes: version 1 is already live; nothing applied")
+        "no changes: version 1 is already live; nothing applied"
+    )
 
 
 def test_dry_run_prints_the_diff(cli, gateway, tmp_path, store):
@@ -84,7 +89,8 @@ def test_validation_errors_one_per_line_exit_1(cli, gateway, tmp_path):
         "error: config refused (2 problems); nothing applied",
         "  team-limits (test-rate-limit): rules[0].limit.window: 'fortnight' is not a window; "
         "use 1m, 1h, 1d, ...",
-        "  b (test-budget): ceiling_usd: field required"]
+        "  b (test-budget): ceiling_usd: field required",
+    ]
 
 
 def test_several_files_and_stdin(cli, gateway, tmp_path, store):
@@ -122,8 +128,9 @@ def test_show_history_rollback_delete(cli, gateway, tmp_path):
     shown = run(cli, "config", "show")
     assert shown.exit_code == 0
     assert shown.stdout.startswith("# version 2, applied ")
-    assert "by admin (tester): hourly\n---\ntype: test-rate-limit\nname: team-limits\n" \
-        in shown.stdout
+    assert (
+        "by admin (tester): hourly\n---\ntype: test-rate-limit\nname: team-limits\n" in shown.stdout
+    )
     old = run(cli, "config", "show", "--version", "1")
     assert "window: 1m" in old.stdout
 
@@ -146,8 +153,9 @@ def test_connection_refused_is_a_one_line_hint(cli, tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     result = run(cli, "apply", "-f", str(path), "--url", url)
     assert result.exit_code == 2
-    assert result.stderr == (f"cannot reach the gateway at {url}: is it running? "
-                             "(set --url or SLUICEGATE_URL)\n")
+    assert result.stderr == (
+        f"cannot reach the gateway at {url}: is it running? (set --url or SLUICEGATE_URL)\n"
+    )
 
 
 def test_url_and_key_from_the_environment(monkeypatch):
@@ -170,20 +178,28 @@ def test_refused_admin_key_exit_2(cli, monkeypatch, tmp_path):
 
 # --- output formatting ----------------------------------------------------------------
 def test_problem_lines():
-    payload = {"error": {"message": "invalid config", "type": "invalid_config", "problems": [
-        {"document": "a", "type": "t", "path": "rules[2].limit.window", "message": "bad"},
-        {"document": "input", "type": None, "path": "", "message": "YAML syntax error"}]}}
+    payload = {
+        "error": {
+            "message": "invalid config",
+            "type": "invalid_config",
+            "problems": [
+                {"document": "a", "type": "t", "path": "rules[2].limit.window", "message": "bad"},
+                {"document": "input", "type": None, "path": "", "message": "YAML syntax error"},
+            ],
+        }
+    }
     assert problem_lines(payload) == [
         "error: config refused (2 problems); nothing applied",
         "  a (t): rules[2].limit.window: bad",
-        "  input: YAML syntax error"]
+        "  input: YAML syntax error",
+    ]
     assert problem_lines({"error": {"message": "no"}}) == ["error: no"]
 
 
 def test_diff_is_coloured_on_a_terminal():
     text = diff_text("--- a\n+++ b\n@@ -1 +1 @@\n-old\n+new\n same\n")
     assert text.plain == "--- a\n+++ b\n@@ -1 +1 @@\n-old\n+new\n same\n"
-    styles = {text.plain[span.start:span.end].strip(): str(span.style) for span in text.spans}
+    styles = {text.plain[span.start : span.end].strip(): str(span.style) for span in text.spans}
     assert styles["-old"] == "red" and styles["+new"] == "green" and styles["@@ -1 +1 @@"] == "cyan"
     console = Console(force_terminal=True, color_system="standard", width=80)
     with console.capture() as captured:
@@ -193,16 +209,30 @@ def test_diff_is_coloured_on_a_terminal():
 
 def test_result_lines_and_show_text():
     assert result_lines({"dry_run": True, "changed": False, "documents": []}) == [
-        "dry run: nothing applied (no changes)"]
+        "dry run: nothing applied (no changes)"
+    ]
     assert show_text({"version": 0}) == "# no config applied yet\n"
-    text = show_text({"version": 3, "applied_at": 0, "applied_by": "a", "comment": None,
-                      "documents": [{"rules": [], "type": "t", "name": "n"}]})
+    text = show_text(
+        {
+            "version": 3,
+            "applied_at": 0,
+            "applied_by": "a",
+            "comment": None,
+            "documents": [{"rules": [], "type": "t", "name": "n"}],
+        }
+    )
     assert text.splitlines()[1:] == ["---", "type: t", "name: n", "rules: []"]
 
 
 def test_history_table():
-    table = history_table([{"version": 2, "applied_at": 1.0, "applied_by": "a", "comment": "c",
-                            "document_count": 3}])
+    table = history_table(
+        [{"version": 2, "applied_at": 1.0, "applied_by": "a", "comment": "c", "document_count": 3}]
+    )
     assert [c.header for c in table.columns] == [
-        "version", "applied at", "applied by", "comment", "documents"]
+        "version",
+        "applied at",
+        "applied by",
+        "comment",
+        "documents",
+    ]
     assert table.row_count == 1

@@ -95,8 +95,13 @@ async def test_a_subscriber_that_raises_keeps_the_old_snapshot(service, live):
 
 
 async def test_a_stored_version_that_no_longer_validates_is_not_loaded(store, registry, live):
-    await store.append(documents=[{"name": "x", "type": "test-budget", "ceiling_usd": -1}],
-                       source="", applied_by="sql", comment=None, version=1)
+    await store.append(
+        documents=[{"name": "x", "type": "test-budget", "ceiling_usd": -1}],
+        source="",
+        applied_by="sql",
+        comment=None,
+        version=1,
+    )
     await live.start()
     assert live.version == 0
     assert "ceiling_usd: input should be greater than 0" in live.last_error.message

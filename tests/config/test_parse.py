@@ -19,7 +19,9 @@ def problems_of(text: str, registry: DocumentRegistry) -> list[str]:
 def test_multi_document_yaml(registry):
     docs = parse_documents(BOTH, registry)
     assert [(d.type, d.name) for d in docs] == [
-        ("test-rate-limit", "team-limits"), ("test-budget", "eng-budget")]
+        ("test-rate-limit", "team-limits"),
+        ("test-budget", "eng-budget"),
+    ]
     assert isinstance(docs[0].model, RateLimitDoc)
     assert isinstance(docs[1].model, BudgetDoc)
     assert docs[0].model.rules[0].limit.requests == 100
@@ -32,19 +34,25 @@ def test_empty_documents_are_skipped(registry):
     assert len(docs) == 2
 
 
-@pytest.mark.parametrize("text", [
-    '{"name": "b", "type": "test-budget", "ceiling_usd": 5}',
-    '[{"name": "b", "type": "test-budget", "ceiling_usd": 5}]',
-    '{"documents": [{"name": "b", "type": "test-budget", "ceiling_usd": 5}]}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "b", "type": "test-budget", "ceiling_usd": 5}',
+        '[{"name": "b", "type": "test-budget", "ceiling_usd": 5}]',
+        '{"documents": [{"name": "b", "type": "test-budget", "ceiling_usd": 5}]}',
+    ],
+)
 def test_json_shapes(registry, text):
     (doc,) = parse_documents(text, registry)
     assert doc.name == "b" and doc.model.ceiling_usd == 5
 
 
 def test_json_and_yaml_lists_of_documents(registry):
-    docs = parse_documents("documents:\n  - {name: a, type: test-budget, ceiling_usd: 1}\n"
-                           "  - {name: b, type: test-budget, ceiling_usd: 2}\n", registry)
+    docs = parse_documents(
+        "documents:\n  - {name: a, type: test-budget, ceiling_usd: 1}\n"
+        "  - {name: b, type: test-budget, ceiling_usd: 2}\n",
+        registry,
+    )
     assert [d.name for d in docs] == ["a", "b"]
 
 
@@ -83,17 +91,22 @@ on_exceed: {action: fallback}
 def test_structured_problems(registry):
     with pytest.raises(ConfigValidationError) as caught:
         parse_documents("name: x\ntype: test-budget\nceiling_usd: 1\ncolour: red\n", registry)
-    assert caught.value.problems == [{"document": "x", "type": "test-budget", "path": "",
-                                      "message": "unknown field 'colour'"}]
+    assert caught.value.problems == [
+        {"document": "x", "type": "test-budget", "path": "", "message": "unknown field 'colour'"}
+    ]
     assert caught.value.details == caught.value.problems
     assert caught.value.status == 400
 
 
 def test_union_members_merge_into_one_message(registry):
-    lines = problems_of("name: x\ntype: test-rate-limit\nrules:\n  - id: r\n"
-                        "    limit: {requests: [1], window: 1m}\n", registry)
-    assert lines == ["x (test-rate-limit): rules[0].limit.requests: input should be a valid "
-                     "integer, got a list"]
+    lines = problems_of(
+        "name: x\ntype: test-rate-limit\nrules:\n  - id: r\n"
+        "    limit: {requests: [1], window: 1m}\n",
+        registry,
+    )
+    assert lines == [
+        "x (test-rate-limit): rules[0].limit.requests: input should be a valid integer, got a list"
+    ]
 
 
 def test_yaml_syntax_error_has_line_and_column(registry):
@@ -123,13 +136,15 @@ def test_duplicate_documents_in_one_apply(registry):
     text = f"{BOTH}---\nname: eng-budget\ntype: test-budget\nceiling_usd: 9\n"
     assert problems_of(text, registry) == [
         "eng-budget (test-budget): name: duplicate document: #2 and #3 are both "
-        "'test-budget' named 'eng-budget'"]
+        "'test-budget' named 'eng-budget'"
+    ]
 
 
 def test_unknown_type_lists_known_types(registry):
     assert problems_of("name: x\ntype: gateway-nope\n", registry) == [
         "x (gateway-nope): type: unknown document type 'gateway-nope'; known types: "
-        "test-budget, test-rate-limit"]
+        "test-budget, test-rate-limit"
+    ]
 
 
 def test_missing_type_and_non_mapping(registry):
@@ -150,8 +165,9 @@ def test_sources_are_named_in_problems(registry):
         parse_sources([("a.yaml", BOTH), ("b.yaml", "type: test-budget\n---\nx: [\n")], registry)
     assert [p["document"] for p in caught.value.problems] == ["b.yaml"]
     with pytest.raises(ConfigValidationError) as caught:
-        parse_sources([("a.yaml", BOTH), ("b.yaml", "type: test-budget\nceiling_usd: 1\n")],
-                      registry)
+        parse_sources(
+            [("a.yaml", BOTH), ("b.yaml", "type: test-budget\nceiling_usd: 1\n")], registry
+        )
     assert caught.value.problems[0]["document"] == "b.yaml#1"
 
 

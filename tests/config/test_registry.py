@@ -22,14 +22,16 @@ def test_model_classes_are_accepted_directly():
 
 
 def test_unknown_type_lists_known_types():
-    with pytest.raises(ConfigError, match="unknown document type 'nope'; known types: "
-                                          "test-budget, test-rate-limit"):
+    with pytest.raises(
+        ConfigError, match="unknown document type 'nope'; known types: test-budget, test-rate-limit"
+    ):
         DocumentRegistry(TEST_TYPES).model_for("nope")
 
 
 def test_module_that_cannot_be_imported_is_named():
-    registry = DocumentRegistry({"x": "sluicegate.not_there:Doc",
-                                 "y": "tests.config.documents:Nope"})
+    registry = DocumentRegistry(
+        {"x": "sluicegate.not_there:Doc", "y": "tests.config.documents:Nope"}
+    )
     with pytest.raises(ConfigError, match="cannot import 'sluicegate.not_there'"):
         registry.model_for("x")
     with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
@@ -48,8 +50,12 @@ def test_refs_must_be_dotted_and_models():
 
 def test_default_table_names_the_gateway_types():
     assert set(DEFAULT_TYPES) >= {
-        "gateway-providers", "gateway-rate-limit-config", "gateway-rate-limiting-config",
-        "gateway-budget-config", "gateway-notification-targets",
-        "gateway-load-balancing-config"}
+        "gateway-providers",
+        "gateway-rate-limit-config",
+        "gateway-rate-limiting-config",
+        "gateway-budget-config",
+        "gateway-notification-targets",
+        "gateway-load-balancing-config",
+    }
     model = DocumentRegistry().model_for("gateway-providers")
     assert issubclass(model, BaseModel)

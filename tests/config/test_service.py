@@ -13,7 +13,9 @@ async def test_apply_creates_a_version(service, store):
     result = await service.apply(BOTH, applied_by="alice", comment="first")
     assert (result.version, result.previous_version, result.applied) == (1, 0, True)
     assert [(d.type, d.name, d.action) for d in result.documents] == [
-        ("test-rate-limit", "team-limits", "created"), ("test-budget", "eng-budget", "created")]
+        ("test-rate-limit", "team-limits", "created"),
+        ("test-budget", "eng-budget", "created"),
+    ]
     row = await store.latest()
     assert (row.version, row.applied_by, row.comment, row.source) == (1, "alice", "first", BOTH)
     assert [d["name"] for d in row.documents] == ["team-limits", "eng-budget"]
@@ -34,8 +36,10 @@ async def test_identical_apply_creates_no_version(service, store):
 
 async def test_key_order_and_document_order_do_not_matter(service, store):
     await service.apply(BOTH, applied_by="alice")
-    reordered = f"{BUDGET}---\nrules:\n  - limit: {{window: 1m, requests: 100}}\n" \
-                "    id: per-user\ntype: test-rate-limit\nname: team-limits\n"
+    reordered = (
+        f"{BUDGET}---\nrules:\n  - limit: {{window: 1m, requests: 100}}\n"
+        "    id: per-user\ntype: test-rate-limit\nname: team-limits\n"
+    )
     assert not (await service.apply(reordered, applied_by="alice")).changed
 
 
@@ -43,8 +47,9 @@ async def test_change_increments_version_with_a_diff(service, store):
     await service.apply(BOTH, applied_by="alice")
     result = await service.apply(HOURLY, applied_by="bob")
     assert (result.version, result.previous_version, result.changed) == (2, 1, True)
-    assert result.diff.startswith("--- test-rate-limit/team-limits (v1)\n"
-                                  "+++ test-rate-limit/team-limits (proposed)\n")
+    assert result.diff.startswith(
+        "--- test-rate-limit/team-limits (v1)\n+++ test-rate-limit/team-limits (proposed)\n"
+    )
     assert "-    window: 1m\n" in result.diff and "+    window: 1h\n" in result.diff
     assert [c.action for c in result.changes] == ["changed"]
     # merged by (type, name): the budget stays
@@ -55,7 +60,11 @@ async def test_dry_run_changes_nothing(service, store):
     await service.apply(BOTH, applied_by="alice")
     result = await service.apply(HOURLY, applied_by="bob", dry_run=True)
     assert (result.dry_run, result.changed, result.applied, result.version) == (
-        True, True, False, 1)
+        True,
+        True,
+        False,
+        1,
+    )
     assert "+    window: 1h" in result.diff
     assert result.message == "dry run: 1 changed; nothing applied"
     assert await store.latest_version_number() == 1
@@ -65,7 +74,9 @@ async def test_replace_makes_the_input_the_whole_set(service, store):
     await service.apply(BOTH, applied_by="alice")
     result = await service.apply(BUDGET, applied_by="alice", replace=True)
     assert [(d.name, d.action) for d in result.documents] == [
-        ("eng-budget", "unchanged"), ("team-limits", "deleted")]
+        ("eng-budget", "unchanged"),
+        ("team-limits", "deleted"),
+    ]
     assert "+++ /dev/null" in result.diff
     assert [d["name"] for d in (await store.latest()).documents] == ["eng-budget"]
 
@@ -88,7 +99,9 @@ async def test_delete(service, store):
     await service.apply(BOTH, applied_by="alice")
     result = await service.delete("test-budget", "eng-budget", "bob")
     assert (result.version, [(d.name, d.action) for d in result.documents]) == (
-        2, [("eng-budget", "deleted")])
+        2,
+        [("eng-budget", "deleted")],
+    )
     row = await store.latest()
     assert [d["name"] for d in row.documents] == ["team-limits"]
     assert row.comment == "delete test-budget/eng-budget"
@@ -126,7 +139,9 @@ async def test_history_and_get(service):
     await service.apply(HOURLY, applied_by="bob", comment="hourly")
     history = await service.history(10)
     assert [(v.version, v.applied_by, v.comment) for v in history] == [
-        (2, "bob", "hourly"), (1, "alice", None)]
+        (2, "bob", "hourly"),
+        (1, "alice", None),
+    ]
     assert len((await service.get(1)).documents) == 2
     with pytest.raises(ConfigNotFound):
         await service.get(7)

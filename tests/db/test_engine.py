@@ -9,14 +9,17 @@ from sluicegate.db.engine import async_url, create_engine_for
 from sluicegate.errors import ConfigError
 
 
-@pytest.mark.parametrize(("given", "driver"), [
-    ("sqlite:///./sluice.db", "sqlite+aiosqlite"),
-    ("sqlite:///:memory:", "sqlite+aiosqlite"),
-    ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite"),
-    ("postgresql://u:p@db:5432/sluice", "postgresql+asyncpg"),
-    ("postgres://u@db/sluice", "postgresql+asyncpg"),
-    ("postgresql+psycopg2://u@db/sluice", "postgresql+asyncpg"),
-])
+@pytest.mark.parametrize(
+    ("given", "driver"),
+    [
+        ("sqlite:///./sluice.db", "sqlite+aiosqlite"),
+        ("sqlite:///:memory:", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite"),
+        ("postgresql://u:p@db:5432/sluice", "postgresql+asyncpg"),
+        ("postgres://u@db/sluice", "postgresql+asyncpg"),
+        ("postgresql+psycopg2://u@db/sluice", "postgresql+asyncpg"),
+    ],
+)
 def test_urls_get_the_async_driver(given: str, driver: str) -> None:
     url = async_url(given)
     assert url.drivername == driver
@@ -33,6 +36,7 @@ async def test_sqlite_connections_get_the_pragmas(tmp_path: Path) -> None:
     engine = create_engine_for(f"sqlite:///{tmp_path}/p.db")
     try:
         async with engine.connect() as conn:
+
             async def pragma(name: str) -> object:
                 return (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
 

@@ -24,8 +24,9 @@ from tests.support import free_port
 
 
 @pytest.fixture(params=["postgres-wrong-port", "sqlite-unmigrated"])
-async def broken_engine(request: pytest.FixtureRequest, tmp_path: Path
-                        ) -> AsyncIterator[AsyncEngine]:
+async def broken_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
     if request.param == "postgres-wrong-port":
         url = f"postgresql://postgres@127.0.0.1:{free_port()}/sluice"
     else:
@@ -50,8 +51,7 @@ def _calls(engine: AsyncEngine) -> list[Callable[[], Awaitable[Any]]]:
         lambda: versions.append([], "", "me", version=1),
         lambda: versions.latest_version_number(),
         lambda: versions.history(),
-        lambda: alerts.append(AlertRow(ts=1.0, kind="k", rule_id="r", severity="s",
-                                       message="m")),
+        lambda: alerts.append(AlertRow(ts=1.0, kind="k", rule_id="r", severity="s", message="m")),
         lambda: alerts.list(),
     ]
 

@@ -18,7 +18,9 @@ async def keys(request: pytest.FixtureRequest, databases: Databases) -> KeyStore
 
 def key(n: int, **fields: object) -> KeyRow:
     values: dict[str, object] = {
-        "id": f"key_{n}", "key_hash": f"hash-{n}", "key_prefix": f"sg-{n:04d}",
+        "id": f"key_{n}",
+        "key_hash": f"hash-{n}",
+        "key_prefix": f"sg-{n:04d}",
         "created_at": 1000.0 + n,
     }
     values.update(fields)
@@ -26,9 +28,17 @@ def key(n: int, **fields: object) -> KeyRow:
 
 
 async def test_a_key_round_trips(keys: KeyStore) -> None:
-    row = key(1, name="ci bot", user_id="ann", team="red", project="alpha",
-              models=["fast", "smart"], is_admin=True, expires_at=5000.5,
-              metadata={"owner": "platform"})
+    row = key(
+        1,
+        name="ci bot",
+        user_id="ann",
+        team="red",
+        project="alpha",
+        models=["fast", "smart"],
+        is_admin=True,
+        expires_at=5000.5,
+        metadata={"owner": "platform"},
+    )
     stored = await keys.insert(row)
     assert stored.updated_at > 0
     fetched = await keys.get("key_1")
@@ -60,8 +70,9 @@ async def test_duplicate_id_or_hash_is_refused(keys: KeyStore) -> None:
 async def test_update_changes_only_the_given_fields(keys: KeyStore) -> None:
     await keys.insert(key(1, name="old", models=["a"]))
     await keys.insert(key(2))
-    updated = await keys.update("key_1", revoked_at=2000.0, models=["b", "c"],
-                                metadata={"reason": "leaked"})
+    updated = await keys.update(
+        "key_1", revoked_at=2000.0, models=["b", "c"], metadata={"reason": "leaked"}
+    )
     assert updated is not None
     assert (updated.name, updated.revoked_at, updated.models) == ("old", 2000.0, ["b", "c"])
     assert updated.metadata == {"reason": "leaked"}
@@ -98,7 +109,6 @@ async def test_max_updated_at_moves_on_every_write(keys: KeyStore) -> None:
 async def test_concurrent_writers_still_move_max_updated_at(keys: KeyStore) -> None:
     for n in range(4):
         await keys.insert(key(n))
-    await asyncio.gather(*(keys.update(f"key_{n}", name="x", updated_at=50.0)
-                           for n in range(4)))
+    await asyncio.gather(*(keys.update(f"key_{n}", name="x", updated_at=50.0) for n in range(4)))
     stamps = sorted(r.updated_at for r in await keys.list())
     assert len(set(stamps)) == 4  # no two writes share a stamp

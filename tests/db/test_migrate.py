@@ -34,7 +34,8 @@ async def _check_migrated(engine: AsyncEngine) -> None:
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 async def test_upgrade_builds_the_schema_and_is_idempotent(
-        backend: str, databases: Databases) -> None:
+    backend: str, databases: Databases
+) -> None:
     url = databases.url(backend)
     engine = create_engine_for(url)
     try:

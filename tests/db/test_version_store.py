@@ -14,9 +14,18 @@ from sluicegate.config.version_store import (
 from tests.db.databases import ALL_BACKENDS, Databases
 
 DOCS = [
-    {"name": "default", "type": "gateway-rate-limit-config",
-     "rules": [{"when": {"subjects": ["team:red"]}, "limit": {"requests": 10, "window": "1m"},
-                "zeta": 1, "alpha": None}]},
+    {
+        "name": "default",
+        "type": "gateway-rate-limit-config",
+        "rules": [
+            {
+                "when": {"subjects": ["team:red"]},
+                "limit": {"requests": 10, "window": "1m"},
+                "zeta": 1,
+                "alpha": None,
+            }
+        ],
+    },
     {"name": "smart", "type": "gateway-load-balancing-config", "targets": []},
 ]
 SOURCE = "name: default\ntype: gateway-rate-limit-config\n---\nname: smart\n"
@@ -36,7 +45,8 @@ async def test_empty_store(versions: ConfigVersionStore) -> None:
 
 
 async def test_append_numbers_versions_and_keeps_documents_verbatim(
-        versions: ConfigVersionStore) -> None:
+    versions: ConfigVersionStore,
+) -> None:
     before = time.time()
     assert await versions.append(DOCS, SOURCE, "ann", "first", version=1) == 1
     assert await versions.append(DOCS[:1], "name: default\n", "bob", None, version=2) == 2
@@ -54,8 +64,9 @@ async def test_append_numbers_versions_and_keeps_documents_verbatim(
 
 async def test_history_is_newest_first_and_limited(versions: ConfigVersionStore) -> None:
     for n in range(5):
-        await versions.append([{"name": f"d{n}", "type": "t"}], f"# {n}", "ann", None,
-                              version=n + 1)
+        await versions.append(
+            [{"name": f"d{n}", "type": "t"}], f"# {n}", "ann", None, version=n + 1
+        )
     history = await versions.history(limit=3)
     assert [v.version for v in history] == [5, 4, 3]
     assert history[0].documents == [{"name": "d4", "type": "t"}]
@@ -63,7 +74,8 @@ async def test_history_is_newest_first_and_limited(versions: ConfigVersionStore)
 
 
 async def test_appending_an_existing_version_is_a_version_conflict(
-        versions: ConfigVersionStore) -> None:
+    versions: ConfigVersionStore,
+) -> None:
     await versions.append(DOCS, SOURCE, "ann", "first", version=1)
     with pytest.raises(VersionConflict) as caught:
         await versions.append(DOCS[:1], "# late", "bob", "second", version=1)
@@ -76,15 +88,20 @@ async def test_appending_an_existing_version_is_a_version_conflict(
 
 
 async def test_concurrent_appends_of_one_version_have_exactly_one_winner(
-        versions: ConfigVersionStore) -> None:
+    versions: ConfigVersionStore,
+) -> None:
     outcomes = await asyncio.gather(
-        *(versions.append([{"name": f"w{n}", "type": "t"}], f"# {n}", f"writer-{n}", None,
-                          version=1) for n in range(5)),
-        return_exceptions=True)
+        *(
+            versions.append(
+                [{"name": f"w{n}", "type": "t"}], f"# {n}", f"writer-{n}", None, version=1
+            )
+            for n in range(5)
+        ),
+        return_exceptions=True,
+    )
     winners = [n for n, outcome in enumerate(outcomes) if outcome == 1]
     assert len(winners) == 1
-    assert all(isinstance(o, VersionConflict) for n, o in enumerate(outcomes)
-               if n != winners[0])
+    assert all(isinstance(o, VersionConflict) for n, o in enumerate(outcomes) if n != winners[0])
     history = await versions.history()
     assert [(v.version, v.applied_by) for v in history] == [(1, f"writer-{winners[0]}")]
 

@@ -12,5 +12,6 @@ def gateway(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def key(gateway) -> dict:
-    return gateway.create_key(user_id="alice", team="search", project="platform-search",
-                              name="alice-laptop")
+    return gateway.create_key(
+        user_id="alice", team="search", project="platform-search", name="alice-laptop"
+    )

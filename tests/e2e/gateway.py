@@ -17,8 +17,9 @@ class RunningGateway:
     def __init__(self, url: str, proc: ServerProcess):
         self.url = url
         self.proc = proc
-        self.admin = httpx.Client(base_url=url, timeout=30,
-                                  headers={"authorization": f"Bearer {ADMIN_KEY}"})
+        self.admin = httpx.Client(
+            base_url=url, timeout=30, headers={"authorization": f"Bearer {ADMIN_KEY}"}
+        )
 
     def create_key(self, **fields) -> dict:
         response = self.admin.post("/api/keys", json=fields)
@@ -51,14 +52,17 @@ class RunningGateway:
             time.sleep(0.05)
 
     def set_faults(self, faults: dict) -> None:
-        httpx.put(f"{self.url}/emulator/_emulator/faults", json=faults, timeout=10).raise_for_status()
+        httpx.put(
+            f"{self.url}/emulator/_emulator/faults", json=faults, timeout=10
+        ).raise_for_status()
 
     def clear_faults(self) -> None:
         httpx.delete(f"{self.url}/emulator/_emulator/faults", timeout=10).raise_for_status()
 
     def apply(self, yaml_text: str) -> dict:
-        response = self.admin.post("/api/config", content=yaml_text,
-                                   headers={"content-type": "application/yaml"})
+        response = self.admin.post(
+            "/api/config", content=yaml_text, headers={"content-type": "application/yaml"}
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -66,10 +70,22 @@ class RunningGateway:
 @contextmanager
 def run_gateway(database_url: str, *extra: str, env: dict | None = None):
     port = free_port()
-    args = [sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
-            "--database-url", database_url, *extra]
-    proc = ServerProcess(args, f"http://127.0.0.1:{port}/readyz",
-                         env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, **(env or {})})
+    args = [
+        sys.executable,
+        "-m",
+        "sluicegate.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        *extra,
+    ]
+    proc = ServerProcess(
+        args,
+        f"http://127.0.0.1:{port}/readyz",
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, **(env or {})},
+    )
     with proc:
         gateway = RunningGateway(f"http://127.0.0.1:{port}", proc)
         try:

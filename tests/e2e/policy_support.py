@@ -39,18 +39,33 @@ def seed_text(name: str) -> str:
 def replace_config(gateway: RunningGateway, *documents: str) -> dict:
     """Make these documents the whole config (a new version); returns the apply result."""
     body = "\n---\n".join([PLACEHOLDER, *documents])
-    response = gateway.admin.post("/api/config", content=body, params={"replace": "true"},
-                                  headers={"content-type": "application/yaml"})
+    response = gateway.admin.post(
+        "/api/config",
+        content=body,
+        params={"replace": "true"},
+        headers={"content-type": "application/yaml"},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["live_error"] is None, response.json()
     return response.json()
 
 
 def cli(gateway: RunningGateway, *args: str, url: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": url or gateway.url,
-           "COLUMNS": "250", "USER": CLI_USER, "LOGNAME": CLI_USER}
-    return subprocess.run([sys.executable, "-m", "sluicegate.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
+        "SLUICEGATE_URL": url or gateway.url,
+        "COLUMNS": "250",
+        "USER": CLI_USER,
+        "LOGNAME": CLI_USER,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # One pooled client for every call (thread-safe): building a client per call costs more
@@ -58,14 +73,27 @@ def cli(gateway: RunningGateway, *args: str, url: str | None = None) -> subproce
 _HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=100))
 
 
-def chat(gateway: RunningGateway | str, key: str, *, model: str = "gpt-4o-mini",
-         max_tokens: int = 16, content: str = "hi", timeout: float = 30,
-         headers: dict[str, str] | None = None) -> httpx.Response:
+def chat(
+    gateway: RunningGateway | str,
+    key: str,
+    *,
+    model: str = "gpt-4o-mini",
+    max_tokens: int = 16,
+    content: str = "hi",
+    timeout: float = 30,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     url = gateway if isinstance(gateway, str) else gateway.url
-    return _HTTP.post(url + "/v1/chat/completions", timeout=timeout, json={
-        "model": model, "max_tokens": max_tokens,
-        "messages": [{"role": "user", "content": content}]},
-        headers={"authorization": f"Bearer {key}", **(headers or {})})
+    return _HTTP.post(
+        url + "/v1/chat/completions",
+        timeout=timeout,
+        json={
+            "model": model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": content}],
+        },
+        headers={"authorization": f"Bearer {key}", **(headers or {})},
+    )
 
 
 def hammer(calls: list[Callable[[], httpx.Response]], workers: int = 32) -> list[httpx.Response]:
@@ -77,25 +105,29 @@ def hammer(calls: list[Callable[[], httpx.Response]], workers: int = 32) -> list
 def budget_rows(gateway: RunningGateway | str, budget_id: str) -> dict[str, dict]:
     """GET /api/budgets for one budget: window label -> row."""
     url = gateway if isinstance(gateway, str) else gateway.url
-    response = _HTTP.get(url + "/api/budgets", timeout=10,
-                         headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    response = _HTTP.get(
+        url + "/api/budgets", timeout=10, headers={"authorization": f"Bearer {ADMIN_KEY}"}
+    )
     response.raise_for_status()
     return {r["window"]: r for r in response.json()["data"] if r["id"] == budget_id}
 
 
-def rows_for(gateway: RunningGateway, responses: list[httpx.Response],
-             timeout: float = 5.0) -> list[dict]:
+def rows_for(
+    gateway: RunningGateway, responses: list[httpx.Response], timeout: float = 5.0
+) -> list[dict]:
     """The ledger rows of these responses (every one must be there)."""
     wanted = {r.headers["x-sluice-request-id"] for r in responses}
     deadline = time.monotonic() + timeout
     while True:
-        found = {r["request_id"]: r for r in gateway.requests(since="1h")
-                 if r["request_id"] in wanted}
+        found = {
+            r["request_id"]: r for r in gateway.requests(since="1h") if r["request_id"] in wanted
+        }
         if len(found) == len(wanted):
             return [found[r.headers["x-sluice-request-id"]] for r in responses]
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(wanted) - len(found)} of {len(wanted)} requests "
-                                 "are missing from the ledger")
+            raise AssertionError(
+                f"{len(wanted) - len(found)} of {len(wanted)} requests are missing from the ledger"
+            )
         time.sleep(0.05)
 
 
@@ -118,8 +150,9 @@ def prices_doc(name: str, **models: tuple[float, float]) -> str:
     """A `gateway-providers` document with price overrides only (the default catalogue
     stays): model -> (USD per million input tokens, per million output tokens)."""
     lines = [f"name: {name}", "type: gateway-providers", "prices:"]
-    lines += [f"  {model}: {{input_mtok: {i}, output_mtok: {o}}}" for model, (i, o) in
-              models.items()]
+    lines += [
+        f"  {model}: {{input_mtok: {i}, output_mtok: {o}}}" for model, (i, o) in models.items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -135,13 +168,18 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with receiver._lock:
                     seen = sum(1 for h in receiver.hits if h["path"] == self.path)
-                    receiver.hits.append({"path": self.path, "headers": dict(self.headers),
-                                          "body": json.loads(body or b"null"),
-                                          "at": time.time()})
+                    receiver.hits.append(
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": json.loads(body or b"null"),
+                            "at": time.time(),
+                        }
+                    )
                 failing = seen < receiver.fail_first
                 if failing and receiver.first_delay_s:
                     time.sleep(receiver.first_delay_s)

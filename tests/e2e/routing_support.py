@@ -37,11 +37,16 @@ def rgw(tmp_path_factory, capture):
     `capture` (a CaptureUpstream), and the seed's routing-config.yaml applied unchanged."""
     db = tmp_path_factory.mktemp("routing") / "sluicegate.db"
     with run_gateway(f"sqlite:///{db}") as gateway:
-        gateway.apply(providers_yaml(gateway.url, extra=[
-            f"{{name: deadhost, kind: openai, base_url: http://127.0.0.1:{free_port()}/v1}}",
-            f"{{name: capture, kind: openai, base_url: {capture.url}, "
-            "headers: {authorization: Bearer cap, x-drop-me: secret}}",
-        ]))
+        gateway.apply(
+            providers_yaml(
+                gateway.url,
+                extra=[
+                    f"{{name: deadhost, kind: openai, base_url: http://127.0.0.1:{free_port()}/v1}}",
+                    f"{{name: capture, kind: openai, base_url: {capture.url}, "
+                    "headers: {authorization: Bearer cap, x-drop-me: secret}}",
+                ],
+            )
+        )
         gateway.apply(SEED_ROUTING.read_text())
         yield gateway
 
@@ -63,35 +68,43 @@ def row_of(gateway: RunningGateway, response: httpx.Response) -> dict:
 
 
 def attempts_of(row: dict) -> list[tuple]:
-    return [(a["model"], a["status_code"], a["error_class"], a["reason"])
-            for a in row["attempts"]]
+    return [(a["model"], a["status_code"], a["error_class"], a["reason"]) for a in row["attempts"]]
 
 
 def providers_yaml(emulator_url: str, *, extra: Iterable[str] = ()) -> str:
     """A `gateway-providers` document: anthropic, bedrock (anthropic kind), openai and
     vertex (openai kind), all served by the emulator under `emulator_url` (a gateway URL),
     plus any extra account lines given (YAML flow mappings)."""
-    anthropic = (f"kind: anthropic, base_url: {emulator_url}/emulator, "
-                 "headers: {x-api-key: emulator}")
-    openai = (f"kind: openai, base_url: {emulator_url}/emulator/v1, "
-              "headers: {authorization: Bearer emulator}")
-    accounts = [f"  - {{name: anthropic, {anthropic}}}", f"  - {{name: bedrock, {anthropic}}}",
-                f"  - {{name: openai, {openai}}}", f"  - {{name: vertex, {openai}}}",
-                *(f"  - {line}" for line in extra)]
-    return "\n".join([
-        "name: emulated-providers",
-        "type: gateway-providers",
-        "providers:",
-        *accounts,
-        "models:",
-        "  gpt-4o-mini: {provider: openai}",
-        "  claude-haiku-4-5: {provider: anthropic}",
-        "  gemini-2.0-flash: {provider: vertex}",
-        "prices:  # for budget tests: made-up models need a price to be reserved against",
-        "  rt-premium: {input_mtok: 3, output_mtok: 15}",
-        "  rt-premium-cheap: {input_mtok: 0.1, output_mtok: 0.4}",
-        "",
-    ])
+    anthropic = (
+        f"kind: anthropic, base_url: {emulator_url}/emulator, headers: {{x-api-key: emulator}}"
+    )
+    openai = (
+        f"kind: openai, base_url: {emulator_url}/emulator/v1, "
+        "headers: {authorization: Bearer emulator}"
+    )
+    accounts = [
+        f"  - {{name: anthropic, {anthropic}}}",
+        f"  - {{name: bedrock, {anthropic}}}",
+        f"  - {{name: openai, {openai}}}",
+        f"  - {{name: vertex, {openai}}}",
+        *(f"  - {line}" for line in extra),
+    ]
+    return "\n".join(
+        [
+            "name: emulated-providers",
+            "type: gateway-providers",
+            "providers:",
+            *accounts,
+            "models:",
+            "  gpt-4o-mini: {provider: openai}",
+            "  claude-haiku-4-5: {provider: anthropic}",
+            "  gemini-2.0-flash: {provider: vertex}",
+            "prices:  # for budget tests: made-up models need a price to be reserved against",
+            "  rt-premium: {input_mtok: 3, output_mtok: 15}",
+            "  rt-premium-cheap: {input_mtok: 0.1, output_mtok: 0.4}",
+            "",
+        ]
+    )
 
 
 def emulator_counts(gateway: RunningGateway) -> Counter[str]:
@@ -101,34 +114,58 @@ def emulator_counts(gateway: RunningGateway) -> Counter[str]:
 
 def patch_faults(gateway: RunningGateway, faults: dict) -> None:
     """Merge into the emulator's fault table (a None entry removes that model's fault)."""
-    httpx.patch(f"{gateway.url}/emulator/_emulator/faults", json=faults,
-                timeout=10).raise_for_status()
+    httpx.patch(
+        f"{gateway.url}/emulator/_emulator/faults", json=faults, timeout=10
+    ).raise_for_status()
 
 
-def chat(gateway: RunningGateway, key: str, model: str, *, stream: bool = False,
-         timeout: float = 30, **headers: str) -> httpx.Response:
+def chat(
+    gateway: RunningGateway,
+    key: str,
+    model: str,
+    *,
+    stream: bool = False,
+    timeout: float = 30,
+    **headers: str,
+) -> httpx.Response:
     body = {"model": model, "messages": HI, "stream": stream}
-    return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=timeout,
-                      headers={"authorization": f"Bearer {key}", **headers})
+    return httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json=body,
+        timeout=timeout,
+        headers={"authorization": f"Bearer {key}", **headers},
+    )
 
 
-async def burst(gateway: RunningGateway, key: str, model: str, count: int, *,
-                concurrency: int = 16, headers: dict[str, str] | None = None,
-                pause_s: float = 0.0, midway: tuple[int, Callable[[], None]] | None = None,
-                ) -> list[httpx.Response]:
+async def burst(
+    gateway: RunningGateway,
+    key: str,
+    model: str,
+    count: int,
+    *,
+    concurrency: int = 16,
+    headers: dict[str, str] | None = None,
+    pause_s: float = 0.0,
+    midway: tuple[int, Callable[[], None]] | None = None,
+) -> list[httpx.Response]:
     """`count` chat requests, at most `concurrency` at a time, in order of sending.
     `midway=(n, action)` runs `action` once n responses have come back (mid-run)."""
     done = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     responses: list[httpx.Response | None] = [None] * count
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=30, limits=limits,
-                                 headers={"authorization": f"Bearer {key}",
-                                          **(headers or {})}) as client:
+    async with httpx.AsyncClient(
+        base_url=gateway.url,
+        timeout=30,
+        limits=limits,
+        headers={"authorization": f"Bearer {key}", **(headers or {})},
+    ) as client:
+
         async def one(index: int) -> None:
             async with gate:
                 responses[index] = await client.post(
-                    "/v1/chat/completions", json={"model": model, "messages": HI})
+                    "/v1/chat/completions", json={"model": model, "messages": HI}
+                )
                 nonlocal done
                 done += 1
                 if midway is not None and done == midway[0]:
@@ -171,17 +208,26 @@ class CaptureUpstream:
         captured = self.requests
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 captured.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                answer = json.dumps({
-                    "id": "chatcmpl-capture", "object": "chat.completion",
-                    "created": int(time.time()), "model": body.get("model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": "captured"}}],
-                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-                }).encode()
+                answer = json.dumps(
+                    {
+                        "id": "chatcmpl-capture",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "captured"},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(answer)))

@@ -55,10 +55,19 @@ def targets(gateway, virtual_model: str) -> dict[str, dict]:
 
 
 def cli_targets(gateway) -> str:
-    env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": gateway.url,
-           "COLUMNS": "250", "PATH": ""}
-    done = subprocess.run([sys.executable, "-m", "sluicegate.cli.main", "targets"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
+        "SLUICEGATE_URL": gateway.url,
+        "COLUMNS": "250",
+        "PATH": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "sluicegate.cli.main", "targets"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -76,8 +85,9 @@ def test_provider_outage_mid_run_loses_no_request_and_opens_the_circuit(bgw, key
     assert [r.status_code for r in responses] == [200] * 300
     calls = emulator_counts(bgw) - before
     fell_back = [r for r in responses if r.headers["x-sluice-attempts"] == "2"]
-    assert fell_back and all(r.headers["x-sluice-resolved-model"] == "openai/gpt-4o-mini"
-                             for r in fell_back)
+    assert fell_back and all(
+        r.headers["x-sluice-resolved-model"] == "openai/gpt-4o-mini" for r in fell_back
+    )
     assert len(fell_back) <= 5 + 8  # the threshold, plus calls already in flight
     assert calls["gpt-4o-mini"] == len(fell_back) and not calls["gemini-2.0-flash"]
 
@@ -101,7 +111,9 @@ def test_provider_outage_mid_run_loses_no_request_and_opens_the_circuit(bgw, key
     row = bgw.request_row(fell_back[0].headers["x-sluice-request-id"])
     assert row["routing_rule"] == "primary-haiku" and row["fallback_used"]
     assert [(a["model"], a["status_code"]) for a in row["attempts"]] == [
-        ("claude-haiku-4-5", 503), ("gpt-4o-mini", 200)]
+        ("claude-haiku-4-5", 503),
+        ("gpt-4o-mini", 200),
+    ]
 
 
 BREAKER = """
@@ -118,8 +130,9 @@ def test_open_circuit_is_skipped_for_the_cooldown_then_probed(bgw, key):
     bgw.set_faults({"rt-br-main": {"status": 500}})
     before = emulator_counts(bgw)
     for _ in range(3):
-        assert chat(bgw, key, "rt-breaker").headers["x-sluice-resolved-model"] == \
-            "anthropic/rt-br-fb"
+        assert (
+            chat(bgw, key, "rt-breaker").headers["x-sluice-resolved-model"] == "anthropic/rt-br-fb"
+        )
     assert targets(bgw, "rt-breaker")["main"]["state"] == "open"
     opened = time.monotonic()
 
@@ -142,8 +155,7 @@ def test_open_circuit_is_skipped_for_the_cooldown_then_probed(bgw, key):
 
     bgw.clear_faults()  # the provider recovers; after the cooldown one probe closes it
     assert wait_for(lambda: targets(bgw, "rt-breaker")["main"]["state"] == "half_open", 3)
-    assert chat(bgw, key, "rt-breaker").headers["x-sluice-resolved-model"] == \
-        "openai/rt-br-main"
+    assert chat(bgw, key, "rt-breaker").headers["x-sluice-resolved-model"] == "openai/rt-br-main"
     assert targets(bgw, "rt-breaker")["main"]["state"] == "closed"
     responses = run(burst(bgw, key, "rt-breaker", 10, concurrency=5))
     assert resolved(responses) == {"openai/rt-br-main": 10}
@@ -170,8 +182,11 @@ def test_latency_based_routing_shifts_traffic_within_seconds(bgw, key):
     assert resolved(first) == {"openai/rt-lat-a": 5, "anthropic/rt-lat-b": 5}
     warm = run(burst(bgw, key, "rt-latency", 200, concurrency=4))
     favourite, _ = resolved(warm[-50:]).most_common(1)[0]
-    slow, fast = ("rt-lat-a", "anthropic/rt-lat-b") if favourite.endswith("rt-lat-a") \
+    slow, fast = (
+        ("rt-lat-a", "anthropic/rt-lat-b")
+        if favourite.endswith("rt-lat-a")
         else ("rt-lat-b", "openai/rt-lat-a")
+    )
     slowed_at = time.time()
     bgw.set_faults({slow: {"delay_ms": 300}})  # the favourite slows down
     started, shares = time.monotonic(), []
@@ -184,13 +199,14 @@ def test_latency_based_routing_shifts_traffic_within_seconds(bgw, key):
     assert shares[-1] >= 0.85 and shifted_after < 5, (shifted_after, shares)
     # The ledger shows why: the requests still sent to the slow target (exploration)
     # took the injected 300 ms; the fast one answers well under it.
-    recent = [r for r in bgw.requests(model="rt-latency", since=str(slowed_at))
-              if r["status_code"] == 200]
+    recent = [
+        r for r in bgw.requests(model="rt-latency", since=str(slowed_at)) if r["status_code"] == 200
+    ]
     slow_ms = [r["latency_ms"] for r in recent if r["model"] == slow]
     fast_ms = sorted(r["latency_ms"] for r in recent if r["model"] == fast.split("/")[1])
     # (290: the emulator's event loop times its delay from a clock read at the start of
     # its loop iteration, so a 300 ms delay can end a fraction of a millisecond early)
-    assert slow_ms and min(slow_ms) >= 290 and 300 > fast_ms[len(fast_ms) // 2]
+    assert slow_ms and min(slow_ms) >= 290 and fast_ms[len(fast_ms) // 2] < 300
     rows = {r["model"]: r for r in targets(bgw, "rt-latency").values()}
     assert rows[slow]["p95_ms"] is not None and rows[slow]["error_rate"] == 0
 
@@ -218,9 +234,18 @@ def replicas(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("replicas")
     prefix = f"sgtest-routing-{uuid.uuid4().hex[:10]}:"
     with ExitStack() as stack:
-        one, two = (stack.enter_context(run_gateway(
-            f"sqlite:///{tmp_path / name}.db", "--redis-url", REDIS_URL,
-            "--redis-prefix", prefix)) for name in ("one", "two"))
+        one, two = (
+            stack.enter_context(
+                run_gateway(
+                    f"sqlite:///{tmp_path / name}.db",
+                    "--redis-url",
+                    REDIS_URL,
+                    "--redis-prefix",
+                    prefix,
+                )
+            )
+            for name in ("one", "two")
+        )
         for gateway in (one, two):  # both call the first replica's emulator
             gateway.apply(providers_yaml(one.url))
             gateway.apply(SHARED)
@@ -249,9 +274,14 @@ def test_two_replicas_share_breaker_state_through_redis(replicas):
 
     async def both() -> list:
         import asyncio
-        return sum(await asyncio.gather(burst(one, keys[0], "rt-shared", 6, concurrency=6),
-                                        burst(two, keys[1], "rt-shared", 6, concurrency=6)),
-                   [])
+
+        return sum(
+            await asyncio.gather(
+                burst(one, keys[0], "rt-shared", 6, concurrency=6),
+                burst(two, keys[1], "rt-shared", 6, concurrency=6),
+            ),
+            [],
+        )
 
     assert [r.status_code for r in run(both())] == [200] * 12
     assert (emulator_counts(one) - before)["rt-shared-main"] == 4
@@ -259,11 +289,15 @@ def test_two_replicas_share_breaker_state_through_redis(replicas):
 
     one.clear_faults()
     assert wait_for(lambda: targets(one, "rt-shared")["main"]["state"] == "half_open", 4)
-    assert chat(two, keys[1], "rt-shared").headers["x-sluice-resolved-model"] == \
-        "openai/rt-shared-main"  # replica two's probe closes the circuit for both
+    assert (
+        chat(two, keys[1], "rt-shared").headers["x-sluice-resolved-model"]
+        == "openai/rt-shared-main"
+    )  # replica two's probe closes the circuit for both
     assert targets(one, "rt-shared")["main"]["state"] == "closed"
-    assert chat(one, keys[0], "rt-shared").headers["x-sluice-resolved-model"] == \
-        "openai/rt-shared-main"
+    assert (
+        chat(one, keys[0], "rt-shared").headers["x-sluice-resolved-model"]
+        == "openai/rt-shared-main"
+    )
 
     client = redis.Redis.from_url(REDIS_URL)
     try:  # the state lives under the replicas' own prefix

@@ -55,7 +55,10 @@ def test_fallbacks_are_tried_in_order_and_a_client_error_does_not_fall_back(rgw,
     response = chat(rgw, key, "rt-fallbacks")
     assert response.headers["x-sluice-resolved-model"] == "vertex/rt-fb-second"
     assert [a[0] for a in attempts_of(row_of(rgw, response))] == [
-        "rt-fb-main", "rt-fb-first", "rt-fb-second"]
+        "rt-fb-main",
+        "rt-fb-first",
+        "rt-fb-second",
+    ]
 
     rgw.set_faults({"rt-fb-main": {"status": 400, "error_message": "bad temperature"}})
     before = emulator_counts(rgw)
@@ -73,8 +76,10 @@ def test_fallbacks_are_tried_in_order_and_a_client_error_does_not_fall_back(rgw,
 
 
 def test_fallback_status_codes_are_configurable(rgw, key):
-    rgw.apply(FALLBACKS.replace("name: rt-fallbacks", "name: rt-fallbacks-503")
-              + "fallback_status_codes: [503]\n")
+    rgw.apply(
+        FALLBACKS.replace("name: rt-fallbacks", "name: rt-fallbacks-503")
+        + "fallback_status_codes: [503]\n"
+    )
     rgw.set_faults({"rt-fb-main": {"status": 500}})
     response = chat(rgw, key, "rt-fallbacks-503")
     assert response.status_code == 502 and response.headers["x-sluice-attempts"] == "1"
@@ -106,7 +111,11 @@ def test_connection_errors_and_timeouts_fall_back(rgw, key):
     assert response.status_code == 200
     assert response.headers["x-sluice-resolved-model"] == "vertex/rt-connect-fb"
     assert attempts_of(row_of(rgw, response))[0] == (
-        "rt-dead", None, "UpstreamUnavailable", "primary")
+        "rt-dead",
+        None,
+        "UpstreamUnavailable",
+        "primary",
+    )
 
     rgw.apply(TIMEOUT)
     rgw.set_faults({"rt-slow": {"delay_ms": 3000}})
@@ -117,7 +126,10 @@ def test_connection_errors_and_timeouts_fall_back(rgw, key):
     assert response.headers["x-sluice-resolved-model"] == "vertex/rt-connect-fb"
     first = row_of(rgw, response)["attempts"][0]
     assert (first["model"], first["status_code"], first["error_class"]) == (
-        "rt-slow", None, "UpstreamTimeout")
+        "rt-slow",
+        None,
+        "UpstreamTimeout",
+    )
     assert 250 <= first["latency_ms"] < 1500
 
 
@@ -145,9 +157,11 @@ def test_429_retry_after_is_honoured_then_falls_back(rgw, key):
     assert elapsed >= 1.0  # the retry waited for Retry-After, not the 20 ms back-off
     assert response.headers["x-sluice-attempts"] == "3"
     row = row_of(rgw, response)
-    assert attempts_of(row) == [("rt-retry-main", 429, "UpstreamHTTPError", "primary"),
-                                ("rt-retry-main", 429, "UpstreamHTTPError", "retry"),
-                                ("rt-retry-fb", 200, None, "fallback")]
+    assert attempts_of(row) == [
+        ("rt-retry-main", 429, "UpstreamHTTPError", "primary"),
+        ("rt-retry-main", 429, "UpstreamHTTPError", "retry"),
+        ("rt-retry-fb", 200, None, "fallback"),
+    ]
     assert row["retry_used"] and row["fallback_used"]
     assert (emulator_counts(rgw) - before)["rt-retry-main"] == 2
 
@@ -220,10 +234,8 @@ fallbacks: [{provider: anthropic, model: rt-stream-fb}]
 
 def stream_text_openai(rgw, key, model) -> tuple[str, str]:
     client = openai.OpenAI(base_url=rgw.url + "/v1", api_key=key, max_retries=0)
-    raw = client.chat.completions.with_raw_response.create(model=model, messages=HI,
-                                                           stream=True)
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse()
-                   if chunk.choices)
+    raw = client.chat.completions.with_raw_response.create(model=model, messages=HI, stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
     return text, raw.headers["x-sluice-request-id"]
 
 
@@ -236,12 +248,17 @@ def test_ttft_timeout_falls_back_on_streams(rgw, key):
     assert "rt-stream-fb" in text  # the fallback answered, translated to the OpenAI format
     row = rgw.request_row(request_id)
     assert row["stream"] and row["status_code"] == 200 and row["fallback_used"]
-    assert attempts_of(row) == [("rt-stream-main", None, "UpstreamTimeout", "primary"),
-                                ("rt-stream-fb", 200, None, "fallback")]
+    assert attempts_of(row) == [
+        ("rt-stream-main", None, "UpstreamTimeout", "primary"),
+        ("rt-stream-fb", 200, None, "fallback"),
+    ]
     assert row["ttft_ms"] >= 300 and row["latency_ms"] >= row["ttft_ms"]
     # ...and the timeout counts as a failure of that target
-    status = {r["target_id"]: r for r in rgw.admin.get("/api/targets").json()["data"]
-              if r["virtual_model"] == "rt-stream"}
+    status = {
+        r["target_id"]: r
+        for r in rgw.admin.get("/api/targets").json()["data"]
+        if r["virtual_model"] == "rt-stream"
+    }
     assert status["main"]["error_rate"] > 0
 
 
@@ -275,9 +292,13 @@ def test_a_stream_cannot_fall_back_after_its_first_byte(rgw, key):
     rgw.apply(STREAMS)
     rgw.set_faults({"rt-stream-main": {"drop_after_chunks": 3}})
     before = emulator_counts(rgw)
-    with httpx.stream("POST", f"{rgw.url}/v1/chat/completions", timeout=30,
-                      json={"model": "rt-stream", "messages": HI, "stream": True},
-                      headers={"authorization": f"Bearer {key}"}) as response:
+    with httpx.stream(
+        "POST",
+        f"{rgw.url}/v1/chat/completions",
+        timeout=30,
+        json={"model": "rt-stream", "messages": HI, "stream": True},
+        headers={"authorization": f"Bearer {key}"},
+    ) as response:
         assert response.status_code == 200  # the status line went out with the first byte
         body = response.read().decode()
         request_id = response.headers["x-sluice-request-id"]

@@ -15,16 +15,23 @@ import pytest
 from tests.e2e.gateway import ADMIN_KEY
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-MESSAGES = {"model": "claude-haiku-4-5", "max_tokens": 16,
-            "messages": [{"role": "user", "content": "hi"}]}
+MESSAGES = {
+    "model": "claude-haiku-4-5",
+    "max_tokens": 16,
+    "messages": [{"role": "user", "content": "hi"}],
+}
 
 
 def post(gateway, path, body, key=None, **headers):
     if key:
         headers["authorization"] = f"Bearer {key}"
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(gateway.url + path, content=content, timeout=30,
-                      headers={"content-type": "application/json", **headers})
+    return httpx.post(
+        gateway.url + path,
+        content=content,
+        timeout=30,
+        headers={"content-type": "application/json", **headers},
+    )
 
 
 def assert_openai_error(response, status, *, param=None):
@@ -57,8 +64,9 @@ def test_key_lifecycle_rotate_with_grace_then_revoke(gateway):
     assert "key" not in row and "key_hash" not in row and row["state"] == "active"
 
     assert post(gateway, "/v1/chat/completions", CHAT, created["key"]).status_code == 200
-    rotated = gateway.admin.post(f"/api/keys/{created['id']}/rotate",
-                                 json={"grace_seconds": 2}).json()
+    rotated = gateway.admin.post(
+        f"/api/keys/{created['id']}/rotate", json={"grace_seconds": 2}
+    ).json()
     assert rotated["key"] != created["key"]
     # Inside the grace period both keys work...
     assert post(gateway, "/v1/chat/completions", CHAT, created["key"]).status_code == 200
@@ -88,26 +96,47 @@ def test_key_model_allow_list(gateway):
     assert post(gateway, "/v1/chat/completions", CHAT, created["key"]).status_code == 200
     other = post(gateway, "/v1/chat/completions", {**CHAT, "model": "gpt-4o"}, created["key"])
     assert_openai_error(other, 403)
-    names = {m.id for m in openai.OpenAI(base_url=gateway.url + "/v1",
-                                          api_key=created["key"]).models.list()}
+    names = {
+        m.id
+        for m in openai.OpenAI(base_url=gateway.url + "/v1", api_key=created["key"]).models.list()
+    }
     assert names == {"gpt-4o-mini"}
 
 
 def test_admin_api_refuses_non_admin_keys(gateway, key):
-    response = httpx.get(gateway.url + "/api/keys",
-                         headers={"authorization": f"Bearer {key['key']}"})
+    response = httpx.get(
+        gateway.url + "/api/keys", headers={"authorization": f"Bearer {key['key']}"}
+    )
     assert response.status_code == 403
     assert httpx.get(gateway.url + "/api/keys").status_code == 401
 
 
 def test_cli_keys_and_requests_tail(gateway):
-    env = {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": gateway.url,
-           "COLUMNS": "200", "PATH": ""}
+    env = {
+        "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
+        "SLUICEGATE_URL": gateway.url,
+        "COLUMNS": "200",
+        "PATH": "",
+    }
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "sluicegate.cli.main", *args], env=env, capture_output=True,
-        text=True, timeout=60)
-    created = run("keys", "create", "--user", "dana", "--team", "search", "--project",
-                  "platform-search", "--name", "dana-laptop")
+        [sys.executable, "-m", "sluicegate.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    created = run(
+        "keys",
+        "create",
+        "--user",
+        "dana",
+        "--team",
+        "search",
+        "--project",
+        "platform-search",
+        "--name",
+        "dana-laptop",
+    )
     assert created.returncode == 0, created.stderr
     key_id = created.stdout.split("id:")[1].split()[0]
     raw_key = created.stdout.split("key:")[1].split()[0]
@@ -124,22 +153,40 @@ def test_cli_keys_and_requests_tail(gateway):
 
 # --- the envelope ------------------------------------------------------------------
 def test_envelope_headers_attribute_the_request(gateway, key):
-    response = post(gateway, "/v1/chat/completions", CHAT, key["key"], **{
-        "X-Sluice-Project": "checkout", "X-Sluice-Session-ID": "sess_a3f9",
-        "X-Sluice-Workflow-Tag": "classify-intent", "X-Sluice-Environment": "production",
-        "X-Sluice-Cost-Center": "eng-002", "X-Sluice-Metadata": '{"customer": "acme"}'})
+    response = post(
+        gateway,
+        "/v1/chat/completions",
+        CHAT,
+        key["key"],
+        **{
+            "X-Sluice-Project": "checkout",
+            "X-Sluice-Session-ID": "sess_a3f9",
+            "X-Sluice-Workflow-Tag": "classify-intent",
+            "X-Sluice-Environment": "production",
+            "X-Sluice-Cost-Center": "eng-002",
+            "X-Sluice-Metadata": '{"customer": "acme"}',
+        },
+    )
     assert response.status_code == 200
     row = gateway.request_row(response.headers["x-sluice-request-id"])
     assert (row["project"], row["session_id"], row["workflow_tag"]) == (
-        "checkout", "sess_a3f9", "classify-intent")
+        "checkout",
+        "sess_a3f9",
+        "classify-intent",
+    )
     assert row["environment"] == "production" and row["cost_center"] == "eng-002"
     assert row["metadata"] == {"customer": "acme"}
     assert (row["user_id"], row["team"], row["key_id"]) == ("alice", "search", key["id"])
 
 
 def test_compat_prefix_headers_attribute_the_same(gateway, key):
-    response = post(gateway, "/v1/chat/completions", CHAT, key["key"], **{
-        "X-TFY-Project": "legacy", "X-TFY-Workflow-Tag": "summarise"})
+    response = post(
+        gateway,
+        "/v1/chat/completions",
+        CHAT,
+        key["key"],
+        **{"X-TFY-Project": "legacy", "X-TFY-Workflow-Tag": "summarise"},
+    )
     row = gateway.request_row(response.headers["x-sluice-request-id"])
     assert (row["project"], row["workflow_tag"]) == ("legacy", "summarise")
 
@@ -150,12 +197,15 @@ def test_no_project_is_untagged(gateway):
     assert gateway.request_row(response.headers["x-sluice-request-id"])["project"] == "UNTAGGED"
 
 
-@pytest.mark.parametrize("headers,param", [
-    ({"X-Sluice-Metadata": "not json"}, "X-Sluice-Metadata"),
-    ({"X-Sluice-Metadata": '{"n": 3}'}, "X-Sluice-Metadata"),
-    ({"X-Sluice-Project": "bad project!"}, "x-sluice-project"),
-    ({"X-Sluice-Session-ID": "x" * 300}, "x-sluice-session-id"),
-])
+@pytest.mark.parametrize(
+    "headers,param",
+    [
+        ({"X-Sluice-Metadata": "not json"}, "X-Sluice-Metadata"),
+        ({"X-Sluice-Metadata": '{"n": 3}'}, "X-Sluice-Metadata"),
+        ({"X-Sluice-Project": "bad project!"}, "x-sluice-project"),
+        ({"X-Sluice-Session-ID": "x" * 300}, "x-sluice-session-id"),
+    ],
+)
 def test_bad_envelope_values_are_400(gateway, key, headers, param):
     response = post(gateway, "/v1/chat/completions", CHAT, key["key"], **headers)
     error = assert_openai_error(response, 400)
@@ -172,11 +222,15 @@ def test_header_cannot_override_pinned_team(gateway, key):
 def test_missing_and_unknown_keys_are_401_in_each_format(gateway):
     assert_openai_error(post(gateway, "/v1/chat/completions", CHAT), 401)
     assert_openai_error(post(gateway, "/v1/chat/completions", CHAT, "sg-nope"), 401)
-    assert_anthropic_error(post(gateway, "/v1/messages", MESSAGES, **{"x-api-key": "sg-nope"}),
-                           401, "authentication_error")
+    assert_anthropic_error(
+        post(gateway, "/v1/messages", MESSAGES, **{"x-api-key": "sg-nope"}),
+        401,
+        "authentication_error",
+    )
     with pytest.raises(anthropic.AuthenticationError):
-        anthropic.Anthropic(base_url=gateway.url, api_key="sg-nope",
-                            max_retries=0).messages.create(**MESSAGES)
+        anthropic.Anthropic(base_url=gateway.url, api_key="sg-nope", max_retries=0).messages.create(
+            **MESSAGES
+        )
 
 
 def test_malformed_and_invalid_bodies_are_400_naming_the_field(gateway, key):
@@ -185,11 +239,19 @@ def test_malformed_and_invalid_bodies_are_400_naming_the_field(gateway, key):
     assert ledger_status(gateway, bad_json) == 400
     no_messages = post(gateway, "/v1/chat/completions", {"model": "gpt-4o-mini"}, key["key"])
     assert_openai_error(no_messages, 400, param="messages")
-    bad_role = post(gateway, "/v1/chat/completions", {
-        "model": "gpt-4o-mini", "messages": [{"role": 7, "content": "x"}]}, key["key"])
+    bad_role = post(
+        gateway,
+        "/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": 7, "content": "x"}]},
+        key["key"],
+    )
     assert_openai_error(bad_role, 400, param="messages[0].role")
-    anthropic_bad = post(gateway, "/v1/messages", {
-        "model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]}, key["key"])
+    anthropic_bad = post(
+        gateway,
+        "/v1/messages",
+        {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]},
+        key["key"],
+    )
     assert_anthropic_error(anthropic_bad, 400, "invalid_request_error")
     assert "max_tokens" in anthropic_bad.json()["error"]["message"]
 
@@ -199,8 +261,9 @@ def test_unknown_model_is_404(gateway, key):
     assert_openai_error(response, 404)
     assert ledger_status(gateway, response) == 404
     with pytest.raises(anthropic.NotFoundError):
-        anthropic.Anthropic(base_url=gateway.url, api_key=key["key"], max_retries=0
-                            ).messages.create(**{**MESSAGES, "model": "claude-99"})
+        anthropic.Anthropic(
+            base_url=gateway.url, api_key=key["key"], max_retries=0
+        ).messages.create(**{**MESSAGES, "model": "claude-99"})
 
 
 def test_oversized_body_is_413(gateway, key):
@@ -219,8 +282,9 @@ def test_upstream_failure_is_502_and_timeout_504(gateway, key):
         assert row["status_code"] == 502 and row["attempts"][0]["status_code"] == 500
 
         gateway.set_faults({"claude-sonnet-4-6": {"status": 529, "failure_rate": 1.0}})
-        overloaded = post(gateway, "/v1/messages", {**MESSAGES, "model": "claude-sonnet-4-6"},
-                          key["key"])
+        overloaded = post(
+            gateway, "/v1/messages", {**MESSAGES, "model": "claude-sonnet-4-6"}, key["key"]
+        )
         assert_anthropic_error(overloaded, 502, "api_error")
 
         gateway.set_faults({"gpt-4o": {"status": 429, "failure_rate": 1.0, "retry_after": 7}})
@@ -237,8 +301,9 @@ def test_upstream_timeout_is_504(gateway, key):
     gateway.apply(TIMEOUT_PROVIDERS.format(url=gateway.url))
     try:
         gateway.set_faults({"slow-model": {"delay_ms": 3000}})
-        response = post(gateway, "/v1/chat/completions", {**CHAT, "model": "slow-model"},
-                        key["key"])
+        response = post(
+            gateway, "/v1/chat/completions", {**CHAT, "model": "slow-model"}, key["key"]
+        )
         assert_openai_error(response, 504)
         assert ledger_status(gateway, response) == 504
     finally:
@@ -272,10 +337,18 @@ models:
 def test_client_disconnect_mid_stream_is_recorded(gateway, key):
     gateway.set_faults({"claude-opus-4-7": {"inter_chunk_ms": 200}})
     try:
-        with httpx.stream("POST", gateway.url + "/v1/chat/completions", timeout=30, json={
-            "model": "claude-opus-4-7", "stream": True, "max_tokens": 200,
-            "messages": [{"role": "user", "content": "tell me a long story " * 5}]},
-                headers={"authorization": f"Bearer {key['key']}"}) as response:
+        with httpx.stream(
+            "POST",
+            gateway.url + "/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "claude-opus-4-7",
+                "stream": True,
+                "max_tokens": 200,
+                "messages": [{"role": "user", "content": "tell me a long story " * 5}],
+            },
+            headers={"authorization": f"Bearer {key['key']}"},
+        ) as response:
             request_id = response.headers["x-sluice-request-id"]
             lines = response.iter_lines()
             next(lines)

@@ -71,8 +71,10 @@ def budget_doc(name: str, budgets: str) -> str:
 
 
 def requests_quota(response: httpx.Response) -> tuple[str, str]:
-    return (response.headers["x-ratelimit-limit-requests"],
-            response.headers["x-ratelimit-remaining-requests"])
+    return (
+        response.headers["x-ratelimit-limit-requests"],
+        response.headers["x-ratelimit-remaining-requests"],
+    )
 
 
 def assert_refused(response: httpx.Response, rule_id: str, code: str = "rate_limit_exceeded"):
@@ -92,10 +94,14 @@ def test_seed_documents_apply_unchanged_with_the_cli(gw, tmp_path):
 
     dry = cli(gw, "apply", *files, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    for expected in ("+++ gateway-rate-limit-config/production-rate-limits",
-                     "+++ gateway-budget-config/2026-q2-project-budgets",
-                     "+++ gateway-rate-limiting-config/ratelimiting-config",
-                     "tokens: 200000", "unit: requests_per_day", "dry run: nothing applied"):
+    for expected in (
+        "+++ gateway-rate-limit-config/production-rate-limits",
+        "+++ gateway-budget-config/2026-q2-project-budgets",
+        "+++ gateway-rate-limiting-config/ratelimiting-config",
+        "tokens: 200000",
+        "unit: requests_per_day",
+        "dry run: nothing applied",
+    ):
         assert expected in dry.stdout
     assert config_version(gw) == before  # a dry run changes nothing
 
@@ -108,14 +114,21 @@ def test_seed_documents_apply_unchanged_with_the_cli(gw, tmp_path):
         doc = yaml.safe_load(seed_text(name))
         assert live[(doc["type"], doc["name"])] == doc
     shown = cli(gw, "config", "show").stdout
-    for rule in ("per-session-loop-guard", "per-user-burst", "classify-intent-soft-cap",
-                 "platform-search-monthly", "intern-sandbox-cap", "rule-id"):
+    for rule in (
+        "per-session-loop-guard",
+        "per-user-burst",
+        "classify-intent-soft-cap",
+        "platform-search-monthly",
+        "intern-sandbox-cap",
+        "rule-id",
+    ):
         assert rule in shown
 
     # the dry run diffs against what is live
     edited = tmp_path / "budget.yaml"
-    edited.write_text(seed_text("budget-config.yaml").replace("ceiling_usd: 4000",
-                                                              "ceiling_usd: 5000"))
+    edited.write_text(
+        seed_text("budget-config.yaml").replace("ceiling_usd: 4000", "ceiling_usd: 5000")
+    )
     diff = cli(gw, "apply", "-f", str(edited), "--dry-run")
     assert re.search(r"^-\s+ceiling_usd: 4000$", diff.stdout, re.M), diff.stdout
     assert re.search(r"^\+\s+ceiling_usd: 5000$", diff.stdout, re.M)
@@ -146,8 +159,11 @@ def test_seed_documents_behave_as_written(gw):
     replace_config(gw, *(seed_text(name) for name in SEED_FILES))
     u = uid()
     frontend = new_key(gw, user_id=f"alice-{u}", team="frontend", project="platform-search")
-    production = {"X-TFY-Environment": "production", "X-TFY-Session-ID": f"sess-{u}",
-                  "X-TFY-Workflow-Tag": "classify-intent"}
+    production = {
+        "X-TFY-Environment": "production",
+        "X-TFY-Session-ID": f"sess-{u}",
+        "X-TFY-Workflow-Tag": "classify-intent",
+    }
     first = chat(gw, frontend, headers=production)
     assert first.status_code == 200, first.text
     # every matching rule counts; the headers speak for the tightest of each measure
@@ -157,24 +173,32 @@ def test_seed_documents_behave_as_written(gw):
     plain = chat(gw, frontend)  # no session, not production: only per-user-burst applies
     assert plain.headers["x-ratelimit-limit-tokens"] == "5000000"
     assert int(plain.headers["x-ratelimit-remaining-requests"]) <= 4998
-    other = chat(gw, new_key(gw, user_id=f"bob-{u}", team="ads"),
-                 headers={"X-TFY-Workflow-Tag": "classify-intent"})
+    other = chat(
+        gw,
+        new_key(gw, user_id=f"bob-{u}", team="ads"),
+        headers={"X-TFY-Workflow-Tag": "classify-intent"},
+    )
     assert other.headers["x-ratelimit-limit-requests"] == "100000"  # classify-intent-soft-cap
 
     spend = budget_rows(gw, "platform-search-monthly")["monthly"]
     assert spend["ceiling_usd"] == 4000 and spend["spent_usd"] > 0
     next_month = (datetime.now(ZoneInfo("UTC")).replace(day=28) + timedelta(days=4)).replace(
-        day=1, hour=0, minute=0, second=0, microsecond=0)
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
     assert spend["resets_at"] == next_month.isoformat()
 
     # intern-sandbox-cap: hard_block; platform-search-monthly: fallback_to_cheaper, which
     # uses the routing config's fallback model
-    replace_config(gw, *(seed_text(name) for name in SEED_FILES),
-                   prices_doc(f"pricey-{u}", **{"claude-sonnet-4-6": (1e9, 1e9)}),
-                   ROUTE.format(name=f"intent-{u}"))
+    replace_config(
+        gw,
+        *(seed_text(name) for name in SEED_FILES),
+        prices_doc(f"pricey-{u}", **{"claude-sonnet-4-6": (1e9, 1e9)}),
+        ROUTE.format(name=f"intent-{u}"),
+    )
     intern = new_key(gw, user_id=f"intern-{u}")
-    blocked = chat(gw, intern, model="claude-sonnet-4-6",
-                   headers={"X-TFY-Project": "intern-sandbox"})
+    blocked = chat(
+        gw, intern, model="claude-sonnet-4-6", headers={"X-TFY-Project": "intern-sandbox"}
+    )
     assert_refused(blocked, "intern-sandbox-cap", "budget_exceeded")
     degraded = chat(gw, frontend, model=f"intent-{u}")
     assert degraded.status_code == 200, degraded.text
@@ -197,38 +221,72 @@ fallbacks:
 """
 
 BAD_DOCUMENTS = [
-    ("rules:\n  - {id: a, limit: {requests: 5, window: 1m}}\n"
-     "  - {id: b, limit: {requests: 5, window: 1m}}\n"
-     "  - {id: c, limit: {requests: 5, window: fortnight}}\n",
-     "rules[2].limit.window", "'fortnight' is not a window; use 30s, 1m, 1h, 1d"),
-    ("rules:\n  - {id: a, limit: {requests: 5, window: 1m, colour: blue}}\n",
-     "rules[0].limit", "colour"),
-    ("rules:\n  - {id: a, limit: {requests: 5, window: 1m}, on_breach: shrug}\n",
-     "rules[0].on_breach", "'shrug' is not one of hard_block"),
-    ("rules:\n  - {id: a, limit: {requests: 5, window: 1m, scope: galaxy}}\n",
-     "rules[0].limit.scope", "'galaxy' is not a scope"),
-    ("rules:\n  - {id: a, limit: {requests: 5, tokens: 9, window: 1m}}\n",
-     "rules[0].limit", "exactly one of requests or tokens"),
-    ("rules:\n  - {id: a, when: {subjects: [frontend]}, limit: {requests: 5, window: 1m}}\n",
-     "rules[0].when.subjects[0]", "'frontend' is not a subject"),
+    (
+        "rules:\n  - {id: a, limit: {requests: 5, window: 1m}}\n"
+        "  - {id: b, limit: {requests: 5, window: 1m}}\n"
+        "  - {id: c, limit: {requests: 5, window: fortnight}}\n",
+        "rules[2].limit.window",
+        "'fortnight' is not a window; use 30s, 1m, 1h, 1d",
+    ),
+    (
+        "rules:\n  - {id: a, limit: {requests: 5, window: 1m, colour: blue}}\n",
+        "rules[0].limit",
+        "colour",
+    ),
+    (
+        "rules:\n  - {id: a, limit: {requests: 5, window: 1m}, on_breach: shrug}\n",
+        "rules[0].on_breach",
+        "'shrug' is not one of hard_block",
+    ),
+    (
+        "rules:\n  - {id: a, limit: {requests: 5, window: 1m, scope: galaxy}}\n",
+        "rules[0].limit.scope",
+        "'galaxy' is not a scope",
+    ),
+    (
+        "rules:\n  - {id: a, limit: {requests: 5, tokens: 9, window: 1m}}\n",
+        "rules[0].limit",
+        "exactly one of requests or tokens",
+    ),
+    (
+        "rules:\n  - {id: a, when: {subjects: [frontend]}, limit: {requests: 5, window: 1m}}\n",
+        "rules[0].when.subjects[0]",
+        "'frontend' is not a subject",
+    ),
     ("rules: []\nowner: me\n", "", "owner"),
 ]
 
 
-@pytest.mark.parametrize("body,path,message", BAD_DOCUMENTS,
-                         ids=["window", "unknown-field", "on_breach", "scope", "measure",
-                              "subject", "unknown-top-level"])
+@pytest.mark.parametrize(
+    "body,path,message",
+    BAD_DOCUMENTS,
+    ids=[
+        "window",
+        "unknown-field",
+        "on_breach",
+        "scope",
+        "measure",
+        "subject",
+        "unknown-top-level",
+    ],
+)
 def test_a_bad_document_is_refused_whole(gw, body, path, message):
     replace_config(gw)
     before = gw.admin.get("/api/config").json()
     good = rate_doc("good", "  - {id: fine, limit: {requests: 5, window: 1m}}\n")
-    response = gw.admin.post("/api/config", content=f"{good}---\nname: bad\n"
-                             f"type: gateway-rate-limit-config\n{body}",
-                             headers={"content-type": "application/yaml"})
+    response = gw.admin.post(
+        "/api/config",
+        content=f"{good}---\nname: bad\ntype: gateway-rate-limit-config\n{body}",
+        headers={"content-type": "application/yaml"},
+    )
     assert response.status_code == 400, response.text
     problems = response.json()["error"]["problems"]
-    assert any(p["document"] == "bad" and p["path"].startswith(path) and message in
-               f"{p['path']} {p['message']}" for p in problems), problems
+    assert any(
+        p["document"] == "bad"
+        and p["path"].startswith(path)
+        and message in f"{p['path']} {p['message']}"
+        for p in problems
+    ), problems
     after = gw.admin.get("/api/config").json()
     assert after["version"] == before["version"]  # nothing half-applies
     assert after["documents"] == before["documents"]
@@ -236,9 +294,11 @@ def test_a_bad_document_is_refused_whole(gw, body, path, message):
 
 def test_bad_budget_and_target_documents_are_refused(gw, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(budget_doc("b", "  - {id: x, ceiling_usd: -1, window: fortnightly}\n")
-                   + "---\nname: t\ntype: gateway-notification-targets\n"
-                   "targets:\n  'slack:#x': {kind: webhook, url: 'http://127.0.0.1:1/'}\n")
+    bad.write_text(
+        budget_doc("b", "  - {id: x, ceiling_usd: -1, window: fortnightly}\n")
+        + "---\nname: t\ntype: gateway-notification-targets\n"
+        "targets:\n  'slack:#x': {kind: webhook, url: 'http://127.0.0.1:1/'}\n"
+    )
     before = config_version(gw)
     result = cli(gw, "apply", "-f", str(bad))
     assert result.returncode == 1
@@ -252,17 +312,28 @@ def test_bad_budget_and_target_documents_are_refused(gw, tmp_path):
 def test_serve_loads_config_files_at_start(tmp_path):
     u = uid()
     limits = tmp_path / "limits.yaml"
-    limits.write_text(rate_doc("boot-limits", f"""  - id: boot-{u}
+    limits.write_text(
+        rate_doc(
+            "boot-limits",
+            f"""  - id: boot-{u}
     limit: {{requests: 1, window: 1h, scope: key}}
-"""))
+""",
+        )
+    )
     money = tmp_path / "money.yaml"
-    money.write_text(budget_doc("boot-budgets", f"""  - id: boot-budget-{u}
+    money.write_text(
+        budget_doc(
+            "boot-budgets",
+            f"""  - id: boot-budget-{u}
     ceiling_usd: 10
     window: weekly
     timezone: Europe/Berlin
-"""))
-    with run_gateway(f"sqlite:///{tmp_path / 'boot.db'}", "--config", str(limits),
-                     "--config", str(money)) as boot:
+""",
+        )
+    )
+    with run_gateway(
+        f"sqlite:///{tmp_path / 'boot.db'}", "--config", str(limits), "--config", str(money)
+    ) as boot:
         current = boot.admin.get("/api/config").json()
         assert current["version"] == 1 and current["applied_by"] == "serve --config"
         assert {d["name"] for d in current["documents"]} == {"boot-limits", "boot-budgets"}
@@ -271,24 +342,34 @@ def test_serve_loads_config_files_at_start(tmp_path):
         assert_refused(chat(boot, key), f"boot-{u}")
         weekly = budget_rows(boot, f"boot-budget-{u}")["weekly"]
         assert weekly["timezone"] == "Europe/Berlin" and weekly["resets_at"].endswith(
-            ("+01:00", "+02:00"))
+            ("+01:00", "+02:00")
+        )
 
 
 # --- rate limits --------------------------------------------------------------------
 def test_hard_block_answers_in_the_format_the_client_spoke(gw):
     u = uid()
     rule = f"two-an-hour-{u}"
-    replace_config(gw, rate_doc(f"hard-{u}", f"""  - id: {rule}
+    replace_config(
+        gw,
+        rate_doc(
+            f"hard-{u}",
+            f"""  - id: {rule}
     when: {{subjects: ["user:hb-{u}"]}}
     limit: {{requests: 2, window: 1h, scope: user}}
     on_breach: hard_block
-"""))
+""",
+        ),
+    )
     key = new_key(gw, user_id=f"hb-{u}")
     oa = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
-    first = oa.chat.completions.with_raw_response.create(model="gpt-4o-mini", max_tokens=8,
-                                                         messages=HI)
-    assert (first.headers["x-ratelimit-limit-requests"],
-            first.headers["x-ratelimit-remaining-requests"]) == ("2", "1")
+    first = oa.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", max_tokens=8, messages=HI
+    )
+    assert (
+        first.headers["x-ratelimit-limit-requests"],
+        first.headers["x-ratelimit-remaining-requests"],
+    ) == ("2", "1")
     assert first.parse().choices[0].message.content
     oa.chat.completions.create(model="gpt-4o-mini", max_tokens=8, messages=HI)
 
@@ -315,10 +396,16 @@ def test_hard_block_answers_in_the_format_the_client_spoke(gw):
 
 def test_a_short_window_resets(gw):
     u = uid()
-    replace_config(gw, rate_doc(f"short-{u}", f"""  - id: per-2s-{u}
+    replace_config(
+        gw,
+        rate_doc(
+            f"short-{u}",
+            f"""  - id: per-2s-{u}
     when: {{subjects: ["user:short-{u}"]}}
     limit: {{requests: 1, window: 2s, scope: user}}
-"""))
+""",
+        ),
+    )
     key = new_key(gw, user_id=f"short-{u}")
     assert chat(gw, key).status_code == 200
     refused = chat(gw, key)
@@ -331,20 +418,38 @@ def test_a_short_window_resets(gw):
     assert chat(gw, key).status_code == 200
 
 
-SCOPES = ["key", "user", "team", "project", "session", "workflow", "model",
-          "environment", "cost_center", "metadata:customer"]
-SCOPE_HEADERS = {"user": "X-Sluice-User-ID", "team": "X-Sluice-Team",
-                 "project": "X-Sluice-Project", "session": "X-Sluice-Session-ID",
-                 "workflow": "X-Sluice-Workflow-Tag", "environment": "X-Sluice-Environment",
-                 "cost_center": "X-Sluice-Cost-Center"}
+SCOPES = [
+    "key",
+    "user",
+    "team",
+    "project",
+    "session",
+    "workflow",
+    "model",
+    "environment",
+    "cost_center",
+    "metadata:customer",
+]
+SCOPE_HEADERS = {
+    "user": "X-Sluice-User-ID",
+    "team": "X-Sluice-Team",
+    "project": "X-Sluice-Project",
+    "session": "X-Sluice-Session-ID",
+    "workflow": "X-Sluice-Workflow-Tag",
+    "environment": "X-Sluice-Environment",
+    "cost_center": "X-Sluice-Cost-Center",
+}
 
 
 def test_every_scope_keeps_its_own_count(gw):
     u = uid()
-    rules = "".join(f"""  - id: scope-{scope.replace(':', '-')}-{u}
+    rules = "".join(
+        f"""  - id: scope-{scope.replace(":", "-")}-{u}
     when: {{metadata: {{scope_test: "{scope}-{u}"}}}}
     limit: {{requests: 1, window: 1h, scope: "{scope}"}}
-""" for scope in SCOPES)
+"""
+        for scope in SCOPES
+    )
     replace_config(gw, rate_doc(f"scopes-{u}", rules))
     one, two = new_key(gw), new_key(gw)
 
@@ -373,7 +478,11 @@ def test_when_matches_fields_headers_metadata_subjects_and_models(gw):
     """`when.metadata` may name an envelope field, its X-Sluice- or X-TFY- header, or a
     free metadata key; a client sending X-TFY-* headers is attributed the same."""
     u = uid()
-    replace_config(gw, rate_doc(f"when-{u}", f"""  - id: by-field-{u}
+    replace_config(
+        gw,
+        rate_doc(
+            f"when-{u}",
+            f"""  - id: by-field-{u}
     when: {{metadata: {{environment: prod-{u}}}}}
     limit: {{requests: 1, window: 1h}}
   - id: by-sluice-header-{u}
@@ -391,18 +500,35 @@ def test_when_matches_fields_headers_metadata_subjects_and_models(gw):
   - id: by-model-{u}
     when: {{models: [haiku], subjects: ["user:modeller-{u}"]}}
     limit: {{requests: 1, window: 1h}}
-"""))
+""",
+        ),
+    )
     key = new_key(gw)
     cases = [  # (rule, first match, second match, a near miss)
-        ("by-field", {"X-Sluice-Environment": f"prod-{u}"}, {"X-TFY-Environment": f"prod-{u}"},
-         {"X-Sluice-Environment": f"staging-{u}"}),
-        ("by-sluice-header", {"X-TFY-Workflow-Tag": f"wf-{u}"},
-         {"X-Sluice-Workflow-Tag": f"wf-{u}"}, {"X-Sluice-Workflow-Tag": f"other-{u}"}),
-        ("by-tfy-header", {"X-Sluice-Project": f"proj-{u}"}, {"X-TFY-Project": f"proj-{u}"},
-         {"X-TFY-Project": f"elsewhere-{u}"}),
-        ("by-free-key", {"X-Sluice-Metadata": json.dumps({"customer": f"acme-{u}"})},
-         {"X-TFY-Metadata": json.dumps({"customer": f"acme-{u}"})},
-         {"X-Sluice-Metadata": json.dumps({"customer": f"globex-{u}"})}),
+        (
+            "by-field",
+            {"X-Sluice-Environment": f"prod-{u}"},
+            {"X-TFY-Environment": f"prod-{u}"},
+            {"X-Sluice-Environment": f"staging-{u}"},
+        ),
+        (
+            "by-sluice-header",
+            {"X-TFY-Workflow-Tag": f"wf-{u}"},
+            {"X-Sluice-Workflow-Tag": f"wf-{u}"},
+            {"X-Sluice-Workflow-Tag": f"other-{u}"},
+        ),
+        (
+            "by-tfy-header",
+            {"X-Sluice-Project": f"proj-{u}"},
+            {"X-TFY-Project": f"proj-{u}"},
+            {"X-TFY-Project": f"elsewhere-{u}"},
+        ),
+        (
+            "by-free-key",
+            {"X-Sluice-Metadata": json.dumps({"customer": f"acme-{u}"})},
+            {"X-TFY-Metadata": json.dumps({"customer": f"acme-{u}"})},
+            {"X-Sluice-Metadata": json.dumps({"customer": f"globex-{u}"})},
+        ),
     ]
     for rule, first, second, miss in cases:
         assert chat(gw, key, headers=first).status_code == 200, rule
@@ -456,16 +582,23 @@ def test_all_matching_rules_count_and_the_first_breached_is_named(gw):
     again = chat(gw, key)  # roomy counted the admitted call, not the refused ones
     assert requests_quota(again) == ("100", "98")
     assert events(gw.request_row(refused.headers["x-sluice-request-id"])) == [
-        (f"first-{u}", "hard_block")]
+        (f"first-{u}", "hard_block")
+    ]
 
 
 def test_token_limits_reserve_the_estimate_and_settle_to_actual_usage(gw):
     u = uid()
     rule = f"tokens-{u}"
-    replace_config(gw, rate_doc(f"tok-{u}", f"""  - id: {rule}
+    replace_config(
+        gw,
+        rate_doc(
+            f"tok-{u}",
+            f"""  - id: {rule}
     when: {{subjects: ["user:tok-{u}"]}}
     limit: {{tokens: 2000, window: 1h, scope: user}}
-"""))
+""",
+        ),
+    )
     key = new_key(gw, user_id=f"tok-{u}")
     r1 = chat(gw, key, max_tokens=50)
     reserved = 2000 - int(r1.headers["x-ratelimit-remaining-tokens"])  # estimate + max_tokens
@@ -481,8 +614,9 @@ def test_token_limits_reserve_the_estimate_and_settle_to_actual_usage(gw):
     gw.set_faults({"gpt-4o": {"delay_ms": 1200}})
     try:
         slow: dict = {}
-        thread = threading.Thread(target=lambda: slow.update(
-            r=chat(gw, key, model="gpt-4o", max_tokens=1500)))
+        thread = threading.Thread(
+            target=lambda: slow.update(r=chat(gw, key, model="gpt-4o", max_tokens=1500))
+        )
         thread.start()
         time.sleep(0.4)  # its 1500 + estimate tokens are held while it runs
         refused = chat(gw, key, max_tokens=500)
@@ -497,9 +631,13 @@ def test_token_limits_reserve_the_estimate_and_settle_to_actual_usage(gw):
     row3 = gw.request_row(slow["r"].headers["x-sluice-request-id"])
     expected = 2000 - used - row3["input_tokens"] - row3["output_tokens"] - (reserved - 50 + 500)
     assert int(after.headers["x-ratelimit-remaining-tokens"]) == expected
-    with httpx.stream("POST", gw.url + "/v1/messages", timeout=30, json={
-            "model": "claude-haiku-4-5", "max_tokens": 20, "stream": True, "messages": HI},
-            headers={"x-api-key": key}) as streamed:  # streams carry the headers too
+    with httpx.stream(
+        "POST",
+        gw.url + "/v1/messages",
+        timeout=30,
+        json={"model": "claude-haiku-4-5", "max_tokens": 20, "stream": True, "messages": HI},
+        headers={"x-api-key": key},
+    ) as streamed:  # streams carry the headers too
         assert streamed.status_code == 200 and "".join(streamed.iter_text())
         assert streamed.headers["x-ratelimit-limit-tokens"] == "2000"
         assert int(streamed.headers["x-ratelimit-remaining-tokens"]) < 2000 - used
@@ -507,7 +645,11 @@ def test_token_limits_reserve_the_estimate_and_settle_to_actual_usage(gw):
 
 def test_queue_then_429_waits_for_capacity_then_gives_up(gw):
     u = uid()
-    replace_config(gw, rate_doc(f"queue-{u}", f"""  - id: queue-tokens-{u}
+    replace_config(
+        gw,
+        rate_doc(
+            f"queue-{u}",
+            f"""  - id: queue-tokens-{u}
     when: {{subjects: ["user:qt-{u}"]}}
     limit: {{tokens: 1200, window: 1h, scope: user}}
     on_breach: queue_then_429
@@ -517,12 +659,15 @@ def test_queue_then_429_waits_for_capacity_then_gives_up(gw):
     limit: {{requests: 1, window: 1h, scope: user}}
     on_breach: queue_then_429
     queue_timeout_ms: 700
-"""))
+""",
+        ),
+    )
     tokens_key = new_key(gw, user_id=f"qt-{u}")
     gw.set_faults({"gpt-4o": {"delay_ms": 900}})
     try:
-        thread = threading.Thread(target=chat, args=(gw, tokens_key),
-                                  kwargs={"model": "gpt-4o", "max_tokens": 1000})
+        thread = threading.Thread(
+            target=chat, args=(gw, tokens_key), kwargs={"model": "gpt-4o", "max_tokens": 1000}
+        )
         thread.start()
         time.sleep(0.2)
         started = time.monotonic()
@@ -543,17 +688,25 @@ def test_queue_then_429_waits_for_capacity_then_gives_up(gw):
     assert 0.65 < time.monotonic() - started < 3
     assert_refused(gave_up, f"queue-requests-{u}")
     assert events(gw.request_row(gave_up.headers["x-sluice-request-id"])) == [
-        (f"queue-requests-{u}", "queued"), (f"queue-requests-{u}", "hard_block")]
+        (f"queue-requests-{u}", "queued"),
+        (f"queue-requests-{u}", "hard_block"),
+    ]
 
 
 def test_fallback_to_haiku_serves_the_request_with_haiku(gw):
     u = uid()
     rule = f"soft-cap-{u}"
-    replace_config(gw, rate_doc(f"fallback-{u}", f"""  - id: {rule}
+    replace_config(
+        gw,
+        rate_doc(
+            f"fallback-{u}",
+            f"""  - id: {rule}
     when: {{metadata: {{X-TFY-Workflow-Tag: classify-{u}}}}}
     limit: {{requests: 1, window: 1h}}
     on_breach: fallback_to_haiku
-"""))
+""",
+        ),
+    )
     key = new_key(gw, user_id=f"fb-{u}")
     tag = {"X-TFY-Workflow-Tag": f"classify-{u}"}
     oa = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, default_headers=tag)
@@ -564,7 +717,10 @@ def test_fallback_to_haiku_serves_the_request_with_haiku(gw):
     assert second.parse().choices[0].message.content  # still an OpenAI answer
     row = gw.request_row(second.headers["x-sluice-request-id"])
     assert (row["requested_model"], row["provider"], row["model"]) == (
-        "gpt-4o", "anthropic", "claude-haiku-4-5")
+        "gpt-4o",
+        "anthropic",
+        "claude-haiku-4-5",
+    )
     assert events(row) == [(rule, "fallback")] and row["cost_usd"] > 0
 
     an = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, default_headers=tag)
@@ -577,22 +733,30 @@ def test_fallback_to_haiku_serves_the_request_with_haiku(gw):
 def test_budget_reserves_the_worst_case_and_settles_or_releases(gw):
     u = uid()
     budget = f"spend-{u}"
-    replace_config(gw, prices_doc(f"prices-{u}", **{"gpt-4o": (1000, 1000)}),
-                   budget_doc(f"b-{u}", f"""  - id: {budget}
+    replace_config(
+        gw,
+        prices_doc(f"prices-{u}", **{"gpt-4o": (1000, 1000)}),
+        budget_doc(
+            f"b-{u}",
+            f"""  - id: {budget}
     scope: {{subjects: ["user:spender-{u}"]}}
     ceiling_usd: 5
     windows: [daily, weekly, monthly, rolling_1h]
     timezone: America/New_York
-"""))
+""",
+        ),
+    )
     key = new_key(gw, user_id=f"spender-{u}")
     gw.set_faults({"gpt-4o": {"delay_ms": 1000}})
     try:
         done: dict = {}
-        thread = threading.Thread(target=lambda: done.update(
-            r=chat(gw, key, model="gpt-4o", max_tokens=100)))
+        thread = threading.Thread(
+            target=lambda: done.update(r=chat(gw, key, model="gpt-4o", max_tokens=100))
+        )
         thread.start()
-        in_flight = wait_for(lambda: (rows := budget_rows(gw, budget))["daily"]["reserved_usd"]
-                             and rows)
+        in_flight = wait_for(
+            lambda: (rows := budget_rows(gw, budget))["daily"]["reserved_usd"] and rows
+        )
         thread.join()
     finally:
         gw.clear_faults()
@@ -602,8 +766,9 @@ def test_budget_reserves_the_worst_case_and_settles_or_releases(gw):
     cost = gw.request_row(done["r"].headers["x-sluice-request-id"])["cost_usd"]
     assert 0 < cost < worst
     settled = budget_rows(gw, budget)
-    assert all(r["spent_usd"] == pytest.approx(cost) and r["reserved_usd"] == 0
-               for r in settled.values())
+    assert all(
+        r["spent_usd"] == pytest.approx(cost) and r["reserved_usd"] == 0 for r in settled.values()
+    )
     assert settled["daily"]["pct"] == pytest.approx(cost / 5 * 100, abs=0.01)
 
     gw.set_faults({"gpt-4o": {"status": 500, "failure_rate": 1.0}})
@@ -628,10 +793,18 @@ def test_budget_reserves_the_worst_case_and_settles_or_releases(gw):
 
     gw.set_faults({"gpt-4o": {"inter_chunk_ms": 150}})
     try:
-        with httpx.stream("POST", gw.url + "/v1/chat/completions", timeout=30, json={
-                "model": "gpt-4o", "stream": True, "max_tokens": 300,
-                "messages": [{"role": "user", "content": LONG}]},
-                headers={"authorization": f"Bearer {key}"}) as response:
+        with httpx.stream(
+            "POST",
+            gw.url + "/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "gpt-4o",
+                "stream": True,
+                "max_tokens": 300,
+                "messages": [{"role": "user", "content": LONG}],
+            },
+            headers={"authorization": f"Bearer {key}"},
+        ) as response:
             request_id = response.headers["x-sluice-request-id"]
             lines = response.iter_lines()
             next(lines), next(lines)
@@ -639,8 +812,9 @@ def test_budget_reserves_the_worst_case_and_settles_or_releases(gw):
     finally:
         gw.clear_faults()
     assert row["status_code"] == 499 and row["client_disconnected"]
-    left = wait_for(lambda: (rows := budget_rows(gw, budget))["daily"]["reserved_usd"] == 0
-                    and rows)
+    left = wait_for(
+        lambda: (rows := budget_rows(gw, budget))["daily"]["reserved_usd"] == 0 and rows
+    )
     assert left["daily"]["spent_usd"] == pytest.approx(cost + (row["cost_usd"] or 0))
     assert (row["cost_usd"] or 0) < 0.3  # what it used, not the 300-token worst case
 
@@ -668,17 +842,27 @@ def test_budget_is_never_exceeded_under_concurrency(gw):
     million, input free), so a $0.07 ceiling admits exactly 7 of 40 concurrent calls."""
     u = uid()
     budget = f"cap-{u}"
-    replace_config(gw, prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}),
-                   budget_doc(f"b-{u}", f"""  - id: {budget}
+    replace_config(
+        gw,
+        prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}),
+        budget_doc(
+            f"b-{u}",
+            f"""  - id: {budget}
     scope: {{metadata: {{project: capped-{u}}}}}
     ceiling_usd: 0.07
     window: daily
     on_exceed: hard_block
-"""))
+""",
+        ),
+    )
     keys = [new_key(gw, user_id=f"c{i}-{u}") for i in range(2)]
     header = {"X-Sluice-Project": f"capped-{u}"}
-    responses = hammer([lambda i=i: chat(gw, keys[i % 2], max_tokens=10, content=LONG,
-                                          headers=header) for i in range(40)])
+    responses = hammer(
+        [
+            lambda i=i: chat(gw, keys[i % 2], max_tokens=10, content=LONG, headers=header)
+            for i in range(40)
+        ]
+    )
     admitted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
     assert len(admitted) == 7
@@ -696,9 +880,12 @@ def test_budget_is_never_exceeded_under_concurrency(gw):
 def test_budget_fallback_to_cheaper_audit_and_nothing_cheaper(gw):
     u = uid()
     replace_config(
-        gw, prices_doc(f"prices-{u}", **{"claude-sonnet-4-6": (1000, 1000)}),
+        gw,
+        prices_doc(f"prices-{u}", **{"claude-sonnet-4-6": (1000, 1000)}),
         ROUTE.format(name=f"smart-{u}"),
-        budget_doc(f"b-{u}", f"""  - id: cheaper-{u}
+        budget_doc(
+            f"b-{u}",
+            f"""  - id: cheaper-{u}
     scope: {{subjects: ["user:frugal-{u}"]}}
     ceiling_usd: 0.04
     window: daily
@@ -713,7 +900,9 @@ def test_budget_fallback_to_cheaper_audit_and_nothing_cheaper(gw):
     ceiling_usd: 0.04
     window: daily
     on_exceed: fallback_to_cheaper
-"""))
+""",
+        ),
+    )
     frugal = new_key(gw, user_id=f"frugal-{u}")
     first = chat(gw, frugal, model=f"smart-{u}", max_tokens=20)
     assert first.headers["x-sluice-resolved-model"] == "anthropic/claude-sonnet-4-6"
@@ -742,7 +931,8 @@ def test_budget_alerts_reach_every_target_once_per_window_with_retries(gw):
     budget = f"alerting-{u}"
     with Receiver(fail_first=1, first_delay_s=1.0) as rx:
         replace_config(
-            gw, prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}),
+            gw,
+            prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}),
             f"""name: targets-{u}
 type: gateway-notification-targets
 targets:
@@ -750,7 +940,9 @@ targets:
   "pagerduty:platform": {{kind: pagerduty, url: "{rx.url}/pd", routing_key: rk-{u}}}
   "webhook:finops": {{kind: webhook, url: "{rx.url}/hook", headers: {{x-token: t-{u}}}}}
 """,
-            budget_doc(f"b-{u}", f"""  - id: {budget}
+            budget_doc(
+                f"b-{u}",
+                f"""  - id: {budget}
     scope: {{subjects: ["user:alerted-{u}"]}}
     ceiling_usd: 0.05
     window: daily
@@ -758,7 +950,9 @@ targets:
       - {{at_pct: 50, notify: ["slack:#ai-budget-alerts", "pagerduty:platform"]}}
       - {{at_pct: 100, notify: ["slack:#ai-budget-alerts", "pagerduty:platform", "webhook:finops"]}}
     on_exceed: hard_block
-"""))
+""",
+            ),
+        )
         key = new_key(gw, user_id=f"alerted-{u}")
         statuses, slowest = [], 0.0
         for _ in range(8):  # $0.01 each; the 50% alert fires at 60%, the 100% one on refusal
@@ -769,8 +963,7 @@ targets:
         assert slowest < 0.9  # delivery (the receiver stalls 1 s) never holds a request
 
         def delivered():
-            rows = [a for a in gw.admin.get("/api/alerts").json()["data"]
-                    if a["rule_id"] == budget]
+            rows = [a for a in gw.admin.get("/api/alerts").json()["data"] if a["rule_id"] == budget]
             return len(rows) == 2 and all(a["delivered"] for a in rows) and rows
 
         alerts = wait_for(delivered, timeout=10)
@@ -796,50 +989,91 @@ targets:
 def test_unreachable_redis_fails_open_or_closed_as_configured(tmp_path):
     u = uid()
     policy = tmp_path / "policy.yaml"
-    policy.write_text(rate_doc("limits", f"""  - id: one-{u}
+    policy.write_text(
+        rate_doc(
+            "limits",
+            f"""  - id: one-{u}
     limit: {{requests: 1, window: 1h, scope: key}}
-""") + "---\n" + budget_doc("money", f"""  - id: money-{u}
+""",
+        )
+        + "---\n"
+        + budget_doc(
+            "money",
+            f"""  - id: money-{u}
     ceiling_usd: 100
     window: monthly
-"""))
+""",
+        )
+    )
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
-    with run_gateway(f"sqlite:///{tmp_path / 'open.db'}", "--redis-url", nowhere,
-                     "--counter-failure-mode", "fail_open", "--config", str(policy)) as opened:
+    with run_gateway(
+        f"sqlite:///{tmp_path / 'open.db'}",
+        "--redis-url",
+        nowhere,
+        "--counter-failure-mode",
+        "fail_open",
+        "--config",
+        str(policy),
+    ) as opened:
         key = new_key(opened)
         answers = [chat(opened, key) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 200]  # the limit is 1
-        assert all(events(row) == [("counter-store", "fail_open")]
-                   for row in rows_for(opened, answers))
+        assert all(
+            events(row) == [("counter-store", "fail_open")] for row in rows_for(opened, answers)
+        )
         ready = httpx.get(opened.url + "/readyz").json()
         assert ready["ready"] is True
         counters = ready["checks"]["counters"]
         assert (counters["ok"], counters["mode"], counters["backend"]) == (
-            False, "fail_open", "redis")
+            False,
+            "fail_open",
+            "redis",
+        )
         assert "unavailable" in counters["error"]
-        assert "counter store unavailable, admitting every request (fail_open)" in \
-            opened.proc.output()
+        assert (
+            "counter store unavailable, admitting every request (fail_open)" in opened.proc.output()
+        )
 
     port = free_port()
     closed = ServerProcess(
-        [*run_args(port, f"sqlite:///{tmp_path / 'closed.db'}"), "--redis-url", nowhere,
-         "--counter-failure-mode", "fail_closed", "--config", str(policy)],
-        f"http://127.0.0.1:{port}/healthz", env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY})
+        [
+            *run_args(port, f"sqlite:///{tmp_path / 'closed.db'}"),
+            "--redis-url",
+            nowhere,
+            "--counter-failure-mode",
+            "fail_closed",
+            "--config",
+            str(policy),
+        ],
+        f"http://127.0.0.1:{port}/healthz",
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY},
+    )
     with closed:
         url = f"http://127.0.0.1:{port}"
         ready = httpx.get(url + "/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["counters"]["ok"] is False
-        key = httpx.post(url + "/api/keys", json={"name": "k"}, headers={
-            "authorization": f"Bearer {ADMIN_KEY}"}).json()["key"]
+        key = httpx.post(
+            url + "/api/keys", json={"name": "k"}, headers={"authorization": f"Bearer {ADMIN_KEY}"}
+        ).json()["key"]
         refused = chat(url, key)
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "store_unavailable"
-        ledger = httpx.get(url + "/api/requests", headers={
-            "authorization": f"Bearer {ADMIN_KEY}"}).json()["data"]
+        ledger = httpx.get(
+            url + "/api/requests", headers={"authorization": f"Bearer {ADMIN_KEY}"}
+        ).json()["data"]
         (row,) = [r for r in ledger if r["request_id"] == refused.headers["x-sluice-request-id"]]
         assert row["status_code"] == 503 and events(row) == [("counter-store", "fail_closed")]
         assert "admitting nothing (fail_closed)" in closed.output()
 
 
 def run_args(port: int, database_url: str) -> list[str]:
-    return [sys.executable, "-m", "sluicegate.cli.main", "serve", "--port", str(port),
-            "--database-url", database_url]
+    return [
+        sys.executable,
+        "-m",
+        "sluicegate.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+    ]

@@ -67,8 +67,15 @@ def live_version(gateway) -> int:
 def known_everywhere(key: str, *gateways) -> str:
     """Wait until every replica accepts a key just created on one of them."""
     for gateway in gateways:
-        wait_for(lambda g=gateway: httpx.get(g.url + "/v1/models", timeout=5, headers={
-            "authorization": f"Bearer {key}"}).status_code == 200, timeout=3)
+        wait_for(
+            lambda g=gateway: (
+                httpx.get(
+                    g.url + "/v1/models", timeout=5, headers={"authorization": f"Bearer {key}"}
+                ).status_code
+                == 200
+            ),
+            timeout=3,
+        )
     return key
 
 
@@ -112,7 +119,10 @@ rules:
 def test_replicas_together_admit_exactly_the_limit_and_stay_within_budget(replicas):
     a, b = replicas
     u = uid()
-    apply_everywhere(replicas, prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}), f"""
+    apply_everywhere(
+        replicas,
+        prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}),
+        f"""
 name: shared-limits-{u}
 type: gateway-rate-limit-config
 rules:
@@ -131,7 +141,8 @@ rules:
     when: {{metadata: {{project: degrade-{u}}}}}
     limit: {{requests: 5, window: 1h}}
     on_breach: fallback_to_haiku
-""", f"""
+""",
+        f"""
 name: shared-budget-{u}
 type: gateway-budget-config
 budgets:
@@ -140,13 +151,21 @@ budgets:
     ceiling_usd: 0.12
     window: daily
     alerts: [{{at_pct: 50}}, {{at_pct: 100}}]
-""")
+""",
+    )
     keys = [known_everywhere(a.create_key(name=f"r{i}-{u}")["key"], a, b) for i in range(2)]
 
     def calls(project: str, count: int, **kw):
-        return [lambda i=i: chat(replicas[i % 2], keys[i // 2 % 2], content=LONG,
-                                 headers={"X-Sluice-Project": f"{project}-{u}"}, **kw)
-                for i in range(count)]
+        return [
+            lambda i=i: chat(
+                replicas[i % 2],
+                keys[i // 2 % 2],
+                content=LONG,
+                headers={"X-Sluice-Project": f"{project}-{u}"},
+                **kw,
+            )
+            for i in range(count)
+        ]
 
     exact = hammer(calls("exact", 80), workers=40)
     assert sum(r.status_code == 200 for r in exact) == 25
@@ -156,7 +175,8 @@ budgets:
     leased = hammer(calls("leased", 450), workers=40)
     assert sum(r.status_code == 200 for r in leased) == 300
     assert {r.headers["x-sluice-rule-id"] for r in leased if r.status_code != 200} == {
-        f"leased-{u}"}
+        f"leased-{u}"
+    }
 
     queued = hammer(calls("queue", 10), workers=10)
     assert sum(r.status_code == 200 for r in queued) == 4
@@ -173,9 +193,11 @@ budgets:
     for gateway in replicas:
         status = budget_rows(gateway, f"money-{u}")["daily"]
         assert status["spent_usd"] == pytest.approx(0.12) and status["reserved_usd"] == 0
+
     def fired() -> list[dict]:
-        return [r for r in a.admin.get("/api/alerts").json()["data"]
-                if r["rule_id"] == f"money-{u}"]
+        return [
+            r for r in a.admin.get("/api/alerts").json()["data"] if r["rule_id"] == f"money-{u}"
+        ]
 
     wait_for(lambda: len(fired()) >= 2)
     time.sleep(0.3)  # a duplicate from the other replica would have landed by now
@@ -187,11 +209,13 @@ budgets:
     by_project: dict[str, list[dict]] = {}
     for row in rows:
         by_project.setdefault(row["project"].removesuffix(f"-{u}"), []).append(row)
-    acted = {project: sorted(tuple(events(r)) for r in group)
-             for project, group in by_project.items()}
+    acted = {
+        project: sorted(tuple(events(r)) for r in group) for project, group in by_project.items()
+    }
     assert acted["exact"] == [()] * 25 + [((f"exact-{u}", "hard_block"),)] * 55
-    assert acted["queue"] == [()] * 4 + [
-        ((f"queue-{u}", "queued"), (f"queue-{u}", "hard_block"))] * 6
+    assert (
+        acted["queue"] == [()] * 4 + [((f"queue-{u}", "queued"), (f"queue-{u}", "hard_block"))] * 6
+    )
     assert acted["degrade"] == [()] * 5 + [((f"degrade-{u}", "fallback"),)] * 10
     assert acted["money"] == [()] * 12 + [((f"money-{u}", "hard_block"),)] * 48
     spent = sum(r["cost_usd"] for r in by_project["money"] if r["status_code"] == 200)
@@ -206,7 +230,10 @@ def test_far_from_the_limit_replicas_admit_from_leases_and_spend_adds_up(replica
     shared counters, and the leases go back once traffic stops."""
     a, b = replicas
     u = uid()
-    apply_everywhere(replicas, prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}), f"""
+    apply_everywhere(
+        replicas,
+        prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}),
+        f"""
 name: lease-budget-{u}
 type: gateway-budget-config
 budgets:
@@ -214,11 +241,22 @@ budgets:
     scope: {{metadata: {{project: roomy-{u}}}}}
     ceiling_usd: 1000
     window: daily
-""")
+""",
+    )
     key = known_everywhere(a.create_key(name=f"roomy-{u}")["key"], a, b)
-    results = hammer([lambda i=i: chat(replicas[i % 2], key, content=LONG, max_tokens=10,
-                                       headers={"X-Sluice-Project": f"roomy-{u}"})
-                      for i in range(200)], workers=8)
+    results = hammer(
+        [
+            lambda i=i: chat(
+                replicas[i % 2],
+                key,
+                content=LONG,
+                max_tokens=10,
+                headers={"X-Sluice-Project": f"roomy-{u}"},
+            )
+            for i in range(200)
+        ],
+        workers=8,
+    )
     assert [r.status_code for r in results] == [200] * 200
 
     def rows() -> list[dict]:
@@ -233,7 +271,10 @@ def test_budget_spend_is_rebuilt_from_the_ledger_when_redis_starts_empty(shared,
     database_url, new_prefix = shared
     a, b = replicas
     u = uid()
-    apply_everywhere(replicas, prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}), f"""
+    apply_everywhere(
+        replicas,
+        prices_doc(f"prices-{u}", **{"gpt-4o-mini": (0, 1000)}),
+        f"""
 name: rebuild-{u}
 type: gateway-budget-config
 budgets:
@@ -241,7 +282,8 @@ budgets:
     scope: {{metadata: {{project: rebuilt-{u}}}}}
     ceiling_usd: 0.05
     windows: [daily, rolling_1h]
-""")
+""",
+    )
     key = known_everywhere(a.create_key(name=f"rb-{u}")["key"], a, b)
     header = {"X-Sluice-Project": f"rebuilt-{u}"}
     spent = [chat(g, key, max_tokens=10, content=LONG, headers=header) for g in (a, b, a)]
@@ -249,11 +291,14 @@ budgets:
     rows_for(a, spent)  # in the shared ledger
 
     # a replica on an empty Redis (a new prefix) rebuilds the spend from the ledger
-    with run_gateway(database_url, "--redis-url", REDIS_URL, "--redis-prefix",
-                     new_prefix()) as fresh:
+    with run_gateway(
+        database_url, "--redis-url", REDIS_URL, "--redis-prefix", new_prefix()
+    ) as fresh:
         rows = budget_rows(fresh, f"rebuilt-{u}")
         assert rows["daily"]["spent_usd"] == pytest.approx(0.03)
         assert rows["rolling_1h"]["spent_usd"] == pytest.approx(0.03)
         assert "seeded from the ledger" in fresh.proc.output()
-        assert [chat(fresh, key, max_tokens=10, content=LONG, headers=header).status_code
-                for _ in range(3)] == [200, 200, 429]
+        assert [
+            chat(fresh, key, max_tokens=10, content=LONG, headers=header).status_code
+            for _ in range(3)
+        ] == [200, 200, 429]

@@ -57,8 +57,9 @@ def test_seed_weights_hold_over_thousands_of_plans():
     router.set_routes(compile_routes([doc]), lambda model: None)
 
     async def primaries() -> Counter[str]:
-        return Counter([(await router.plan("intent-fast", Envelope())).candidates[0].id
-                        for _ in range(20_000)])
+        return Counter(
+            [(await router.plan("intent-fast", Envelope())).candidates[0].id for _ in range(20_000)]
+        )
 
     counts = run(primaries())
     assert abs(counts["primary-haiku"] / 20_000 - 0.90) < 0.01
@@ -75,8 +76,10 @@ def test_seed_weights_hold_through_the_gateway(rgw, key):
     assert not calls["gpt-4o-mini"] and not calls["gemini-2.0-flash"]  # fallbacks unused
     share = calls["anthropic.claude-haiku-4-5"] / 400
     assert abs(share - 0.10) < 0.05, calls  # 10% within 5 points (3.3 standard deviations)
-    assert resolved(responses)["bedrock/anthropic.claude-haiku-4-5"] == \
-        calls["anthropic.claude-haiku-4-5"]
+    assert (
+        resolved(responses)["bedrock/anthropic.claude-haiku-4-5"]
+        == calls["anthropic.claude-haiku-4-5"]
+    )
     row = row_of(rgw, responses[0])
     assert row["requested_model"] == "intent-fast"
     assert row["routing_rule"] in ("primary-haiku", "secondary-bedrock-haiku")
@@ -119,8 +122,10 @@ def test_priority_tiers_are_tried_in_order(rgw, key):
     assert response.headers["x-sluice-attempts"] == "2"
     assert response.headers["x-sluice-fallback"] == "true"
     row = row_of(rgw, response)
-    assert attempts_of(row) == [("rt-prio-0", 503, "UpstreamHTTPError", "primary"),
-                                ("rt-prio-1", 200, None, "fallback")]
+    assert attempts_of(row) == [
+        ("rt-prio-0", 503, "UpstreamHTTPError", "primary"),
+        ("rt-prio-1", 200, None, "fallback"),
+    ]
     assert row["fallback_used"] and not row["retry_used"] and row["routing_rule"] == "tier-0"
     assert (row["provider"], row["model"]) == ("anthropic", "rt-prio-1")
     rgw.set_faults({"rt-prio-0": {"status": 503}, "rt-prio-1": {"status": 500}})
@@ -155,8 +160,12 @@ def test_when_conditions_choose_the_rule_first_match_wins(rgw, key):
     cases = [
         (key, prod, "openai/rt-when-prod", "prod-search"),  # both match: the first wins
         (other, prod, "anthropic/rt-when-classify", "classify"),  # not team:search
-        (other, {"X-TFY-Workflow-Tag": "classify-intent"}, "anthropic/rt-when-classify",
-         "classify"),
+        (
+            other,
+            {"X-TFY-Workflow-Tag": "classify-intent"},
+            "anthropic/rt-when-classify",
+            "classify",
+        ),
         (other, {"X-Sluice-Metadata": '{"customer": "initech"}'}, "vertex/rt-when-acme", "acme"),
         (key, {"X-Sluice-Environment": "staging"}, "bedrock/rt-when-default", "default"),
     ]
@@ -183,10 +192,18 @@ rules:
 
 def test_target_override_params_and_headers(rgw, key, capture):
     rgw.apply(OVERRIDES)
-    body = {"model": "rt-overrides", "messages": [{"role": "user", "content": "hi"}],
-            "temperature": 0.9, "max_tokens": 20}
-    response = httpx.post(f"{rgw.url}/v1/chat/completions", json=body, timeout=30,
-                          headers={"authorization": f"Bearer {key}"})
+    body = {
+        "model": "rt-overrides",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.9,
+        "max_tokens": 20,
+    }
+    response = httpx.post(
+        f"{rgw.url}/v1/chat/completions",
+        json=body,
+        timeout=30,
+        headers={"authorization": f"Bearer {key}"},
+    )
     assert response.status_code == 200, response.text
     headers, sent = capture.requests[-1]
     assert sent["model"] == "base-model-2024-08-06" and sent["temperature"] == 0.1
@@ -217,8 +234,9 @@ def test_sticky_sessions_keep_their_target_until_the_ttl(rgw, key):
     def targets() -> dict[str, set[str]]:
         seen: dict[str, set[str]] = {}
         for sid in sessions:
-            for response in run(burst(rgw, key, "rt-sticky", 4, concurrency=1,
-                                      headers={"X-Sluice-Session-ID": sid})):
+            for response in run(
+                burst(rgw, key, "rt-sticky", 4, concurrency=1, headers={"X-Sluice-Session-ID": sid})
+            ):
                 seen.setdefault(sid, set()).add(response.headers["x-sluice-resolved-model"])
         return seen
 
@@ -275,8 +293,10 @@ def test_rate_limit_fallback_resolves_through_the_router(rgw, key):
     assert response.headers["x-sluice-resolved-model"] == "vertex/rt-cheap-fb"
     row = row_of(rgw, response)
     assert row["requested_model"] == "rt-premium" and row["routing_rule"] == "cheap"
-    assert any(e["rule_id"] == "premium-two-per-minute" and e["action"] == "fallback"
-               for e in row["policy_events"])
+    assert any(
+        e["rule_id"] == "premium-two-per-minute" and e["action"] == "fallback"
+        for e in row["policy_events"]
+    )
     assert attempts_of(row)[0][:2] == ("rt-cheap-main", 503)
 
 

@@ -12,8 +12,13 @@ except ImportError:  # not a dependency; the fallback covers what the tests use
     jsonschema = None
 
 _TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,),
-    "integer": (int,), "number": (int, float), "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "null": (type(None),),
 }
 
 
@@ -49,9 +54,11 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str)
     kinds = schema.get("type")
     if kinds is not None:
         kinds = kinds if isinstance(kinds, list) else [kinds]
-        ok = any(isinstance(value, _TYPES[k]) and not (k in ("integer", "number")
-                                                       and isinstance(value, bool))
-                 for k in kinds)
+        ok = any(
+            isinstance(value, _TYPES[k])
+            and not (k in ("integer", "number") and isinstance(value, bool))
+            for k in kinds
+        )
         assert ok, f"{where}: {value!r} is not of type {kinds}"
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema:

@@ -19,11 +19,16 @@ BROKEN_STREAM = (httpx2.HTTPError, httpx.HTTPError, openai.APIError, anthropic.A
 CLAUDE = "claude-haiku-4-5"
 
 
-def test_status_faults_raise_typed_sdk_errors(admin: httpx.Client, oai: openai.OpenAI,
-                                              ant: anthropic.Anthropic) -> None:
-    admin.put("/_emulator/faults", json={
-        "gpt-4o": {"status": 500, "failure_rate": 1.0},
-        CLAUDE: {"status": 529, "error_message": "busy"}}).raise_for_status()
+def test_status_faults_raise_typed_sdk_errors(
+    admin: httpx.Client, oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
+    admin.put(
+        "/_emulator/faults",
+        json={
+            "gpt-4o": {"status": 500, "failure_rate": 1.0},
+            CLAUDE: {"status": 529, "error_message": "busy"},
+        },
+    ).raise_for_status()
     with pytest.raises(openai.InternalServerError) as oai_error:
         oai.chat.completions.create(model="gpt-4o", messages=HELLO)
     assert oai_error.value.body["type"] == "server_error"
@@ -34,8 +39,9 @@ def test_status_faults_raise_typed_sdk_errors(admin: httpx.Client, oai: openai.O
     assert oai.chat.completions.create(model="gpt-4o-mini", messages=HELLO).choices
 
 
-def test_rate_limit_fault_sets_retry_after(admin: httpx.Client, oai: openai.OpenAI,
-                                           ant: anthropic.Anthropic) -> None:
+def test_rate_limit_fault_sets_retry_after(
+    admin: httpx.Client, oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
     admin.put("/_emulator/faults", json={"*": {"status": 429, "retry_after": 7}})
     with pytest.raises(openai.RateLimitError) as oai_error:
         oai.chat.completions.create(model="any-model", messages=HELLO)
@@ -46,8 +52,9 @@ def test_rate_limit_fault_sets_retry_after(admin: httpx.Client, oai: openai.Open
     assert ant_error.value.body["error"]["type"] == "rate_limit_error"
 
 
-def test_stats_count_every_request_per_model(admin: httpx.Client, oai: openai.OpenAI,
-                                             ant: anthropic.Anthropic) -> None:
+def test_stats_count_every_request_per_model(
+    admin: httpx.Client, oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
     admin.put("/_emulator/faults", json={"broken": {"status": 500}})
     oai.chat.completions.create(model="gpt-4o", messages=HELLO)
     oai.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True).close()
@@ -75,14 +82,17 @@ def test_fault_table_put_patch_delete(admin: httpx.Client) -> None:
     assert admin.put("/_emulator/faults", json={"a": {"bogus": 1}}).status_code == 400
 
 
-def test_failure_rate_is_seeded_and_repeatable(admin: httpx.Client,
-                                               emulator_url: str) -> None:
+def test_failure_rate_is_seeded_and_repeatable(admin: httpx.Client, emulator_url: str) -> None:
     def outcomes() -> list[int]:
         admin.put("/_emulator/faults", json={"flaky": {"status": 503, "failure_rate": 0.5}})
-        return [httpx.post(f"{emulator_url}/v1/chat/completions",
-                           json={"model": "flaky", "messages": HELLO},
-                           headers={"authorization": "Bearer x"}).status_code
-                for _ in range(20)]
+        return [
+            httpx.post(
+                f"{emulator_url}/v1/chat/completions",
+                json={"model": "flaky", "messages": HELLO},
+                headers={"authorization": "Bearer x"},
+            ).status_code
+            for _ in range(20)
+        ]
 
     first = outcomes()
     admin.post("/_emulator/reset")
@@ -90,23 +100,31 @@ def test_failure_rate_is_seeded_and_repeatable(admin: httpx.Client,
     assert set(first) == {200, 503}
 
 
-def test_drop_after_chunks_breaks_the_stream(admin: httpx.Client, oai: openai.OpenAI,
-                                             ant: anthropic.Anthropic) -> None:
+def test_drop_after_chunks_breaks_the_stream(
+    admin: httpx.Client, oai: openai.OpenAI, ant: anthropic.Anthropic
+) -> None:
     admin.put("/_emulator/faults", json={"*": {"drop_after_chunks": 3}})
     received = []
     with pytest.raises(BROKEN_STREAM):
         for chunk in oai.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True):
             received.append(chunk)
     assert len(received) == 3
-    with pytest.raises(BROKEN_STREAM):
-        with ant.messages.stream(model=CLAUDE, max_tokens=100, messages=HELLO) as stream:
-            stream.get_final_message()
+    with (
+        pytest.raises(BROKEN_STREAM),
+        ant.messages.stream(model=CLAUDE, max_tokens=100, messages=HELLO) as stream,
+    ):
+        stream.get_final_message()
 
 
 def test_ttft_and_delay_faults_slow_responses(admin: httpx.Client, oai: openai.OpenAI) -> None:
-    admin.put("/_emulator/faults", json={"slow-first": {"ttft_ms": 400},
-                                         "slow-all": {"delay_ms": 300},
-                                         "slow-gaps": {"inter_chunk_ms": 20}})
+    admin.put(
+        "/_emulator/faults",
+        json={
+            "slow-first": {"ttft_ms": 400},
+            "slow-all": {"delay_ms": 300},
+            "slow-gaps": {"inter_chunk_ms": 20},
+        },
+    )
     started = time.monotonic()
     stream = oai.chat.completions.create(model="slow-first", messages=HELLO, stream=True)
     headers_after = time.monotonic() - started
@@ -127,8 +145,9 @@ def test_faults_file_on_the_command_line(tmp_path: Path) -> None:
     faults.write_text("gpt-4o:\n  status: 503\n  retry_after: 3\n", encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = python_module("sluicegate.providers.emulator", "--port", str(port),
-                         "--faults", str(faults))
+    args = python_module(
+        "sluicegate.providers.emulator", "--port", str(port), "--faults", str(faults)
+    )
     with ServerProcess(args, f"{url}/healthz"):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.InternalServerError) as caught:

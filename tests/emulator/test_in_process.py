@@ -20,19 +20,19 @@ HELLO = [{"role": "user", "content": "Hello there"}]
 
 def mounted(emulator: Starlette) -> httpx2.AsyncClient:
     outer = Starlette(routes=[Mount("/emulator", app=emulator)])
-    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=outer),
-                              base_url="http://gateway")
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=outer), base_url="http://gateway")
 
 
 async def test_openai_sdk_through_a_prefix_mount() -> None:
     async with mounted(create_app()) as http:
-        client = openai.AsyncOpenAI(base_url="http://gateway/emulator/v1", api_key="x",
-                                    http_client=http, max_retries=0)
+        client = openai.AsyncOpenAI(
+            base_url="http://gateway/emulator/v1", api_key="x", http_client=http, max_retries=0
+        )
         completion = await client.chat.completions.create(model="gpt-4o", messages=HELLO)
         assert "Hello there" in completion.choices[0].message.content
         async with client.chat.completions.stream(
-                model="gpt-4o", messages=HELLO,
-                stream_options={"include_usage": True}) as stream:
+            model="gpt-4o", messages=HELLO, stream_options={"include_usage": True}
+        ) as stream:
             final = await stream.get_final_completion()
         assert final.choices[0].message.content == completion.choices[0].message.content
         models = await client.models.list()
@@ -43,19 +43,23 @@ async def test_openai_sdk_through_a_prefix_mount() -> None:
 
 async def test_anthropic_sdk_through_a_prefix_mount() -> None:
     async with mounted(create_app()) as http:
-        client = anthropic.AsyncAnthropic(base_url="http://gateway/emulator", api_key="x",
-                                          http_client=http, max_retries=0)
-        message = await client.messages.create(model="claude-haiku-4-5", max_tokens=100,
-                                               messages=HELLO)
+        client = anthropic.AsyncAnthropic(
+            base_url="http://gateway/emulator", api_key="x", http_client=http, max_retries=0
+        )
+        message = await client.messages.create(
+            model="claude-haiku-4-5", max_tokens=100, messages=HELLO
+        )
         assert message.stop_reason == "end_turn"
-        async with client.messages.stream(model="claude-haiku-4-5", max_tokens=100,
-                                          messages=HELLO) as stream:
+        async with client.messages.stream(
+            model="claude-haiku-4-5", max_tokens=100, messages=HELLO
+        ) as stream:
             final = await stream.get_final_message()
         assert final.content[0].text == message.content[0].text
         page = await client.models.list()
         assert page.data[0].type == "model"
-        unknown = await http.get("/emulator/v1/nowhere",
-                                 headers={"anthropic-version": "2023-06-01"})
+        unknown = await http.get(
+            "/emulator/v1/nowhere", headers={"anthropic-version": "2023-06-01"}
+        )
         assert unknown.status_code == 404 and unknown.json()["type"] == "error"
 
 
@@ -64,13 +68,15 @@ async def test_faults_given_to_create_app_and_state_is_per_app() -> None:
     healthy = create_app()
     assert failing.state.emulator is not healthy.state.emulator
     async with mounted(failing) as http:
-        client = openai.AsyncOpenAI(base_url="http://gateway/emulator/v1", api_key="x",
-                                    http_client=http, max_retries=0)
+        client = openai.AsyncOpenAI(
+            base_url="http://gateway/emulator/v1", api_key="x", http_client=http, max_retries=0
+        )
         with pytest.raises(openai.InternalServerError):
             await client.chat.completions.create(model="gpt-4o", messages=HELLO)
     async with mounted(healthy) as http:
-        client = openai.AsyncOpenAI(base_url="http://gateway/emulator/v1", api_key="x",
-                                    http_client=http, max_retries=0)
+        client = openai.AsyncOpenAI(
+            base_url="http://gateway/emulator/v1", api_key="x", http_client=http, max_retries=0
+        )
         assert (await client.chat.completions.create(model="gpt-4o", messages=HELLO)).choices
     assert healthy.state.emulator.stats()["total"] == 1
 

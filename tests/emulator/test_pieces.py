@@ -18,23 +18,39 @@ from sluicegate.providers.emulator.tokens import text_tokens
 from tests.emulator.schema_check import assert_valid
 
 SCHEMAS: list[dict[str, Any]] = [
-    {"type": "object", "properties": {"q": {"type": "string", "minLength": 20}},
-     "required": ["q"]},
-    {"type": "object", "properties": {
-        "n": {"type": "integer", "minimum": 10, "maximum": 12},
-        "x": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-        "flag": {"type": "boolean"}, "nothing": {"type": "null"},
-        "kind": {"const": "fixed"}, "size": {"enum": ["s", "m"]},
-        "maybe": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-        "when": {"type": "string", "format": "date-time"},
-        "list": {"type": "array", "items": {"type": "integer"}, "minItems": 2},
-        "nested": {"type": "object", "properties": {"deep": {"type": ["string", "null"]}},
-                   "required": ["deep"]}},
-     "required": ["n", "x", "flag", "kind", "size", "list", "nested"]},
-    {"$defs": {"node": {"type": "object", "properties": {
-        "children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
-        "required": ["children"]}},
-     "type": "object", "properties": {"root": {"$ref": "#/$defs/node"}}, "required": ["root"]},
+    {"type": "object", "properties": {"q": {"type": "string", "minLength": 20}}, "required": ["q"]},
+    {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 10, "maximum": 12},
+            "x": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            "flag": {"type": "boolean"},
+            "nothing": {"type": "null"},
+            "kind": {"const": "fixed"},
+            "size": {"enum": ["s", "m"]},
+            "maybe": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "when": {"type": "string", "format": "date-time"},
+            "list": {"type": "array", "items": {"type": "integer"}, "minItems": 2},
+            "nested": {
+                "type": "object",
+                "properties": {"deep": {"type": ["string", "null"]}},
+                "required": ["deep"],
+            },
+        },
+        "required": ["n", "x", "flag", "kind", "size", "list", "nested"],
+    },
+    {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+                "required": ["children"],
+            }
+        },
+        "type": "object",
+        "properties": {"root": {"$ref": "#/$defs/node"}},
+        "required": ["root"],
+    },
     {"type": "object", "properties": {}},
 ]
 
@@ -62,10 +78,10 @@ def test_tool_choice_rules() -> None:
     assert compose_reply(auto).tool_call.name == "beta"
     plain = Conversation(model="m", last_user_text="nothing named", tools=tools)
     assert compose_reply(plain).tool_call is None
-    required = Conversation(model="m", last_user_text="x", tools=tools,
-                            tool_mode=ToolMode.REQUIRED)
+    required = Conversation(model="m", last_user_text="x", tools=tools, tool_mode=ToolMode.REQUIRED)
     assert compose_reply(required).tool_call.name == "alpha"
-    after_result = Conversation(model="m", last_user_text="use beta", tools=tools,
-                                last_tool_result="42 degrees")
+    after_result = Conversation(
+        model="m", last_user_text="use beta", tools=tools, last_tool_result="42 degrees"
+    )
     reply = compose_reply(after_result)
     assert reply.tool_call is None and "42 degrees" in reply.text

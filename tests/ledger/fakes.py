@@ -33,8 +33,7 @@ class FlakyStore:
         if self.ambiguous:
             raise ConnectionResetError("connection lost during commit")
 
-    async def query(self, filters: RequestFilters, limit: int, cursor: str | None
-                    ) -> RequestPage:
+    async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         return await self.inner.query(filters, limit, cursor)
 
     async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:

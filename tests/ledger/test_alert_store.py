@@ -15,7 +15,10 @@ async def alerts(request: pytest.FixtureRequest, databases: Databases) -> AlertS
 
 def alert(ts: float, **fields: object) -> AlertRow:
     values: dict[str, object] = {
-        "ts": ts, "kind": "budget", "rule_id": "team-red-monthly", "severity": "warning",
+        "ts": ts,
+        "kind": "budget",
+        "rule_id": "team-red-monthly",
+        "severity": "warning",
         "message": "team red at 80% of its monthly budget",
         "payload": {"spent_usd": 800.0, "ceiling_usd": 1000.0, "runbook": "https://x/rb"},
     }

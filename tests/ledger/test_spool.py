@@ -64,8 +64,10 @@ def test_a_torn_last_line_is_set_aside_not_lost_or_merged(tmp_path: Path) -> Non
     assert spool.count == 3
     assert drain(spool) == ["req-000001", "req-000002"]
     assert spool.count == 0
-    (aside,) = [msgspec.json.decode(line, type=SetAside)
-                for line in spool.rejected_path.read_bytes().splitlines()]
+    (aside,) = [
+        msgspec.json.decode(line, type=SetAside)
+        for line in spool.rejected_path.read_bytes().splitlines()
+    ]
     assert aside.reason == "undecodable spool line" and aside.line is not None
     assert aside.line.startswith('{"request_id": "req-torn"')
 
@@ -75,7 +77,8 @@ def test_set_aside_keeps_the_record_and_reason(tmp_path: Path) -> None:
     spool.set_aside([record(1)], "DataError: bad")
     (line,) = spool.rejected_path.read_bytes().splitlines()
     assert msgspec.json.decode(line, type=SetAside) == SetAside(
-        reason="DataError: bad", record=record(1))
+        reason="DataError: bad", record=record(1)
+    )
 
 
 def test_memory_spool_is_bounded() -> None:

@@ -39,8 +39,16 @@ async def test_every_field_round_trips(store: LedgerStore) -> None:
 async def test_unreported_usage_stays_none(store: LedgerStore) -> None:
     await store.write_batch([LedgerRecord(request_id="bare", ts=5.0)])
     (row,) = (await store.query(RequestFilters(), 10, None)).data
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                 "reasoning_tokens", "cost_usd", "latency_ms", "ttft_ms"):
+    for name in (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "cost_usd",
+        "latency_ms",
+        "ttft_ms",
+    ):
         assert row[name] is None, name
     assert (row["metadata"], row["attempts"], row["guardrail_events"]) == ({}, [], [])
     assert row["stream"] is False and row["status_code"] == 0
@@ -56,46 +64,67 @@ async def test_writes_are_idempotent_per_request_id(store: LedgerStore) -> None:
 
 FILTER_DATA = [
     record(1, project="alpha", team="red", user_id="ann", session_id="s1", key_id="k1"),
-    record(2, project="beta", team="red", user_id="bob", workflow_tag="triage",
-           status_code=429, requested_model="smart", model="claude"),
-    record(3, project="alpha", team="blue", user_id="ann", session_id="s1",
-           status_code=500, requested_model="claude", model="claude"),
-    record(4, project="alpha", team="blue", workflow_tag="triage", status_code=0,
-           key_id="k1"),
+    record(
+        2,
+        project="beta",
+        team="red",
+        user_id="bob",
+        workflow_tag="triage",
+        status_code=429,
+        requested_model="smart",
+        model="claude",
+    ),
+    record(
+        3,
+        project="alpha",
+        team="blue",
+        user_id="ann",
+        session_id="s1",
+        status_code=500,
+        requested_model="claude",
+        model="claude",
+    ),
+    record(4, project="alpha", team="blue", workflow_tag="triage", status_code=0, key_id="k1"),
     record(5, project="beta", status_code=302, requested_model="smart", model="gpt"),
 ]
 
 
-@pytest.mark.parametrize(("filters", "expected"), [
-    ({}, [5, 4, 3, 2, 1]),
-    ({"project": "alpha"}, [4, 3, 1]),
-    ({"team": "red"}, [2, 1]),
-    ({"user_id": "ann"}, [3, 1]),
-    ({"session_id": "s1"}, [3, 1]),
-    ({"workflow_tag": "triage"}, [4, 2]),
-    ({"key_id": "k1"}, [4, 1]),
-    ({"model": "claude"}, [3, 2]),  # requested_model or model
-    ({"model": "smart"}, [5, 2]),
-    ({"status": 429}, [2]),
-    ({"status": "500"}, [3]),
-    ({"status": "ok"}, [5, 1]),
-    ({"status": "error"}, [4, 3, 2]),  # 0: no answer at all counts as an error
-    ({"status": "4xx"}, [2]),
-    ({"status": "5XX"}, [3]),
-    ({"since": 1_700_000_002.0}, [5, 4, 3, 2]),  # since inclusive
-    ({"until": 1_700_000_002.0}, [1]),  # until exclusive
-    ({"since": 1_700_000_002.0, "until": 1_700_000_004.0, "project": "alpha"}, [3]),
-    ({"project": "nobody"}, []),
-])
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, [5, 4, 3, 2, 1]),
+        ({"project": "alpha"}, [4, 3, 1]),
+        ({"team": "red"}, [2, 1]),
+        ({"user_id": "ann"}, [3, 1]),
+        ({"session_id": "s1"}, [3, 1]),
+        ({"workflow_tag": "triage"}, [4, 2]),
+        ({"key_id": "k1"}, [4, 1]),
+        ({"model": "claude"}, [3, 2]),  # requested_model or model
+        ({"model": "smart"}, [5, 2]),
+        ({"status": 429}, [2]),
+        ({"status": "500"}, [3]),
+        ({"status": "ok"}, [5, 1]),
+        ({"status": "error"}, [4, 3, 2]),  # 0: no answer at all counts as an error
+        ({"status": "4xx"}, [2]),
+        ({"status": "5XX"}, [3]),
+        ({"since": 1_700_000_002.0}, [5, 4, 3, 2]),  # since inclusive
+        ({"until": 1_700_000_002.0}, [1]),  # until exclusive
+        ({"since": 1_700_000_002.0, "until": 1_700_000_004.0, "project": "alpha"}, [3]),
+        ({"project": "nobody"}, []),
+    ],
+)
 async def test_filters(store: LedgerStore, filters: dict[str, object], expected: list[int]) -> None:
     await store.write_batch(FILTER_DATA)
     assert await ids(store, **filters) == [f"req-{n:06d}" for n in expected]
 
 
-@pytest.mark.parametrize("bad", [{"status": "weird"}, {"status": "9"}, {"status": -1},
-                                 {"status": 10**12}, {"status": "²"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"status": "weird"}, {"status": "9"}, {"status": -1}, {"status": 10**12}, {"status": "²"}],
+)
 async def test_bad_status_or_cursor_is_an_invalid_request(
-        store: LedgerStore, bad: dict[str, object]) -> None:
+    store: LedgerStore, bad: dict[str, object]
+) -> None:
     await store.write_batch(FILTER_DATA)
     if bad["status"] == "9":  # a code nobody returns is fine, just empty
         assert await ids(store, **bad) == []
@@ -110,14 +139,17 @@ async def test_bad_status_or_cursor_is_an_invalid_request(
 
 async def test_pages_cover_everything_once_newest_first(store: LedgerStore) -> None:
     # seven records share each timestamp, so the cursor must break ties by request id
-    records = [record(n, ts=1_000.0 + n // 7, project="alpha" if n % 3 else "beta")
-               for n in range(2345)]
+    records = [
+        record(n, ts=1_000.0 + n // 7, project="alpha" if n % 3 else "beta") for n in range(2345)
+    ]
     await store.write_batch(records[1000:] + records[:1000])
-    for filters, wanted in ((RequestFilters(), records),
-                            (RequestFilters(project="beta"),
-                             [r for r in records if r.project == "beta"])):
-        expected = [r.request_id for r in sorted(
-            wanted, key=lambda r: (r.ts, r.request_id), reverse=True)]
+    for filters, wanted in (
+        (RequestFilters(), records),
+        (RequestFilters(project="beta"), [r for r in records if r.project == "beta"]),
+    ):
+        expected = [
+            r.request_id for r in sorted(wanted, key=lambda r: (r.ts, r.request_id), reverse=True)
+        ]
         seen: list[str] = []
         cursor = None
         while True:
@@ -142,13 +174,15 @@ async def test_limit_is_clamped(store: LedgerStore) -> None:
 
 
 async def test_sum_cost_and_count_by_envelope_field_and_metadata(store: LedgerStore) -> None:
-    await store.write_batch([
-        record(1, ts=100.0, team="red", cost_usd=1.0, metadata={"customer": "acme"}),
-        record(2, ts=200.0, team="red", cost_usd=2.5, metadata={"customer": "acme"}),
-        record(3, ts=200.0, team="blue", cost_usd=4.0, metadata={"customer": "acme"}),
-        record(4, ts=300.0, team="red", cost_usd=None, metadata={"customer": "zeta"}),
-        record(5, ts=300.0, team="red", cost_usd=0.25, metadata={}),
-    ])
+    await store.write_batch(
+        [
+            record(1, ts=100.0, team="red", cost_usd=1.0, metadata={"customer": "acme"}),
+            record(2, ts=200.0, team="red", cost_usd=2.5, metadata={"customer": "acme"}),
+            record(3, ts=200.0, team="blue", cost_usd=4.0, metadata={"customer": "acme"}),
+            record(4, ts=300.0, team="red", cost_usd=None, metadata={"customer": "zeta"}),
+            record(5, ts=300.0, team="red", cost_usd=0.25, metadata={}),
+        ]
+    )
     assert await store.sum_cost(0.0, {}) == pytest.approx(7.75)
     assert await store.sum_cost(0.0, {"team": "red"}) == pytest.approx(3.75)
     assert await store.sum_cost(200.0, {"team": "red"}) == pytest.approx(2.75)  # inclusive

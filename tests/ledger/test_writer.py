@@ -32,15 +32,21 @@ def flaky() -> FlakyStore:
 
 @pytest.fixture
 async def writer(flaky: FlakyStore, tmp_path: Path) -> AsyncIterator[LedgerWriter]:
-    w = LedgerWriter(flaky, batch_size=100, flush_interval=0.05,
-                     spool_path=str(tmp_path / "ledger.spool"), retry_interval=0.05)
+    w = LedgerWriter(
+        flaky,
+        batch_size=100,
+        flush_interval=0.05,
+        spool_path=str(tmp_path / "ledger.spool"),
+        retry_interval=0.05,
+    )
     await w.start()
     yield w
     await w.close()
 
 
 async def test_thousands_of_records_arrive_in_batches(
-        writer: LedgerWriter, flaky: FlakyStore) -> None:
+    writer: LedgerWriter, flaky: FlakyStore
+) -> None:
     for n in range(5000):
         writer.record(record(n))
     assert writer.pending == 5000
@@ -52,7 +58,8 @@ async def test_thousands_of_records_arrive_in_batches(
 
 
 async def test_a_lone_record_is_written_without_a_flush(
-        writer: LedgerWriter, flaky: FlakyStore) -> None:
+    writer: LedgerWriter, flaky: FlakyStore
+) -> None:
     writer.record(record(1))
     await eventually(lambda: len(flaky.inner) == 1, timeout=1.0)
     await writer.flush()  # nothing left: returns at once
@@ -60,7 +67,8 @@ async def test_a_lone_record_is_written_without_a_flush(
 
 
 async def test_outage_spools_then_replays_without_loss_or_duplicates(
-        writer: LedgerWriter, flaky: FlakyStore, tmp_path: Path) -> None:
+    writer: LedgerWriter, flaky: FlakyStore, tmp_path: Path
+) -> None:
     flaky.down = True
     for n in range(750):
         writer.record(record(n))
@@ -82,9 +90,15 @@ async def test_outage_spools_then_replays_without_loss_or_duplicates(
 
 
 async def test_replay_and_close_do_not_wait_for_the_retry_timer(
-        flaky: FlakyStore, tmp_path: Path) -> None:
-    writer = LedgerWriter(flaky, batch_size=50, flush_interval=0.05,
-                          spool_path=str(tmp_path / "s"), retry_interval=3600)
+    flaky: FlakyStore, tmp_path: Path
+) -> None:
+    writer = LedgerWriter(
+        flaky,
+        batch_size=50,
+        flush_interval=0.05,
+        spool_path=str(tmp_path / "s"),
+        retry_interval=3600,
+    )
     await writer.start()
     flaky.down = True
     for n in range(120):
@@ -106,7 +120,8 @@ async def test_replay_and_close_do_not_wait_for_the_retry_timer(
 
 
 async def test_a_lost_commit_acknowledgement_makes_no_duplicates(
-        writer: LedgerWriter, flaky: FlakyStore) -> None:
+    writer: LedgerWriter, flaky: FlakyStore
+) -> None:
     flaky.ambiguous = True
     for n in range(300):
         writer.record(record(n))
@@ -120,7 +135,8 @@ async def test_a_lost_commit_acknowledgement_makes_no_duplicates(
 
 
 async def test_a_refused_record_is_set_aside_and_the_rest_written(
-        writer: LedgerWriter, flaky: FlakyStore, tmp_path: Path) -> None:
+    writer: LedgerWriter, flaky: FlakyStore, tmp_path: Path
+) -> None:
     for n in range(100):
         writer.record(record(n, error_message="poison" if n == 37 else None))
     await writer.flush()
@@ -135,9 +151,11 @@ async def test_a_refused_record_is_set_aside_and_the_rest_written(
 
 
 async def test_a_full_queue_spools_instead_of_blocking_or_dropping(
-        flaky: FlakyStore, tmp_path: Path) -> None:
-    writer = LedgerWriter(flaky, batch_size=10, flush_interval=0.01, max_queue=20,
-                          spool_path=str(tmp_path / "s"))
+    flaky: FlakyStore, tmp_path: Path
+) -> None:
+    writer = LedgerWriter(
+        flaky, batch_size=10, flush_interval=0.01, max_queue=20, spool_path=str(tmp_path / "s")
+    )
     await writer.start()
     for n in range(500):  # no await: the writer task cannot run meanwhile
         writer.record(record(n))
@@ -162,7 +180,8 @@ async def test_without_a_spool_path_outages_are_held_in_memory(flaky: FlakyStore
 
 
 async def test_close_flushes_and_later_records_wait_in_the_spool_for_the_next_start(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     store = MemoryLedgerStore()
     spool = str(tmp_path / "ledger.spool")
     writer = LedgerWriter(store, flush_interval=5.0, spool_path=spool)  # would linger 5 s
@@ -197,7 +216,8 @@ async def test_flush_needs_a_running_writer() -> None:
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 async def test_thousands_of_records_reach_a_real_database(
-        backend: str, databases: Databases, tmp_path: Path) -> None:
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
     store = SqlLedgerStore(await databases.engine(backend))
     writer = LedgerWriter(store, spool_path=str(tmp_path / "s"))
     await writer.start()
@@ -211,7 +231,8 @@ async def test_thousands_of_records_reach_a_real_database(
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 async def test_a_record_the_database_refuses_is_set_aside(
-        backend: str, databases: Databases, tmp_path: Path) -> None:
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
     store = SqlLedgerStore(await databases.engine(backend))
     writer = LedgerWriter(store, batch_size=64, spool_path=str(tmp_path / "s"))
     await writer.start()

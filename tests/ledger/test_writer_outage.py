@@ -43,8 +43,7 @@ class TcpProxy:
         self._writers.clear()
         await self._server.wait_closed()
 
-    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
-                      ) -> None:
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers |= {client_w, upstream_w}
         await asyncio.gather(self._pipe(client_r, upstream_w), self._pipe(upstream_r, client_w))
@@ -74,8 +73,13 @@ async def test_postgres_goes_down_and_comes_back(databases: Databases, tmp_path:
     proxy = TcpProxy(5432)
     await proxy.restore()
     engine = create_engine_for(url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
-    writer = LedgerWriter(SqlLedgerStore(engine), batch_size=100, flush_interval=0.02,
-                          spool_path=str(tmp_path / "ledger.spool"), retry_interval=0.1)
+    writer = LedgerWriter(
+        SqlLedgerStore(engine),
+        batch_size=100,
+        flush_interval=0.02,
+        spool_path=str(tmp_path / "ledger.spool"),
+        retry_interval=0.1,
+    )
     await writer.start()
     try:
         for n in range(300):
@@ -101,7 +105,8 @@ async def test_postgres_goes_down_and_comes_back(databases: Databases, tmp_path:
 
 
 async def test_records_spooled_while_unreachable_are_replayed_after_a_restart(
-        databases: Databases, tmp_path: Path) -> None:
+    databases: Databases, tmp_path: Path
+) -> None:
     spool = str(tmp_path / "ledger.spool")
     nowhere = create_engine_for(f"postgresql://postgres@127.0.0.1:{free_port()}/sluice")
     writer = LedgerWriter(SqlLedgerStore(nowhere), spool_path=spool)

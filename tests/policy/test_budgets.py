@@ -114,7 +114,9 @@ async def test_seed_budgets(make_store):
     decision = await engine.admit(request(env=SEARCH, cost=20, cheaper="gpt-4o-mini"))
     assert (decision.fallback_kind, decision.fallback_model) == ("cheaper", "gpt-4o-mini")
     assert decision.fallback_rule_id == "platform-search-monthly"
-    cheaper = await engine.admit(request(env=SEARCH, cost=20, exempt=frozenset({decision.fallback_rule_id})))
+    cheaper = await engine.admit(
+        request(env=SEARCH, cost=20, exempt=frozenset({decision.fallback_rule_id}))
+    )
     assert cheaper.admitted
     with pytest.raises(PolicyBlocked) as nothing_cheaper:  # no cheaper model: a hard stop
         await engine.admit(request(env=SEARCH, cost=20))
@@ -125,10 +127,14 @@ async def test_seed_budgets(make_store):
 
 
 async def test_audit_budget_admits_and_records(store):
-    engine = engine_with(store, ONE_DOLLAR.replace("window: daily", "window: daily\n    on_exceed: audit"))
+    engine = engine_with(
+        store, ONE_DOLLAR.replace("window: daily", "window: daily\n    on_exceed: audit")
+    )
     first = await engine.admit(request(env=SEARCH, cost=0.9))
     second = await engine.admit(request(env=SEARCH, cost=0.9))
-    assert first.events == [] and [(e.kind, e.action) for e in second.events] == [("budget", "audit")]
+    assert first.events == [] and [(e.kind, e.action) for e in second.events] == [
+        ("budget", "audit")
+    ]
 
 
 async def test_budget_status_in_a_timezone(make_store):
@@ -199,7 +205,9 @@ async def test_rebuild_from_the_memory_ledger_store(store):
     ledger = MemoryLedgerStore()
     now = time.time()
     await ledger.write_batch([
-        LedgerRecord(request_id="old", ts=now - 40 * 86400, project="intern-sandbox", cost_usd=300.0),
+        LedgerRecord(
+            request_id="old", ts=now - 40 * 86400, project="intern-sandbox", cost_usd=300.0
+        ),
         LedgerRecord(request_id="a", ts=now - 1, project="intern-sandbox", cost_usd=120.5),
         LedgerRecord(request_id="b", ts=now - 1, project="intern-sandbox", cost_usd=379.0),
         LedgerRecord(request_id="c", ts=now - 1, project="other", cost_usd=1000.0),
@@ -246,8 +254,15 @@ async def test_alerts_fire_once_per_window_per_threshold(make_store):
     await one.drain()
     assert [a.threshold_pct for a in sink.alerts] == [50]
     alert = sink.alerts[0]
-    assert (alert.rule_id, alert.window, alert.pct, alert.notify) == ("alerting", "monthly", 60.0, ("webhook:finops",))
-    assert alert.resets_at == "2026-06-01T00:00:00+00:00" and "alerting reached 50%" in alert.message
+    assert (alert.rule_id, alert.window, alert.pct, alert.notify) == (
+        "alerting",
+        "monthly",
+        60.0,
+        ("webhook:finops",),
+    )
+    assert (
+        alert.resets_at == "2026-06-01T00:00:00+00:00" and "alerting reached 50%" in alert.message
+    )
     await spend(one, 2)  # 80% spent after this one
     await asyncio.gather(spend(one, 0.5), spend(two if make_store.kind == "redis" else one, 0.5))
     await one.drain()
@@ -295,9 +310,13 @@ async def test_alerts_are_delivered_to_a_receiver_with_retries(store):
     assert set(slack) == {"text"} and "alerting reached 80%" in slack["text"]
     (pd,) = receiver.bodies("/pd")
     assert (pd["routing_key"], pd["event_action"]) == ("R1", "trigger")
-    assert pd["payload"]["severity"] == "warning" and pd["dedup_key"].startswith("alerting:monthly:")
+    assert pd["payload"]["severity"] == "warning" and pd["dedup_key"].startswith(
+        "alerting:monthly:"
+    )
     history = {h["threshold_pct"]: h for h in notifier.history}
-    assert history[50]["deliveries"] == [{"target": "webhook:finops", "attempts": 2, "status": 202, "error": None}]
+    assert history[50]["deliveries"] == [
+        {"target": "webhook:finops", "attempts": 2, "status": 202, "error": None}
+    ]
 
 
 class _FlakyStore:
@@ -333,8 +352,9 @@ class _FlakyStore:
 
 async def test_budget_counters_are_reseeded_after_an_outage_and_for_new_budgets():
     ledger = MemoryLedgerStore()
-    await ledger.write_batch([LedgerRecord(request_id="a", ts=time.time() - 1,
-                                           project="platform-search", cost_usd=0.75)])
+    await ledger.write_batch(
+        [LedgerRecord(request_id="a", ts=time.time() - 1, project="platform-search", cost_usd=0.75)]
+    )
     store = _FlakyStore()
     engine = engine_with(store, ONE_DOLLAR)
     await engine.rebuild_budgets(ledger.sum_cost)
@@ -363,14 +383,14 @@ async def test_budget_counters_are_reseeded_after_an_outage_and_for_new_budgets(
 
 
 @pytest.mark.parametrize("make_store", ["redis"], indirect=True)
-async def test_a_redis_emptied_without_an_outage_is_reseeded_by_the_next_check(make_store,
-                                                                              caplog):
+async def test_a_redis_emptied_without_an_outage_is_reseeded_by_the_next_check(make_store, caplog):
     """An emptied Redis (FLUSHALL, a failover to an empty replica) answers every call, so
     no outage is seen; the seeding mark is gone with the data, and the next store check
     (every few seconds, and on /readyz) rebuilds budget spend from the ledger."""
     ledger = MemoryLedgerStore()
-    await ledger.write_batch([LedgerRecord(request_id="a", ts=time.time() - 1,
-                                           project="platform-search", cost_usd=0.75)])
+    await ledger.write_batch(
+        [LedgerRecord(request_id="a", ts=time.time() - 1, project="platform-search", cost_usd=0.75)]
+    )
     store = make_store()
     engine = engine_with(store, ONE_DOLLAR, store_check_s=0.1)
     try:

@@ -13,7 +13,9 @@ from sluicegate.policy.counters.redis_store import RedisCounterStore
 from tests.policy.helpers import FakeClock, leased
 
 
-def check(key: str, limit: int, amount: int = 1, *, ttl: float = 60, slide: Slide | None = None) -> Check:
+def check(
+    key: str, limit: int, amount: int = 1, *, ttl: float = 60, slide: Slide | None = None
+) -> Check:
     return Check(key=key, limit=limit, amount=amount, expires_at=time.time() + ttl, slide=slide)
 
 
@@ -70,7 +72,9 @@ async def test_settle_soon_is_applied_by_flush(store):
     await store.flush()
     # "tok" (a large limit) is leased by a Redis store: the lease is what stays reserved
     assert await store.usage(["tok", "req"]) == {
-        "tok": Level(sum(range(10, 40)), leased(store, "tok")), "req": Level(0, 0)}
+        "tok": Level(sum(range(10, 40)), leased(store, "tok")),
+        "req": Level(0, 0),
+    }
     await store.flush()  # nothing queued: returns at once
 
 

@@ -40,9 +40,19 @@ def test_seed_documents_validate_unchanged():
 def test_seed_rate_limits_compile():
     compiled = policy(fixture_text("rate-limit-config.yaml"))
     guard, burst, soft = compiled.rules
-    assert (guard.measure, guard.limit, guard.window.seconds, guard.scope_name) == ("tokens", 200000, 3600, "session")
+    assert (guard.measure, guard.limit, guard.window.seconds, guard.scope_name) == (
+        "tokens",
+        200000,
+        3600,
+        "session",
+    )
     assert guard.breach.action == "hard_block"
-    assert (burst.limit, burst.window.seconds, burst.scope_name, burst.breach.action) == (5000000, 86400, "user", "queue")
+    assert (burst.limit, burst.window.seconds, burst.scope_name, burst.breach.action) == (
+        5000000,
+        86400,
+        "user",
+        "queue",
+    )
     assert (soft.measure, soft.scope_name, soft.breach.action) == ("requests", "global", "fallback")
     assert soft.breach.fallback_model == "claude-haiku-4-5"  # alias resolved
 
@@ -74,7 +84,12 @@ budgets:
 
 def test_seed_quota_compiles_to_a_per_subject_hard_block():
     (rule,) = policy(fixture_text("ratelimiting-config.yaml")).rules
-    assert (rule.id, rule.measure, rule.limit, rule.window.label) == ("rule-id", "requests", 5000, "1d")
+    assert (rule.id, rule.measure, rule.limit, rule.window.label) == (
+        "rule-id",
+        "requests",
+        5000,
+        "1d",
+    )
     assert rule.scope_name == "subject" and rule.breach.action == "hard_block"
 
 
@@ -83,7 +98,9 @@ def test_bad_window_names_the_path_and_the_fix():
     doc["rules"][2]["limit"]["window"] = "fortnight"
     error = refusal(doc)
     assert error.param == "rules[2].limit.window"
-    assert "rules[2].limit.window: 'fortnight' is not a window; use 30s, 1m, 1h, 1d" in error.message
+    assert (
+        "rules[2].limit.window: 'fortnight' is not a window; use 30s, 1m, 1h, 1d" in error.message
+    )
     assert error.message.startswith("production-rate-limits: ")
 
 
@@ -118,7 +135,11 @@ def test_every_problem_is_reported():
         ({"ceiling_usd": 0}, "budgets[0].ceiling_usd", "greater than 0"),
         ({"timezone": "Mars/Olympus"}, "budgets[0].timezone", "not an IANA timezone"),
         ({"on_exceed": "panic"}, "budgets[0].on_exceed", "is not one of hard_block"),
-        ({"fallback_model": "x", "on_exceed": "hard_block"}, "budgets[0]", "fallback_model applies"),
+        (
+            {"fallback_model": "x", "on_exceed": "hard_block"},
+            "budgets[0]",
+            "fallback_model applies",
+        ),
         ({"alerts": [{"at_pct": -1}]}, "budgets[0].alerts[0].at_pct", "greater than 0"),
     ],
 )
@@ -177,7 +198,8 @@ type: gateway-notification-targets
 targets:
   "slack:#ai-budget-alerts": {kind: slack, url: "https://hooks.slack.example/T1"}
   "pagerduty:platform": {kind: pagerduty, routing_key: R0UTING}
-  "webhook:finops": {kind: webhook, url: "http://finops.local/hook", headers: {Authorization: Bearer x}}
+  "webhook:finops":
+    {kind: webhook, url: "http://finops.local/hook", headers: {Authorization: Bearer x}}
 """
     )
     assert isinstance(doc, NotificationTargetsDocument)

@@ -34,14 +34,18 @@ PER_KEY_50 = """
 
 
 async def test_no_matching_rule_admits_without_touching_the_store(store):
-    engine = engine_with(store, rules(PER_KEY_50.replace("limit:", "when: {models: [x]}\n    limit:")))
+    engine = engine_with(
+        store, rules(PER_KEY_50.replace("limit:", "when: {models: [x]}\n    limit:"))
+    )
     admission = await engine.admit(request())
     assert admission.admitted and admission.reservation_id is None and admission.headers == {}
 
 
 async def test_request_limit_is_exact_under_concurrency(store):
     engine = engine_with(store, rules(PER_KEY_50))
-    outcomes = await asyncio.gather(*(engine.admit(request()) for _ in range(200)), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(engine.admit(request()) for _ in range(200)), return_exceptions=True
+    )
     admitted = [o for o in outcomes if not isinstance(o, Exception)]
     blocked = [o for o in outcomes if isinstance(o, PolicyBlocked)]
     assert len(admitted) == 50 and len(blocked) == 150
@@ -51,7 +55,9 @@ async def test_request_limit_is_exact_under_concurrency(store):
     assert error.headers["X-Sluice-Rule-ID"] == "per-key-50"
     assert 0 < int(error.headers["Retry-After"]) <= 3600
     assert "per-key-50" in error.message
-    assert [(e.kind, e.rule_id, e.action) for e in error.events] == [("rate_limit", "per-key-50", "hard_block")]
+    assert [(e.kind, e.rule_id, e.action) for e in error.events] == [
+        ("rate_limit", "per-key-50", "hard_block")
+    ]
     # another key has its own counter
     assert (await engine.admit(request(who=principal("key-2")))).admitted
 
@@ -226,7 +232,9 @@ async def test_audit_rule_admits_and_records(store):
 """))  # fmt: skip
     assert (await engine.admit(request())).events == []
     second = await engine.admit(request())
-    assert second.admitted and [(e.rule_id, e.action) for e in second.events] == [("watch-only", "audit")]
+    assert second.admitted and [(e.rule_id, e.action) for e in second.events] == [
+        ("watch-only", "audit")
+    ]
 
 
 async def test_hot_reload_swaps_the_policy(store):
@@ -269,8 +277,13 @@ async def test_health_recovers_after_a_successful_call(store):
 
 
 async def test_quota_rules_count_per_subject(store):
-    quota = fixture_text("ratelimiting-config.yaml").replace("5000", "2").replace(
-        '["team:frontend"]', '["team:frontend", "user:bob@email.com", "virtualaccount:va-james"]'
+    quota = (
+        fixture_text("ratelimiting-config.yaml")
+        .replace("5000", "2")
+        .replace(
+            '["team:frontend"]',
+            '["team:frontend", "user:bob@email.com", "virtualaccount:va-james"]',
+        )
     )
     engine = engine_with(store, quota)
     frontend = Envelope(team="frontend")

@@ -53,7 +53,10 @@ def test_header_names_map_to_envelope_fields():
 def test_subjects():
     assert matching(Envelope(user_id="alice")) == ["alice-or-search"]
     assert matching(Envelope(team="search")) == ["alice-or-search", "any-team"]
-    assert matching(Envelope(), Principal(key_id="k-1", team="search")) == ["alice-or-search", "any-team"]
+    assert matching(Envelope(), Principal(key_id="k-1", team="search")) == [
+        "alice-or-search",
+        "any-team",
+    ]
     assert matching(Envelope(), Principal(key_id="k-42")) == ["by-key"]
     assert matching(Envelope(), Principal(key_id="k-9", name="va-james")) == ["by-key"]
     assert matching(Envelope(user_id="bob")) == []
@@ -78,12 +81,16 @@ def test_custom_header_prefixes():
     (doc,) = load(RULES.replace("X-Sluice-Workflow-Tag", "X-Acme-Workflow-Tag"))
     compiled = compile_policy([doc], aliases=ALIASES, header_prefixes=["X-Acme-", "X-TFY-"])
     rule = compiled.rules[3]
-    assert rule.matches(Envelope(environment="production", workflow_tag="classify"), Principal(key_id="k"), "m")
+    assert rule.matches(
+        Envelope(environment="production", workflow_tag="classify"), Principal(key_id="k"), "m"
+    )
 
 
 def test_seed_rules_match_tfy_envelopes():
     compiled = policy(fixture_text("rate-limit-config.yaml"))
-    env = Envelope(environment="production", workflow_tag="classify-intent", session_id="s1", user_id="u1")
+    env = Envelope(
+        environment="production", workflow_tag="classify-intent", session_id="s1", user_id="u1"
+    )
     assert [r.id for r in compiled.rules if r.matches(env, Principal(key_id="k"), "m")] == [
         "per-session-loop-guard",
         "per-user-burst",
@@ -93,13 +100,34 @@ def test_seed_rules_match_tfy_envelopes():
 
 
 def test_scopes():
-    env = Envelope(key_id=None, user_id="u", team="t", project="p", session_id="s", workflow_tag="w",
-                   environment="e", cost_center="c", metadata={"tenant": "acme"})  # fmt: skip
+    env = Envelope(
+        key_id=None,
+        user_id="u",
+        team="t",
+        project="p",
+        session_id="s",
+        workflow_tag="w",
+        environment="e",
+        cost_center="c",
+        metadata={"tenant": "acme"},
+    )
     who = Principal(key_id="k")
     values = {
         scope: scope_getter(scope)(env, who, "m")
-        for scope in ["global", "key", "user", "team", "project", "session", "workflow", "model",
-                      "environment", "cost_center", "metadata:tenant", "metadata:X-TFY-Project"]  # fmt: skip
+        for scope in [
+            "global",
+            "key",
+            "user",
+            "team",
+            "project",
+            "session",
+            "workflow",
+            "model",
+            "environment",
+            "cost_center",
+            "metadata:tenant",
+            "metadata:X-TFY-Project",
+        ]  # fmt: skip
     }
     assert values == {
         "global": "*", "key": "k", "user": "u", "team": "t", "project": "p", "session": "s",

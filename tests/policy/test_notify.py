@@ -36,8 +36,12 @@ async def test_payload_shapes_and_alert_store():
         notifier = WebhookNotifier(
             {
                 "slack:#ops": SlackTarget(kind="slack", url=receiver.url("/slack")),
-                "pagerduty:platform": PagerDutyTarget(kind="pagerduty", url=receiver.url("/pd"), routing_key="RK"),
-                "webhook:finops": WebhookTarget(kind="webhook", url=receiver.url("/hook"), headers={"X-A": "1"}),
+                "pagerduty:platform": PagerDutyTarget(
+                    kind="pagerduty", url=receiver.url("/pd"), routing_key="RK"
+                ),
+                "webhook:finops": WebhookTarget(
+                    kind="webhook", url=receiver.url("/hook"), headers={"X-A": "1"}
+                ),
             },
             alert_store=store,
         )  # fmt: skip
@@ -52,7 +56,12 @@ async def test_payload_shapes_and_alert_store():
     (hook,) = receiver.bodies("/hook")
     assert hook["rule_id"] == "intern-sandbox-cap" and hook["spent_usd"] == 505.0
     (row,) = await store.list()
-    assert (row.kind, row.rule_id, row.severity, row.delivered) == ("budget", "intern-sandbox-cap", "critical", True)
+    assert (row.kind, row.rule_id, row.severity, row.delivered) == (
+        "budget",
+        "intern-sandbox-cap",
+        "critical",
+        True,
+    )
     assert row.payload["dedup_key"] == pd["dedup_key"] and row.last_error is None
 
 
@@ -70,7 +79,10 @@ async def test_retries_give_up_after_the_last_attempt_and_skip_client_errors():
         assert len(receiver.bodies("/down")) == 3
         (row,) = await store.list()
         assert not row.delivered and row.attempts == 4  # 3 tries + the unknown target
-        assert row.last_error in ("webhook:down: HTTP 500", "webhook:nowhere: no such target in gateway-notification-targets")
+        assert row.last_error in (
+            "webhook:down: HTTP 500",
+            "webhook:nowhere: no such target in gateway-notification-targets",
+        )
         (entry,) = notifier.history
         deliveries = {d["target"]: d for d in entry["deliveries"]}
         assert deliveries["webhook:down"]["error"] == "HTTP 500"
@@ -79,8 +91,8 @@ async def test_retries_give_up_after_the_last_attempt_and_skip_client_errors():
 
         rejecting = Receiver(fail_first={"/bad": 99}, fail_status=400)
         async with rejecting:
-            notifier = WebhookNotifier({"webhook:bad": WebhookTarget(kind="webhook", url=rejecting.url("/bad"))},
-                                       backoff_s=0.01)  # fmt: skip
+            target = WebhookTarget(kind="webhook", url=rejecting.url("/bad"))
+            notifier = WebhookNotifier({"webhook:bad": target}, backoff_s=0.01)
             notifier.submit(alert("webhook:bad"))
             await notifier.close()
         assert len(rejecting.bodies("/bad")) == 1  # a 400 is not retried

@@ -43,10 +43,12 @@ async def reservations_left(store: RedisCounterStore) -> set[str]:
 
 async def test_concurrent_admissions_take_exactly_the_limit(make_store):
     store = make_store(lease_share=0)
-    results = await asyncio.gather(*(
-        store.admit([check("tok", 10**9, 100), check("req", 50)], f"r{i}", 60)
-        for i in range(200)
-    ))
+    results = await asyncio.gather(
+        *(
+            store.admit([check("tok", 10**9, 100), check("req", 50)], f"r{i}", 60)
+            for i in range(200)
+        )
+    )
     admitted = [i for i, r in enumerate(results) if r.ok]
     assert len(admitted) == 50
     # each admission saw the ones queued before it: the 50 admitted saw 0..49 reserved
@@ -100,16 +102,17 @@ async def test_batches_are_capped(make_store):
     store._admissions.limit = 16  # as if built with admit_batch=16
     first = await lead(store)
     results = await asyncio.gather(
-        *(store.admit([check("a", 100)], f"r{i}", 60) for i in range(64)))
+        *(store.admit([check("a", 100)], f"r{i}", 60) for i in range(64))
+    )
     assert (await first).ok and all(r.ok for r in results)
     assert store.admit_calls == 1 + 4
 
 
 async def test_admissions_from_replicas_share_the_limit(make_store):
     one, two = make_store(lease_share=0), make_store(lease_share=0)
-    results = await asyncio.gather(*(
-        (one if i % 2 else two).admit([check("req", 30)], f"r{i}", 60) for i in range(100)
-    ))
+    results = await asyncio.gather(
+        *((one if i % 2 else two).admit([check("req", 30)], f"r{i}", 60) for i in range(100))
+    )
     assert sum(r.ok for r in results) == 30
     assert await one.usage(["req"]) == {"req": Level(0, 30)}
 

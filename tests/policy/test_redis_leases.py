@@ -21,10 +21,16 @@ from tests.support import REDIS_URL
 pytestmark = pytest.mark.parametrize("make_store", ["redis"], indirect=True)
 
 
-def check(key: str, limit: int, amount: int = 1, *, slide: Slide | None = None,
-          now: float | None = None) -> Check:
-    return Check(key=key, limit=limit, amount=amount,
-                 expires_at=(time.time() if now is None else now) + 3600, slide=slide)
+def check(
+    key: str, limit: int, amount: int = 1, *, slide: Slide | None = None, now: float | None = None
+) -> Check:
+    return Check(
+        key=key,
+        limit=limit,
+        amount=amount,
+        expires_at=(time.time() if now is None else now) + 3600,
+        slide=slide,
+    )
 
 
 async def level(store: RedisCounterStore, key: str) -> Level:
@@ -94,8 +100,9 @@ async def test_replicas_never_exceed_the_limit(make_store, wave):
     for w in range(8000 // wave):
         ids = [f"w{w}-{i}" for i in range(wave)]
         stores = [one if i % 2 else two for i in range(wave)]
-        results = await asyncio.gather(*(
-            s.admit([check("shared", limit)], rid, 60) for s, rid in zip(stores, ids)))
+        results = await asyncio.gather(
+            *(s.admit([check("shared", limit)], rid, 60) for s, rid in zip(stores, ids))
+        )
         admitted += [(s, rid) for s, rid, r in zip(stores, ids, results) if r.ok]
         now = await level(reader, "shared")
         assert now.used + now.reserved <= limit
@@ -103,8 +110,9 @@ async def test_replicas_never_exceed_the_limit(make_store, wave):
     await watcher
     assert worst <= limit
     assert await level(reader, "shared") == Level(0, limit)
-    unused = sum(s.leases._leases["shared"].free for s in (one, two)
-                 if "shared" in s.leases._leases)
+    unused = sum(
+        s.leases._leases["shared"].free for s in (one, two) if "shared" in s.leases._leases
+    )
     assert unused == 0 and len(admitted) == limit  # no lease left stranded
     if wave == 200:
         assert one.admit_calls + two.admit_calls < 400  # most came from leases
@@ -127,9 +135,13 @@ async def test_unsettled_replicas_release_leases_on_close(make_store):
 
 async def test_small_limits_stay_exact(make_store):
     one, two = make_store(), make_store()
-    results = await asyncio.gather(*(
-        replica.admit([check("small", 50)], f"r{i}", 60)
-        for i in range(100) for replica in (one, two)))
+    results = await asyncio.gather(
+        *(
+            replica.admit([check("small", 50)], f"r{i}", 60)
+            for i in range(100)
+            for replica in (one, two)
+        )
+    )
     assert sum(r.ok for r in results) == 50
     assert one.leases.held("small") == two.leases.held("small") == 0  # 50 / 8 < 16: no lease
     assert await level(one, "small") == Level(0, 50)
@@ -182,8 +194,11 @@ async def test_sliding_windows_lease_into_the_current_bucket(make_store):
 
     async def spend(n: int, first: int) -> None:
         for i in range(first, first + n):
-            assert (await store.admit([check("roll", 10**6, 100, slide=slide, now=clock.now)],
-                                      f"r{i}", 60)).ok
+            assert (
+                await store.admit(
+                    [check("roll", 10**6, 100, slide=slide, now=clock.now)], f"r{i}", 60
+                )
+            ).ok
             store.settle_soon(f"r{i}", {"roll": 10})
         await store.flush()
 
@@ -197,7 +212,9 @@ async def test_sliding_windows_lease_into_the_current_bucket(make_store):
     finally:
         await client.aclose()
     assert {f: v for f, v in fields.items() if f.startswith("b:") or f == "u"} == {
-        "b:1000000": "200", "b:1000010": "300"}
+        "b:1000000": "200",
+        "b:1000010": "300",
+    }
     assert await level(store, "roll") == Level(500, store.leases.held("roll"))
     clock.advance(100)  # the first bucket slid out
     assert (await level(store, "roll")).used == 300
@@ -232,8 +249,9 @@ async def test_unlimited_checks_lease(make_store):
     store = make_store()
     total = 0
     for i in range(500):
-        result = await store.admit([check("audit", NO_LIMIT, 1000), check("tok", 10**9, 50)],
-                                   f"r{i}", 60)
+        result = await store.admit(
+            [check("audit", NO_LIMIT, 1000), check("tok", 10**9, 50)], f"r{i}", 60
+        )
         assert result.ok
         store.settle_soon(f"r{i}", {"audit": 700, "tok": 20})
         total += 700

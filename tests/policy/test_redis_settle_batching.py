@@ -39,9 +39,9 @@ async def test_concurrent_settles_share_script_calls(make_store):
     await admit_many(store)
     before = store.settle_calls
     # half name every key, half only "tok" (their "req" hold is released in the same call)
-    await asyncio.gather(*(
-        store.settle(f"r{i}", {"req": 1, "tok": i} if i % 2 else {"tok": i}) for i in range(N)
-    ))
+    await asyncio.gather(
+        *(store.settle(f"r{i}", {"req": 1, "tok": i} if i % 2 else {"tok": i}) for i in range(N))
+    )
     calls = store.settle_calls - before
     assert 1 <= calls <= 5, calls
     usage = await store.usage(["req", "tok"])
@@ -65,9 +65,9 @@ async def test_release_and_settle_from_another_replica(make_store):
     one, two = make_store(lease_share=0), make_store(lease_share=0)
     await admit_many(one)
     before = two.settle_calls
-    await asyncio.gather(*(
-        two.release(f"r{i}") if i % 2 else two.settle(f"r{i}", {"tok": 7}) for i in range(N)
-    ))
+    await asyncio.gather(
+        *(two.release(f"r{i}") if i % 2 else two.settle(f"r{i}", {"tok": 7}) for i in range(N))
+    )
     assert two.settle_calls - before <= 10
     assert await two.usage(["req", "tok"]) == {"req": Level(0, 0), "tok": Level(7 * N // 2, 0)}
     assert await reservations_left(two) == []
@@ -112,8 +112,9 @@ async def test_unreachable_redis_fails_every_waiting_caller(make_store):
 
 
 async def test_a_batch_failing_mid_way_fails_its_callers(make_store):
-    store = RedisCounterStore(REDIS_URL, f"sgtest-pause-{time.time_ns()}:", timeout_s=0.2,
-                              lease_share=0)
+    store = RedisCounterStore(
+        REDIS_URL, f"sgtest-pause-{time.time_ns()}:", timeout_s=0.2, lease_share=0
+    )
     await admit_many(store, 50)
     admin = aioredis.Redis.from_url(REDIS_URL)
     await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # scripts block, then time out

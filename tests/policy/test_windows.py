@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -43,9 +43,15 @@ def test_fixed_windows_align_to_the_epoch_and_weeks_to_monday():
 
 def test_months_are_calendar_months():
     window = parse_window("1mo")
-    assert window.bounds(ts("2026-02-14T08:00:00")) == (ts("2026-02-01T00:00:00"), ts("2026-03-01T00:00:00"))
+    assert window.bounds(ts("2026-02-14T08:00:00")) == (
+        ts("2026-02-01T00:00:00"),
+        ts("2026-03-01T00:00:00"),
+    )
     quarter = parse_window("3mo")
-    assert quarter.bounds(ts("2026-05-14T08:00:00")) == (ts("2026-04-01T00:00:00"), ts("2026-07-01T00:00:00"))
+    assert quarter.bounds(ts("2026-05-14T08:00:00")) == (
+        ts("2026-04-01T00:00:00"),
+        ts("2026-07-01T00:00:00"),
+    )
     with pytest.raises(ValueError, match="must divide a year"):
         parse_window("5mo")
 
@@ -73,7 +79,7 @@ def test_rolling_windows():
     assert (day.kind, day.seconds, day.bucket_s, day.resets) == ("rolling", 86400, 3600, False)
     assert parse_budget_window("rolling_7d").bucket_s == 25200
     assert parse_budget_window("rolling_30d").bucket_s == 86400
-    now = datetime(2026, 5, 13, 10, 20, tzinfo=timezone.utc).timestamp()
+    now = datetime(2026, 5, 13, 10, 20, tzinfo=UTC).timestamp()
     assert day.bounds(now) == (now - 86400, ts("2026-05-13T11:00:00"))
     assert day.counter_suffix(now) == "r" and day.slide is not None
 

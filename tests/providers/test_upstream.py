@@ -22,6 +22,7 @@ async def server():
 
     async def slow(request: web.Request) -> web.Response:
         import asyncio
+
         await asyncio.sleep(2)
         return web.json_response({})
 
@@ -40,8 +41,9 @@ async def test_answers_with_status_lower_case_headers_and_body(server):
     base, _ = server
     upstream = AiohttpUpstream()
     try:
-        response = await upstream.request("POST", base + "/v1/chat/completions",
-                                          {"content-type": "application/json"}, b"{}", 5.0)
+        response = await upstream.request(
+            "POST", base + "/v1/chat/completions", {"content-type": "application/json"}, b"{}", 5.0
+        )
     finally:
         await upstream.close()
     assert response.status == 200

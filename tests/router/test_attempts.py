@@ -28,8 +28,12 @@ def http(status: int, retry_after: float | None = None) -> UpstreamHTTPError:
 
 
 def target(target_id: str, attempts: int = 1, **retry) -> Target:
-    return Target(id=target_id, provider=f"prov-{target_id}", model=f"model-{target_id}",
-                  retry=RetryPolicy(attempts=attempts, jitter=False, **retry))
+    return Target(
+        id=target_id,
+        provider=f"prov-{target_id}",
+        model=f"model-{target_id}",
+        retry=RetryPolicy(attempts=attempts, jitter=False, **retry),
+    )
 
 
 def plan_of(*targets: Target, **extra) -> RoutePlan:
@@ -46,8 +50,11 @@ class FakeUpstream:
 
     async def __call__(self, target: Target, reason: str) -> str:
         self.calls.append((target.id, reason))
-        step = self.script[target.id].pop(0) if len(self.script[target.id]) > 1 \
+        step = (
+            self.script[target.id].pop(0)
+            if len(self.script[target.id]) > 1
             else self.script[target.id][0]
+        )
         if isinstance(step, SluiceError):
             raise step
         return step if isinstance(step, str) else await step()
@@ -65,9 +72,16 @@ class Harness:
         self.clock.advance(seconds)
 
     async def run(self, plan: RoutePlan, upstream: FakeUpstream, **kwargs) -> AttemptsOutcome[str]:
-        return await run_attempts(plan, upstream, breakers=self.breakers, latency=self.latency,
-                                  clock=self.clock, sleep=self.sleep,
-                                  rng=random.Random(1).random, **kwargs)
+        return await run_attempts(
+            plan,
+            upstream,
+            breakers=self.breakers,
+            latency=self.latency,
+            clock=self.clock,
+            sleep=self.sleep,
+            rng=random.Random(1).random,
+            **kwargs,
+        )
 
 
 @pytest.fixture
@@ -81,7 +95,8 @@ async def test_the_primary_answers(harness: Harness):
     assert outcome.unwrap() == "ok" and outcome.final_target.id == "a"
     assert upstream.calls == [("a", "primary")]
     assert [(r.provider, r.model, r.status_code, r.reason) for r in outcome.attempts] == [
-        ("prov-a", "model-a", 200, "primary")]
+        ("prov-a", "model-a", 200, "primary")
+    ]
     assert not outcome.fallback_used and not outcome.retry_used
     assert outcome.reason == "a answered"
 
@@ -95,12 +110,15 @@ async def test_a_fallback_tried_first_is_recorded_as_a_fallback(harness: Harness
     assert upstream.calls == [("f", "fallback")] and outcome.fallback_used
 
 
-@pytest.mark.parametrize("error, status, error_class", [
-    (http(500), 500, "UpstreamHTTPError"),
-    (http(429, retry_after=60), 429, "UpstreamHTTPError"),
-    (UpstreamUnavailable("connection refused"), None, "UpstreamUnavailable"),
-    (UpstreamTimeout("no answer in 8s"), None, "UpstreamTimeout"),
-])
+@pytest.mark.parametrize(
+    "error, status, error_class",
+    [
+        (http(500), 500, "UpstreamHTTPError"),
+        (http(429, retry_after=60), 429, "UpstreamHTTPError"),
+        (UpstreamUnavailable("connection refused"), None, "UpstreamUnavailable"),
+        (UpstreamTimeout("no answer in 8s"), None, "UpstreamTimeout"),
+    ],
+)
 async def test_falls_back_on_server_errors_throttling_connection_errors_and_timeouts(
     harness: Harness, error: SluiceError, status: int | None, error_class: str
 ):
@@ -145,7 +163,8 @@ async def test_only_configured_status_codes_fall_back(harness: Harness):
 
 async def test_retries_back_off_and_honour_retry_after(harness: Harness):
     upstream = FakeUpstream(
-        a=[http(503), http(429, retry_after=2.5), UpstreamUnavailable("reset"), "ok"])
+        a=[http(503), http(429, retry_after=2.5), UpstreamUnavailable("reset"), "ok"]
+    )
     plan = plan_of(target("a", attempts=4, delay_ms=100, max_delay_ms=300), breaker=None)
     outcome = await harness.run(plan, upstream)
     assert outcome.unwrap() == "ok"
@@ -177,8 +196,12 @@ async def test_statuses_outside_the_retry_list_fall_back_at_once(harness: Harnes
 
 async def test_jitter_keeps_half_to_all_of_the_delay(clock: FakeClock):
     harness = Harness(clock)
-    jittery = Target(id="a", provider="p", model="m",
-                     retry=RetryPolicy(attempts=6, delay_ms=200, max_delay_ms=200, jitter=True))
+    jittery = Target(
+        id="a",
+        provider="p",
+        model="m",
+        retry=RetryPolicy(attempts=6, delay_ms=200, max_delay_ms=200, jitter=True),
+    )
     await harness.run(plan_of(jittery, breaker=None), FakeUpstream(a=[http(500)]))
     assert len(harness.slept) == 5 and all(0.1 <= s <= 0.2 for s in harness.slept)
     assert len(set(harness.slept)) > 1
@@ -187,8 +210,9 @@ async def test_jitter_keeps_half_to_all_of_the_delay(clock: FakeClock):
 async def test_the_deadline_stops_retries_and_cuts_a_slow_call(clock: FakeClock):
     harness = Harness(clock)
     plan = plan_of(target("a", attempts=5, delay_ms=400), target("f"))
-    outcome = await harness.run(plan, FakeUpstream(a=[http(500)], f=["ok"]),
-                                deadline=clock.now + 0.5)
+    outcome = await harness.run(
+        plan, FakeUpstream(a=[http(500)], f=["ok"]), deadline=clock.now + 0.5
+    )
     assert harness.slept == [0.4] and outcome.unwrap() == "ok"  # 0.8s would not fit
 
     async def hang() -> str:
@@ -198,9 +222,12 @@ async def test_the_deadline_stops_retries_and_cuts_a_slow_call(clock: FakeClock)
     loop_time = asyncio.get_running_loop().time
     started = loop_time()
     outcome = await run_attempts(
-        plan_of(target("slow"), target("f")), FakeUpstream(slow=[hang], f=["x"]),
-        breakers=harness.breakers, latency=harness.latency,
-        deadline=started + 0.05, clock=loop_time,
+        plan_of(target("slow"), target("f")),
+        FakeUpstream(slow=[hang], f=["x"]),
+        breakers=harness.breakers,
+        latency=harness.latency,
+        deadline=started + 0.05,
+        clock=loop_time,
     )
     assert isinstance(outcome.error, UpstreamTimeout)
     assert [r.error_class for r in outcome.attempts] == ["UpstreamTimeout"]  # f: no time left
@@ -251,8 +278,13 @@ async def test_half_open_candidates_get_one_probe_across_concurrent_requests(
         return "a"
 
     upstream = FakeUpstream(a=[slow_ok], f=["f"])
-    plan = RoutePlan(model="vm", virtual=True, candidates=(target("a"), target("f")),
-                     breaker=policy, needs_probe=frozenset({"a"}))
+    plan = RoutePlan(
+        model="vm",
+        virtual=True,
+        candidates=(target("a"), target("f")),
+        breaker=policy,
+        needs_probe=frozenset({"a"}),
+    )
     runs = [asyncio.create_task(harness.run(plan, upstream)) for _ in range(8)]
     await asyncio.sleep(0.05)
     gate.set()
@@ -270,7 +302,12 @@ async def test_nothing_tried_is_upstream_unavailable(harness: Harness):
     await harness.breakers.record_failure("vm:a", policy, probe=False)
     harness.clock.advance(31)
     assert await harness.breakers.admit("vm:a", policy) == "probe"  # someone else probes
-    plan = RoutePlan(model="vm", virtual=True, candidates=(target("a"),), breaker=policy,
-                     needs_probe=frozenset({"a"}))
+    plan = RoutePlan(
+        model="vm",
+        virtual=True,
+        candidates=(target("a"),),
+        breaker=policy,
+        needs_probe=frozenset({"a"}),
+    )
     outcome = await harness.run(plan, FakeUpstream(a=["never"]))
     assert isinstance(outcome.error, UpstreamUnavailable) and outcome.attempts == []

@@ -42,8 +42,11 @@ def test_the_seed_routing_document_validates_unchanged_and_compiles():
     ]
     assert route.fallback_status_codes == DEFAULT_FALLBACK_STATUS_CODES
     assert vm.breaker is not None
-    assert (vm.breaker.failure_threshold, vm.breaker.window_seconds,
-            vm.breaker.cooldown_seconds) == (5, 60, 30)
+    assert (
+        vm.breaker.failure_threshold,
+        vm.breaker.window_seconds,
+        vm.breaker.cooldown_seconds,
+    ) == (5, 60, 30)
 
 
 def test_the_config_registry_finds_this_document_type():
@@ -51,7 +54,9 @@ def test_the_config_registry_finds_this_document_type():
 
 
 def test_target_options_retry_headers_and_a_pinned_model_version():
-    doc = load(HEAD + """
+    doc = load(
+        HEAD
+        + """
 rule_type: priority-based
 retry: {attempts: 2, delay_ms: 100}
 fallback_status_codes: [429, 503]
@@ -66,7 +71,8 @@ targets:
   - target: {provider: openai, model: gpt-4o}
     priority: 1
     retry: {attempts: 3, delay_ms: 50, max_delay_ms: 400, jitter: false, on_status_codes: [500]}
-""")
+"""
+    )
     (route,) = compile_document(doc).routes
     first, second = route.rules
     assert first.id == "anthropic/claude-sonnet-4-6-20260101"
@@ -81,19 +87,27 @@ targets:
 
 
 def test_generated_ids_stay_unique_within_a_rule_set():
-    doc = load(HEAD + """
+    doc = load(
+        HEAD
+        + """
 rules:
   - {target: {provider: openai, model: gpt-4o}, override_params: {temperature: 0}}
   - {target: {provider: openai, model: gpt-4o}, override_params: {temperature: 1}}
 fallbacks: [{provider: openai, model: gpt-4o}]
-""")
+"""
+    )
     (route,) = compile_document(doc).routes
     assert [t.id for t in (*route.rules, *route.fallbacks)] == [
-        "openai/gpt-4o", "openai/gpt-4o#2", "openai/gpt-4o#3"]
+        "openai/gpt-4o",
+        "openai/gpt-4o#2",
+        "openai/gpt-4o#3",
+    ]
 
 
 def test_routes_inherit_document_settings_and_compile_conditions():
-    doc = load(HEAD + """
+    doc = load(
+        HEAD
+        + """
 rule_type: latency-based
 latency_tolerance_pct: 35
 fallbacks: [{provider: openai, model: gpt-4o-mini}]
@@ -105,7 +119,8 @@ routes:
     fallbacks: []
   - id: default
     rules: [{target: {provider: bedrock, model: anthropic.claude-haiku-4-5}}]
-""")
+"""
+    )
     prod, default = compile_document(doc).routes
     assert prod.rule_type == "priority-based" and prod.fallbacks == ()
     assert default.rule_type == "latency-based" and default.latency.tolerance_pct == 35
@@ -113,30 +128,51 @@ routes:
     assert prod.when is not None and default.when is None
 
 
-@pytest.mark.parametrize("body, message", [
-    ("rule_type: weight-based\n", "give either `rules` (one rule set) or `routes`"),
-    ("rules: [{target: {provider: a, model: m}}]\n"
-     "routes: [{id: r, rules: [{provider: a, model: m}]}]\n", "not both"),
-    ("rules: [{target: {provider: a, model: m}, weight: 0}]\n", "every rule has weight 0"),
-    ("rules: [{target: {provider: a, model: m}, wieght: 5}]\n", "wieght"),
-    ("rules: [{target: {provider: a, model: m}}]\nfallback_status_codes: [200]\n",
-     "200 is not an HTTP error status"),
-    ("rules: [{target: {provider: a, model: m}}]\nrule_type: round-robin\n", "rule_type"),
-    ("rules:\n  - {id: x, target: {provider: a, model: m}}\n"
-     "  - {id: x, target: {provider: b, model: m}}\n",
-     "target ids must be unique within a rule set: x"),
-    ("rules: [{target: {provider: a, model: m}, retry: {delay_ms: 500, max_delay_ms: 100}}]\n",
-     "max_delay_ms (100) must not be below delay_ms (500)"),
-    ("routes:\n  - {id: any, rules: [{provider: a, model: m}]}\n"
-     "  - {id: prod, when: {workflow_tag: x}, rules: [{provider: a, model: m}]}\n",
-     "route 'any' has no `when`, so it would shadow the routes after it"),
-    ("routes:\n  - {id: r, when: {subjects: ['planet:mars']}, rules: [{provider: a, model: m}]}\n",
-     "subject 'planet:mars'"),
-    ("routes:\n  - {id: r, when: {}, rules: [{provider: a, model: m}]}\n", "an empty `when`"),
-    ("routes:\n  - {id: a, when: {workflow_tag: x}, rules: [{id: t, provider: a, model: m}]}\n"
-     "  - {id: b, rules: [{id: t, provider: b, model: m}]}\n",
-     "target id 't' names both a/m and b/m"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("rule_type: weight-based\n", "give either `rules` (one rule set) or `routes`"),
+        (
+            "rules: [{target: {provider: a, model: m}}]\n"
+            "routes: [{id: r, rules: [{provider: a, model: m}]}]\n",
+            "not both",
+        ),
+        ("rules: [{target: {provider: a, model: m}, weight: 0}]\n", "every rule has weight 0"),
+        ("rules: [{target: {provider: a, model: m}, wieght: 5}]\n", "wieght"),
+        (
+            "rules: [{target: {provider: a, model: m}}]\nfallback_status_codes: [200]\n",
+            "200 is not an HTTP error status",
+        ),
+        ("rules: [{target: {provider: a, model: m}}]\nrule_type: round-robin\n", "rule_type"),
+        (
+            "rules:\n  - {id: x, target: {provider: a, model: m}}\n"
+            "  - {id: x, target: {provider: b, model: m}}\n",
+            "target ids must be unique within a rule set: x",
+        ),
+        (
+            "rules: [{target: {provider: a, model: m},\n"
+            "         retry: {delay_ms: 500, max_delay_ms: 100}}]\n",
+            "max_delay_ms (100) must not be below delay_ms (500)",
+        ),
+        (
+            "routes:\n  - {id: any, rules: [{provider: a, model: m}]}\n"
+            "  - {id: prod, when: {workflow_tag: x}, rules: [{provider: a, model: m}]}\n",
+            "route 'any' has no `when`, so it would shadow the routes after it",
+        ),
+        (
+            "routes:\n  - {id: r, when: {subjects: ['planet:mars']},\n"
+            "     rules: [{provider: a, model: m}]}\n",
+            "subject 'planet:mars'",
+        ),
+        ("routes:\n  - {id: r, when: {}, rules: [{provider: a, model: m}]}\n", "an empty `when`"),
+        (
+            "routes:\n  - {id: a, when: {workflow_tag: x},\n"
+            "     rules: [{id: t, provider: a, model: m}]}\n"
+            "  - {id: b, rules: [{id: t, provider: b, model: m}]}\n",
+            "target id 't' names both a/m and b/m",
+        ),
+    ],
+)
 def test_bad_documents_are_refused_with_a_clear_message(body: str, message: str):
     assert message in refused(HEAD + body)
 
@@ -149,14 +185,20 @@ def test_compile_routes_builds_the_table_and_refuses_a_name_twice():
 
 
 def test_a_route_is_checked_with_the_settings_it_inherits():
-    message = refused(HEAD + """
+    message = refused(
+        HEAD
+        + """
 fallbacks: [{id: x, provider: q, model: f}]
 routes:
   - {id: r, rules: [{id: x, provider: a, model: m}]}
-""")
+"""
+    )
     assert "route 'r': target ids must be unique within a rule set: x" in message
-    load(HEAD + """
+    load(
+        HEAD
+        + """
 rule_type: priority-based
 routes:
   - {id: r, rules: [{provider: a, model: m, weight: 0}]}
-""")
+"""
+    )

@@ -35,15 +35,21 @@ class Provider:
 
 async def test_an_outage_opens_the_circuit_then_a_probe_brings_the_target_back(clock: FakeClock):
     doc = LoadBalancingDocument.model_validate(yaml.safe_load(SEED_YAML.read_text()))
-    router = Router(MemoryBreakerStore(clock=clock), sticky=MemoryStickyStore(clock=clock),
-                    latency=LatencyTracker(clock=clock), rng=random.Random(3), clock=clock)
+    router = Router(
+        MemoryBreakerStore(clock=clock),
+        sticky=MemoryStickyStore(clock=clock),
+        latency=LatencyTracker(clock=clock),
+        rng=random.Random(3),
+        clock=clock,
+    )
     router.set_routes(compile_routes([doc]), lambda model: None)
     provider = Provider()
 
     async def request() -> AttemptsOutcome[str]:
         plan = await router.plan("intent-fast", Envelope())
-        return await run_attempts(plan, provider, breakers=router.breakers,
-                                  latency=router.latency, clock=clock)
+        return await run_attempts(
+            plan, provider, breakers=router.breakers, latency=router.latency, clock=clock
+        )
 
     provider.down.add("primary-haiku")
     answers = Counter([(await request()).unwrap() for _ in range(100)])

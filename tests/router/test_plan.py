@@ -34,8 +34,12 @@ def catalogue(model: str) -> Target | None:
     return Router.plain_target("openai", model) if model.startswith("gpt-") else None
 
 
-def make_router(*vms: CompiledVirtualModel, clock: FakeClock, breakers=None,
-                latency: LatencyTracker | None = None) -> Router:
+def make_router(
+    *vms: CompiledVirtualModel,
+    clock: FakeClock,
+    breakers=None,
+    latency: LatencyTracker | None = None,
+) -> Router:
     router = Router(
         breakers or MemoryBreakerStore(clock=clock),
         sticky=MemoryStickyStore(clock=clock),
@@ -74,14 +78,17 @@ async def test_the_plan_is_the_primary_then_the_fallbacks_in_order(clock: FakeCl
 
 
 async def test_priority_tiers_share_by_weight_and_later_tiers_fall_back(clock: FakeClock):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 rule_type: priority-based
 rules:
   - {id: a, provider: p, model: a, priority: 0, weight: 3}
   - {id: b, provider: p, model: b, priority: 0, weight: 1}
   - {id: c, provider: p, model: c, priority: 1}
 fallbacks: [{id: f, provider: q, model: f}]
-""")
+"""
+    )
     router = make_router(vm, clock=clock)
     counts = await primaries(router, "vm", 2000)
     assert set(counts) == {"a", "b"} and abs(counts["a"] / 2000 - 0.75) < 0.04
@@ -94,11 +101,14 @@ fallbacks: [{id: f, provider: q, model: f}]
 
 
 async def test_latency_based_explores_then_prefers_the_faster_target(clock: FakeClock):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 rule_type: latency-based
 latency_explore_pct: 5
 rules: [{id: fast, provider: p, model: fast}, {id: slow, provider: p, model: slow}]
-""")
+"""
+    )
     latency = LatencyTracker(clock=clock)
     router = make_router(vm, clock=clock, latency=latency)
     for _ in range(10):
@@ -119,7 +129,9 @@ rules: [{id: fast, provider: p, model: fast}, {id: slow, provider: p, model: slo
 
 
 async def test_latency_within_the_tolerance_band_shares_traffic(clock: FakeClock):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 rule_type: latency-based
 latency_tolerance_pct: 20
 latency_explore_pct: 0
@@ -127,7 +139,8 @@ rules:
   - {id: a, provider: p, model: a}
   - {id: b, provider: p, model: b}
   - {id: c, provider: p, model: c}
-""")
+"""
+    )
     latency = LatencyTracker(clock=clock)
     for target_id, ms in (("a", 100), ("b", 115), ("c", 150)):
         for _ in range(5):
@@ -137,7 +150,9 @@ rules:
 
 
 async def test_when_conditions_pick_the_route_first_match_wins(clock: FakeClock):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 routes:
   - id: prod-search
     when: {metadata: {X-TFY-Environment: production}, subjects: ["team:search"]}
@@ -150,7 +165,8 @@ routes:
     rules: [{id: mini, provider: openai, model: gpt-4o-mini}]
   - id: default
     rules: [{id: flash, provider: vertex, model: gemini-2.0-flash}]
-""")
+"""
+    )
     router = make_router(vm, clock=clock)
     cases = [
         (Envelope(environment="production", team="search"), "prod-search:sonnet"),
@@ -163,10 +179,13 @@ routes:
 
 
 async def test_no_matching_route_and_no_default_is_not_found(clock: FakeClock):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 routes:
   - {id: prod, when: {metadata: {environment: production}}, rules: [{provider: p, model: m}]}
-""")
+"""
+    )
     with pytest.raises(NotFound, match="no route of 'vm' matches"):
         await make_router(vm, clock=clock).plan("vm", Envelope(environment="dev"))
 
@@ -202,11 +221,14 @@ async def test_open_circuits_are_skipped_and_all_open_fails_fast(clock: FakeCloc
 async def test_half_open_lets_exactly_one_concurrent_plan_probe(
     breakers: Breakers, clock: FakeClock
 ):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 rules: [{id: a, provider: p, model: a}]
 fallbacks: [{id: f, provider: q, model: f}]
 circuit_breaker: {failure_threshold: 2, window_seconds: 60, cooldown_seconds: 0.2}
-""")
+"""
+    )
     router = make_router(vm, clock=clock, breakers=breakers.make())
     await open_circuit(router, vm, "a")
     assert (await router.plan("vm", ENV)).candidates[0].id == "f"
@@ -219,10 +241,13 @@ circuit_breaker: {failure_threshold: 2, window_seconds: 60, cooldown_seconds: 0.
 
 
 async def test_sticky_sessions_keep_their_target(clock: FakeClock):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 sticky_session: {enabled: true, ttl_seconds: 600}
 rules: [{id: a, provider: p, model: a}, {id: b, provider: p, model: b}]
-""")
+"""
+    )
     router = make_router(vm, clock=clock)
     for session in ("s1", "s2", "s3", "s4"):
         counts = await primaries(router, "vm", 30, Envelope(session_id=session))
@@ -241,8 +266,10 @@ rules: [{id: a, provider: p, model: a}, {id: b, provider: p, model: b}]
 
 async def test_hot_reload_swaps_the_table(clock: FakeClock):
     router = make_router(seed(), clock=clock)
-    router.set_routes({"other": compiled(HEAD.replace("vm", "other") +
-                                         "rules: [{provider: p, model: m}]\n")}, catalogue)
+    router.set_routes(
+        {"other": compiled(HEAD.replace("vm", "other") + "rules: [{provider: p, model: m}]\n")},
+        catalogue,
+    )
     assert router.virtual_model_names() == ["other"]
     with pytest.raises(NotFound):
         await router.plan("intent-fast", ENV)
@@ -258,8 +285,12 @@ async def test_status_reports_breakers_latency_and_share(clock: FakeClock):
     latency.record(target_key("intent-fast", "openai/gpt-4o-mini"), 50, ok=False)
 
     rows = {row["target_id"]: row for row in await router.status()}
-    assert list(rows) == ["primary-haiku", "secondary-bedrock-haiku", "openai/gpt-4o-mini",
-                          "vertex/gemini-2.0-flash"]
+    assert list(rows) == [
+        "primary-haiku",
+        "secondary-bedrock-haiku",
+        "openai/gpt-4o-mini",
+        "vertex/gemini-2.0-flash",
+    ]
     haiku, mini = rows["primary-haiku"], rows["openai/gpt-4o-mini"]
     bedrock = rows["secondary-bedrock-haiku"]
     assert haiku["state"] == "closed" and haiku["p50_ms"] == 200 and haiku["p95_ms"] == 400
@@ -279,12 +310,15 @@ async def test_cheaper_model_outside_the_catalogue_plans_the_fallbacks(clock: Fa
     """The first fallback is not a catalogue model (vertex/gemini here): the cheaper model
     is the virtual model's fallbacks, planned in order, open circuits skipped, under the
     virtual model's own breaker keys."""
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 rules: [{id: main, provider: anthropic, model: claude-sonnet-4-6}]
 fallbacks:
   - {provider: vertex, model: gemini-2.0-flash}
   - {provider: openai, model: gpt-4o-mini}
-""")
+"""
+    )
     router = make_router(vm, clock=clock)
     assert router.cheaper_model("vm") == "vm:fallbacks"
     assert router.cheaper_model("vm:fallbacks") is None
@@ -299,11 +333,14 @@ fallbacks:
 
 
 async def test_latency_based_follows_a_target_that_slows_down(clock: FakeClock):
-    vm = compiled(HEAD + """
+    vm = compiled(
+        HEAD
+        + """
 rule_type: latency-based
 latency_explore_pct: 0
 rules: [{id: a, provider: p, model: a}, {id: b, provider: p, model: b}]
-""")
+"""
+    )
     latency = LatencyTracker(clock=clock)
     router = make_router(vm, clock=clock, latency=latency)
     for _ in range(200):  # a long history of a being the faster one

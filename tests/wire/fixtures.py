@@ -33,8 +33,9 @@ def _oa_delta(delta: dict[str, Any], finish: str | None = None) -> bytes:
     return _oa_chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
 
 
-def _call(index: int, *, id: str | None = None, name: str | None = None,
-          args: str = "") -> dict[str, Any]:
+def _call(
+    index: int, *, id: str | None = None, name: str | None = None, args: str = ""
+) -> dict[str, Any]:
     call: dict[str, Any] = {"index": index, "function": {"arguments": args}}
     if id is not None:
         call |= {"id": id, "type": "function"}
@@ -51,28 +52,32 @@ OPENAI_USAGE = {
 }
 
 # Text, then two tool calls with arguments in pieces, finish, usage chunk, [DONE].
-OPENAI_TOOL_STREAM = b"".join([
-    _oa_delta({"role": "assistant", "content": "", "refusal": None}),
-    _oa_delta({"content": "Let me "}),
-    _oa_delta({"content": "check."}),
-    _oa_delta({"tool_calls": [_call(0, id="call_a", name="get_weather")]}),
-    _oa_delta({"tool_calls": [_call(0, args='{"city":')]}),
-    _oa_delta({"tool_calls": [_call(0, args=' "Paris"}')]}),
-    _oa_delta({"tool_calls": [_call(1, id="call_b", name="get_time")]}),
-    _oa_delta({"tool_calls": [_call(1, args="{}")]}),
-    _oa_delta({}, "tool_calls"),
-    _oa_chunk([], OPENAI_USAGE),
-    b"data: [DONE]\n\n",
-])
+OPENAI_TOOL_STREAM = b"".join(
+    [
+        _oa_delta({"role": "assistant", "content": "", "refusal": None}),
+        _oa_delta({"content": "Let me "}),
+        _oa_delta({"content": "check."}),
+        _oa_delta({"tool_calls": [_call(0, id="call_a", name="get_weather")]}),
+        _oa_delta({"tool_calls": [_call(0, args='{"city":')]}),
+        _oa_delta({"tool_calls": [_call(0, args=' "Paris"}')]}),
+        _oa_delta({"tool_calls": [_call(1, id="call_b", name="get_time")]}),
+        _oa_delta({"tool_calls": [_call(1, args="{}")]}),
+        _oa_delta({}, "tool_calls"),
+        _oa_chunk([], OPENAI_USAGE),
+        b"data: [DONE]\n\n",
+    ]
+)
 
 # Plain text without the usage chunk (the client did not ask, nor did anyone else).
-OPENAI_TEXT_STREAM = b"".join([
-    _oa_delta({"role": "assistant", "content": ""}),
-    _oa_delta({"content": "Hello"}),
-    _oa_delta({"content": " world"}),
-    _oa_delta({}, "stop"),
-    b"data: [DONE]\n\n",
-])
+OPENAI_TEXT_STREAM = b"".join(
+    [
+        _oa_delta({"role": "assistant", "content": ""}),
+        _oa_delta({"content": "Hello"}),
+        _oa_delta({"content": " world"}),
+        _oa_delta({}, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+)
 
 
 def _an(kind: str, data: dict[str, Any]) -> bytes:
@@ -102,44 +107,79 @@ ANTHROPIC_MESSAGE_START = {
 }
 
 # A thinking block (skipped in translation), text, two tool_use blocks, ping, final usage.
-ANTHROPIC_TOOL_STREAM = b"".join([
-    _an("message_start", ANTHROPIC_MESSAGE_START),
-    _an("content_block_start", {"index": 0,
-                                "content_block": {"type": "thinking", "thinking": "",
-                                                  "signature": ""}}),
-    _an_delta(0, {"type": "thinking_delta", "thinking": "The user wants weather."}),
-    _an_delta(0, {"type": "signature_delta", "signature": "c2ln"}),
-    _an("content_block_stop", {"index": 0}),
-    _an("content_block_start", {"index": 1, "content_block": {"type": "text", "text": ""}}),
-    _an("ping", {}),
-    _an_delta(1, {"type": "text_delta", "text": "Checking"}),
-    _an_delta(1, {"type": "text_delta", "text": " now."}),
-    _an("content_block_stop", {"index": 1}),
-    _an("content_block_start", {"index": 2, "content_block": {
-        "type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {}}}),
-    _an_delta(2, {"type": "input_json_delta", "partial_json": ""}),
-    _an_delta(2, {"type": "input_json_delta", "partial_json": '{"city": "Par'}),
-    _an_delta(2, {"type": "input_json_delta", "partial_json": 'is"}'}),
-    _an("content_block_stop", {"index": 2}),
-    _an("content_block_start", {"index": 3, "content_block": {
-        "type": "tool_use", "id": "toolu_01B", "name": "get_time", "input": {}}}),
-    _an_delta(3, {"type": "input_json_delta", "partial_json": "{}"}),
-    _an("content_block_stop", {"index": 3}),
-    _an("message_delta", {"delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                          "usage": {"output_tokens": 55}}),
-    _an("message_stop", {}),
-])
+ANTHROPIC_TOOL_STREAM = b"".join(
+    [
+        _an("message_start", ANTHROPIC_MESSAGE_START),
+        _an(
+            "content_block_start",
+            {"index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+        ),
+        _an_delta(0, {"type": "thinking_delta", "thinking": "The user wants weather."}),
+        _an_delta(0, {"type": "signature_delta", "signature": "c2ln"}),
+        _an("content_block_stop", {"index": 0}),
+        _an("content_block_start", {"index": 1, "content_block": {"type": "text", "text": ""}}),
+        _an("ping", {}),
+        _an_delta(1, {"type": "text_delta", "text": "Checking"}),
+        _an_delta(1, {"type": "text_delta", "text": " now."}),
+        _an("content_block_stop", {"index": 1}),
+        _an(
+            "content_block_start",
+            {
+                "index": 2,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": "toolu_01A",
+                    "name": "get_weather",
+                    "input": {},
+                },
+            },
+        ),
+        _an_delta(2, {"type": "input_json_delta", "partial_json": ""}),
+        _an_delta(2, {"type": "input_json_delta", "partial_json": '{"city": "Par'}),
+        _an_delta(2, {"type": "input_json_delta", "partial_json": 'is"}'}),
+        _an("content_block_stop", {"index": 2}),
+        _an(
+            "content_block_start",
+            {
+                "index": 3,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": "toolu_01B",
+                    "name": "get_time",
+                    "input": {},
+                },
+            },
+        ),
+        _an_delta(3, {"type": "input_json_delta", "partial_json": "{}"}),
+        _an("content_block_stop", {"index": 3}),
+        _an(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 55},
+            },
+        ),
+        _an("message_stop", {}),
+    ]
+)
 
-ANTHROPIC_TEXT_STREAM = b"".join([
-    _an("message_start", ANTHROPIC_MESSAGE_START),
-    _an("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
-    _an_delta(0, {"type": "text_delta", "text": "Hello"}),
-    _an_delta(0, {"type": "text_delta", "text": " world"}),
-    _an("content_block_stop", {"index": 0}),
-    _an("message_delta", {"delta": {"stop_reason": "stop_sequence", "stop_sequence": "END"},
-                          "usage": {"output_tokens": 7}}),
-    _an("message_stop", {}),
-])
+ANTHROPIC_TEXT_STREAM = b"".join(
+    [
+        _an("message_start", ANTHROPIC_MESSAGE_START),
+        _an("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        _an_delta(0, {"type": "text_delta", "text": "Hello"}),
+        _an_delta(0, {"type": "text_delta", "text": " world"}),
+        _an("content_block_stop", {"index": 0}),
+        _an(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "stop_sequence", "stop_sequence": "END"},
+                "usage": {"output_tokens": 7},
+            },
+        ),
+        _an("message_stop", {}),
+    ]
+)
 
 
 def parse_all(raw: bytes) -> list[SSEEvent]:
@@ -160,8 +200,9 @@ def translate(raw: bytes, decoder: Decoder, encoder: Encoder) -> bytes:
 
 
 def sse_json(raw: bytes) -> list[tuple[str | None, Any]]:
-    return [(e.event, None if e.data == b"[DONE]" else orjson.loads(e.data))
-            for e in parse_all(raw)]
+    return [
+        (e.event, None if e.data == b"[DONE]" else orjson.loads(e.data)) for e in parse_all(raw)
+    ]
 
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
@@ -170,23 +211,26 @@ Handler = Callable[[httpx2.Request], httpx2.Response]
 def sse_response(body: bytes) -> Handler:
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
     return handler
 
 
 def json_response(body: bytes, status: int = 200) -> Handler:
     def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(status, headers={"content-type": "application/json"},
-                               content=body)
+        return httpx2.Response(status, headers={"content-type": "application/json"}, content=body)
+
     return handler
 
 
 def openai_client(handler: Handler) -> openai.OpenAI:
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    return openai.OpenAI(api_key="sk-test", base_url="http://gw.test/v1", http_client=http,
-                         max_retries=0)
+    return openai.OpenAI(
+        api_key="sk-test", base_url="http://gw.test/v1", http_client=http, max_retries=0
+    )
 
 
 def anthropic_client(handler: Handler) -> anthropic.Anthropic:
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    return anthropic.Anthropic(api_key="sk-ant-test", base_url="http://gw.test",
-                               http_client=http, max_retries=0)
+    return anthropic.Anthropic(
+        api_key="sk-ant-test", base_url="http://gw.test", http_client=http, max_retries=0
+    )

@@ -28,8 +28,16 @@ USER = [{"role": "user", "content": "hi"}]
 
 
 def test_openai_provider_error():
-    body = orjson.dumps({"error": {"message": "Rate limit reached for gpt-4o", "type": "requests",
-                                   "param": None, "code": "rate_limit_exceeded"}})
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": "Rate limit reached for gpt-4o",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
+    )
     exc = oc.parse_error(429, body, {"retry-after": "20", "x-request-id": "r"})
     assert isinstance(exc, UpstreamHTTPError)
     assert exc.message == "Rate limit reached for gpt-4o"
@@ -43,11 +51,16 @@ def test_openai_retry_after_ms_wins():
 
 
 def test_provider_5xx_becomes_502_and_keeps_the_message():
-    body = orjson.dumps({"type": "error", "error": {"type": "overloaded_error",
-                                                    "message": "Overloaded"}})
+    body = orjson.dumps(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
     exc = am.parse_error(529, body, {})
     assert (exc.status, exc.upstream_status, exc.code, exc.message) == (
-        502, 529, "overloaded_error", "Overloaded")
+        502,
+        529,
+        "overloaded_error",
+        "Overloaded",
+    )
     assert exc.retry_after is None
 
 
@@ -66,29 +79,40 @@ def test_retry_after_as_http_date():
 # -- render_error ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("exc", "kind"), [
-    (InvalidRequest("bad", param="messages[0].role"), "invalid_request_error"),
-    (AuthenticationError("no key"), "authentication_error"),
-    (PermissionDenied("nope"), "permission_error"),
-    (NotFound("no model"), "not_found_error"),
-    (PayloadTooLarge("too big"), "request_too_large"),
-    (LimitExceeded("slow down", rule_id="team-tpm"), "rate_limit_error"),
-    (UpstreamUnavailable("down"), "api_error"),
-    (UpstreamTimeout("slow"), "timeout_error"),
-    (UpstreamHTTPError("Overloaded", upstream_status=529), "api_error"),
-])
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (InvalidRequest("bad", param="messages[0].role"), "invalid_request_error"),
+        (AuthenticationError("no key"), "authentication_error"),
+        (PermissionDenied("nope"), "permission_error"),
+        (NotFound("no model"), "not_found_error"),
+        (PayloadTooLarge("too big"), "request_too_large"),
+        (LimitExceeded("slow down", rule_id="team-tpm"), "rate_limit_error"),
+        (UpstreamUnavailable("down"), "api_error"),
+        (UpstreamTimeout("slow"), "timeout_error"),
+        (UpstreamHTTPError("Overloaded", upstream_status=529), "api_error"),
+    ],
+)
 def test_anthropic_error_types_by_status(exc, kind):
     body = orjson.loads(am.render_error(exc, "req_1"))
-    assert body == {"type": "error", "error": {"type": kind, "message": body["error"]["message"]},
-                    "request_id": "req_1"}
+    assert body == {
+        "type": "error",
+        "error": {"type": kind, "message": body["error"]["message"]},
+        "request_id": "req_1",
+    }
 
 
 def test_limit_errors_name_their_rule():
     exc = LimitExceeded("Token budget exhausted", rule_id="team-a-daily", retry_after=30)
     openai_body = orjson.loads(oc.render_error(exc, "req_1"))
-    assert openai_body == {"error": {
-        "message": "Token budget exhausted (rule: team-a-daily)", "type": "rate_limit_error",
-        "param": None, "code": "rate_limit_exceeded"}}
+    assert openai_body == {
+        "error": {
+            "message": "Token budget exhausted (rule: team-a-daily)",
+            "type": "rate_limit_error",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
     anthropic_body = orjson.loads(am.render_error(exc, "req_1"))
     assert "team-a-daily" in anthropic_body["error"]["message"]
 

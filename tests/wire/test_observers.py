@@ -15,8 +15,9 @@ from tests.wire.fixtures import (
     parse_all,
 )
 
-OPENAI_STREAM_USAGE = Usage(input_tokens=100, output_tokens=20, cache_read_tokens=64,
-                            reasoning_tokens=5)
+OPENAI_STREAM_USAGE = Usage(
+    input_tokens=100, output_tokens=20, cache_read_tokens=64, reasoning_tokens=5
+)
 
 
 def _count_parses(monkeypatch, module):
@@ -98,14 +99,16 @@ def test_anthropic_observer(monkeypatch):
     events = parse_all(ANTHROPIC_TOOL_STREAM)
     observer.observe(events[0])
     assert observer.model == "claude-sonnet-4-5-20250929"
-    assert observer.usage == Usage(input_tokens=100, output_tokens=1, cache_read_tokens=70,
-                                   cache_write_tokens=20)
+    assert observer.usage == Usage(
+        input_tokens=100, output_tokens=1, cache_read_tokens=70, cache_write_tokens=20
+    )
     assert not observer.first_content_seen
     forwarded = [observer.observe(e) for e in events[1:]]
     assert all(forwarded)
     assert observer.first_content_seen and observer.finished
-    assert observer.usage == Usage(input_tokens=100, output_tokens=55, cache_read_tokens=70,
-                                   cache_write_tokens=20)
+    assert observer.usage == Usage(
+        input_tokens=100, output_tokens=55, cache_read_tokens=70, cache_write_tokens=20
+    )
     assert len(parses) == 3  # message_start, message_delta, message_stop
 
 
@@ -118,7 +121,8 @@ def test_anthropic_observer_not_finished_without_message_stop():
 
 def test_anthropic_error_event_is_recorded_and_forwarded():
     observer = am.PassthroughObserver()
-    event = SSEEvent("error", b'{"type":"error","error":{"type":"overloaded_error",'
-                              b'"message":"Overloaded"}}')
+    event = SSEEvent(
+        "error", b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    )
     assert observer.observe(event)
     assert observer.error is not None and observer.error.upstream_status == 529

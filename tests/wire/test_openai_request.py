@@ -24,8 +24,14 @@ def test_facts_for_a_plain_request():
 
 
 def test_facts_for_a_stream_with_usage_and_max_tokens():
-    facts = oc.inspect_request(body(stream=True, stream_options={"include_usage": True},
-                                    max_completion_tokens=300, max_tokens=100))
+    facts = oc.inspect_request(
+        body(
+            stream=True,
+            stream_options={"include_usage": True},
+            max_completion_tokens=300,
+            max_tokens=100,
+        )
+    )
     assert (facts.stream, facts.include_usage, facts.max_output_tokens) == (True, True, 300)
     assert oc.inspect_request(body(max_tokens=100)).max_output_tokens == 100
 
@@ -36,41 +42,86 @@ def test_include_usage_only_counts_for_streams():
 
 def test_estimate_counts_text_tools_and_images_but_not_base64():
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 40000}}
-    b = body(messages=[
-        {"role": "system", "content": "s" * 400},
-        {"role": "user", "content": [{"type": "text", "text": "t" * 400}, image]},
-        {"role": "assistant", "tool_calls": [
-            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "a" * 399}}]},
-        {"role": "tool", "tool_call_id": "c", "content": "r" * 400},
-    ], tools=[{"type": "function", "function": {"name": "f", "description": "d" * 100,
-                                                "parameters": {"type": "object"}}}])
+    b = body(
+        messages=[
+            {"role": "system", "content": "s" * 400},
+            {"role": "user", "content": [{"type": "text", "text": "t" * 400}, image]},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "c",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "a" * 399},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c", "content": "r" * 400},
+        ],
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "description": "d" * 100,
+                    "parameters": {"type": "object"},
+                },
+            }
+        ],
+    )
     estimate = oc.inspect_request(b).estimated_input_tokens
     assert 400 + 800 + 16 <= estimate < 400 + 800 + 16 + 50
 
 
-@pytest.mark.parametrize(("bad", "param"), [
-    ({"messages": [{"role": "user", "content": "x"}]}, "model"),
-    ({"model": 5, "messages": []}, "model"),
-    ({"model": "", "messages": [{"role": "user", "content": "x"}]}, "model"),
-    ({"model": "m"}, "messages"),
-    ({"model": "m", "messages": []}, "messages"),
-    ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
-    ({"model": "m", "messages": [{"content": "x"}]}, "messages[0].role"),
-    ({"model": "m", "messages": [{"role": "user", "content": "x"}, {"role": "user", "content": 5}]},
-     "messages[1].content"),
-    ({"model": "m", "messages": [{"role": "user"}]}, "messages[0].content"),
-    ({"model": "m", "messages": [{"role": "user", "content": [{"text": "x"}]}]},
-     "messages[0].content[0].type"),
-    ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
-    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "c"}]}]},
-     "messages[0].tool_calls[0].function"),
-    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
-    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
-    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
-     "temperature"),
-    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function",
-      "function": {"description": "no name"}}]}, "tools[0].function.name"),
-])
+@pytest.mark.parametrize(
+    ("bad", "param"),
+    [
+        ({"messages": [{"role": "user", "content": "x"}]}, "model"),
+        ({"model": 5, "messages": []}, "model"),
+        ({"model": "", "messages": [{"role": "user", "content": "x"}]}, "model"),
+        ({"model": "m"}, "messages"),
+        ({"model": "m", "messages": []}, "messages"),
+        ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"content": "x"}]}, "messages[0].role"),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "x"}, {"role": "user", "content": 5}],
+            },
+            "messages[1].content",
+        ),
+        ({"model": "m", "messages": [{"role": "user"}]}, "messages[0].content"),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": [{"text": "x"}]}]},
+            "messages[0].content[0].type",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "tool", "content": "x"}]},
+            "messages[0].tool_call_id",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "c"}]}]},
+            "messages[0].tool_calls[0].function",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0},
+            "max_tokens",
+        ),
+        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
+            "temperature",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"description": "no name"}}],
+            },
+            "tools[0].function.name",
+        ),
+    ],
+)
 def test_bad_bodies_name_the_field(bad, param):
     with pytest.raises(InvalidRequest) as caught:
         oc.inspect_request(bad)
@@ -85,8 +136,15 @@ def test_a_body_that_is_not_an_object():
 
 
 def test_unknown_fields_and_newer_part_types_pass_inspection():
-    facts = oc.inspect_request(body(seed=1, response_format={"type": "json_object"}, messages=[
-        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}]))
+    facts = oc.inspect_request(
+        body(
+            seed=1,
+            response_format={"type": "json_object"},
+            messages=[
+                {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}
+            ],
+        )
+    )
     assert facts.model == "gpt-4o"
 
 
@@ -108,28 +166,48 @@ def test_passthrough_stream_always_asks_for_usage():
     assert out["stream_options"] == {"include_usage": True, "other": 1}
     assert original["stream_options"] == {"include_usage": False, "other": 1}
     assert oc.prepare_passthrough(body(stream=True), "m", stream=True)["stream_options"] == {
-        "include_usage": True}
+        "include_usage": True
+    }
 
 
 # -- to_canonical ----------------------------------------------------------------------------
 
 
 def test_system_and_developer_messages_become_system_parts():
-    req = oc.to_canonical(body(messages=[
-        {"role": "system", "content": "Be brief."},
-        {"role": "developer", "content": [{"type": "text", "text": "Use French."}]},
-        {"role": "user", "content": "Hi"},
-    ]))
+    req = oc.to_canonical(
+        body(
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "Use French."}]},
+                {"role": "user", "content": "Hi"},
+            ]
+        )
+    )
     assert [p.text for p in req.system] == ["Be brief.", "Use French."]
     assert len(req.messages) == 1
 
 
 def test_images_by_url_and_data_uri():
-    req = oc.to_canonical(body(messages=[{"role": "user", "content": [
-        {"type": "text", "text": "Compare"},
-        {"type": "image_url", "image_url": {"url": "https://x.test/a.png", "detail": "high"}},
-        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/AAA="}},
-    ]}]))
+    req = oc.to_canonical(
+        body(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Compare"},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": "https://x.test/a.png", "detail": "high"},
+                        },
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": "data:image/jpeg;base64,/9j/AAA="},
+                        },
+                    ],
+                }
+            ]
+        )
+    )
     assert req.messages[0].content == [
         TextPart(text="Compare"),
         ImagePart(url="https://x.test/a.png", detail="high"),
@@ -139,23 +217,52 @@ def test_images_by_url_and_data_uri():
 
 def test_bad_data_uri_names_the_field():
     with pytest.raises(InvalidRequest) as caught:
-        oc.to_canonical(body(messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/png,raw"}}]}]))
+        oc.to_canonical(
+            body(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "data:image/png,raw"}}
+                        ],
+                    }
+                ]
+            )
+        )
     assert caught.value.param == "messages[0].content[0].image_url.url"
 
 
 def test_tool_calls_and_consecutive_tool_results():
-    req = oc.to_canonical(body(messages=[
-        {"role": "user", "content": "Weather and time?"},
-        {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "weather", "arguments": '{"city":"Paris"}'}},
-            {"id": "call_2", "type": "function", "function": {"name": "time", "arguments": "{}"}},
-        ]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
-        {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "noon"}]},
-        {"role": "user", "content": "Thanks"},
-    ]))
+    req = oc.to_canonical(
+        body(
+            messages=[
+                {"role": "user", "content": "Weather and time?"},
+                {
+                    "role": "assistant",
+                    "content": "Checking.",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "weather", "arguments": '{"city":"Paris"}'},
+                        },
+                        {
+                            "id": "call_2",
+                            "type": "function",
+                            "function": {"name": "time", "arguments": "{}"},
+                        },
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+                {
+                    "role": "tool",
+                    "tool_call_id": "call_2",
+                    "content": [{"type": "text", "text": "noon"}],
+                },
+                {"role": "user", "content": "Thanks"},
+            ]
+        )
+    )
     roles = [m.role for m in req.messages]
     assert roles == ["user", "assistant", "user", "user"]
     assert req.messages[1].content == [
@@ -170,12 +277,22 @@ def test_tool_calls_and_consecutive_tool_results():
 
 
 def test_parameters_and_unknown_params_kept_for_openai():
-    req = oc.to_canonical(body(
-        max_tokens=50, temperature=0.2, top_p=0.9, stop="END", user="u-1", seed=7, n=1,
-        parallel_tool_calls=False, stream=True, stream_options={"include_usage": True},
-        tools=[{"type": "function", "function": {"name": "f"}}],
-        tool_choice={"type": "function", "function": {"name": "f"}},
-    ))
+    req = oc.to_canonical(
+        body(
+            max_tokens=50,
+            temperature=0.2,
+            top_p=0.9,
+            stop="END",
+            user="u-1",
+            seed=7,
+            n=1,
+            parallel_tool_calls=False,
+            stream=True,
+            stream_options={"include_usage": True},
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            tool_choice={"type": "function", "function": {"name": "f"}},
+        )
+    )
     assert (req.max_tokens, req.temperature, req.top_p) == (50, 0.2, 0.9)
     assert req.stop == ["END"]
     assert req.user == "u-1"
@@ -188,18 +305,24 @@ def test_parameters_and_unknown_params_kept_for_openai():
 
 @pytest.mark.parametrize("choice", ["auto", "none", "required"])
 def test_string_tool_choices(choice):
-    req = oc.to_canonical(body(tools=[{"type": "function", "function": {"name": "f"}}],
-                               tool_choice=choice))
+    req = oc.to_canonical(
+        body(tools=[{"type": "function", "function": {"name": "f"}}], tool_choice=choice)
+    )
     assert req.tool_choice == ToolChoice(type=choice)
 
 
-@pytest.mark.parametrize(("bad", "param"), [
-    ({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
-     "messages[0].content[0].type"),
-    ({"messages": [{"role": "function", "content": "x", "name": "f"}]}, "messages[0].role"),
-    ({"tools": [{"type": "custom", "custom": {"name": "g"}}]}, "tools[0].type"),
-    ({"tool_choice": "sometimes"}, "tool_choice"),
-])
+@pytest.mark.parametrize(
+    ("bad", "param"),
+    [
+        (
+            {"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+            "messages[0].content[0].type",
+        ),
+        ({"messages": [{"role": "function", "content": "x", "name": "f"}]}, "messages[0].role"),
+        ({"tools": [{"type": "custom", "custom": {"name": "g"}}]}, "tools[0].type"),
+        ({"tool_choice": "sometimes"}, "tool_choice"),
+    ],
+)
 def test_untranslatable_content_is_a_clear_400(bad, param):
     with pytest.raises(InvalidRequest) as caught:
         oc.to_canonical(body(**bad))
@@ -213,19 +336,45 @@ def test_round_trip_through_canonical():
     original = body(
         messages=[
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [
-                {"type": "text", "text": "What is this?"},
-                {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "look", "arguments": '{"q":1}'}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "look", "arguments": '{"q":1}'},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "a cat"},
             {"role": "user", "content": "Thanks"},
         ],
-        tools=[{"type": "function", "function": {"name": "look", "description": "Look it up",
-                                                 "parameters": {"type": "object"}}}],
-        tool_choice="auto", parallel_tool_calls=True, max_completion_tokens=64,
-        temperature=0.5, top_p=0.8, stop=["X"], user="u", seed=3,
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "look",
+                    "description": "Look it up",
+                    "parameters": {"type": "object"},
+                },
+            }
+        ],
+        tool_choice="auto",
+        parallel_tool_calls=True,
+        max_completion_tokens=64,
+        temperature=0.5,
+        top_p=0.8,
+        stop=["X"],
+        user="u",
+        seed=3,
     )
     again = oc.from_canonical(oc.to_canonical(original), "gpt-4o", stream=False)
     assert again == original

@@ -16,7 +16,7 @@ def _feed_in_pieces(raw: bytes, cuts: list[int]) -> list[SSEEvent]:
 
 
 def test_parses_named_events_and_data():
-    raw = b"event: message_start\ndata: {\"a\":1}\n\ndata: [DONE]\n\n"
+    raw = b'event: message_start\ndata: {"a":1}\n\ndata: [DONE]\n\n'
     assert parse_all(raw) == [SSEEvent("message_start", b'{"a":1}'), SSEEvent(None, b"[DONE]")]
 
 
@@ -56,8 +56,10 @@ def test_crlf_split_between_chunks_is_one_line_end():
     assert parser.feed(b"\ndata: b\r\n\r\n") == [SSEEvent(None, b"b")]
 
 
-@pytest.mark.parametrize("raw", [OPENAI_TOOL_STREAM, ANTHROPIC_TOOL_STREAM,
-                                 ANTHROPIC_TOOL_STREAM.replace(b"\n", b"\r\n")])
+@pytest.mark.parametrize(
+    "raw",
+    [OPENAI_TOOL_STREAM, ANTHROPIC_TOOL_STREAM, ANTHROPIC_TOOL_STREAM.replace(b"\n", b"\r\n")],
+)
 def test_every_single_split_point_gives_the_same_events(raw):
     expected = parse_all(raw)
     assert len(expected) > 5
@@ -65,8 +67,14 @@ def test_every_single_split_point_gives_the_same_events(raw):
         assert _feed_in_pieces(raw, [cut]) == expected
 
 
-@pytest.mark.parametrize("raw", [OPENAI_TOOL_STREAM, ANTHROPIC_TOOL_STREAM.replace(b"\n", b"\r\n"),
-                                 ANTHROPIC_TOOL_STREAM.replace(b"\n", b"\r")])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        OPENAI_TOOL_STREAM,
+        ANTHROPIC_TOOL_STREAM.replace(b"\n", b"\r\n"),
+        ANTHROPIC_TOOL_STREAM.replace(b"\n", b"\r"),
+    ],
+)
 def test_random_chunk_boundaries_give_the_same_events(raw):
     expected = parse_all(raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
     rng = random.Random(1234)

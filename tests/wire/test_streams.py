@@ -59,8 +59,9 @@ def anthropic_final(raw: bytes):
     assert events[0][0] == "message_start" and events[-1][0] == "message_stop"
     for name, data in events:
         assert name == data["type"]  # the SDK dispatches on the event name
-        snapshot = accumulate_event(event=RAW_EVENT.validate_python(data),
-                                    current_snapshot=snapshot, json_bufs=json_bufs)
+        snapshot = accumulate_event(
+            event=RAW_EVENT.validate_python(data), current_snapshot=snapshot, json_bufs=json_bufs
+        )
     return snapshot
 
 
@@ -94,8 +95,9 @@ def test_openai_decoder_events():
 def test_anthropic_decoder_events_skip_thinking():
     decoder = am.StreamDecoder()
     events = decode(ANTHROPIC_TOOL_STREAM, decoder)
-    start_usage = Usage(input_tokens=100, output_tokens=1, cache_read_tokens=70,
-                        cache_write_tokens=20)
+    start_usage = Usage(
+        input_tokens=100, output_tokens=1, cache_read_tokens=70, cache_write_tokens=20
+    )
     final = Usage(input_tokens=100, output_tokens=55, cache_read_tokens=70, cache_write_tokens=20)
     assert events == [
         StreamStart(id="msg_01XYZ", model="claude-sonnet-4-5-20250929", usage=start_usage),
@@ -117,8 +119,10 @@ def test_anthropic_decoder_events_skip_thinking():
 
 
 def test_decoders_are_not_finished_before_the_terminal_event():
-    for raw, decoder in ((OPENAI_TEXT_STREAM, oc.StreamDecoder()),
-                         (ANTHROPIC_TEXT_STREAM, am.StreamDecoder())):
+    for raw, decoder in (
+        (OPENAI_TEXT_STREAM, oc.StreamDecoder()),
+        (ANTHROPIC_TEXT_STREAM, am.StreamDecoder()),
+    ):
         events = parse_all(raw)
         for event in events[:-1]:
             decoder.feed(event)
@@ -136,25 +140,36 @@ def test_openai_stream_without_usage_leaves_usage_unreported():
 def test_anthropic_message_delta_with_cumulative_input_counts():
     decoder = am.StreamDecoder()
     decoder.feed(parse_all(ANTHROPIC_TEXT_STREAM)[0])
-    events = decoder.feed(SSEEvent("message_delta", b'{"type":"message_delta","delta":'
-                                   b'{"stop_reason":"end_turn","stop_sequence":null},"usage":'
-                                   b'{"input_tokens":12,"output_tokens":9}}'))
+    events = decoder.feed(
+        SSEEvent(
+            "message_delta",
+            b'{"type":"message_delta","delta":'
+            b'{"stop_reason":"end_turn","stop_sequence":null},"usage":'
+            b'{"input_tokens":12,"output_tokens":9}}',
+        )
+    )
     # input_tokens grew to 12; the cache counts from message_start still add to it
-    assert decoder.usage == Usage(input_tokens=102, output_tokens=9, cache_read_tokens=70,
-                                  cache_write_tokens=20)
+    assert decoder.usage == Usage(
+        input_tokens=102, output_tokens=9, cache_read_tokens=70, cache_write_tokens=20
+    )
     assert events[-1] == UsageReport(usage=decoder.usage)
 
 
 def test_mid_stream_errors_raise():
     with pytest.raises(UpstreamHTTPError) as caught:
-        am.StreamDecoder().feed(SSEEvent("error", b'{"type":"error","error":{"type":'
-                                         b'"overloaded_error","message":"Overloaded"}}'))
+        am.StreamDecoder().feed(
+            SSEEvent(
+                "error",
+                b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+            )
+        )
     assert caught.value.message == "Overloaded"
     assert caught.value.upstream_status == 529
     assert caught.value.code == "overloaded_error"
     with pytest.raises(UpstreamHTTPError) as caught:
-        oc.StreamDecoder().feed(SSEEvent(None, b'{"error":{"message":"boom","type":'
-                                         b'"server_error","code":null}}'))
+        oc.StreamDecoder().feed(
+            SSEEvent(None, b'{"error":{"message":"boom","type":"server_error","code":null}}')
+        )
     assert caught.value.message == "boom" and caught.value.status == 502
 
 
@@ -170,16 +185,19 @@ def test_anthropic_tool_stream_for_an_openai_client():
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content == "Checking now."
     calls = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls]
-    assert calls == [("toolu_01A", "get_weather", '{"city": "Paris"}'),
-                     ("toolu_01B", "get_time", "{}")]
+    assert calls == [
+        ("toolu_01A", "get_weather", '{"city": "Paris"}'),
+        ("toolu_01B", "get_time", "{}"),
+    ]
     usage = completion.usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (100, 55, 155)
     assert usage.prompt_tokens_details.cached_tokens == 70
 
 
 def test_openai_stream_usage_chunk_only_when_the_client_asked():
-    raw = translate(ANTHROPIC_TEXT_STREAM, am.StreamDecoder(),
-                    oc.StreamEncoder(include_usage=False))
+    raw = translate(
+        ANTHROPIC_TEXT_STREAM, am.StreamDecoder(), oc.StreamEncoder(include_usage=False)
+    )
     chunks = [data for _, data in sse_json(raw)[:-1]]
     assert all(chunk["choices"] for chunk in chunks)
     completion = openai_final(raw)
@@ -193,8 +211,12 @@ def test_openai_encoder_chunk_shapes():
     chunks = [data for _, data in sse_json(raw)[:-1]]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     first_piece = chunks[3]["choices"][0]["delta"]["tool_calls"][0]
-    assert first_piece == {"index": 0, "id": "toolu_01A", "type": "function",
-                           "function": {"name": "get_weather", "arguments": ""}}
+    assert first_piece == {
+        "index": 0,
+        "id": "toolu_01A",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
     later_piece = chunks[4]["choices"][0]["delta"]["tool_calls"][0]
     assert later_piece == {"index": 0, "function": {"arguments": '{"city": "Par'}}
     assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]].count("tool_calls") == 1
@@ -232,16 +254,16 @@ def test_anthropic_encoder_numbers_blocks_from_zero_and_brackets_them():
 
 
 def test_text_only_openai_stream_for_an_anthropic_client():
-    message = anthropic_final(translate(OPENAI_TEXT_STREAM, oc.StreamDecoder(),
-                                        am.StreamEncoder()))
+    message = anthropic_final(translate(OPENAI_TEXT_STREAM, oc.StreamDecoder(), am.StreamEncoder()))
     assert message.content[0].text == "Hello world"
     assert message.stop_reason == "end_turn"
     assert message.usage.output_tokens == 0  # not reported: the client's required int is 0
 
 
 def test_stop_sequence_survives_anthropic_to_anthropic():
-    message = anthropic_final(translate(ANTHROPIC_TEXT_STREAM, am.StreamDecoder(),
-                                        am.StreamEncoder(model="alias")))
+    message = anthropic_final(
+        translate(ANTHROPIC_TEXT_STREAM, am.StreamDecoder(), am.StreamEncoder(model="alias"))
+    )
     assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
     assert message.model == "alias"
 
@@ -256,8 +278,12 @@ def test_encoders_finish_a_stream_that_carried_nothing():
 
 def test_encoders_close_what_the_source_left_open():
     """A source that never stops blocks or says why it stopped (a cut-off stream)."""
-    events = [ToolCallStart(index=4, id="c1", name="f"), ToolArgsDelta(index=4, partial_json="{}"),
-              TextDelta(index=7, text="after"), ToolCallStart(index=9, id="c2", name="g")]
+    events = [
+        ToolCallStart(index=4, id="c1", name="f"),
+        ToolArgsDelta(index=4, partial_json="{}"),
+        TextDelta(index=7, text="after"),
+        ToolCallStart(index=9, id="c2", name="g"),
+    ]
     encoder = am.StreamEncoder()
     message = anthropic_final(b"".join(encoder.encode(e) for e in events) + encoder.finish())
     assert [b.type for b in message.content] == ["tool_use", "text", "tool_use"]
@@ -318,12 +344,25 @@ def test_openai_decoder_quirks_of_compatible_servers():
     events = []
     for chunk in [
         # a whole tool call in one piece, without an id; a second choice (n=2) is ignored
-        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
-            {"index": 0, "function": {"name": "f", "arguments": '{"a":1}'}}]}},
-            {"index": 1, "delta": {"content": "other choice"}}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {"index": 0, "function": {"name": "f", "arguments": '{"a":1}'}}
+                        ],
+                    },
+                },
+                {"index": 1, "delta": {"content": "other choice"}},
+            ]
+        },
         # usage in the same chunk as finish_reason
-        {"choices": [{"index": 0, "delta": {"refusal": "I can't."}, "finish_reason": "stop"}],
-         "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+        {
+            "choices": [{"index": 0, "delta": {"refusal": "I can't."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+        },
     ]:
         events.extend(decoder.feed(_oa(chunk)))
     start, tool, args, text, *rest = events
@@ -331,17 +370,37 @@ def test_openai_decoder_quirks_of_compatible_servers():
     assert isinstance(tool, ToolCallStart) and tool.id.startswith("call_") and tool.name == "f"
     assert args == ToolArgsDelta(index=0, partial_json='{"a":1}')
     assert text == TextDelta(index=1, text="I can't.")
-    assert rest == [BlockStop(index=1), BlockStop(index=0), StreamStop(stop_reason="end_turn"),
-                    UsageReport(usage=Usage(input_tokens=3, output_tokens=4))]
+    assert rest == [
+        BlockStop(index=1),
+        BlockStop(index=0),
+        StreamStop(stop_reason="end_turn"),
+        UsageReport(usage=Usage(input_tokens=3, output_tokens=4)),
+    ]
     assert decoder.feed(SSEEvent(None, b": not json")) == []
 
 
 def test_anthropic_decoder_tool_input_given_whole_at_block_start():
     decoder = am.StreamDecoder()
-    events = decoder.feed(SSEEvent("content_block_start", orjson.dumps({
-        "type": "content_block_start", "index": 0,
-        "content_block": {"type": "tool_use", "id": "toolu_9", "name": "f", "input": {"a": 1}}})))
-    assert events == [ToolCallStart(index=0, id="toolu_9", name="f"),
-                      ToolArgsDelta(index=0, partial_json='{"a":1}')]
+    events = decoder.feed(
+        SSEEvent(
+            "content_block_start",
+            orjson.dumps(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": "toolu_9",
+                        "name": "f",
+                        "input": {"a": 1},
+                    },
+                }
+            ),
+        )
+    )
+    assert events == [
+        ToolCallStart(index=0, id="toolu_9", name="f"),
+        ToolArgsDelta(index=0, partial_json='{"a":1}'),
+    ]
     assert decoder.feed(SSEEvent("ping", b'{"type":"ping"}')) == []
     assert decoder.feed(SSEEvent("brand_new_event", b'{"type":"brand_new_event"}')) == []

@@ -22,21 +22,44 @@ OPENAI_AGENT_TURN = {
     "model": "gpt-4o",
     "messages": [
         {"role": "system", "content": "You are a weather bot."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "Weather here and there?"},
-            {"type": "image_url", "image_url": {"url": "https://x.test/map.png"}},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-            {"id": "functions.get_weather:1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather here and there?"},
+                {"type": "image_url", "image_url": {"url": "https://x.test/map.png"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "functions.get_weather:1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
         {"role": "tool", "tool_call_id": "functions.get_weather:1", "content": "Snow"},
         {"role": "user", "content": "Which is warmer?"},
     ],
-    "tools": [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather for a city", "parameters": WEATHER}}],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "parameters": WEATHER,
+            },
+        }
+    ],
     "tool_choice": "auto",
     "parallel_tool_calls": False,
     "temperature": 1.6,
@@ -55,25 +78,51 @@ def test_openai_agent_turn_as_anthropic():
         "max_tokens": 4096,  # required on Anthropic, absent from the OpenAI body
         "system": "You are a weather bot.",
         "messages": [
-            {"role": "user", "content": [
-                {"type": "text", "text": "Weather here and there?"},
-                {"type": "image", "source": {"type": "url", "url": "https://x.test/map.png"}},
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                             "data": "iVBOR"}}]},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "call_1", "name": "get_weather",
-                 "input": {"city": "Paris"}},
-                {"type": "tool_use", "id": "functions_get_weather_1", "name": "get_weather",
-                 "input": {"city": "Oslo"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Weather here and there?"},
+                    {"type": "image", "source": {"type": "url", "url": "https://x.test/map.png"}},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"},
+                    },
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "call_1",
+                        "name": "get_weather",
+                        "input": {"city": "Paris"},
+                    },
+                    {
+                        "type": "tool_use",
+                        "id": "functions_get_weather_1",
+                        "name": "get_weather",
+                        "input": {"city": "Oslo"},
+                    },
+                ],
+            },
             # both tool messages and the next user message form one user turn, results first
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "call_1", "content": "Sunny"},
-                {"type": "tool_result", "tool_use_id": "functions_get_weather_1",
-                 "content": "Snow"},
-                {"type": "text", "text": "Which is warmer?"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": "Sunny"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "functions_get_weather_1",
+                        "content": "Snow",
+                    },
+                    {"type": "text", "text": "Which is warmer?"},
+                ],
+            },
         ],
-        "tools": [{"name": "get_weather", "description": "Weather for a city",
-                   "input_schema": WEATHER}],
+        "tools": [
+            {"name": "get_weather", "description": "Weather for a city", "input_schema": WEATHER}
+        ],
         "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
         "temperature": 1.0,  # clamped: Anthropic's range is 0..1
         "top_p": 0.9,
@@ -84,13 +133,18 @@ def test_openai_agent_turn_as_anthropic():
     am.inspect_request(out)  # and it is a body our own Anthropic validation accepts
 
 
-@pytest.mark.parametrize(("choice", "expected"), [
-    ("auto", {"type": "auto"}),
-    ("none", {"type": "none"}),
-    ("required", {"type": "any"}),
-    ({"type": "function", "function": {"name": "get_weather"}},
-     {"type": "tool", "name": "get_weather"}),
-])
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("auto", {"type": "auto"}),
+        ("none", {"type": "none"}),
+        ("required", {"type": "any"}),
+        (
+            {"type": "function", "function": {"name": "get_weather"}},
+            {"type": "tool", "name": "get_weather"},
+        ),
+    ],
+)
 def test_openai_tool_choice_as_anthropic(choice, expected):
     body = {**OPENAI_AGENT_TURN, "tool_choice": choice}
     del body["parallel_tool_calls"]
@@ -98,50 +152,99 @@ def test_openai_tool_choice_as_anthropic(choice, expected):
 
 
 def test_openai_max_tokens_and_no_tools():
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
-            "max_completion_tokens": 77, "parallel_tool_calls": True}
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 77,
+        "parallel_tool_calls": True,
+    }
     out = openai_to_anthropic(body)
-    assert out == {"model": "claude-sonnet-4-5", "max_tokens": 77,
-                   "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    assert out == {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 77,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    }
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 12}
     assert openai_to_anthropic(body)["max_tokens"] == 12
 
 
 def test_several_system_messages_join():
-    body = {"model": "m", "messages": [{"role": "system", "content": "A"},
-                                       {"role": "developer", "content": "B"},
-                                       {"role": "user", "content": "hi"}]}
-    assert openai_to_anthropic(body)["system"] == [{"type": "text", "text": "A"},
-                                                   {"type": "text", "text": "B"}]
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "A"},
+            {"role": "developer", "content": "B"},
+            {"role": "user", "content": "hi"},
+        ],
+    }
+    assert openai_to_anthropic(body)["system"] == [
+        {"type": "text", "text": "A"},
+        {"type": "text", "text": "B"},
+    ]
 
 
 ANTHROPIC_AGENT_TURN = {
     "model": "claude-sonnet-4-5",
     "max_tokens": 500,
-    "system": [{"type": "text", "text": "You are a weather bot.", "cache_control": CACHE},
-               {"type": "text", "text": "Be brief."}],
-    "messages": [
-        {"role": "user", "content": [
-            {"type": "text", "text": "Weather?", "cache_control": CACHE},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
-                                         "data": "/9j/"}}]},
-        {"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "...", "signature": "s"},
-            {"type": "text", "text": "Checking."},
-            {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-             "input": {"city": "Paris"}},
-            {"type": "tool_use", "id": "toolu_2", "name": "radar", "input": {}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
-                {"type": "text", "text": "Sunny"}, {"type": "text", "text": "21C"}]},
-            {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": True, "content": [
-                {"type": "text", "text": "radar offline"},
-                {"type": "image", "source": {"type": "url", "url": "https://x.test/r.png"}}]},
-            {"type": "text", "text": "So?"}]},
+    "system": [
+        {"type": "text", "text": "You are a weather bot.", "cache_control": CACHE},
+        {"type": "text", "text": "Be brief."},
     ],
-    "tools": [{"name": "get_weather", "description": "Weather for a city",
-               "input_schema": WEATHER, "cache_control": CACHE},
-              {"name": "radar", "input_schema": {"type": "object"}}],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather?", "cache_control": CACHE},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "...", "signature": "s"},
+                {"type": "text", "text": "Checking."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
+                {"type": "tool_use", "id": "toolu_2", "name": "radar", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_1",
+                    "content": [{"type": "text", "text": "Sunny"}, {"type": "text", "text": "21C"}],
+                },
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_2",
+                    "is_error": True,
+                    "content": [
+                        {"type": "text", "text": "radar offline"},
+                        {"type": "image", "source": {"type": "url", "url": "https://x.test/r.png"}},
+                    ],
+                },
+                {"type": "text", "text": "So?"},
+            ],
+        },
+    ],
+    "tools": [
+        {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "input_schema": WEATHER,
+            "cache_control": CACHE,
+        },
+        {"name": "radar", "input_schema": {"type": "object"}},
+    ],
     "tool_choice": {"type": "any"},
     "temperature": 0.2,
     "top_k": 10,
@@ -157,24 +260,49 @@ def test_anthropic_agent_turn_as_openai():
         "model": "gpt-4o",
         "messages": [
             {"role": "system", "content": "You are a weather bot.\nBe brief."},
-            {"role": "user", "content": [
-                {"type": "text", "text": "Weather?"},
-                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}}]},
-            {"role": "assistant", "content": "Checking.", "tool_calls": [
-                {"id": "toolu_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-                {"id": "toolu_2", "type": "function",
-                 "function": {"name": "radar", "arguments": "{}"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Weather?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": "Checking.",
+                "tool_calls": [
+                    {
+                        "id": "toolu_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    },
+                    {
+                        "id": "toolu_2",
+                        "type": "function",
+                        "function": {"name": "radar", "arguments": "{}"},
+                    },
+                ],
+            },
             {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny\n21C"},
             {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: radar offline"},
             # tool messages carry text only; the image and the user's text follow them
-            {"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": "https://x.test/r.png"}},
-                {"type": "text", "text": "So?"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "https://x.test/r.png"}},
+                    {"type": "text", "text": "So?"},
+                ],
+            },
         ],
         "tools": [
-            {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER,
-                                              "description": "Weather for a city"}},
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": WEATHER,
+                    "description": "Weather for a city",
+                },
+            },
             {"type": "function", "function": {"name": "radar", "parameters": {"type": "object"}}},
         ],
         "tool_choice": "required",
@@ -188,11 +316,14 @@ def test_anthropic_agent_turn_as_openai():
     oc.inspect_request(out)
 
 
-@pytest.mark.parametrize(("choice", "expected"), [
-    ({"type": "auto"}, "auto"),
-    ({"type": "none"}, "none"),
-    ({"type": "tool", "name": "radar"}, {"type": "function", "function": {"name": "radar"}}),
-])
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ({"type": "auto"}, "auto"),
+        ({"type": "none"}, "none"),
+        ({"type": "tool", "name": "radar"}, {"type": "function", "function": {"name": "radar"}}),
+    ],
+)
 def test_anthropic_tool_choice_as_openai(choice, expected):
     out = anthropic_to_openai({**ANTHROPIC_AGENT_TURN, "tool_choice": choice})
     assert out["tool_choice"] == expected
@@ -200,8 +331,10 @@ def test_anthropic_tool_choice_as_openai(choice, expected):
 
 
 def test_disable_parallel_tool_use_as_openai():
-    body = {**ANTHROPIC_AGENT_TURN,
-            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}}
+    body = {
+        **ANTHROPIC_AGENT_TURN,
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+    }
     out = anthropic_to_openai(body)
     assert (out["tool_choice"], out["parallel_tool_calls"]) == ("auto", False)
 
@@ -213,9 +346,14 @@ def test_round_trip_across_both_wires_keeps_the_conversation():
     assert back["messages"][1]["content"] == [
         {"type": "text", "text": "Checking."},
         {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
-        {"type": "tool_use", "id": "toolu_2", "name": "radar", "input": {}}]
+        {"type": "tool_use", "id": "toolu_2", "name": "radar", "input": {}},
+    ]
     assert [b["type"] for b in back["messages"][2]["content"]] == [
-        "tool_result", "tool_result", "image", "text"]
+        "tool_result",
+        "tool_result",
+        "image",
+        "text",
+    ]
     assert back["tool_choice"] == {"type": "any"}
     assert back["stop_sequences"] == ["DONE", "STOP"]
     assert back["metadata"] == {"user_id": "user-42"}

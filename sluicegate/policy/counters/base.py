@@ -56,7 +56,9 @@ class AdmitResult(msgspec.Struct, frozen=True):
 
 
 class CounterStore(Protocol):
-    async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
+    async def admit(
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+    ) -> AdmitResult:
         """Reserve every check or none; see the module docstring."""
         ...
 

@@ -63,7 +63,9 @@ class MemoryCounterStore:
         self._marks: dict[str, float] = {}
         self._next_sweep = 0.0
 
-    async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
+    async def admit(
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+    ) -> AdmitResult:
         now = self._clock()
         self._sweep(now)
         if self._deadlines and self._deadlines[0][0] <= now:

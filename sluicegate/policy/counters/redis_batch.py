@@ -70,8 +70,12 @@ class Coalescer(Generic[I, R]):
         except asyncio.CancelledError:
             # Answered, but cancelled before this task resumed: the outcome is ours to drop.
             # (Had the future itself been cancelled, the flusher would have handed it on.)
-            if future.done() and not future.cancelled() and future.exception() is None \
-                    and self._abandoned is not None:
+            if (
+                future.done()
+                and not future.cancelled()
+                and future.exception() is None
+                and self._abandoned is not None
+            ):
                 self._abandoned(item, future.result())
             raise
 
@@ -90,8 +94,9 @@ class Coalescer(Generic[I, R]):
 
     def _busy(self, loop: asyncio.AbstractEventLoop) -> bool:
         flusher = self._flusher
-        return self._inline is not None or (flusher is not None and not flusher.done()
-                                            and flusher.get_loop() is loop)
+        return self._inline is not None or (
+            flusher is not None and not flusher.done() and flusher.get_loop() is loop
+        )
 
     def _put(self, item: I, future: asyncio.Future[R] | None) -> None:
         loop = asyncio.get_running_loop()
@@ -174,7 +179,6 @@ class Coalescer(Generic[I, R]):
                     self._abandoned(item, outcome)
             elif not future.done():
                 future.set_result(outcome)
-
 
     def _log_unwaited(self, count: int, exc: Exception) -> None:
         """Nobody waits for a queued-and-forgotten item (`put`): its failure is logged."""

@@ -81,9 +81,20 @@ Ask = tuple[int, Lease, int]  # (check index, lease, amount of the check)
 
 
 class LeaseBook:
-    def __init__(self, run: Run, clock: Callable[[], float], base: str, *, share: int,
-                 max_: int, min_: int, ttl_s: float, flush_s: float, idle_s: float,
-                 batch: int = 256):
+    def __init__(
+        self,
+        run: Run,
+        clock: Callable[[], float],
+        base: str,
+        *,
+        share: int,
+        max_: int,
+        min_: int,
+        ttl_s: float,
+        flush_s: float,
+        idle_s: float,
+        batch: int = 256,
+    ):
         self.share, self.max, self.min, self.ttl_s = share, max_, min_, ttl_s
         self._run, self._clock, self._base = run, clock, base
         self._flush_s, self._idle_s, self._batch = flush_s, idle_s, batch
@@ -107,8 +118,9 @@ class LeaseBook:
         return lease.held if lease else 0
 
     # --- the request path -----------------------------------------------------------
-    def admit(self, checks: Sequence[Check], reservation_id: str,
-              ttl_s: float) -> AdmitResult | None:
+    def admit(
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+    ) -> AdmitResult | None:
         """Serve the admission from leases, or None when any check has none able to."""
         if self.suspended:
             return None
@@ -116,8 +128,12 @@ class LeaseBook:
         taken: list[tuple[Lease, int]] = []
         for c in checks:
             lease = self._leases.get(c.key)
-            if lease is None or lease.free < c.amount or lease.limit != c.limit \
-                    or now >= lease.valid_until:
+            if (
+                lease is None
+                or lease.free < c.amount
+                or lease.limit != c.limit
+                or now >= lease.valid_until
+            ):
                 for lease, amount in taken:
                     lease.inflight -= amount
                 return None
@@ -139,12 +155,16 @@ class LeaseBook:
                 self._retire(lease)
                 lease = None
             if lease is None:
-                lease = Lease(c.key, f"{self._id}{next(self._serial)}:{c.key}", c.limit,
-                              last_use=now)
+                lease = Lease(
+                    c.key, f"{self._id}{next(self._serial)}:{c.key}", c.limit, last_use=now
+                )
                 self._leases[c.key] = lease
                 self._start()
-            if lease.asking or now < lease.retry_at or (
-                    lease.free >= max(1, c.amount) * self.min and now < lease.valid_until):
+            if (
+                lease.asking
+                or now < lease.retry_at
+                or (lease.free >= max(1, c.amount) * self.min and now < lease.valid_until)
+            ):
                 continue
             lease.asking = True
             asks.append((i, lease, c.amount))
@@ -155,8 +175,9 @@ class LeaseBook:
         for _, lease, _ in asks:
             lease.asking = False
 
-    def granted(self, asks: list[Ask], grants: Sequence[Any] | None, levels: tuple[Level, ...],
-                sent: float) -> None:
+    def granted(
+        self, asks: list[Ask], grants: Sequence[Any] | None, levels: tuple[Level, ...], sent: float
+    ) -> None:
         """Record the script's answer to `asks` (`sent`: monotonic time the call went).
         `grants` None: the admission was refused, so nothing was granted."""
         for k, (i, lease, amount) in enumerate(asks):
@@ -190,8 +211,9 @@ class LeaseBook:
     def release(self, reservation_id: str) -> bool:
         return self.settle(reservation_id, {})
 
-    def overshot(self, keys: Sequence[str], amounts: Sequence[int],
-                 actuals: Mapping[str, int]) -> None:
+    def overshot(
+        self, keys: Sequence[str], amounts: Sequence[int], actuals: Mapping[str, int]
+    ) -> None:
         """A reservation of this store settled through Redis consumed more than it held
         (worst cases are estimates; an unpriced model holds one micro-dollar): a lease on
         the counter gives back as much, so admissions stop, locally as in Redis, once the
@@ -241,7 +263,7 @@ class LeaseBook:
         self._expire(now)
         due = self._due(now, closing)
         for start in range(0, len(due), self._batch):
-            if not await self._send(due[start:start + self._batch]):
+            if not await self._send(due[start : start + self._batch]):
                 return  # Redis is down: the rest waits for the next tick
 
     def _expire(self, now: float) -> None:
@@ -265,15 +287,25 @@ class LeaseBook:
             idle = lease.inflight == 0 and not lease.asking and now - lease.last_use >= self._idle_s
             if idle or closing:
                 self._retire(lease)
-            elif lease.pending or lease.debt or lease.flushing or lease.shrinking or (
-                    lease.known and now >= lease.refresh_at):
+            elif (
+                lease.pending
+                or lease.debt
+                or lease.flushing
+                or lease.shrinking
+                or (lease.known and now >= lease.refresh_at)
+            ):
                 due.append((lease, False))
         for lease in list(self._dead):
             back = lease.inflight == 0 or closing  # holds in flight are returned when done
             if not (lease.known or lease.pending or lease.flushing or lease.inflight):
                 self._dead.discard(lease)
-            elif lease.pending or lease.debt or lease.flushing or lease.shrinking or (
-                    lease.known and (back or now >= lease.refresh_at)):
+            elif (
+                lease.pending
+                or lease.debt
+                or lease.flushing
+                or lease.shrinking
+                or (lease.known and (back or now >= lease.refresh_at))
+            ):
                 due.append((lease, back))
         return due
 
@@ -285,10 +317,19 @@ class LeaseBook:
                 lease.flushing, lease.pending = lease.pending, 0
                 lease.shrinking, lease.debt = lease.debt, 0
                 lease.seq += 1
-            packed.append([lease.rid, lease.key, keys.counter(lease.key),
-                           keys.reservation(lease.rid), str(lease.flushing),
-                           str(lease.flushing + lease.shrinking), int(back), int(lease.known),
-                           lease.seq])
+            packed.append(
+                [
+                    lease.rid,
+                    lease.key,
+                    keys.counter(lease.key),
+                    keys.reservation(lease.rid),
+                    str(lease.flushing),
+                    str(lease.flushing + lease.shrinking),
+                    int(back),
+                    int(lease.known),
+                    lease.seq,
+                ]
+            )
         sent = time.monotonic()
         self.calls += 1
         try:

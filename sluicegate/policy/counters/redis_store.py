@@ -28,6 +28,7 @@ limits (below `lease_share * lease_min` admissions' worth) never lease: they sta
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,17 +112,30 @@ class RedisCounterStore:
         self._usage = self._redis.register_script(_script("usage"))
         self._seed = self._redis.register_script(_script("seed"))
         self._lease = self._redis.register_script(_script("lease"))
-        self.leases = LeaseBook(
-            lambda keys, args: self._call(self._lease(keys, args)), clock, self._base,
-            share=lease_share, max_=lease_max, min_=lease_min, ttl_s=lease_ttl_s,
-            flush_s=lease_flush_s, idle_s=lease_idle_s) if lease_share > 0 else None
+        self.leases = (
+            LeaseBook(
+                lambda keys, args: self._call(self._lease(keys, args)),
+                clock,
+                self._base,
+                share=lease_share,
+                max_=lease_max,
+                min_=lease_min,
+                ttl_s=lease_ttl_s,
+                flush_s=lease_flush_s,
+                idle_s=lease_idle_s,
+            )
+            if lease_share > 0
+            else None
+        )
         self._lease_args = [repr(float(lease_ttl_s)), lease_share, lease_max, lease_min]
         # id -> keys, amounts, monotonic deadline
         self._held: dict[str, tuple[tuple[str, ...], tuple[int, ...], float]] = {}
         self._admissions: Coalescer[_Admission, AdmitResult] = Coalescer(
-            self._admit_batch, admit_batch, "admission", abandoned=self._abandoned)
+            self._admit_batch, admit_batch, "admission", abandoned=self._abandoned
+        )
         self._settlements: Coalescer[_Settlement, None] = Coalescer(
-            self._settle_batch, settle_batch, "settlement")
+            self._settle_batch, settle_batch, "settlement"
+        )
         self.admit_calls = 0  # admit script calls made (one per batch)
         self.settle_calls = 0  # settle script calls made (batches, plus their follow-ups)
 
@@ -130,7 +144,9 @@ class RedisCounterStore:
         """lease.lua calls made (flushes and returns of leases)."""
         return self.leases.calls if self.leases else 0
 
-    async def admit(self, checks: Sequence[Check], reservation_id: str, ttl_s: float) -> AdmitResult:
+    async def admit(
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+    ) -> AdmitResult:
         leases, asks = self.leases, []
         if leases is not None:
             served = leases.admit(checks, reservation_id, ttl_s)
@@ -141,12 +157,21 @@ class RedisCounterStore:
         for c in checks:
             slide = c.slide or Slide(0, 0)
             logical.append(c.key)
-            packed.append([c.key, _arg(c.limit), _arg(c.amount), repr(c.expires_at),
-                           _arg(slide.window_s), _arg(slide.bucket_s)])
+            packed.append(
+                [
+                    c.key,
+                    _arg(c.limit),
+                    _arg(c.amount),
+                    repr(c.expires_at),
+                    _arg(slide.window_s),
+                    _arg(slide.bucket_s),
+                ]
+            )
         entry = [repr(self._clock()), reservation_id, repr(float(ttl_s)), packed]
         try:
             result = await self._admissions.call(
-                _Admission(reservation_id, ttl_s, logical, [c.amount for c in checks], entry, asks))
+                _Admission(reservation_id, ttl_s, logical, [c.amount for c in checks], entry, asks)
+            )
         finally:
             if asks and leases is not None:
                 leases.asked(asks)
@@ -204,7 +229,11 @@ class RedisCounterStore:
                 raise TypeError("a fixed counter is seeded with one amount")
             args += [0, 0, int(used)]
         else:
-            buckets = used if isinstance(used, Mapping) else {int(now // slide.bucket_s * slide.bucket_s): used}
+            buckets = (
+                used
+                if isinstance(used, Mapping)
+                else {int(now // slide.bucket_s * slide.bucket_s): used}
+            )
             args += [slide.window_s, slide.bucket_s]
             for start, amount in buckets.items():
                 args += [int(start), int(amount)]
@@ -224,13 +253,12 @@ class RedisCounterStore:
         await self._settlements.wait_idle()
         if self.leases is not None:
             await self.leases.close()
-        try:
+        with contextlib.suppress(RedisError, OSError):
             await self._redis.aclose()
-        except (RedisError, OSError):
-            pass
 
-    def _remember(self, reservation_id: str, keys: list[str], amounts: list[int],
-                  ttl_s: float) -> None:
+    def _remember(
+        self, reservation_id: str, keys: list[str], amounts: list[int], ttl_s: float
+    ) -> None:
         """Note the keys a reservation holds, so settling it takes one call. Entries go
         once their reservation would have expired (ids are admitted in ttl order)."""
         now, held = time.monotonic(), self._held
@@ -246,15 +274,24 @@ class RedisCounterStore:
         a call that timed out may still have been applied: those reservations are dropped
         by Redis at their ttl (releasing them here could undo a retry under the same id)."""
         keys = Keys(self._base)
-        packed = [[*a.packed, keys.reservation(a.reservation_id),
-                   [keys.counter(key) for key in a.logical],
-                   [[i + 1, keys.reservation(lease.rid), lease.rid, int(lease.known)]
-                    for i, lease, _ in a.asks]] for a in batch]
+        packed = [
+            [
+                *a.packed,
+                keys.reservation(a.reservation_id),
+                [keys.counter(key) for key in a.logical],
+                [
+                    [i + 1, keys.reservation(lease.rid), lease.rid, int(lease.known)]
+                    for i, lease, _ in a.asks
+                ],
+            ]
+            for a in batch
+        ]
         self.admit_calls += 1
         sent = time.monotonic()
         try:
-            out = await self._call(self._admit(keys.keys, [orjson.dumps(packed),
-                                                           *self._lease_args]))
+            out = await self._call(
+                self._admit(keys.keys, [orjson.dumps(packed), *self._lease_args])
+            )
         except StoreUnavailable:
             if self.leases is not None:
                 self.leases.suspended = True
@@ -283,15 +320,21 @@ class RedisCounterStore:
         releasing nothing is harmless, and the script, sent first, runs first (were it
         to run after all, the ttl would drop the reservation)."""
         if result is None:
-            self._settlements.put(_Settlement(repr(self._clock()), admission.reservation_id,
-                                              dict.fromkeys(admission.logical, 0)))
+            self._settlements.put(
+                _Settlement(
+                    repr(self._clock()),
+                    admission.reservation_id,
+                    dict.fromkeys(admission.logical, 0),
+                )
+            )
         elif result.ok:
             self._settlements.put(self._release_of(admission.reservation_id))
 
     def _release_of(self, reservation_id: str) -> _Settlement:
         known = self._held.pop(reservation_id, None)
-        return _Settlement(repr(self._clock()), reservation_id,
-                           dict.fromkeys(known[0], 0) if known else {})
+        return _Settlement(
+            repr(self._clock()), reservation_id, dict.fromkeys(known[0], 0) if known else {}
+        )
 
     async def _settle_batch(self, batch: list[_Settlement]) -> list[None | Exception]:
         """One script call for the batch, and one more for the reservations that still
@@ -313,9 +356,15 @@ class RedisCounterStore:
 
     async def _settle_call(self, batch: list[_Settlement]) -> list[list[str]]:
         keys = Keys(self._base)
-        packed = [[item.now, item.reservation_id, keys.reservation(item.reservation_id),
-                   [[key, str(n), keys.counter(key)] for key, n in item.actuals.items()]]
-                  for item in batch]
+        packed = [
+            [
+                item.now,
+                item.reservation_id,
+                keys.reservation(item.reservation_id),
+                [[key, str(n), keys.counter(key)] for key, n in item.actuals.items()],
+            ]
+            for item in batch
+        ]
         self.settle_calls += 1
         return list(await self._call(self._settle(keys.keys, [orjson.dumps(packed)])))
 

@@ -12,7 +12,8 @@ from sluicegate.providers.emulator.server import serve
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sluicegate.providers.emulator",
-        description="Serve the deterministic OpenAI + Anthropic API emulator.")
+        description="Serve the deterministic OpenAI + Anthropic API emulator.",
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--faults", default=None, help="YAML or JSON fault table file")

@@ -1,11 +1,11 @@
 """Emulator control for tests: the fault table, request stats, and a reset.
 
-    GET    /_emulator/faults   -> {"faults": {...}}
-    PUT    /_emulator/faults   body {"<model or *>": {fault}} replaces the table
-    PATCH  /_emulator/faults   body merges by model; a null entry removes that model
-    DELETE /_emulator/faults   clears the table
-    GET    /_emulator/stats    -> {"requests": {"<model>": n}, "total": n}
-    POST   /_emulator/reset    clears stats, faults and prompt-cache memory
+GET    /_emulator/faults   -> {"faults": {...}}
+PUT    /_emulator/faults   body {"<model or *>": {fault}} replaces the table
+PATCH  /_emulator/faults   body merges by model; a null entry removes that model
+DELETE /_emulator/faults   clears the table
+GET    /_emulator/stats    -> {"requests": {"<model>": n}, "total": n}
+POST   /_emulator/reset    clears stats, faults and prompt-cache memory
 """
 
 from __future__ import annotations

@@ -50,22 +50,30 @@ class _PromptWalk:
 
     def add(self, block: Any, tokens: int, where: str) -> None:
         cache_control = block.get("cache_control") if isinstance(block, dict) else None
-        plain = {k: v for k, v in block.items() if k != "cache_control"} \
-            if isinstance(block, dict) else block
+        plain = (
+            {k: v for k, v in block.items() if k != "cache_control"}
+            if isinstance(block, dict)
+            else block
+        )
         self.digest.update(canonical_json(plain).encode() + b"\0")
         self.tokens += tokens
         if cache_control is not None:
-            self.breakpoints.append(Breakpoint(self.digest.copy().hexdigest(), self.tokens,
-                                               _ttl(cache_control, where)))
+            self.breakpoints.append(
+                Breakpoint(self.digest.copy().hexdigest(), self.tokens, _ttl(cache_control, where))
+            )
 
 
-def parse_messages_request(body: dict[str, Any], *, needs_max_tokens: bool = True
-                           ) -> MessagesRequest:
+def parse_messages_request(
+    body: dict[str, Any], *, needs_max_tokens: bool = True
+) -> MessagesRequest:
     model = fields.required_text(body, "model")
     max_tokens = fields.optional_int(body, "max_tokens", minimum=1)
     if needs_max_tokens and max_tokens is None:
-        raise RequestInvalid("Missing required parameter: 'max_tokens'.", param="max_tokens",
-                             anthropic_message="max_tokens: Field required")
+        raise RequestInvalid(
+            "Missing required parameter: 'max_tokens'.",
+            param="max_tokens",
+            anthropic_message="max_tokens: Field required",
+        )
     messages = fields.each_object(fields.required_list(body, "messages"), "messages")
     if not messages:
         raise invalid_value("messages", "at least one message is required")
@@ -75,16 +83,25 @@ def parse_messages_request(body: dict[str, Any], *, needs_max_tokens: bool = Tru
     for where, message in messages:
         _walk_message(where, message, walk)
     if len(walk.breakpoints) > _MAX_BREAKPOINTS:
-        raise RequestInvalid(f"A maximum of {_MAX_BREAKPOINTS} blocks with cache_control may "
-                             f"be provided. Found {len(walk.breakpoints)}.")
+        raise RequestInvalid(
+            f"A maximum of {_MAX_BREAKPOINTS} blocks with cache_control may "
+            f"be provided. Found {len(walk.breakpoints)}."
+        )
     mode, forced = _tool_choice(body, tools)
     conversation = Conversation(
-        model=model, last_user_text=_last_user_text([m for _, m in messages]),
+        model=model,
+        last_user_text=_last_user_text([m for _, m in messages]),
         last_tool_result=_tool_result(messages[-1][1]) if messages else None,
-        tools=tools, tool_mode=mode, forced_tool=forced, max_tokens=max_tokens,
-        stop_sequences=_stop_sequences(body), announces_tool_calls=True)
-    return MessagesRequest(model, fields.optional_bool(body, "stream"), walk.tokens,
-                           walk.breakpoints, conversation)
+        tools=tools,
+        tool_mode=mode,
+        forced_tool=forced,
+        max_tokens=max_tokens,
+        stop_sequences=_stop_sequences(body),
+        announces_tool_calls=True,
+    )
+    return MessagesRequest(
+        model, fields.optional_bool(body, "stream"), walk.tokens, walk.breakpoints, conversation
+    )
 
 
 def _walk_tools(body: dict[str, Any], walk: _PromptWalk) -> tuple[ToolOffer, ...]:
@@ -94,10 +111,10 @@ def _walk_tools(body: dict[str, Any], walk: _PromptWalk) -> tuple[ToolOffer, ...
         kind = fields.optional_text(tool, "type", where) or "custom"
         schema = fields.optional_object(tool, "input_schema", where)
         if kind == "custom" and schema is None:
-            raise RequestInvalid(f"{where}.input_schema: Field required",
-                                 param=fields.path(where, "input_schema"))
-        walk.add(tool, json_tokens({k: v for k, v in tool.items() if k != "cache_control"}),
-                 where)
+            raise RequestInvalid(
+                f"{where}.input_schema: Field required", param=fields.path(where, "input_schema")
+            )
+        walk.add(tool, json_tokens({k: v for k, v in tool.items() if k != "cache_control"}), where)
         offers.append(ToolOffer(name, schema or {"type": "object", "properties": {}}))
     return tuple(offers)
 
@@ -122,8 +139,11 @@ def _walk_message(where: str, message: dict[str, Any], walk: _PromptWalk) -> Non
     if content is None:
         raise RequestInvalid(f"{content_path}: Field required", param=content_path)
     if isinstance(content, str):
-        walk.add({"role": role, "content": content},
-                 MESSAGE_OVERHEAD_TOKENS + text_tokens(content), content_path)
+        walk.add(
+            {"role": role, "content": content},
+            MESSAGE_OVERHEAD_TOKENS + text_tokens(content),
+            content_path,
+        )
         return
     if not isinstance(content, list):
         raise wrong_type(content_path, "a valid string or a list of content blocks")
@@ -140,7 +160,8 @@ def block_tokens(block: dict[str, Any], where: str) -> int:
         return IMAGE_TOKENS
     if kind == "tool_use":
         return text_tokens(fields.required_text(block, "name", where)) + json_tokens(
-            block.get("input", {}))
+            block.get("input", {})
+        )
     if kind == "tool_result":
         fields.required_text(block, "tool_use_id", where)
         return _tool_result_tokens(block.get("content"), fields.path(where, "content"))
@@ -164,9 +185,11 @@ def _text_of(content: Any) -> str:
         return content
     if not isinstance(content, list):
         return ""
-    return " ".join(b["text"] for b in content
-                    if isinstance(b, dict) and b.get("type") == "text"
-                    and isinstance(b.get("text"), str))
+    return " ".join(
+        b["text"]
+        for b in content
+        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+    )
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -184,13 +207,15 @@ def _tool_result(message: dict[str, Any]) -> str | None:
     return " ".join(_text_of(b.get("content")) for b in results)
 
 
-def _tool_choice(body: dict[str, Any], tools: tuple[ToolOffer, ...]
-                 ) -> tuple[ToolMode, str | None]:
+def _tool_choice(body: dict[str, Any], tools: tuple[ToolOffer, ...]) -> tuple[ToolMode, str | None]:
     choice = fields.optional_object(body, "tool_choice")
     if choice is None:
         return (ToolMode.AUTO if tools else ToolMode.NONE), None
-    kind = fields.one_of(fields.required_text(choice, "type", "tool_choice"),
-                         ("auto", "any", "tool", "none"), "tool_choice.type")
+    kind = fields.one_of(
+        fields.required_text(choice, "type", "tool_choice"),
+        ("auto", "any", "tool", "none"),
+        "tool_choice.type",
+    )
     if kind in ("any", "tool") and not tools:
         raise invalid_value("tool_choice", f"tool_choice.type '{kind}' requires tools")
     if kind == "tool":

@@ -35,17 +35,22 @@ def create_app(faults: dict[str, Any] | None = None, *, seed: int = 0) -> Starle
     gate = Gate(state)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/chat/completions", gate.endpoint(chat_completions, Api.OPENAI),
-              methods=["POST"]),
+        Route(
+            "/v1/chat/completions", gate.endpoint(chat_completions, Api.OPENAI), methods=["POST"]
+        ),
         Route("/v1/embeddings", gate.endpoint(embeddings, Api.OPENAI), methods=["POST"]),
         Route("/v1/messages", gate.endpoint(messages, Api.ANTHROPIC), methods=["POST"]),
-        Route("/v1/messages/count_tokens", gate.endpoint(count_tokens, Api.ANTHROPIC),
-              methods=["POST"]),
-        Route("/v1/models", gate.endpoint(list_models, api_of_models_request),
-              methods=["GET"]),
-        Route("/v1/models/{model_id:path}", gate.endpoint(retrieve_model,
-                                                          api_of_models_request),
-              methods=["GET"]),
+        Route(
+            "/v1/messages/count_tokens",
+            gate.endpoint(count_tokens, Api.ANTHROPIC),
+            methods=["POST"],
+        ),
+        Route("/v1/models", gate.endpoint(list_models, api_of_models_request), methods=["GET"]),
+        Route(
+            "/v1/models/{model_id:path}",
+            gate.endpoint(retrieve_model, api_of_models_request),
+            methods=["GET"],
+        ),
         *AdminEndpoints(state).routes(),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
@@ -70,6 +75,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     api = api_of_models_request(request)
     request_id = ids.anthropic_request_id() if api is Api.ANTHROPIC else ids.openai_request_id()
-    message = f"Invalid URL ({request.method} {request.url.path})" if status == 404 \
+    message = (
+        f"Invalid URL ({request.method} {request.url.path})"
+        if status == 404
         else f"Method {request.method} is not allowed for {request.url.path}"
+    )
     return error_response(api, status, message, request_id)

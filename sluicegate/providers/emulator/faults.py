@@ -80,8 +80,10 @@ def parse_fault_table(raw: Any) -> dict[str, Fault]:
     """Validate a table given as JSON-like data; ready-made Fault values pass through."""
     if not isinstance(raw, dict):
         raise FaultTableError("a fault table is a JSON object mapping model names to faults")
-    return {str(model): entry if isinstance(entry, Fault) else parse_fault(str(model), entry)
-            for model, entry in raw.items()}
+    return {
+        str(model): entry if isinstance(entry, Fault) else parse_fault(str(model), entry)
+        for model, entry in raw.items()
+    }
 
 
 def parse_fault(model: str, raw: Any) -> Fault:
@@ -119,8 +121,9 @@ def load_faults_file(path: str | Path) -> dict[str, Fault]:
     return parse_fault_table(raw or {})
 
 
-def _optional_int(model: str, raw: dict[str, Any], field: str, *, minimum: int,
-                  maximum: int | None = None) -> int | None:
+def _optional_int(
+    model: str, raw: dict[str, Any], field: str, *, minimum: int, maximum: int | None = None
+) -> int | None:
     value = raw.get(field)
     if value is None:
         return None

@@ -36,17 +36,19 @@ def optional_text(body: dict[str, Any], name: str, where: str = "") -> str | Non
     return required_text(body, name, where) if present(body, name) else None
 
 
-def optional_int(body: dict[str, Any], name: str, where: str = "", *,
-                 minimum: int | None = None) -> int | None:
+def optional_int(
+    body: dict[str, Any], name: str, where: str = "", *, minimum: int | None = None
+) -> int | None:
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise wrong_type(path(where, name), "an integer")
     if minimum is not None and value < minimum:
-        raise invalid_value(path(where, name),
-                            f"integer below minimum value. Expected a value >= {minimum}, "
-                            f"but got {value} instead.")
+        raise invalid_value(
+            path(where, name),
+            f"integer below minimum value. Expected a value >= {minimum}, but got {value} instead.",
+        )
     return value
 
 
@@ -77,16 +79,19 @@ def optional_object(body: dict[str, Any], name: str, where: str = "") -> dict[st
     return value
 
 
-def required_list(body: dict[str, Any], name: str, where: str = "", *,
-                  non_empty: bool = False) -> list[Any]:
+def required_list(
+    body: dict[str, Any], name: str, where: str = "", *, non_empty: bool = False
+) -> list[Any]:
     value = body.get(name)
     if value is None:
         raise missing_field(path(where, name))
     if not isinstance(value, list):
         raise wrong_type(path(where, name), "an array")
     if non_empty and not value:
-        raise invalid_value(path(where, name), "empty array. Expected an array with minimum "
-                                               "length 1, but got an empty array instead.")
+        raise invalid_value(
+            path(where, name),
+            "empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        )
     return value
 
 
@@ -107,6 +112,7 @@ def each_object(items: list[Any], where: str) -> list[tuple[str, dict[str, Any]]
 
 def one_of(value: str, allowed: tuple[str, ...], field: str) -> str:
     if value not in allowed:
-        raise invalid_value(field, f"'{value}'. Supported values are: "
-                                   + ", ".join(f"'{a}'" for a in allowed) + ".")
+        raise invalid_value(
+            field, f"'{value}'. Supported values are: " + ", ".join(f"'{a}'" for a in allowed) + "."
+        )
     return value

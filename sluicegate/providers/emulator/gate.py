@@ -46,12 +46,16 @@ class ApiCall:
         if self.api is Api.ANTHROPIC:
             return {"request-id": self.request_id}
         elapsed_ms = int((time.monotonic() - self.started) * 1000)
-        return {"x-request-id": self.request_id, "openai-processing-ms": str(elapsed_ms),
-                "openai-version": "2020-10-01"}
+        return {
+            "x-request-id": self.request_id,
+            "openai-processing-ms": str(elapsed_ms),
+            "openai-version": "2020-10-01",
+        }
 
     def json(self, payload: Any) -> Response:
-        return Response(orjson.dumps(payload), media_type="application/json",
-                        headers=self.headers())
+        return Response(
+            orjson.dumps(payload), media_type="application/json", headers=self.headers()
+        )
 
     def stream(self, events: Iterable[bytes]) -> Response:
         return sse_response(events, self.faults, self.headers())
@@ -74,17 +78,18 @@ class Gate:
         async def run(request: Request) -> Response:
             chosen = api if isinstance(api, Api) else api(request)
             return await self.handle(request, handler, chosen)
+
         return run
 
     async def handle(self, request: Request, handler: Handler, api: Api) -> Response:
         started = time.monotonic()
-        request_id = ids.anthropic_request_id() if api is Api.ANTHROPIC \
-            else ids.openai_request_id()
+        request_id = ids.anthropic_request_id() if api is Api.ANTHROPIC else ids.openai_request_id()
         body, body_problem = await _json_object(request)
         model = body.get("model") if isinstance(body.get("model"), str) else None
         self.state.count_request(model)
-        call = ApiCall(api, request, body, model, request_id, self.state.faults_for(model),
-                       self.state, started)
+        call = ApiCall(
+            api, request, body, model, request_id, self.state.faults_for(model), self.state, started
+        )
         refusal = _access_refusal(api, request)
         if refusal is not None:
             return invalid_request_response(api, refusal, request_id, call.headers())
@@ -107,8 +112,10 @@ async def _json_object(request: Request) -> tuple[dict[str, Any], RequestInvalid
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return {}, RequestInvalid("We could not parse the JSON body of your request.",
-                                  anthropic_message="The request body is not valid JSON.")
+        return {}, RequestInvalid(
+            "We could not parse the JSON body of your request.",
+            anthropic_message="The request body is not valid JSON.",
+        )
     if not isinstance(parsed, dict):
         return {}, RequestInvalid("The request body must be a JSON object.")
     return parsed, None
@@ -123,7 +130,8 @@ def _access_refusal(api: Api, request: Request) -> RequestInvalid | None:
         return RequestInvalid(
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            status=401)
+            status=401,
+        )
     if not (request.headers.get("x-api-key", "").strip() or has_bearer):
         return RequestInvalid("x-api-key header is required", status=401)
     if not request.headers.get("anthropic-version", "").strip():

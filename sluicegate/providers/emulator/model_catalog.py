@@ -26,22 +26,33 @@ class _AnthropicModel:
 
 
 OPENAI_MODELS: tuple[str, ...] = (
-    "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "o3", "o4-mini",
-    "text-embedding-3-small", "text-embedding-3-large",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "o3",
+    "o4-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
 )
 
 ANTHROPIC_MODELS: tuple[_AnthropicModel, ...] = (  # newest first, as the API lists them
     # Release dates of the newest models are placeholders: listings only need them ordered.
-    _AnthropicModel("claude-opus-4-7", "Claude Opus 4.7", "2026-04-01T00:00:00Z",
-                    200_000, 64_000),
-    _AnthropicModel("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-01T00:00:00Z",
-                    200_000, 64_000),
-    _AnthropicModel("claude-opus-4-5-20251101", "Claude Opus 4.5", "2025-11-01T00:00:00Z",
-                    200_000, 64_000),
-    _AnthropicModel("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01T00:00:00Z",
-                    200_000, 64_000),
-    _AnthropicModel("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z",
-                    200_000, 64_000),
+    _AnthropicModel("claude-opus-4-7", "Claude Opus 4.7", "2026-04-01T00:00:00Z", 200_000, 64_000),
+    _AnthropicModel(
+        "claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-01T00:00:00Z", 200_000, 64_000
+    ),
+    _AnthropicModel(
+        "claude-opus-4-5-20251101", "Claude Opus 4.5", "2025-11-01T00:00:00Z", 200_000, 64_000
+    ),
+    _AnthropicModel(
+        "claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01T00:00:00Z", 200_000, 64_000
+    ),
+    _AnthropicModel(
+        "claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z", 200_000, 64_000
+    ),
 )
 
 
@@ -56,8 +67,11 @@ def retrieve_model(call: ApiCall) -> Response:
     if call.api is Api.OPENAI:
         return call.json(_openai_model(model_id))
     known = next((m for m in ANTHROPIC_MODELS if m.id == model_id), None)
-    return call.json(_anthropic_model(known or _AnthropicModel(
-        model_id, model_id, "2025-01-01T00:00:00Z", 200_000, 64_000)))
+    return call.json(
+        _anthropic_model(
+            known or _AnthropicModel(model_id, model_id, "2025-01-01T00:00:00Z", 200_000, 64_000)
+        )
+    )
 
 
 def _openai_model(model_id: str) -> dict[str, Any]:
@@ -66,9 +80,15 @@ def _openai_model(model_id: str) -> dict[str, Any]:
 
 
 def _anthropic_model(model: _AnthropicModel) -> dict[str, Any]:
-    return {"type": "model", "id": model.id, "display_name": model.display_name,
-            "created_at": model.created_at, "lifecycle": "active",
-            "max_input_tokens": model.max_input_tokens, "max_tokens": model.max_tokens}
+    return {
+        "type": "model",
+        "id": model.id,
+        "display_name": model.display_name,
+        "created_at": model.created_at,
+        "lifecycle": "active",
+        "max_input_tokens": model.max_input_tokens,
+        "max_tokens": model.max_tokens,
+    }
 
 
 def _anthropic_page(call: ApiCall) -> dict[str, Any]:
@@ -84,10 +104,12 @@ def _anthropic_page(call: ApiCall) -> dict[str, Any]:
         stop = ids.index(query["before_id"])
         start = max(start, stop - limit)
     page = models[start:stop][:limit]
-    return {"data": [_anthropic_model(m) for m in page],
-            "has_more": start + len(page) < stop if "before_id" not in query else start > 0,
-            "first_id": page[0].id if page else None,
-            "last_id": page[-1].id if page else None}
+    return {
+        "data": [_anthropic_model(m) for m in page],
+        "has_more": start + len(page) < stop if "before_id" not in query else start > 0,
+        "first_id": page[0].id if page else None,
+        "last_id": page[-1].id if page else None,
+    }
 
 
 def _limit(raw: str | None) -> int:

@@ -45,15 +45,24 @@ class _Answer:
     usage: dict[str, Any]
 
     def envelope(self, kind: str) -> dict[str, Any]:
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.model,
-                "service_tier": "default", "system_fingerprint": _fingerprint(self.model)}
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model,
+            "service_tier": "default",
+            "system_fingerprint": _fingerprint(self.model),
+        }
 
     def tool_call_json(self) -> dict[str, Any] | None:
         call = self.reply.tool_call
         if call is None:
             return None
-        return {"id": self.tool_call_id, "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments_json}}
+        return {
+            "id": self.tool_call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments_json},
+        }
 
 
 def chat_completions(call: ApiCall) -> Response:
@@ -74,21 +83,24 @@ def _answer(call: ApiCall, chat: ChatRequest) -> _Answer:
     if conversation.max_tokens is not None:  # hidden reasoning spends the same budget
         conversation = replace(conversation, max_tokens=conversation.max_tokens - reasoning)
     reply = compose_reply(conversation)
-    cached = call.state.prompt_cache.openai_cached_tokens(chat.model, chat.prompt_text,
-                                                          chat.prompt_tokens)
+    cached = call.state.prompt_cache.openai_cached_tokens(
+        chat.model, chat.prompt_text, chat.prompt_tokens
+    )
     completion_tokens = reply.output_tokens + reasoning
     usage = {
         "prompt_tokens": chat.prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": chat.prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
-                                      "accepted_prediction_tokens": 0,
-                                      "rejected_prediction_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
     call_id = ids.tool_call_id() if reply.tool_call is not None else ""
-    return _Answer(ids.chat_completion_id(), int(time.time()), chat.model, reply, call_id,
-                   usage)
+    return _Answer(ids.chat_completion_id(), int(time.time()), chat.model, reply, call_id, usage)
 
 
 def _reasoning_tokens(chat: ChatRequest) -> int:
@@ -101,31 +113,45 @@ def _reasoning_tokens(chat: ChatRequest) -> int:
 
 def _completion(answer: _Answer) -> dict[str, Any]:
     reply = answer.reply
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None,
-                               "refusal": None, "annotations": []}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.text or None,
+        "refusal": None,
+        "annotations": [],
+    }
     tool_call = answer.tool_call_json()
     if tool_call is not None:
         message["tool_calls"] = [tool_call]
     elif message["content"] is None:
         message["content"] = ""  # a text answer is a string even when cut to nothing
-    choice = {"index": 0, "message": message, "logprobs": None,
-              "finish_reason": _FINISH_REASONS[reply.ending]}
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": _FINISH_REASONS[reply.ending],
+    }
     return {**answer.envelope("chat.completion"), "choices": [choice], "usage": answer.usage}
 
 
 def _chunks(answer: _Answer, include_usage: bool) -> Iterator[bytes]:
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        data = {**answer.envelope("chat.completion.chunk"),
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish_reason}]}
+        data = {
+            **answer.envelope("chat.completion.chunk"),
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
         if include_usage:
             data["usage"] = None
         return openai_event(data)
 
     reply = answer.reply
     tool_call = answer.tool_call_json()
-    first: dict[str, Any] = {"role": "assistant", "content": "" if reply.text or not tool_call
-                             else None, "refusal": None}
+    first: dict[str, Any] = {
+        "role": "assistant",
+        "content": "" if reply.text or not tool_call else None,
+        "refusal": None,
+    }
     if tool_call is not None and not reply.text:  # real streams open a call in the role chunk
         first["tool_calls"] = [_tool_call_header(tool_call)]
     yield chunk(first)
@@ -138,14 +164,19 @@ def _chunks(answer: _Answer, include_usage: bool) -> Iterator[bytes]:
             yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
     yield chunk({}, _FINISH_REASONS[reply.ending])
     if include_usage:
-        yield openai_event({**answer.envelope("chat.completion.chunk"), "choices": [],
-                            "usage": answer.usage})
+        yield openai_event(
+            {**answer.envelope("chat.completion.chunk"), "choices": [], "usage": answer.usage}
+        )
     yield OPENAI_DONE
 
 
 def _tool_call_header(tool_call: dict[str, Any]) -> dict[str, Any]:
-    return {"index": 0, "id": tool_call["id"], "type": "function",
-            "function": {"name": tool_call["function"]["name"], "arguments": ""}}
+    return {
+        "index": 0,
+        "id": tool_call["id"],
+        "type": "function",
+        "function": {"name": tool_call["function"]["name"], "arguments": ""},
+    }
 
 
 def _fingerprint(model: str) -> str:

@@ -32,14 +32,28 @@ def embeddings(call: ApiCall) -> Response:
     dimensions = fields.optional_int(body, "dimensions", minimum=1) or DEFAULT_DIMENSIONS
     if dimensions > _MAX_DIMENSIONS:
         raise invalid_value("dimensions", f"at most {_MAX_DIMENSIONS} dimensions.")
-    encoding = fields.one_of(fields.optional_text(body, "encoding_format") or "float",
-                             ("float", "base64"), "encoding_format")
-    data = [{"object": "embedding", "index": index,
-             "embedding": _encoded(unit_vector(model, item, dimensions), encoding)}
-            for index, item in enumerate(inputs)]
+    encoding = fields.one_of(
+        fields.optional_text(body, "encoding_format") or "float",
+        ("float", "base64"),
+        "encoding_format",
+    )
+    data = [
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": _encoded(unit_vector(model, item, dimensions), encoding),
+        }
+        for index, item in enumerate(inputs)
+    ]
     tokens = sum(_input_tokens(item) for item in inputs)
-    return call.json({"object": "list", "data": data, "model": model,
-                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+    return call.json(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 def unit_vector(model: str, item: str | list[int], dimensions: int) -> list[float]:

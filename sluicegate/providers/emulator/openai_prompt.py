@@ -38,8 +38,9 @@ class ChatRequest:
 
 def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     model = fields.required_text(body, "model")
-    messages = fields.each_object(fields.required_list(body, "messages", non_empty=True),
-                                  "messages")
+    messages = fields.each_object(
+        fields.required_list(body, "messages", non_empty=True), "messages"
+    )
     prompt_tokens = REPLY_PRIMING_TOKENS + sum(_message_tokens(p, m) for p, m in messages)
     tools = _function_tools(body)
     if tools:
@@ -50,8 +51,9 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     stream = fields.optional_bool(body, "stream")
     stream_options = fields.optional_object(body, "stream_options")
     if stream_options is not None and not stream:
-        raise invalid_value("stream_options", "'stream_options' is only allowed when "
-                                              "'stream' is enabled.")
+        raise invalid_value(
+            "stream_options", "'stream_options' is only allowed when 'stream' is enabled."
+        )
     mode, forced, tools = _tool_choice(body, tools)
     conversation = Conversation(
         model=model,
@@ -68,20 +70,24 @@ def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
     return ChatRequest(
         model=model,
         stream=stream,
-        include_usage=bool(stream_options and fields.optional_bool(
-            stream_options, "include_usage", "stream_options")),
+        include_usage=bool(
+            stream_options
+            and fields.optional_bool(stream_options, "include_usage", "stream_options")
+        ),
         prompt_tokens=prompt_tokens,
-        prompt_text=canonical_json(body.get("tools")) + "".join(
-            canonical_json(m) for _, m in messages),
+        prompt_text=canonical_json(body.get("tools"))
+        + "".join(canonical_json(m) for _, m in messages),
         conversation=conversation,
     )
 
 
 def _message_tokens(where: str, message: dict[str, Any]) -> int:
-    role = fields.one_of(fields.required_text(message, "role", where), ROLES,
-                         fields.path(where, "role"))
-    tokens = MESSAGE_OVERHEAD_TOKENS + text_tokens(fields.optional_text(message, "name", where)
-                                                   or "")
+    role = fields.one_of(
+        fields.required_text(message, "role", where), ROLES, fields.path(where, "role")
+    )
+    tokens = MESSAGE_OVERHEAD_TOKENS + text_tokens(
+        fields.optional_text(message, "name", where) or ""
+    )
     content = message.get("content")
     tool_calls = fields.optional_list(message, "tool_calls", where)
     if content is None and role != "assistant":
@@ -115,8 +121,11 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content
-                        if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return " ".join(
+            p.get("text", "")
+            for p in content
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return ""
 
 
@@ -134,8 +143,11 @@ def _tool_result(message: dict[str, Any]) -> str | None:
 def _function_tools(body: dict[str, Any]) -> tuple[ToolOffer, ...]:
     offers: list[ToolOffer] = []
     for where, tool in fields.each_object(fields.optional_list(body, "tools") or [], "tools"):
-        kind = fields.one_of(fields.required_text(tool, "type", where), ("function", "custom"),
-                             fields.path(where, "type"))
+        kind = fields.one_of(
+            fields.required_text(tool, "type", where),
+            ("function", "custom"),
+            fields.path(where, "type"),
+        )
         if kind != "function":
             continue  # custom (free-form) tools are accepted but never called
         function = fields.optional_object(tool, "function", where)
@@ -147,14 +159,16 @@ def _function_tools(body: dict[str, Any]) -> tuple[ToolOffer, ...]:
     return tuple(offers)
 
 
-def _tool_choice(body: dict[str, Any], tools: tuple[ToolOffer, ...]
-                 ) -> tuple[ToolMode, str | None, tuple[ToolOffer, ...]]:
+def _tool_choice(
+    body: dict[str, Any], tools: tuple[ToolOffer, ...]
+) -> tuple[ToolMode, str | None, tuple[ToolOffer, ...]]:
     choice = body.get("tool_choice")
     if choice is None:
         return (ToolMode.AUTO if tools else ToolMode.NONE), None, tools
     if not body.get("tools"):
-        raise invalid_value("tool_choice", "'tool_choice' is only allowed when 'tools' are "
-                                           "specified.")
+        raise invalid_value(
+            "tool_choice", "'tool_choice' is only allowed when 'tools' are specified."
+        )
     if isinstance(choice, str):
         mode = fields.one_of(choice, ("none", "auto", "required"), "tool_choice")
         return ToolMode(mode), None, tools
@@ -170,13 +184,20 @@ def _tool_choice(body: dict[str, Any], tools: tuple[ToolOffer, ...]
     return ToolMode.REQUIRED, name, tools
 
 
-def _allowed_tools(choice: dict[str, Any], tools: tuple[ToolOffer, ...]
-                   ) -> tuple[ToolMode, str | None, tuple[ToolOffer, ...]]:
+def _allowed_tools(
+    choice: dict[str, Any], tools: tuple[ToolOffer, ...]
+) -> tuple[ToolMode, str | None, tuple[ToolOffer, ...]]:
     allowed = fields.optional_object(choice, "allowed_tools", "tool_choice") or {}
-    mode = fields.one_of(fields.required_text(allowed, "mode", "tool_choice.allowed_tools"),
-                         ("auto", "required"), "tool_choice.allowed_tools.mode")
-    names = {t.get("function", {}).get("name") for t in allowed.get("tools", [])
-             if isinstance(t, dict) and isinstance(t.get("function"), dict)}
+    mode = fields.one_of(
+        fields.required_text(allowed, "mode", "tool_choice.allowed_tools"),
+        ("auto", "required"),
+        "tool_choice.allowed_tools.mode",
+    )
+    names = {
+        t.get("function", {}).get("name")
+        for t in allowed.get("tools", [])
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    }
     return ToolMode(mode), None, tuple(tool for tool in tools if tool.name in names)
 
 
@@ -195,6 +216,9 @@ def _stop_sequences(body: dict[str, Any]) -> tuple[str, ...]:
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise wrong_type("stop", "a string or an array of strings")
     if len(stop) > _MAX_STOP_SEQUENCES:
-        raise RequestInvalid(f"Invalid 'stop': array too long. Expected an array with maximum "
-                             f"length {_MAX_STOP_SEQUENCES}.", param="stop")
+        raise RequestInvalid(
+            f"Invalid 'stop': array too long. Expected an array with maximum "
+            f"length {_MAX_STOP_SEQUENCES}.",
+            param="stop",
+        )
     return tuple(stop)

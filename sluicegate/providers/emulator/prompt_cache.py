@@ -53,8 +53,9 @@ class PromptCacheMemory:
         last = breakpoints[-1]
         read = max((b.tokens for b in breakpoints if b.prefix_hash in self._seen), default=0)
         self._remember([b.prefix_hash for b in breakpoints])
-        return AnthropicCacheUse(read_tokens=read, write_tokens=last.tokens - read,
-                                 write_ttl=last.ttl)
+        return AnthropicCacheUse(
+            read_tokens=read, write_tokens=last.tokens - read, write_ttl=last.ttl
+        )
 
     def openai_cached_tokens(self, model: str, prompt_text: str, prompt_tokens: int) -> int:
         """Cached tokens for a prompt: the longest 128-token-step prefix (of at least 1024
@@ -79,4 +80,3 @@ class PromptCacheMemory:
             step_tokens += OPENAI_CACHE_STEP_TOKENS
         self._remember(keys)
         return cached
-

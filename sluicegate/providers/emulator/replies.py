@@ -84,8 +84,11 @@ def compose_reply(conversation: Conversation) -> Reply:
         arguments = instance_for_schema(tool.schema)
         # Tool arguments are always a JSON object, whatever odd schema a tool declares.
         call = ToolCall(tool.name, arguments if isinstance(arguments, dict) else {})
-        announce = conversation.announces_tool_calls and conversation.forced_tool is None \
+        announce = (
+            conversation.announces_tool_calls
+            and conversation.forced_tool is None
             and conversation.tool_mode is ToolMode.AUTO
+        )
         text = f"I'll use the {tool.name} tool." if announce else ""
         tokens = text_tokens(text) + text_tokens(call.arguments_json)
         return Reply(text=text, tool_call=call, ending=Ending.TOOL_CALL, output_tokens=tokens)
@@ -96,8 +99,10 @@ def reply_text(conversation: Conversation) -> str:
     if conversation.last_tool_result is not None:
         opening = f"The tool returned: {_quoted(conversation.last_tool_result)}."
     else:
-        opening = (f"Hello from the {conversation.model} emulator. "
-                   f"You said: {_quoted(conversation.last_user_text)}.")
+        opening = (
+            f"Hello from the {conversation.model} emulator. "
+            f"You said: {_quoted(conversation.last_user_text)}."
+        )
     digest = hashlib.sha256(f"{conversation.model}\0{opening}".encode()).digest()
     first = _CLOSING_SENTENCES[digest[0] % len(_CLOSING_SENTENCES)]
     second = _CLOSING_SENTENCES[(digest[0] + 1 + digest[1] % 3) % len(_CLOSING_SENTENCES)]
@@ -110,7 +115,7 @@ def split_words(text: str) -> list[str]:
 
 
 def split_fixed(text: str, size: int = 12) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)]
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _chosen_tool(conversation: Conversation) -> ToolOffer | None:
@@ -142,8 +147,9 @@ def _limited(text: str, conversation: Conversation) -> Reply:
     if limit is not None and cut > limit * CHARS_PER_TOKEN:
         cut, ending, stop_sequence = limit * CHARS_PER_TOKEN, Ending.LENGTH, None
     kept = text[:cut]
-    return Reply(text=kept, ending=ending, stop_sequence=stop_sequence,
-                 output_tokens=text_tokens(kept))
+    return Reply(
+        text=kept, ending=ending, stop_sequence=stop_sequence, output_tokens=text_tokens(kept)
+    )
 
 
 def _quoted(text: str) -> str:

@@ -76,8 +76,11 @@ class _SchemaWalker:
         properties = properties if isinstance(properties, dict) else {}
         required = [r for r in schema.get("required", []) if isinstance(r, str)]
         # Deeper down only what is required, so recursive schemas stay small.
-        names = required if depth >= _OPTIONAL_DEPTH else list(properties) + [
-            r for r in required if r not in properties]
+        names = (
+            required
+            if depth >= _OPTIONAL_DEPTH
+            else list(properties) + [r for r in required if r not in properties]
+        )
         return {n: self.value(properties.get(n, {}), n, depth + 1) for n in names}
 
     def _array(self, schema: dict[str, Any], name: str, depth: int) -> list[Any]:
@@ -165,8 +168,14 @@ def _number(schema: dict[str, Any]) -> float:
     return 1.5
 
 
-def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, fallback: int | None,
-           rounding: Any, nudge: int) -> Any:
+def _bound(
+    schema: dict[str, Any],
+    inclusive: str,
+    exclusive: str,
+    fallback: int | None,
+    rounding: Any,
+    nudge: int,
+) -> Any:
     value = schema.get(inclusive)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(rounding(value))
@@ -179,8 +188,7 @@ def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, fallback: int
 
 def _string(schema: dict[str, Any], name: str) -> str:
     fmt = schema.get("format")
-    text = _FORMAT_SAMPLES.get(fmt, f"sample {name}") if isinstance(fmt, str) else \
-        f"sample {name}"
+    text = _FORMAT_SAMPLES.get(fmt, f"sample {name}") if isinstance(fmt, str) else f"sample {name}"
     min_length = schema.get("minLength")
     max_length = schema.get("maxLength")
     if isinstance(min_length, int) and len(text) < min_length:

@@ -23,5 +23,6 @@ def serve(host: str, port: int, faults_file: str | None = None, *, seed: int = 0
     else:
         os.environ.pop(FAULTS_FILE_ENV, None)
     os.environ[SEED_ENV] = str(seed)
-    Granian(APP_FACTORY, address=host, port=port, interface=Interfaces.ASGI, workers=1,
-            factory=True).serve()
+    Granian(
+        APP_FACTORY, address=host, port=port, interface=Interfaces.ASGI, workers=1, factory=True
+    ).serve()

@@ -41,18 +41,20 @@ def anthropic_event(data: dict[str, Any]) -> bytes:
 
 
 async def paced(events: Iterable[bytes], faults: RequestFaults) -> AsyncIterator[bytes]:
-    sent = 0
-    for event in events:
+    for sent, event in enumerate(events):
         if faults.drop_after_events is not None and sent >= faults.drop_after_events:
             raise StreamCut(f"emulated stream cut after {sent} events")
         delay = faults.ttft_s if sent == 0 else faults.inter_chunk_s
         if delay > 0:
             await asyncio.sleep(delay)
         yield event
-        sent += 1
 
 
-def sse_response(events: Iterable[bytes], faults: RequestFaults,
-                 headers: dict[str, str]) -> StreamingResponse:
-    return SseResponse(paced(events, faults), media_type="text/event-stream",
-                       headers={"cache-control": "no-cache", **headers})
+def sse_response(
+    events: Iterable[bytes], faults: RequestFaults, headers: dict[str, str]
+) -> StreamingResponse:
+    return SseResponse(
+        paced(events, faults),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", **headers},
+    )

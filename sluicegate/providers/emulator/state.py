@@ -23,8 +23,7 @@ class EmulatorState:
         self.request_counts[model or NO_MODEL] += 1
 
     def stats(self) -> dict[str, object]:
-        return {"requests": dict(self.request_counts),
-                "total": sum(self.request_counts.values())}
+        return {"requests": dict(self.request_counts), "total": sum(self.request_counts.values())}
 
     def faults_for(self, model: str | None) -> RequestFaults:
         fault = self.faults.get(model) if model else None

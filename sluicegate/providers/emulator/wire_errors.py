@@ -24,8 +24,15 @@ class RequestInvalid(Exception):
     The two APIs word validation errors differently, so a field error carries both texts.
     """
 
-    def __init__(self, message: str, *, status: int = 400, param: str | None = None,
-                 code: str | None = None, anthropic_message: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+        anthropic_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.anthropic_message = anthropic_message or message
@@ -35,20 +42,30 @@ class RequestInvalid(Exception):
 
 
 def missing_field(field: str) -> RequestInvalid:
-    return RequestInvalid(f"Missing required parameter: '{field}'.", param=field,
-                          code="missing_required_parameter",
-                          anthropic_message=f"{field}: Field required")
+    return RequestInvalid(
+        f"Missing required parameter: '{field}'.",
+        param=field,
+        code="missing_required_parameter",
+        anthropic_message=f"{field}: Field required",
+    )
 
 
 def wrong_type(field: str, expected: str) -> RequestInvalid:
-    return RequestInvalid(f"Invalid type for '{field}': expected {expected}.", param=field,
-                          code="invalid_type",
-                          anthropic_message=f"{field}: Input should be {expected}")
+    return RequestInvalid(
+        f"Invalid type for '{field}': expected {expected}.",
+        param=field,
+        code="invalid_type",
+        anthropic_message=f"{field}: Input should be {expected}",
+    )
 
 
 def invalid_value(field: str, why: str) -> RequestInvalid:
-    return RequestInvalid(f"Invalid value for '{field}': {why}", param=field,
-                          code="invalid_value", anthropic_message=f"{field}: {why}")
+    return RequestInvalid(
+        f"Invalid value for '{field}': {why}",
+        param=field,
+        code="invalid_value",
+        anthropic_message=f"{field}: {why}",
+    )
 
 
 @dataclass(frozen=True)
@@ -96,13 +113,20 @@ def default_message(status: int) -> str:
     return _DEFAULT_MESSAGES.get(status, f"Emulated error with status {status}.")
 
 
-def openai_error_body(status: int, message: str, param: str | None = None,
-                      code: str | None = None) -> dict[str, object]:
+def openai_error_body(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> dict[str, object]:
     kind = _OPENAI_KINDS.get(status)
     if kind is None:  # other 4xx are request errors, everything else is the server's fault
         kind = _OpenAIKind("invalid_request_error" if status < 500 else "server_error", None)
-    return {"error": {"message": message, "type": kind.type, "param": param,
-                      "code": code if code is not None else kind.code}}
+    return {
+        "error": {
+            "message": message,
+            "type": kind.type,
+            "param": param,
+            "code": code if code is not None else kind.code,
+        }
+    }
 
 
 def anthropic_error_type(status: int) -> str:
@@ -113,23 +137,36 @@ def anthropic_error_type(status: int) -> str:
 
 
 def anthropic_error_body(status: int, message: str, request_id: str) -> dict[str, object]:
-    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message},
-            "request_id": request_id}
+    return {
+        "type": "error",
+        "error": {"type": anthropic_error_type(status), "message": message},
+        "request_id": request_id,
+    }
 
 
-def invalid_request_response(api: Api, error: RequestInvalid, request_id: str,
-                             headers: dict[str, str] | None = None) -> Response:
+def invalid_request_response(
+    api: Api, error: RequestInvalid, request_id: str, headers: dict[str, str] | None = None
+) -> Response:
     message = error.message if api is Api.OPENAI else error.anthropic_message
-    return error_response(api, error.status, message, request_id, param=error.param,
-                          code=error.code, headers=headers)
+    return error_response(
+        api, error.status, message, request_id, param=error.param, code=error.code, headers=headers
+    )
 
 
-def error_response(api: Api, status: int, message: str, request_id: str, *,
-                   param: str | None = None, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    api: Api,
+    status: int,
+    message: str,
+    request_id: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if api is Api.OPENAI:
         body = openai_error_body(status, message, param, code)
     else:
         body = anthropic_error_body(status, message, request_id)
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
