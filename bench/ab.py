@@ -62,7 +62,7 @@ def main(pairs: int, compare: str) -> None:
             *LOAD_CORE,
             sys.executable,
             "-m",
-            "sluicegate.providers.emulator",
+            "sluicegate.emulator",
             "--port",
             str(emu_port),
         ],

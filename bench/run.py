@@ -321,7 +321,7 @@ def main() -> None:
             *LOAD_CORE,
             sys.executable,
             "-m",
-            "sluicegate.providers.emulator",
+            "sluicegate.emulator",
             "--port",
             str(emu_port),
         ],
