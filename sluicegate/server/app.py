@@ -33,7 +33,7 @@ from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
 from sluicegate.pipeline import Pipeline
-from sluicegate.policy.documents import compile_policy
+from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.policy.notify import WebhookNotifier
 from sluicegate.providers.catalog import EMULATOR_MOUNT, Catalog, build_catalog
