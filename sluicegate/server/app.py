@@ -39,7 +39,7 @@ from sluicegate.policy.notify import WebhookNotifier
 from sluicegate.providers.catalog import EMULATOR_MOUNT, Catalog, build_catalog
 from sluicegate.providers.emulator import create_app as create_emulator
 from sluicegate.providers.upstream import AiohttpUpstream
-from sluicegate.router.documents import compile_routes
+from sluicegate.router.compile import compile_routes
 from sluicegate.router.plan import Router
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_config import config_routes

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from sluicegate.identity.envelope import DEFAULT_PREFIXES
+
 ENV_PREFIX = "SLUICEGATE_"
 
 
@@ -27,7 +29,7 @@ class Settings(msgspec.Struct, kw_only=True):
     # a Redis call, and even limits too large to lease small are exact to the request.
     redis_leases: bool = True
     spool_path: str | None = None
-    header_prefixes: tuple[str, ...] = ("x-sluice-", "x-tfy-")
+    header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
     # The built-in provider emulator, mounted at /emulator: the default catalogue's
     # upstream when no provider credentials are set. `serve --no-emulator` turns it off.
