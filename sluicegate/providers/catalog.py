@@ -1,7 +1,7 @@
-"""The provider catalogue built from the `gateway-providers` documents: provider accounts
+"""The provider catalog built from the `gateway-providers` documents: provider accounts
 (adapters with pooled connections), client-facing model names, aliases and prices.
 
-With no provider configured, a default catalogue serves common model names; a provider
+With no provider configured, a default catalog serves common model names; a provider
 whose credential variable is set goes to the real API, the others to the built-in
 emulator, so `sluicegate serve` works offline out of the box.
 """

@@ -73,7 +73,7 @@ class Gateway:
         self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, self_url=settings.self_url)
-        self.router.set_routes({}, self._catalogue_target)
+        self.router.set_routes({}, self._catalog_target)
         self.pipeline = Pipeline(
             keys=self.keys,
             envelopes=EnvelopeReader(settings.header_prefixes),
@@ -108,10 +108,10 @@ class Gateway:
             log.warning("config v%s: %s", snapshot.version, warning)
         self.notifier.set_targets(policy.targets)
         self.catalog = catalog
-        self.router.set_routes(routes, self._catalogue_target)
+        self.router.set_routes(routes, self._catalog_target)
         self.policy.set_policy(policy)
 
-    def _catalogue_target(self, model: str):
+    def _catalog_target(self, model: str):
         route = self.catalog.model(model)
         if route is None:
             return None

@@ -31,7 +31,7 @@ class Settings(msgspec.Struct, kw_only=True):
     spool_path: str | None = None
     header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
-    # The built-in provider emulator, mounted at /emulator: the default catalogue's
+    # The built-in provider emulator, mounted at /emulator: the default catalog's
     # upstream when no provider credentials are set. `serve --no-emulator` turns it off.
     emulator: bool = True
     public_url: str | None = None  # how the gateway reaches itself (the mounted emulator)
