@@ -116,6 +116,7 @@ class Pipeline:
                 outcome.attempts[-1].latency_ms,
             )
             record.response_model = result.response_model
+            record.upstream_request_id = result.upstream_request_id
             return Reply(
                 status=200,
                 body=result.body,
@@ -363,6 +364,7 @@ class Pipeline:
                         (time.perf_counter() - stream.first_token_at) * 1000,
                     )
             record.response_model = stream.response_model
+            record.upstream_request_id = stream.upstream_request_id
             if error is not None:
                 _fail(record, error)
             elif record.client_disconnected:
