@@ -160,7 +160,6 @@ class Pipeline:
             raise PermissionDenied(f"this key may not use model {facts.model!r}", param="model")
         return GatewayRequest(
             request_id=record.request_id,
-            received_at=record.ts,
             started=started,
             client_api=call.client_api,
             body=body,

@@ -54,8 +54,6 @@ from sluicegate.router.specs import (
     check_rule_set,
 )
 
-DOCUMENT_TYPE = "gateway-load-balancing-config"
-
 
 class LoadBalancingDocument(RuleSetSettings):
     name: str = Field(min_length=1, description="the virtual model clients ask for")
