@@ -60,7 +60,8 @@ def envelope_field(name: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> str
 
 
 class EnvelopeReader:
-    def __init__(self, prefixes: tuple[str, ...] = DEFAULT_PREFIXES):
+    def __init__(self, prefixes: Sequence[str] = DEFAULT_PREFIXES):
+        prefixes = tuple(prefix.lower() for prefix in prefixes)  # ASGI names are lower-case
         self._fields: dict[bytes, str] = {
             f"{prefix}{suffix}".encode(): field
             for prefix in prefixes
