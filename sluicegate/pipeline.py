@@ -94,7 +94,7 @@ class Pipeline:
         self._policy = policy
         self._router = router
         self._ledger = ledger
-        self._catalog = catalog  # the live catalogue; swapped on config change
+        self._catalog = catalog  # the live catalog; swapped on config change
         self._render_stream_error = render_stream_error
 
     # --- the story --------------------------------------------------------------------
@@ -116,6 +116,7 @@ class Pipeline:
                 outcome.attempts[-1].latency_ms,
             )
             record.response_model = result.response_model
+            record.upstream_request_id = result.upstream_request_id
             return Reply(
                 status=200,
                 body=result.body,
@@ -159,7 +160,6 @@ class Pipeline:
             raise PermissionDenied(f"this key may not use model {facts.model!r}", param="model")
         return GatewayRequest(
             request_id=record.request_id,
-            received_at=record.ts,
             started=started,
             client_api=call.client_api,
             body=body,
@@ -363,6 +363,7 @@ class Pipeline:
                         (time.perf_counter() - stream.first_token_at) * 1000,
                     )
             record.response_model = stream.response_model
+            record.upstream_request_id = stream.upstream_request_id
             if error is not None:
                 _fail(record, error)
             elif record.client_disconnected:

@@ -1,6 +1,6 @@
-"""USD cost of a call from its usage, with `genai-prices` as the catalogue.
+"""USD cost of a call from its usage, with `genai-prices` as the catalog.
 
-A catalogue look-up (model matching) costs ~150 us, too much per request, so each
+A catalog look-up (model matching) costs ~150 us, too much per request, so each
 (provider, model) is resolved once into a `ModelRate` and the arithmetic is done here.
 Tiered prices (rare) fall back to the library's own calculation. A model with no price
 yields `cost_usd=None` ("unpriced"), never 0.
@@ -23,7 +23,7 @@ _PER_MTOK = 1_000_000
 
 
 class PriceOverride(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """USD per million tokens, set in config for models the catalogue lacks or prices wrong."""
+    """USD per million tokens, set in config for models the catalog lacks or prices wrong."""
 
     input_mtok: float
     output_mtok: float
@@ -67,7 +67,7 @@ class PriceBook:
                 cache_read_mtok=_default(override.cache_read_mtok, override.input_mtok),
                 cache_write_mtok=_default(override.cache_write_mtok, override.input_mtok),
             )
-        return _catalogue_rate(provider_kind, model)
+        return _catalog_rate(provider_kind, model)
 
     def price(self, provider_kind: str, model: str, usage: Usage) -> Priced:
         rate = self.rate_for(provider_kind, model)
@@ -129,7 +129,7 @@ def _lookups(provider_kind: str, model: str) -> list[tuple[str, str | None]]:
     return lookups
 
 
-def _catalogue_rate(provider_kind: str, model: str) -> ModelRate | None:
+def _catalog_rate(provider_kind: str, model: str) -> ModelRate | None:
     for model_ref, provider_id in _lookups(provider_kind, model):
         try:
             calc = genai_prices.calc_price(

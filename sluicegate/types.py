@@ -3,4 +3,3 @@
 from typing import Any
 
 JSONObject = dict[str, Any]
-Headers = dict[str, str]

@@ -7,7 +7,7 @@ import pytest
 from sluicegate.config.parse import parse_documents
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.policy.compiled import compile_policy
-from sluicegate.router.documents import compile_routes
+from sluicegate.router.compile import compile_routes
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 

@@ -21,7 +21,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("kind,model,usage", CASES)
-def test_cost_matches_the_catalogue(kind, model, usage):
+def test_cost_matches_the_catalog(kind, model, usage):
     fields = {
         k: getattr(usage, k)
         for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")

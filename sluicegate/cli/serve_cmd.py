@@ -27,7 +27,7 @@ def _banner(settings: Settings, generated_key: bool) -> None:
         )
     else:
         out.print(
-            "  emulator: off (the default catalogue calls the real APIs with OPENAI_API_KEY / "
+            "  emulator: off (the default catalog calls the real APIs with OPENAI_API_KEY / "
             "ANTHROPIC_API_KEY; `serve --emulator` mounts the development emulator)"
         )
     note = " (generated; set SLUICEGATE_ADMIN_KEY to keep it)" if generated_key else ""

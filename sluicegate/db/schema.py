@@ -57,6 +57,7 @@ requests = Table(
     Column("provider", String()),
     Column("model", String()),
     Column("response_model", String()),
+    Column("upstream_request_id", String()),
     Column("status_code", Integer(), nullable=False),
     Column("error_type", String()),
     Column("error_message", Text()),

@@ -1,6 +1,6 @@
 """GET /v1/models (and /v1/models/{id}) in the OpenAI and Anthropic list formats.
 
-The catalogue is only what the list endpoints show; chat requests accept any model name.
+The catalog is only what the list endpoints show; chat requests accept any model name.
 """
 
 from __future__ import annotations

@@ -4,16 +4,21 @@ Header names are read under every configured prefix (`X-Sluice-` by default, plu
 compatibility prefixes such as `X-TFY-` so clients written for another gateway are
 attributed the same). What the key pins (user, team) cannot be overridden by a header;
 the key's project is only a default.
+
+The prefix table and the header -> field mapping here are the only ones: policy `when` /
+`scope` names and router conditions resolve through `envelope_field`, so a name means the
+same field wherever it is written.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import orjson
 
 from sluicegate.errors import InvalidRequest, PermissionDenied
-from sluicegate.model.identity import UNTAGGED, Envelope, Principal
+from sluicegate.model.identity import ENVELOPE_FIELDS, UNTAGGED, Envelope, Principal
 
 DEFAULT_PREFIXES = ("x-sluice-", "x-tfy-")
 
@@ -33,17 +38,30 @@ MAX_METADATA_BYTES = 4096
 MAX_METADATA_KEYS = 32
 
 
-def header_field(name: str, prefixes: tuple[str, ...] = DEFAULT_PREFIXES) -> str | None:
-    """The envelope field an identity header names (`X-TFY-Workflow-Tag` -> workflow_tag)."""
+def header_field(name: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> str | None:
+    """The envelope field an identity header names (`X-TFY-Workflow-Tag` -> workflow_tag),
+    under any of `prefixes`; names and prefixes compare case-insensitively, and `_` is
+    taken for `-` (`X-Sluice-User_Id`), as config authors write both."""
     lower = name.lower()
     for prefix in prefixes:
-        if lower.startswith(prefix):
-            return _SUFFIX_FIELDS.get(lower[len(prefix) :])
+        if lower.startswith(prefix.lower()):
+            return _SUFFIX_FIELDS.get(lower[len(prefix) :].replace("_", "-"))
     return None
 
 
+def envelope_field(name: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> str | None:
+    """The envelope field a name in config refers to: the field itself (`environment`) or
+    its header (`X-TFY-Environment`); None for a free key of the metadata header."""
+    lower = name.lower()
+    if lower in ENVELOPE_FIELDS:
+        return lower
+    field = header_field(name, prefixes)
+    return field if field in ENVELOPE_FIELDS else None  # `metadata` is a map, not a field
+
+
 class EnvelopeReader:
-    def __init__(self, prefixes: tuple[str, ...] = DEFAULT_PREFIXES):
+    def __init__(self, prefixes: Sequence[str] = DEFAULT_PREFIXES):
+        prefixes = tuple(prefix.lower() for prefix in prefixes)  # ASGI names are lower-case
         self._fields: dict[bytes, str] = {
             f"{prefix}{suffix}".encode(): field
             for prefix in prefixes

@@ -45,6 +45,9 @@ class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
     provider: str | None = None
     model: str | None = None  # sent upstream
     response_model: str | None = None  # what the provider said answered
+    # The provider's own id for the call that answered (its `x-request-id` / `request-id`
+    # header): what their support asks for when a charge or an answer is disputed.
+    upstream_request_id: str | None = None
     status_code: int = 0
     error_type: str | None = None
     error_message: str | None = None

@@ -32,7 +32,6 @@ class GatewayRequest(msgspec.Struct, kw_only=True):
     """
 
     request_id: str
-    received_at: float  # time.time() at arrival
     started: float  # time.perf_counter() at arrival, for latency
     client_api: ClientApi
     body: dict[str, Any]

@@ -20,12 +20,6 @@ class Usage(msgspec.Struct, kw_only=True):
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
 
-    @property
-    def total_tokens(self) -> int | None:
-        if self.input_tokens is None and self.output_tokens is None:
-            return None
-        return (self.input_tokens or 0) + (self.output_tokens or 0)
-
     def merged(self, later: Usage) -> Usage:
         """Fields reported later win; fields never reported stay None."""
         return Usage(

@@ -1,6 +1,6 @@
 """Rate limits and budgets enforced before the call, settled after it.
 
-documents.py   config document models (pydantic); parse_policy_document
+documents.py   config document models (pydantic), parsed through sluicegate.config
 compiled.py    compile_policy(docs, aliases=...) -> CompiledPolicy (frozen, closures)
 engine.py      PolicyEngine: admit / settle / settle_soon / budget_status / rebuild_budgets
 counters/      CounterStore Protocol; MemoryCounterStore; RedisCounterStore (Lua)
@@ -9,7 +9,6 @@ notify.py      Alert, AlertSink, WebhookNotifier (Slack, PagerDuty, webhook)
 
 from sluicegate.policy.admission import Admission, AdmissionInput, PolicyBlocked
 from sluicegate.policy.compiled import CompiledPolicy, compile_policy
-from sluicegate.policy.documents import parse_policy_document
 from sluicegate.policy.engine import PolicyEngine
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "PolicyBlocked",
     "PolicyEngine",
     "compile_policy",
-    "parse_policy_document",
 ]

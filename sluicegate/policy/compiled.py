@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from sluicegate.errors import ConfigError
+from sluicegate.identity.envelope import DEFAULT_PREFIXES, envelope_field
 from sluicegate.policy import matching
 from sluicegate.policy.documents import (
     Budget,
@@ -108,7 +109,7 @@ def compile_policy(
     docs: Sequence[BaseModel],
     *,
     aliases: Mapping[str, str],
-    header_prefixes: Sequence[str] = matching.DEFAULT_HEADER_PREFIXES,
+    header_prefixes: Sequence[str] = DEFAULT_PREFIXES,
 ) -> CompiledPolicy:
     """Build the engine's policy; `ConfigError` on ids used twice or target names clashing."""
     rules: list[CompiledRule] = []
@@ -245,7 +246,7 @@ def _ledger_filters(
         return None
     axes: list[list[tuple[str, str]]] = []
     for name, values in (scope.metadata or {}).items():
-        column = matching.field_name(name, prefixes) or name
+        column = envelope_field(name, prefixes) or name
         axes.append([(column, v) for v in values])
     if scope.subjects:
         columns = {"user": "user_id", "team": "team", "key": "key_id"}

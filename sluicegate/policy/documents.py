@@ -1,16 +1,15 @@
 """Config documents for rate limits, quotas, budgets and alert targets (pydantic v2).
 
 Every model forbids unknown fields, so a typo is an error rather than a silently ignored
-setting. `parse_policy_document` turns a YAML mapping into a model or raises
-`ConfigError` naming the path of every bad field (`rules[2].limit.window: ...`).
+setting. The models are registered by type in `sluicegate.config.registry` and parsed
+through `sluicegate.config.parse` (which reports every bad field by its path,
+`rules[2].limit.window: ...`); this module only defines them.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,12 +20,9 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    TypeAdapter,
-    ValidationError,
     model_validator,
 )
 
-from sluicegate.errors import ConfigError
 from sluicegate.policy.windows import parse_budget_window, parse_timezone, parse_window
 
 _SUBJECT = re.compile(r"^(user|team|key|virtualaccount):\S.*$")
@@ -292,67 +288,6 @@ class NotificationTargetsDocument(Strict):
         return self
 
 
-PolicyDocument = RateLimitDocument | QuotaDocument | BudgetDocument | NotificationTargetsDocument
-
-POLICY_DOCUMENT_TYPES: Mapping[str, type[BaseModel]] = MappingProxyType(
-    {
-        "gateway-rate-limit-config": RateLimitDocument,
-        "gateway-rate-limiting-config": QuotaDocument,
-        "gateway-budget-config": BudgetDocument,
-        "gateway-notification-targets": NotificationTargetsDocument,
-    }
-)
-
-
-def parse_policy_document(data: Any) -> PolicyDocument:
-    """Validate one document; `ConfigError` (param = first bad path) when it is invalid."""
-    if not isinstance(data, dict):
-        raise ConfigError("a document is a mapping with name and type", param="")
-    model = POLICY_DOCUMENT_TYPES.get(str(data.get("type")))
-    name = data.get("name", "<unnamed>")
-    if model is None:
-        known = ", ".join(POLICY_DOCUMENT_TYPES)
-        raise ConfigError(f"{name}: type '{data.get('type')}' is not one of {known}", param="type")
-    try:
-        return TypeAdapter(model).validate_python(data)  # type: ignore[return-value]
-    except ValidationError as exc:
-        problems = validation_problems(exc)
-        text = "; ".join(f"{path}: {message}" for path, message in problems)
-        raise ConfigError(f"{name}: {text}", param=problems[0][0]) from None
-
-
-def validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """(path, message) per error, the path written as in YAML: `rules[2].limit.window`."""
-    return [(_path(e["loc"]), _message(e)) for e in exc.errors()]
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for index, part in enumerate(loc):
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif not _is_union_tag(loc, index):
-            path += f".{part}" if path else part
-    return path
-
-
-def _is_union_tag(loc: tuple[int | str, ...], index: int) -> bool:
-    """Pydantic names the union member it tried; YAML authors never wrote that name."""
-    part = str(loc[index])
-    if loc[0] == "targets" and index == 2:
-        return True  # the target kind (discriminator)
-    if index and loc[index - 1] == "subjects" and part in ("by_type", "by_list"):
-        return True
-    return "[" in part and "]" in part
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-
-
 def quota_window(unit: str) -> tuple[str, str]:
     """`requests_per_day` -> ("requests", "1d")."""
     measure, _, per = unit.partition("_per_")
@@ -361,13 +296,3 @@ def quota_window(unit: str) -> tuple[str, str]:
 
 def usd_to_micros(usd: float) -> int:
     return math.ceil(round(usd * 1_000_000, 3))
-
-
-def __getattr__(name: str) -> Any:
-    """`compile_policy` is importable from here too; it lives in `compiled`, which
-    imports this module, so it is fetched on first use (PEP 562)."""
-    if name == "compile_policy":
-        from sluicegate.policy.compiled import compile_policy
-
-        return compile_policy
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,10 +11,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 
-from sluicegate.model.identity import ENVELOPE_FIELDS, Envelope, Principal
+from sluicegate.identity.envelope import DEFAULT_PREFIXES, envelope_field
+from sluicegate.model.identity import Envelope, Principal
 from sluicegate.policy.documents import SubjectType
-
-DEFAULT_HEADER_PREFIXES = ("X-Sluice-", "X-TFY-")
 
 Getter = Callable[[Envelope, Principal, str], str | None]
 Predicate = Callable[[Envelope, Principal, str], bool]
@@ -31,21 +30,8 @@ _SCOPE_FIELDS = {
 }
 
 
-def field_name(name: str, prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES) -> str | None:
-    """The envelope field a metadata name refers to, or None for a free metadata key."""
-    lowered = name.lower()
-    if lowered in ENVELOPE_FIELDS:
-        return lowered
-    for prefix in prefixes:
-        if lowered.startswith(prefix.lower()):
-            suffix = lowered[len(prefix) :].replace("-", "_")
-            if suffix in ENVELOPE_FIELDS:
-                return suffix
-    return None
-
-
-def getter(name: str, prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES) -> Getter:
-    field = field_name(name, prefixes)
+def getter(name: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> Getter:
+    field = envelope_field(name, prefixes)
     if field is None:
         return lambda env, principal, model: env.metadata.get(name)
     return _field_getter(field)
@@ -61,7 +47,7 @@ def _field_getter(field: str) -> Getter:
     return lambda env, principal, model: getattr(env, field)
 
 
-def scope_getter(scope: str, prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES) -> Getter:
+def scope_getter(scope: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> Getter:
     """What a counter is keyed on; None from the getter means the request lacks it."""
     if scope == "global":
         return lambda env, principal, model: "*"
@@ -73,7 +59,7 @@ def scope_getter(scope: str, prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES) 
 
 
 def metadata_predicate(
-    metadata: Mapping[str, Sequence[str]], prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES
+    metadata: Mapping[str, Sequence[str]], prefixes: Sequence[str] = DEFAULT_PREFIXES
 ) -> Predicate:
     checks = [(getter(name, prefixes), frozenset(values)) for name, values in metadata.items()]
     return lambda env, principal, model: all(get(env, principal, model) in ok for get, ok in checks)

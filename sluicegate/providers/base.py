@@ -43,9 +43,9 @@ class ProviderStream(Protocol):
 
     usage: Usage
     response_model: str | None
+    upstream_request_id: str | None  # the provider's id for this call, from its headers
     finished: bool  # the provider sent its terminal event
     first_token_at: float | None  # perf_counter() when the first content reached us
-    output_chars: int
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 

@@ -1,10 +1,10 @@
-"""The provider catalogue built from the `gateway-providers` documents: provider accounts
+"""The provider catalog built from the `gateway-providers` documents: provider accounts
 (adapters with pooled connections), client-facing model names, aliases and prices.
 
-With no provider configured, a default catalogue serves common model names from the real
+With no provider configured, a default catalog serves common model names from the real
 APIs (credentials from OPENAI_API_KEY / ANTHROPIC_API_KEY). When the gateway mounts the
 provider emulator (`serve --emulator`, a development tool), a provider whose credential
-variable is unset goes to the emulator instead, so `make demo` works offline. The catalogue
+variable is unset goes to the emulator instead, so `make demo` works offline. The catalog
 only knows the emulator's URL, never the emulator package.
 """
 
@@ -85,7 +85,7 @@ def build_catalog(
     env: Mapping[str, str] = os.environ,
 ) -> Catalog:
     """`emulator_url` is where the gateway mounts the provider emulator, None when it does
-    not (a production `serve`): then the default catalogue calls only the real APIs."""
+    not (a production `serve`): then the default catalog calls only the real APIs."""
     if not any(doc.providers for doc in docs):
         docs = [default_document(emulator_url, env), *docs]
     accounts: dict[str, ProviderAccount] = {}
@@ -123,7 +123,7 @@ def build_catalog(
 
 
 def default_document(emulator_url: str | None, env: Mapping[str, str]) -> ProvidersDocument:
-    """The catalogue served when no provider is configured: each provider's real API, or,
+    """The catalog served when no provider is configured: each provider's real API, or,
     with the emulator mounted, the emulator for a provider whose credential variable is
     unset."""
     accounts = []

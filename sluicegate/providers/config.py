@@ -1,4 +1,4 @@
-"""The `gateway-providers` document: provider accounts, the model catalogue, aliases and
+"""The `gateway-providers` document: provider accounts, the model catalog, aliases and
 price overrides."""
 
 from __future__ import annotations

@@ -91,7 +91,6 @@ class TranslatedStream:
         self._buffered = b""
         self.upstream_request_id = request_id
         self.first_token_at: float | None = None
-        self.output_chars = 0
 
     @property
     def usage(self) -> Usage:
@@ -126,7 +125,6 @@ class TranslatedStream:
             out += self._translator.feed(event)
         if out and self.first_token_at is None and self._translator.content_seen:
             self.first_token_at = time.perf_counter()
-        self.output_chars += len(out)
         return out
 
     async def __aiter__(self) -> AsyncIterator[bytes]:

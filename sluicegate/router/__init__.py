@@ -1,8 +1,8 @@
 """Virtual models: routing, retries, fallbacks and circuit breakers.
 
-documents   the `gateway-load-balancing-config` document (parts in `specs`), and
-            compile_routes: documents -> the router's table
-compile     one document -> CompiledVirtualModel (plain data in `routes`)
+documents   the `gateway-load-balancing-config` document (parts in `specs`)
+compile     compile_routes: documents -> the router's table; compile_document: one
+            document -> CompiledVirtualModel (plain data in `routes`)
 plan        Router: model name + envelope -> RoutePlan (ordered candidates)
 attempts    run_attempts: the retry / fallback loop over a RoutePlan
 breaker     BreakerStore contract, memory and Redis stores
@@ -16,8 +16,8 @@ from sluicegate.router.breaker import (
     MemoryBreakerStore,
     RedisBreakerStore,
 )
-from sluicegate.router.compile import compile_document
-from sluicegate.router.documents import LoadBalancingDocument, compile_routes
+from sluicegate.router.compile import compile_document, compile_routes
+from sluicegate.router.documents import LoadBalancingDocument
 from sluicegate.router.latency import LatencyTracker
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import CompiledVirtualModel, RoutePlan, Target

@@ -37,7 +37,7 @@ from sluicegate.errors import (
     UpstreamUnavailable,
 )
 from sluicegate.model.record import AttemptRecord
-from sluicegate.router.breaker import Admission, BreakerStore
+from sluicegate.router.breaker import BreakerGate, BreakerStore
 from sluicegate.router.latency import LatencyTracker
 from sluicegate.router.routes import AttemptReason, RetryPolicy, RoutePlan, Target
 
@@ -118,7 +118,7 @@ class _Run(Generic[T]):
             self.notes.append(f"{target.id}: {_describe(error)}")
         return self._outcome(None, error or self._nothing_tried(), target)
 
-    async def _admit(self, target: Target) -> Admission:
+    async def _admit(self, target: Target) -> BreakerGate:
         if target.id in self.plan.probe_ids:
             return "probe"
         if target.id not in self.plan.needs_probe or self.plan.breaker is None:

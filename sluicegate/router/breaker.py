@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 StateName = Literal["closed", "open", "half_open"]
-Admission = Literal["closed", "probe", "denied"]
+BreakerGate = Literal["closed", "probe", "denied"]  # what `admit` lets through
 
 
 class BreakerState(msgspec.Struct, frozen=True):
@@ -60,7 +60,7 @@ class BreakerStore(Protocol):
         """The state of each key, in order; one round trip for all of them."""
         ...
 
-    async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
+    async def admit(self, key: str, policy: BreakerPolicy) -> BreakerGate:
         """Before calling a target: `closed` (go), `probe` (go; this caller holds the
         half-open probe and must report its outcome with probe=True) or `denied`."""
         ...
@@ -93,7 +93,7 @@ class MemoryBreakerStore:
     async def states(self, keys: Sequence[str]) -> list[BreakerState]:
         return [self._state(self._entries.get(key)) for key in keys]
 
-    async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
+    async def admit(self, key: str, policy: BreakerPolicy) -> BreakerGate:
         entry = self._entries.get(key)
         state = self._state(entry).state
         if entry is None or state == "closed":
@@ -148,7 +148,7 @@ class MemoryBreakerStore:
 # is one Lua script, so concurrent replicas cannot both claim the probe or double-open.
 
 TRIPPED_TTL_SECONDS = 86400  # a breaker nobody probes for a day is forgotten (closed)
-_ADMISSIONS: dict[str, Admission] = {"closed": "closed", "probe": "probe", "denied": "denied"}
+_GATES: dict[str, BreakerGate] = {"closed": "closed", "probe": "probe", "denied": "denied"}
 
 _ADMIT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'closed' end
@@ -194,11 +194,11 @@ class RedisBreakerStore:
         now = time.time()
         return [_state(replies[i], replies[i + 1], now) for i in range(0, len(replies), 2)]
 
-    async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
+    async def admit(self, key: str, policy: BreakerPolicy) -> BreakerGate:
         keys = [self._key(key, "t"), self._key(key, "o"), self._key(key, "p")]
         async with translated("breaker admit"):
             reply = await self._admit(keys=keys, args=[_ms(policy.probe_timeout_seconds)])
-        return _ADMISSIONS[text(reply)]
+        return _GATES[text(reply)]
 
     async def record_failure(self, key: str, policy: BreakerPolicy, *, probe: bool) -> BreakerState:
         args = [
@@ -261,7 +261,7 @@ class FailOpenBreakerStore:
             self._on_error(exc)
             return [CLOSED for _ in keys]
 
-    async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
+    async def admit(self, key: str, policy: BreakerPolicy) -> BreakerGate:
         try:
             return await self._store.admit(key, policy)
         except StoreUnavailable as exc:

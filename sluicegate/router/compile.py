@@ -8,15 +8,17 @@ names what is sent upstream).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
+from sluicegate.errors import ConfigError
+from sluicegate.identity.envelope import DEFAULT_PREFIXES
 from sluicegate.router.conditions import (
-    DEFAULT_HEADER_PREFIXES,
     Condition,
     build_condition,
     resolve_name,
 )
+from sluicegate.router.documents import LoadBalancingDocument
 from sluicegate.router.routes import (
     DEFAULT_FALLBACK_STATUS_CODES,
     DEFAULT_RETRY_STATUS_CODES,
@@ -38,15 +40,26 @@ from sluicegate.router.specs import (
     WhenSpec,
 )
 
-if TYPE_CHECKING:  # documents imports this module to offer compile_routes
-    from sluicegate.router.documents import LoadBalancingDocument
-
 DEFAULT_ROUTE_ID = "default"
 V = TypeVar("V")
 
 
+def compile_routes(
+    documents: Iterable[LoadBalancingDocument],
+    *,
+    header_prefixes: Sequence[str] = DEFAULT_PREFIXES,
+) -> dict[str, CompiledVirtualModel]:
+    """Every document of a config version -> the router's table, by virtual model name."""
+    table: dict[str, CompiledVirtualModel] = {}
+    for doc in documents:
+        if doc.name in table:
+            raise ConfigError(f"two load-balancing documents define {doc.name!r}", param="name")
+        table[doc.name] = compile_document(doc, header_prefixes=header_prefixes)
+    return table
+
+
 def compile_document(
-    doc: LoadBalancingDocument, *, header_prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES
+    doc: LoadBalancingDocument, *, header_prefixes: Sequence[str] = DEFAULT_PREFIXES
 ) -> CompiledVirtualModel:
     if doc.routes is not None:
         routes = tuple(_route(doc, spec, spec, header_prefixes) for spec in doc.routes)

@@ -1,6 +1,6 @@
 """`when` conditions of a route, compiled once so that matching a request is a few lookups.
 
-A condition name resolves exactly as in the policy engine (`policy.matching.field_name`):
+A condition name resolves exactly as in the policy engine (`identity.envelope_field`):
 an envelope field by its own name (`environment`, `workflow_tag` ...) or by its header
 under any configured prefix (`X-Sluice-Environment`, `X-TFY-Workflow-Tag` ...); any other
 name is a free metadata key (from the metadata JSON header), as written.
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
+from sluicegate.identity.envelope import DEFAULT_PREFIXES, envelope_field
 from sluicegate.model.identity import Envelope
-from sluicegate.policy.matching import DEFAULT_HEADER_PREFIXES, field_name
 
 ANY_VALUE = "*"
 
@@ -46,16 +46,16 @@ class Condition(msgspec.Struct, frozen=True):
         return not self.any_of or any(check.matches(envelope) for check in self.any_of)
 
 
-def resolve_name(name: str, prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES) -> tuple[str, bool]:
+def resolve_name(name: str, prefixes: Sequence[str] = DEFAULT_PREFIXES) -> tuple[str, bool]:
     """(envelope field, True) or (metadata key, False) for a condition name."""
-    field = field_name(name, prefixes)
+    field = envelope_field(name, prefixes)
     return (field, True) if field is not None else (name, False)
 
 
 def build_condition(
     metadata: Mapping[str, str | Sequence[str]],
     subjects: Sequence[str],
-    prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES,
+    prefixes: Sequence[str] = DEFAULT_PREFIXES,
 ) -> Condition:
     return Condition(
         all_of=tuple(_field_check(name, value, prefixes) for name, value in metadata.items()),

@@ -41,15 +41,10 @@ first try). Document level: `fallback_status_codes` (default 401 403 404 408 429
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from sluicegate.errors import ConfigError
-from sluicegate.router.compile import compile_document
-from sluicegate.router.conditions import DEFAULT_HEADER_PREFIXES
-from sluicegate.router.routes import CompiledVirtualModel
 from sluicegate.router.specs import (
     CircuitBreakerSpec,
     RouteSpec,
@@ -58,8 +53,6 @@ from sluicegate.router.specs import (
     StickySessionSpec,
     check_rule_set,
 )
-
-DOCUMENT_TYPE = "gateway-load-balancing-config"
 
 
 class LoadBalancingDocument(RuleSetSettings):
@@ -112,17 +105,3 @@ def _check_routes(routes: list[RouteSpec], doc: LoadBalancingDocument) -> None:
                     f"target id {spec.id!r} names both {seen} and {label} in different routes; "
                     "give them different ids"
                 )
-
-
-def compile_routes(
-    documents: Iterable[LoadBalancingDocument],
-    *,
-    header_prefixes: Sequence[str] = DEFAULT_HEADER_PREFIXES,
-) -> dict[str, CompiledVirtualModel]:
-    """Every document of a config version -> the router's table, by virtual model name."""
-    table: dict[str, CompiledVirtualModel] = {}
-    for doc in documents:
-        if doc.name in table:
-            raise ConfigError(f"two load-balancing documents define {doc.name!r}", param="name")
-        table[doc.name] = compile_document(doc, header_prefixes=header_prefixes)
-    return table

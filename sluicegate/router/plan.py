@@ -1,7 +1,7 @@
 """The router: a requested model name + the request's envelope -> a RoutePlan.
 
 plan(model, envelope)
-  1. the virtual model (else the catalogue's single target, else NotFound);
+  1. the virtual model (else the catalog's single target, else NotFound);
      `<virtual model>:fallbacks` plans that model's fallbacks only (cheaper_model)
   2. its first route whose `when` matches (else NotFound)
   3. breaker states of the route's targets, in one store round trip
@@ -39,13 +39,13 @@ from sluicegate.router.select import choose, rules_after
 from sluicegate.router.status import target_status
 from sluicegate.router.sticky import StickyStore
 
-Catalogue = Callable[[str], Target | None]
+TargetLookup = Callable[[str], Target | None]
 FALLBACKS_SUFFIX = ":fallbacks"  # `<virtual model>:fallbacks`: see Router.cheaper_model
 
 
 class _Table(msgspec.Struct, frozen=True):
     virtual: Mapping[str, CompiledVirtualModel]
-    catalogue: Catalogue
+    plain_targets: TargetLookup
 
 
 class Router:
@@ -76,21 +76,21 @@ class Router:
 
     @staticmethod
     def plain_target(provider: str, model: str) -> Target:
-        """The single target of a plain (catalogue) model; no breaker, no fallback."""
+        """The single target of a plain (catalog) model; no breaker, no fallback."""
         return Target(id=f"{provider}/{model}", provider=provider, model=model)
 
     def set_routes(
-        self, virtual_models: Mapping[str, CompiledVirtualModel], catalogue: Catalogue
+        self, virtual_models: Mapping[str, CompiledVirtualModel], plain_targets: TargetLookup
     ) -> None:
         """Swap in a new routing table (hot reload); plans already made keep theirs."""
-        self._table = _Table(dict(virtual_models), catalogue)
+        self._table = _Table(dict(virtual_models), plain_targets)
 
     def virtual_model_names(self) -> list[str]:
         return sorted(self._table.virtual)
 
     def cheaper_model(self, model: str) -> str | None:
         """For a policy's `fallback_to_cheaper`: the virtual model's first fallback (its
-        default route's, else its first route's). Its own name when the catalogue serves
+        default route's, else its first route's). Its own name when the catalog serves
         that name from the same provider; otherwise `<virtual model>:fallbacks`, which
         `plan` routes over the virtual model's fallbacks (breakers and target settings
         included). None when there is no fallback."""
@@ -101,7 +101,7 @@ class Router:
         first = next((route.fallbacks[0] for route in _fallback_routes(vm)), None)
         if first is None:
             return None
-        listed = table.catalogue(first.model)
+        listed = table.plain_targets(first.model)
         if listed is not None and (listed.provider, listed.model) == (first.provider, first.model):
             return first.model
         return vm.name + FALLBACKS_SUFFIX
@@ -114,7 +114,7 @@ class Router:
             if base is not None:
                 return await self._fallbacks_plan(base, envelope)
         if vm is None:
-            return _plain_plan(model, table.catalogue)
+            return _plain_plan(model, table.plain_targets)
         route = _route_for(vm, envelope)
         states = await self._states(vm, route)
         sticky_key = _sticky_key(vm, envelope)
@@ -223,8 +223,8 @@ def _fallback_routes(vm: CompiledVirtualModel) -> list[CompiledRoute]:
     return [route for route in routes if route.fallbacks]
 
 
-def _plain_plan(model: str, catalogue: Catalogue) -> RoutePlan:
-    target = catalogue(model)
+def _plain_plan(model: str, plain_targets: TargetLookup) -> RoutePlan:
+    target = plain_targets(model)
     if target is None:
         raise NotFound(f"the model {model!r} does not exist", param="model")
     return RoutePlan(model=model, virtual=False, candidates=(target,))

@@ -33,12 +33,12 @@ from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
 from sluicegate.pipeline import Pipeline
-from sluicegate.policy.documents import compile_policy
+from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.policy.notify import WebhookNotifier
 from sluicegate.providers.catalog import Catalog, build_catalog
 from sluicegate.providers.upstream import AiohttpUpstream
-from sluicegate.router.documents import compile_routes
+from sluicegate.router.compile import compile_routes
 from sluicegate.router.plan import Router
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_config import config_routes
@@ -73,7 +73,7 @@ class Gateway:
         self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, emulator_url=settings.emulator_url)
-        self.router.set_routes({}, self._catalogue_target)
+        self.router.set_routes({}, self._catalog_target)
         self.pipeline = Pipeline(
             keys=self.keys,
             envelopes=EnvelopeReader(settings.header_prefixes),
@@ -110,10 +110,10 @@ class Gateway:
             log.warning("config v%s: %s", snapshot.version, warning)
         self.notifier.set_targets(policy.targets)
         self.catalog = catalog
-        self.router.set_routes(routes, self._catalogue_target)
+        self.router.set_routes(routes, self._catalog_target)
         self.policy.set_policy(policy)
 
-    def _catalogue_target(self, model: str):
+    def _catalog_target(self, model: str):
         route = self.catalog.model(model)
         if route is None:
             return None

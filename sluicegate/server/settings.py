@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from sluicegate.identity.envelope import DEFAULT_PREFIXES
+
 ENV_PREFIX = "SLUICEGATE_"
 # Where `serve --emulator` mounts the provider emulator on the gateway's own port.
 EMULATOR_MOUNT = "/emulator"
@@ -29,12 +31,12 @@ class Settings(msgspec.Struct, kw_only=True):
     # a Redis call, and even limits too large to lease small are exact to the request.
     redis_leases: bool = True
     spool_path: str | None = None
-    header_prefixes: tuple[str, ...] = ("x-sluice-", "x-tfy-")
+    header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
     # The provider emulator (sluicegate.emulator), a development tool with unauthenticated
     # fault-injection endpoints: mounted at EMULATOR_MOUNT only with `serve --emulator`
     # (SLUICEGATE_EMULATOR=1), never by default. When mounted, it is the default
-    # catalogue's upstream for providers whose credential variable is unset.
+    # catalog's upstream for providers whose credential variable is unset.
     emulator: bool = False
     public_url: str | None = None  # how the gateway reaches itself (the mounted emulator)
 

@@ -147,7 +147,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0
 
 
 def prices_doc(name: str, **models: tuple[float, float]) -> str:
-    """A `gateway-providers` document with price overrides only (the default catalogue
+    """A `gateway-providers` document with price overrides only (the default catalog
     stays): model -> (USD per million input tokens, per million output tokens)."""
     lines = [f"name: {name}", "type: gateway-providers", "prices:"]
     lines += [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import anthropic
 import openai
 
@@ -34,9 +36,12 @@ def test_gateway_on_postgres_records_and_reads_back():
             usage.completion_tokens,
         )
         assert row["cost_usd"] > 0 and row["project"] == "platform-search"
+        assert row["upstream_request_id"].startswith("req_011C")  # Anthropic's `request-id`
         streamed = gateway.session_rows("pg-stream")[0]
         assert streamed["stream"] is True
         assert streamed["output_tokens"] == final.usage.output_tokens
+        assert re.fullmatch(r"req_[0-9a-f]{32}", streamed["upstream_request_id"])  # OpenAI's
+        assert streamed["upstream_request_id"] != streamed["request_id"]
 
         # keys live in PostgreSQL too: a revoked key is refused
         gateway.admin.delete(f"/api/keys/{key['id']}").raise_for_status()

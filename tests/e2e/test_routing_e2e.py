@@ -21,7 +21,8 @@ import yaml
 
 from sluicegate.model.identity import Envelope
 from sluicegate.router.breaker import MemoryBreakerStore
-from sluicegate.router.documents import LoadBalancingDocument, compile_routes
+from sluicegate.router.compile import compile_routes
+from sluicegate.router.documents import LoadBalancingDocument
 from sluicegate.router.plan import Router
 from sluicegate.router.sticky import MemoryStickyStore
 from tests.e2e.routing_support import (  # noqa: F401 (fixtures)

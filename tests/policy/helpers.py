@@ -6,15 +6,15 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from sluicegate.config.parse import documents_from_raw, parse_documents
+from sluicegate.config.registry import DocumentRegistry
 from sluicegate.model.identity import Envelope, Principal
 from sluicegate.policy.admission import AdmissionInput
 from sluicegate.policy.compiled import CompiledPolicy, compile_policy
-from sluicegate.policy.documents import parse_policy_document
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALIASES = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-6"}
+REGISTRY = DocumentRegistry()  # the production document type table
 _ids = itertools.count()
 
 
@@ -23,7 +23,14 @@ def fixture_text(name: str) -> str:
 
 
 def load(*texts: str) -> list[Any]:
-    return [parse_policy_document(yaml.safe_load(t)) for t in texts]
+    """The document models in YAML texts, parsed as the gateway parses its config."""
+    return [document.model for text in texts for document in parse_documents(text, REGISTRY)]
+
+
+def parse_one(raw: dict[str, Any]) -> Any:
+    """One raw document (a mapping) validated as the gateway validates stored config."""
+    (document,) = documents_from_raw([raw], REGISTRY)
+    return document.model
 
 
 def policy(*texts: str, aliases: dict[str, str] | None = None) -> CompiledPolicy:

@@ -15,10 +15,9 @@ from sluicegate.ledger.memory_store import MemoryLedgerStore
 from sluicegate.model.identity import Envelope
 from sluicegate.model.record import LedgerRecord
 from sluicegate.policy.admission import PolicyBlocked
-from sluicegate.policy.documents import parse_policy_document
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.policy.notify import CollectingAlertSink, WebhookNotifier
-from tests.policy.helpers import FakeClock, fixture_text, policy, request
+from tests.policy.helpers import FakeClock, fixture_text, parse_one, policy, request
 from tests.policy.receiver import Receiver
 from tests.support import REDIS_URL
 
@@ -282,7 +281,7 @@ async def test_alerts_fire_once_per_window_per_threshold(make_store):
 
 async def test_alerts_are_delivered_to_a_receiver_with_retries(store):
     async with Receiver(fail_first={"/finops": 1}) as receiver:
-        targets_doc = parse_policy_document({
+        targets_doc = parse_one({
             "name": "targets", "type": "gateway-notification-targets",
             "targets": {
                 "webhook:finops": {"kind": "webhook", "url": receiver.url("/finops"),

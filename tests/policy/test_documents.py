@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from sluicegate.config.parse import documents_from_raw
+from sluicegate.config.problems import ConfigValidationError
 from sluicegate.errors import ConfigError
 from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.documents import (
@@ -13,17 +15,22 @@ from sluicegate.policy.documents import (
     PagerDutyTarget,
     QuotaDocument,
     RateLimitDocument,
-    parse_policy_document,
 )
-from tests.policy.helpers import ALIASES, fixture_text, load, policy
+from tests.policy.helpers import ALIASES, REGISTRY, fixture_text, load, policy
 
 SEEDS = ["rate-limit-config.yaml", "budget-config.yaml", "ratelimiting-config.yaml"]
 
 
-def refusal(doc: dict) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        parse_policy_document(doc)
+def refusal(doc: dict) -> ConfigValidationError:
+    """How the gateway's config parser refuses one raw document."""
+    with pytest.raises(ConfigValidationError) as caught:
+        documents_from_raw([doc], REGISTRY)
     return caught.value
+
+
+def problems(doc: dict) -> list[tuple[str, str]]:
+    """(path, message) of every problem found in one refused document."""
+    return [(p.path, p.message) for p in refusal(doc).problem_list]
 
 
 def seed(name: str) -> dict:
@@ -101,17 +108,17 @@ def test_bad_window_names_the_path_and_the_fix():
     assert (
         "rules[2].limit.window: 'fortnight' is not a window; use 30s, 1m, 1h, 1d" in error.message
     )
-    assert error.message.startswith("production-rate-limits: ")
+    (problem,) = error.problem_list
+    assert problem.document == "production-rate-limits"
+    assert problem.type == "gateway-rate-limit-config"
 
 
 def test_unknown_field_is_refused():
     doc = seed("budget-config.yaml")
     doc["budgets"][1]["ceiling_usd_typo"] = 5
-    error = refusal(doc)
-    assert error.param == "budgets[1].ceiling_usd_typo"
-    assert "unknown field" in error.message
+    assert problems(doc) == [("budgets[1]", "unknown field 'ceiling_usd_typo'")]
     top = seed("ratelimiting-config.yaml") | {"owner": "me"}
-    assert refusal(top).param == "owner"
+    assert problems(top) == [("", "unknown field 'owner'")]
 
 
 def test_every_problem_is_reported():
@@ -121,10 +128,11 @@ def test_every_problem_is_reported():
     doc["rules"][1]["on_breach"] = "explode"
     doc["rules"][2]["limit"]["tokens"] = 5  # requests and tokens both set
     message = refusal(doc).message
-    assert "rules[0].when.subjects.type: Input should be 'user', 'team' or 'key'" in message
+    assert "rules[0].when.subjects.type: input should be 'user', 'team' or 'key'" in message
     assert "rules[1].when.subjects[0]: 'bob' is not a subject" in message
     assert "rules[1].on_breach: 'explode' is not one of hard_block, queue_then_429" in message
     assert "rules[2].limit: set exactly one of requests or tokens" in message
+    assert len(refusal(doc).problem_list) == 4
 
 
 @pytest.mark.parametrize(
@@ -166,6 +174,8 @@ def test_token_type_only_with_tokens():
 def test_unknown_document_type():
     error = refusal({"name": "x", "type": "gateway-nonsense"})
     assert error.param == "type" and "gateway-budget-config" in error.message
+    (problem,) = error.problem_list
+    assert (problem.document, problem.type) == ("x", "gateway-nonsense")
 
 
 def test_budget_with_several_windows_and_a_timezone():
@@ -211,8 +221,7 @@ targets:
         'name: t\ntype: gateway-notification-targets\ntargets:\n  "slack:#x": {kind: webhook, url: "http://x"}\n'
         '  "pagerduty:p": {kind: pagerduty, routing_key: k, colour: red}\n'
     )
-    message = refusal(bad).message
-    assert "targets.pagerduty:p.colour: unknown field" in message
+    assert ("targets['pagerduty:p']", "unknown field 'colour'") in problems(bad)
 
 
 def test_rule_ids_are_unique_across_documents():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sluicegate.identity.envelope import envelope_field, header_field
 from sluicegate.model.identity import Envelope, Principal
 from sluicegate.policy.compiled import compile_policy
-from sluicegate.policy.matching import field_name, scope_getter
+from sluicegate.policy.matching import scope_getter
 from tests.policy.helpers import ALIASES, fixture_text, load, policy
 
 RULES = """
@@ -40,14 +41,18 @@ def matching(env: Envelope, who: Principal | None = None, model: str = "m") -> l
 
 
 def test_header_names_map_to_envelope_fields():
-    assert field_name("X-TFY-Environment") == "environment"
-    assert field_name("x-sluice-user-id") == "user_id"
-    assert field_name("X-TFY-Workflow-Tag") == "workflow_tag"
-    assert field_name("X-Sluice-Cost-Center") == "cost_center"
-    assert field_name("session_id") == "session_id"
-    assert field_name("X-Acme-Project") is None
-    assert field_name("X-Acme-Project", ["X-Acme-"]) == "project"
-    assert field_name("customer") is None
+    assert envelope_field("X-TFY-Environment") == "environment"
+    assert envelope_field("x-sluice-user-id") == "user_id"
+    assert envelope_field("X-TFY-Workflow-Tag") == "workflow_tag"
+    assert envelope_field("X-Sluice-Cost-Center") == "cost_center"
+    assert envelope_field("session_id") == "session_id"
+    assert envelope_field("X-Acme-Project") is None
+    assert envelope_field("X-Acme-Project", ["X-Acme-"]) == "project"
+    assert envelope_field("customer") is None
+    assert envelope_field("X-Sluice-User_Id") == "user_id"
+    assert envelope_field("X-Sluice-Metadata") is None  # a free key, not the metadata map
+    assert header_field("X-Sluice-Metadata") == "metadata"
+    assert header_field("session_id") is None  # a field's own name is not a header
 
 
 def test_subjects():

@@ -6,8 +6,8 @@ import yaml
 
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.errors import ConfigError
-from sluicegate.router.compile import compile_document
-from sluicegate.router.documents import LoadBalancingDocument, compile_routes
+from sluicegate.router.compile import compile_document, compile_routes
+from sluicegate.router.documents import LoadBalancingDocument
 from sluicegate.router.routes import DEFAULT_FALLBACK_STATUS_CODES
 from tests.router.conftest import SEED_YAML
 

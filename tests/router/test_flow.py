@@ -11,7 +11,8 @@ from sluicegate.errors import UpstreamHTTPError
 from sluicegate.model.identity import Envelope
 from sluicegate.router.attempts import AttemptsOutcome, run_attempts
 from sluicegate.router.breaker import MemoryBreakerStore
-from sluicegate.router.documents import LoadBalancingDocument, compile_routes
+from sluicegate.router.compile import compile_routes
+from sluicegate.router.documents import LoadBalancingDocument
 from sluicegate.router.latency import LatencyTracker
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target

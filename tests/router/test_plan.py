@@ -30,7 +30,7 @@ def seed() -> CompiledVirtualModel:
     return compiled(SEED_YAML.read_text())
 
 
-def catalogue(model: str) -> Target | None:
+def catalog(model: str) -> Target | None:
     return Router.plain_target("openai", model) if model.startswith("gpt-") else None
 
 
@@ -47,7 +47,7 @@ def make_router(
         rng=random.Random(7),
         clock=clock,
     )
-    router.set_routes({vm.name: vm for vm in vms}, catalogue)
+    router.set_routes({vm.name: vm for vm in vms}, catalog)
     return router
 
 
@@ -268,7 +268,7 @@ async def test_hot_reload_swaps_the_table(clock: FakeClock):
     router = make_router(seed(), clock=clock)
     router.set_routes(
         {"other": compiled(HEAD.replace("vm", "other") + "rules: [{provider: p, model: m}]\n")},
-        catalogue,
+        catalog,
     )
     assert router.virtual_model_names() == ["other"]
     with pytest.raises(NotFound):
@@ -306,8 +306,8 @@ async def test_cheaper_model_is_the_first_fallback(clock: FakeClock):
     assert router.cheaper_model("gpt-4o") is None
 
 
-async def test_cheaper_model_outside_the_catalogue_plans_the_fallbacks(clock: FakeClock):
-    """The first fallback is not a catalogue model (vertex/gemini here): the cheaper model
+async def test_cheaper_model_outside_the_catalog_plans_the_fallbacks(clock: FakeClock):
+    """The first fallback is not a catalog model (vertex/gemini here): the cheaper model
     is the virtual model's fallbacks, planned in order, open circuits skipped, under the
     virtual model's own breaker keys."""
     vm = compiled(

@@ -19,10 +19,3 @@ __all__ = [
     "MemoryCounterStore",
     "Slide",
 ]
-
-
-def redis_store(redis_url: str, prefix: str = "sluice:") -> CounterStore:
-    """The Redis store, imported only when asked for."""
-    from sluicegate.policy.counters.redis_store import RedisCounterStore
-
-    return RedisCounterStore(redis_url, prefix)
