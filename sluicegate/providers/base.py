@@ -41,9 +41,13 @@ class ProviderStream(Protocol):
     """An open stream that has already produced its first event (so a fallback remains
     possible until then). Iterating yields SSE bytes in the client's wire format."""
 
-    usage: Usage
-    response_model: str | None
-    finished: bool  # the provider sent its terminal event
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def response_model(self) -> str | None: ...
+    @property
+    def finished(self) -> bool: ...  # the provider sent its terminal event
+
     first_token_at: float | None  # perf_counter() when the first content reached us
     output_chars: int
 
@@ -53,8 +57,12 @@ class ProviderStream(Protocol):
 
 
 class Provider(Protocol):
+    """One provider account, built once per config version (`HttpProvider` for every kind
+    today). `kind` names its provider kind, which prices are looked up by."""
+
     name: str
     kind: str
+    default_timeout_s: float  # when the route's target sets no timeout of its own
 
     async def complete(self, call: ProviderCall) -> ProviderResult: ...
 
