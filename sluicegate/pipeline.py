@@ -43,16 +43,11 @@ from sluicegate.providers.catalog import Catalog
 from sluicegate.router.attempts import run_attempts
 from sluicegate.router.plan import RoutePlan, Router, Target
 from sluicegate.settle import price_usage, write_usage
-from sluicegate.wire import anthropic_messages, openai_chat, openai_embeddings
 from sluicegate.wire.common import request_object
+from sluicegate.wire.registry import WIRES, render_stream_error
 
 log = logging.getLogger(__name__)
 
-REQUEST_INSPECTORS = {
-    ClientApi.OPENAI_CHAT: openai_chat.inspect_request,
-    ClientApi.ANTHROPIC_MESSAGES: anthropic_messages.inspect_request,
-    ClientApi.OPENAI_EMBEDDINGS: openai_embeddings.inspect_request,
-}
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
 
@@ -87,7 +82,6 @@ class Pipeline:
         router: Router,
         ledger: LedgerWriter,
         catalog: Callable[[], Catalog],
-        render_stream_error: Callable[[ClientApi, SluiceError, str], bytes],
     ):
         self._keys = keys
         self._envelopes = envelopes
@@ -95,7 +89,7 @@ class Pipeline:
         self._router = router
         self._ledger = ledger
         self._catalog = catalog  # the live catalog; swapped on config change
-        self._render_stream_error = render_stream_error
+        self._render_stream_error = render_stream_error  # in-band, in the client's format
 
     # --- the story --------------------------------------------------------------------
     async def handle(self, call: IncomingCall) -> Reply | StreamReply:
@@ -153,7 +147,7 @@ class Pipeline:
         envelope = self._envelopes.read(principal, call.raw_headers)
         _write_envelope(record, envelope)
         body = request_object(call.body)
-        facts = REQUEST_INSPECTORS[call.client_api](body)
+        facts = WIRES[call.client_api].codec.inspect_request(body)
         record.requested_model = facts.model
         record.stream = facts.stream
         if not principal.may_use(facts.model):

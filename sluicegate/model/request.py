@@ -11,16 +11,12 @@ from sluicegate.model.identity import Envelope, Principal
 
 
 class ClientApi(str, enum.Enum):
-    """The wire API the client spoke; the response is always in the same one."""
+    """The wire API the client spoke; the response is always in the same one. Everything
+    that depends on it is a member of its `ClientWire` (`sluicegate.wire.registry`)."""
 
     OPENAI_CHAT = "openai.chat"
     OPENAI_EMBEDDINGS = "openai.embeddings"
     ANTHROPIC_MESSAGES = "anthropic.messages"
-
-    @property
-    def wire(self) -> str:
-        """'openai' or 'anthropic': which error format and wire codec applies."""
-        return "anthropic" if self is ClientApi.ANTHROPIC_MESSAGES else "openai"
 
 
 class GatewayRequest(msgspec.Struct, kw_only=True):

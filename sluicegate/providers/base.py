@@ -41,10 +41,15 @@ class ProviderStream(Protocol):
     """An open stream that has already produced its first event (so a fallback remains
     possible until then). Iterating yields SSE bytes in the client's wire format."""
 
-    usage: Usage
-    response_model: str | None
-    upstream_request_id: str | None  # the provider's id for this call, from its headers
-    finished: bool  # the provider sent its terminal event
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def response_model(self) -> str | None: ...
+    @property
+    def upstream_request_id(self) -> str | None: ...  # the provider's id, from its headers
+    @property
+    def finished(self) -> bool: ...  # the provider sent its terminal event
+
     first_token_at: float | None  # perf_counter() when the first content reached us
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
@@ -53,8 +58,12 @@ class ProviderStream(Protocol):
 
 
 class Provider(Protocol):
+    """One provider account, built once per config version (`HttpProvider` for every kind
+    today). `kind` names its provider kind, which prices are looked up by."""
+
     name: str
     kind: str
+    default_timeout_s: float  # when the route's target sets no timeout of its own
 
     async def complete(self, call: ProviderCall) -> ProviderResult: ...
 

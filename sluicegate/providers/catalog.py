@@ -16,8 +16,10 @@ from collections.abc import Mapping
 import msgspec
 
 from sluicegate.pricing import PriceBook, PriceOverride
+from sluicegate.providers.base import Provider
 from sluicegate.providers.config import ModelEntry, ProviderAccount, ProvidersDocument
 from sluicegate.providers.http import HttpProvider
+from sluicegate.providers.kinds import PROVIDER_KINDS, provider_kind
 from sluicegate.providers.upstream import UpstreamClient
 
 DEFAULT_MODELS = {
@@ -37,10 +39,6 @@ DEFAULT_ALIASES = {
     "opus": "claude-opus-4-7",
     "mini": "gpt-4o-mini",
 }
-_REAL = {
-    "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
-    "anthropic": ("https://api.anthropic.com", "ANTHROPIC_API_KEY"),
-}
 
 
 class ModelRoute(msgspec.Struct, frozen=True):
@@ -54,7 +52,7 @@ class ModelRoute(msgspec.Struct, frozen=True):
 class Catalog:
     def __init__(
         self,
-        providers: Mapping[str, HttpProvider],
+        providers: Mapping[str, Provider],
         models: Mapping[str, ModelRoute],
         aliases: Mapping[str, str],
         prices: PriceBook,
@@ -73,7 +71,7 @@ class Catalog:
     def model(self, name: str) -> ModelRoute | None:
         return self.models.get(self.resolve_alias(name))
 
-    def provider(self, name: str) -> HttpProvider | None:
+    def provider(self, name: str) -> Provider | None:
         return self.providers.get(name)
 
 
@@ -104,9 +102,12 @@ def build_catalog(
                 if e.price is not None
             }
         )
-    providers = {
+    providers: dict[str, Provider] = {
         name: HttpProvider(
-            account, upstream, env.get(account.api_key_env) if account.api_key_env else None
+            account,
+            provider_kind(account.kind),
+            upstream,
+            env.get(account.api_key_env) if account.api_key_env else None,
         )
         for name, account in accounts.items()
     }
@@ -123,23 +124,24 @@ def build_catalog(
 
 
 def default_document(emulator_url: str | None, env: Mapping[str, str]) -> ProvidersDocument:
-    """The catalog served when no provider is configured: each provider's real API, or,
-    with the emulator mounted, the emulator for a provider whose credential variable is
-    unset."""
+    """The catalog served when no provider is configured: one account per provider kind
+    that has a default account, named after the kind, calling the real API; with the
+    emulator mounted, the emulator instead for a kind whose credential variable is unset."""
     accounts = []
-    for kind, (real_url, key_env) in _REAL.items():
-        if emulator_url is None or env.get(key_env):
+    for kind, spec in PROVIDER_KINDS.items():
+        default = spec.default_account
+        if default is None:
+            continue
+        if emulator_url is None or env.get(default.api_key_env):
             accounts.append(
-                ProviderAccount(name=kind, kind=kind, base_url=real_url, api_key_env=key_env)
+                ProviderAccount(
+                    name=kind, kind=kind, base_url=default.base_url, api_key_env=default.api_key_env
+                )
             )
         else:
-            url = emulator_url + "/v1" if kind == "openai" else emulator_url
             # The emulator checks that credentials are sent, as the real APIs do.
-            auth = (
-                {"authorization": "Bearer emulator"}
-                if kind == "openai"
-                else {"x-api-key": "emulator"}
-            )
+            auth = dict(spec.signer("emulator").headers)
+            url = emulator_url + default.emulator_path
             accounts.append(ProviderAccount(name=kind, kind=kind, base_url=url, headers=auth))
     return ProvidersDocument(
         name="default-catalogue",

@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sluicegate.errors import ConfigError
+from sluicegate.providers.kinds import provider_kind
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -21,13 +24,22 @@ class PriceOverrideSpec(_Strict):
 
 class ProviderAccount(_Strict):
     name: str = Field(min_length=1)
-    kind: Literal["openai", "anthropic"]
+    kind: str  # a name in `sluicegate.providers.kinds.PROVIDER_KINDS`
     base_url: str
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_ms: int = Field(default=60_000, gt=0)
     # Azure OpenAI deployment URLs need `?api-version=...` on every call.
     query: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        try:
+            provider_kind(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -1,9 +1,10 @@
-"""An upstream SSE stream re-emitted in the client's wire format.
+"""An upstream stream re-emitted in the client's wire format (SSE).
 
 Two translators share one shape: `feed(event) -> bytes` plus what they learned (usage,
 model, whether content and the terminal event were seen). Same-wire streams pass events
 through untouched (bar the usage chunk the gateway asked for on the client's behalf);
-cross-wire streams decode to canonical events and encode them again.
+cross-wire streams decode to canonical events and encode them again. The upstream body is
+cut into events by the provider kind's framing (`sluicegate.providers.framing`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from types import ModuleType
+from typing import Protocol
 
 from sluicegate.errors import UpstreamTimeout, UpstreamUnavailable
 from sluicegate.model.chat import TextDelta, ToolArgsDelta, ToolCallStart
 from sluicegate.model.usage import Usage
+from sluicegate.providers.framing import FrameParser
 from sluicegate.providers.upstream import UpstreamStream
-from sluicegate.wire.sse import SSEEvent, SSEParser, encode_sse
+from sluicegate.wire import ChatCodec
+from sluicegate.wire.sse import SSEEvent, encode_sse
+
+
+class StreamTranslator(Protocol):
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def content_seen(self) -> bool: ...
+
+    def feed(self, event: SSEEvent) -> bytes: ...
+    def finish(self) -> bytes: ...
 
 
 class PassthroughTranslator:
-    def __init__(self, wire: ModuleType, include_usage: bool):
+    def __init__(self, wire: ChatCodec, include_usage: bool):
         self._observer = wire.PassthroughObserver(include_usage=include_usage)
 
     def feed(self, event: SSEEvent) -> bytes:
@@ -50,7 +67,7 @@ class PassthroughTranslator:
 
 
 class CrossWireTranslator:
-    def __init__(self, provider_wire: ModuleType, client_wire: ModuleType, include_usage: bool):
+    def __init__(self, provider_wire: ChatCodec, client_wire: ChatCodec, include_usage: bool):
         self._decoder = provider_wire.StreamDecoder()
         self._encoder = client_wire.StreamEncoder(include_usage=include_usage)
         self.content_seen = False
@@ -83,11 +100,17 @@ class TranslatedStream:
     """Implements `ProviderStream`. `prime()` reads until the first content event so the
     router can still fall back (or time out on TTFT) before the client sees a byte."""
 
-    def __init__(self, upstream: UpstreamStream, translator, request_id: str | None):
+    def __init__(
+        self,
+        upstream: UpstreamStream,
+        translator: StreamTranslator,
+        request_id: str | None,
+        parser: FrameParser,
+    ):
         self._upstream = upstream
         self._translator = translator
         self._chunks = upstream.iter_chunks()
-        self._parser = SSEParser()
+        self._parser = parser
         self._buffered = b""
         self.upstream_request_id = request_id
         self.first_token_at: float | None = None

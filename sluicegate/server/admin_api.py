@@ -20,9 +20,13 @@ from sluicegate.errors import InvalidRequest, PermissionDenied, SluiceError
 from sluicegate.identity.keys import KeyService, public_view
 from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters
 from sluicegate.ledger.writer import LedgerWriter
+from sluicegate.model.request import ClientApi
 from sluicegate.server.errors import error_response
 from sluicegate.server.wire_routes import api_key_from
 from sluicegate.wire.common import request_object
+from sluicegate.wire.registry import WIRES
+
+ERRORS_AS = WIRES[ClientApi.OPENAI_CHAT]  # the error body the CLI prints
 
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -44,7 +48,7 @@ def admin_only(keys: KeyService, handler: Callable[[Request], Awaitable[Response
             request.state.principal = "admin"
             return await handler(request)
         except SluiceError as exc:
-            return error_response("openai", exc)
+            return error_response(ERRORS_AS, exc)
 
     return guarded
 

@@ -44,7 +44,6 @@ from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
-from sluicegate.server.errors import stream_error_event
 from sluicegate.server.settings import Settings
 from sluicegate.server.wire_routes import WireEndpoints
 
@@ -81,7 +80,6 @@ class Gateway:
             router=self.router,
             ledger=self.writer,
             catalog=lambda: self.catalog,
-            render_stream_error=stream_error_event,
         )
 
     # --- config -> runtime ------------------------------------------------------------

@@ -13,8 +13,10 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
 from sluicegate.errors import NotFound
+from sluicegate.model.request import ClientApi
 from sluicegate.server.errors import error_response
 from sluicegate.server.settings import EMULATOR_MOUNT
+from sluicegate.wire.registry import WIRES
 
 
 def emulator_route(mounted: bool) -> Mount:
@@ -29,7 +31,7 @@ def emulator_route(mounted: bool) -> Mount:
 # Rendered once: the same answer, in the OpenAI error format the admin API uses, for every
 # path under the mount.
 _NOT_MOUNTED = error_response(
-    "openai",
+    WIRES[ClientApi.OPENAI_CHAT],
     NotFound(
         "the provider emulator is not mounted on this gateway "
         "(a development tool: `sluicegate serve --emulator`)",

@@ -6,10 +6,7 @@ import orjson
 from starlette.responses import Response
 
 from sluicegate.errors import LimitExceeded, SluiceError, UpstreamHTTPError
-from sluicegate.model.request import ClientApi
-from sluicegate.wire import anthropic_messages, openai_chat
-
-_RENDERERS = {"openai": openai_chat.render_error, "anthropic": anthropic_messages.render_error}
+from sluicegate.wire.registry import ClientWire
 
 
 def error_headers(exc: SluiceError) -> dict[str, str]:
@@ -28,8 +25,8 @@ def error_headers(exc: SluiceError) -> dict[str, str]:
     return headers
 
 
-def error_response(wire: str, exc: SluiceError) -> Response:
-    body = _RENDERERS[wire](exc, exc.request_id or "")
+def error_response(wire: ClientWire, exc: SluiceError) -> Response:
+    body = wire.codec.render_error(exc, exc.request_id or "")
     if isinstance(exc, LimitExceeded):
         body = _naming_rule(body, exc)
     return Response(
@@ -46,10 +43,3 @@ def _naming_rule(body: bytes, exc: LimitExceeded) -> bytes:
         error["code"] = error.get("code") or exc.code
         error["rule_id"] = exc.rule_id
     return orjson.dumps(data)
-
-
-def stream_error_event(client_api: ClientApi, exc: SluiceError, request_id: str) -> bytes:
-    """An error after the stream started: the status line is gone, so it is said in-band
-    the way each API does (Anthropic: an `error` event; OpenAI: a data line with `error`)."""
-    wire = anthropic_messages if client_api.wire == "anthropic" else openai_chat
-    return wire.render_stream_error(exc, request_id)

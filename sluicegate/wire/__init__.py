@@ -7,8 +7,9 @@ in `sluicegate.model.chat` (never one translator per client x provider pair).
                     -> other.response_to_canonical -> response_from_canonical
                     stream: other.StreamDecoder -> canonical events -> StreamEncoder
 
-`openai_chat` and `anthropic_messages` both satisfy `ChatCodec`; `chat_codec(wire)` picks
-one by `ClientApi.wire` / provider kind.
+This module holds the contracts only. Every wire module satisfies `WireCodec`; the chat
+wires (`openai_chat`, `anthropic_messages`) also satisfy `ChatCodec`. Which module serves
+which client API is said once, in `sluicegate.wire.registry`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any, Protocol
 from sluicegate.errors import SluiceError, UpstreamHTTPError
 from sluicegate.model.chat import ChatRequest, ChatResponse, StreamEvent
 from sluicegate.model.usage import Usage
-from sluicegate.wire import anthropic_messages, openai_chat
 from sluicegate.wire.common import RequestFacts
 from sluicegate.wire.sse import SSEEvent
 
@@ -55,33 +55,30 @@ class Observer(Protocol):
     def observe(self, event: SSEEvent) -> bool: ...
 
 
-class ChatCodec(Protocol):
-    """The functions and classes a chat wire module provides (modules satisfy this)."""
+class WireCodec(Protocol):
+    """What every wire module provides: enough to pass a body through to a provider that
+    speaks the same wire, read what came back and speak errors in its format."""
 
     def inspect_request(self, body: dict[str, Any]) -> RequestFacts: ...
-    def to_canonical(self, body: dict[str, Any]) -> ChatRequest: ...
-    def from_canonical(self, req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]: ...
     def prepare_passthrough(
         self, body: dict[str, Any], model: str, *, stream: bool
     ) -> dict[str, Any]: ...
-    def response_to_canonical(self, body: dict[str, Any]) -> ChatResponse: ...
-    def response_from_canonical(self, resp: ChatResponse) -> dict[str, Any]: ...
     def usage_from_response(self, body: dict[str, Any]) -> Usage: ...
     def response_model(self, body: dict[str, Any]) -> str | None: ...
     def parse_error(
         self, status: int, body: bytes, headers: dict[str, str]
     ) -> UpstreamHTTPError: ...
     def render_error(self, exc: SluiceError, request_id: str) -> bytes: ...
+
+
+class ChatCodec(WireCodec, Protocol):
+    """A chat wire also translates through the canonical form and streams."""
+
+    def to_canonical(self, body: dict[str, Any]) -> ChatRequest: ...
+    def from_canonical(self, req: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]: ...
+    def response_to_canonical(self, body: dict[str, Any]) -> ChatResponse: ...
+    def response_from_canonical(self, resp: ChatResponse) -> dict[str, Any]: ...
     def render_stream_error(self, exc: SluiceError, request_id: str) -> bytes: ...
     def StreamDecoder(self) -> Decoder: ...
     def StreamEncoder(self, *, include_usage: bool, model: str | None = None) -> Encoder: ...
     def PassthroughObserver(self, *, include_usage: bool) -> Observer: ...
-
-
-def chat_codec(wire: str) -> ChatCodec:
-    """'openai' or 'anthropic' (ClientApi.wire, or a provider's wire kind)."""
-    if wire == "openai":
-        return openai_chat
-    if wire == "anthropic":
-        return anthropic_messages
-    raise ValueError(f"unknown wire format {wire!r}")

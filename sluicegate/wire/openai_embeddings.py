@@ -55,7 +55,11 @@ def inspect_request(body: dict[str, Any]) -> RequestFacts:
     )
 
 
-def prepare_passthrough(body: dict[str, Any], model: str) -> dict[str, Any]:
+def prepare_passthrough(
+    body: dict[str, Any], model: str, *, stream: bool = False
+) -> dict[str, Any]:
+    """The body with the upstream model; `stream` is accepted for the common codec shape
+    (embeddings never stream)."""
     return {**body, "model": model}
 
 

@@ -3,7 +3,6 @@
 import pytest
 
 from sluicegate.wire import anthropic_messages as am
-from sluicegate.wire import chat_codec
 from sluicegate.wire import openai_chat as oc
 
 CACHE = {"type": "ephemeral"}
@@ -357,10 +356,3 @@ def test_round_trip_across_both_wires_keeps_the_conversation():
     assert back["tool_choice"] == {"type": "any"}
     assert back["stop_sequences"] == ["DONE", "STOP"]
     assert back["metadata"] == {"user_id": "user-42"}
-
-
-def test_codecs_by_wire_name():
-    assert chat_codec("openai") is oc
-    assert chat_codec("anthropic") is am
-    with pytest.raises(ValueError):
-        chat_codec("gemini")
