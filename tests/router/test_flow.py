@@ -9,7 +9,7 @@ import yaml
 
 from sluicegate.errors import UpstreamHTTPError
 from sluicegate.model.identity import Envelope
-from sluicegate.router.attempts import AttemptsOutcome, run_attempts
+from sluicegate.router.attempts import AttemptsOutcome
 from sluicegate.router.breaker import MemoryBreakerStore
 from sluicegate.router.documents import LoadBalancingDocument, compile_routes
 from sluicegate.router.latency import LatencyTracker
@@ -47,9 +47,7 @@ async def test_an_outage_opens_the_circuit_then_a_probe_brings_the_target_back(c
 
     async def request() -> AttemptsOutcome[str]:
         plan = await router.plan("intent-fast", Envelope())
-        return await run_attempts(
-            plan, provider, breakers=router.breakers, latency=router.latency, clock=clock
-        )
+        return await router.run(plan, provider)
 
     provider.down.add("primary-haiku")
     answers = Counter([(await request()).unwrap() for _ in range(100)])
