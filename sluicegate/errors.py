@@ -10,6 +10,7 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- NotFound               404 unknown model or route
      |    +-- PayloadTooLarge        413 body over the configured limit
      |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id)
+     |    +-- GuardrailBlocked       400 a guardrail refused the content (guardrail, phase)
      +-- UpstreamError               the provider could not serve the call
      |    +-- UpstreamHTTPError      provider answered with an error status
      |    +-- UpstreamUnavailable    502 connection refused / reset / dropped mid-stream
@@ -97,6 +98,20 @@ class LimitExceeded(ClientError):
         self.rule_id = rule_id
         self.retry_after = retry_after
         self.headers = headers or {}
+
+
+class GuardrailBlocked(ClientError):
+    """A guardrail refused the request's content, or the model's answer to it. Not named
+    by `rule_id`: that attribute means a policy rule to the ledger."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "guardrail_blocked"
+
+    def __init__(self, message: str, *, guardrail: str, phase: str):
+        super().__init__(message)
+        self.guardrail = guardrail
+        self.phase = phase
 
 
 class UpstreamError(SluiceError):

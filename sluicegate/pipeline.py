@@ -1,13 +1,17 @@
 """The whole path of one request, top to bottom.
 
-    identify  key -> principal; envelope from headers; body parsed and checked
-    admit     every matching rate limit and budget reserves before the call
-    route     virtual model -> ordered targets, skipping open circuits
-    attempt   one provider call per target, with retry and fallback
-    settle    usage -> cost -> reconcile reservations
-    record    one ledger row, whatever happened
+    identify    key -> principal; envelope from headers; body parsed and checked
+    admit       plan the route (virtual model -> ordered targets, skipping open
+                circuits), then every matching rate limit and budget reserves
+    guardrails  request input and tool output rules (none configured: a boolean check)
+    attempts    the router runs the plan: one provider call per target, retry, fallback
+    guardrails  request output and tool input rules on the reply
+    settle      usage -> cost -> reconcile reservations (a blocked reply still settles)
+    record      the finished request goes to every record sink (the ledger first)
 
-Streams settle and record when the last byte has gone out (or the client has left).
+Streams pass their chunks through the output guardrails as they are relayed, and settle
+and record when the last byte has gone out (or the client has left). Whatever fails,
+the reservation is released and the request is recorded once.
 Per-request work touches memory only: keys, config and prices are loaded ahead of time.
 """
 
@@ -17,11 +21,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 
 from sluicegate.errors import (
+    GuardrailBlocked,
     InternalError,
     InvalidRequest,
     PayloadTooLarge,
@@ -29,26 +35,31 @@ from sluicegate.errors import (
     SluiceError,
     UpstreamError,
 )
+from sluicegate.guardrails import GuardrailPhases
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.keys import KeyService
-from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Envelope
 from sluicegate.model.record import LedgerRecord, PolicyEvent
 from sluicegate.model.request import ClientApi, GatewayRequest
 from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked, PolicyUnavailable
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
-from sluicegate.providers.base import ProviderCall, ProviderResult
+from sluicegate.providers.base import ProviderCall, ProviderResult, ProviderStream
 from sluicegate.providers.catalog import Catalog
-from sluicegate.router.attempts import run_attempts
+from sluicegate.providers.http import HttpProvider
+from sluicegate.router.attempts import AttemptsOutcome
 from sluicegate.router.plan import RoutePlan, Router, Target
 from sluicegate.settle import price_usage, write_usage
+from sluicegate.sinks import RecordSink, hand_to_sinks
 from sluicegate.wire.common import request_object
 from sluicegate.wire.registry import WIRES, render_stream_error
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+NO_GUARDRAILS = GuardrailPhases()
+T = TypeVar("T")
+Send = Callable[[HttpProvider, ProviderCall], Awaitable[T]]  # one provider call: answer or stream
 
 
 class IncomingCall(msgspec.Struct, kw_only=True):
@@ -80,16 +91,22 @@ class Pipeline:
         envelopes: EnvelopeReader,
         policy: PolicyEngine,
         router: Router,
-        ledger: LedgerWriter,
+        sinks: tuple[RecordSink, ...],
         catalog: Callable[[], Catalog],
+        guardrails: GuardrailPhases = NO_GUARDRAILS,
     ):
         self._keys = keys
         self._envelopes = envelopes
         self._policy = policy
         self._router = router
-        self._ledger = ledger
+        self._sinks = sinks  # every finished request goes to each, the ledger first
         self._catalog = catalog  # the live catalog; swapped on config change
         self._render_stream_error = render_stream_error  # in-band, in the client's format
+        self._guardrails = guardrails
+
+    def set_guardrails(self, guardrails: GuardrailPhases) -> None:
+        """Swap in new guardrail rules (config change); requests under way keep theirs."""
+        self._guardrails = guardrails
 
     # --- the story --------------------------------------------------------------------
     async def handle(self, call: IncomingCall) -> Reply | StreamReply:
@@ -99,40 +116,23 @@ class Pipeline:
         try:
             request = self._identify(call, record, started)
             plan, admission = await self._admit(request, record)
-            outcome = await self._attempts(request, plan, record)
+            guardrails = self._guardrails
+            if guardrails.on_request:
+                await guardrails.check_request(request, record.guardrail_events)
             if request.stream:
-                return self._stream_reply(request, plan, outcome, admission, record)
-            result: ProviderResult = outcome.result
-            self._settle(admission, record, result.usage, outcome.final_target)
-            self._router.latency.record_generation(
-                plan.key_for(outcome.final_target),
-                result.usage.output_tokens,
-                outcome.attempts[-1].latency_ms,
-            )
-            record.response_model = result.response_model
-            record.upstream_request_id = result.upstream_request_id
-            return Reply(
-                status=200,
-                body=result.body,
-                headers=self._headers(record, admission, with_cost=True),
-            )
+                stream = await self._attempts(request, plan, record, _open_stream)
+                return self._stream_reply(request, stream, admission, record, guardrails)
+            answer = await self._attempts(request, plan, record, _complete)
+            return await self._reply(request, answer, admission, record, guardrails)
         except SluiceError as exc:
-            self._release(admission)
-            _fail(record, exc)
-            exc.request_id = record.request_id
-            exc.attempt_count = record.attempt_count
+            self._failed(record, admission, exc)
             raise
         except Exception as exc:  # a bug: still one ledger row and an answer in format
             log.exception("request %s failed", record.request_id)
-            self._release(admission)
-            _fail(record, exc)
-            error = InternalError("internal error; see the gateway log for " + record.request_id)
-            error.request_id = record.request_id
-            error.attempt_count = record.attempt_count
-            raise error from exc
+            self._failed(record, admission, exc)
+            raise _internal_error(record) from exc
         except BaseException as exc:  # cancelled (client left): release and record
-            self._release(admission)
-            _fail(record, exc)
+            self._failed(record, admission, exc)
             raise
         finally:
             if not record.stream or record.status_code != 200:
@@ -227,11 +227,15 @@ class Pipeline:
         return max(costs) if costs else None
 
     # --- router + provider ----------------------------------------------------------
-    async def _attempts(self, request: GatewayRequest, plan: RoutePlan, record: LedgerRecord):
+    async def _attempts(
+        self, request: GatewayRequest, plan: RoutePlan, record: LedgerRecord, send: Send[T]
+    ) -> AttemptsOutcome[T]:
+        """The router runs the plan, calling `send` once per attempt; the ledger gets every
+        attempt. Returns only an answered outcome: a failed one raises its error."""
         record.routing_rule = plan.rule_id
         catalog = self._catalog()
 
-        async def attempt(target: Target, reason: str):
+        async def attempt(target: Target, reason: str) -> T:
             provider = catalog.provider(target.provider)
             if provider is None:
                 raise UpstreamError(
@@ -253,19 +257,43 @@ class Pipeline:
                 request_id=request.request_id,
             )
             record.provider, record.model = target.provider, target.model
-            if request.stream:
-                return await provider.open_stream(call)
-            return await provider.complete(call)
+            return await send(provider, call)
 
-        outcome = await run_attempts(
-            plan, attempt, breakers=self._router.breakers, latency=self._router.latency
-        )
+        outcome = await self._router.run(plan, attempt)
         _write_attempts(record, outcome)
         if outcome.error is not None:
             raise outcome.error
-        record.provider = outcome.final_target.provider
-        record.model = outcome.final_target.model
+        if outcome.final_target is not None:
+            record.provider = outcome.final_target.provider
+            record.model = outcome.final_target.model
         return outcome
+
+    # --- the reply: output guardrails, then settle ------------------------------------
+    async def _reply(
+        self,
+        request: GatewayRequest,
+        answer: AttemptsOutcome[ProviderResult],
+        admission: Admission | None,
+        record: LedgerRecord,
+        guardrails: GuardrailPhases,
+    ) -> Reply:
+        result = answer.unwrap()
+        body = result.body
+        try:
+            if guardrails.on_reply:
+                body = await guardrails.check_reply(
+                    request.client_api, body, record.guardrail_events
+                )
+        finally:  # a blocked answer was still generated: its tokens are settled and learnt
+            self._settle(admission, record, result.usage, answer.final_target)
+            self._router.record_generation(
+                answer, result.usage.output_tokens, answer.attempts[-1].latency_ms
+            )
+            record.response_model = result.response_model
+            record.upstream_request_id = result.upstream_request_id
+        return Reply(
+            status=200, body=body, headers=self._headers(record, admission, with_cost=True)
+        )
 
     # --- settle + record ------------------------------------------------------------
     def _price(self, record: LedgerRecord, usage: Usage, target: Target | None) -> float | None:
@@ -290,9 +318,21 @@ class Pipeline:
         if admission is not None:
             self._policy.settle_soon(admission, None, None)
 
+    def _failed(
+        self, record: LedgerRecord, admission: Admission | None, exc: BaseException
+    ) -> None:
+        """Whatever stopped the request: release what admission reserved (a no-op once
+        settled) and say why in the ledger row; an error the client gets names it."""
+        self._release(admission)
+        _fail(record, exc)
+        if isinstance(exc, SluiceError):
+            exc.request_id = record.request_id
+            exc.attempt_count = record.attempt_count
+
     def _finish(self, record: LedgerRecord, started: float) -> None:
+        """The one end of every request, streamed or not: the record goes to the sinks."""
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        self._ledger.record(record)
+        hand_to_sinks(self._sinks, record)
 
     def _headers(
         self, record: LedgerRecord, admission: Admission | None, *, with_cost: bool
@@ -315,32 +355,35 @@ class Pipeline:
     def _stream_reply(
         self,
         request: GatewayRequest,
-        plan: RoutePlan,
-        outcome,
+        opened: AttemptsOutcome[ProviderStream],
         admission: Admission | None,
         record: LedgerRecord,
+        guardrails: GuardrailPhases,
     ) -> StreamReply:
         headers = self._headers(record, admission, with_cost=False)
-        return StreamReply(
-            headers=headers, chunks=self._relay(request, plan, outcome, admission, record)
-        )
+        chunks = self._relay(request, opened, admission, record, guardrails)
+        return StreamReply(headers=headers, chunks=chunks)
 
     async def _relay(
         self,
         request: GatewayRequest,
-        plan: RoutePlan,
-        outcome,
+        opened: AttemptsOutcome[ProviderStream],
         admission: Admission | None,
         record: LedgerRecord,
+        guardrails: GuardrailPhases,
     ) -> AsyncIterator[bytes]:
-        """Relay the stream; whatever ends it (done, provider broke, client left), settle
-        with the usage known so far and write the ledger row."""
-        stream = outcome.result
+        """Relay the stream, each chunk past the output guardrails first (if any); whatever
+        ends it (done, provider broke, a guardrail blocked, client left), settle with the
+        usage known so far and hand the record to the sinks."""
+        stream = opened.unwrap()
+        watch = guardrails.watch_stream(request.client_api, record.guardrail_events)
         error: SluiceError | None = None
         try:
             async for chunk in stream:
+                if watch is not None:
+                    await watch.check(chunk)
                 yield chunk
-        except UpstreamError as exc:
+        except (UpstreamError, GuardrailBlocked) as exc:
             error = exc
             yield self._render_stream_error(request.client_api, exc, record.request_id)
         except (asyncio.CancelledError, GeneratorExit):
@@ -351,8 +394,8 @@ class Pipeline:
             if stream.first_token_at is not None:
                 record.ttft_ms = round((stream.first_token_at - request.started) * 1000, 3)
                 if error is None and not record.client_disconnected:
-                    self._router.latency.record_generation(
-                        plan.key_for(outcome.final_target),
+                    self._router.record_generation(
+                        opened,
                         stream.usage.output_tokens,
                         (time.perf_counter() - stream.first_token_at) * 1000,
                     )
@@ -363,7 +406,7 @@ class Pipeline:
             elif record.client_disconnected:
                 record.status_code, record.error_type = 499, "client_disconnected"
             try:
-                self._settle(admission, record, stream.usage, outcome.final_target)
+                self._settle(admission, record, stream.usage, opened.final_target)
             finally:
                 self._finish(record, request.started)
 
@@ -373,6 +416,14 @@ class Pipeline:
 
 
 # --- small helpers ------------------------------------------------------------------
+async def _complete(provider: HttpProvider, call: ProviderCall) -> ProviderResult:
+    return await provider.complete(call)
+
+
+async def _open_stream(provider: HttpProvider, call: ProviderCall) -> ProviderStream:
+    return await provider.open_stream(call)
+
+
 def _new_record(client_api: ClientApi) -> LedgerRecord:
     # 128 random bits, as a uuid4 has; `random` (reseeded in forked workers) rather than
     # the OS generator, whose syscall per request showed in profiles. Ids need not be secret.
@@ -384,6 +435,13 @@ def _new_record(client_api: ClientApi) -> LedgerRecord:
     )
 
 
+def _internal_error(record: LedgerRecord) -> InternalError:
+    error = InternalError("internal error; see the gateway log for " + record.request_id)
+    error.request_id = record.request_id
+    error.attempt_count = record.attempt_count
+    return error
+
+
 def _write_envelope(record: LedgerRecord, envelope: Envelope) -> None:
     record.user_id, record.team, record.project = envelope.user_id, envelope.team, envelope.project
     record.session_id, record.workflow_tag = envelope.session_id, envelope.workflow_tag
@@ -391,7 +449,7 @@ def _write_envelope(record: LedgerRecord, envelope: Envelope) -> None:
     record.metadata = envelope.metadata
 
 
-def _write_attempts(record: LedgerRecord, outcome) -> None:
+def _write_attempts(record: LedgerRecord, outcome: AttemptsOutcome[T]) -> None:
     record.attempts = list(outcome.attempts)
     record.attempt_count = len(outcome.attempts)
     record.fallback_used = outcome.fallback_used

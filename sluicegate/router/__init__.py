@@ -3,7 +3,8 @@
 documents   the `gateway-load-balancing-config` document (parts in `specs`)
 compile     compile_routes: documents -> the router's table; compile_document: one
             document -> CompiledVirtualModel (plain data in `routes`)
-plan        Router: model name + envelope -> RoutePlan (ordered candidates)
+plan        Router: model name + envelope -> RoutePlan (ordered candidates);
+            Router.run(plan, call) -> AttemptsOutcome
 attempts    run_attempts: the retry / fallback loop over a RoutePlan
 breaker     BreakerStore contract, memory and Redis stores
 latency     LatencyTracker; sticky: StickyStore (memory, Redis); status: /api/targets

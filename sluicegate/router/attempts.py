@@ -16,8 +16,9 @@ byte reaches the client; nothing here is stream-specific. Other `SluiceError`s r
 `call` (say the request cannot be translated for that provider) stop the loop too. The
 outcome carries every attempt for the ledger; `unwrap()` gives the result or raises.
 
-Time per output token is not known when `call` returns (a stream has barely started);
-whoever learns the usage reports it: `latency.record_generation(plan.key_for(target), ...)`.
+`Router.run(plan, call)` is how the pipeline runs this loop, with the router's breakers
+and latency. Time per output token is not known when `call` returns (a stream has barely
+started); whoever learns the usage reports it: `Router.record_generation(outcome, ...)`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ MAX_RETRY_AFTER_SECONDS = 10.0
 
 @dataclass
 class AttemptsOutcome(Generic[T]):
+    plan: RoutePlan  # the plan that was run: its keys name the targets' breakers and latency
     result: T | None
     error: SluiceError | None
     attempts: list[AttemptRecord]
@@ -231,6 +233,7 @@ class _Run(Generic[T]):
     ) -> AttemptsOutcome[T]:
         reasons = {attempt.reason for attempt in self.attempts}
         return AttemptsOutcome(
+            plan=self.plan,
             result=result,
             error=error,
             attempts=self.attempts,

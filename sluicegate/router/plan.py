@@ -1,5 +1,9 @@
 """The router: a requested model name + the request's envelope -> a RoutePlan.
 
+plan(model, envelope) -> RoutePlan; run(plan, call) -> AttemptsOutcome (the attempts loop
+with this router's breakers and latency); record_generation(outcome, ...) once the usage
+of the answer is known.
+
 plan(model, envelope)
   1. the virtual model (else the catalog's single target, else NotFound);
      `<virtual model>:fallbacks` plans that model's fallbacks only (cheaper_model)
@@ -20,12 +24,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from sluicegate.errors import NotFound, UpstreamUnavailable
 from sluicegate.model.identity import Envelope
+from sluicegate.router.attempts import AttemptsOutcome, Call, run_attempts
 from sluicegate.router.breaker import BreakerState, BreakerStore
 from sluicegate.router.latency import LatencyStats, LatencyTracker
 from sluicegate.router.routes import (
@@ -40,6 +45,7 @@ from sluicegate.router.status import target_status
 from sluicegate.router.sticky import StickyStore
 
 TargetLookup = Callable[[str], Target | None]
+T = TypeVar("T")
 FALLBACKS_SUFFIX = ":fallbacks"  # `<virtual model>:fallbacks`: see Router.cheaper_model
 
 
@@ -163,6 +169,21 @@ class Router:
             breaker=vm.breaker,
             needs_probe=frozenset(t.id for t in candidates if states[t.id].state == "half_open"),
         )
+
+    async def run(self, plan: RoutePlan, call: Call[T]) -> AttemptsOutcome[T]:
+        """The retry / fallback loop over `plan` (see `attempts`): each attempt updates
+        this router's breakers and latency, which the next plans are made from."""
+        return await run_attempts(plan, call, breakers=self._breakers, latency=self._latency)
+
+    def record_generation(
+        self, outcome: AttemptsOutcome[Any], output_tokens: int | None, duration_ms: float
+    ) -> None:
+        """Time per output token of the target that answered, once the usage is known
+        (a stream: at its end). Latency-based routing scores targets on it."""
+        target = outcome.final_target
+        if target is not None:
+            key = outcome.plan.key_for(target)
+            self._latency.record_generation(key, output_tokens, duration_ms)
 
     async def status(self) -> list[dict[str, Any]]:
         """Per target of every virtual model: breaker, latency, error rate, share."""

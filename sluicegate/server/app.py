@@ -78,7 +78,7 @@ class Gateway:
             envelopes=EnvelopeReader(settings.header_prefixes),
             policy=self.policy,
             router=self.router,
-            ledger=self.writer,
+            sinks=(self.writer,),
             catalog=lambda: self.catalog,
         )
 

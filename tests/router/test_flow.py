@@ -9,7 +9,7 @@ import yaml
 
 from sluicegate.errors import UpstreamHTTPError
 from sluicegate.model.identity import Envelope
-from sluicegate.router.attempts import AttemptsOutcome, run_attempts
+from sluicegate.router.attempts import AttemptsOutcome
 from sluicegate.router.breaker import MemoryBreakerStore
 from sluicegate.router.compile import compile_routes
 from sluicegate.router.documents import LoadBalancingDocument
@@ -48,9 +48,7 @@ async def test_an_outage_opens_the_circuit_then_a_probe_brings_the_target_back(c
 
     async def request() -> AttemptsOutcome[str]:
         plan = await router.plan("intent-fast", Envelope())
-        return await run_attempts(
-            plan, provider, breakers=router.breakers, latency=router.latency, clock=clock
-        )
+        return await router.run(plan, provider)
 
     provider.down.add("primary-haiku")
     answers = Counter([(await request()).unwrap() for _ in range(100)])
@@ -68,3 +66,24 @@ async def test_an_outage_opens_the_circuit_then_a_probe_brings_the_target_back(c
     assert 850 < answers["primary-haiku"] < 950  # closed again: back to its 90%
     rows = {row["target_id"]: row for row in await router.status()}
     assert rows["primary-haiku"]["state"] == "closed"
+
+
+async def test_the_router_learns_time_per_output_token_of_the_target_that_answered(
+    clock: FakeClock,
+):
+    doc = LoadBalancingDocument.model_validate(yaml.safe_load(SEED_YAML.read_text()))
+    router = Router(
+        MemoryBreakerStore(clock=clock),
+        sticky=MemoryStickyStore(clock=clock),
+        latency=LatencyTracker(clock=clock),
+        rng=random.Random(3),
+        clock=clock,
+    )
+    router.set_routes(compile_routes([doc]), lambda model: None)
+    outcome = await router.run(await router.plan("intent-fast", Envelope()), Provider())
+    router.record_generation(outcome, 50, 1000.0)  # 50 tokens in one second
+    router.record_generation(outcome, None, 1000.0)  # usage not reported: no sample
+    rows = {row["target_id"]: row for row in await router.status()}
+    assert outcome.final_target is not None
+    assert rows[outcome.final_target.id]["tpot_p50_ms"] == 20.0
+    assert rows[outcome.final_target.id]["requests"] == 1
