@@ -15,14 +15,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from sluicegate.alerts.targets import NotificationTarget, NotificationTargetsDocument
 from sluicegate.errors import ConfigError
 from sluicegate.policy import matching
 from sluicegate.policy.documents import (
     Budget,
     BudgetDocument,
     BudgetScope,
-    NotificationTarget,
-    NotificationTargetsDocument,
     QuotaDocument,
     QuotaRule,
     RateLimitDocument,

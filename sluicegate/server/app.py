@@ -19,6 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from sluicegate.alerts.delivery import Notifier
+from sluicegate.alerts.store import SqlAlertStore
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
@@ -28,14 +30,12 @@ from sluicegate.db.migrate import upgrade_engine
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
-from sluicegate.ledger.alert_store import SqlAlertStore
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
 from sluicegate.pipeline import Pipeline
 from sluicegate.policy.documents import compile_policy
 from sluicegate.policy.engine import PolicyEngine
-from sluicegate.policy.notify import WebhookNotifier
 from sluicegate.providers.catalog import EMULATOR_MOUNT, Catalog, build_catalog
 from sluicegate.providers.emulator import create_app as create_emulator
 from sluicegate.providers.upstream import AiohttpUpstream
@@ -63,7 +63,7 @@ class Gateway:
         self.alert_store = SqlAlertStore(self.engine)
         self.upstream = AiohttpUpstream()
         counters, breakers, sticky = _state_stores(settings)
-        self.notifier = WebhookNotifier(alert_store=self.alert_store)
+        self.notifier = Notifier(alert_store=self.alert_store)
         self.policy = PolicyEngine(
             counters, notifier=self.notifier, failure_mode=settings.counter_failure_mode
         )
@@ -106,7 +106,7 @@ class Gateway:
         )
         for warning in policy.warnings:
             log.warning("config v%s: %s", snapshot.version, warning)
-        self.notifier.set_targets(policy.targets)
+        self.notifier.set_targets(snapshot.models("gateway-notification-targets"))
         self.catalog = catalog
         self.router.set_routes(routes, self._catalogue_target)
         self.policy.set_policy(policy)

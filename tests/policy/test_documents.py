@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from sluicegate.alerts.targets import NotificationTargetsDocument, PagerDutyTarget
 from sluicegate.errors import ConfigError
 from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.documents import (
     BudgetDocument,
-    NotificationTargetsDocument,
-    PagerDutyTarget,
     QuotaDocument,
     RateLimitDocument,
     parse_policy_document,
