@@ -20,6 +20,7 @@ from sluicegate.cli.config_cmd import (
     show_text,
 )
 from sluicegate.config.live import LiveConfig
+from sluicegate.server.admin_auth import admin_app
 from sluicegate.server.admin_config import config_routes
 from tests.config.documents import BOTH, BUDGET, RATE_LIMITS
 from tests.support import free_port
@@ -38,7 +39,7 @@ def cli() -> typer.Typer:
 def gateway(monkeypatch, service, registry):
     """The admin routes in process; the CLI's client reaches them without a port."""
     live = LiveConfig(service, registry)
-    app = Starlette(routes=config_routes(lambda r: service, lambda r: live))
+    app = admin_app(config_routes(lambda r: service, lambda r: live))
     monkeypatch.setattr(
         config_cmd,
         "open_client",
