@@ -66,7 +66,7 @@ class Gateway:
         *,
         upstream: UpstreamClient | None = None,
         redis: aioredis.Redis | None = None,
-    ):
+    ) -> None:
         """Parts given here are used as they are and left open at `stop()` (their maker
         closes them); the rest are built from `settings` and closed here. `upstream`: the
         HTTP client to providers (tests and benches pass a fake or an in-process one).
