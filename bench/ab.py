@@ -10,12 +10,15 @@ match only the variant's requests (both sides send the same metadata header, wit
 different value), counters in memory or in Redis (with capacity leases, as served by
 default, or `-exact`: `--no-redis-leases`, one Redis call per admission and settlement).
 Prints each side's p50/p90 and the median of the per-pair differences.
+`--baseline REV` runs a second gateway on the code committed at REV and alternates between
+the two as well, so a refactor's effect on what a control adds is read from one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -27,6 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.run import _PIN, ADMIN, BODY, GATEWAY_CORE, LOAD_CORE, PROVIDERS, ROUTING  # noqa: E402
+from bench.trees import export_tree, short_rev, tree_env  # noqa: E402
 from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
 
 POLICY_AB = """
@@ -50,27 +54,12 @@ budgets:
 """
 
 
-def main(pairs: int, compare: str) -> None:
-    import os
-
-    if _PIN:
-        os.sched_setaffinity(0, {1})
-    workdir = Path(tempfile.mkdtemp(prefix="sluice-ab-"))
-    emu_port, port = free_port(), free_port()
-    emulator = ServerProcess(
-        [
-            *LOAD_CORE,
-            sys.executable,
-            "-m",
-            "sluicegate.providers.emulator",
-            "--port",
-            str(emu_port),
-        ],
-        f"http://127.0.0.1:{emu_port}/healthz",
-    )
-    config = workdir / "ab.yaml"
-    extra = ROUTING if compare == "routing" else POLICY_AB
-    config.write_text(PROVIDERS.format(emu=f"http://127.0.0.1:{emu_port}") + "---\n" + extra)
+def start_gateway(
+    workdir: Path, config: Path, compare: str, tree: Path | None
+) -> tuple[ServerProcess, str]:
+    """One gateway on the working tree's code, or with `tree` on a baseline commit's."""
+    port = free_port()
+    name = "ab" if tree is None else "ab-baseline"
     redis = (
         ["--redis-url", REDIS_URL, "--redis-prefix", f"ab-{time.time_ns()}:"]
         if compare.startswith("policy-redis")
@@ -89,59 +78,101 @@ def main(pairs: int, compare: str) -> None:
             str(port),
             "--no-emulator",
             "--database-url",
-            f"sqlite:///{workdir}/ab.db",
+            f"sqlite:///{workdir}/{name}.db",
             "--config",
             str(config),
             *redis,
         ],
         f"http://127.0.0.1:{port}/readyz",
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN},
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN, **tree_env(tree)},
+        cwd=None if tree is None else str(tree),
+    ).start()
+    return gateway, f"http://127.0.0.1:{port}"
+
+
+def main(pairs: int, compare: str, baseline: str | None = None) -> None:
+    if _PIN:
+        os.sched_setaffinity(0, {1})
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-ab-"))
+    emu_port = free_port()
+    emulator = ServerProcess(
+        [
+            *LOAD_CORE,
+            sys.executable,
+            "-m",
+            "sluicegate.emulator",
+            "--port",
+            str(emu_port),
+        ],
+        f"http://127.0.0.1:{emu_port}/healthz",
     )
-    with emulator, gateway:
-        base = f"http://127.0.0.1:{port}"
-        key = httpx.post(
-            base + "/api/keys",
-            json={"user_id": "bench"},
-            headers={"authorization": f"Bearer {ADMIN}"},
-        ).json()["key"]
-        variant_model = "bench-virtual" if compare == "routing" else "gpt-4o-mini"
-        bodies = {
-            "base": json.dumps(BODY).encode(),
-            "variant": json.dumps(dict(BODY, model=variant_model)).encode(),
-        }
-        headers = {
-            "base": {"x-sluice-metadata": '{"ab": "off"}'},
-            "variant": {"x-sluice-metadata": '{"ab": "on"}'},
-        }
-        samples: dict[str, list[float]] = {"base": [], "variant": []}
-        with httpx.Client(
-            base_url=base,
-            headers={
-                "authorization": f"Bearer {key}",
-                "content-type": "application/json",
-                "x-sluice-project": "bench",
-                "x-sluice-session-id": "ab",
-            },
-        ) as http:
+    config = workdir / "ab.yaml"
+    extra = ROUTING if compare == "routing" else POLICY_AB
+    config.write_text(PROVIDERS.format(emu=f"http://127.0.0.1:{emu_port}") + "---\n" + extra)
+    trees: dict[str, Path | None] = {"working tree": None}
+    if baseline:
+        trees[short_rev(baseline)] = export_tree(baseline)
+    variant_model = "bench-virtual" if compare == "routing" else "gpt-4o-mini"
+    bodies = {
+        "base": json.dumps(BODY).encode(),
+        "variant": json.dumps(dict(BODY, model=variant_model)).encode(),
+    }
+    headers = {
+        "base": {"x-sluice-metadata": '{"ab": "off"}'},
+        "variant": {"x-sluice-metadata": '{"ab": "on"}'},
+    }
+    samples = {tree: {"base": [], "variant": []} for tree in trees}
+    gateways: list[ServerProcess] = []
+    clients: dict[str, httpx.Client] = {}
+    with emulator:
+        try:
+            for label, tree in trees.items():
+                gateway, base = start_gateway(workdir, config, compare, tree)
+                gateways.append(gateway)
+                key = httpx.post(
+                    base + "/api/keys",
+                    json={"user_id": "bench"},
+                    headers={"authorization": f"Bearer {ADMIN}"},
+                ).json()["key"]
+                clients[label] = httpx.Client(
+                    base_url=base,
+                    headers={
+                        "authorization": f"Bearer {key}",
+                        "content-type": "application/json",
+                        "x-sluice-project": "bench",
+                        "x-sluice-session-id": "ab",
+                    },
+                )
+            labels = list(trees)
             for i in range(pairs + 200):
                 order = ("base", "variant") if i % 2 else ("variant", "base")
-                for name in order:
-                    start = time.perf_counter()
-                    response = http.post(
-                        "/v1/chat/completions", content=bodies[name], headers=headers[name]
-                    )
-                    assert response.status_code == 200, response.text
-                    if i >= 200:  # warm-up pairs are not counted
-                        samples[name].append((time.perf_counter() - start) * 1000)
-    diffs = [v - p for v, p in zip(samples["variant"], samples["base"])]
-    print(f"\n{compare}: {pairs} alternating pairs on one gateway (one connection, sequential)\n")
-    for name, values in samples.items():
-        values = sorted(values)
+                for label in labels if i % 2 else reversed(labels):
+                    for name in order:
+                        start = time.perf_counter()
+                        response = clients[label].post(
+                            "/v1/chat/completions", content=bodies[name], headers=headers[name]
+                        )
+                        assert response.status_code == 200, response.text
+                        if i >= 200:  # warm-up pairs are not counted
+                            samples[label][name].append((time.perf_counter() - start) * 1000)
+        finally:
+            for client in clients.values():
+                client.close()
+            for gateway in gateways:
+                gateway.stop()
+    print(f"\n{compare}: {pairs} alternating pairs per gateway (one connection, sequential)\n")
+    for label, sides in samples.items():
+        diffs = [v - b for v, b in zip(sides["variant"], sides["base"])]
+        print(f"{label}:")
+        for name, values in sides.items():
+            values = sorted(values)
+            print(
+                f"  {name:<8} p50 {statistics.median(values):.3f} ms   "
+                f"p90 {values[int(len(values) * 0.9)]:.3f} ms"
+            )
         print(
-            f"{name:<8} p50 {statistics.median(values):.3f} ms   "
-            f"p90 {values[int(len(values) * 0.9)]:.3f} ms"
+            f"  variant - base, median of per-pair differences: {statistics.median(diffs):+.3f} ms"
         )
-    print(f"variant - base, median of per-pair differences: {statistics.median(diffs):+.3f} ms")
 
 
 if __name__ == "__main__":
@@ -152,5 +183,10 @@ if __name__ == "__main__":
         choices=["routing", "policy", "policy-redis", "policy-redis-exact"],
         default="routing",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure a gateway running the code committed at REV, alternating with it",
+    )
     args = parser.parse_args()
-    main(args.pairs, args.compare)
+    main(args.pairs, args.compare, args.baseline)

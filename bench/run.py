@@ -15,6 +15,10 @@ bench/passthrough.py, the floor under every other row), `plain` (a concrete mode
 `policy-redis` (the same with counters in Redis, capacity leases on as served by default),
 `policy-redis-exact` (`--no-redis-leases`: one Redis call per admission and settlement),
 `routing` (a virtual model with three targets and a breaker).
+
+`--baseline REV` also runs every gateway scenario on the code as committed at REV, in the
+same rounds (rows named `SCENARIO@REV`), and prints the working tree against it: how a
+refactor is shown to leave the figures unchanged (bench/trees.py).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.trees import export_tree, short_rev, tree_env  # noqa: E402
 from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
 
 ADMIN = "bench-admin-key"
@@ -253,7 +258,11 @@ def start_passthrough(emulator_url: str) -> tuple[ServerProcess, str]:
     return proc, "x"
 
 
-def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[ServerProcess, str]:
+def start_gateway(
+    emulator_url: str, workdir: Path, scenario: str, tree: Path | None = None
+) -> tuple[ServerProcess, str]:
+    """One gateway for `scenario`, running the working tree's code or, with `tree`, the
+    code unpacked there (a baseline commit)."""
     if scenario == "passthrough":
         return start_passthrough(emulator_url)
     port = free_port()
@@ -262,7 +271,8 @@ def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[Serv
         docs += "---\n" + POLICY
     if scenario == "routing":
         docs += "---\n" + ROUTING
-    config = workdir / f"{scenario}.yaml"
+    name = scenario if tree is None else f"{scenario}-baseline"
+    config = workdir / f"{name}.yaml"
     config.write_text(docs)
     args = [
         *GATEWAY_CORE,
@@ -274,7 +284,7 @@ def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[Serv
         str(port),
         "--no-emulator",
         "--database-url",
-        f"sqlite:///{workdir}/{scenario}.db",
+        f"sqlite:///{workdir}/{name}.db",
         "--config",
         str(config),
     ]
@@ -283,7 +293,10 @@ def start_gateway(emulator_url: str, workdir: Path, scenario: str) -> tuple[Serv
     if scenario == "policy-redis-exact":
         args.append("--no-redis-leases")
     proc = ServerProcess(
-        args, f"http://127.0.0.1:{port}/readyz", env={"SLUICEGATE_ADMIN_KEY": ADMIN}
+        args,
+        f"http://127.0.0.1:{port}/readyz",
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN, **tree_env(tree)},
+        cwd=None if tree is None else str(tree),
     ).start()
     url = f"http://127.0.0.1:{port}"
     key = httpx.post(
@@ -309,7 +322,14 @@ def main() -> None:
         default=5,
         help="open-loop segments alternating gateway and direct, per scenario",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run each gateway scenario on the code committed at REV, in the same rounds",
+    )
     args = parser.parse_args()
+    args.baseline_tree = export_tree(args.baseline) if args.baseline else None
+    args.baseline_name = short_rev(args.baseline) if args.baseline else None
     if _PIN:
         os.sched_setaffinity(0, {1})  # the open-loop driver runs here
     if not shutil.which("wrk"):
@@ -321,7 +341,7 @@ def main() -> None:
             *LOAD_CORE,
             sys.executable,
             "-m",
-            "sluicegate.providers.emulator",
+            "sluicegate.emulator",
             "--port",
             str(emu_port),
         ],
@@ -368,11 +388,16 @@ def measure(
 
 def run_round(emu: str, workdir: Path, args) -> dict:
     results = {"direct": measure(emu + "/v1/chat/completions", "x", BODY, args)}
+    runs: list[tuple[str, str, Path | None]] = []
     for scenario in args.scenarios.split(","):
-        proc, key = start_gateway(emu, workdir, scenario)
+        runs.append((scenario, scenario, None))
+        if args.baseline_tree is not None and scenario != "passthrough":
+            runs.append((f"{scenario}@{args.baseline_name}", scenario, args.baseline_tree))
+    for name, scenario, tree in runs:
+        proc, key = start_gateway(emu, workdir, scenario, tree)
         body = dict(BODY, model="bench-virtual") if scenario == "routing" else BODY
         try:
-            results[scenario] = measure(
+            results[name] = measure(
                 proc.ready_url.replace("/readyz", "/v1/chat/completions"),
                 key,
                 body,
@@ -440,13 +465,13 @@ def report(results: dict, args) -> None:
         f" median of {args.rounds} interleaved rounds\n"
     )
     print(
-        f"{'path':<20}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'path':<28}{'req/s':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'@rate p50':>11}{'@rate p99':>11}{'added p50':>11}{'errors':>8}"
         f"{'cpu us/req':>12}{'redis us/req':>14}"
     )
     for name, r in results.items():
         print(
-            f"{name:<20}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
+            f"{name:<28}{r['rps']:>9.0f}{r['ratio']:>7.2f}{r['p50']:>8.2f}{r['p99']:>8.2f}"
             f"{r['ol_p50']:>11.2f}{r['ol_p99']:>11.2f}{r['added']:>11.2f}"
             f"{r['errors'] + r['ol_errors']:>8.0f}"
             f"{_us(r.get('cpu_us')):>12}{_us(r.get('redis_us')):>14}"
@@ -458,7 +483,25 @@ def report(results: dict, args) -> None:
             f"{plain['added'] - floor['added']:+.3f} ms; throughput "
             f"{plain['rps'] / floor['rps']:.2f}x"
         )
+    if args.baseline_name:
+        print(f"\nthe working tree against {args.baseline_name} (same rounds):")
+        for name, r in results.items():
+            base = results.get(f"{name}@{args.baseline_name}")
+            if base is None:
+                continue
+            cpu = (
+                f", gateway CPU per request {r['cpu_us'] / base['cpu_us']:.2f}x"
+                if r.get("cpu_us") and base.get("cpu_us")
+                else ""
+            )
+            print(
+                f"{name}: throughput {r['rps'] / base['rps']:.2f}x, "
+                f"added p50 at {args.rate}/s {r['added'] - base['added']:+.3f} ms{cpu}"
+            )
+        print()
     for name, r in results.items():
+        if "@" in name:
+            continue
         if name not in ("direct", "plain", "passthrough") and r["vs_plain_rps"] is not None:
             print(
                 f"{name} vs plain (same round): throughput {r['vs_plain_rps']:.2f}x, "

@@ -88,8 +88,10 @@ class ServerProcess:
         ready_url: str,
         env: dict[str, str] | None = None,
         timeout: float = 30.0,
+        cwd: str | None = None,
     ):
         self.args = args
+        self.cwd = cwd
         self.ready_url = ready_url
         self.env = {**os.environ, **(env or {})}
         self.timeout = timeout
@@ -98,7 +100,7 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.proc = subprocess.Popen(
-            self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env
+            self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
         )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:

@@ -20,7 +20,16 @@ def _banner(settings: Settings, generated_key: bool) -> None:
     out.print(f"  database: {settings.database_url}")
     out.print(f"  counters: {'redis ' + settings.redis_url if settings.redis_url else 'in memory'}")
     if settings.emulator:
-        out.print(f"  emulator: {base}/emulator (serves models with no provider credentials)")
+        out.print(
+            f"  [bold yellow]emulator: mounted at {settings.emulator_url}[/] (development tool: "
+            "its /_emulator fault endpoints need no key; serves models with no provider "
+            "credentials; never use --emulator in production)"
+        )
+    else:
+        out.print(
+            "  emulator: off (the default catalogue calls the real APIs with OPENAI_API_KEY / "
+            "ANTHROPIC_API_KEY; `serve --emulator` mounts the development emulator)"
+        )
     note = " (generated; set SLUICEGATE_ADMIN_KEY to keep it)" if generated_key else ""
     out.print(f"  admin key: [bold]{settings.admin_key}[/]{note}")
     out.print("\nTry it:")
@@ -63,7 +72,10 @@ def serve(
         help="Config document file to apply at start (repeatable)",
     ),
     emulator: bool = typer.Option(
-        True, "--emulator/--no-emulator", help="Mount the provider emulator at /emulator"
+        False,
+        "--emulator/--no-emulator",
+        help="Development only: mount the provider emulator (fault endpoints without a key) "
+        "at /emulator",
     ),
     counter_failure_mode: str = typer.Option(
         "fail_open", "--counter-failure-mode", help="fail_open | fail_closed when Redis is down"
@@ -121,7 +133,7 @@ def emulator(
     ),
 ) -> None:
     """Run the provider emulator alone (OpenAI and Anthropic wire formats)."""
-    from sluicegate.providers.emulator import serve as serve_emulator
+    from sluicegate.emulator import serve as serve_emulator
 
     out.print(f"provider emulator on http://{host}:{port} (OpenAI: /v1, Anthropic: /)")
     serve_emulator(host, port, str(faults) if faults else None)

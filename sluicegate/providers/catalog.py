@@ -1,9 +1,11 @@
 """The provider catalogue built from the `gateway-providers` documents: provider accounts
 (adapters with pooled connections), client-facing model names, aliases and prices.
 
-With no provider configured, a default catalogue serves common model names; a provider
-whose credential variable is set goes to the real API, the others to the built-in
-emulator, so `sluicegate serve` works offline out of the box.
+With no provider configured, a default catalogue serves common model names from the real
+APIs (credentials from OPENAI_API_KEY / ANTHROPIC_API_KEY). When the gateway mounts the
+provider emulator (`serve --emulator`, a development tool), a provider whose credential
+variable is unset goes to the emulator instead, so `make demo` works offline. The catalogue
+only knows the emulator's URL, never the emulator package.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from sluicegate.pricing import PriceBook, PriceOverride
 from sluicegate.providers.config import ModelEntry, ProviderAccount, ProvidersDocument
 from sluicegate.providers.http import HttpProvider
 from sluicegate.providers.upstream import UpstreamClient
-
-EMULATOR_MOUNT = "/emulator"
 
 DEFAULT_MODELS = {
     "gpt-4o-mini": "openai",
@@ -65,7 +65,7 @@ class Catalog:
         self.models = dict(models)
         self.aliases = dict(aliases)
         self.prices = prices
-        self.emulated = emulated  # provider accounts served by the built-in emulator
+        self.emulated = emulated  # provider accounts served by the mounted emulator
 
     def resolve_alias(self, name: str) -> str:
         return self.aliases.get(name, name)
@@ -81,12 +81,13 @@ def build_catalog(
     docs: list[ProvidersDocument],
     upstream: UpstreamClient,
     *,
-    self_url: str,
+    emulator_url: str | None,
     env: Mapping[str, str] = os.environ,
 ) -> Catalog:
-    """`self_url` is the gateway's own base URL, where the emulator is mounted."""
+    """`emulator_url` is where the gateway mounts the provider emulator, None when it does
+    not (a production `serve`): then the default catalogue calls only the real APIs."""
     if not any(doc.providers for doc in docs):
-        docs = [default_document(self_url, env), *docs]
+        docs = [default_document(emulator_url, env), *docs]
     accounts: dict[str, ProviderAccount] = {}
     models: dict[str, ModelEntry] = {}
     aliases: dict[str, str] = {}
@@ -116,21 +117,23 @@ def build_catalog(
     emulated = tuple(
         name
         for name, account in accounts.items()
-        if account.base_url.startswith(self_url.rstrip("/") + EMULATOR_MOUNT)
+        if emulator_url is not None and account.base_url.startswith(emulator_url)
     )
     return Catalog(providers, routes, aliases, PriceBook(overrides), emulated=emulated)
 
 
-def default_document(self_url: str, env: Mapping[str, str]) -> ProvidersDocument:
-    emulator = self_url.rstrip("/") + EMULATOR_MOUNT
+def default_document(emulator_url: str | None, env: Mapping[str, str]) -> ProvidersDocument:
+    """The catalogue served when no provider is configured: each provider's real API, or,
+    with the emulator mounted, the emulator for a provider whose credential variable is
+    unset."""
     accounts = []
     for kind, (real_url, key_env) in _REAL.items():
-        if env.get(key_env):
+        if emulator_url is None or env.get(key_env):
             accounts.append(
                 ProviderAccount(name=kind, kind=kind, base_url=real_url, api_key_env=key_env)
             )
         else:
-            url = emulator + "/v1" if kind == "openai" else emulator
+            url = emulator_url + "/v1" if kind == "openai" else emulator_url
             # The emulator checks that credentials are sent, as the real APIs do.
             auth = (
                 {"authorization": "Bearer emulator"}

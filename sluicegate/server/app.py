@@ -17,7 +17,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from sluicegate.alerts.delivery import Notifier
@@ -37,8 +37,7 @@ from sluicegate.model.identity import Principal
 from sluicegate.pipeline import Pipeline
 from sluicegate.policy.documents import compile_policy
 from sluicegate.policy.engine import PolicyEngine
-from sluicegate.providers.catalog import EMULATOR_MOUNT, Catalog, build_catalog
-from sluicegate.providers.emulator import create_app as create_emulator
+from sluicegate.providers.catalog import Catalog, build_catalog
 from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.documents import compile_routes
 from sluicegate.router.plan import Router
@@ -46,6 +45,7 @@ from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.control_api import control_routes
+from sluicegate.server.emulator_mount import emulator_route
 from sluicegate.server.errors import stream_error_event
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
@@ -95,7 +95,7 @@ class Gateway:
         self.config = ConfigService(SqlConfigVersionStore(self.engine), self.registry)
         self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
         self.live.subscribe(self._on_config)
-        self.catalog: Catalog = build_catalog([], self.upstream, self_url=settings.self_url)
+        self.catalog: Catalog = build_catalog([], self.upstream, emulator_url=settings.emulator_url)
         self.router.set_routes({}, self._catalogue_target)
         self.pipeline = Pipeline(
             keys=self.keys,
@@ -111,7 +111,9 @@ class Gateway:
     def _on_config(self, snapshot: ConfigSnapshot) -> None:
         """Compile a new config version; if anything fails, the old one stays live."""
         catalog = build_catalog(
-            snapshot.models("gateway-providers"), self.upstream, self_url=self.settings.self_url
+            snapshot.models("gateway-providers"),
+            self.upstream,
+            emulator_url=self.settings.emulator_url,
         )
         routes = compile_routes(
             snapshot.models("gateway-load-balancing-config"),
@@ -233,9 +235,8 @@ class Gateway:
             *wire.routes(),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
+            emulator_route(self.settings.emulator),
         ]
-        if self.settings.emulator:
-            routes.append(Mount(EMULATOR_MOUNT, app=create_emulator()))
         app = Starlette(routes=routes, lifespan=self.lifespan)
         gate = AdminGate(app, admin_app(admin_routes), AdminKeyAuth(self.keys))
         return wire.hot_path(gate)

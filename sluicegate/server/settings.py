@@ -10,6 +10,8 @@ from collections.abc import Mapping
 import msgspec
 
 ENV_PREFIX = "SLUICEGATE_"
+# Where `serve --emulator` mounts the provider emulator on the gateway's own port.
+EMULATOR_MOUNT = "/emulator"
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -29,15 +31,22 @@ class Settings(msgspec.Struct, kw_only=True):
     spool_path: str | None = None
     header_prefixes: tuple[str, ...] = ("x-sluice-", "x-tfy-")
     poll_interval_s: float = 0.5
-    # The built-in provider emulator, mounted at /emulator: the default catalogue's
-    # upstream when no provider credentials are set. `serve --no-emulator` turns it off.
-    emulator: bool = True
+    # The provider emulator (sluicegate.emulator), a development tool with unauthenticated
+    # fault-injection endpoints: mounted at EMULATOR_MOUNT only with `serve --emulator`
+    # (SLUICEGATE_EMULATOR=1), never by default. When mounted, it is the default
+    # catalogue's upstream for providers whose credential variable is unset.
+    emulator: bool = False
     public_url: str | None = None  # how the gateway reaches itself (the mounted emulator)
 
     @property
     def self_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return self.public_url or f"http://{host}:{self.port}"
+
+    @property
+    def emulator_url(self) -> str | None:
+        """Base URL of the mounted emulator as the gateway reaches it; None when not mounted."""
+        return self.self_url.rstrip("/") + EMULATOR_MOUNT if self.emulator else None
 
     def to_env(self) -> dict[str, str]:
         env = {}

@@ -68,7 +68,10 @@ class RunningGateway:
 
 
 @contextmanager
-def run_gateway(database_url: str, *extra: str, env: dict | None = None):
+def run_gateway(database_url: str, *extra: str, env: dict | None = None, emulator: bool = True):
+    """`serve` in a child process. The e2e tests call providers through the gateway's
+    mounted emulator, so it is started with `--emulator` unless `emulator=False` (what a
+    production `serve` is)."""
     port = free_port()
     args = [
         sys.executable,
@@ -79,6 +82,7 @@ def run_gateway(database_url: str, *extra: str, env: dict | None = None):
         str(port),
         "--database-url",
         database_url,
+        *(["--emulator"] if emulator else []),
         *extra,
     ]
     proc = ServerProcess(

@@ -17,7 +17,7 @@ from tests.support import ServerProcess, free_port, python_module
 def emulator_url() -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = python_module("sluicegate.providers.emulator", "--port", str(port))
+    args = python_module("sluicegate.emulator", "--port", str(port))
     with ServerProcess(args, f"{url}/healthz"):
         yield url
 

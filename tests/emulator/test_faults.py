@@ -145,9 +145,7 @@ def test_faults_file_on_the_command_line(tmp_path: Path) -> None:
     faults.write_text("gpt-4o:\n  status: 503\n  retry_after: 3\n", encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = python_module(
-        "sluicegate.providers.emulator", "--port", str(port), "--faults", str(faults)
-    )
+    args = python_module("sluicegate.emulator", "--port", str(port), "--faults", str(faults))
     with ServerProcess(args, f"{url}/healthz"):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.InternalServerError) as caught:

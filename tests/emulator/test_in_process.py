@@ -12,8 +12,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from sluicegate.providers.emulator import create_app
-from sluicegate.providers.emulator.faults import FaultTableError, load_faults_file
+from sluicegate.emulator import create_app
+from sluicegate.emulator.faults import FaultTableError, load_faults_file
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from sluicegate.providers.emulator.replies import (
+from sluicegate.emulator.replies import (
     Conversation,
     Ending,
     ToolMode,
     ToolOffer,
     compose_reply,
 )
-from sluicegate.providers.emulator.schema_instance import instance_for_schema
-from sluicegate.providers.emulator.tokens import text_tokens
+from sluicegate.emulator.schema_instance import instance_for_schema
+from sluicegate.emulator.tokens import text_tokens
 from tests.emulator.schema_check import assert_valid
 
 SCHEMAS: list[dict[str, Any]] = [

@@ -14,7 +14,7 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": f"sqlite:///{tmp_path}/gateway.db",
         "admin_key": ADMIN_KEY,
-        "emulator": False,  # the emulator is reached through the injected upstream
+        "emulator": True,  # the default catalogue's providers are the emulator's URLs
         "spool_path": str(tmp_path / "spool"),
         "poll_interval_s": 60.0,
     }

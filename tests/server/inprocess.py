@@ -2,8 +2,9 @@
 `sluicegate serve` runs (hot path, admin gate, lifespan), with no port and no subprocess.
 
 The upstream is injected (`Gateway(settings, upstream=...)`): the provider emulator's own
-ASGI app, reached in process at the URLs the default catalogue gives it (the gateway's
-self URL + /emulator), so every provider call is a real emulator answer.
+ASGI app, reached in process at the URLs the default catalogue gives it with the emulator
+on (the gateway's self URL + /emulator), so every provider call is a real emulator answer
+and no socket is opened.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message
 
-from sluicegate.providers.catalog import EMULATOR_MOUNT
-from sluicegate.providers.emulator import create_app as create_emulator
+from sluicegate.emulator import create_app as create_emulator
 from sluicegate.providers.upstream import FakeUpstream, UpstreamResponse
 from sluicegate.server.app import Gateway
+from sluicegate.server.settings import EMULATOR_MOUNT
 
 ADMIN_KEY = "in-process-admin-key"
 

@@ -15,16 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sluicegate.providers.emulator import ids
-from sluicegate.providers.emulator.admin import AdminEndpoints
-from sluicegate.providers.emulator.anthropic_messages import count_tokens, messages
-from sluicegate.providers.emulator.faults import load_faults_file, parse_fault_table
-from sluicegate.providers.emulator.gate import Gate, api_of_models_request
-from sluicegate.providers.emulator.model_catalog import list_models, retrieve_model
-from sluicegate.providers.emulator.openai_chat import chat_completions
-from sluicegate.providers.emulator.openai_embeddings import embeddings
-from sluicegate.providers.emulator.state import EmulatorState
-from sluicegate.providers.emulator.wire_errors import Api, error_response
+from sluicegate.emulator import ids
+from sluicegate.emulator.admin import AdminEndpoints
+from sluicegate.emulator.anthropic_messages import count_tokens, messages
+from sluicegate.emulator.faults import load_faults_file, parse_fault_table
+from sluicegate.emulator.gate import Gate, api_of_models_request
+from sluicegate.emulator.model_catalog import list_models, retrieve_model
+from sluicegate.emulator.openai_chat import chat_completions
+from sluicegate.emulator.openai_embeddings import embeddings
+from sluicegate.emulator.state import EmulatorState
+from sluicegate.emulator.wire_errors import Api, error_response
 
 FAULTS_FILE_ENV = "SLUICEGATE_EMULATOR_FAULTS"
 SEED_ENV = "SLUICEGATE_EMULATOR_SEED"

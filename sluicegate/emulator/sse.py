@@ -11,7 +11,7 @@ import orjson
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from sluicegate.providers.emulator.faults import RequestFaults
+from sluicegate.emulator.faults import RequestFaults
 
 OPENAI_DONE = b"data: [DONE]\n\n"
 

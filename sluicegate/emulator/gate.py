@@ -16,11 +16,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sluicegate.providers.emulator import ids
-from sluicegate.providers.emulator.faults import RequestFaults
-from sluicegate.providers.emulator.sse import sse_response
-from sluicegate.providers.emulator.state import EmulatorState
-from sluicegate.providers.emulator.wire_errors import (
+from sluicegate.emulator import ids
+from sluicegate.emulator.faults import RequestFaults
+from sluicegate.emulator.sse import sse_response
+from sluicegate.emulator.state import EmulatorState
+from sluicegate.emulator.wire_errors import (
     Api,
     RequestInvalid,
     default_message,

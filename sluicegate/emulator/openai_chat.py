@@ -11,17 +11,17 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sluicegate.providers.emulator import ids
-from sluicegate.providers.emulator.gate import ApiCall
-from sluicegate.providers.emulator.openai_prompt import ChatRequest, parse_chat_request
-from sluicegate.providers.emulator.replies import (
+from sluicegate.emulator import ids
+from sluicegate.emulator.gate import ApiCall
+from sluicegate.emulator.openai_prompt import ChatRequest, parse_chat_request
+from sluicegate.emulator.replies import (
     Ending,
     Reply,
     compose_reply,
     split_fixed,
     split_words,
 )
-from sluicegate.providers.emulator.sse import OPENAI_DONE, openai_event
+from sluicegate.emulator.sse import OPENAI_DONE, openai_event
 
 REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sluicegate.providers.emulator import fields
-from sluicegate.providers.emulator.replies import Conversation, ToolMode, ToolOffer
-from sluicegate.providers.emulator.tokens import (
+from sluicegate.emulator import fields
+from sluicegate.emulator.replies import Conversation, ToolMode, ToolOffer
+from sluicegate.emulator.tokens import (
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD_TOKENS,
     REPLY_PRIMING_TOKENS,
@@ -15,7 +15,7 @@ from sluicegate.providers.emulator.tokens import (
     json_tokens,
     text_tokens,
 )
-from sluicegate.providers.emulator.wire_errors import (
+from sluicegate.emulator.wire_errors import (
     RequestInvalid,
     invalid_value,
     missing_field,

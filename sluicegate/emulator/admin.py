@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sluicegate.providers.emulator.faults import FaultTableError, parse_fault_table
-from sluicegate.providers.emulator.state import EmulatorState
+from sluicegate.emulator.faults import FaultTableError, parse_fault_table
+from sluicegate.emulator.state import EmulatorState
 
 
 class AdminEndpoints:

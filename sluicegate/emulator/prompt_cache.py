@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sluicegate.providers.emulator.tokens import CHARS_PER_TOKEN
+from sluicegate.emulator.tokens import CHARS_PER_TOKEN
 
 OPENAI_MIN_CACHED_TOKENS = 1024
 OPENAI_CACHE_STEP_TOKENS = 128

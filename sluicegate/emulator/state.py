@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from sluicegate.providers.emulator.faults import ANY_MODEL, Fault, RequestFaults, decide
-from sluicegate.providers.emulator.prompt_cache import PromptCacheMemory
+from sluicegate.emulator.faults import ANY_MODEL, Fault, RequestFaults, decide
+from sluicegate.emulator.prompt_cache import PromptCacheMemory
 
 NO_MODEL = "(none)"  # stats key for requests that name no model (model lists, bad bodies)
 

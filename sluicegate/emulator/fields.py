@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluicegate.providers.emulator.wire_errors import (
+from sluicegate.emulator.wire_errors import (
     invalid_value,
     missing_field,
     wrong_type,

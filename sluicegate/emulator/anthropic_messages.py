@@ -12,19 +12,19 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sluicegate.providers.emulator import ids
-from sluicegate.providers.emulator.anthropic_prompt import parse_messages_request
-from sluicegate.providers.emulator.gate import ApiCall
-from sluicegate.providers.emulator.prompt_cache import AnthropicCacheUse
-from sluicegate.providers.emulator.replies import (
+from sluicegate.emulator import ids
+from sluicegate.emulator.anthropic_prompt import parse_messages_request
+from sluicegate.emulator.gate import ApiCall
+from sluicegate.emulator.prompt_cache import AnthropicCacheUse
+from sluicegate.emulator.replies import (
     Ending,
     Reply,
     compose_reply,
     split_fixed,
     split_words,
 )
-from sluicegate.providers.emulator.sse import anthropic_event
-from sluicegate.providers.emulator.tokens import canonical_json
+from sluicegate.emulator.sse import anthropic_event
+from sluicegate.emulator.tokens import canonical_json
 
 _STOP_REASONS: dict[Ending, str] = {
     Ending.COMPLETE: "end_turn",

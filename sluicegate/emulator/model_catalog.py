@@ -10,8 +10,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sluicegate.providers.emulator.gate import ApiCall
-from sluicegate.providers.emulator.wire_errors import Api, RequestInvalid
+from sluicegate.emulator.gate import ApiCall
+from sluicegate.emulator.wire_errors import Api, RequestInvalid
 
 _OPENAI_CREATED = 1_715_367_049  # a fixed timestamp keeps listings byte-identical
 

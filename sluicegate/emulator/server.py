@@ -8,10 +8,10 @@ from pathlib import Path
 from granian import Granian
 from granian.constants import Interfaces
 
-from sluicegate.providers.emulator.app import FAULTS_FILE_ENV, SEED_ENV
-from sluicegate.providers.emulator.faults import load_faults_file
+from sluicegate.emulator.app import FAULTS_FILE_ENV, SEED_ENV
+from sluicegate.emulator.faults import load_faults_file
 
-APP_FACTORY = "sluicegate.providers.emulator.app:create_app_from_env"
+APP_FACTORY = "sluicegate.emulator.app:create_app_from_env"
 
 
 def serve(host: str, port: int, faults_file: str | None = None, *, seed: int = 0) -> None:

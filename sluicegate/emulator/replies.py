@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sluicegate.providers.emulator.schema_instance import instance_for_schema
-from sluicegate.providers.emulator.tokens import CHARS_PER_TOKEN, canonical_json, text_tokens
+from sluicegate.emulator.schema_instance import instance_for_schema
+from sluicegate.emulator.tokens import CHARS_PER_TOKEN, canonical_json, text_tokens
 
 _QUOTE_CHARS = 160
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sluicegate.providers.emulator import fields
-from sluicegate.providers.emulator.gate import ApiCall
-from sluicegate.providers.emulator.tokens import canonical_json, text_tokens
-from sluicegate.providers.emulator.wire_errors import invalid_value, missing_field, wrong_type
+from sluicegate.emulator import fields
+from sluicegate.emulator.gate import ApiCall
+from sluicegate.emulator.tokens import canonical_json, text_tokens
+from sluicegate.emulator.wire_errors import invalid_value, missing_field, wrong_type
 
 DEFAULT_DIMENSIONS = 1536
 _MAX_DIMENSIONS = 8192

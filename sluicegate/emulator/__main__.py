@@ -1,17 +1,17 @@
-"""python -m sluicegate.providers.emulator --port N [--host 127.0.0.1] [--faults FILE]"""
+"""python -m sluicegate.emulator --port N [--host 127.0.0.1] [--faults FILE]"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from sluicegate.providers.emulator.faults import FaultTableError
-from sluicegate.providers.emulator.server import serve
+from sluicegate.emulator.faults import FaultTableError
+from sluicegate.emulator.server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sluicegate.providers.emulator",
+        prog="python -m sluicegate.emulator",
         description="Serve the deterministic OpenAI + Anthropic API emulator.",
     )
     parser.add_argument("--port", type=int, required=True)

@@ -13,7 +13,7 @@ granian. The official SDKs talk to it unchanged. Modules, in request order:
     admin          /_emulator/* control endpoints
 """
 
-from sluicegate.providers.emulator.app import create_app
-from sluicegate.providers.emulator.server import serve
+from sluicegate.emulator.app import create_app
+from sluicegate.emulator.server import serve
 
 __all__ = ["create_app", "serve"]

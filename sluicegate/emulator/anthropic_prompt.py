@@ -11,17 +11,17 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluicegate.providers.emulator import fields
-from sluicegate.providers.emulator.prompt_cache import Breakpoint
-from sluicegate.providers.emulator.replies import Conversation, ToolMode, ToolOffer
-from sluicegate.providers.emulator.tokens import (
+from sluicegate.emulator import fields
+from sluicegate.emulator.prompt_cache import Breakpoint
+from sluicegate.emulator.replies import Conversation, ToolMode, ToolOffer
+from sluicegate.emulator.tokens import (
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD_TOKENS,
     canonical_json,
     json_tokens,
     text_tokens,
 )
-from sluicegate.providers.emulator.wire_errors import RequestInvalid, invalid_value, wrong_type
+from sluicegate.emulator.wire_errors import RequestInvalid, invalid_value, wrong_type
 
 _MAX_BREAKPOINTS = 4
 _FIXED_COST_BLOCKS = ("image", "document", "search_result")
