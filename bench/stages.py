@@ -84,8 +84,7 @@ async def measure(name: str, model: str, extra: str, workdir: Path, n: int) -> l
         redis_url=REDIS_URL if name == "policy-redis" else None,
         redis_prefix=f"bench-stages-{time.time_ns()}:",
     )
-    gateway = Gateway(settings)
-    gateway.upstream = FakeUpstream(answer)
+    gateway = Gateway(settings, upstream=FakeUpstream(answer))
     await gateway.start()
     try:
         _, key = await gateway.keys.create(user_id="bench", team="perf")

@@ -1,56 +1,115 @@
-"""The CLI's client for the running gateway's admin API (`--url`, `SLUICEGATE_ADMIN_KEY`)."""
+"""The CLI's one client for a running gateway's admin API, used by every command that
+talks to one (keys, requests, budgets, targets, apply, config).
+
+Base URL: `--url`, else $SLUICEGATE_URL, else http://127.0.0.1:8340. Admin key:
+$SLUICEGATE_ADMIN_KEY (sent as a bearer token). Who ran it: the login name, sent as
+`x-sluice-actor` (the config history records it). Every failure is one line (or, for a
+refused config, one line per problem) on stderr and an exit code:
+
+    1  the gateway answered with an error (`error: ...`)
+    2  the gateway could not be reached, timed out, answered garbage, or refused the key
+"""
 
 from __future__ import annotations
 
+import getpass
 import os
-from typing import Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-from rich.console import Console
+
+from sluicegate.config.problems import Problem
 
 DEFAULT_URL = "http://127.0.0.1:8340"
+TIMEOUT_S = 30.0
+ADMIN_KEY_ENV = "SLUICEGATE_ADMIN_KEY"
 
-UrlOption = typer.Option(
-    None, "--url", help=f"Gateway URL [env SLUICEGATE_URL; default {DEFAULT_URL}]"
-)
-
-err = Console(stderr=True)
-
-
-def gateway_url(url: str | None) -> str:
-    return (url or os.environ.get("SLUICEGATE_URL") or DEFAULT_URL).rstrip("/")
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="SLUICEGATE_URL", help="The gateway's base URL ($SLUICEGATE_URL)."
+    ),
+]
 
 
-def call(
-    method: str, url: str | None, path: str, *, json: Any = None, params: dict | None = None
-) -> Any:
-    """One admin API call; prints a clear message and exits on any failure."""
-    base = gateway_url(url)
-    key = os.environ.get("SLUICEGATE_ADMIN_KEY")
-    if not key:
-        err.print("[red]SLUICEGATE_ADMIN_KEY is not set[/] (serve prints the admin key at start)")
-        raise typer.Exit(2)
+def open_client(url: str) -> httpx.Client:
+    """The HTTP client for `url`, with the admin key and the actor (tests replace this to
+    reach an app in process)."""
+    headers = {"x-sluice-actor": _login()}
+    key = os.environ.get(ADMIN_KEY_ENV)
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=TIMEOUT_S)
+
+
+def call(method: str, url: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    """One admin API call; its JSON object, or a printed failure and an exit (see above).
+    `params` that are None are left out; other keyword arguments go to httpx."""
+    if "params" in kwargs:
+        kwargs["params"] = {k: v for k, v in (kwargs["params"] or {}).items() if v is not None}
     try:
-        response = httpx.request(
-            method,
-            base + path,
-            json=json,
-            params={k: v for k, v in (params or {}).items() if v is not None},
-            headers={"authorization": f"Bearer {key}"},
-            timeout=30,
-        )
+        with open_client(url) as client:
+            response = client.request(method, path, **kwargs)
     except httpx.ConnectError:
-        err.print(
-            f"[red]cannot reach the gateway at {base}[/]: is `sluicegate serve` running? "
-            "(set --url or SLUICEGATE_URL)"
+        fail(
+            f"cannot reach the gateway at {url}: is it running? (set --url or SLUICEGATE_URL)",
+            code=2,
         )
-        raise typer.Exit(2) from None
+    except httpx.TimeoutException:
+        fail(f"the gateway at {url} did not answer in time", code=2)
+    except httpx.HTTPError as exc:
+        fail(f"request to {url} failed: {exc}", code=2)
+    try:
+        payload = response.json()
+    except ValueError:
+        fail(f"the gateway answered {response.status_code} with a body that is not JSON", code=2)
+    if response.status_code in (401, 403):
+        if not os.environ.get(ADMIN_KEY_ENV):
+            fail(f"{ADMIN_KEY_ENV} is not set (serve prints the admin key at start)", code=2)
+        fail(
+            f"the gateway refused the admin key ({error_message(payload)}); set {ADMIN_KEY_ENV}",
+            code=2,
+        )
     if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        err.print(f"[red]error {response.status_code}[/]: {message}")
-        raise typer.Exit(1)
-    return response.json()
+        fail("\n".join(problem_lines(payload)), code=1)
+    return payload if isinstance(payload, dict) else {}
+
+
+def fail(message: str, *, code: int) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def error_message(payload: Any) -> str:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error or payload)
+
+
+def problem_lines(payload: Any) -> list[str]:
+    """`error: ...` then one line per problem (or the message alone)."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    problems = error.get("problems") if isinstance(error, dict) else None
+    if not problems:
+        return [f"error: {error_message(payload)}"]
+    count = len(problems)
+    head = f"error: config refused ({count} problem{'' if count == 1 else 's'}); nothing applied"
+    return [head, *(f"  {_problem(problem)}" for problem in problems)]
+
+
+def _problem(problem: dict[str, Any]) -> str:
+    return Problem(
+        str(problem.get("document") or "?"),
+        problem.get("type"),
+        str(problem.get("path") or ""),
+        str(problem.get("message") or ""),
+    ).format()
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"

@@ -1,9 +1,9 @@
 """`sluicegate apply` and `sluicegate config show|history|rollback|delete`.
 
-These commands talk to a running gateway's admin API over HTTP (`--url`, default
-$SLUICEGATE_URL or http://127.0.0.1:8340) with `Authorization: Bearer $SLUICEGATE_ADMIN_KEY`.
-Exit codes: 0 done, 1 the gateway refused the change (each problem on its own line), 2 the
-gateway could not be reached or refused the admin key.
+These commands talk to a running gateway's admin API through `admin_client` (`--url`,
+$SLUICEGATE_URL, $SLUICEGATE_ADMIN_KEY). Exit codes: 0 done, 1 the gateway refused the
+change (each problem on its own line), 2 the gateway could not be reached or refused the
+admin key.
 
 Registered by the CLI root:
 
@@ -13,31 +13,21 @@ Registered by the CLI root:
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail
 from sluicegate.config.diff import render_all
 from sluicegate.config.parse import load_raw
 from sluicegate.config.problems import ConfigValidationError, Problem
 
-DEFAULT_URL = "http://127.0.0.1:8340"
-
-UrlOption = Annotated[
-    str,
-    typer.Option(
-        "--url", envvar="SLUICEGATE_URL", help="The gateway's base URL ($SLUICEGATE_URL)."
-    ),
-]
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Validate and show the diff; change nothing.")
 ]
@@ -45,15 +35,6 @@ DryRunOption = Annotated[
 config_app = typer.Typer(
     name="config", no_args_is_help=True, help="Show, list, roll back and delete config versions."
 )
-
-
-def open_client(url: str) -> httpx.Client:
-    """The admin API client (tests replace this to reach an app in process)."""
-    headers = {"x-sluice-actor": _login()}
-    key = os.environ.get("SLUICEGATE_ADMIN_KEY")
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    return httpx.Client(base_url=url, headers=headers, timeout=30.0)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -84,9 +65,9 @@ def apply_command(
     params = {"dry_run": _bool(dry_run), "replace": _bool(replace)}
     if comment:
         params["comment"] = comment
-    payload = _call(
-        url,
+    payload = call(
         "POST",
+        url,
         "/api/config",
         content=content.encode(),
         params=params,
@@ -102,7 +83,7 @@ def show_command(
 ) -> None:
     """Print the live documents as YAML, under a version header."""
     path = "/api/config" if version is None else f"/api/config/versions/{version}"
-    typer.echo(show_text(_call(url, "GET", path)), nl=False)
+    typer.echo(show_text(call("GET", url, path)), nl=False)
 
 
 @config_app.command("history")
@@ -111,7 +92,7 @@ def history_command(
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """List config versions, newest first."""
-    payload = _call(url, "GET", "/api/config/history", params={"limit": str(limit)})
+    payload = call("GET", url, "/api/config/history", params={"limit": str(limit)})
     Console().print(history_table(payload.get("versions", [])))
 
 
@@ -122,9 +103,9 @@ def rollback_command(
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Restore an earlier version's documents as a new version."""
-    payload = _call(
-        url,
+    payload = call(
         "POST",
+        url,
         "/api/config/rollback",
         json={"version": version},
         params={"dry_run": _bool(dry_run)},
@@ -140,39 +121,10 @@ def delete_command(
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Remove one document (a new version without it)."""
-    payload = _call(
-        url, "DELETE", f"/api/config/{type_name}/{name}", params={"dry_run": _bool(dry_run)}
+    payload = call(
+        "DELETE", url, f"/api/config/{type_name}/{name}", params={"dry_run": _bool(dry_run)}
     )
     _print_result(payload)
-
-
-# --- talking to the gateway -----------------------------------------------------------
-def _call(url: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    try:
-        with open_client(url) as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.ConnectError:
-        _fail(
-            f"cannot reach the gateway at {url}: is it running? (set --url or SLUICEGATE_URL)",
-            code=2,
-        )
-    except httpx.TimeoutException:
-        _fail(f"the gateway at {url} did not answer in time", code=2)
-    except httpx.HTTPError as exc:
-        _fail(f"request to {url} failed: {exc}", code=2)
-    try:
-        payload = response.json()
-    except ValueError:
-        _fail(f"the gateway answered {response.status_code} with a body that is not JSON", code=2)
-    if response.status_code in (401, 403):
-        _fail(
-            f"the gateway refused the admin key ({error_message(payload)}); "
-            "set SLUICEGATE_ADMIN_KEY",
-            code=2,
-        )
-    if response.status_code >= 400:
-        _fail("\n".join(problem_lines(payload)), code=1)
-    return payload if isinstance(payload, dict) else {}
 
 
 def combine_sources(sources: list[tuple[str, str]]) -> tuple[str, str]:
@@ -186,7 +138,7 @@ def combine_sources(sources: list[tuple[str, str]]) -> tuple[str, str]:
         except ConfigValidationError as exc:
             problems.extend(exc.problem_list)
     if problems:
-        _fail("\n".join(problem.format() for problem in problems), code=1)
+        fail("\n".join(problem.format() for problem in problems), code=1)
     if len(loaded) == 1:
         name, text, _ = loaded[0]
         is_json = text.lstrip()[:1] in ("{", "[") and name.lower().endswith(".json")
@@ -202,33 +154,6 @@ def _as_yaml(text: str, raws: list[object]) -> str:
 
 
 # --- output ---------------------------------------------------------------------------
-def error_message(payload: Any) -> str:
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    return str(error or payload)
-
-
-def problem_lines(payload: Any) -> list[str]:
-    """`error: ...` then one line per problem (or the message alone)."""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    problems = error.get("problems") if isinstance(error, dict) else None
-    if not problems:
-        return [f"error: {error_message(payload)}"]
-    count = len(problems)
-    head = f"error: config refused ({count} problem{'' if count == 1 else 's'}); nothing applied"
-    return [head, *(f"  {_problem(problem)}" for problem in problems)]
-
-
-def _problem(problem: dict[str, Any]) -> str:
-    return Problem(
-        str(problem.get("document") or "?"),
-        problem.get("type"),
-        str(problem.get("path") or ""),
-        str(problem.get("message") or ""),
-    ).format()
-
-
 def diff_text(diff: str) -> Text:
     """The unified diff, styled (rich drops the styles when output is not a terminal)."""
     text = Text()
@@ -304,15 +229,10 @@ def _print_result(payload: dict[str, Any]) -> None:
         typer.echo(line)
     live_error = payload.get("live_error")
     if payload.get("applied") and live_error:
-        _fail(
+        fail(
             f"warning: version {payload.get('version')} is stored but is not live: {live_error}",
             code=1,
         )
-
-
-def _fail(message: str, *, code: int) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
 
 
 def _read(path: Path) -> str:
@@ -321,7 +241,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"error: cannot read {path}: {exc}", code=1)
+        fail(f"error: cannot read {path}: {exc}", code=1)
 
 
 def _when(ts: Any) -> str:
@@ -332,10 +252,3 @@ def _when(ts: Any) -> str:
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "unknown"

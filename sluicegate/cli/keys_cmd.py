@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sluicegate.cli.admin_client import UrlOption, call
+from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call
 
 keys_app = typer.Typer(
     help="Virtual keys: create, list, rotate with a grace period, revoke.", no_args_is_help=True
@@ -41,7 +41,7 @@ def create(
         None, "--model", help="Allowed model (repeatable; default all)"
     ),
     expires_in: str = typer.Option(None, "--expires-in", help="e.g. 30d"),
-    url: str = UrlOption,
+    url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Create a key. The key is shown this once; store it now."""
     body = {
@@ -59,7 +59,7 @@ def create(
 
 
 @keys_app.command("list")
-def list_keys(url: str = UrlOption) -> None:
+def list_keys(url: UrlOption = DEFAULT_URL) -> None:
     """List keys (never the secrets)."""
     rows = call("GET", url, "/api/keys")["data"]
     table = Table("id", "name", "prefix", "user", "team", "project", "state", "created", "expires")
@@ -82,7 +82,7 @@ def list_keys(url: str = UrlOption) -> None:
 def rotate(
     key_id: str,
     grace: str = typer.Option("1h", "--grace", help="How long the old key keeps working"),
-    url: str = UrlOption,
+    url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Issue a replacement key; the old one works until the grace period ends."""
     rotated = call(
@@ -94,7 +94,7 @@ def rotate(
 
 
 @keys_app.command("revoke")
-def revoke(key_id: str, url: str = UrlOption) -> None:
+def revoke(key_id: str, url: UrlOption = DEFAULT_URL) -> None:
     """Revoke a key now, on every replica."""
     call("DELETE", url, f"/api/keys/{key_id}")
     out.print(f"revoked {key_id}")

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sluicegate.cli.admin_client import UrlOption, call
+from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call
 
 requests_app = typer.Typer(help="The request ledger.", no_args_is_help=True)
 out = Console()
@@ -25,7 +25,7 @@ def tail(
     model: str = typer.Option(None),
     status: str = typer.Option(None),
     since: str = typer.Option(None, help="e.g. 1h or ISO time"),
-    url: str = UrlOption,
+    url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Newest requests first."""
     rows = call(

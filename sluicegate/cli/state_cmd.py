@@ -5,12 +5,12 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from sluicegate.cli.admin_client import UrlOption, call
+from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call
 
 out = Console()
 
 
-def budgets(url: str = UrlOption) -> None:
+def budgets(url: UrlOption = DEFAULT_URL) -> None:
     """Each budget's spend, reservation, ceiling and window reset."""
     rows = call("GET", url, "/api/budgets")["data"]
     table = Table("budget", "window", "spent $", "reserved $", "ceiling $", "%", "resets at")
@@ -27,7 +27,7 @@ def budgets(url: str = UrlOption) -> None:
     out.print(table)
 
 
-def targets(url: str = UrlOption) -> None:
+def targets(url: UrlOption = DEFAULT_URL) -> None:
     """Routing targets: breaker state, latency, error rate and traffic share."""
     rows = call("GET", url, "/api/targets")["data"]
     table = Table(

@@ -18,7 +18,7 @@ DEFAULT_TYPES: Mapping[str, str] = {
     "gateway-rate-limit-config": "sluicegate.policy.documents:RateLimitDocument",
     "gateway-rate-limiting-config": "sluicegate.policy.documents:QuotaDocument",
     "gateway-budget-config": "sluicegate.policy.documents:BudgetDocument",
-    "gateway-notification-targets": "sluicegate.policy.documents:NotificationTargetsDocument",
+    "gateway-notification-targets": "sluicegate.alerts.targets:NotificationTargetsDocument",
     "gateway-load-balancing-config": "sluicegate.router.documents:LoadBalancingDocument",
 }
 

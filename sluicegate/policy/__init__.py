@@ -4,7 +4,7 @@ documents.py   config document models (pydantic), parsed through sluicegate.conf
 compiled.py    compile_policy(docs, aliases=...) -> CompiledPolicy (frozen, closures)
 engine.py      PolicyEngine: admit / settle / settle_soon / budget_status / rebuild_budgets
 counters/      CounterStore Protocol; MemoryCounterStore; RedisCounterStore (Lua)
-notify.py      Alert, AlertSink, WebhookNotifier (Slack, PagerDuty, webhook)
+budgets.py     budget alerts (raised to an alerts.AlertSink), status, rebuild from the ledger
 """
 
 from sluicegate.policy.admission import Admission, AdmissionInput, PolicyBlocked

@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from sluicegate.alerts.alert import Alert
 from sluicegate.policy.admission import Item, budget_key
 from sluicegate.policy.compiled import CompiledBudget, CompiledPolicy
 from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level, bucket_start
 from sluicegate.policy.documents import usd_to_micros
-from sluicegate.policy.notify import Alert
 from sluicegate.policy.windows import Window, iso
 
 SumCost = Callable[[float, dict[str, str]], Awaitable[float]]
@@ -66,28 +66,36 @@ def _alert(
     notify: tuple[str, ...],
     now: float,
 ) -> Alert:
+    """A budget threshold as an alert: critical from 100%, a warning below; one dedup key
+    per budget, window and threshold."""
     window = item.window
     resets_at = iso(item.window_end, window.tz) if window.resets else None
+    window_start = iso(item.window_start, window.tz) if window.resets else None
     spent = level.used / 1e6
     return Alert(
         id=uuid.uuid4().hex,
+        kind="budget",
         rule_id=budget.id,
-        window=window.label,
-        threshold_pct=threshold,
-        pct=round(pct, 2),
-        spent_usd=round(spent, 6),
-        reserved_usd=round(level.reserved / 1e6, 6),
-        ceiling_usd=budget.ceiling_usd,
-        window_start=iso(item.window_start, window.tz) if window.resets else None,
-        resets_at=resets_at,
-        notify=notify,
-        scope=dict(budget.scope),
-        message=(
+        severity="critical" if threshold >= 100 else "warning",
+        summary=(
             f"Budget {budget.id} reached {threshold:g}% ({pct:.1f}%): {usd(spent)} of "
             f"{usd(budget.ceiling_usd)} ({window.label}"
             + (f", resets {resets_at})" if resets_at else ")")
         ),
+        dedup_key=f"{budget.id}:{window.label}:{window_start}:{threshold:g}",
+        notify=notify,
         ts=now,
+        details={
+            "window": window.label,
+            "threshold_pct": threshold,
+            "pct": round(pct, 2),
+            "spent_usd": round(spent, 6),
+            "reserved_usd": round(level.reserved / 1e6, 6),
+            "ceiling_usd": budget.ceiling_usd,
+            "window_start": window_start,
+            "resets_at": resets_at,
+            "scope": dict(budget.scope),
+        },
     )
 
 

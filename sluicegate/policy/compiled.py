@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from sluicegate.alerts.targets import NotificationTarget, NotificationTargetsDocument
 from sluicegate.errors import ConfigError
 from sluicegate.identity.envelope import DEFAULT_PREFIXES, envelope_field
 from sluicegate.policy import matching
@@ -22,8 +23,6 @@ from sluicegate.policy.documents import (
     Budget,
     BudgetDocument,
     BudgetScope,
-    NotificationTarget,
-    NotificationTargetsDocument,
     QuotaDocument,
     QuotaRule,
     RateLimitDocument,

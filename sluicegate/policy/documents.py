@@ -1,4 +1,5 @@
-"""Config documents for rate limits, quotas, budgets and alert targets (pydantic v2).
+"""Config documents for rate limits, quotas and budgets (pydantic v2; the alert targets
+document is `sluicegate.alerts.targets`).
 
 Every model forbids unknown fields, so a typo is an error rather than a silently ignored
 setting. The models are registered by type in `sluicegate.config.registry` and parsed
@@ -241,51 +242,6 @@ class BudgetDocument(Strict):
     type: Literal["gateway-budget-config"]
     description: str | None = None
     budgets: list[Budget]
-
-
-class SlackTarget(Strict):
-    """A Slack-compatible incoming webhook: receives `{"text": ...}`."""
-
-    kind: Literal["slack"]
-    url: Annotated[str, Field(pattern=r"^https?://")]
-
-
-class PagerDutyTarget(Strict):
-    """PagerDuty Events API v2."""
-
-    kind: Literal["pagerduty"]
-    url: Annotated[str, Field(pattern=r"^https?://")] = "https://events.pagerduty.com/v2/enqueue"
-    routing_key: Annotated[str, Field(min_length=1)]
-
-
-class WebhookTarget(Strict):
-    """Any HTTP endpoint: receives the alert as JSON, with these extra headers."""
-
-    kind: Literal["webhook"]
-    url: Annotated[str, Field(pattern=r"^https?://")]
-    headers: dict[str, str] = {}
-
-
-NotificationTarget = Annotated[
-    SlackTarget | PagerDutyTarget | WebhookTarget, Field(discriminator="kind")
-]
-
-
-class NotificationTargetsDocument(Strict):
-    """Names used in `notify:` lists (`slack:#ai-budget-alerts`) mapped to endpoints."""
-
-    name: Annotated[str, Field(min_length=1)]
-    type: Literal["gateway-notification-targets"]
-    description: str | None = None
-    targets: dict[str, NotificationTarget]
-
-    @model_validator(mode="after")
-    def _names_match_kinds(self) -> NotificationTargetsDocument:
-        for name, target in self.targets.items():
-            prefix = name.split(":", 1)[0] if ":" in name else None
-            if prefix in ("slack", "pagerduty", "webhook") and prefix != target.kind:
-                raise ValueError(f"target '{name}' is named {prefix}: but has kind {target.kind}")
-        return self
 
 
 def quota_window(unit: str) -> tuple[str, str]:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
+from sluicegate.alerts.alert import Alert, AlertSink
 from sluicegate.errors import StoreUnavailable
 from sluicegate.model.record import PolicyEvent
 from sluicegate.model.usage import Usage
@@ -49,7 +50,6 @@ from sluicegate.policy.admission import (
 )
 from sluicegate.policy.compiled import CompiledPolicy
 from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level
-from sluicegate.policy.notify import Alert, AlertSink
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,15 @@
-"""The admin JSON API under /api: keys, the request ledger, budgets, alerts, targets.
+"""The admin JSON API under /api: keys and the request ledger (budgets, alerts and targets
+are in control_api.py, config in admin_config.py).
 
-Every route here needs the admin key (`Authorization: Bearer $SLUICEGATE_ADMIN_KEY`);
-errors use the OpenAI error body, which is what the CLI prints.
+Authentication and the error body are not done here: every /api/ route sits behind
+`admin_auth.AdminGate` (the admin key), and a `SluiceError` a handler raises is rendered
+by `admin_auth.admin_app` in the one admin error shape, which is what the CLI prints.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import orjson
@@ -16,17 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluicegate.errors import InvalidRequest, PermissionDenied, SluiceError
+from sluicegate.errors import InvalidRequest
 from sluicegate.identity.keys import KeyService, public_view
 from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters
 from sluicegate.ledger.writer import LedgerWriter
-from sluicegate.model.request import ClientApi
-from sluicegate.server.errors import error_response
-from sluicegate.server.wire_routes import api_key_from
 from sluicegate.wire.common import request_object
-from sluicegate.wire.registry import WIRES
-
-ERRORS_AS = WIRES[ClientApi.OPENAI_CHAT]  # the error body the CLI prints
 
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,23 +29,6 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def json_response(payload, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
-def admin_only(keys: KeyService, handler: Callable[[Request], Awaitable[Response]]):
-    async def guarded(request: Request) -> Response:
-        try:
-            raw = api_key_from(request)
-            if not keys.is_admin_key(raw):
-                principal = keys.authenticate(raw)  # 401 for unknown keys, 403 otherwise
-                raise PermissionDenied(
-                    f"key {principal.key_id} is not an admin key", code="admin_required"
-                )
-            request.state.principal = "admin"
-            return await handler(request)
-        except SluiceError as exc:
-            return error_response(ERRORS_AS, exc)
-
-    return guarded
 
 
 async def json_body(request: Request) -> dict:
@@ -95,25 +73,18 @@ class AdminApi:
         keys: KeyService,
         ledger: LedgerStore,
         writer: LedgerWriter,
-        extra_routes: list[Route] | None = None,
     ):
         self._keys = keys
         self._ledger = ledger
         self._writer = writer
-        self._extra = extra_routes or []
 
     def routes(self) -> list[Route]:
-        guard = lambda handler: admin_only(self._keys, handler)  # noqa: E731
         return [
-            Route("/api/keys", guard(self.create_key), methods=["POST"]),
-            Route("/api/keys", guard(self.list_keys), methods=["GET"]),
-            Route("/api/keys/{key_id}/rotate", guard(self.rotate_key), methods=["POST"]),
-            Route("/api/keys/{key_id}", guard(self.revoke_key), methods=["DELETE"]),
-            Route("/api/requests", guard(self.requests), methods=["GET"]),
-            *[
-                Route(r.path, guard(r.endpoint), methods=list(r.methods or ["GET"]))
-                for r in self._extra
-            ],
+            Route("/api/keys", self.create_key, methods=["POST"]),
+            Route("/api/keys", self.list_keys, methods=["GET"]),
+            Route("/api/keys/{key_id}/rotate", self.rotate_key, methods=["POST"]),
+            Route("/api/keys/{key_id}", self.revoke_key, methods=["DELETE"]),
+            Route("/api/requests", self.requests, methods=["GET"]),
         ]
 
     async def create_key(self, request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""Config as code over HTTP, under /api/config (admin authentication is done outside).
+"""Config as code over HTTP, under /api/config (authentication and the error body are
+`admin_auth`'s, as for every /api/ route).
 
     POST   /api/config                 apply a YAML or JSON body (?dry_run=true, ?replace=true,
                                        ?comment=...); 400 with every problem when invalid
@@ -18,7 +19,6 @@ the change immediately; other replicas pick it up on their next poll.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,9 +30,8 @@ from starlette.routing import Route
 
 from sluicegate.config.live import LiveConfig
 from sluicegate.config.parse import Format
-from sluicegate.config.problems import ConfigValidationError
 from sluicegate.config.service import ApplyResult, ConfigService, ConfigVersion
-from sluicegate.errors import ConfigError, InvalidRequest, PayloadTooLarge, SluiceError
+from sluicegate.errors import InvalidRequest, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -58,35 +57,11 @@ def config_routes(get_service: GetService, get_live: GetLive) -> list[Route]:
         ("/api/config/rollback", api.rollback, "POST"),
         ("/api/config/{type}/{name}", api.delete, "DELETE"),
     ]
-    return [
-        Route(path, _rendering_errors(handler), methods=[method]) for path, handler, method in table
-    ]
+    return [Route(path, handler, methods=[method]) for path, handler, method in table]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
-def error_response(exc: SluiceError) -> Response:
-    error: dict[str, Any] = {
-        "message": exc.message,
-        "type": exc.code if isinstance(exc, ConfigError) and exc.code else exc.error_type,
-        "param": exc.param,
-    }
-    if isinstance(exc, ConfigValidationError):
-        error["problems"] = exc.problems
-    return json_response({"error": error}, status=exc.status)
-
-
-def _rendering_errors(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except SluiceError as exc:
-            return error_response(exc)
-
-    return wrapped
 
 
 class _ConfigApi:

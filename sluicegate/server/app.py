@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.applications import Starlette
@@ -19,6 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from sluicegate.alerts.delivery import Notifier
+from sluicegate.alerts.store import SqlAlertStore
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
@@ -28,24 +31,27 @@ from sluicegate.db.migrate import upgrade_engine
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
-from sluicegate.ledger.alert_store import SqlAlertStore
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
 from sluicegate.pipeline import Pipeline
 from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.engine import PolicyEngine
-from sluicegate.policy.notify import WebhookNotifier
 from sluicegate.providers.catalog import Catalog, build_catalog
-from sluicegate.providers.upstream import AiohttpUpstream
+from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.compile import compile_routes
 from sluicegate.router.plan import Router
 from sluicegate.server.admin_api import AdminApi, json_response
+from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
 from sluicegate.server.settings import Settings
+from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
 from sluicegate.server.wire_routes import WireEndpoints
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("sluicegate")
 
@@ -53,20 +59,37 @@ log = logging.getLogger("sluicegate")
 class Gateway:
     """Owns the components of one gateway process and their start/stop order."""
 
-    def __init__(self, settings: Settings):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        upstream: UpstreamClient | None = None,
+        redis: aioredis.Redis | None = None,
+    ) -> None:
+        """Parts given here are used as they are and left open at `stop()` (their maker
+        closes them); the rest are built from `settings` and closed here. `upstream`: the
+        HTTP client to providers (tests and benches pass a fake or an in-process one).
+        `redis`: the client for counters, breakers and sticky pins (made with
+        `policy.counters.redis_store.connect`); without one, `settings.redis_url` makes one
+        client shared by all three, and with neither they live in memory."""
         self.settings = settings
         self.engine = create_engine_for(settings.database_url)
         self.keys = KeyService(SqlKeyStore(self.engine), admin_key=settings.admin_key)
         self.ledger_store = SqlLedgerStore(self.engine)
         self.writer = LedgerWriter(self.ledger_store, spool_path=settings.spool_path)
         self.alert_store = SqlAlertStore(self.engine)
-        self.upstream = AiohttpUpstream()
-        counters, breakers, sticky = _state_stores(settings)
-        self.notifier = WebhookNotifier(alert_store=self.alert_store)
+        self._owns_upstream = upstream is None
+        self.upstream: UpstreamClient = upstream or AiohttpUpstream()
+        self._owns_redis = False
+        if redis is None and settings.redis_url:
+            redis, self._owns_redis = redis_client(settings.redis_url), True
+        self.redis = redis
+        stores = memory_stores() if redis is None else redis_stores(redis, settings)
+        self.notifier = Notifier(alert_store=self.alert_store)
         self.policy = PolicyEngine(
-            counters, notifier=self.notifier, failure_mode=settings.counter_failure_mode
+            stores.counters, notifier=self.notifier, failure_mode=settings.counter_failure_mode
         )
-        self.router = Router(breakers, sticky=sticky)
+        self.router = Router(stores.breakers, sticky=stores.sticky)
         self.registry = DocumentRegistry()
         self.config = ConfigService(SqlConfigVersionStore(self.engine), self.registry)
         self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
@@ -106,7 +129,7 @@ class Gateway:
         )
         for warning in policy.warnings:
             log.warning("config v%s: %s", snapshot.version, warning)
-        self.notifier.set_targets(policy.targets)
+        self.notifier.set_targets(snapshot.models("gateway-notification-targets"))
         self.catalog = catalog
         self.router.set_routes(routes, self._catalog_target)
         self.policy.set_policy(policy)
@@ -138,9 +161,12 @@ class Gateway:
         await self.writer.close()
         await self.ledger_store.close()
         await self.notifier.close()
-        await self.upstream.close()
+        if self._owns_upstream:
+            await self.upstream.close()
         await self.policy.close()
         await self.router.close()
+        if self._owns_redis and self.redis is not None:
+            await self.redis.aclose()  # after every store on it has flushed
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
@@ -170,7 +196,7 @@ class Gateway:
             "counters": {
                 "ok": self.policy.healthy,
                 "mode": self.settings.counter_failure_mode,
-                "backend": "redis" if self.settings.redis_url else "memory",
+                "backend": "memory" if self.redis is None else "redis",
                 "error": self.policy.last_error,
             },
             "ledger": {
@@ -197,61 +223,21 @@ class Gateway:
             max_body_bytes=self.settings.max_body_bytes,
             models_for=self.models_for,
         )
-        admin = AdminApi(
-            keys=self.keys,
-            ledger=self.ledger_store,
-            writer=self.writer,
-            extra_routes=[
-                *config_routes(lambda r: self.config, lambda r: self.live),
-                *control_routes(self),
-            ],
-        )
+        admin = AdminApi(keys=self.keys, ledger=self.ledger_store, writer=self.writer)
+        admin_routes = [
+            *admin.routes(),
+            *config_routes(lambda r: self.config, lambda r: self.live),
+            *control_routes(self),
+        ]
         routes = [
             *wire.routes(),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
-            *admin.routes(),
             emulator_route(self.settings.emulator),
         ]
-        return wire.hot_path(Starlette(routes=routes, lifespan=self.lifespan))
-
-
-def _state_stores(settings: Settings):
-    """Counters, breaker state and sticky sessions: in memory, or shared through Redis."""
-    if settings.redis_url:
-        from sluicegate.policy.counters.redis_store import RedisCounterStore
-        from sluicegate.router.breaker import (
-            FailOpenBreakerStore,
-            RedisBreakerStore,
-            RedisStickyStore,
-        )
-        from sluicegate.router.sticky import FailOpenStickyStore
-
-        def routing_store_down(exc) -> None:
-            log.warning(
-                "routing state store unreachable, routing as if all circuits closed: %s", exc
-            )
-
-        # Routing keeps working without Redis (breakers closed, no pins); what admission
-        # does without Redis is the counter store's configured fail_open/fail_closed.
-        prefix = settings.redis_prefix
-        return (
-            RedisCounterStore(
-                settings.redis_url, prefix, lease_share=8 if settings.redis_leases else 0
-            ),
-            FailOpenBreakerStore(
-                RedisBreakerStore(settings.redis_url, prefix=prefix + "breaker:"),
-                on_error=routing_store_down,
-            ),
-            FailOpenStickyStore(
-                RedisStickyStore(settings.redis_url, prefix=prefix + "sticky:"),
-                on_error=routing_store_down,
-            ),
-        )
-    from sluicegate.policy.counters.memory import MemoryCounterStore
-    from sluicegate.router.breaker import MemoryBreakerStore, MemoryStickyStore
-
-    return MemoryCounterStore(), MemoryBreakerStore(), MemoryStickyStore()
+        app = Starlette(routes=routes, lifespan=self.lifespan)
+        gate = AdminGate(app, admin_app(admin_routes), AdminKeyAuth(self.keys))
+        return wire.hot_path(gate)
 
 
 def create_app(settings: Settings) -> ASGIApp:

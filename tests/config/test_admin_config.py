@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from sluicegate.config.live import LiveConfig
 from sluicegate.config.service import ConfigService
 from sluicegate.model.identity import Principal
+from sluicegate.server.admin_auth import admin_app
 from sluicegate.server.admin_config import config_routes
 from tests.config.documents import BOTH, BUDGET, RATE_LIMITS
 from tests.config.racing import RivalWritesFirst
@@ -33,9 +33,8 @@ async def live(service, registry):
 
 @pytest.fixture
 async def client(service, live):
-    app = Starlette(
-        routes=config_routes(lambda r: service, lambda r: live),
-        middleware=[Middleware(AsPrincipal)],
+    app = admin_app(
+        config_routes(lambda r: service, lambda r: live), middleware=[Middleware(AsPrincipal)]
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://gateway"
@@ -168,7 +167,7 @@ async def test_changes_that_lose_every_race_are_a_409(sqlite_store, registry):
     service = ConfigService(racing, registry)
     live = LiveConfig(service, registry, poll_interval=60)
     await live.start()
-    app = Starlette(routes=config_routes(lambda r: service, lambda r: live))
+    app = admin_app(config_routes(lambda r: service, lambda r: live))
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
@@ -181,6 +180,7 @@ async def test_changes_that_lose_every_race_are_a_409(sqlite_store, registry):
                     "first 5 times in a row; nothing was applied)",
                     "type": "config_conflict",
                     "param": None,
+                    "code": "config_conflict",
                 }
             }
             assert racing.rival_versions == [1, 2, 3, 4, 5]

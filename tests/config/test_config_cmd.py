@@ -9,17 +9,18 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from sluicegate.cli import config_cmd
+from sluicegate.cli import admin_client
+from sluicegate.cli.admin_client import problem_lines
 from sluicegate.cli.config_cmd import (
     apply_command,
     config_app,
     diff_text,
     history_table,
-    problem_lines,
     result_lines,
     show_text,
 )
 from sluicegate.config.live import LiveConfig
+from sluicegate.server.admin_auth import admin_app
 from sluicegate.server.admin_config import config_routes
 from tests.config.documents import BOTH, BUDGET, RATE_LIMITS
 from tests.support import free_port
@@ -38,9 +39,9 @@ def cli() -> typer.Typer:
 def gateway(monkeypatch, service, registry):
     """The admin routes in process; the CLI's client reaches them without a port."""
     live = LiveConfig(service, registry)
-    app = Starlette(routes=config_routes(lambda r: service, lambda r: live))
+    app = admin_app(config_routes(lambda r: service, lambda r: live))
     monkeypatch.setattr(
-        config_cmd,
+        admin_client,
         "open_client",
         lambda url: TestClient(app, base_url=url, headers={"x-sluice-actor": "tester"}),
     )
@@ -160,7 +161,7 @@ def test_connection_refused_is_a_one_line_hint(cli, tmp_path):
 
 def test_url_and_key_from_the_environment(monkeypatch):
     monkeypatch.setenv("SLUICEGATE_ADMIN_KEY", "sg-admin")
-    client = config_cmd.open_client("http://gw:1")
+    client = admin_client.open_client("http://gw:1")
     assert client.headers["authorization"] == "Bearer sg-admin"
     assert str(client.base_url) == "http://gw:1"
 
@@ -170,7 +171,12 @@ def test_refused_admin_key_exit_2(cli, monkeypatch, tmp_path):
         return JSONResponse({"error": {"message": "invalid API key"}}, status_code=401)
 
     app = Starlette(routes=[Route("/api/config/history", refuse)])
-    monkeypatch.setattr(config_cmd, "open_client", lambda url: TestClient(app, base_url=url))
+    monkeypatch.setattr(admin_client, "open_client", lambda url: TestClient(app, base_url=url))
+    monkeypatch.delenv("SLUICEGATE_ADMIN_KEY", raising=False)
+    unset = run(cli, "config", "history")
+    assert unset.exit_code == 2
+    assert unset.stderr == "SLUICEGATE_ADMIN_KEY is not set (serve prints the admin key at start)\n"
+    monkeypatch.setenv("SLUICEGATE_ADMIN_KEY", "sg-wrong")
     result = run(cli, "config", "history")
     assert result.exit_code == 2
     assert "refused the admin key (invalid API key); set SLUICEGATE_ADMIN_KEY" in result.stderr

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.alerts.store import AlertRow, SqlAlertStore
 from sluicegate.config.problems import VersionConflict
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.errors import StoreRejected
 from sluicegate.errors import StoreUnavailable
 from sluicegate.identity.key_store import KeyRow, SqlKeyStore
-from sluicegate.ledger.alert_store import AlertRow, SqlAlertStore
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.store import RequestFilters
 from sluicegate.model.record import LedgerRecord

@@ -11,8 +11,8 @@ import anthropic
 import httpx2
 import openai
 import pytest
-from sluicegate.emulator import create_app as create_emulator
 
+from sluicegate.emulator import create_app as create_emulator
 from sluicegate.guardrails import ALLOW, ContentView, GuardrailPhases, Phase, Verdict
 from sluicegate.ledger.store import RequestFilters
 from sluicegate.providers.upstream import FakeUpstream, UpstreamResponse
@@ -98,9 +98,8 @@ async def harness(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Har
             answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.content
         )
 
-    gateway = Gateway(settings)
     upstream = FakeUpstream(forward)
-    gateway.upstream = upstream  # the catalogue is built from it when the config loads
+    gateway = Gateway(settings, upstream=upstream)
     await gateway.start()
     _, key = await gateway.keys.create(user_id="alice", team="search")
     harness = Harness(gateway, upstream, key)

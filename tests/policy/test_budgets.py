@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
+from sluicegate.alerts.alert import CollectingAlertSink
+from sluicegate.alerts.delivery import Notifier
 from sluicegate.ledger.memory_store import MemoryLedgerStore
 from sluicegate.model.identity import Envelope
 from sluicegate.model.record import LedgerRecord
 from sluicegate.policy.admission import PolicyBlocked
 from sluicegate.policy.engine import PolicyEngine
-from sluicegate.policy.notify import CollectingAlertSink, WebhookNotifier
 from tests.policy.helpers import FakeClock, fixture_text, parse_one, policy, request
 from tests.policy.receiver import Receiver
 from tests.support import REDIS_URL
@@ -251,32 +252,34 @@ async def test_alerts_fire_once_per_window_per_threshold(make_store):
     await spend(one, 0.5)  # sees 60%: the 50% alert
     await spend(one, 0.5)
     await one.drain()
-    assert [a.threshold_pct for a in sink.alerts] == [50]
+    assert [a.details["threshold_pct"] for a in sink.alerts] == [50]
     alert = sink.alerts[0]
-    assert (alert.rule_id, alert.window, alert.pct, alert.notify) == (
+    assert (alert.rule_id, alert.details["window"], alert.details["pct"], alert.notify) == (
         "alerting",
         "monthly",
         60.0,
         ("webhook:finops",),
     )
     assert (
-        alert.resets_at == "2026-06-01T00:00:00+00:00" and "alerting reached 50%" in alert.message
+        alert.details["resets_at"] == "2026-06-01T00:00:00+00:00"
+        and "alerting reached 50%" in alert.summary
     )
     await spend(one, 2)  # 80% spent after this one
     await asyncio.gather(spend(one, 0.5), spend(two if make_store.kind == "redis" else one, 0.5))
     await one.drain()
     await two.drain()
-    assert [a.threshold_pct for a in sink.alerts] == [50, 80]
+    assert [a.details["threshold_pct"] for a in sink.alerts] == [50, 80]
     with pytest.raises(PolicyBlocked):
         await one.admit(request(env=SEARCH, cost=2))  # refused: counts as 100%
     await one.drain()
-    assert [a.threshold_pct for a in sink.alerts] == [50, 80, 100]
+    assert [a.details["threshold_pct"] for a in sink.alerts] == [50, 80, 100]
     clock.advance(25 * 86400)  # June
     await spend(one, 6)
     await spend(one, 0.1)
     await one.drain()
-    assert [a.threshold_pct for a in sink.alerts] == [50, 80, 100, 50]
-    assert sink.alerts[-1].window_start == "2026-06-01T00:00:00+00:00"
+    assert [a.details["threshold_pct"] for a in sink.alerts] == [50, 80, 100, 50]
+    assert sink.alerts[-1].details["window_start"] == "2026-06-01T00:00:00+00:00"
+    assert (alert.kind, alert.severity) == ("budget", "warning")
 
 
 async def test_alerts_are_delivered_to_a_receiver_with_retries(store):
@@ -294,7 +297,7 @@ async def test_alerts_are_delivered_to_a_receiver_with_retries(store):
         compiled = policy(ALERTING)
         compiled = type(compiled)(rules=compiled.rules, budgets=compiled.budgets,
                                   targets=targets_doc.targets)  # fmt: skip
-        notifier = WebhookNotifier(compiled.targets, backoff_s=0.01)
+        notifier = Notifier(compiled.targets, backoff_s=0.01)
         engine = PolicyEngine(store, notifier=notifier)
         engine.set_policy(compiled)
         await spend(engine, 8.5)

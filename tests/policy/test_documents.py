@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from sluicegate.alerts.targets import NotificationTargetsDocument, PagerDutyTarget
 from sluicegate.config.parse import documents_from_raw
 from sluicegate.config.problems import ConfigValidationError
 from sluicegate.errors import ConfigError
 from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.documents import (
     BudgetDocument,
-    NotificationTargetsDocument,
-    PagerDutyTarget,
     QuotaDocument,
     RateLimitDocument,
 )

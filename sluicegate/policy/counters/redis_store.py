@@ -73,10 +73,28 @@ def _script(name: str) -> str:
     return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
+def connect(redis_url: str, *, timeout_s: float = 1.0, max_connections: int = 64) -> aioredis.Redis:
+    """A client fit for the counter scripts (and shareable with the router's stores):
+    a bounded pool that waits at most `timeout_s` for a free connection, the same bound on
+    every socket read and connect, and one resend of a command that never reached Redis."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=max_connections,
+        timeout=timeout_s,  # waiting for a free connection
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        # Resend only what never reached Redis (a broken pooled connection): a call
+        # that timed out may still run, and scripts must run once.
+        retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 class RedisCounterStore:
     def __init__(
         self,
-        redis_url: str,
+        redis: str | aioredis.Redis,
         prefix: str = "sluice:",
         *,
         clock: Callable[[], float] = time.time,
@@ -91,20 +109,17 @@ class RedisCounterStore:
         lease_flush_s: float = 0.05,
         lease_idle_s: float = 1.0,
     ):
-        """lease_share 0 turns capacity leases off (every admission and settlement goes
-        to Redis); see redis_lease.py and admit.lua for what the others mean."""
-        pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url,
-            max_connections=max_connections,
-            timeout=timeout_s,  # waiting for a free connection
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            # Resend only what never reached Redis (a broken pooled connection): a call
-            # that timed out may still run, and scripts must run once.
-            retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+        """`redis`: a URL (the store makes its own client with `connect` and closes it) or
+        a client from `connect` that its maker closes (the composition root shares one with
+        the router's stores; `timeout_s` and `max_connections` are then the client's). lease_share
+        0 turns capacity leases off (every admission and settlement goes to Redis); see
+        redis_lease.py and admit.lua for what the others mean."""
+        self._owned = isinstance(redis, str)
+        self._redis = (
+            connect(redis, timeout_s=timeout_s, max_connections=max_connections)
+            if isinstance(redis, str)
+            else redis
         )
-        self._redis = aioredis.Redis.from_pool(pool)
         self._base = f"{prefix}{HASH_TAG}:"
         self._clock = clock
         self._admit = self._redis.register_script(_script("admit"))
@@ -248,13 +263,14 @@ class RedisCounterStore:
 
     async def close(self) -> None:
         """Flush the queued admissions and settlements, return the leases, then close the
-        connections."""
+        connections (only a client this store made itself)."""
         await self._admissions.wait_idle()  # may queue releases (for cancelled callers)
         await self._settlements.wait_idle()
         if self.leases is not None:
             await self.leases.close()
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.aclose()
+        if self._owned:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.aclose()
 
     def _remember(
         self, reservation_id: str, keys: list[str], amounts: list[int], ttl_s: float

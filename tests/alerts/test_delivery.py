@@ -1,12 +1,13 @@
-"""WebhookNotifier against a real HTTP receiver on loopback."""
+"""The Notifier against a real HTTP receiver on loopback."""
 
 from __future__ import annotations
 
 import time
 
-from sluicegate.ledger.alert_store import MemoryAlertStore
-from sluicegate.policy.documents import PagerDutyTarget, SlackTarget, WebhookTarget
-from sluicegate.policy.notify import Alert, WebhookNotifier
+from sluicegate.alerts.alert import Alert
+from sluicegate.alerts.delivery import Notifier
+from sluicegate.alerts.store import MemoryAlertStore
+from sluicegate.alerts.targets import PagerDutyTarget, SlackTarget, WebhookTarget
 from tests.policy.helpers import load
 from tests.policy.receiver import Receiver
 
@@ -14,26 +15,31 @@ from tests.policy.receiver import Receiver
 def alert(*notify: str, threshold: float = 100) -> Alert:
     return Alert(
         id="a1",
+        kind="budget",
         rule_id="intern-sandbox-cap",
-        window="monthly",
-        threshold_pct=threshold,
-        pct=101.0,
-        spent_usd=505.0,
-        reserved_usd=0.0,
-        ceiling_usd=500.0,
-        window_start="2026-05-01T00:00:00+00:00",
-        resets_at="2026-06-01T00:00:00+00:00",
+        severity="critical" if threshold >= 100 else "warning",
+        summary="Budget intern-sandbox-cap reached 100%",
+        dedup_key=f"intern-sandbox-cap:monthly:2026-05-01T00:00:00+00:00:{threshold:g}",
         notify=notify,
-        scope={"metadata": {"X-TFY-Project": ["intern-sandbox"]}},
-        message="Budget intern-sandbox-cap reached 100%",
         ts=time.time(),
+        details={
+            "window": "monthly",
+            "threshold_pct": threshold,
+            "pct": 101.0,
+            "spent_usd": 505.0,
+            "reserved_usd": 0.0,
+            "ceiling_usd": 500.0,
+            "window_start": "2026-05-01T00:00:00+00:00",
+            "resets_at": "2026-06-01T00:00:00+00:00",
+            "scope": {"metadata": {"X-TFY-Project": ["intern-sandbox"]}},
+        },
     )
 
 
 async def test_payload_shapes_and_alert_store():
     async with Receiver() as receiver:
         store = MemoryAlertStore()
-        notifier = WebhookNotifier(
+        notifier = Notifier(
             {
                 "slack:#ops": SlackTarget(kind="slack", url=receiver.url("/slack")),
                 "pagerduty:platform": PagerDutyTarget(
@@ -68,7 +74,7 @@ async def test_payload_shapes_and_alert_store():
 async def test_retries_give_up_after_the_last_attempt_and_skip_client_errors():
     async with Receiver(fail_first={"/down": 99, "/bad": 99}) as receiver:
         store = MemoryAlertStore()
-        notifier = WebhookNotifier(
+        notifier = Notifier(
             {"webhook:down": WebhookTarget(kind="webhook", url=receiver.url("/down"))},
             alert_store=store,
             attempts=3,
@@ -92,14 +98,14 @@ async def test_retries_give_up_after_the_last_attempt_and_skip_client_errors():
         rejecting = Receiver(fail_first={"/bad": 99}, fail_status=400)
         async with rejecting:
             target = WebhookTarget(kind="webhook", url=rejecting.url("/bad"))
-            notifier = WebhookNotifier({"webhook:bad": target}, backoff_s=0.01)
+            notifier = Notifier({"webhook:bad": target}, backoff_s=0.01)
             notifier.submit(alert("webhook:bad"))
             await notifier.close()
         assert len(rejecting.bodies("/bad")) == 1  # a 400 is not retried
 
 
 async def test_unreachable_target_and_close_cancels_slow_retries():
-    notifier = WebhookNotifier(
+    notifier = Notifier(
         {"webhook:x": WebhookTarget(kind="webhook", url="http://127.0.0.1:1/")},
         attempts=5,
         backoff_s=5,
@@ -113,7 +119,7 @@ async def test_unreachable_target_and_close_cancels_slow_retries():
 
 async def test_targets_from_documents_hot_reload():
     async with Receiver() as receiver:
-        notifier = WebhookNotifier()
+        notifier = Notifier()
         url = receiver.url("/a")
         (doc,) = load(
             "name: t\ntype: gateway-notification-targets\ntargets:\n"

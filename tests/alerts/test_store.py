@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluicegate.ledger.alert_store import AlertRow, AlertStore, MemoryAlertStore, SqlAlertStore
+from sluicegate.alerts.store import AlertRow, AlertStore, MemoryAlertStore, SqlAlertStore
 from tests.db.databases import ALL_BACKENDS, Databases
 
 

@@ -1,12 +1,11 @@
-"""Budget alerts and their delivery.
+"""Delivery of alerts to notification targets.
 
-`AlertSink.submit` never blocks: the engine calls it from the request path. The
-`WebhookNotifier` delivers in background tasks to Slack-compatible incoming webhooks,
-PagerDuty Events API v2 and plain JSON webhooks, retrying with exponential backoff and
-jitter; aiohttp errors stay inside this module. Each alert is appended to the alert
-history store when one is given (`sluicegate.ledger.alert_store`: every failed attempt
-is counted with `mark_failed`, `mark_delivered` once every target has taken it) and kept
-in a bounded in-memory history. `CollectingAlertSink` keeps alerts in memory (tests).
+`Notifier.submit` never blocks: producers call it from the request path. Each alert is
+delivered in a background task to every target its `notify` list names (payload per kind:
+payloads.py), retrying with exponential backoff and jitter; aiohttp errors stay inside this
+module. Each alert is appended to the alert store when one is given (every failed attempt
+is counted with `mark_failed`, `mark_delivered` once every target has taken it) and kept in
+a bounded in-memory history with its delivery results.
 """
 
 from __future__ import annotations
@@ -15,66 +14,18 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 import msgspec
-import orjson
 
-from sluicegate.ledger.alert_store import AlertRow, AlertStore
-from sluicegate.policy.documents import (
-    NotificationTarget,
-    NotificationTargetsDocument,
-    PagerDutyTarget,
-    SlackTarget,
-)
+from sluicegate.alerts.alert import Alert
+from sluicegate.alerts.payloads import payload_for
+from sluicegate.alerts.store import AlertRow, AlertStore
+from sluicegate.alerts.targets import NotificationTarget, Targets, target_map
 
 log = logging.getLogger(__name__)
-
-
-class Alert(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    kind: str = "budget"
-    rule_id: str
-    window: str
-    threshold_pct: float
-    pct: float
-    spent_usd: float
-    reserved_usd: float
-    ceiling_usd: float
-    window_start: str | None
-    resets_at: str | None
-    notify: tuple[str, ...]
-    scope: dict[str, Any]
-    message: str
-    ts: float
-
-    @property
-    def severity(self) -> str:
-        return "critical" if self.threshold_pct >= 100 else "warning"
-
-    @property
-    def dedup_key(self) -> str:
-        return f"{self.rule_id}:{self.window}:{self.window_start}:{self.threshold_pct:g}"
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = msgspec.to_builtins(self)
-        return {**data, "severity": self.severity, "dedup_key": self.dedup_key}
-
-
-class AlertSink(Protocol):
-    def submit(self, alert: Alert) -> None:
-        """Hand an alert over for delivery; returns at once."""
-        ...
-
-
-class CollectingAlertSink:
-    def __init__(self, limit: int = 500):
-        self.alerts: deque[Alert] = deque(maxlen=limit)
-
-    def submit(self, alert: Alert) -> None:
-        self.alerts.append(alert)
 
 
 class Delivery(msgspec.Struct, kw_only=True):
@@ -84,10 +35,9 @@ class Delivery(msgspec.Struct, kw_only=True):
     error: str | None = None
 
 
-Targets = Mapping[str, NotificationTarget] | Iterable[NotificationTargetsDocument]
+class Notifier:
+    """The gateway's `AlertSink`: one per process, built by the composition root."""
 
-
-class WebhookNotifier:
     def __init__(
         self,
         targets: Targets = (),
@@ -100,8 +50,8 @@ class WebhookNotifier:
         timeout_s: float = 10.0,
         history_size: int = 500,
         source: str = "sluicegate",
-    ):
-        self._targets = _target_map(targets)
+    ) -> None:
+        self._targets = target_map(targets)
         self._store = alert_store
         self._session = session
         self._own_session = session is None
@@ -114,9 +64,9 @@ class WebhookNotifier:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def set_targets(self, targets: Targets) -> None:
-        """Swap the targets (hot reload); deliveries in flight keep the old ones. Takes
-        `CompiledPolicy.targets` or the gateway-notification-targets documents."""
-        self._targets = _target_map(targets)
+        """Swap the targets (hot reload); deliveries in flight keep the old ones. Takes the
+        gateway-notification-targets documents or a name -> target map."""
+        self._targets = target_map(targets)
 
     def submit(self, alert: Alert) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(alert, dict(self._targets)))
@@ -161,7 +111,7 @@ class WebhookNotifier:
             kind=alert.kind,
             rule_id=alert.rule_id,
             severity=alert.severity,
-            message=alert.message,
+            message=alert.summary,
             payload=alert.to_dict(),
         )
         try:
@@ -190,7 +140,7 @@ class WebhookNotifier:
             delivery.error = "no such target in gateway-notification-targets"
             await self._mark(alert_id, f"{name}: {delivery.error}")
             return delivery
-        body, headers = self._payload(target, alert)
+        body, headers = payload_for(target, alert, self._source)
         for attempt in range(1, self._attempts + 1):
             delivery.attempts = attempt
             delivery.status, delivery.error = await self._post(target.url, body, headers)
@@ -220,38 +170,6 @@ class WebhookNotifier:
     def _delay(self, attempt: int) -> float:
         ceiling = min(self._max_backoff_s, self._backoff_s * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def _payload(self, target: NotificationTarget, alert: Alert) -> tuple[bytes, dict[str, str]]:
-        headers = {"Content-Type": "application/json"}
-        if isinstance(target, SlackTarget):
-            return orjson.dumps({"text": alert.message}), headers
-        if isinstance(target, PagerDutyTarget):
-            return orjson.dumps(_pagerduty(target, alert, self._source)), headers
-        return orjson.dumps(alert.to_dict()), {**headers, **target.headers}
-
-
-def _pagerduty(target: PagerDutyTarget, alert: Alert, source: str) -> dict[str, Any]:
-    return {
-        "routing_key": target.routing_key,
-        "event_action": "trigger",
-        "dedup_key": alert.dedup_key,
-        "payload": {
-            "summary": alert.message[:1024],
-            "source": source,
-            "severity": alert.severity,
-            "component": "budget",
-            "custom_details": alert.to_dict(),
-        },
-    }
-
-
-def _target_map(targets: Targets) -> dict[str, NotificationTarget]:
-    if isinstance(targets, Mapping):
-        return dict(targets)
-    merged: dict[str, NotificationTarget] = {}
-    for doc in targets:
-        merged.update(doc.targets)
-    return merged
 
 
 def _retryable(status: int | None) -> bool:

@@ -1,4 +1,5 @@
-"""Alert history: every fired alert is kept, with its delivery state for the sinks."""
+"""Alert history: every raised alert is kept, with its delivery state (attempts, the last
+error, delivered once every target took it). SQL (the gateway's database) or memory."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ _C = alerts.c
 
 class AlertRow(msgspec.Struct, kw_only=True):
     ts: float
-    kind: str  # budget | rate_limit | runaway | guardrail | ...
+    kind: str  # what raised it (Alert.kind): budget | detector | guardrail | slo | ...
     rule_id: str
     severity: str  # info | warning | critical
-    message: str
-    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    message: str  # Alert.summary
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)  # Alert.to_dict()
     id: int = 0  # assigned by the store
     delivered: bool = False
     attempts: int = 0  # delivery attempts so far
@@ -45,6 +46,8 @@ class AlertStore(Protocol):
 
 
 class MemoryAlertStore:
+    """The history in memory: tests, and gateways that keep no database history."""
+
     def __init__(self) -> None:
         self._rows: dict[int, AlertRow] = {}
 

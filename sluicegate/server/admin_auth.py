@@ -1,0 +1,138 @@
+"""The one door to the admin API: every path under /api/ is authenticated here, before
+routing, and every error under /api/ (refused key, bad request, unknown route, wrong
+method) has one JSON shape:
+
+    {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}   (+ "problems"
+                                                                           for config)
+
+`AdminGate` sits in front of the gateway's app: a request under /api/ is resolved into an
+`AdminPrincipal` by an `AdminAuthenticator` (today: the admin key) and handed to the admin
+app (`admin_app`: the admin routes, with their errors rendered in that shape) with the
+principal in `request.state.principal`; anything else goes to the main app untouched.
+Roles later: an authenticator returns a principal with another role; routes check it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sluicegate.config.problems import ConfigValidationError
+from sluicegate.errors import ConfigError, PermissionDenied, SluiceError
+from sluicegate.identity.keys import KeyService
+from sluicegate.server.wire_routes import api_key_from
+
+ADMIN_PREFIX = "/api"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPrincipal:
+    """Who is calling the admin API (`applied_by` in the config history reads `name`)."""
+
+    name: str
+    role: str = "admin"
+
+
+class AdminAuthenticator(Protocol):
+    def resolve(self, scope: Scope) -> AdminPrincipal:
+        """The caller of this request; raises AuthenticationError (401) or
+        PermissionDenied (403)."""
+        ...
+
+
+class AdminKeyAuth:
+    """The admin key (`SLUICEGATE_ADMIN_KEY`) as a bearer token or x-api-key. A valid
+    non-admin gateway key is a 403 naming the key; anything else a 401."""
+
+    def __init__(self, keys: KeyService) -> None:
+        self._keys = keys
+
+    def resolve(self, scope: Scope) -> AdminPrincipal:
+        raw = api_key_from(Request(scope))
+        if not self._keys.is_admin_key(raw):
+            principal = self._keys.authenticate(raw)  # 401 for unknown keys, 403 otherwise
+            raise PermissionDenied(
+                f"key {principal.key_id} is not an admin key", code="admin_required"
+            )
+        return AdminPrincipal("admin")
+
+
+class AdminGate:
+    """Routes /api/... through authentication to the admin app, everything else to `app`."""
+
+    def __init__(self, app: ASGIApp, admin: ASGIApp, auth: AdminAuthenticator) -> None:
+        self._app = app
+        self._admin = admin
+        self._auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _under_admin(scope["path"]):
+            await self._app(scope, receive, send)
+            return
+        try:
+            principal = self._auth.resolve(scope)
+        except SluiceError as exc:
+            await admin_error(exc)(scope, receive, send)
+            return
+        state = {**scope.get("state", {}), "principal": principal}
+        await self._admin({**scope, "state": state}, receive, send)
+
+
+def admin_app(routes: Sequence[BaseRoute], *, middleware: Sequence[Middleware] = ()) -> Starlette:
+    """The admin routes as one app whose every error has the admin error shape."""
+    return Starlette(
+        routes=list(routes),
+        middleware=list(middleware),
+        exception_handlers={SluiceError: _sluice_error, HTTPException: _http_error},
+    )
+
+
+def admin_error(exc: SluiceError) -> Response:
+    error: dict[str, Any] = {
+        "message": exc.message,
+        "type": exc.code if isinstance(exc, ConfigError) and exc.code else exc.error_type,
+        "param": exc.param,
+        "code": exc.code,
+    }
+    if isinstance(exc, ConfigValidationError):
+        error["problems"] = exc.problems
+    return _json({"error": error}, exc.status)
+
+
+async def _sluice_error(request: Request, exc: Exception) -> Response:
+    return admin_error(cast(SluiceError, exc))  # registered for SluiceError only
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (no such route, or not with this method)."""
+    exc = cast(HTTPException, exc)  # registered for HTTPException only
+    if exc.status_code == 405:
+        kind, code = "invalid_request_error", "method_not_allowed"
+        message = f"{request.method} is not allowed on {request.url.path}"
+    elif exc.status_code == 404:
+        kind, code = "not_found_error", "route_not_found"
+        message = f"no admin API route {request.url.path}"
+    else:
+        kind, code, message = "api_error", None, str(exc.detail)
+    error = {"message": message, "type": kind, "param": None, "code": code}
+    return _json({"error": error}, exc.status_code, dict(exc.headers or {}))
+
+
+def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _under_admin(path: str) -> bool:
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
