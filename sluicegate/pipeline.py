@@ -38,9 +38,9 @@ from sluicegate.model.request import ClientApi, GatewayRequest
 from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked, PolicyUnavailable
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
-from sluicegate.providers.base import ProviderCall, ProviderResult
+from sluicegate.providers.base import ProviderCall, ProviderResult, ProviderStream
 from sluicegate.providers.catalog import Catalog
-from sluicegate.router.attempts import run_attempts
+from sluicegate.router.attempts import AttemptsOutcome, run_attempts
 from sluicegate.router.plan import RoutePlan, Router, Target
 from sluicegate.settle import price_usage, write_usage
 from sluicegate.wire import anthropic_messages, openai_chat, openai_embeddings
@@ -54,6 +54,8 @@ REQUEST_INSPECTORS = {
     ClientApi.OPENAI_EMBEDDINGS: openai_embeddings.inspect_request,
 }
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+# what the attempts produced: a ProviderStream when the request streams, else a ProviderResult
+Attempted = AttemptsOutcome[ProviderResult | ProviderStream]
 
 
 class IncomingCall(msgspec.Struct, kw_only=True):
@@ -108,10 +110,11 @@ class Pipeline:
             outcome = await self._attempts(request, plan, record)
             if request.stream:
                 return self._stream_reply(request, plan, outcome, admission, record)
-            result: ProviderResult = outcome.result
-            self._settle(admission, record, result.usage, outcome.final_target)
+            result, target = outcome.result, outcome.final_target
+            assert isinstance(result, ProviderResult) and target is not None  # no stream; answered
+            self._settle(admission, record, result.usage, target)
             self._router.latency.record_generation(
-                plan.key_for(outcome.final_target),
+                plan.key_for(target),
                 result.usage.output_tokens,
                 outcome.attempts[-1].latency_ms,
             )
@@ -203,18 +206,19 @@ class Pipeline:
                 record.policy_events = [*events, *blocked.events]
                 raise
             events += admission.events
-            if not admission.wants_fallback:
+            rule_id = admission.fallback_rule_id
+            if rule_id is None:  # no fallback wanted
                 record.policy_events = events
                 return plan, admission
             fallback = admission.fallback_model
             if fallback is None:
                 raise InvalidRequest(
-                    f"rule {admission.fallback_rule_id!r} asks for a cheaper model than "
+                    f"rule {rule_id!r} asks for a cheaper model than "
                     f"{model!r} but none is configured",
                     code="no_fallback_model",
                 )
             model = self._catalog().resolve_alias(fallback)
-            exempt = exempt | {admission.fallback_rule_id}
+            exempt = exempt | {rule_id}
         raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
 
     def _worst_case(self, plan: RoutePlan, request: GatewayRequest) -> float | None:
@@ -233,11 +237,13 @@ class Pipeline:
         return max(costs) if costs else None
 
     # --- router + provider ----------------------------------------------------------
-    async def _attempts(self, request: GatewayRequest, plan: RoutePlan, record: LedgerRecord):
+    async def _attempts(
+        self, request: GatewayRequest, plan: RoutePlan, record: LedgerRecord
+    ) -> Attempted:
         record.routing_rule = plan.rule_id
         catalog = self._catalog()
 
-        async def attempt(target: Target, reason: str):
+        async def attempt(target: Target, reason: str) -> ProviderResult | ProviderStream:
             provider = catalog.provider(target.provider)
             if provider is None:
                 raise UpstreamError(
@@ -269,8 +275,10 @@ class Pipeline:
         _write_attempts(record, outcome)
         if outcome.error is not None:
             raise outcome.error
-        record.provider = outcome.final_target.provider
-        record.model = outcome.final_target.model
+        target = outcome.final_target
+        assert target is not None  # no error: a target answered
+        record.provider = target.provider
+        record.model = target.model
         return outcome
 
     # --- settle + record ------------------------------------------------------------
@@ -322,7 +330,7 @@ class Pipeline:
         self,
         request: GatewayRequest,
         plan: RoutePlan,
-        outcome,
+        outcome: Attempted,
         admission: Admission | None,
         record: LedgerRecord,
     ) -> StreamReply:
@@ -335,13 +343,14 @@ class Pipeline:
         self,
         request: GatewayRequest,
         plan: RoutePlan,
-        outcome,
+        outcome: Attempted,
         admission: Admission | None,
         record: LedgerRecord,
     ) -> AsyncIterator[bytes]:
         """Relay the stream; whatever ends it (done, provider broke, client left), settle
         with the usage known so far and write the ledger row."""
-        stream = outcome.result
+        stream, target = outcome.result, outcome.final_target
+        assert stream is not None and not isinstance(stream, ProviderResult) and target is not None
         error: SluiceError | None = None
         try:
             async for chunk in stream:
@@ -358,7 +367,7 @@ class Pipeline:
                 record.ttft_ms = round((stream.first_token_at - request.started) * 1000, 3)
                 if error is None and not record.client_disconnected:
                     self._router.latency.record_generation(
-                        plan.key_for(outcome.final_target),
+                        plan.key_for(target),
                         stream.usage.output_tokens,
                         (time.perf_counter() - stream.first_token_at) * 1000,
                     )
@@ -368,7 +377,7 @@ class Pipeline:
             elif record.client_disconnected:
                 record.status_code, record.error_type = 499, "client_disconnected"
             try:
-                self._settle(admission, record, stream.usage, outcome.final_target)
+                self._settle(admission, record, stream.usage, target)
             finally:
                 self._finish(record, request.started)
 
@@ -396,7 +405,7 @@ def _write_envelope(record: LedgerRecord, envelope: Envelope) -> None:
     record.metadata = envelope.metadata
 
 
-def _write_attempts(record: LedgerRecord, outcome) -> None:
+def _write_attempts(record: LedgerRecord, outcome: Attempted) -> None:
     record.attempts = list(outcome.attempts)
     record.attempt_count = len(outcome.attempts)
     record.fallback_used = outcome.fallback_used

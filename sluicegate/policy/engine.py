@@ -165,11 +165,12 @@ class PolicyEngine:
         """Replace reservations by actual consumption: tokens by `usage` (None releases
         them), budgets by `cost_usd` (None releases); the request itself stays counted.
         Settling twice does nothing. Never raises: errors are logged."""
+        reservation_id = admission.reservation_id
         actuals = self._actuals(admission, usage, cost_usd)
-        if actuals is None:
+        if reservation_id is None or actuals is None:
             return
         try:
-            await self._counters.settle(admission.reservation_id, actuals)
+            await self._counters.settle(reservation_id, actuals)
         except StoreUnavailable as exc:
             self._note_failure(exc)
             log.warning("policy: could not settle %s: %s", admission.request_id, exc)
@@ -182,11 +183,12 @@ class PolicyEngine:
         """`settle` without waiting (the request path: the client need not wait for a
         Redis round trip). Until it is applied the reservation stays held, which errs
         towards refusing, never towards overspending. `flush` waits for it."""
+        reservation_id = admission.reservation_id
         actuals = self._actuals(admission, usage, cost_usd)
-        if actuals is None:
+        if reservation_id is None or actuals is None:
             return
         try:
-            self._counters.settle_soon(admission.reservation_id, actuals)  # type: ignore[arg-type]
+            self._counters.settle_soon(reservation_id, actuals)
         except Exception:
             log.exception("policy: could not settle %s", admission.request_id)
 

@@ -39,13 +39,23 @@ class ProviderResult(msgspec.Struct, kw_only=True):
 
 class ProviderStream(Protocol):
     """An open stream that has already produced its first event (so a fallback remains
-    possible until then). Iterating yields SSE bytes in the client's wire format."""
+    possible until then). Iterating yields SSE bytes in the client's wire format. Its
+    state is read-only to the caller (properties), which an implementation may compute."""
 
-    usage: Usage
-    response_model: str | None
-    finished: bool  # the provider sent its terminal event
-    first_token_at: float | None  # perf_counter() when the first content reached us
-    output_chars: int
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def response_model(self) -> str | None: ...
+
+    @property
+    def finished(self) -> bool: ...  # the provider sent its terminal event
+
+    @property
+    def first_token_at(self) -> float | None: ...  # perf_counter() at the first content
+
+    @property
+    def output_chars(self) -> int: ...
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 

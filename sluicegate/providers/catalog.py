@@ -14,7 +14,12 @@ from collections.abc import Mapping
 import msgspec
 
 from sluicegate.pricing import PriceBook, PriceOverride
-from sluicegate.providers.config import ModelEntry, ProviderAccount, ProvidersDocument
+from sluicegate.providers.config import (
+    ModelEntry,
+    ProviderAccount,
+    ProviderKind,
+    ProvidersDocument,
+)
 from sluicegate.providers.http import HttpProvider
 from sluicegate.providers.upstream import UpstreamClient
 
@@ -37,7 +42,7 @@ DEFAULT_ALIASES = {
     "opus": "claude-opus-4-7",
     "mini": "gpt-4o-mini",
 }
-_REAL = {
+_REAL: dict[ProviderKind, tuple[str, str]] = {
     "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
     "anthropic": ("https://api.anthropic.com", "ANTHROPIC_API_KEY"),
 }

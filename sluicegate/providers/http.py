@@ -18,6 +18,7 @@ from sluicegate.providers.kinds import KINDS
 from sluicegate.providers.streaming import (
     CrossWireTranslator,
     PassthroughTranslator,
+    StreamTranslator,
     TranslatedStream,
 )
 from sluicegate.providers.upstream import UpstreamClient
@@ -140,6 +141,7 @@ class HttpProvider:
             payload = await upstream.read()
             upstream.close()
             raise wire.parse_error(upstream.status, payload, upstream.headers)
+        translator: StreamTranslator
         if client_wire is wire:
             translator = PassthroughTranslator(wire, call.client_wants_stream_usage)
         else:

@@ -12,12 +12,33 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from types import ModuleType
+from typing import Protocol
 
 from sluicegate.errors import UpstreamTimeout, UpstreamUnavailable
 from sluicegate.model.chat import TextDelta, ToolArgsDelta, ToolCallStart
 from sluicegate.model.usage import Usage
 from sluicegate.providers.upstream import UpstreamStream
 from sluicegate.wire.sse import SSEEvent, SSEParser, encode_sse
+
+
+class StreamTranslator(Protocol):
+    """The shape both translators share, which is all `TranslatedStream` relies on."""
+
+    def feed(self, event: SSEEvent) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def content_seen(self) -> bool: ...
 
 
 class PassthroughTranslator:
@@ -83,7 +104,9 @@ class TranslatedStream:
     """Implements `ProviderStream`. `prime()` reads until the first content event so the
     router can still fall back (or time out on TTFT) before the client sees a byte."""
 
-    def __init__(self, upstream: UpstreamStream, translator, request_id: str | None):
+    def __init__(
+        self, upstream: UpstreamStream, translator: StreamTranslator, request_id: str | None
+    ):
         self._upstream = upstream
         self._translator = translator
         self._chunks = upstream.iter_chunks()
