@@ -23,7 +23,12 @@ def gateway_url(url: str | None) -> str:
 
 
 def call(
-    method: str, url: str | None, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    method: str,
+    url: str | None,
+    path: str,
+    *,
+    json: Any = None,
+    params: dict[str, Any] | None = None,
 ) -> Any:
     """One admin API call; prints a clear message and exits on any failure."""
     base = gateway_url(url)

@@ -151,7 +151,7 @@ def render_path(loc: Sequence[str | int], raw: object, *, keep_last: bool) -> tu
     current: object = raw
     dropped = False
     for position, item in enumerate(loc):
-        if isinstance(current, Mapping) and item in current:
+        if isinstance(current, Mapping) and item in current:  # noqa: SIM114 (narrows apart)
             parts.append(item)
             current = current[item]
         elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):

@@ -54,6 +54,7 @@ from sluicegate.policy.notify import Alert, AlertSink
 log = logging.getLogger(__name__)
 
 FailureMode = Literal["fail_open", "fail_closed"]
+_FAILURE_MODES: dict[str, FailureMode] = {"fail_open": "fail_open", "fail_closed": "fail_closed"}
 SEEDED_MARK = "budgets-seeded"  # in the counter store while it holds seeded budget spend
 _SEEDED_TTL_S = 400 * 86400  # should it lapse, one needless (harmless) rebuild
 _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
@@ -73,18 +74,19 @@ class PolicyEngine:
         counters: CounterStore,
         *,
         notifier: AlertSink | None = None,
-        failure_mode: FailureMode = "fail_open",
+        failure_mode: str = "fail_open",  # a FailureMode, as settings spell it; checked here
         clock: Callable[[], float] = time.time,
         reservation_ttl_s: float = 600.0,
         default_max_output_tokens: int = 4096,
         store_retry_s: float = 1.0,
         store_check_s: float = 5.0,
     ):
-        if failure_mode not in ("fail_open", "fail_closed"):
+        mode = _FAILURE_MODES.get(failure_mode)
+        if mode is None:
             raise ValueError(f"failure_mode is fail_open or fail_closed, not {failure_mode!r}")
         self._counters = counters
         self._notifier = notifier
-        self.failure_mode: FailureMode = failure_mode
+        self.failure_mode: FailureMode = mode
         self._clock = clock
         self._ttl_s = reservation_ttl_s
         self._default_max_output = default_max_output_tokens

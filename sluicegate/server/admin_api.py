@@ -6,10 +6,12 @@ errors use the OpenAI error body, which is what the CLI prints.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -28,11 +30,14 @@ _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def json_response(payload, status: int = 200) -> Response:
+def json_response(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-def admin_only(keys: KeyService, handler: Callable[[Request], Awaitable[Response]]):
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def admin_only(keys: KeyService, handler: Handler) -> Handler:
     async def guarded(request: Request) -> Response:
         try:
             raw = api_key_from(request)
@@ -49,7 +54,7 @@ def admin_only(keys: KeyService, handler: Callable[[Request], Awaitable[Response
     return guarded
 
 
-async def json_body(request: Request) -> dict:
+async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     return request_object(raw) if raw else {}
 
@@ -75,7 +80,7 @@ def parse_time(value: str | None, param: str) -> float | None:
         ) from None
 
 
-def _optional_float(data: dict, name: str) -> float | None:
+def _optional_float(data: dict[str, Any], name: str) -> float | None:
     value = data.get(name)
     if value is None:
         return None
@@ -99,7 +104,7 @@ class AdminApi:
         self._extra = extra_routes or []
 
     def routes(self) -> list[Route]:
-        guard = lambda handler: admin_only(self._keys, handler)  # noqa: E731
+        guard = functools.partial(admin_only, self._keys)
         return [
             Route("/api/keys", guard(self.create_key), methods=["POST"]),
             Route("/api/keys", guard(self.list_keys), methods=["GET"]),

@@ -11,12 +11,14 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
@@ -25,6 +27,7 @@ from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade_engine
+from sluicegate.errors import StoreUnavailable
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
@@ -37,16 +40,23 @@ from sluicegate.policy.documents import compile_policy
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.policy.notify import WebhookNotifier
 from sluicegate.providers.catalog import EMULATOR_MOUNT, Catalog, build_catalog
+from sluicegate.providers.config import ProvidersDocument
 from sluicegate.providers.emulator import create_app as create_emulator
 from sluicegate.providers.upstream import AiohttpUpstream
-from sluicegate.router.documents import compile_routes
+from sluicegate.router.documents import LoadBalancingDocument, compile_routes
 from sluicegate.router.plan import Router
+from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.errors import stream_error_event
 from sluicegate.server.settings import Settings
 from sluicegate.server.wire_routes import WireEndpoints
+
+if TYPE_CHECKING:  # the implementations are imported where chosen, in _state_stores
+    from sluicegate.policy.counters.base import CounterStore
+    from sluicegate.router.breaker import BreakerStore
+    from sluicegate.router.sticky import StickyStore
 
 log = logging.getLogger("sluicegate")
 
@@ -88,10 +98,12 @@ class Gateway:
     def _on_config(self, snapshot: ConfigSnapshot) -> None:
         """Compile a new config version; if anything fails, the old one stays live."""
         catalog = build_catalog(
-            snapshot.models("gateway-providers"), self.upstream, self_url=self.settings.self_url
+            snapshot.models_of("gateway-providers", ProvidersDocument),
+            self.upstream,
+            self_url=self.settings.self_url,
         )
         routes = compile_routes(
-            snapshot.models("gateway-load-balancing-config"),
+            snapshot.models_of("gateway-load-balancing-config", LoadBalancingDocument),
             header_prefixes=self.settings.header_prefixes,
         )
         policy = compile_policy(
@@ -111,7 +123,7 @@ class Gateway:
         self.router.set_routes(routes, self._catalogue_target)
         self.policy.set_policy(policy)
 
-    def _catalogue_target(self, model: str):
+    def _catalogue_target(self, model: str) -> Target | None:
         route = self.catalog.model(model)
         if route is None:
             return None
@@ -144,7 +156,7 @@ class Gateway:
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app):
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.start()
         # Everything alive now (modules, config, caches) lives as long as the process:
         # out of the collector's sight, every collection under traffic is cheaper
@@ -161,7 +173,7 @@ class Gateway:
 
     async def readyz(self, request: Request) -> Response:
         await self.policy.check_store()  # pings Redis: an outage shows here before traffic
-        checks = {
+        checks: dict[str, dict[str, Any]] = {
             "config": {
                 "ok": self.live.last_error is None,
                 "version": self.live.version,
@@ -206,7 +218,7 @@ class Gateway:
                 *control_routes(self),
             ],
         )
-        routes = [
+        routes: list[BaseRoute] = [
             *wire.routes(),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
@@ -217,7 +229,7 @@ class Gateway:
         return wire.hot_path(Starlette(routes=routes, lifespan=self.lifespan))
 
 
-def _state_stores(settings: Settings):
+def _state_stores(settings: Settings) -> tuple[CounterStore, BreakerStore, StickyStore]:
     """Counters, breaker state and sticky sessions: in memory, or shared through Redis."""
     if settings.redis_url:
         from sluicegate.policy.counters.redis_store import RedisCounterStore
@@ -228,7 +240,7 @@ def _state_stores(settings: Settings):
         )
         from sluicegate.router.sticky import FailOpenStickyStore
 
-        def routing_store_down(exc) -> None:
+        def routing_store_down(exc: StoreUnavailable) -> None:
             log.warning(
                 "routing state store unreachable, routing as if all circuits closed: %s", exc
             )

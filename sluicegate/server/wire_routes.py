@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.errors import InvalidRequest, SluiceError
 from sluicegate.identity.keys import KeyService
+from sluicegate.model.identity import Principal
 from sluicegate.model.request import ClientApi
 from sluicegate.pipeline import IncomingCall, Pipeline, StreamReply
 from sluicegate.server.errors import error_response
@@ -78,7 +79,7 @@ class WireEndpoints:
         keys: KeyService,
         *,
         max_body_bytes: int,
-        models_for: Callable[[object], list[str]],
+        models_for: Callable[[Principal], list[str]],
     ):
         self._pipeline = pipeline
         self._keys = keys
@@ -114,7 +115,7 @@ class WireEndpoints:
 
         return dispatch
 
-    def _handler(self, client_api: ClientApi):
+    def _handler(self, client_api: ClientApi) -> ASGIApp:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             body, too_large = await read_body(scope, receive, self._limit)
             raw_headers = scope["headers"]
