@@ -197,18 +197,19 @@ class Pipeline:
                 record.policy_events = [*events, *blocked.events]
                 raise
             events += admission.events
-            if not admission.wants_fallback:
+            rule_id = admission.fallback_rule_id
+            if rule_id is None:  # no fallback wanted
                 record.policy_events = events
                 return plan, admission
             fallback = admission.fallback_model
             if fallback is None:
                 raise InvalidRequest(
-                    f"rule {admission.fallback_rule_id!r} asks for a cheaper model than "
+                    f"rule {rule_id!r} asks for a cheaper model than "
                     f"{model!r} but none is configured",
                     code="no_fallback_model",
                 )
             model = self._catalog().resolve_alias(fallback)
-            exempt = exempt | {admission.fallback_rule_id}
+            exempt = exempt | {rule_id}
         raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
 
     def _worst_case(self, plan: RoutePlan, request: GatewayRequest) -> float | None:

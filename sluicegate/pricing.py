@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import genai_prices
 import msgspec
-from genai_prices.types import TieredPrices
+from genai_prices.types import ModelPrice, PriceCalculation, TieredPrices
 
 from sluicegate.model.usage import Usage
 
@@ -38,7 +38,7 @@ class ModelRate(msgspec.Struct, frozen=True):
     output_mtok: float
     cache_read_mtok: float
     cache_write_mtok: float
-    tiered: object | None = None  # a genai_prices ModelPrice when prices are tiered
+    tiered: ModelPrice | None = None  # set when the catalogue's prices are tiered
 
 
 class Priced(msgspec.Struct, frozen=True):
@@ -103,7 +103,7 @@ def _cost(rate: ModelRate, usage: Usage) -> float:
     ) / _PER_MTOK
 
 
-def _tiered_cost(model_price, usage: Usage) -> float:
+def _tiered_cost(model_price: ModelPrice, usage: Usage) -> float:
     fields = {
         k: v
         for k, v in (
@@ -143,7 +143,7 @@ def _catalog_rate(provider_kind: str, model: str) -> ModelRate | None:
     return None
 
 
-def _rate_from(calc) -> ModelRate | None:
+def _rate_from(calc: PriceCalculation) -> ModelRate | None:
     price = calc.model_price
     price_id = f"{calc.provider.id}:{calc.model.id}"
     values = {

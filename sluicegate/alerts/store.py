@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluicegate.db.errors import translate_errors
+from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.rows import to_struct
 from sluicegate.db.schema import alerts
 
@@ -79,7 +79,10 @@ class SqlAlertStore:
         del values["id"]
         async with translate_errors("alert append"), self._engine.begin() as conn:
             result = await conn.execute(insert(alerts).values(values))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        if key is None:  # SQLAlchemy's None is for a statement that inserted no row
+            raise StoreRejected("alert append: the database returned no id")
+        return int(key[0])
 
     async def list(self, limit: int = 100, *, undelivered: bool = False) -> builtins.list[AlertRow]:
         statement = select(alerts).order_by(_C.ts.desc(), _C.id.desc()).limit(max(limit, 0))

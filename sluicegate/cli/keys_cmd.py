@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -44,7 +45,7 @@ def create(
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Create a key. The key is shown this once; store it now."""
-    body = {
+    body: dict[str, Any] = {
         "user_id": user,
         "team": team,
         "project": project,

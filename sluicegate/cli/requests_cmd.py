@@ -12,7 +12,7 @@ requests_app = typer.Typer(help="The request ledger.", no_args_is_help=True)
 out = Console()
 
 
-def _num(value) -> str:
+def _num(value: object) -> str:
     return "-" if value is None else str(value)
 
 

@@ -128,7 +128,7 @@ def serve(
 def emulator(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8350),
-    faults: Path = typer.Option(
+    faults: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="YAML/JSON fault table: model -> fault"
     ),
 ) -> None:

@@ -42,7 +42,7 @@ def targets(url: UrlOption = DEFAULT_URL) -> None:
     )
     for r in rows:
 
-        def ms(v):
+        def ms(v: float | None) -> str:
             return "-" if v is None else f"{v:.0f}"
 
         table.add_row(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -28,6 +29,7 @@ from sluicegate.config.version_store import ConfigVersionStore, VersionRow
 from sluicegate.errors import ConfigError
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,16 @@ class ConfigSnapshot:
     def models(self, type_name: str) -> list[BaseModel]:
         """The validated models of one type (what compilers take)."""
         return [doc.model for doc in self.of_type(type_name)]
+
+    def models_of(self, type_name: str, model: type[M]) -> list[M]:
+        """`models`, typed for a compiler that takes one class; a document of another class
+        (the registry wired to a different model) is a bug, and raises."""
+        models: list[M] = []
+        for doc in self.of_type(type_name):
+            if not isinstance(doc.model, model):
+                raise TypeError(f"a {type_name} document is a {type(doc.model).__name__}")
+            models.append(doc.model)
+        return models
 
     def all(self) -> list[Document]:
         return [doc for docs in self.documents.values() for doc in docs]

@@ -274,4 +274,5 @@ class _Loader(yaml.SafeLoader):
                             key_node.start_mark,
                         )
                     seen.add(key)
+        # the stub wants a MappingNode; PyYAML checks any node itself and raises for others
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]

@@ -151,9 +151,10 @@ def render_path(loc: Sequence[str | int], raw: object, *, keep_last: bool) -> tu
     current: object = raw
     dropped = False
     for position, item in enumerate(loc):
-        in_mapping = isinstance(current, Mapping) and item in current
-        in_list = isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current)
-        if in_mapping or in_list:
+        if isinstance(current, Mapping) and item in current:  # noqa: SIM114 (narrows apart)
+            parts.append(item)
+            current = current[item]
+        elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):
             parts.append(item)
             current = current[item]
         elif item == "[key]":

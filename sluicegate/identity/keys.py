@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -50,7 +51,7 @@ class KeyService:
         self._admin = Principal(key_id=ADMIN_KEY_ID, name="admin", is_admin=True)
         self._index: dict[str, _Entry] = {}
         self._loaded_version = -1.0
-        self._poller: asyncio.Task | None = None
+        self._poller: asyncio.Task[None] | None = None
 
     # --- hot path -----------------------------------------------------------------
     def authenticate(self, raw: str | None) -> Principal:
@@ -76,11 +77,9 @@ class KeyService:
         return entry.principal
 
     def is_admin_key(self, raw: str | None) -> bool:
-        return (
-            bool(raw)
-            and self._admin_hash is not None
-            and hmac.compare_digest(hash_key(raw), self._admin_hash)
-        )
+        if not raw or self._admin_hash is None:
+            return False
+        return hmac.compare_digest(hash_key(raw), self._admin_hash)
 
     # --- loading ------------------------------------------------------------------
     async def load(self) -> None:
@@ -193,7 +192,7 @@ def _entry(row: KeyRow) -> _Entry:
     return _Entry(principal, row.expires_at, row.revoked_at, row.grace_until)
 
 
-def public_view(row: KeyRow, now: float) -> dict:
+def public_view(row: KeyRow, now: float) -> dict[str, Any]:
     """A key as the admin API shows it: never the hash."""
     state = "active"
     if row.revoked_at is not None and row.revoked_at <= now:

@@ -39,8 +39,9 @@ class SqlLedgerStore:
         self._engine = engine
         self._insert = _insert_ignoring_duplicates(engine.dialect.name)
         self._bulk: SqliteBulkInserter | None = None
-        if engine.dialect.name == "sqlite" and not is_memory_sqlite(engine.url):
-            self._bulk = SqliteBulkInserter(engine.url.database, SQLITE_PRAGMAS)
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and not is_memory_sqlite(engine.url):
+            self._bulk = SqliteBulkInserter(database, SQLITE_PRAGMAS)
 
     async def write_batch(self, records: list[LedgerRecord]) -> None:
         if not records:

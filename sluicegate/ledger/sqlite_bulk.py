@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from typing import Any
 
 import msgspec
 
@@ -44,7 +45,7 @@ class SqliteBulkInserter:
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one batch at a time on the one connection
 
-    def rows(self, records: list[LedgerRecord]) -> list[list]:
+    def rows(self, records: list[LedgerRecord]) -> list[list[Any]]:
         encode, positions, json_positions = (
             self._encoder.encode,
             self._positions,
@@ -67,7 +68,7 @@ class SqliteBulkInserter:
             raise StoreRejected(f"ledger write: {exc}") from exc
         await asyncio.to_thread(self._insert, rows)
 
-    def _insert(self, rows: list[list]) -> None:
+    def _insert(self, rows: list[list[Any]]) -> None:
         with self._lock:
             try:
                 connection = self._connect()

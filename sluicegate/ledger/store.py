@@ -127,7 +127,7 @@ def render_ts(ts: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def api_row(values: Mapping[str, Any]) -> dict[str, Any]:
+def api_row(values: Mapping[Any, Any]) -> dict[str, Any]:
     """A stored request as the API returns it: every LedgerRecord field, `ts` as an
     ISO-8601 UTC string, and `ts_unix` as the float."""
     row: dict[str, Any] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -71,7 +71,7 @@ class Admission:
 class PolicyBlocked(LimitExceeded):
     """A LimitExceeded that also carries the policy events for the ledger."""
 
-    def __init__(self, message: str, *, events: list[PolicyEvent], **kwargs):
+    def __init__(self, message: str, *, events: list[PolicyEvent], **kwargs: Any):
         super().__init__(message, **kwargs)
         self.events = events
 

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -33,6 +33,9 @@ from sluicegate.policy.documents import (
     usd_to_micros,
 )
 from sluicegate.policy.windows import Window, parse_budget_window, parse_window
+
+if TYPE_CHECKING:  # admission.py imports this module
+    from sluicegate.policy.admission import Item
 
 Action = Literal["hard_block", "queue", "fallback", "audit"]
 
@@ -63,7 +66,7 @@ class CompiledRule:
     breach: Breach
     queue_timeout_s: float = 5.0
     # admission items already built for this rule (admission.py); per compiled policy
-    items: dict = field(default_factory=dict, compare=False, repr=False)
+    items: dict[tuple[str, bool], Item] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ class CompiledPolicy:
     @functools.cached_property
     def audits(self) -> bool:
         """Whether any rule or budget is audit-only (else admissions skip audit events)."""
-        return any(r.breach.action == "audit" for r in (*self.rules, *self.budgets))
+        rules: tuple[CompiledRule | CompiledBudget, ...] = (*self.rules, *self.budgets)
+        return any(r.breach.action == "audit" for r in rules)
 
 
 def compile_policy(
@@ -160,7 +164,7 @@ def _breach(value: str, aliases: Mapping[str, str], fallback_model: str | None =
     if value == "queue_then_429":
         return Breach("queue")
     if value in ("hard_block", "audit"):
-        return Breach(value)  # type: ignore[arg-type]
+        return Breach(value)  # type: ignore[arg-type]  # mypy does not narrow str by `in`
     target = value.removeprefix("fallback_to_")
     if target == "cheaper":
         model = fallback_model
@@ -192,6 +196,7 @@ def _quota_rule(
 ) -> CompiledRule:
     measure, window = quota_window(rule.unit)
     subjects = rule.when.subjects
+    scope_name: str
     if isinstance(subjects, SubjectType):
         scope_name, scope = subjects.type, matching.subject_type_getter(subjects.type)
     elif subjects:
@@ -201,7 +206,7 @@ def _quota_rule(
     return CompiledRule(
         id=rule.id,
         document=doc,
-        measure=measure,  # type: ignore[arg-type]
+        measure=measure,  # type: ignore[arg-type]  # QUOTA_UNITS start with requests/tokens
         token_type="total",
         limit=rule.limit_to,
         window=parse_window(window),

@@ -76,7 +76,7 @@ def _window(value: str) -> str:
     return value
 
 
-def _on(pattern: re.Pattern[str], hint: str):
+def _on(pattern: re.Pattern[str], hint: str) -> AfterValidator:
     def check(value: str) -> str:
         if not pattern.match(value):
             raise ValueError(f"'{value}' is not one of {hint}")

@@ -54,6 +54,7 @@ from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level
 log = logging.getLogger(__name__)
 
 FailureMode = Literal["fail_open", "fail_closed"]
+_FAILURE_MODES: dict[str, FailureMode] = {"fail_open": "fail_open", "fail_closed": "fail_closed"}
 SEEDED_MARK = "budgets-seeded"  # in the counter store while it holds seeded budget spend
 _SEEDED_TTL_S = 400 * 86400  # should it lapse, one needless (harmless) rebuild
 _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
@@ -73,18 +74,19 @@ class PolicyEngine:
         counters: CounterStore,
         *,
         notifier: AlertSink | None = None,
-        failure_mode: FailureMode = "fail_open",
+        failure_mode: str = "fail_open",  # a FailureMode, as settings spell it; checked here
         clock: Callable[[], float] = time.time,
         reservation_ttl_s: float = 600.0,
         default_max_output_tokens: int = 4096,
         store_retry_s: float = 1.0,
         store_check_s: float = 5.0,
     ):
-        if failure_mode not in ("fail_open", "fail_closed"):
+        mode = _FAILURE_MODES.get(failure_mode)
+        if mode is None:
             raise ValueError(f"failure_mode is fail_open or fail_closed, not {failure_mode!r}")
         self._counters = counters
         self._notifier = notifier
-        self.failure_mode: FailureMode = failure_mode
+        self.failure_mode: FailureMode = mode
         self._clock = clock
         self._ttl_s = reservation_ttl_s
         self._default_max_output = default_max_output_tokens
@@ -165,11 +167,12 @@ class PolicyEngine:
         """Replace reservations by actual consumption: tokens by `usage` (None releases
         them), budgets by `cost_usd` (None releases); the request itself stays counted.
         Settling twice does nothing. Never raises: errors are logged."""
+        reservation_id = admission.reservation_id
         actuals = self._actuals(admission, usage, cost_usd)
-        if actuals is None:
+        if reservation_id is None or actuals is None:
             return
         try:
-            await self._counters.settle(admission.reservation_id, actuals)
+            await self._counters.settle(reservation_id, actuals)
         except StoreUnavailable as exc:
             self._note_failure(exc)
             log.warning("policy: could not settle %s: %s", admission.request_id, exc)
@@ -182,11 +185,12 @@ class PolicyEngine:
         """`settle` without waiting (the request path: the client need not wait for a
         Redis round trip). Until it is applied the reservation stays held, which errs
         towards refusing, never towards overspending. `flush` waits for it."""
+        reservation_id = admission.reservation_id
         actuals = self._actuals(admission, usage, cost_usd)
-        if actuals is None:
+        if reservation_id is None or actuals is None:
             return
         try:
-            self._counters.settle_soon(admission.reservation_id, actuals)  # type: ignore[arg-type]
+            self._counters.settle_soon(reservation_id, actuals)
         except Exception:
             log.exception("policy: could not settle %s", admission.request_id)
 

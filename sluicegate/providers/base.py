@@ -39,7 +39,8 @@ class ProviderResult(msgspec.Struct, kw_only=True):
 
 class ProviderStream(Protocol):
     """An open stream that has already produced its first event (so a fallback remains
-    possible until then). Iterating yields SSE bytes in the client's wire format."""
+    possible until then). Iterating yields SSE bytes in the client's wire format. Its
+    state is read-only to the caller (properties), which an implementation may compute."""
 
     @property
     def usage(self) -> Usage: ...

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+ProviderKind = Literal["openai", "anthropic"]  # the wire formats a provider can speak
 
 from sluicegate.errors import ConfigError
 from sluicegate.providers.kinds import provider_kind
@@ -65,7 +67,9 @@ class ProvidersDocument(_Strict):
 
     @field_validator("models")
     @classmethod
-    def _known_providers(cls, models: dict[str, ModelEntry], info) -> dict[str, ModelEntry]:
+    def _known_providers(
+        cls, models: dict[str, ModelEntry], info: ValidationInfo
+    ) -> dict[str, ModelEntry]:
         names = {p.name for p in info.data.get("providers", [])}
         for model, entry in models.items():
             if names and entry.provider not in names:

@@ -37,6 +37,26 @@ class StreamTranslator(Protocol):
     def finish(self) -> bytes: ...
 
 
+class StreamTranslator(Protocol):
+    """The shape both translators share, which is all `TranslatedStream` relies on."""
+
+    def feed(self, event: SSEEvent) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def content_seen(self) -> bool: ...
+
+
 class PassthroughTranslator:
     def __init__(self, wire: ChatCodec, include_usage: bool):
         self._observer = wire.PassthroughObserver(include_usage=include_usage)

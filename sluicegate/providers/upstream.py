@@ -8,7 +8,7 @@ aiohttp errors never leave this module: they become `UpstreamUnavailable` or
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Protocol
 
 import aiohttp
@@ -58,7 +58,7 @@ class UpstreamClient(Protocol):
     async def close(self) -> None: ...
 
 
-def _lower(headers) -> dict[str, str]:
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
@@ -119,7 +119,9 @@ class AiohttpUpstream:
             )
         return self._session
 
-    async def request(self, method, url, headers, body, timeout) -> UpstreamResponse:
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float
+    ) -> UpstreamResponse:
         try:
             async with self._client().request(
                 method,
@@ -135,7 +137,14 @@ class AiohttpUpstream:
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"upstream unreachable: {exc.__class__.__name__}") from exc
 
-    async def open_stream(self, url, headers, body, first_byte_timeout, idle_timeout):
+    async def open_stream(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        first_byte_timeout: float,
+        idle_timeout: float,
+    ) -> UpstreamStream:
         try:
             response = await self._client().post(
                 url,
@@ -187,11 +196,20 @@ class FakeUpstream:
         self._chunk_size = chunk_size
         self.calls: list[tuple[str, str, dict[str, str], bytes | None]] = []
 
-    async def request(self, method, url, headers, body, timeout) -> UpstreamResponse:
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout: float
+    ) -> UpstreamResponse:
         self.calls.append((method, url, headers, body))
         return await self._handler(method, url, headers, body)
 
-    async def open_stream(self, url, headers, body, first_byte_timeout, idle_timeout):
+    async def open_stream(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        first_byte_timeout: float,
+        idle_timeout: float,
+    ) -> UpstreamStream:
         self.calls.append(("POST", url, headers, body))
         return _FakeStream(await self._handler("POST", url, headers, body), self._chunk_size)
 

@@ -106,7 +106,6 @@ def _route(
 
 def _target(spec: RuleSpec | FallbackSpec, retry: RetrySpec | None, taken: set[str]) -> Target:
     provider, model = spec.upstream()
-    is_rule = isinstance(spec, RuleSpec)
     return Target(
         id=spec.id or _generated_id(f"{provider}/{model}", taken),
         provider=provider,
@@ -117,8 +116,8 @@ def _target(spec: RuleSpec | FallbackSpec, retry: RetrySpec | None, taken: set[s
         headers_set=dict(spec.headers.set_),
         headers_remove=tuple(spec.headers.remove),
         retry=_retry(spec.retry or retry),
-        weight=spec.weight if is_rule else 1.0,
-        priority=spec.priority if is_rule else 0,
+        weight=spec.weight if isinstance(spec, RuleSpec) else 1.0,
+        priority=spec.priority if isinstance(spec, RuleSpec) else 0,
     )
 
 

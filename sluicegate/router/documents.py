@@ -47,6 +47,7 @@ from pydantic import AliasChoices, Field, model_validator
 
 from sluicegate.router.specs import (
     CircuitBreakerSpec,
+    FallbackSpec,
     RouteSpec,
     RuleSetSettings,
     RuleSpec,
@@ -97,7 +98,8 @@ def _check_routes(routes: list[RouteSpec], doc: LoadBalancingDocument) -> None:
             check_rule_set(route.rule_type or doc.rule_type, route.rules, fallbacks)
         except ValueError as exc:
             raise ValueError(f"route {route.id!r}: {exc}") from None
-        for spec in (*route.rules, *fallbacks):
+        specs: list[RuleSpec | FallbackSpec] = [*route.rules, *fallbacks]
+        for spec in specs:
             label = "/".join(spec.upstream())
             seen = labels.setdefault(spec.id or label, label)
             if seen != label:

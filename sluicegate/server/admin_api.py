@@ -8,9 +8,11 @@ by `admin_auth.admin_app` in the one admin error shape, which is what the CLI pr
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import datetime
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -27,7 +29,7 @@ _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def json_response(payload, status: int = 200) -> Response:
+def json_response(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
@@ -57,7 +59,7 @@ def parse_time(value: str | None, param: str) -> float | None:
         ) from None
 
 
-def _optional_float(data: dict, name: str) -> float | None:
+def _optional_float(data: dict[str, Any], name: str) -> float | None:
     value = data.get(name)
     if value is None:
         return None

@@ -28,6 +28,7 @@ from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade_engine
+from sluicegate.errors import StoreUnavailable
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
@@ -41,6 +42,7 @@ from sluicegate.providers.catalog import Catalog, build_catalog
 from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.compile import compile_routes
 from sluicegate.router.plan import Router
+from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app
 from sluicegate.server.admin_config import config_routes
@@ -114,7 +116,7 @@ class Gateway:
             emulator_url=self.settings.emulator_url,
         )
         routes = compile_routes(
-            snapshot.models("gateway-load-balancing-config"),
+            snapshot.models_of("gateway-load-balancing-config", LoadBalancingDocument),
             header_prefixes=self.settings.header_prefixes,
         )
         policy = compile_policy(
@@ -170,7 +172,7 @@ class Gateway:
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app):
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.start()
         # Everything alive now (modules, config, caches) lives as long as the process:
         # out of the collector's sight, every collection under traffic is cheaper
@@ -187,7 +189,7 @@ class Gateway:
 
     async def readyz(self, request: Request) -> Response:
         await self.policy.check_store()  # pings Redis: an outage shows here before traffic
-        checks = {
+        checks: dict[str, dict[str, Any]] = {
             "config": {
                 "ok": self.live.last_error is None,
                 "version": self.live.version,

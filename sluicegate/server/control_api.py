@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,8 +12,11 @@ from starlette.routing import Route
 from sluicegate.errors import InvalidRequest
 from sluicegate.server.admin_api import json_response
 
+if TYPE_CHECKING:  # app.py builds these routes from the gateway it composes
+    from sluicegate.server.app import Gateway
 
-def control_routes(gateway) -> list[Route]:
+
+def control_routes(gateway: Gateway) -> list[Route]:
     async def budgets(request: Request) -> Response:
         await gateway.pipeline.drain()  # read-your-writes: settle what has answered
         return json_response({"data": await gateway.policy.budget_status()})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
@@ -63,7 +64,7 @@ class Settings(msgspec.Struct, kw_only=True):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        values = {}
+        values: dict[str, Any] = {}  # each field's value, typed as its default is
         defaults = cls()
         for field in cls.__struct_fields__:
             raw = env.get(ENV_PREFIX + field.upper())

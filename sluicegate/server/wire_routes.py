@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.errors import InvalidRequest, SluiceError
 from sluicegate.identity.keys import KeyService
+from sluicegate.model.identity import Principal
 from sluicegate.model.request import ClientApi
 from sluicegate.pipeline import IncomingCall, Pipeline, StreamReply
 from sluicegate.server.errors import error_response
@@ -85,7 +86,7 @@ class WireEndpoints:
         keys: KeyService,
         *,
         max_body_bytes: int,
-        models_for: Callable[[object], list[str]],
+        models_for: Callable[[Principal], list[str]],
     ):
         self._pipeline = pipeline
         self._keys = keys

@@ -388,9 +388,9 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
             out[-1]["content"].extend(blocks)
         else:
             out.append({"role": message.role, "content": blocks})
-    for message in out:
-        if message["role"] == "user":
-            message["content"].sort(key=lambda b: b["type"] != "tool_result")  # stable
+    for turn in out:
+        if turn["role"] == "user":
+            turn["content"].sort(key=lambda b: b["type"] != "tool_result")  # stable
     return out
 
 

@@ -143,10 +143,10 @@ class StreamEncoder:
             call = {"index": position, "id": event.id, "type": "function", "function": function}
             return self._start() + self._chunk({"tool_calls": [call]})
         if isinstance(event, ToolArgsDelta):
-            position = self._tools.get(event.index)
-            if position is None or not event.partial_json:
+            known = self._tools.get(event.index)
+            if known is None or not event.partial_json:
                 return b""
-            call = {"index": position, "function": {"arguments": event.partial_json}}
+            call = {"index": known, "function": {"arguments": event.partial_json}}
             return self._chunk({"tool_calls": [call]})
         if isinstance(event, StreamStop):
             return self._finish_chunk(stop_from_canonical(event.stop_reason))

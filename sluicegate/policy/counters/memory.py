@@ -114,9 +114,9 @@ class MemoryCounterStore:
             held = {key for key, _, _ in reservation.holds} if reservation else set()
             for key, amount in actuals.items():
                 if amount > 0 and key not in held:
-                    counter = self._live(key, now)
-                    if counter is not None:
-                        counter.add(amount, now)
+                    live = self._live(key, now)
+                    if live is not None:
+                        live.add(amount, now)
 
     async def flush(self) -> None:
         return None  # settle_soon applies at once

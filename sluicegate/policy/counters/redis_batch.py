@@ -147,8 +147,8 @@ class Coalescer(Generic[I, R]):
             raise
 
     def _take(self) -> list[tuple[I, asyncio.Future[R] | None]]:
-        batch, queue = [], self._queue
-        taken = 0
+        batch: list[tuple[I, asyncio.Future[R] | None]] = []
+        queue, taken = self._queue, 0
         while taken < len(queue) and len(batch) < self.limit:
             entry = queue[taken]
             taken += 1
@@ -190,11 +190,10 @@ def _fail(future: asyncio.Future[R] | None, exc: Exception) -> None:
     """Each caller gets its own exception object (they are raised concurrently)."""
     if future is None or future.done():
         return
+    mine: Exception = exc
     if isinstance(exc, StoreUnavailable):
         mine = StoreUnavailable(str(exc))
         mine.__cause__ = exc.__cause__
-    else:
-        mine = exc
     future.set_exception(mine)
 
 

@@ -142,7 +142,12 @@ class RedisCounterStore:
             if lease_share > 0
             else None
         )
-        self._lease_args = [repr(float(lease_ttl_s)), lease_share, lease_max, lease_min]
+        self._lease_args: list[str | int] = [
+            repr(float(lease_ttl_s)),
+            lease_share,
+            lease_max,
+            lease_min,
+        ]
         # id -> keys, amounts, monotonic deadline
         self._held: dict[str, tuple[tuple[str, ...], tuple[int, ...], float]] = {}
         self._admissions: Coalescer[_Admission, AdmitResult] = Coalescer(
