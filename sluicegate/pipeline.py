@@ -44,9 +44,8 @@ from sluicegate.model.request import ClientApi, GatewayRequest
 from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked, PolicyUnavailable
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
-from sluicegate.providers.base import ProviderCall, ProviderResult, ProviderStream
+from sluicegate.providers.base import Provider, ProviderCall, ProviderResult, ProviderStream
 from sluicegate.providers.catalog import Catalog
-from sluicegate.providers.http import HttpProvider
 from sluicegate.router.attempts import AttemptsOutcome
 from sluicegate.router.plan import RoutePlan, Router, Target
 from sluicegate.settle import price_usage, write_usage
@@ -59,7 +58,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 NO_GUARDRAILS = GuardrailPhases()
 T = TypeVar("T")
-Send = Callable[[HttpProvider, ProviderCall], Awaitable[T]]  # one provider call: answer or stream
+Send = Callable[[Provider, ProviderCall], Awaitable[T]]  # one provider call: answer or stream
 
 
 class IncomingCall(msgspec.Struct, kw_only=True):
@@ -417,11 +416,11 @@ class Pipeline:
 
 
 # --- small helpers ------------------------------------------------------------------
-async def _complete(provider: HttpProvider, call: ProviderCall) -> ProviderResult:
+async def _complete(provider: Provider, call: ProviderCall) -> ProviderResult:
     return await provider.complete(call)
 
 
-async def _open_stream(provider: HttpProvider, call: ProviderCall) -> ProviderStream:
+async def _open_stream(provider: Provider, call: ProviderCall) -> ProviderStream:
     return await provider.open_stream(call)
 
 

@@ -7,8 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-ProviderKind = Literal["openai", "anthropic"]  # the wire formats a provider can speak
-
 from sluicegate.errors import ConfigError
 from sluicegate.providers.kinds import provider_kind
 

@@ -8,7 +8,6 @@ by `admin_auth.admin_app` in the one admin error shape, which is what the CLI pr
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from datetime import datetime
@@ -33,7 +32,7 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-async def json_body(request: Request) -> dict:
+async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     return request_object(raw) if raw else {}
 

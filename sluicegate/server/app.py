@@ -11,7 +11,8 @@ import contextlib
 import gc
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -22,13 +23,13 @@ from starlette.types import ASGIApp
 
 from sluicegate.alerts.delivery import Notifier
 from sluicegate.alerts.store import SqlAlertStore
+from sluicegate.alerts.targets import NotificationTargetsDocument
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade_engine
-from sluicegate.errors import StoreUnavailable
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
@@ -39,8 +40,10 @@ from sluicegate.pipeline import Pipeline
 from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.providers.catalog import Catalog, build_catalog
+from sluicegate.providers.config import ProvidersDocument
 from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.compile import compile_routes
+from sluicegate.router.documents import LoadBalancingDocument
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
@@ -111,7 +114,7 @@ class Gateway:
     def _on_config(self, snapshot: ConfigSnapshot) -> None:
         """Compile a new config version; if anything fails, the old one stays live."""
         catalog = build_catalog(
-            snapshot.models("gateway-providers"),
+            snapshot.models_of("gateway-providers", ProvidersDocument),
             self.upstream,
             emulator_url=self.settings.emulator_url,
         )
@@ -131,12 +134,14 @@ class Gateway:
         )
         for warning in policy.warnings:
             log.warning("config v%s: %s", snapshot.version, warning)
-        self.notifier.set_targets(snapshot.models("gateway-notification-targets"))
+        self.notifier.set_targets(
+            snapshot.models_of("gateway-notification-targets", NotificationTargetsDocument)
+        )
         self.catalog = catalog
         self.router.set_routes(routes, self._catalog_target)
         self.policy.set_policy(policy)
 
-    def _catalog_target(self, model: str):
+    def _catalog_target(self, model: str) -> Target | None:
         route = self.catalog.model(model)
         if route is None:
             return None
