@@ -29,8 +29,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.run import _PIN, ADMIN, BODY, GATEWAY_CORE, LOAD_CORE, PROVIDERS, ROUTING  # noqa: E402
-from bench.trees import export_tree, short_rev, tree_env  # noqa: E402
+from bench.run import _PIN, ADMIN, BODY, LOAD_CORE, PROVIDERS, ROUTING, serve  # noqa: E402
+from bench.trees import export_tree, short_rev  # noqa: E402
 from tests.support import REDIS_URL, ServerProcess, free_port  # noqa: E402
 
 CHUNKS = 6  # with a baseline: turns per gateway
@@ -70,26 +70,7 @@ def start_gateway(
     )
     if compare == "policy-redis-exact":
         redis.append("--no-redis-leases")
-    gateway = ServerProcess(
-        [
-            *GATEWAY_CORE,
-            sys.executable,
-            "-m",
-            "sluicegate.cli.main",
-            "serve",
-            "--port",
-            str(port),
-            "--no-emulator",
-            "--database-url",
-            f"sqlite:///{workdir}/{name}.db",
-            "--config",
-            str(config),
-            *redis,
-        ],
-        f"http://127.0.0.1:{port}/readyz",
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN, **tree_env(tree)},
-        cwd=None if tree is None else str(tree),
-    ).start()
+    gateway = serve(port, workdir / f"{name}.db", config, redis, tree)
     return gateway, f"http://127.0.0.1:{port}"
 
 

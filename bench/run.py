@@ -258,6 +258,34 @@ def start_passthrough(emulator_url: str) -> tuple[ServerProcess, str]:
     return proc, "x"
 
 
+def serve(
+    port: int, database: Path, config: Path, extra: list[str], tree: Path | None
+) -> ServerProcess:
+    """`sluicegate serve` pinned to the gateway's core, its ledger in SQLite at `database`,
+    running the working tree's code or, with `tree`, a baseline commit's."""
+    args = [
+        *GATEWAY_CORE,
+        sys.executable,
+        "-m",
+        "sluicegate.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--no-emulator",
+        "--database-url",
+        f"sqlite:///{database}",
+        "--config",
+        str(config),
+        *extra,
+    ]
+    return ServerProcess(
+        args,
+        f"http://127.0.0.1:{port}/readyz",
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN, **tree_env(tree)},
+        cwd=None if tree is None else str(tree),
+    ).start()
+
+
 def start_gateway(
     emulator_url: str, workdir: Path, scenario: str, tree: Path | None = None
 ) -> tuple[ServerProcess, str]:
@@ -274,30 +302,12 @@ def start_gateway(
     name = scenario if tree is None else f"{scenario}-baseline"
     config = workdir / f"{name}.yaml"
     config.write_text(docs)
-    args = [
-        *GATEWAY_CORE,
-        sys.executable,
-        "-m",
-        "sluicegate.cli.main",
-        "serve",
-        "--port",
-        str(port),
-        "--no-emulator",
-        "--database-url",
-        f"sqlite:///{workdir}/{name}.db",
-        "--config",
-        str(config),
-    ]
+    extra = []
     if scenario.startswith("policy-redis"):
-        args += ["--redis-url", REDIS_URL, "--redis-prefix", REDIS_PREFIX]
+        extra += ["--redis-url", REDIS_URL, "--redis-prefix", REDIS_PREFIX]
     if scenario == "policy-redis-exact":
-        args.append("--no-redis-leases")
-    proc = ServerProcess(
-        args,
-        f"http://127.0.0.1:{port}/readyz",
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN, **tree_env(tree)},
-        cwd=None if tree is None else str(tree),
-    ).start()
+        extra.append("--no-redis-leases")
+    proc = serve(port, workdir / f"{name}.db", config, extra, tree)
     url = f"http://127.0.0.1:{port}"
     key = httpx.post(
         url + "/api/keys",
