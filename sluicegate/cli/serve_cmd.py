@@ -85,6 +85,13 @@ def serve(
         "--redis-leases/--no-redis-leases",
         help="Admit locally against capacity leased from Redis (off: one Redis call per admission)",
     ),
+    max_counter_keys: int = typer.Option(
+        20_000,
+        "--max-counter-keys",
+        min=100,
+        help="In-memory counters kept per rule window (one per session, user or tag value); "
+        "past it the least recently used is dropped",
+    ),
     workers: int = typer.Option(1, help="Worker processes"),
 ) -> None:
     """Run the gateway and its control room."""
@@ -105,6 +112,7 @@ def serve(
         emulator=emulator,
         counter_failure_mode=counter_failure_mode,
         redis_leases=redis_leases,
+        max_counter_keys=max_counter_keys,
     )
     os.environ.update(settings.to_env())
     _banner(settings, generated)

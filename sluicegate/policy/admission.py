@@ -158,7 +158,12 @@ def _rule_item(
         kind="rate_limit",
         rule_id=rule.id,
         check=Check(
-            key, rule.limit if enforced else NO_LIMIT, amount, frame.expires_at, window.slide
+            key,
+            rule.limit if enforced else NO_LIMIT,
+            amount,
+            frame.expires_at,
+            window.slide,
+            rule.counter_family,
         ),
         hold=Hold(key, rule.measure, rule.token_type, amount),
         limit=rule.limit,
@@ -177,7 +182,7 @@ def _rule_item(
     return item
 
 
-_MEMO_MAX = 10_000  # items remembered per rule (one per scope value)
+_MEMO_MAX = 2_048  # items remembered per rule (one per scope value); a cache, so small
 
 
 def _budget_item(

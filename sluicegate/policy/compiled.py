@@ -68,6 +68,12 @@ class CompiledRule:
     # admission items already built for this rule (admission.py); per compiled policy
     items: dict[tuple[str, bool], Item] = field(default_factory=dict, compare=False, repr=False)
 
+    @functools.cached_property
+    def counter_family(self) -> str | None:
+        """One counter per scope value: a family an in-process store may cap (base.py).
+        A global rule has one counter, which is never dropped."""
+        return None if self.scope_name == "global" else f"rl:{self.id}:{self.window.label}"
+
 
 @dataclass(frozen=True)
 class AlertRule:

@@ -89,7 +89,8 @@ class Gateway:
         if redis is None and settings.redis_url:
             redis, self._owns_redis = redis_client(settings.redis_url), True
         self.redis = redis
-        stores = memory_stores() if redis is None else redis_stores(redis, settings)
+        stores = memory_stores(settings) if redis is None else redis_stores(redis, settings)
+        self.counters = stores.counters
         self.notifier = Notifier(alert_store=self.alert_store)
         self.policy = PolicyEngine(
             stores.counters, notifier=self.notifier, failure_mode=settings.counter_failure_mode
@@ -205,6 +206,7 @@ class Gateway:
                 "mode": self.settings.counter_failure_mode,
                 "backend": "memory" if self.redis is None else "redis",
                 "error": self.policy.last_error,
+                **self.counters.stats(),
             },
             "ledger": {
                 "ok": not self.writer.spooling,

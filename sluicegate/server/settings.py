@@ -31,6 +31,9 @@ class Settings(msgspec.Struct, kw_only=True):
     # share of a counter's free capacity it has reserved in Redis. Off: every admission is
     # a Redis call, and even limits too large to lease small are exact to the request.
     redis_leases: bool = True
+    # In-memory counters kept per rule window, one per scope value (session, user, tag);
+    # past it the least recently used is dropped (policy/counters/memory.py).
+    max_counter_keys: int = 20_000
     spool_path: str | None = None
     header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5

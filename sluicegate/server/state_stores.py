@@ -41,11 +41,12 @@ def redis_client(url: str) -> aioredis.Redis:
     return connect(url)
 
 
-def memory_stores() -> StateStores:
+def memory_stores(settings: Settings) -> StateStores:
     from sluicegate.policy.counters.memory import MemoryCounterStore
     from sluicegate.router.breaker import MemoryBreakerStore, MemoryStickyStore
 
-    return StateStores(MemoryCounterStore(), MemoryBreakerStore(), MemoryStickyStore())
+    counters = MemoryCounterStore(max_keys_per_family=settings.max_counter_keys)
+    return StateStores(counters, MemoryBreakerStore(), MemoryStickyStore())
 
 
 def redis_stores(redis: aioredis.Redis, settings: Settings) -> StateStores:

@@ -197,3 +197,30 @@ async def test_a_gateway_made_client_is_closed_once_at_stop(tmp_path: Path) -> N
     if keys:
         await cleanup.delete(*keys)
     await cleanup.aclose()
+
+
+PER_SESSION = """
+name: per-session
+type: gateway-rate-limit-config
+rules:
+  - id: per-session-5
+    limit: {requests: 5, window: 1h, scope: session}
+"""
+
+
+async def test_counters_per_session_are_capped_and_readyz_says_so(tmp_path: Path) -> None:
+    """A client choosing a new session id per request cannot grow the gateway without
+    bound: past --max-counter-keys the least recently used counter goes, and /readyz
+    reports how many went."""
+    settings = settings_for(tmp_path, max_counter_keys=100)
+    async with serving(Gateway(settings, upstream=emulator_upstream())) as gw:
+        await gw.apply(PER_SESSION)
+        key = await gw.create_key(user_id="di")
+        chat = {"model": "gpt-4o-mini", "messages": HELLO}
+        for i in range(130):
+            headers = {**bearer(key), "x-sluice-session-id": f"s-{i}"}
+            answer = await gw.http.post("/v1/chat/completions", json=chat, headers=headers)
+            assert answer.status_code == 200
+        counters = (await gw.http.get("/readyz")).json()["checks"]["counters"]
+        assert counters["keys"] == 100 and counters["evicted"] == 30
+        assert counters["max_keys_per_family"] == 100

@@ -18,6 +18,13 @@ Redis store's capacity leases): that capacity counts in `reserved` until the sto
 it back, the levels it answers those admissions with are its latest estimate, and the
 settlements of admissions it served reach `used` a little later than `settle` returns;
 `flush` waits for them.
+
+A store that keeps counters in process memory bounds them: the counters of one `family`
+(one rule window, one counter per scope value a client chooses: a session, a user, a
+metadata tag) are capped, and past the cap the least recently admitted one is dropped, its
+scope value starting again from zero (as nginx's `limit_req` zones do when full). A check
+without a family (budgets, global rules) is never dropped. Redis bounds its keys itself:
+each expires with its window.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class Check(msgspec.Struct, frozen=True):
     amount: int
     expires_at: float  # unix seconds; the counter may be dropped after this
     slide: Slide | None = None
+    family: str | None = None  # see the module docstring: None is never evicted
 
 
 class Level(msgspec.Struct, frozen=True, array_like=True):
@@ -93,6 +101,10 @@ class CounterStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    def stats(self) -> dict[str, int]:
+        """Figures for /readyz: counters held in process and any dropped at a cap."""
+        ...
 
 
 def bucket_start(now: float, bucket_s: int) -> int:

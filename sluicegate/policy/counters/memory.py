@@ -2,12 +2,21 @@
 
 Every method runs without awaiting in the middle, so on one event loop each call is as
 atomic as the Redis script is across replicas.
+
+Memory is bounded against clients that choose their own ids: the counters of a family
+(base.py; one rule window, a counter per session, user or tag value) are kept in order of
+last admission, and past `max_keys_per_family` the least recently admitted is dropped, its
+scope value starting again from zero. `stats()` says how many counters there are and how
+many were dropped; each family logs a warning when it first overflows, then at most once
+a minute.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +30,11 @@ from sluicegate.policy.counters.base import (
 )
 
 _SWEEP_EVERY_S = 60.0
+MAX_KEYS_PER_FAMILY = 20_000  # ~6 MB of counters per rule window at the cap
+_WARN_EVERY_S = 60.0
+_HEAP_SLACK = 1024  # stale deadline entries tolerated before the heap is rebuilt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -54,9 +68,26 @@ class _Reservation:
     holds: list[tuple[str, _Counter, int]]  # key, counter, amount held
 
 
+@dataclass(slots=True)
+class _Family:
+    """A family's keys, least recently admitted first."""
+
+    keys: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    evicted: int = 0
+    warned_at: float = float("-inf")
+    evicted_at_warning: int = 0
+
+
 class MemoryCounterStore:
-    def __init__(self, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_keys_per_family: int = MAX_KEYS_PER_FAMILY,
+    ):
         self._clock = clock
+        self._max_keys = max_keys_per_family
+        self._families: dict[str, _Family] = {}
         self._counters: dict[str, _Counter] = {}
         self._reservations: dict[str, _Reservation] = {}
         self._deadlines: list[tuple[float, str]] = []  # heap: when reservations lapse
@@ -75,6 +106,8 @@ class MemoryCounterStore:
             counter = self._counters.get(check.key)
             if counter is None or counter.expires_at <= now:
                 counter = self._counters[check.key] = _Counter(check.expires_at, check.slide)
+            if check.family is not None:
+                self._touch(check.family, check.key, now)
             counters.append(counter)
         levels = tuple([counter.level(now) for counter in counters])
         for index, (check, level) in enumerate(zip(checks, levels)):
@@ -92,6 +125,8 @@ class MemoryCounterStore:
                 counter.expires_at = expires_at
         self._reservations[reservation_id] = _Reservation(deadline, holds)
         heapq.heappush(self._deadlines, (deadline, reservation_id))
+        if len(self._deadlines) > 2 * len(self._reservations) + _HEAP_SLACK:
+            self._compact_deadlines()
         return AdmitResult(ok=True, levels=levels)
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
@@ -166,11 +201,51 @@ class MemoryCounterStore:
     async def close(self) -> None:
         return None
 
+    def stats(self) -> dict[str, int]:
+        """Counters held, and those dropped at a family's cap since start."""
+        return {
+            "keys": len(self._counters),
+            "evicted": sum(f.evicted for f in self._families.values()),
+            "max_keys_per_family": self._max_keys,
+        }
+
+    def _touch(self, name: str, key: str, now: float) -> None:
+        """Mark `key` most recently admitted in its family; past the cap, drop the least
+        recently admitted (a reservation it held settles harmlessly: see settle_soon)."""
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = _Family()
+        keys = family.keys
+        if key in keys:
+            keys.move_to_end(key)
+            return
+        keys[key] = None
+        while len(keys) > self._max_keys:
+            oldest, _ = keys.popitem(last=False)
+            if self._counters.pop(oldest, None) is not None:
+                family.evicted += 1
+        if family.evicted > family.evicted_at_warning and now - family.warned_at >= _WARN_EVERY_S:
+            log.warning(
+                "rate-limit counters of %s are at their cap of %d distinct values: %d "
+                "dropped so far (least recently used first; those values start again from 0)",
+                name,
+                self._max_keys,
+                family.evicted,
+            )
+            family.warned_at, family.evicted_at_warning = now, family.evicted
+
     def _unhold(self, reservation_id: str) -> None:
         reservation = self._reservations.pop(reservation_id, None)
         if reservation is not None:
             for _, counter, amount in reservation.holds:
                 counter.reserved -= amount
+
+    def _compact_deadlines(self) -> None:
+        """Settled reservations leave their deadline in the heap until it passes (600 s):
+        at thousands of requests a second that is millions of entries. Rebuilt from the
+        live reservations once most entries are stale: amortised O(1) per admission."""
+        self._deadlines = [(r.deadline, rid) for rid, r in self._reservations.items()]
+        heapq.heapify(self._deadlines)
 
     def _drop_lapsed(self, now: float) -> None:
         """Release reservations whose deadline has passed (their holder never settled)."""
@@ -194,5 +269,8 @@ class MemoryCounterStore:
         self._next_sweep = now + _SWEEP_EVERY_S
         for key in [k for k, c in self._counters.items() if c.expires_at <= now]:
             del self._counters[key]
+        for family in self._families.values():  # keys whose counters are gone
+            for key in [k for k in family.keys if k not in self._counters]:
+                del family.keys[key]
         for key in [k for k, until in self._marks.items() if until <= now]:
             del self._marks[key]

@@ -112,6 +112,11 @@ class LeaseBook:
         self.suspended = False
         self.calls = 0  # lease.lua calls made
 
+    @property
+    def live(self) -> int:
+        """Leases this replica holds now (one per counter it admits locally)."""
+        return len(self._leases)
+
     def held(self, key: str) -> int:
         """What this store's live lease on `key` holds in Redis (0: none)."""
         lease = self._leases.get(key)

@@ -266,6 +266,11 @@ class RedisCounterStore:
     async def ping(self) -> None:
         await self._call(self._redis.ping())
 
+    def stats(self) -> dict[str, int]:
+        """Redis holds the counters (each expires with its window); this process holds
+        only its capacity leases."""
+        return {"leases": self.leases.live if self.leases else 0}
+
     async def close(self) -> None:
         """Flush the queued admissions and settlements, return the leases, then close the
         connections (only a client this store made itself)."""
