@@ -39,7 +39,11 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
 
 
 def messages(gw: RunningGateway, key: str, headers: dict[str, str]) -> httpx.Response:
-    body = {"model": "gpt-4o-mini", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     return httpx.post(
         gw.url + "/v1/messages", json=body, timeout=30, headers={"x-api-key": key, **headers}
     )
@@ -99,7 +103,8 @@ budgets:
 
     rows = rows_for(gw, [*spent, escape, anthropic_escape, same])
     assert [r["status_code"] for r in rows] == [200, 200, 403, 403, 429]
-    assert {r["project"] for r in rows} == {"intern-sandbox"}
+    assert {r["key_id"] for r in rows} == {intern["id"]}
+    assert {r["project"] for r in rows if r["status_code"] != 403} == {"intern-sandbox"}
     assert events(rows[-1]) == [("intern-sandbox-cap", "hard_block")]
     served = [r for r in gw.requests(key_id=intern["id"]) if r["status_code"] == 200]
     assert sum(r["cost_usd"] for r in served) == pytest.approx(0.02)
@@ -119,14 +124,22 @@ def test_any_envelope_field_can_be_a_pin_or_a_default(gw):
     key = created["key"]
     row = listed(gw, created["id"])
     assert row["pinned"] == ["user_id", "team", "environment", "cost_center"]
-    assert (row["environment"], row["workflow_tag"], row["cost_center"]) == ("dev", "nightly", "cc-7")
+    assert (row["environment"], row["workflow_tag"], row["cost_center"]) == (
+        "dev",
+        "nightly",
+        "cc-7",
+    )
 
     plain = chat(gw, key)
     moved = chat(gw, key, headers={"X-Sluice-Project": "adhoc", "X-Sluice-Workflow-Tag": "manual"})
     matching = chat(gw, key, headers={"X-Sluice-Environment": "dev"})
     assert [r.status_code for r in (plain, moved, matching)] == [200, 200, 200]
     first, second, third = rows_for(gw, [plain, moved, matching])
-    assert (first["project"], first["environment"], first["workflow_tag"]) == ("etl", "dev", "nightly")
+    assert (first["project"], first["environment"], first["workflow_tag"]) == (
+        "etl",
+        "dev",
+        "nightly",
+    )
     assert first["cost_center"] == "cc-7"
     assert (second["project"], second["workflow_tag"], second["environment"]) == (
         "adhoc",  # defaults a header may change
@@ -199,7 +212,9 @@ def test_a_revoked_key_cannot_be_rotated_back_to_life(gw):
     assert error["code"] == "key_revoked" and "revoked" in error["message"]
     assert "key" not in refused.json()
     assert chat(gw, created["key"]).status_code == 401
-    assert [k for k in gw.admin.get("/api/keys").json()["data"] if k["rotated_from"] == created["id"]] == []
+    assert [
+        k for k in gw.admin.get("/api/keys").json()["data"] if k["rotated_from"] == created["id"]
+    ] == []
 
 
 def test_a_replaced_key_cannot_be_rotated_again(gw):
@@ -223,7 +238,9 @@ def test_concurrent_rotations_of_one_key_issue_one_replacement(gw):
     created = gw.create_key(user_id=f"racer-{uid()}")
     responses = hammer([lambda: rotate(gw, created["id"]) for _ in range(8)], workers=8)
     assert sorted(r.status_code for r in responses) == [200] + [409] * 7
-    children = [k for k in gw.admin.get("/api/keys").json()["data"] if k["rotated_from"] == created["id"]]
+    children = [
+        k for k in gw.admin.get("/api/keys").json()["data"] if k["rotated_from"] == created["id"]
+    ]
     assert len(children) == 1 and listed(gw, created["id"])["replaced_by"] == children[0]["id"]
 
 
