@@ -8,6 +8,7 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- PermissionDenied       403 key may not use this model / action
      |    +-- InvalidRequest         400 malformed JSON or a bad field (param names it)
      |    +-- NotFound               404 unknown model or route
+     |    +-- Conflict               409 the action contradicts the state (rotate a revoked key)
      |    +-- PayloadTooLarge        413 body over the configured limit
      |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id)
      |    +-- GuardrailBlocked       400 a guardrail refused the content (guardrail, phase)
@@ -70,6 +71,12 @@ class NotFound(ClientError):
     status = 404
     error_type = "not_found_error"
     code = "model_not_found"
+
+
+class Conflict(ClientError):
+    status = 409
+    error_type = "conflict_error"
+    code = "conflict"
 
 
 class PayloadTooLarge(ClientError):

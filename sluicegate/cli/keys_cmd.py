@@ -36,7 +36,16 @@ def _when(ts: float | None) -> str:
 def create(
     user: str = typer.Option(None, "--user", help="User the key belongs to (pinned)"),
     team: str = typer.Option(None, "--team", help="Team (pinned)"),
-    project: str = typer.Option(None, "--project", help="Default project"),
+    project: str = typer.Option(None, "--project", help="Project (a default unless pinned)"),
+    workflow_tag: str = typer.Option(None, "--workflow-tag", help="Workflow tag (default)"),
+    environment: str = typer.Option(None, "--environment", help="Environment (default)"),
+    cost_center: str = typer.Option(None, "--cost-center", help="Cost center (default)"),
+    pin: list[str] = typer.Option(
+        None,
+        "--pin",
+        help="A field headers may not change (repeatable): project, workflow_tag, "
+        "environment, cost_center (user and team are always pinned)",
+    ),
     name: str = typer.Option(None, "--name", help="A label, e.g. alice-laptop"),
     model: list[str] = typer.Option(
         None, "--model", help="Allowed model (repeatable; default all)"
@@ -44,11 +53,16 @@ def create(
     expires_in: str = typer.Option(None, "--expires-in", help="e.g. 30d"),
     url: UrlOption = DEFAULT_URL,
 ) -> None:
-    """Create a key. The key is shown this once; store it now."""
+    """Create a key. The key is shown this once; store it now. A request whose header
+    contradicts a pinned field is refused (403)."""
     body: dict[str, Any] = {
         "user_id": user,
         "team": team,
         "project": project,
+        "workflow_tag": workflow_tag,
+        "environment": environment,
+        "cost_center": cost_center,
+        "pinned": [field.replace("-", "_") for field in pin or []],
         "name": name,
         "models": list(model or []),
     }
@@ -63,7 +77,9 @@ def create(
 def list_keys(url: UrlOption = DEFAULT_URL) -> None:
     """List keys (never the secrets)."""
     rows = call("GET", url, "/api/keys")["data"]
-    table = Table("id", "name", "prefix", "user", "team", "project", "state", "created", "expires")
+    table = Table(
+        "id", "name", "prefix", "user", "team", "project", "pinned", "state", "created", "expires"
+    )
     for r in rows:
         table.add_row(
             r["id"],
@@ -72,6 +88,7 @@ def list_keys(url: UrlOption = DEFAULT_URL) -> None:
             r["user_id"] or "",
             r["team"] or "",
             r["project"] or "",
+            ",".join(r.get("pinned") or []),
             r["state"],
             _when(r["created_at"]),
             _when(r["expires_at"]),
@@ -85,7 +102,8 @@ def rotate(
     grace: str = typer.Option("1h", "--grace", help="How long the old key keeps working"),
     url: UrlOption = DEFAULT_URL,
 ) -> None:
-    """Issue a replacement key; the old one works until the grace period ends."""
+    """Issue a replacement key; the old one works until the grace period ends. A revoked
+    or already rotated key cannot be rotated (the gateway answers 409)."""
     rotated = call(
         "POST", url, f"/api/keys/{key_id}/rotate", json={"grace_seconds": parse_duration(grace)}
     )

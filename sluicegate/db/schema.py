@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -109,6 +110,10 @@ api_keys = Table(
     Column("replaced_by", String()),
     Column("grace_until", Double()),
     Column("metadata", JSON(), nullable=False),
+    Column("workflow_tag", String()),  # 0006: envelope defaults, and which fields are pinned
+    Column("environment", String()),
+    Column("cost_center", String()),
+    Column("pinned", JSON(), nullable=False, server_default=text("'[]'")),
     Index("ix_api_keys_key_hash", "key_hash", unique=True),
     Index("ix_api_keys_updated_at", "updated_at"),
 )

@@ -2,8 +2,9 @@
 
 Header names are read under every configured prefix (`X-Sluice-` by default, plus
 compatibility prefixes such as `X-TFY-` so clients written for another gateway are
-attributed the same). What the key pins (user, team) cannot be overridden by a header;
-the key's project is only a default.
+attributed the same). A key always pins its user and team, and pins whichever of its
+other fields (project, workflow tag, environment, cost center) it names in `pinned`: a
+header naming another value is refused with 403. The key's unpinned fields are defaults.
 
 The prefix table and the header -> field mapping here are the only ones: policy `when` /
 `scope` names and router conditions resolve through `envelope_field`, so a name means the
@@ -18,7 +19,13 @@ from collections.abc import Sequence
 import orjson
 
 from sluicegate.errors import InvalidRequest, PermissionDenied
-from sluicegate.model.identity import ENVELOPE_FIELDS, UNTAGGED, Envelope, Principal
+from sluicegate.model.identity import (
+    ALWAYS_PINNED,
+    ENVELOPE_FIELDS,
+    UNTAGGED,
+    Envelope,
+    Principal,
+)
 
 DEFAULT_PREFIXES = ("x-sluice-", "x-tfy-")
 
@@ -121,24 +128,39 @@ def _parse_metadata(header: str, raw: bytes) -> dict[str, str]:
     return data
 
 
+def is_envelope_value(value: str) -> bool:
+    """True when a header could carry `value`: what a key stores as a default or pin must
+    be, or no header could ever match the pin."""
+    return bool(_VALUE.match(value))
+
+
 def _merge(principal: Principal, values: dict[str, str], metadata: dict[str, str]) -> Envelope:
-    for pinned in ("user_id", "team"):
-        key_value = getattr(principal, pinned)
-        sent = values.get(pinned)
-        if key_value is not None and sent is not None and sent != key_value:
-            raise PermissionDenied(
-                f"this key is pinned to {pinned}={key_value!r}; the header asked for {sent!r}",
-                param=pinned,
-                code="envelope_conflict",
-            )
+    if values:
+        _refuse_conflicts(principal, values)
     return Envelope(
         key_id=principal.key_id,
         user_id=principal.user_id or values.get("user_id"),
         team=principal.team or values.get("team"),
         project=values.get("project") or principal.project or UNTAGGED,
         session_id=values.get("session_id"),
-        workflow_tag=values.get("workflow_tag"),
-        environment=values.get("environment"),
-        cost_center=values.get("cost_center"),
+        workflow_tag=values.get("workflow_tag") or principal.workflow_tag,
+        environment=values.get("environment") or principal.environment,
+        cost_center=values.get("cost_center") or principal.cost_center,
         metadata=metadata,
     )
+
+
+def _refuse_conflicts(principal: Principal, values: dict[str, str]) -> None:
+    """A header may repeat what the key pins, never change it. Refused (403) rather than
+    ignored: a caller who asked for another project must learn it was not theirs to ask,
+    and a budget scoped to the pinned value keeps binding every request of the key."""
+    for fields in (ALWAYS_PINNED, principal.pinned):
+        for field in fields:
+            sent = values.get(field)
+            pinned = getattr(principal, field) if sent is not None else None
+            if pinned is not None and sent != pinned:
+                raise PermissionDenied(
+                    f"this key is pinned to {field}={pinned!r}; the header asked for {sent!r}",
+                    param=field,
+                    code="envelope_conflict",
+                )

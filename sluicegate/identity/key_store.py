@@ -34,6 +34,10 @@ class KeyRow(msgspec.Struct, kw_only=True):
     user_id: str | None = None
     team: str | None = None
     project: str | None = None
+    workflow_tag: str | None = None
+    environment: str | None = None
+    cost_center: str | None = None
+    pinned: list[str] = msgspec.field(default_factory=list)  # beyond user and team
     models: list[str] = msgspec.field(default_factory=list)  # empty: every model
     is_admin: bool = False
     created_at: float = msgspec.field(default_factory=time.time)
@@ -61,6 +65,12 @@ class KeyStore(Protocol):
     async def update(self, key_id: str, **fields: Any) -> KeyRow | None: ...
 
     async def max_updated_at(self) -> float: ...
+
+    async def replace(self, old_id: str, new: KeyRow, grace_until: float) -> KeyRow | None:
+        """Insert `new` as the replacement of `old_id` and give the old key until
+        `grace_until`, in one step that cannot race another rotation or a revocation:
+        None (and nothing written) when the old key is missing, revoked or replaced."""
+        ...
 
 
 def check_update_fields(fields: dict[str, Any]) -> None:
@@ -114,6 +124,14 @@ class MemoryKeyStore:
     async def max_updated_at(self) -> float:
         return self._latest()
 
+    async def replace(self, old_id: str, new: KeyRow, grace_until: float) -> KeyRow | None:
+        old = self._rows.get(old_id)
+        if old is None or old.revoked_at is not None or old.replaced_by is not None:
+            return None
+        stored = await self.insert(new)  # no await before this point: nothing interleaves
+        await self.update(old_id, replaced_by=new.id, grace_until=grace_until)
+        return stored
+
     def _latest(self) -> float:
         return max((r.updated_at for r in self._rows.values()), default=0.0)
 
@@ -165,6 +183,25 @@ class SqlKeyStore:
         statement = select(func.coalesce(func.max(api_keys.c.updated_at), 0.0))
         async with translate_errors("key max_updated_at"), self._engine.connect() as conn:
             return float((await conn.execute(statement)).scalar_one())
+
+    async def replace(self, old_id: str, new: KeyRow, grace_until: float) -> KeyRow | None:
+        now = new.updated_at or time.time()
+        claim = (
+            update(api_keys)
+            .where(
+                api_keys.c.id == old_id,
+                api_keys.c.revoked_at.is_(None),
+                api_keys.c.replaced_by.is_(None),
+            )
+            .values(replaced_by=new.id, grace_until=grace_until, updated_at=_stamp(now))
+        )
+        values = msgspec.to_builtins(new)
+        async with translate_errors("key rotate"), self._engine.begin() as conn:
+            await _lock_key_writes(conn)
+            if (await conn.execute(claim)).rowcount == 0:
+                return None
+            await conn.execute(insert(api_keys).values({**values, "updated_at": _stamp(now)}))
+            return await _fetch(conn, new.id)
 
 
 def _stamp(now: float) -> ColumnElement[float]:

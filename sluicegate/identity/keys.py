@@ -20,9 +20,10 @@ from typing import Any
 
 import msgspec
 
-from sluicegate.errors import AuthenticationError, NotFound
+from sluicegate.errors import AuthenticationError, Conflict, InvalidRequest, NotFound
+from sluicegate.identity.envelope import is_envelope_value
 from sluicegate.identity.key_store import KeyRow, KeyStore
-from sluicegate.model.identity import Principal
+from sluicegate.model.identity import ALWAYS_PINNED, PINNABLE_FIELDS, Principal
 
 log = logging.getLogger(__name__)
 
@@ -114,30 +115,31 @@ class KeyService:
         user_id: str | None = None,
         team: str | None = None,
         project: str | None = None,
+        workflow_tag: str | None = None,
+        environment: str | None = None,
+        cost_center: str | None = None,
+        pinned: list[str] | None = None,
         models: list[str] | None = None,
         expires_at: float | None = None,
         metadata: dict[str, str] | None = None,
     ) -> tuple[KeyRow, str]:
-        raw = KEY_PREFIX + secrets.token_urlsafe(32)
-        now = self._clock()
-        row = KeyRow(
-            id="key_" + uuid.uuid4().hex[:16],
+        """A new key; InvalidRequest when a pin names a field the key has no valid value
+        for (a pin without a value would pin nothing)."""
+        envelope = {
+            "user_id": user_id,
+            "team": team,
+            "project": project,
+            "workflow_tag": workflow_tag,
+            "environment": environment,
+            "cost_center": cost_center,
+        }
+        row, raw = self._new_row(
             name=name,
-            key_hash=hash_key(raw),
-            key_prefix=raw[:10],
-            user_id=user_id,
-            team=team,
-            project=project,
+            **envelope,
+            pinned=checked_pins(envelope, pinned or []),
             models=list(models or []),
-            is_admin=False,
-            created_at=now,
             expires_at=expires_at,
-            revoked_at=None,
-            grace_until=None,
-            rotated_from=None,
-            replaced_by=None,
             metadata=dict(metadata or {}),
-            updated_at=now,
         )
         await self._store.insert(row)
         await self.load()
@@ -147,23 +149,33 @@ class KeyService:
         return await self._store.list()
 
     async def rotate(self, key_id: str, grace_seconds: float) -> tuple[KeyRow, str]:
+        """A replacement with the same identity, pins and limits; the old key works until
+        the grace ends. Conflict (409) for a revoked or already replaced key: rotating
+        must never bring back a key that was taken away."""
         old = await self._require(key_id)
-        new, raw = await self.create(
-            name=old.name,
-            user_id=old.user_id,
-            team=old.team,
-            project=old.project,
-            models=old.models,
-            expires_at=old.expires_at,
-            metadata=old.metadata,
-        )
+        _check_rotatable(old)
+        fields = {name: getattr(old, name) for name in _INHERITED}
+        new, raw = self._new_row(**fields, rotated_from=old.id)
         now = self._clock()
-        await self._store.update(new.id, rotated_from=old.id, updated_at=now)
-        await self._store.update(
-            old.id, grace_until=now + max(grace_seconds, 0.0), replaced_by=new.id, updated_at=now
-        )
+        stored = await self._store.replace(old.id, new, grace_until=now + max(grace_seconds, 0.0))
+        if stored is None:  # revoked or rotated meanwhile, by another admin or replica
+            _check_rotatable(await self._require(key_id))
+            raise Conflict(f"key {key_id!r} changed while rotating; try again", param="key_id")
         await self.load()
-        return await self._require(new.id), raw
+        return stored, raw
+
+    def _new_row(self, **fields: Any) -> tuple[KeyRow, str]:
+        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = self._clock()
+        row = KeyRow(
+            id="key_" + uuid.uuid4().hex[:16],
+            key_hash=hash_key(raw),
+            key_prefix=raw[:10],
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        return row, raw
 
     async def revoke(self, key_id: str) -> KeyRow:
         await self._require(key_id)
@@ -179,6 +191,75 @@ class KeyService:
         return row
 
 
+# What a rotation copies from the old key to its replacement.
+_INHERITED = (
+    "name",
+    *PINNABLE_FIELDS,
+    "pinned",
+    "models",
+    "expires_at",
+    "metadata",
+)
+
+
+def checked_pins(envelope: dict[str, str | None], pinned: list[str]) -> list[str]:
+    """The pinned fields in their canonical order, or InvalidRequest naming what is wrong:
+    a field that cannot be pinned, a pin without a value, a value no header could carry
+    (so a header repeating it could never match)."""
+    unknown = sorted(set(pinned) - set(PINNABLE_FIELDS))
+    if unknown:
+        raise InvalidRequest(
+            f"pinned: {unknown[0]!r} cannot be pinned; pin any of {', '.join(PINNABLE_FIELDS)}",
+            param="pinned",
+        )
+    for field in PINNABLE_FIELDS:
+        value = envelope.get(field)
+        if field in pinned and value is None:
+            raise InvalidRequest(
+                f"pinned: {field} has no value on this key; give the key a {field} to pin it",
+                param="pinned",
+            )
+        checked = field in pinned or field in _NEW_FIELDS
+        if checked and value is not None and not is_envelope_value(value):
+            raise InvalidRequest(
+                f"{field}: {value!r} must be 1-128 characters of letters, digits and "
+                ". _ - : @ / + = # ~ (what a header can carry)",
+                param=field,
+            )
+    return [field for field in PINNABLE_FIELDS if field in pinned]
+
+
+# Fields keys gained with pins: checked always (user, team and project were taken as any
+# string before, so they are checked only when pinned, and old scripts keep working).
+_NEW_FIELDS = ("workflow_tag", "environment", "cost_center")
+
+
+def pinned_fields(row: KeyRow) -> list[str]:
+    """Every field a header may not change for this key: its user and team when it has
+    them (always pinned), then the fields it pins."""
+    return [
+        field
+        for field in PINNABLE_FIELDS
+        if field in row.pinned or (field in ALWAYS_PINNED and getattr(row, field) is not None)
+    ]
+
+
+def _check_rotatable(row: KeyRow) -> None:
+    if row.revoked_at is not None:
+        raise Conflict(
+            f"key {row.id!r} was revoked; a revoked key cannot be rotated (create a new key)",
+            param="key_id",
+            code="key_revoked",
+        )
+    if row.replaced_by is not None:
+        raise Conflict(
+            f"key {row.id!r} was already rotated and replaced by {row.replaced_by!r}; "
+            "rotate that key instead",
+            param="key_id",
+            code="key_replaced",
+        )
+
+
 def _entry(row: KeyRow) -> _Entry:
     principal = Principal(
         key_id=row.id,
@@ -186,6 +267,10 @@ def _entry(row: KeyRow) -> _Entry:
         user_id=row.user_id,
         team=row.team,
         project=row.project,
+        workflow_tag=row.workflow_tag,
+        environment=row.environment,
+        cost_center=row.cost_center,
+        pinned=tuple(row.pinned),
         models=tuple(row.models or ()),
         is_admin=bool(row.is_admin),
     )
@@ -208,6 +293,10 @@ def public_view(row: KeyRow, now: float) -> dict[str, Any]:
         "user_id": row.user_id,
         "team": row.team,
         "project": row.project,
+        "workflow_tag": row.workflow_tag,
+        "environment": row.environment,
+        "cost_center": row.cost_center,
+        "pinned": pinned_fields(row),
         "models": list(row.models or []),
         "created_at": row.created_at,
         "expires_at": row.expires_at,

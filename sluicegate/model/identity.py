@@ -8,13 +8,19 @@ UNTAGGED = "UNTAGGED"
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """What a virtual key pins. Header values may add to it, never override it."""
+    """What a virtual key carries into the envelope. Its user and team are always pinned
+    (a header may repeat them, never change them); its other fields are defaults a header
+    may change unless they are named in `pinned`."""
 
     key_id: str
     name: str | None = None
     user_id: str | None = None
     team: str | None = None
     project: str | None = None
+    workflow_tag: str | None = None
+    environment: str | None = None
+    cost_center: str | None = None
+    pinned: tuple[str, ...] = ()  # envelope fields beyond user and team; each has a value
     models: tuple[str, ...] = ()  # empty: every model
     is_admin: bool = False
 
@@ -41,6 +47,11 @@ class Envelope(msgspec.Struct, kw_only=True):
             return getattr(self, name)
         return self.metadata.get(name)
 
+
+# What a key may pin: every envelope field but the key itself and the session (a session
+# names one conversation, not who may spend).
+PINNABLE_FIELDS = ("user_id", "team", "project", "workflow_tag", "environment", "cost_center")
+ALWAYS_PINNED = ("user_id", "team")  # when the key has them, as keys always did
 
 ENVELOPE_FIELDS = (
     "key_id",

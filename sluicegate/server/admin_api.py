@@ -67,6 +67,18 @@ def _optional_float(data: dict[str, Any], name: str) -> float | None:
     return parse_time(str(value), name)
 
 
+# A key's string fields: its label and its envelope values (defaults, or pins when named
+# in `pinned`).
+_KEY_STRINGS = ("name", "user_id", "team", "project", "workflow_tag", "environment", "cost_center")
+
+
+def _string_list(data: dict[str, Any], name: str, what: str) -> list[str]:
+    value = data.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"{name} must be {what}", param=name)
+    return value
+
+
 class AdminApi:
     def __init__(
         self,
@@ -90,28 +102,16 @@ class AdminApi:
 
     async def create_key(self, request: Request) -> Response:
         data = await json_body(request)
-        unknown = set(data) - {
-            "user_id",
-            "team",
-            "project",
-            "name",
-            "models",
-            "expires_at",
-            "metadata",
-        }
+        unknown = set(data) - {*_KEY_STRINGS, "pinned", "models", "expires_at", "metadata"}
         if unknown:
             raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}", param=sorted(unknown)[0])
-        for field in ("user_id", "team", "project", "name"):
+        for field in _KEY_STRINGS:
             if data.get(field) is not None and not isinstance(data[field], str):
                 raise InvalidRequest(f"{field} must be a string", param=field)
-        models = data.get("models") or []
-        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-            raise InvalidRequest("models must be a list of model names", param="models")
+        models = _string_list(data, "models", "a list of model names")
         row, raw = await self._keys.create(
-            name=data.get("name"),
-            user_id=data.get("user_id"),
-            team=data.get("team"),
-            project=data.get("project"),
+            **{field: data.get(field) for field in _KEY_STRINGS},
+            pinned=_string_list(data, "pinned", "a list of envelope field names"),
             models=models,
             expires_at=_optional_float(data, "expires_at"),
             metadata=data.get("metadata"),

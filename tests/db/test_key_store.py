@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from sluicegate.db.errors import StoreRejected
@@ -112,3 +113,44 @@ async def test_concurrent_writers_still_move_max_updated_at(keys: KeyStore) -> N
     await asyncio.gather(*(keys.update(f"key_{n}", name="x", updated_at=50.0) for n in range(4)))
     stamps = sorted(r.updated_at for r in await keys.list())
     assert len(set(stamps)) == 4  # no two writes share a stamp
+
+
+async def test_pins_and_envelope_defaults_round_trip(keys: KeyStore) -> None:
+    row = key(1, project="sandbox", environment="dev", workflow_tag="t", cost_center="cc")
+    stored = await keys.insert(msgspec.structs.replace(row, pinned=["project", "environment"]))
+    fetched = await keys.get("key_1")
+    assert fetched == stored and fetched is not None
+    assert (fetched.pinned, fetched.environment, fetched.cost_center) == (
+        ["project", "environment"],
+        "dev",
+        "cc",
+    )
+    assert (await keys.insert(key(2))).pinned == []
+
+
+async def test_replace_is_refused_for_a_revoked_or_replaced_key(keys: KeyStore) -> None:
+    await keys.insert(key(1))
+    new = await keys.replace("key_1", key(2, rotated_from="key_1"), grace_until=9999.0)
+    assert new is not None and new.rotated_from == "key_1"
+    old = await keys.get("key_1")
+    assert old is not None and (old.replaced_by, old.grace_until) == ("key_2", 9999.0)
+    assert await keys.replace("key_1", key(3), grace_until=1.0) is None  # already replaced
+    await keys.insert(key(4))
+    await keys.update("key_4", revoked_at=5.0)
+    assert await keys.replace("key_4", key(5), grace_until=1.0) is None  # revoked
+    assert await keys.replace("missing", key(6), grace_until=1.0) is None
+    assert {r.id for r in await keys.list()} == {"key_1", "key_2", "key_4"}  # nothing written
+    old = await keys.get("key_1")
+    assert old is not None and old.grace_until == 9999.0
+
+
+async def test_concurrent_replacements_of_one_key_write_one(keys: KeyStore) -> None:
+    await keys.insert(key(0))
+    results = await asyncio.gather(
+        *(keys.replace("key_0", key(n), grace_until=100.0) for n in range(1, 7))
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    old = await keys.get("key_0")
+    assert old is not None and old.replaced_by == winners[0].id
+    assert len(await keys.list()) == 2

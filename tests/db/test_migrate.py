@@ -5,12 +5,13 @@ import asyncio
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import current_revision, head_revision, upgrade, upgrade_engine
 from sluicegate.db.schema import metadata
+from sluicegate.identity.key_store import SqlKeyStore
 from tests.db.databases import SQL_BACKENDS, Databases
 
 TABLES = {"requests", "api_keys", "config_versions", "alerts", "alembic_version"}
@@ -63,5 +64,28 @@ async def test_memory_sqlite_is_migrated_on_the_engine_that_uses_it() -> None:
     try:
         await upgrade_engine(engine)
         await _check_migrated(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+async def test_keys_made_before_pins_pin_nothing_new(backend: str, databases: Databases) -> None:
+    """0006 adds the pins: a key written at 0003 reads back with `pinned == []` (its user
+    and team stay pinned by the reader, its project stays a default)."""
+    url = databases.url(backend)
+    await upgrade(url, "0003")
+    engine = create_engine_for(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO api_keys (id, key_hash, key_prefix, user_id, project, models,"
+                    " is_admin, created_at, updated_at, metadata) VALUES ('key_old', 'h', 'sg-',"
+                    " 'ann', 'p', '[]', false, 1.0, 1.0, '{}')"
+                )
+            )
+        await upgrade(url)
+        row = await SqlKeyStore(engine).get("key_old")
+        assert row is not None and (row.pinned, row.project, row.environment) == ([], "p", None)
     finally:
         await engine.dispose()
