@@ -110,7 +110,7 @@ api_keys = Table(
     Column("replaced_by", String()),
     Column("grace_until", Double()),
     Column("metadata", JSON(), nullable=False),
-    Column("workflow_tag", String()),  # 0006: envelope defaults, and which fields are pinned
+    Column("workflow_tag", String()),  # 0004: envelope defaults, and which fields are pinned
     Column("environment", String()),
     Column("cost_center", String()),
     Column("pinned", JSON(), nullable=False, server_default=text("'[]'")),

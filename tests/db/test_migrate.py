@@ -70,7 +70,7 @@ async def test_memory_sqlite_is_migrated_on_the_engine_that_uses_it() -> None:
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 async def test_keys_made_before_pins_pin_nothing_new(backend: str, databases: Databases) -> None:
-    """0006 adds the pins: a key written at 0003 reads back with `pinned == []` (its user
+    """0004 adds the pins: a key written at 0003 reads back with `pinned == []` (its user
     and team stay pinned by the reader, its project stays a default)."""
     url = databases.url(backend)
     await upgrade(url, "0003")

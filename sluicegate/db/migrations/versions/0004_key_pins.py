@@ -2,7 +2,7 @@
 fields a header may not change. Existing keys pin nothing new (`[]`): their user and team
 stay pinned as before, their project stays a default.
 
-Revision ID: 0006
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-09
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
