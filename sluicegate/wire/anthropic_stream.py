@@ -29,7 +29,13 @@ from sluicegate.wire.anthropic_response import (
     usage_from_dict,
     usage_to_dict,
 )
-from sluicegate.wire.common import dump_arguments, load_object, new_id, string_bytes
+from sluicegate.wire.common import (
+    dump_arguments,
+    load_object,
+    new_id,
+    string_bytes,
+    string_marker,
+)
 from sluicegate.wire.sse import SSEEvent, encode_sse
 
 
@@ -315,9 +321,12 @@ class PassthroughObserver:
         return True
 
 
+_TEXT, _PARTIAL_JSON, _THINKING = (string_marker(n) for n in ("text", "partial_json", "thinking"))
+
+
 def _delta_bytes(data: bytes) -> int:
     return (
-        string_bytes(data, b'"text"')
-        or string_bytes(data, b'"partial_json"')
-        or string_bytes(data, b'"thinking"')
+        string_bytes(data, _TEXT)
+        or string_bytes(data, _PARTIAL_JSON)
+        or string_bytes(data, _THINKING)
     )

@@ -21,7 +21,7 @@ from sluicegate.model.chat import (
     UsageReport,
 )
 from sluicegate.model.usage import Usage
-from sluicegate.wire.common import load_object, new_id, string_bytes
+from sluicegate.wire.common import load_object, new_id, string_bytes, string_marker
 from sluicegate.wire.openai_response import (
     chat_id,
     stop_from_canonical,
@@ -33,6 +33,7 @@ from sluicegate.wire.openai_response import (
 from sluicegate.wire.sse import SSEEvent, encode_sse
 
 _DONE = b"[DONE]"
+_CONTENT, _ARGUMENTS, _REFUSAL = (string_marker(n) for n in ("content", "arguments", "refusal"))
 
 
 class StreamDecoder:
@@ -240,9 +241,9 @@ class PassthroughObserver:
 def _content_bytes(data: bytes) -> int:
     """A chunk carries text, a tool call's arguments, or (rarely) a refusal."""
     return (
-        string_bytes(data, b'"content"')
-        or string_bytes(data, b'"arguments"')
-        or string_bytes(data, b'"refusal"')
+        string_bytes(data, _CONTENT)
+        or string_bytes(data, _ARGUMENTS)
+        or string_bytes(data, _REFUSAL)
     )
 
 

@@ -8,7 +8,7 @@ from sluicegate.model.usage import Usage
 from sluicegate.wire import anthropic_messages as am
 from sluicegate.wire import anthropic_stream, openai_stream
 from sluicegate.wire import openai_chat as oc
-from sluicegate.wire.common import string_bytes
+from sluicegate.wire.common import string_bytes, string_marker
 from sluicegate.wire.sse import SSEEvent
 from tests.wire.fixtures import (
     ANTHROPIC_TEXT_STREAM,
@@ -181,8 +181,9 @@ def test_content_is_counted_for_the_estimate_and_usage_is_final_only_at_the_end(
 
 
 def test_string_bytes_reads_a_value_without_parsing():
-    assert string_bytes(b'{"delta":{"content":"Hello"}}', b'"content"') == 5
-    assert string_bytes(b'{"delta":{"content":null}}', b'"content"') == 0
-    assert string_bytes(b'{"type":"text","text":"a\\"b"}', b'"text"') == 4
-    assert string_bytes(b'{"text": "a\\\\"}', b'"text"') == 3
-    assert string_bytes(b'{"other":"x"}', b'"text"') == 0
+    content, text = string_marker("content"), string_marker("text")
+    assert string_bytes(b'{"delta":{"content":"Hello"}}', content) == 5
+    assert string_bytes(b'{"delta":{"content":null}}', content) == 0
+    assert string_bytes(b'{"type":"text","text":"a\\"b"}', text) == 4
+    assert string_bytes(b'{"text": "a\\\\"}', text) == 3  # spaced JSON, escaped backslash
+    assert string_bytes(b'{"other":"x"}', text) == 0
