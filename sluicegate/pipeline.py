@@ -24,7 +24,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -88,7 +88,7 @@ class Reply(msgspec.Struct, kw_only=True):
 
 class StreamReply(msgspec.Struct, kw_only=True):
     headers: dict[str, str]
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]  # the relay: settles and records when closed
 
 
 class Pipeline:
@@ -407,7 +407,7 @@ class Pipeline:
         admission: Admission | None,
         record: LedgerRecord,
         guardrails: GuardrailPhases,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Relay the stream, each chunk past the output guardrails first (if any); whatever
         ends it (done, provider broke, a guardrail blocked, client left), settle with the
         usage known so far and hand the record to the sinks."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 
 import orjson
 from starlette.requests import Request
@@ -33,10 +33,21 @@ OPENAI = WIRES[ClientApi.OPENAI_CHAT]
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def _is_disconnect(message: asyncio.Future[Message]) -> bool:
-    if message.cancelled() or message.exception() is not None:
+def _gone(left: asyncio.Future[Message] | None) -> bool:
+    """Whether the client had left by now (its `receive` watch answered a disconnect)."""
+    if left is None or not left.done() or left.cancelled() or left.exception() is not None:
         return False
-    return bool(message.result()["type"] == "http.disconnect")
+    return bool(left.result()["type"] == "http.disconnect")
+
+
+async def _abandon(chunks: AsyncGenerator[bytes, None]) -> None:
+    """A stream whose client left before its first byte: start the relay and close it at
+    once, so that it closes the provider's stream, settles what was generated so far and
+    records the request 499 (a relay never started would do none of these)."""
+    try:
+        await anext(chunks, None)
+    finally:
+        await chunks.aclose()
 
 
 def api_key_from(request: Request) -> str | None:
@@ -147,6 +158,9 @@ class WireEndpoints:
                 if not isinstance(reply, StreamReply):
                     await self._send_reply(reply, left, send)
                     return
+                if _gone(left):
+                    await _abandon(reply.chunks)
+                    return
                 response = StreamingResponse(
                     reply.chunks,
                     media_type="text/event-stream",
@@ -164,7 +178,7 @@ class WireEndpoints:
     ) -> None:
         """Send a whole answer unless its client has gone; either way the pipeline
         records it, once (a client that left is recorded 499, billed for the answer)."""
-        gone = left is not None and left.done() and _is_disconnect(left)
+        gone = _gone(left)
         try:
             if not gone:
                 await send_json(send, reply.status, reply.body, reply.headers)

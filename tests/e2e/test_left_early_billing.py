@@ -185,6 +185,7 @@ budgets:
 
 
 def test_a_client_that_leaves_before_the_whole_answer_is_recorded_499(gw):
+    """Before, the row was written before the answer was sent: 200, as if delivered."""
     path, model = CLIENTS["openai-client"], "gpt-4o-mini"
     key = new_key(gw, "impatient")
     payload = body(path, model, stream=False)
@@ -193,18 +194,7 @@ def test_a_client_that_leaves_before_the_whole_answer_is_recorded_499(gw):
     )
     assert answered.status_code == 200
     usage = answered.json()["usage"]
-    session = uuid.uuid4().hex
-    gw.set_faults({model: {"delay_ms": 700}})
-    try:
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(
-                gw.url + path, json=payload, headers=headers(path, key, session), timeout=0.3
-            )
-        rows = gw.session_rows(session, timeout=10)
-    finally:
-        gw.clear_faults()
-    assert len(rows) == 1
-    row = rows[0]
+    row = give_up_before_the_first_byte(gw, path, payload, key, {"delay_ms": 700})
     assert row["status_code"] == 499 and row["client_disconnected"] is True
     assert row["error_type"] == "client_disconnected"
     # generated and billed by the provider: its own usage, priced
@@ -214,5 +204,35 @@ def test_a_client_that_leaves_before_the_whole_answer_is_recorded_499(gw):
     )
     assert row["usage_source"] == "provider" and row["upstream_cancelled"] is False
     assert row["cost_usd"] > 0
-    time.sleep(0.2)
-    assert len(gw.session_rows(session)) == 1  # one row, whatever happened
+
+
+def test_a_stream_whose_client_left_before_its_first_byte_is_recorded_499(gw):
+    """Before, the stream was relayed to nobody and recorded 200 with the whole usage."""
+    path, model = CLIENTS["openai-client"], "gpt-4o-mini"
+    key = new_key(gw, "impatient-streamer")
+    payload = body(path, model, stream=True)
+    row = give_up_before_the_first_byte(gw, path, payload, key, {"ttft_ms": 700})
+    assert row["status_code"] == 499 and row["client_disconnected"] is True
+    assert row["upstream_cancelled"] is True  # closed once its first content came
+    # what the gateway had received by then (one read may hold the whole short answer)
+    assert row["usage_source"] == "estimated" and row["input_tokens"] > 0
+    assert row["output_tokens"] > 0 and row["cost_usd"] > 0
+
+
+def give_up_before_the_first_byte(
+    gw: RunningGateway, path: str, payload: dict, key: str, fault: dict
+) -> dict:
+    """Send, give up after 0.3 s while the provider is slower; the one ledger row."""
+    session = uuid.uuid4().hex
+    gw.set_faults({payload["model"]: fault})
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                gw.url + path, json=payload, headers=headers(path, key, session), timeout=0.3
+            )
+        rows = gw.session_rows(session, timeout=10)
+    finally:
+        gw.clear_faults()
+    time.sleep(0.3)
+    assert len(gw.session_rows(session)) == len(rows) == 1  # one row, whatever happened
+    return rows[0]
