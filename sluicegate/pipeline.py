@@ -10,8 +10,11 @@
     record      the finished request goes to every record sink (the ledger first)
 
 Streams pass their chunks through the output guardrails as they are relayed, and settle
-and record when the last byte has gone out (or the client has left). Whatever fails,
-the reservation is released and the request is recorded once.
+and record when the last byte has gone out (or the client has left: then with usage
+estimated from what was relayed, if the provider's report had not come). An answer sent
+whole is settled before it is sent and recorded once the edge has sent it (`delivered`),
+as 499 when the client had already left. Whatever fails, the reservation is released and
+the request is recorded once.
 Per-request work touches memory only: keys, config and prices are loaded ahead of time.
 """
 
@@ -21,7 +24,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -34,6 +37,7 @@ from sluicegate.errors import (
     PermissionDenied,
     SluiceError,
     UpstreamError,
+    UpstreamTimeout,
 )
 from sluicegate.guardrails import GuardrailPhases
 from sluicegate.identity.envelope import EnvelopeReader
@@ -48,7 +52,7 @@ from sluicegate.providers.base import Provider, ProviderCall, ProviderResult, Pr
 from sluicegate.providers.catalog import Catalog
 from sluicegate.router.attempts import AttemptsOutcome
 from sluicegate.router.plan import RoutePlan, Router, Target
-from sluicegate.settle import price_usage, write_usage
+from sluicegate.settle import ESTIMATED, PROVIDER, estimate_usage, price_usage, write_usage
 from sluicegate.sinks import RecordSink, hand_to_sinks
 from sluicegate.wire.common import request_object
 from sluicegate.wire.registry import WIRES, render_stream_error
@@ -72,14 +76,19 @@ class IncomingCall(msgspec.Struct, kw_only=True):
 
 
 class Reply(msgspec.Struct, kw_only=True):
+    """A whole answer, already settled. Its record is not written yet: the edge calls
+    `Pipeline.delivered` once it has sent it (or found the client gone), exactly once."""
+
     status: int
     body: bytes
     headers: dict[str, str]
+    record: LedgerRecord
+    started: float  # perf_counter() at arrival, for the recorded latency
 
 
 class StreamReply(msgspec.Struct, kw_only=True):
     headers: dict[str, str]
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]  # the relay: settles and records when closed
 
 
 class Pipeline:
@@ -112,17 +121,22 @@ class Pipeline:
         started = time.perf_counter()
         record = _new_record(call.client_api)
         admission: Admission | None = None
+        handed_over = False  # the reply records the request: `delivered` or the relay
         try:
             request = self._identify(call, record, started)
             plan, admission = await self._admit(request, record)
             guardrails = self._guardrails
             if guardrails.on_request:
                 await guardrails.check_request(request, record.guardrail_events)
+            reply: Reply | StreamReply
             if request.stream:
                 stream = await self._attempts(request, plan, record, _open_stream)
-                return self._stream_reply(request, stream, admission, record, guardrails)
-            answer = await self._attempts(request, plan, record, _complete)
-            return await self._reply(request, answer, admission, record, guardrails)
+                reply = self._stream_reply(request, stream, admission, record, guardrails)
+            else:
+                answer = await self._attempts(request, plan, record, _complete)
+                reply = await self._reply(request, answer, admission, record, guardrails)
+            handed_over = True
+            return reply
         except SluiceError as exc:
             self._failed(record, admission, exc)
             raise
@@ -134,8 +148,18 @@ class Pipeline:
             self._failed(record, admission, exc)
             raise
         finally:
-            if not record.stream or record.status_code != 200:
+            if not handed_over:
                 self._finish(record, started)
+
+    def delivered(self, reply: Reply, *, client_left: bool) -> None:
+        """The edge has sent a whole answer, or found its client gone before it could: the
+        answer was generated and is billed either way (settled already), and the record
+        says which (499 `client_disconnected`)."""
+        record = reply.record
+        if client_left:
+            record.status_code, record.error_type = 499, "client_disconnected"
+            record.client_disconnected = True
+        self._finish(record, reply.started)
 
     # --- identity ---------------------------------------------------------------------
     def _identify(self, call: IncomingCall, record: LedgerRecord, started: float) -> GatewayRequest:
@@ -292,25 +316,37 @@ class Pipeline:
             record.response_model = result.response_model
             record.upstream_request_id = result.upstream_request_id
         return Reply(
-            status=200, body=body, headers=self._headers(record, admission, with_cost=True)
+            status=200,
+            body=body,
+            headers=self._headers(record, admission, with_cost=True),
+            record=record,
+            started=request.started,
         )
 
     # --- settle + record ------------------------------------------------------------
-    def _price(self, record: LedgerRecord, usage: Usage, target: Target | None) -> float | None:
+    def _price(
+        self, record: LedgerRecord, usage: Usage, target: Target | None, source: str
+    ) -> float | None:
         catalog = self._catalog()
         provider = catalog.provider(target.provider) if target else None
         priced = price_usage(
             catalog.prices, provider.kind if provider else None, record.model, usage
         )
-        write_usage(record, usage, priced)
+        write_usage(record, usage, priced, source)
         return priced.cost_usd
 
     def _settle(
-        self, admission: Admission | None, record: LedgerRecord, usage: Usage, target: Target | None
+        self,
+        admission: Admission | None,
+        record: LedgerRecord,
+        usage: Usage,
+        target: Target | None,
+        source: str = PROVIDER,
     ) -> None:
-        """Price the usage and reconcile the reservation with it. Reconciling is queued,
-        not awaited: the client need not wait for a Redis round trip."""
-        cost = self._price(record, usage, target)
+        """Price the usage (estimated usage like reported) and reconcile the reservation
+        with it. Reconciling is queued, not awaited: the client need not wait for a Redis
+        round trip."""
+        cost = self._price(record, usage, target, source)
         if admission is not None:
             self._policy.settle_soon(admission, usage, cost)
 
@@ -371,7 +407,7 @@ class Pipeline:
         admission: Admission | None,
         record: LedgerRecord,
         guardrails: GuardrailPhases,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Relay the stream, each chunk past the output guardrails first (if any); whatever
         ends it (done, provider broke, a guardrail blocked, client left), settle with the
         usage known so far and hand the record to the sinks."""
@@ -405,8 +441,17 @@ class Pipeline:
                 _fail(record, error)
             elif record.client_disconnected:
                 record.status_code, record.error_type = 499, "client_disconnected"
+            # cut short by the gateway (client gone, guardrail, its own timeout) rather
+            # than ended or broken by the provider, which may bill the whole generation
+            record.upstream_cancelled = not stream.finished and not _provider_broke(error)
+            usage, source = stream.usage, PROVIDER
+            if not stream.usage_final:  # its report never came: count what was relayed
+                usage, source = (
+                    estimate_usage(usage, stream.content_chars, request.estimated_input_tokens),
+                    ESTIMATED,
+                )
             try:
-                self._settle(admission, record, stream.usage, opened.final_target)
+                self._settle(admission, record, usage, opened.final_target, source)
             finally:
                 self._finish(record, request.started)
 
@@ -471,6 +516,13 @@ def _fail(record: LedgerRecord, exc: BaseException) -> None:
     elif isinstance(exc, asyncio.CancelledError):
         record.status_code, record.error_type = 499, "client_disconnected"
         record.client_disconnected = True
+        record.upstream_cancelled = record.provider is not None  # a call was under way
     else:
         record.status_code, record.error_type = 500, "internal_error"
         record.error_message = f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _provider_broke(error: SluiceError | None) -> bool:
+    """The provider failed the stream itself (an error event, a dropped connection), as
+    opposed to the gateway stopping it (a guardrail, its own timeout)."""
+    return isinstance(error, UpstreamError) and not isinstance(error, UpstreamTimeout)

@@ -1,10 +1,26 @@
-"""Settle a finished call: usage -> cost -> reconcile reservations -> ledger fields."""
+"""Settle a finished call: usage -> cost -> reconcile reservations -> ledger fields.
+
+When the provider's usage report never arrived (the client left a stream before its last
+event, or the provider cut it), the usage is estimated rather than left unknown: what was
+delivered was consumed, and a budget that saw nothing would let a client that always
+leaves early spend without limit. Input tokens are the provider's own figure when the
+stream's first event carried it (Anthropic's `message_start`), else the request's estimate;
+output tokens are the content the gateway received and relayed (text, tool-call arguments,
+thinking), at CHARS_PER_TOKEN characters per token. No tokenizer runs here: the one
+tokenizer package on hand (tiktoken) fetches its encodings at run time, and none would
+match every provider's models. For English prose and code the rule is usually within
+about 25% of a real tokenizer; text in other scripts can count double or half.
+"""
 
 from __future__ import annotations
 
 from sluicegate.model.record import LedgerRecord
 from sluicegate.model.usage import Usage
 from sluicegate.pricing import UNPRICED, PriceBook, Priced
+from sluicegate.wire.common import CHARS_PER_TOKEN  # the request estimate's rule too
+
+PROVIDER = "provider"  # usage_source: the provider's own report
+ESTIMATED = "estimated"  # usage_source: the gateway's estimate (see the module docstring)
 
 
 def price_usage(
@@ -15,12 +31,28 @@ def price_usage(
     return prices.price(provider_kind, model, usage)
 
 
-def write_usage(record: LedgerRecord, usage: Usage, priced: Priced) -> None:
+def estimate_usage(reported: Usage, content_chars: int, estimated_input_tokens: int) -> Usage:
+    """The usage of a call whose final report is missing: what the provider did report
+    (a partial output count is a floor), completed from the request and the relay."""
+    counted = -(-content_chars // CHARS_PER_TOKEN)  # rounded up: any content is a token
+    input_tokens = reported.input_tokens
+    return Usage(
+        input_tokens=estimated_input_tokens if input_tokens is None else input_tokens,
+        output_tokens=max(reported.output_tokens or 0, counted),
+        cache_read_tokens=reported.cache_read_tokens,
+        cache_write_tokens=reported.cache_write_tokens,
+        reasoning_tokens=reported.reasoning_tokens,
+    )
+
+
+def write_usage(record: LedgerRecord, usage: Usage, priced: Priced, source: str = PROVIDER) -> None:
     record.input_tokens = usage.input_tokens
     record.output_tokens = usage.output_tokens
     record.cache_read_tokens = usage.cache_read_tokens
     record.cache_write_tokens = usage.cache_write_tokens
     record.reasoning_tokens = usage.reasoning_tokens
+    reported = usage.input_tokens is not None or usage.output_tokens is not None
+    record.usage_source = source if reported else None
     record.cost_usd = priced.cost_usd
     record.price_id = priced.price_id
     record.price_version = priced.price_version

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -67,6 +68,7 @@ requests = Table(
     Column("cache_read_tokens", BigInteger()),
     Column("cache_write_tokens", BigInteger()),
     Column("reasoning_tokens", BigInteger()),
+    Column("usage_source", String()),
     Column("cost_usd", Double()),
     Column("price_id", String()),
     Column("price_version", String()),
@@ -83,6 +85,7 @@ requests = Table(
     Column("guardrail_events", JSON(), nullable=False),
     Column("session_killed", Boolean(), nullable=False),
     Column("client_disconnected", Boolean(), nullable=False),
+    Column("upstream_cancelled", Boolean(), nullable=False, server_default=false()),
     Index("ix_requests_ts", "ts"),
     Index("ix_requests_project_ts", "project", "ts"),
     Index("ix_requests_team_ts", "team", "ts"),

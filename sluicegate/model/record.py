@@ -56,6 +56,11 @@ class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
+    # Where the token counts came from: "provider" (its own usage report), "estimated"
+    # (the provider's report never arrived, e.g. the client left mid-stream: input from the
+    # request, output counted from the content relayed; see `settle.estimate_usage`), or
+    # None when there is no usage at all.
+    usage_source: str | None = None
     cost_usd: float | None = None
     price_id: str | None = None
     price_version: str | None = None
@@ -72,3 +77,7 @@ class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
     guardrail_events: list[dict[str, Any]] = msgspec.field(default_factory=list)
     session_killed: bool = False
     client_disconnected: bool = False
+    # The gateway closed the provider's call before it finished (the client left, or a
+    # guardrail stopped the stream): the provider may still bill the whole generation,
+    # which can exceed the usage recorded here.
+    upstream_cancelled: bool = False

@@ -50,6 +50,10 @@ class ProviderStream(Protocol):
     def upstream_request_id(self) -> str | None: ...  # the provider's id, from its headers
     @property
     def finished(self) -> bool: ...  # the provider sent its terminal event
+    @property
+    def usage_final(self) -> bool: ...  # its closing usage report came (else: estimate)
+    @property
+    def content_chars(self) -> int: ...  # content received so far, what an estimate counts
 
     first_token_at: float | None  # perf_counter() when the first content reached us
 

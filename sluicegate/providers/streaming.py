@@ -34,6 +34,10 @@ class StreamTranslator(Protocol):
     def finished(self) -> bool: ...
     @property
     def content_seen(self) -> bool: ...
+    @property
+    def usage_final(self) -> bool: ...  # the provider's closing usage report was seen
+    @property
+    def content_chars(self) -> int: ...  # content received (for an estimate if it was not)
 
     def feed(self, event: SSEEvent) -> bytes: ...
     def finish(self) -> bytes: ...
@@ -64,6 +68,14 @@ class PassthroughTranslator:
     def content_seen(self) -> bool:
         return self._observer.first_content_seen
 
+    @property
+    def usage_final(self) -> bool:
+        return self._observer.usage_final
+
+    @property
+    def content_chars(self) -> int:
+        return self._observer.content_chars
+
     def finish(self) -> bytes:
         return b""
 
@@ -93,6 +105,14 @@ class CrossWireTranslator:
     @property
     def finished(self) -> bool:
         return self._decoder.finished
+
+    @property
+    def usage_final(self) -> bool:
+        return self._decoder.usage_final
+
+    @property
+    def content_chars(self) -> int:
+        return self._decoder.content_chars
 
     def finish(self) -> bytes:
         return self._encoder.finish()
@@ -128,6 +148,14 @@ class TranslatedStream:
     @property
     def finished(self) -> bool:
         return self._translator.finished
+
+    @property
+    def usage_final(self) -> bool:
+        return self._translator.usage_final
+
+    @property
+    def content_chars(self) -> int:
+        return self._translator.content_chars
 
     async def prime(self, ttft_timeout_s: float | None) -> None:
         try:

@@ -5,20 +5,21 @@ the API the client spoke. The model-call endpoints come from the wire registry
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluicegate.errors import InvalidRequest, SluiceError
 from sluicegate.identity.keys import KeyService
 from sluicegate.model.identity import Principal
 from sluicegate.model.request import ClientApi
-from sluicegate.pipeline import IncomingCall, Pipeline, StreamReply
+from sluicegate.pipeline import IncomingCall, Pipeline, Reply, StreamReply
 from sluicegate.server.errors import error_response
 from sluicegate.wire import anthropic_messages
 from sluicegate.wire.common import request_object
@@ -30,6 +31,23 @@ ANTHROPIC = WIRES[ClientApi.ANTHROPIC_MESSAGES]
 OPENAI = WIRES[ClientApi.OPENAI_CHAT]
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _gone(left: asyncio.Future[Message] | None) -> bool:
+    """Whether the client had left by now (its `receive` watch answered a disconnect)."""
+    if left is None or not left.done() or left.cancelled() or left.exception() is not None:
+        return False
+    return bool(left.result()["type"] == "http.disconnect")
+
+
+async def _abandon(chunks: AsyncGenerator[bytes, None]) -> None:
+    """A stream whose client left before its first byte: start the relay and close it at
+    once, so that it closes the provider's stream, settles what was generated so far and
+    records the request 499 (a relay never started would do none of these)."""
+    try:
+        await anext(chunks, None)
+    finally:
+        await chunks.aclose()
 
 
 def api_key_from(request: Request) -> str | None:
@@ -122,6 +140,8 @@ class WireEndpoints:
 
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             body, too_large = await read_body(scope, receive, self._limit)
+            # with the body read, `receive` answers only when the client leaves
+            left = None if too_large else asyncio.ensure_future(receive())
             raw_headers = scope["headers"]
             call = IncomingCall(
                 client_api=client_api,
@@ -136,16 +156,37 @@ class WireEndpoints:
                 response: Response = error_response(wire, exc)
             else:
                 if not isinstance(reply, StreamReply):
-                    await send_json(send, reply.status, reply.body, reply.headers)
+                    await self._send_reply(reply, left, send)
+                    return
+                if _gone(left):
+                    await _abandon(reply.chunks)
                     return
                 response = StreamingResponse(
                     reply.chunks,
                     media_type="text/event-stream",
                     headers={**SSE_HEADERS, **reply.headers},
                 )
+            finally:
+                if left is not None and not left.done():
+                    left.cancel()  # the stream's response watches `receive` itself
             await response(scope, receive, send)
 
         return handle
+
+    async def _send_reply(
+        self, reply: Reply, left: asyncio.Future[Message] | None, send: Send
+    ) -> None:
+        """Send a whole answer unless its client has gone; either way the pipeline
+        records it, once (a client that left is recorded 499, billed for the answer)."""
+        gone = _gone(left)
+        try:
+            if not gone:
+                await send_json(send, reply.status, reply.body, reply.headers)
+        except BaseException:
+            gone = True
+            raise
+        finally:
+            self._pipeline.delivered(reply, client_left=gone)
 
     async def count_tokens(self, request: Request) -> Response:
         try:

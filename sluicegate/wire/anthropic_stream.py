@@ -29,7 +29,13 @@ from sluicegate.wire.anthropic_response import (
     usage_from_dict,
     usage_to_dict,
 )
-from sluicegate.wire.common import dump_arguments, load_object, new_id
+from sluicegate.wire.common import (
+    dump_arguments,
+    load_object,
+    new_id,
+    string_bytes,
+    string_marker,
+)
 from sluicegate.wire.sse import SSEEvent, encode_sse
 
 
@@ -40,11 +46,13 @@ class _UsageFields:
     def __init__(self) -> None:
         self._raw: dict[str, Any] = {}
         self.usage = Usage()
+        self.final = False  # message_delta's counts came: the output is the whole output
 
-    def update(self, fields: object) -> Usage:
+    def update(self, fields: object, *, final: bool = False) -> Usage:
         if isinstance(fields, dict):
             self._raw.update((k, v) for k, v in fields.items() if v is not None)
             self.usage = usage_from_dict(self._raw)
+            self.final = self.final or final
         return self.usage
 
 
@@ -55,12 +63,17 @@ class StreamDecoder:
     def __init__(self) -> None:
         self.model: str | None = None
         self.finished = False
+        self.content_chars = 0  # text, tool input and thinking seen, for an estimate
         self._usage = _UsageFields()
         self._blocks: set[int] = set()
 
     @property
     def usage(self) -> Usage:
         return self._usage.usage
+
+    @property
+    def usage_final(self) -> bool:
+        return self._usage.final
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         data = load_object(event.data)
@@ -109,9 +122,12 @@ class StreamDecoder:
 
     def _delta(self, data: dict[str, Any]) -> list[StreamEvent]:
         index, delta = data.get("index"), data.get("delta") or {}
+        kind = delta.get("type")
+        piece = delta.get(_DELTA_CONTENT.get(str(kind), "text"))
+        if isinstance(piece, str):  # thinking is billed as output though not passed on
+            self.content_chars += len(piece)
         if index not in self._blocks:
             return []
-        kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
             return [TextDelta(index=index, text=delta["text"])]
         if kind == "input_json_delta" and delta.get("partial_json"):
@@ -125,8 +141,16 @@ class StreamDecoder:
             reason = stop_to_canonical(delta["stop_reason"])
             out.append(StreamStop(stop_reason=reason, stop_sequence=delta.get("stop_sequence")))
         if isinstance(data.get("usage"), dict):
-            out.append(UsageReport(usage=self._usage.update(data["usage"])))
+            out.append(UsageReport(usage=self._usage.update(data["usage"], final=True)))
         return out
+
+
+# The field of each content_block_delta type that holds generated content.
+_DELTA_CONTENT = {
+    "text_delta": "text",
+    "input_json_delta": "partial_json",
+    "thinking_delta": "thinking",
+}
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
@@ -249,7 +273,8 @@ class StreamEncoder:
 
 class PassthroughObserver:
     """Watches a same-wire stream on its way to the client; every event is forwarded. Deltas
-    (the bulk) are recognised by their event name and never parsed."""
+    (the bulk) are recognised by their event name and never parsed: their content is
+    measured on the raw bytes, for the estimate a stream left early is billed with."""
 
     def __init__(self, *, include_usage: bool = True) -> None:
         # include_usage: as for StreamEncoder; every event is forwarded on this wire
@@ -257,16 +282,22 @@ class PassthroughObserver:
         self.finished = False
         self.first_content_seen = False
         self.error: UpstreamHTTPError | None = None
+        self.content_chars = 0  # bytes of text, tool input and thinking, as written
         self._usage = _UsageFields()
 
     @property
     def usage(self) -> Usage:
         return self._usage.usage
 
+    @property
+    def usage_final(self) -> bool:
+        return self._usage.final
+
     def observe(self, event: SSEEvent) -> bool:
         kind = event.event
         if kind == "content_block_delta":
             self.first_content_seen = True
+            self.content_chars += _delta_bytes(event.data)
             return True
         if kind in ("ping", "content_block_start", "content_block_stop"):
             return True
@@ -279,11 +310,23 @@ class PassthroughObserver:
             self.model = message.get("model") or None
             self._usage.update(message.get("usage"))
         elif kind == "message_delta":
-            self._usage.update(data.get("usage"))
-        elif kind == "content_block_delta":
+            self._usage.update(data.get("usage"), final=True)
+        elif kind == "content_block_delta":  # an event sent without its `event:` name
             self.first_content_seen = True
+            self.content_chars += _delta_bytes(event.data)
         elif kind == "message_stop":
             self.finished = True
         elif kind == "error":
             self.error = stream_error(data)
         return True
+
+
+_TEXT, _PARTIAL_JSON, _THINKING = (string_marker(n) for n in ("text", "partial_json", "thinking"))
+
+
+def _delta_bytes(data: bytes) -> int:
+    return (
+        string_bytes(data, _TEXT)
+        or string_bytes(data, _PARTIAL_JSON)
+        or string_bytes(data, _THINKING)
+    )

@@ -80,6 +80,37 @@ def json_chars(value: Any) -> int:
         return 0
 
 
+def string_marker(name: str) -> tuple[bytes, bytes]:
+    """What `string_bytes` looks for: the name, colon and opening quote, compact and spaced."""
+    quoted = b'"' + name.encode() + b'"'
+    return quoted + b':"', quoted + b': "'
+
+
+def string_bytes(data: bytes, marker: tuple[bytes, bytes]) -> int:
+    """Bytes of the JSON string value `marker` (from `string_marker`) opens in raw JSON, as
+    written (an escape counts its characters); 0 when absent or not a string. Streams
+    relayed untouched count their content this way, per chunk: no parse, and the compact
+    form every provider writes (`"text":"`) costs two `find`s."""
+    compact, spaced = marker
+    at = data.find(compact)
+    if at >= 0:
+        begin = at + len(compact)
+    else:  # spaced JSON, or absent (`"type":"text"` is a value, not the name)
+        at = data.find(spaced)
+        if at < 0:
+            return 0
+        begin = at + len(spaced)
+    end = data.find(b'"', begin)
+    while end > 0 and data[end - 1] == 0x5C:  # a backslash before it: escaped, or escaping?
+        run = end - 1
+        while data[run - 1] == 0x5C:
+            run -= 1
+        if (end - run) % 2 == 0:  # an even run of backslashes escapes itself
+            break
+        end = data.find(b'"', end + 1)
+    return (end if end > 0 else len(data)) - begin
+
+
 def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
 

@@ -21,7 +21,7 @@ from sluicegate.model.chat import (
     UsageReport,
 )
 from sluicegate.model.usage import Usage
-from sluicegate.wire.common import load_object, new_id
+from sluicegate.wire.common import load_object, new_id, string_bytes, string_marker
 from sluicegate.wire.openai_response import (
     chat_id,
     stop_from_canonical,
@@ -33,6 +33,7 @@ from sluicegate.wire.openai_response import (
 from sluicegate.wire.sse import SSEEvent, encode_sse
 
 _DONE = b"[DONE]"
+_CONTENT, _ARGUMENTS, _REFUSAL = (string_marker(n) for n in ("content", "arguments", "refusal"))
 
 
 class StreamDecoder:
@@ -41,6 +42,8 @@ class StreamDecoder:
 
     def __init__(self) -> None:
         self.usage = Usage()
+        self.usage_final = False  # the usage chunk came (OpenAI sends it once, at the end)
+        self.content_chars = 0  # text and tool-call arguments seen, for an estimate
         self.model: str | None = None
         self.finished = False
         self._started = False
@@ -70,6 +73,7 @@ class StreamDecoder:
         if isinstance(chunk.get("usage"), dict):
             report = usage_from_dict(chunk["usage"])
             self.usage = self.usage.merged(report)
+            self.usage_final = True
             out.append(UsageReport(usage=report))
         return out
 
@@ -78,6 +82,7 @@ class StreamDecoder:
         for key in ("content", "refusal"):  # a refusal reads as text in the canonical form
             text = delta.get(key)
             if isinstance(text, str) and text:
+                self.content_chars += len(text)
                 out.append(TextDelta(index=self._text_block(), text=text))
         for call in delta.get("tool_calls") or []:
             self._tool_call(call, out)
@@ -111,6 +116,7 @@ class StreamDecoder:
             out.append(ToolCallStart(index=block, id=call_id, name=function.get("name") or ""))
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
+            self.content_chars += len(arguments)
             out.append(ToolArgsDelta(index=block, partial_json=arguments))
 
 
@@ -193,10 +199,13 @@ class PassthroughObserver:
     """Watches a same-wire stream on its way to the client. Most chunks are forwarded after
     two substring checks; JSON is parsed only for the first chunks (model, first content),
     usage and errors. The gateway always asks the provider for usage, so the usage-only
-    chunk is dropped here unless the client asked for it too."""
+    chunk is dropped here unless the client asked for it too. Content is measured on the raw
+    bytes (`string_bytes`), for the estimate a stream left early is billed with."""
 
     def __init__(self, *, include_usage: bool) -> None:
         self.usage = Usage()
+        self.usage_final = False
+        self.content_chars = 0  # bytes of content and tool-call arguments, as written
         self.model: str | None = None
         self.finished = False
         self.first_content_seen = False
@@ -208,6 +217,7 @@ class PassthroughObserver:
         if data == _DONE:
             self.finished = True
             return True
+        self.content_chars += _content_bytes(data)
         has_usage = b'"usage"' in data and not (b'"usage":null' in data or b'"usage": null' in data)
         if self.first_content_seen and not has_usage and b'"error"' not in data:
             return True  # the hot path: a content chunk with nothing new to learn
@@ -223,8 +233,18 @@ class PassthroughObserver:
             self.first_content_seen = any(_has_content(c) for c in choices)
         if has_usage and isinstance(chunk.get("usage"), dict):
             self.usage = self.usage.merged(usage_from_dict(chunk["usage"]))
+            self.usage_final = True
             return bool(choices) or self._include_usage
         return True
+
+
+def _content_bytes(data: bytes) -> int:
+    """A chunk carries text, a tool call's arguments, or (rarely) a refusal."""
+    return (
+        string_bytes(data, _CONTENT)
+        or string_bytes(data, _ARGUMENTS)
+        or string_bytes(data, _REFUSAL)
+    )
 
 
 def _has_content(choice: object) -> bool:

@@ -2,13 +2,16 @@
 content and the end, parsing JSON only where it must."""
 
 import orjson
+import pytest
 
 from sluicegate.model.usage import Usage
 from sluicegate.wire import anthropic_messages as am
 from sluicegate.wire import anthropic_stream, openai_stream
 from sluicegate.wire import openai_chat as oc
+from sluicegate.wire.common import string_bytes, string_marker
 from sluicegate.wire.sse import SSEEvent
 from tests.wire.fixtures import (
+    ANTHROPIC_TEXT_STREAM,
     ANTHROPIC_TOOL_STREAM,
     OPENAI_TEXT_STREAM,
     OPENAI_TOOL_STREAM,
@@ -126,3 +129,61 @@ def test_anthropic_error_event_is_recorded_and_forwarded():
     )
     assert observer.observe(event)
     assert observer.error is not None and observer.error.upstream_status == 529
+
+
+def _content_pieces(events: list[SSEEvent]) -> list[str]:
+    """The generated content a stream carries: what a left-early estimate counts."""
+    pieces = []
+    for event in events:
+        data = orjson.loads(event.data) if event.data != b"[DONE]" else {}
+        for choice in data.get("choices") or []:
+            delta = choice.get("delta") or {}
+            pieces += [delta[k] for k in ("content", "refusal") if delta.get(k)]
+            for call in delta.get("tool_calls") or []:
+                pieces.append((call.get("function") or {}).get("arguments") or "")
+        delta = data.get("delta") or {}
+        if data.get("type") == "content_block_delta":
+            pieces += [delta[k] for k in ("text", "partial_json", "thinking") if k in delta]
+    return pieces
+
+
+@pytest.mark.parametrize(
+    ("wire", "raw", "reported"),
+    [
+        (oc, OPENAI_TEXT_STREAM, False),  # no usage chunk at all: always an estimate
+        (oc, OPENAI_TOOL_STREAM, True),
+        (am, ANTHROPIC_TEXT_STREAM, True),
+        (am, ANTHROPIC_TOOL_STREAM, True),
+    ],
+    ids=["openai-text", "openai-tool", "anthropic-text", "anthropic-tool"],
+)
+def test_content_is_counted_for_the_estimate_and_usage_is_final_only_at_the_end(
+    wire, raw, reported
+):
+    """Both the untouched relay (raw bytes, no parse) and the translating one count every
+    piece of generated content; the provider's usage is final only once its closing
+    report came, so a stream cut before that is estimated."""
+    events = parse_all(raw)
+    pieces = _content_pieces(events)
+    assert pieces
+    observer, decoder = wire.PassthroughObserver(include_usage=True), wire.StreamDecoder()
+    for event in events[:-2]:
+        observer.observe(event)
+        decoder.feed(event)
+    assert not observer.usage_final and not decoder.usage_final
+    for event in events[-2:]:
+        observer.observe(event)
+        decoder.feed(event)
+    assert observer.usage_final is decoder.usage_final is reported
+    assert decoder.content_chars == sum(len(p) for p in pieces)
+    as_written = sum(len(orjson.dumps(p)) - 2 for p in pieces)  # escapes count as written
+    assert observer.content_chars == as_written
+
+
+def test_string_bytes_reads_a_value_without_parsing():
+    content, text = string_marker("content"), string_marker("text")
+    assert string_bytes(b'{"delta":{"content":"Hello"}}', content) == 5
+    assert string_bytes(b'{"delta":{"content":null}}', content) == 0
+    assert string_bytes(b'{"type":"text","text":"a\\"b"}', text) == 4
+    assert string_bytes(b'{"text": "a\\\\"}', text) == 3  # spaced JSON, escaped backslash
+    assert string_bytes(b'{"other":"x"}', text) == 0
