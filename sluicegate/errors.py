@@ -9,7 +9,9 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- InvalidRequest         400 malformed JSON or a bad field (param names it)
      |    +-- NotFound               404 unknown model or route
      |    +-- PayloadTooLarge        413 body over the configured limit
-     |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id)
+     |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id);
+     |    |                          403 for a budget refusing a model with no price
+     |    |                          (policy.admission.UnpricedBlocked)
      |    +-- GuardrailBlocked       400 a guardrail refused the content (guardrail, phase)
      +-- UpstreamError               the provider could not serve the call
      |    +-- UpstreamHTTPError      provider answered with an error status

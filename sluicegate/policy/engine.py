@@ -384,7 +384,11 @@ class PolicyEngine:
             reservation_id=reservation_id,
             holds=tuple([i.hold for i in items]),
             headers=rate_headers(items, result.levels, now),
-            priced_as=_priced_as(items) if _unpriced(inp) else None,
+            priced_as=(
+                _priced_as(items)
+                if inp.worst_case_cost_usd is None or inp.unpriced_model is not None
+                else None
+            ),
         )
 
     def _fallback(
@@ -440,10 +444,6 @@ class PolicyEngine:
 def _new_id(inp: AdmissionInput, serial: Iterator[int]) -> str:
     # request ids are unique; the serial tells apart re-admissions of one request
     return f"{inp.request_id}.{next(serial)}"
-
-
-def _unpriced(inp: AdmissionInput) -> bool:
-    return inp.worst_case_cost_usd is None or inp.unpriced_model is not None
 
 
 def _priced_as(items: list[Item]) -> tuple[str, ModelRate] | None:

@@ -14,14 +14,14 @@ import redis.asyncio as aioredis
 
 from sluicegate.alerts.alert import CollectingAlertSink
 from sluicegate.alerts.delivery import Notifier
+from sluicegate.errors import ConfigError
 from sluicegate.ledger.memory_store import MemoryLedgerStore
 from sluicegate.model.identity import Envelope
 from sluicegate.model.record import LedgerRecord
-from sluicegate.errors import ConfigError
 from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked, UnpricedBlocked
-from sluicegate.pricing import PriceBook, price_at, worst_case
 from sluicegate.policy.engine import PolicyEngine
+from sluicegate.pricing import PriceBook, price_at, worst_case
 from tests.policy.helpers import FakeClock, fixture_text, parse_one, policy, request
 from tests.policy.receiver import Receiver
 from tests.support import REDIS_URL
