@@ -229,8 +229,9 @@ class Pipeline:
             rate = catalog.rate(target.provider, target.model, plan.model)
             if rate is not None:
                 costs.append(worst_case(rate, request.estimated_input_tokens, max_out))
-            elif unpriced is None:
-                unpriced = target.model
+            elif unpriced is None:  # named as the client asked, and as it is served
+                served = f"{target.provider}/{target.model}"
+                unpriced = served if plan.model == target.model else f"{plan.model} ({served})"
         return (max(costs) if costs else None), unpriced
 
     # --- router + provider ----------------------------------------------------------

@@ -112,7 +112,10 @@ def test_a_hard_budget_refuses_an_unpriced_model_naming_budget_and_model(gw, set
     body = error.body
     assert isinstance(body, dict)
     assert (body["code"], body["rule_id"]) == ("unpriced_model", budget_id)
-    assert budget_id in body["message"] and "meta-llama-3-8b-instruct-q4" in body["message"]
+    assert (
+        budget_id in body["message"]
+        and "'llama-local (local/meta-llama-3-8b-instruct-q4)'" in body["message"]
+    )
     assert error.response.headers["x-sluice-rule-id"] == budget_id
     assert "retry-after" not in error.response.headers  # waiting does not help
     row = gw.request_row(error.response.headers["x-sluice-request-id"])
