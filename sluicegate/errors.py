@@ -10,7 +10,9 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- NotFound               404 unknown model or route
      |    +-- Conflict               409 the action contradicts the state (rotate a revoked key)
      |    +-- PayloadTooLarge        413 body over the configured limit
-     |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id)
+     |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id);
+     |    |                          403 for a budget refusing a model with no price
+     |    |                          (policy.admission.UnpricedBlocked)
      |    +-- GuardrailBlocked       400 a guardrail refused the content (guardrail, phase)
      +-- UpstreamError               the provider could not serve the call
      |    +-- UpstreamHTTPError      provider answered with an error status

@@ -48,11 +48,12 @@ from sluicegate.model.request import ClientApi, GatewayRequest
 from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked, PolicyUnavailable
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
+from sluicegate.pricing import price_at, worst_case
 from sluicegate.providers.base import Provider, ProviderCall, ProviderResult, ProviderStream
 from sluicegate.providers.catalog import Catalog
 from sluicegate.router.attempts import AttemptsOutcome
 from sluicegate.router.plan import RoutePlan, Router, Target
-from sluicegate.settle import ESTIMATED, PROVIDER, estimate_usage, price_usage, write_usage
+from sluicegate.settle import ESTIMATED, PROVIDER, estimate_usage, write_usage
 from sluicegate.sinks import RecordSink, hand_to_sinks
 from sluicegate.wire.common import request_object
 from sluicegate.wire.registry import WIRES, render_stream_error
@@ -203,6 +204,7 @@ class Pipeline:
         events: list[PolicyEvent] = []
         for _ in range(4):
             plan = await self._router.plan(model, request.envelope)
+            worst, unpriced = self._worst_case(plan, request)
             inp = AdmissionInput(
                 request_id=request.request_id,
                 envelope=request.envelope,
@@ -210,7 +212,8 @@ class Pipeline:
                 model=model,
                 estimated_input_tokens=request.estimated_input_tokens,
                 max_output_tokens=request.max_output_tokens,
-                worst_case_cost_usd=self._worst_case(plan, request),
+                worst_case_cost_usd=worst,
+                unpriced_model=unpriced,
                 exempt_rule_ids=exempt,
                 cheaper_model=self._router.cheaper_model(model),
             )
@@ -235,20 +238,25 @@ class Pipeline:
             exempt = exempt | {rule_id}
         raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
 
-    def _worst_case(self, plan: RoutePlan, request: GatewayRequest) -> float | None:
+    def _worst_case(
+        self, plan: RoutePlan, request: GatewayRequest
+    ) -> tuple[float | None, str | None]:
+        """The most any candidate can cost (None: no candidate has a price), and the first
+        candidate without a price (budgets decide what unpriced traffic may do)."""
         catalog = self._catalog()
         max_out = request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
         costs = []
+        unpriced = None
         for target in plan.candidates:
-            provider = catalog.provider(target.provider)
-            if provider is None:
+            if catalog.provider(target.provider) is None:
                 continue
-            cost = catalog.prices.worst_case(
-                provider.kind, target.model, request.estimated_input_tokens, max_out
-            )
-            if cost is not None:
-                costs.append(cost)
-        return max(costs) if costs else None
+            rate = catalog.rate(target.provider, target.model, plan.model)
+            if rate is not None:
+                costs.append(worst_case(rate, request.estimated_input_tokens, max_out))
+            elif unpriced is None:  # named as the client asked, and as it is served
+                served = f"{target.provider}/{target.model}"
+                unpriced = served if plan.model == target.model else f"{plan.model} ({served})"
+        return (max(costs) if costs else None), unpriced
 
     # --- router + provider ----------------------------------------------------------
     async def _attempts(
@@ -327,11 +335,14 @@ class Pipeline:
     def _price(
         self, record: LedgerRecord, usage: Usage, target: Target | None, source: str
     ) -> float | None:
+        """The cost at the served model's price; a price set for the configured name the
+        client asked for applies whatever the upstream name (None: unpriced)."""
         catalog = self._catalog()
-        provider = catalog.provider(target.provider) if target else None
-        priced = price_usage(
-            catalog.prices, provider.kind if provider else None, record.model, usage
-        )
+        rate = None
+        if target is not None and record.model is not None:
+            configured = catalog.resolve_alias(record.requested_model or "")
+            rate = catalog.rate(target.provider, record.model, configured)
+        priced = price_at(rate, usage)
         write_usage(record, usage, priced, source)
         return priced.cost_usd
 
@@ -345,10 +356,19 @@ class Pipeline:
     ) -> None:
         """Price the usage (estimated usage like reported) and reconcile the reservation
         with it. Reconciling is queued, not awaited: the client need not wait for a Redis
-        round trip."""
+        round trip. An unpriced call a budget prices as another model (`unpriced:
+        {price_as: M}`) is recorded at M's price, with `priced_as` saying so; each budget
+        settles by its own setting."""
         cost = self._price(record, usage, target, source)
-        if admission is not None:
-            self._policy.settle_soon(admission, usage, cost)
+        if admission is None:
+            return
+        if cost is None and admission.priced_as is not None:
+            model, rate = admission.priced_as
+            priced = price_at(rate, usage)
+            if priced.cost_usd is not None:
+                write_usage(record, usage, priced, source)
+                record.priced_as = model
+        self._policy.settle_soon(admission, usage, cost)
 
     def _release(self, admission: Admission | None) -> None:
         if admission is not None:

@@ -51,38 +51,55 @@ UNPRICED = Priced(None, None, None)
 
 
 class PriceBook:
+    """Prices by model name: config overrides first, then the catalogue. `provider_kind`
+    None looks a name up under any provider (a budget's `price_as` model)."""
+
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None):
-        self._overrides = dict(overrides or {})
+        self._overrides = {name: _override_rate(name, o) for name, o in (overrides or {}).items()}
         # Bound per instance so a config reload (a new PriceBook) drops stale entries.
         self.rate_for = lru_cache(maxsize=4096)(self._resolve)
 
-    def _resolve(self, provider_kind: str, model: str) -> ModelRate | None:
+    def _resolve(self, provider_kind: str | None, model: str) -> ModelRate | None:
         override = self._overrides.get(model)
         if override is not None:
-            return ModelRate(
-                price_id=f"override:{model}",
-                version="config",
-                input_mtok=override.input_mtok,
-                output_mtok=override.output_mtok,
-                cache_read_mtok=_default(override.cache_read_mtok, override.input_mtok),
-                cache_write_mtok=_default(override.cache_write_mtok, override.input_mtok),
-            )
+            return override
         return _catalog_rate(provider_kind, model)
 
+    def override(self, model: str) -> ModelRate | None:
+        """The price config sets for this name, if any (no catalogue look-up)."""
+        return self._overrides.get(model)
+
     def price(self, provider_kind: str, model: str, usage: Usage) -> Priced:
-        rate = self.rate_for(provider_kind, model)
-        if rate is None or (usage.input_tokens is None and usage.output_tokens is None):
-            return UNPRICED
-        return Priced(_cost(rate, usage), rate.price_id, rate.version)
+        return price_at(self.rate_for(provider_kind, model), usage)
 
     def worst_case(
         self, provider_kind: str, model: str, input_tokens: int, max_output_tokens: int
     ) -> float | None:
-        """The most a call can cost: every input token uncached, every output token used."""
         rate = self.rate_for(provider_kind, model)
-        if rate is None:
-            return None
-        return _cost(rate, Usage(input_tokens=input_tokens, output_tokens=max_output_tokens))
+        return None if rate is None else worst_case(rate, input_tokens, max_output_tokens)
+
+
+def price_at(rate: ModelRate | None, usage: Usage) -> Priced:
+    """The cost of `usage` at `rate`; unpriced without a rate or without any token count."""
+    if rate is None or (usage.input_tokens is None and usage.output_tokens is None):
+        return UNPRICED
+    return Priced(_cost(rate, usage), rate.price_id, rate.version)
+
+
+def worst_case(rate: ModelRate, input_tokens: int, max_output_tokens: int) -> float:
+    """The most a call can cost: every input token uncached, every output token used."""
+    return _cost(rate, Usage(input_tokens=input_tokens, output_tokens=max_output_tokens))
+
+
+def _override_rate(model: str, override: PriceOverride) -> ModelRate:
+    return ModelRate(
+        price_id=f"override:{model}",
+        version="config",
+        input_mtok=override.input_mtok,
+        output_mtok=override.output_mtok,
+        cache_read_mtok=_default(override.cache_read_mtok, override.input_mtok),
+        cache_write_mtok=_default(override.cache_write_mtok, override.input_mtok),
+    )
 
 
 def _default(value: float | None, fallback: float) -> float:
@@ -117,7 +134,7 @@ def _tiered_cost(model_price: ModelPrice, usage: Usage) -> float:
     return float(model_price.calc_price(genai_prices.Usage(**fields))["total_price"])
 
 
-def _lookups(provider_kind: str, model: str) -> list[tuple[str, str | None]]:
+def _lookups(provider_kind: str | None, model: str) -> list[tuple[str, str | None]]:
     """Where to look a model up: under the account's wire kind, then any provider (an
     OpenAI-compatible account serving gemini-2.0-flash), then without a vendor prefix
     (`anthropic.claude-haiku-4-5` on Bedrock, `anthropic/claude-haiku-4-5` on routers)."""
@@ -129,7 +146,7 @@ def _lookups(provider_kind: str, model: str) -> list[tuple[str, str | None]]:
     return lookups
 
 
-def _catalog_rate(provider_kind: str, model: str) -> ModelRate | None:
+def _catalog_rate(provider_kind: str | None, model: str) -> ModelRate | None:
     for model_ref, provider_id in _lookups(provider_kind, model):
         try:
             calc = genai_prices.calc_price(

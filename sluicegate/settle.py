@@ -16,19 +16,11 @@ from __future__ import annotations
 
 from sluicegate.model.record import LedgerRecord
 from sluicegate.model.usage import Usage
-from sluicegate.pricing import UNPRICED, PriceBook, Priced
+from sluicegate.pricing import Priced
 from sluicegate.wire.common import CHARS_PER_TOKEN  # the request estimate's rule too
 
 PROVIDER = "provider"  # usage_source: the provider's own report
 ESTIMATED = "estimated"  # usage_source: the gateway's estimate (see the module docstring)
-
-
-def price_usage(
-    prices: PriceBook, provider_kind: str | None, model: str | None, usage: Usage
-) -> Priced:
-    if provider_kind is None or model is None:
-        return UNPRICED
-    return prices.price(provider_kind, model, usage)
 
 
 def estimate_usage(reported: Usage, content_chars: int, estimated_input_tokens: int) -> Usage:

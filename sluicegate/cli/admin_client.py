@@ -96,10 +96,11 @@ def problem_lines(payload: Any) -> list[str]:
         return [f"error: {error_message(payload)}"]
     count = len(problems)
     head = f"error: config refused ({count} problem{'' if count == 1 else 's'}); nothing applied"
-    return [head, *(f"  {_problem(problem)}" for problem in problems)]
+    return [head, *(f"  {problem_text(problem)}" for problem in problems)]
 
 
-def _problem(problem: dict[str, Any]) -> str:
+def problem_text(problem: dict[str, Any]) -> str:
+    """One problem (or warning) of an admin API answer, as `Problem.format` writes it."""
     return Problem(
         str(problem.get("document") or "?"),
         problem.get("type"),

@@ -23,13 +23,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail
+from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail, problem_text
 from sluicegate.config.diff import render_all
 from sluicegate.config.parse import load_raw
 from sluicegate.config.problems import ConfigValidationError, Problem
 
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Validate and show the diff; change nothing.")
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Refuse the change if it has warnings (exit 1, nothing applied)."
+    ),
 ]
 
 config_app = typer.Typer(
@@ -58,11 +64,14 @@ def apply_command(
     comment: Annotated[
         str | None, typer.Option("-m", "--comment", help="Recorded in the history.")
     ] = None,
+    strict: StrictOption = False,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
-    """Apply config documents: all of them or none."""
+    """Apply config documents: all of them or none. Warnings (unpriced models, undefined
+    alert targets, unknown providers, models that stop resolving) are printed; --strict
+    refuses the change instead."""
     content, content_type = combine_sources([(str(path), _read(path)) for path in file])
-    params = {"dry_run": _bool(dry_run), "replace": _bool(replace)}
+    params = {"dry_run": _bool(dry_run), "replace": _bool(replace), "strict": _bool(strict)}
     if comment:
         params["comment"] = comment
     payload = call(
@@ -173,11 +182,12 @@ def diff_text(diff: str) -> Text:
 
 
 def result_lines(payload: dict[str, Any]) -> list[str]:
-    """What a change did, one line per document, then the outcome."""
+    """What a change did, one line per document, its warnings, then the outcome."""
     lines = [
         f"  {d.get('action', ''):<9} {d.get('type')}/{d.get('name')}"
         for d in payload.get("documents", [])
     ]
+    lines += [f"warning: {problem_text(w)}" for w in payload.get("warnings") or []]
     if payload.get("dry_run"):
         lines.append(
             "dry run: nothing applied" + ("" if payload.get("changed") else " (no changes)")

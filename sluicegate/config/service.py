@@ -48,6 +48,10 @@ RETRY_DELAY_S = 0.005  # up to this times the attempt number, jittered, between 
 # A check over the whole resulting set (e.g. "every route names a known provider"). It
 # returns the problems it found; any problem refuses the change.
 SetCheck = Callable[[Sequence[Document]], Sequence[Problem]]
+# (the proposed set, the set it replaces) -> warnings: what the change will do that its
+# author may not mean (the composition root's dry compile). Reported with the result; a
+# strict change is refused on any. A ConfigError it raises refuses the change.
+Review = Callable[[Sequence[Document], Sequence[Document]], Sequence[Problem]]
 Outcome = Literal["created", "changed", "unchanged", "deleted"]
 # before (the latest version's documents), after (the proposed set), touched (the keys the
 # input named, in its order)
@@ -96,6 +100,21 @@ class ApplyResult:
     documents: list[DocumentOutcome] = dataclasses.field(default_factory=list)
     message: str = ""
     at: float = 0.0  # when the change was decided (the service's clock)
+    warnings: list[Problem] = dataclasses.field(default_factory=list)
+
+
+class ConfigWarningsRefused(ConfigValidationError):
+    """A strict change (`apply --strict`, `?strict=true`) with warnings: nothing applied."""
+
+    code = "config_warnings"
+
+    def __init__(self, warnings: Sequence[Problem]):
+        super().__init__(warnings)
+        count = len(warnings)
+        lines = "".join(f"\n  {warning.format()}" for warning in warnings)
+        self.message = (
+            f"refused in strict mode ({count} warning{'' if count == 1 else 's'}):{lines}"
+        )
 
 
 class ConfigService:
@@ -106,6 +125,7 @@ class ConfigService:
         *,
         clock: Callable[[], float] = time.time,
         checks: Sequence[SetCheck] = (),
+        review: Review | None = None,
         max_attempts: int = MAX_ATTEMPTS,
     ):
         if max_attempts < 1:
@@ -114,6 +134,7 @@ class ConfigService:
         self.registry = registry
         self._clock = clock
         self._checks = tuple(checks)
+        self._review = review
         self._max_attempts = max_attempts
         # one change at a time from this process; other replicas are caught by the store
         self._lock = asyncio.Lock()
@@ -129,9 +150,10 @@ class ConfigService:
         replace: bool = False,
         format: Format = "auto",
         source_name: str = "input",
+        strict: bool = False,
     ) -> ApplyResult:
         """Merge the documents in `text` into the live set by (type, name), or make them
-        the whole set with `replace=True`."""
+        the whole set with `replace=True`. `strict`: refuse the change if it has warnings."""
         documents = parse_documents(text, self.registry, source_name=source_name, format=format)
         return await self.apply_documents(
             documents,
@@ -140,6 +162,7 @@ class ConfigService:
             dry_run=dry_run,
             comment=comment,
             replace=replace,
+            strict=strict,
         )
 
     async def apply_documents(
@@ -151,6 +174,7 @@ class ConfigService:
         dry_run: bool = False,
         comment: str | None = None,
         replace: bool = False,
+        strict: bool = False,
     ) -> ApplyResult:
         if not documents:
             raise ConfigValidationError([Problem("input", None, "", "no documents found")])
@@ -163,7 +187,12 @@ class ConfigService:
             return before, after, touched
 
         return await self._change(
-            plan, source=source, applied_by=applied_by, comment=comment, dry_run=dry_run
+            plan,
+            source=source,
+            applied_by=applied_by,
+            comment=comment,
+            dry_run=dry_run,
+            strict=strict,
         )
 
     async def delete(
@@ -174,6 +203,7 @@ class ConfigService:
         *,
         comment: str | None = None,
         dry_run: bool = False,
+        strict: bool = False,
     ) -> ApplyResult:
         def plan(latest: ConfigVersion) -> Plan:
             before = keyed(latest.documents)
@@ -191,10 +221,11 @@ class ConfigService:
             applied_by=applied_by,
             comment=comment or f"delete {type_name}/{name}",
             dry_run=dry_run,
+            strict=strict,
         )
 
     async def rollback(
-        self, version: int, applied_by: str, *, dry_run: bool = False
+        self, version: int, applied_by: str, *, dry_run: bool = False, strict: bool = False
     ) -> ApplyResult:
         """Restore `version`'s documents as a new version."""
         target = await self.store.get(version)
@@ -211,6 +242,7 @@ class ConfigService:
             applied_by=applied_by,
             comment=f"rollback to v{version}",
             dry_run=dry_run,
+            strict=strict,
         )
 
     # --- reading ------------------------------------------------------------------
@@ -240,6 +272,25 @@ class ConfigService:
             raise ConfigValidationError(problems)
         return documents
 
+    def _warnings(
+        self, documents: Sequence[Document], before: dict[DocumentKey, JSONObject]
+    ) -> list[Problem]:
+        """The review of the proposed set against the one it replaces; a set the review
+        cannot compile is refused here, rather than failing to go live after the write."""
+        if self._review is None:
+            return []
+        try:
+            current = documents_from_raw(list(before.values()), self.registry)
+        except ConfigError:  # the latest version no longer validates: compare with nothing
+            current = []
+        try:
+            return list(self._review(documents, current))
+        except ConfigValidationError:
+            raise
+        except ConfigError as exc:
+            problem = Problem("config", None, exc.param or "", exc.message)
+            raise ConfigValidationError([problem]) from None
+
     # --- the one way a change is written --------------------------------------------
     async def _change(
         self,
@@ -249,6 +300,7 @@ class ConfigService:
         applied_by: str,
         comment: str | None,
         dry_run: bool,
+        strict: bool = False,
     ) -> ApplyResult:
         """Build the change on the latest version and write it as the next one; when
         another writer took that number first, rebuild it on the new latest and retry."""
@@ -266,6 +318,7 @@ class ConfigService:
                         applied_by=applied_by,
                         comment=comment,
                         dry_run=dry_run,
+                        strict=strict,
                     )
                 except VersionConflict as exc:
                     log.info(
@@ -299,10 +352,14 @@ class ConfigService:
         applied_by: str,
         comment: str | None,
         dry_run: bool,
+        strict: bool,
     ) -> ApplyResult:
         if not applied_by:
             raise ConfigError("applied_by must name who applies the change")
-        self.validate_set(list(after.values()))
+        documents = self.validate_set(list(after.values()))
+        warnings = self._warnings(documents, before)
+        if strict and warnings:
+            raise ConfigWarningsRefused(warnings)
         changes = diff_sets(before, after, before_label=f"v{latest.version}")
         result = ApplyResult(
             version=latest.version,
@@ -314,6 +371,7 @@ class ConfigService:
             changes=changes,
             documents=_outcomes(touched, before, after),
             at=self._clock(),
+            warnings=warnings,
         )
         if not changes:
             return dataclasses.replace(

@@ -72,6 +72,7 @@ requests = Table(
     Column("cost_usd", Double()),
     Column("price_id", String()),
     Column("price_version", String()),
+    Column("priced_as", String()),
     Column("latency_ms", Double()),
     Column("ttft_ms", Double()),
     Column("stream", Boolean(), nullable=False),

@@ -64,6 +64,9 @@ class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
     cost_usd: float | None = None
     price_id: str | None = None
     price_version: str | None = None
+    # The model whose prices the cost is at, when the served model has none and a budget
+    # said to price it as another (`unpriced: {price_as: MODEL}`); None otherwise.
+    priced_as: str | None = None
     latency_ms: float | None = None
     ttft_ms: float | None = None
     stream: bool = False

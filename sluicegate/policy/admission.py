@@ -17,6 +17,7 @@ from sluicegate.policy.compiled import Breach, CompiledBudget, CompiledPolicy, C
 from sluicegate.policy.counters.base import NO_LIMIT, Check, Level
 from sluicegate.policy.documents import usd_to_micros
 from sluicegate.policy.windows import Window
+from sluicegate.pricing import ModelRate, price_at, worst_case
 
 Measure = Literal["requests", "tokens", "cost"]
 
@@ -28,7 +29,8 @@ class AdmissionInput(msgspec.Struct, frozen=True, kw_only=True):
     model: str  # what the client asked for, after alias resolution
     estimated_input_tokens: int
     max_output_tokens: int | None = None
-    worst_case_cost_usd: float | None = None  # None: the model has no price
+    worst_case_cost_usd: float | None = None  # None: no candidate model has a price
+    unpriced_model: str | None = None  # a candidate with no price (a fallback, say)
     exempt_rule_ids: frozenset[str] = frozenset()  # counted, not enforced (after a fallback)
     cheaper_model: str | None = None  # what fallback_to_cheaper uses (None: nothing cheaper)
 
@@ -40,6 +42,9 @@ class Hold(msgspec.Struct, frozen=True):
     measure: Measure
     token_type: str
     amount: int
+    # A budget pricing an unpriced call as another model: settled at this rate when the
+    # call's own cost is unknown (None: such a call settles to nothing).
+    rate: ModelRate | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +63,9 @@ class Admission:
     estimated_input_tokens: int = 0
     reserved_output_tokens: int = 0
     settled: bool = False
+    # An unpriced call a budget prices as another model: (that model, its rate), for the
+    # ledger row (the first such budget in config order).
+    priced_as: tuple[str, ModelRate] | None = None
 
     @property
     def admitted(self) -> bool:
@@ -74,6 +82,33 @@ class PolicyBlocked(LimitExceeded):
     def __init__(self, message: str, *, events: list[PolicyEvent], **kwargs: Any):
         super().__init__(message, **kwargs)
         self.events = events
+
+
+class UnpricedBlocked(PolicyBlocked):
+    """A budget that blocks unpriced traffic refused a model with no price: retrying does
+    not help (no Retry-After), a price override or the budget's `unpriced` setting does."""
+
+    status = 403
+    error_type = "permission_error"
+    code = "unpriced_model"
+
+    def __init__(self, budget: CompiledBudget, model: str):
+        super().__init__(
+            f"budget '{budget.id}' does not admit model {model!r}, which has no price (its "
+            "cost could not be counted); set a price for the model, or `unpriced: allow` or "
+            "`unpriced: {price_as: MODEL}` on the budget",
+            rule_id=budget.id,
+            code=self.code,
+            headers={"X-Sluice-Rule-ID": budget.id},
+            events=[
+                PolicyEvent(
+                    kind="budget",
+                    rule_id=budget.id,
+                    action="unpriced_block",
+                    detail=f"model {model!r} has no price",
+                )
+            ],
+        )
 
 
 class PolicyUnavailable(StoreUnavailable):
@@ -121,12 +156,27 @@ def plan(
                 items.append(_rule_item(rule, value, inp, now, out_tokens))
     if policy.budgets:
         cost = inp.worst_case_cost_usd
-        # An unpriced model reserves one micro-dollar: it still stops once the budget is spent.
-        amount = max(1, usd_to_micros(cost)) if cost is not None else 1
+        # An allowed unpriced model reserves one micro-dollar: it still stops once the
+        # budget is spent.
+        base = max(1, usd_to_micros(cost)) if cost is not None else 1
+        unpriced = cost is None or inp.unpriced_model is not None
         for budget in policy.budgets:
             if budget.matches(env, principal, model):
-                items += [_budget_item(budget, w, amount, inp, now) for w in budget.windows]
+                amount, rate = base, None
+                if unpriced and (rate := _unpriced_rate(budget, inp)) is not None:
+                    at_rate = worst_case(rate, inp.estimated_input_tokens, out_tokens)
+                    amount = max(1, usd_to_micros(max(cost or 0.0, at_rate)))
+                items += [_budget_item(budget, w, amount, inp, now, rate) for w in budget.windows]
     return items
+
+
+def _unpriced_rate(budget: CompiledBudget, inp: AdmissionInput) -> ModelRate | None:
+    """The rate a budget counts an unpriced call at (None: uncounted); raises when the
+    budget blocks unpriced calls (unless it is exempt after a fallback)."""
+    rule = budget.unpriced
+    if rule.action == "block" and budget.id not in inp.exempt_rule_ids:
+        raise UnpricedBlocked(budget, inp.unpriced_model or inp.model)
+    return rule.rate
 
 
 def _rule_item(
@@ -186,7 +236,12 @@ _MEMO_MAX = 2_048  # items remembered per rule (one per scope value); a cache, s
 
 
 def _budget_item(
-    budget: CompiledBudget, window: Window, amount: int, inp: AdmissionInput, now: float
+    budget: CompiledBudget,
+    window: Window,
+    amount: int,
+    inp: AdmissionInput,
+    now: float,
+    rate: ModelRate | None = None,
 ) -> Item:
     frame = window.frame(now)
     key = f"bg:{budget.id}:{window.label}:{frame.suffix}"
@@ -201,7 +256,7 @@ def _budget_item(
             frame.expires_at,
             window.slide,
         ),
-        hold=Hold(key, "cost", "", amount),
+        hold=Hold(key, "cost", "", amount, rate),
         limit=budget.ceiling_micros,
         window=window,
         window_start=frame.start,
@@ -266,8 +321,9 @@ def actual_amounts(
     admission: Admission, usage: Usage | None, cost_usd: float | None
 ) -> dict[str, int]:
     """What each hold becomes at settlement, by counter key. A missing usage or cost
-    releases the hold; a part the provider did not report falls back to what was
-    reserved for it."""
+    releases the hold (unless the budget prices unpriced calls as another model: then
+    the usage at that model's rate); a part the provider did not report falls back to
+    what was reserved for it."""
     cost = usd_to_micros(cost_usd) if cost_usd is not None and cost_usd > 0 else 0
     tokens = {"total": 0, "input": 0, "output": 0}
     if usage is not None:
@@ -288,6 +344,8 @@ def actual_amounts(
             actuals[hold.key] = hold.amount
         elif hold.measure == "cost":
             actuals[hold.key] = cost
+            if cost_usd is None and hold.rate is not None and usage is not None:
+                actuals[hold.key] = usd_to_micros(price_at(hold.rate, usage).cost_usd or 0.0)
         else:
             actuals[hold.key] = tokens[hold.token_type]
     return actuals

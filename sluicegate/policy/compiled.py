@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from sluicegate.alerts.targets import NotificationTarget, NotificationTargetsDocument
+from sluicegate.config.problems import Problem
 from sluicegate.errors import ConfigError
 from sluicegate.identity.envelope import DEFAULT_PREFIXES, envelope_field
 from sluicegate.policy import matching
@@ -23,6 +24,7 @@ from sluicegate.policy.documents import (
     Budget,
     BudgetDocument,
     BudgetScope,
+    PriceAs,
     QuotaDocument,
     QuotaRule,
     RateLimitDocument,
@@ -33,11 +35,13 @@ from sluicegate.policy.documents import (
     usd_to_micros,
 )
 from sluicegate.policy.windows import Window, parse_budget_window, parse_window
+from sluicegate.pricing import ModelRate, PriceBook
 
 if TYPE_CHECKING:  # admission.py imports this module
     from sluicegate.policy.admission import Item
 
 Action = Literal["hard_block", "queue", "fallback", "audit"]
+RateOf = Callable[[str], "ModelRate | None"]  # a model named in config -> its price
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,19 @@ class AlertRule:
 
 
 @dataclass(frozen=True)
+class UnpricedRule:
+    """What a budget does with a call to a model that has no price."""
+
+    action: Literal["block", "allow", "price_as"]
+    model: str | None = None  # price_as: the model whose prices are used
+    rate: ModelRate | None = None  # price_as: its price, resolved when compiled
+
+
+ALLOW_UNPRICED = UnpricedRule("allow")
+BLOCK_UNPRICED = UnpricedRule("block")
+
+
+@dataclass(frozen=True)
 class CompiledBudget:
     id: str
     document: str
@@ -93,6 +110,7 @@ class CompiledBudget:
     alerts: tuple[AlertRule, ...]
     scope: Mapping[str, object]  # as written, for status APIs
     ledger_filters: tuple[Mapping[str, str], ...] | None  # None: not expressible
+    unpriced: UnpricedRule = ALLOW_UNPRICED
 
 
 @dataclass(frozen=True)
@@ -100,7 +118,7 @@ class CompiledPolicy:
     rules: tuple[CompiledRule, ...] = ()
     budgets: tuple[CompiledBudget, ...] = ()
     targets: Mapping[str, NotificationTarget] = field(default_factory=lambda: MappingProxyType({}))
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # what `apply` reports (the config still applies)
 
     @functools.cached_property
     def alerts(self) -> bool:
@@ -119,18 +137,25 @@ def compile_policy(
     *,
     aliases: Mapping[str, str],
     header_prefixes: Sequence[str] = DEFAULT_PREFIXES,
+    rate_of: RateOf | None = None,
 ) -> CompiledPolicy:
-    """Build the engine's policy; `ConfigError` on ids used twice or target names clashing."""
+    """Build the engine's policy; `ConfigError` on ids used twice, target names clashing,
+    or a budget pricing unpriced calls as a model that has no price either. `rate_of`
+    prices a model named in config (the live catalog's; else the catalogue's alone)."""
     rules: list[CompiledRule] = []
     budgets: list[CompiledBudget] = []
     targets: dict[str, NotificationTarget] = {}
+    rate_of = rate_of or _catalogue_rate
+    budget_docs = [doc for doc in docs if isinstance(doc, BudgetDocument)]
     for doc in docs:
         if isinstance(doc, RateLimitDocument):
             rules += [_rate_rule(r, doc.name, aliases, header_prefixes) for r in doc.rules]
         elif isinstance(doc, QuotaDocument):
             rules += [_quota_rule(r, doc.name, aliases, header_prefixes) for r in doc.rules]
         elif isinstance(doc, BudgetDocument):
-            budgets += [_budget(b, doc.name, aliases, header_prefixes) for b in doc.budgets]
+            budgets += [
+                _budget(b, doc.name, aliases, header_prefixes, rate_of) for b in doc.budgets
+            ]
         elif isinstance(doc, NotificationTargetsDocument):
             for name, target in doc.targets.items():
                 if name in targets:
@@ -141,8 +166,12 @@ def compile_policy(
         rules=tuple(rules),
         budgets=tuple(budgets),
         targets=MappingProxyType(targets),
-        warnings=tuple(_warnings(budgets, targets)),
+        warnings=tuple(_warnings(budget_docs, targets)),
     )
+
+
+def _catalogue_rate(model: str) -> ModelRate | None:
+    return PriceBook().rate_for(None, model)
 
 
 def _unique(ids: list[str]) -> None:
@@ -224,7 +253,11 @@ def _quota_rule(
 
 
 def _budget(
-    budget: Budget, doc: str, aliases: Mapping[str, str], prefixes: Sequence[str]
+    budget: Budget,
+    doc: str,
+    aliases: Mapping[str, str],
+    prefixes: Sequence[str],
+    rate_of: RateOf,
 ) -> CompiledBudget:
     return CompiledBudget(
         id=budget.id,
@@ -240,7 +273,25 @@ def _budget(
         ),
         scope=MappingProxyType(budget.scope.model_dump(mode="json", exclude_none=True)),
         ledger_filters=_ledger_filters(budget, prefixes),
+        unpriced=_unpriced(budget, doc, rate_of),
     )
+
+
+def _unpriced(budget: Budget, doc: str, rate_of: RateOf) -> UnpricedRule:
+    """Unset: a hard budget blocks unpriced calls (it could not bound them otherwise)."""
+    setting = budget.unpriced
+    if setting is None:
+        return BLOCK_UNPRICED if budget.on_exceed == "hard_block" else ALLOW_UNPRICED
+    if not isinstance(setting, PriceAs):
+        return BLOCK_UNPRICED if setting == "block" else ALLOW_UNPRICED
+    rate = rate_of(setting.price_as)
+    if rate is None:
+        raise ConfigError(
+            f"{doc}: budget {budget.id}: unpriced: price_as {setting.price_as!r}, which has "
+            "no price either (not in genai-prices and no price override)",
+            param="unpriced.price_as",
+        )
+    return UnpricedRule("price_as", setting.price_as, rate)
 
 
 def _ledger_filters(
@@ -267,15 +318,25 @@ def _ledger_filters(
     return tuple(MappingProxyType(dict(combo)) for combo in itertools.product(*axes))
 
 
-def _warnings(budgets: list[CompiledBudget], targets: Mapping[str, object]) -> list[str]:
-    missing = {
-        (b.id, name): None
-        for b in budgets
-        for a in b.alerts
-        for name in a.notify
-        if name not in targets
-    }
-    return [
-        f"budget {budget_id}: notify target '{name}' is not defined in gateway-notification-targets"
-        for budget_id, name in missing
-    ]
+def _warnings(docs: list[BudgetDocument], targets: Mapping[str, object]) -> list[Problem]:
+    """Alerts that would go nowhere: notify names no notification target defines (each
+    name once per budget)."""
+    found = []
+    seen: set[tuple[str, str]] = set()
+    for doc in docs:
+        for b, budget in enumerate(doc.budgets):
+            for a, alert in enumerate(budget.alerts):
+                for name in alert.notify:
+                    if name not in targets and (budget.id, name) not in seen:
+                        seen.add((budget.id, name))
+                        found.append(
+                            Problem(
+                                doc.name,
+                                doc.type,
+                                f"budgets[{b}].alerts[{a}].notify",
+                                f"budget {budget.id}: notify target {name!r} is not defined "
+                                "in any gateway-notification-targets document; this alert "
+                                "goes nowhere",
+                            )
+                        )
+    return found

@@ -209,6 +209,16 @@ def _timezone(value: str) -> str:
 BudgetWindow = Annotated[str, AfterValidator(_budget_window)]
 
 
+class PriceAs(Strict):
+    """`unpriced: {price_as: gpt-4o}`: reserve and settle unpriced calls at that model's
+    prices (the ledger row says so in `priced_as`)."""
+
+    price_as: Annotated[str, Field(min_length=1)]
+
+
+Unpriced = Literal["block", "allow"] | PriceAs
+
+
 class Budget(Strict):
     id: RuleId
     scope: BudgetScope = BudgetScope()
@@ -221,6 +231,10 @@ class Budget(Strict):
         str, _on(_ON_EXCEED, "hard_block, fallback_to_cheaper, fallback_to_<model>, audit")
     ] = "hard_block"
     fallback_model: str | None = None
+    # What a call to a model with no price does (its cost is unknown, so it cannot be
+    # counted): `block` refuses it, `allow` admits it uncounted, `price_as` counts it at
+    # another model's prices. Unset: block for hard_block budgets, allow for the others.
+    unpriced: Unpriced | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Budget:

@@ -6,6 +6,7 @@
       ok      -> Admission(reservation, events, X-RateLimit-* headers); alerts in background
       breach  -> by the first breached check's action:
                  hard_block  raise PolicyBlocked (429, rule id, Retry-After)
+      unpriced -> a budget that blocks unpriced models: UnpricedBlocked (403, budget id)
                  queue       sleep (poll / until the window resets), plan again; 429 at timeout
                  fallback    Admission(fallback_model, fallback_rule_id), nothing reserved;
                              the caller admits again on that model with the rule exempt
@@ -44,12 +45,14 @@ from sluicegate.policy.admission import (
     Item,
     PolicyBlocked,
     PolicyUnavailable,
+    UnpricedBlocked,
     actual_amounts,
     plan,
     rate_headers,
 )
 from sluicegate.policy.compiled import CompiledPolicy
 from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level
+from sluicegate.pricing import ModelRate
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,11 @@ class PolicyEngine:
         queue: _Queue | None = None  # made when a queue_then_429 rule holds the request back
         while True:
             now = self._clock()
-            items = plan(policy, inp, now, self._default_max_output)
+            try:
+                items = plan(policy, inp, now, self._default_max_output)
+            except UnpricedBlocked as blocked:  # a budget refuses the unpriced model
+                blocked.events[:0] = events
+                raise
             if not items:
                 return self._admission(inp, events)
             reservation_id = _new_id(inp, self._serial)
@@ -377,6 +384,11 @@ class PolicyEngine:
             reservation_id=reservation_id,
             holds=tuple([i.hold for i in items]),
             headers=rate_headers(items, result.levels, now),
+            priced_as=(
+                _priced_as(items)
+                if inp.worst_case_cost_usd is None or inp.unpriced_model is not None
+                else None
+            ),
         )
 
     def _fallback(
@@ -432,6 +444,15 @@ class PolicyEngine:
 def _new_id(inp: AdmissionInput, serial: Iterator[int]) -> str:
     # request ids are unique; the serial tells apart re-admissions of one request
     return f"{inp.request_id}.{next(serial)}"
+
+
+def _priced_as(items: list[Item]) -> tuple[str, ModelRate] | None:
+    """The first budget that prices this unpriced call as another model, for the row."""
+    for item in items:
+        rate, budget = item.hold.rate, item.budget
+        if rate is not None and budget is not None and budget.unpriced.model is not None:
+            return budget.unpriced.model, rate
+    return None
 
 
 def _event(item: Item, action: str, detail: str) -> PolicyEvent:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from sluicegate.pricing import PriceBook, PriceOverride
+from sluicegate.pricing import ModelRate, PriceBook, PriceOverride
 from sluicegate.providers.base import Provider
 from sluicegate.providers.config import ModelEntry, ProviderAccount, ProvidersDocument
 from sluicegate.providers.http import HttpProvider
@@ -73,6 +73,31 @@ class Catalog:
 
     def provider(self, name: str) -> Provider | None:
         return self.providers.get(name)
+
+    def rate(self, provider: str, model: str, configured: str | None = None) -> ModelRate | None:
+        """The price of `model` (the upstream name) on account `provider`. A price set in
+        config for the configured (client-facing) name the call was made under applies
+        whatever the upstream name is: `fast: {provider: local, model: llama-3-8b, price:
+        ...}` is priced as `fast`. None: unpriced (or an unknown account)."""
+        account = self.providers.get(provider)
+        if account is None:
+            return None
+        if configured is not None and configured != model:
+            route = self.models.get(configured)
+            if route is not None and (route.provider, route.upstream_model) == (provider, model):
+                override = self.prices.override(configured)
+                if override is not None:
+                    return override
+        return self.prices.rate_for(account.kind, model)
+
+    def rate_of(self, name: str) -> ModelRate | None:
+        """The price of a model named in config (a budget's `price_as`): a catalog model
+        as it is served, else the name looked up under any provider."""
+        name = self.resolve_alias(name)
+        route = self.models.get(name)
+        if route is not None and route.provider in self.providers:
+            return self.rate(route.provider, route.upstream_model, name)
+        return self.prices.rate_for(None, name)
 
 
 def build_catalog(

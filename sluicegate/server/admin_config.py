@@ -2,12 +2,16 @@
 `admin_auth`'s, as for every /api/ route).
 
     POST   /api/config                 apply a YAML or JSON body (?dry_run=true, ?replace=true,
-                                       ?comment=...); 400 with every problem when invalid
+                                       ?comment=...); 400 with every problem when invalid;
+                                       the answer lists `warnings` (unpriced models, undefined
+                                       alert targets, unknown providers, models that would
+                                       stop resolving); ?strict=true refuses any (400)
     GET    /api/config                 the latest version and its documents
     GET    /api/config/history         ?limit=50
     GET    /api/config/versions/{n}    one version and its documents
-    POST   /api/config/rollback        {"version": N} (?dry_run=true)
-    DELETE /api/config/{type}/{name}   a new version without that document (?dry_run=true)
+    POST   /api/config/rollback        {"version": N} (?dry_run=true, ?strict=true)
+    DELETE /api/config/{type}/{name}   a new version without that document (?dry_run=true,
+                                       ?strict=true)
 
 Replicas may change the config at the same time: a change is rebased onto whatever was
 written meanwhile (see ConfigService); one that keeps losing that race is a 409 with type
@@ -78,6 +82,7 @@ class _ConfigApi:
             comment=request.query_params.get("comment") or None,
             replace=_flag(request, "replace"),
             format=_format(request),
+            strict=_flag(request, "strict"),
         )
         return await self._result(request, result)
 
@@ -105,6 +110,7 @@ class _ConfigApi:
             version,
             applied_by(request),
             dry_run=_flag(request, "dry_run") or body.get("dry_run") is True,
+            strict=_flag(request, "strict"),
         )
         return await self._result(request, result)
 
@@ -115,6 +121,7 @@ class _ConfigApi:
             applied_by(request),
             comment=request.query_params.get("comment") or None,
             dry_run=_flag(request, "dry_run"),
+            strict=_flag(request, "strict"),
         )
         return await self._result(request, result)
 
@@ -162,6 +169,7 @@ def result_payload(result: ApplyResult) -> dict[str, Any]:
         "documents": [
             {"type": d.type, "name": d.name, "action": d.action} for d in result.documents
         ],
+        "warnings": [warning.to_dict() for warning in result.warnings],
     }
 
 

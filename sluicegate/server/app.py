@@ -23,7 +23,6 @@ from starlette.types import ASGIApp
 
 from sluicegate.alerts.delivery import Notifier
 from sluicegate.alerts.store import SqlAlertStore
-from sluicegate.alerts.targets import NotificationTargetsDocument
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
@@ -37,18 +36,20 @@ from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
 from sluicegate.pipeline import Pipeline
-from sluicegate.policy.compiled import compile_policy
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.providers.catalog import Catalog, build_catalog
-from sluicegate.providers.config import ProvidersDocument
 from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
-from sluicegate.router.compile import compile_routes
-from sluicegate.router.documents import LoadBalancingDocument
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app
 from sluicegate.server.admin_config import config_routes
+from sluicegate.server.config_review import (
+    CompiledConfig,
+    ConfigReview,
+    compile_config,
+    config_warnings,
+)
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
 from sluicegate.server.settings import Settings
@@ -97,7 +98,9 @@ class Gateway:
         )
         self.router = Router(stores.breakers, sticky=stores.sticky)
         self.registry = DocumentRegistry()
-        self.config = ConfigService(SqlConfigVersionStore(self.engine), self.registry)
+        self.config = ConfigService(
+            SqlConfigVersionStore(self.engine), self.registry, review=ConfigReview(self._compile)
+        )
         self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, emulator_url=settings.emulator_url)
@@ -112,35 +115,24 @@ class Gateway:
         )
 
     # --- config -> runtime ------------------------------------------------------------
-    def _on_config(self, snapshot: ConfigSnapshot) -> None:
-        """Compile a new config version; if anything fails, the old one stays live."""
-        catalog = build_catalog(
-            snapshot.models_of("gateway-providers", ProvidersDocument),
+    def _compile(self, snapshot: ConfigSnapshot) -> CompiledConfig:
+        return compile_config(
+            snapshot,
             self.upstream,
             emulator_url=self.settings.emulator_url,
-        )
-        routes = compile_routes(
-            snapshot.models_of("gateway-load-balancing-config", LoadBalancingDocument),
             header_prefixes=self.settings.header_prefixes,
         )
-        policy = compile_policy(
-            [
-                *snapshot.models("gateway-rate-limit-config"),
-                *snapshot.models("gateway-rate-limiting-config"),
-                *snapshot.models("gateway-budget-config"),
-                *snapshot.models("gateway-notification-targets"),
-            ],
-            aliases=catalog.aliases,
-            header_prefixes=self.settings.header_prefixes,
-        )
-        for warning in policy.warnings:
-            log.warning("config v%s: %s", snapshot.version, warning)
-        self.notifier.set_targets(
-            snapshot.models_of("gateway-notification-targets", NotificationTargetsDocument)
-        )
-        self.catalog = catalog
-        self.router.set_routes(routes, self._catalog_target)
-        self.policy.set_policy(policy)
+
+    def _on_config(self, snapshot: ConfigSnapshot) -> None:
+        """Compile a new config version; if anything fails, the old one stays live.
+        (Its warnings were reported to whoever applied it; the log keeps them too.)"""
+        compiled = self._compile(snapshot)
+        for warning in config_warnings(compiled):
+            log.warning("config v%s: %s", snapshot.version, warning.format())
+        self.notifier.set_targets(compiled.targets)
+        self.catalog = compiled.catalog
+        self.router.set_routes(compiled.routes, self._catalog_target)
+        self.policy.set_policy(compiled.policy)
 
     def _catalog_target(self, model: str) -> Target | None:
         route = self.catalog.model(model)

@@ -4,6 +4,7 @@ import pytest
 
 from sluicegate.config.problems import ConfigNotFound, ConfigValidationError, Problem
 from sluicegate.config.service import ConfigService
+from sluicegate.errors import ConfigError
 from tests.config.documents import BOTH, BUDGET, RATE_LIMITS
 
 HOURLY = RATE_LIMITS.replace("window: 1m", "window: 1h")
@@ -157,3 +158,39 @@ async def test_set_checks_refuse_the_whole_change(store, registry):
     with pytest.raises(ConfigValidationError, match="only one budget allowed"):
         await service.apply(BUDGET.replace("eng-budget", "ops-budget"), applied_by="alice")
     assert await store.latest_version_number() == 1
+
+
+async def test_review_warnings_are_reported_and_strict_refuses_them(store, registry):
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def review(proposed, current):
+        seen.append(([d.name for d in proposed], [d.name for d in current]))
+        names = {d.name for d in proposed}
+        if "eng-budget" in names:
+            return [Problem("eng-budget", "test-budget", "budgets[0]", "something to know")]
+        return []
+
+    service = ConfigService(store, registry, review=review)
+    quiet = await service.apply(RATE_LIMITS, applied_by="alice")
+    assert quiet.applied and quiet.warnings == []
+    dry = await service.apply(BUDGET, applied_by="alice", dry_run=True)
+    assert [w.message for w in dry.warnings] == ["something to know"]
+    assert seen[-1] == (["team-limits", "eng-budget"], ["team-limits"])  # proposed, replaced
+    with pytest.raises(ConfigValidationError) as refused:
+        await service.apply(BUDGET, applied_by="alice", strict=True)
+    assert refused.value.code == "config_warnings"
+    assert refused.value.problems[0]["message"] == "something to know"
+    assert await store.latest_version_number() == 1  # nothing applied
+    applied = await service.apply(BUDGET, applied_by="alice")
+    assert applied.applied and len(applied.warnings) == 1
+
+
+async def test_a_set_the_review_cannot_compile_is_refused(store, registry):
+    def review(proposed, current):
+        raise ConfigError("budget x: price_as 'nope' has no price", param="unpriced")
+
+    service = ConfigService(store, registry, review=review)
+    with pytest.raises(ConfigValidationError) as refused:
+        await service.apply(BUDGET, applied_by="alice")
+    assert "no price" in refused.value.message
+    assert await store.latest_version_number() == 0

@@ -8,16 +8,20 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
 from sluicegate.alerts.alert import CollectingAlertSink
 from sluicegate.alerts.delivery import Notifier
+from sluicegate.errors import ConfigError
 from sluicegate.ledger.memory_store import MemoryLedgerStore
 from sluicegate.model.identity import Envelope
 from sluicegate.model.record import LedgerRecord
-from sluicegate.policy.admission import PolicyBlocked
+from sluicegate.model.usage import Usage
+from sluicegate.policy.admission import PolicyBlocked, UnpricedBlocked
 from sluicegate.policy.engine import PolicyEngine
+from sluicegate.pricing import PriceBook, price_at, worst_case
 from tests.policy.helpers import FakeClock, fixture_text, parse_one, policy, request
 from tests.policy.receiver import Receiver
 from tests.support import REDIS_URL
@@ -91,12 +95,56 @@ async def test_spend_overshoot_is_bounded_by_what_is_in_flight(store):
     assert caught.value.code == "budget_exceeded" and caught.value.rule_id == "one-dollar"
 
 
-async def test_unpriced_models_are_checked_but_not_reserved(store):
+async def test_hard_budgets_block_unpriced_models_by_default(store):
     engine = engine_with(store, ONE_DOLLAR)
+    with pytest.raises(UnpricedBlocked) as caught:
+        await engine.admit(request("my-llama", env=SEARCH, cost=None))
+    error = caught.value
+    assert (error.status, error.code, error.rule_id) == (403, "unpriced_model", "one-dollar")
+    assert "'my-llama'" in error.message and error.retry_after is None
+    assert [(e.rule_id, e.action) for e in error.events] == [("one-dollar", "unpriced_block")]
+    # a virtual model with one unpriced candidate among priced ones is unpriced too
+    mixed = msgspec.structs.replace(request(env=SEARCH, cost=0.01), unpriced_model="my-llama")
+    with pytest.raises(UnpricedBlocked):
+        await engine.admit(mixed)
+
+
+async def test_allowed_unpriced_models_are_checked_but_not_counted(make_store):
+    allow = ONE_DOLLAR.replace("window: daily", "window: daily\n    unpriced: allow")
+    engine = engine_with(make_store(lease_share=0), allow)  # every settlement seen at once
     a = await engine.admit(request(env=SEARCH, cost=None))
-    await engine.settle(a, None, 1.0)
-    with pytest.raises(PolicyBlocked):
+    assert a.priced_as is None
+    await engine.settle(a, Usage(input_tokens=10, output_tokens=10), None)
+    (status,) = await engine.budget_status()
+    assert status["spent_usd"] == 0  # uncounted: no fake price
+    b = await engine.admit(request(env=SEARCH, cost=None))
+    await engine.settle(b, None, 1.0)  # priced calls spend the budget
+    with pytest.raises(PolicyBlocked):  # then unpriced ones stop too
         await engine.admit(request(env=SEARCH, cost=None))
+
+
+async def test_unpriced_models_priced_as_another_reserve_and_settle_at_its_price(store):
+    doc = ONE_DOLLAR.replace("window: daily", "window: daily\n    unpriced: {price_as: gpt-4o}")
+    engine = engine_with(store, doc)
+    rate = PriceBook().rate_for(None, "gpt-4o")
+    assert rate is not None
+    a = await engine.admit(request("my-llama", env=SEARCH, tokens=1000, max_out=1000, cost=None))
+    assert a.priced_as is not None and a.priced_as[0] == "gpt-4o"
+    (status,) = await engine.budget_status()
+    worst = worst_case(rate, 1000, 1000)
+    assert status["reserved_usd"] == pytest.approx(worst, abs=1e-6)
+    usage = Usage(input_tokens=1000, output_tokens=200)
+    await engine.settle(a, usage, None)  # the call's own cost is unknown
+    (status,) = await engine.budget_status()
+    assert status["spent_usd"] == pytest.approx(price_at(rate, usage).cost_usd, abs=1e-6)
+    assert status["reserved_usd"] == 0
+
+
+def test_price_as_a_model_without_a_price_is_refused():
+    with pytest.raises(ConfigError, match="no price either"):
+        policy(
+            ONE_DOLLAR.replace("window: daily", "window: daily\n    unpriced: {price_as: my-llama}")
+        )
 
 
 async def test_seed_budgets(make_store):

@@ -85,7 +85,7 @@ budgets:
         {"customer": "initech", "team": "a"}, {"customer": "initech", "user_id": "u"},
     )  # fmt: skip
     # the seed's notify targets are not defined anywhere: a warning, not an error
-    assert any("slack:#ai-budget-alerts" in w for w in compiled.warnings)
+    assert any("slack:#ai-budget-alerts" in w.message for w in compiled.warnings)
 
 
 def test_seed_quota_compiles_to_a_per_subject_hard_block():

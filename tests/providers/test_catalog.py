@@ -4,6 +4,7 @@ with `serve --emulator`) for a provider whose credential variable is unset."""
 from __future__ import annotations
 
 from sluicegate.providers.catalog import build_catalog, default_document
+from sluicegate.providers.config import ProvidersDocument
 from sluicegate.providers.upstream import FakeUpstream, UpstreamResponse
 from sluicegate.server.settings import Settings
 
@@ -57,3 +58,41 @@ def test_with_the_emulator_providers_without_credentials_go_to_it() -> None:
         [], FakeUpstream(_unused), emulator_url=EMULATOR, env={"ANTHROPIC_API_KEY": "k"}
     )
     assert catalog.emulated == ("openai",)
+
+
+def test_a_price_applies_by_the_configured_name_whatever_the_upstream_name() -> None:
+    doc = ProvidersDocument.model_validate(
+        {
+            "name": "p",
+            "type": "gateway-providers",
+            "providers": [{"name": "local", "kind": "openai", "base_url": "http://h/v1"}],
+            "models": {
+                "fast": {
+                    "provider": "local",
+                    "model": "llama-3-8b",
+                    "price": {"input_mtok": 1, "output_mtok": 2},
+                },
+                "mini": {"provider": "local", "model": "gpt-4o-mini"},
+                "discounted": {
+                    "provider": "local",
+                    "model": "gpt-4o-mini",
+                    "price": {"input_mtok": 0.01, "output_mtok": 0.02},
+                },
+            },
+            "prices": {"slow": {"input_mtok": 5, "output_mtok": 6}},
+        }
+    )
+    catalog = build_catalog([doc], FakeUpstream(_unused), emulator_url=None, env={})
+    fast = catalog.rate("local", "llama-3-8b", "fast")
+    assert fast is not None and (fast.input_mtok, fast.output_mtok) == (1, 2)
+    # the override is the configured name's: the same upstream model under another name
+    # keeps the catalogue's price
+    discounted = catalog.rate("local", "gpt-4o-mini", "discounted")
+    assert discounted is not None and discounted.input_mtok == 0.01
+    plain = catalog.rate("local", "gpt-4o-mini", "mini")
+    assert plain is not None and plain.input_mtok > 0.01
+    assert catalog.rate("local", "llama-3-8b") is None  # a raw name: unpriced
+    assert catalog.rate("nowhere", "llama-3-8b", "fast") is None
+    assert catalog.rate_of("fast") == fast
+    assert catalog.rate_of("gpt-4o") is not None  # not in this catalog: by name
+    assert catalog.rate_of("never-heard-of-it") is None
