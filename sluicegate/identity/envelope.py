@@ -19,6 +19,7 @@ import orjson
 
 from sluicegate.errors import InvalidRequest, PermissionDenied
 from sluicegate.model.identity import ENVELOPE_FIELDS, UNTAGGED, Envelope, Principal
+from sluicegate.model.storable import first_unstorable
 
 DEFAULT_PREFIXES = ("x-sluice-", "x-tfy-")
 
@@ -118,7 +119,19 @@ def _parse_metadata(header: str, raw: bytes) -> dict[str, str]:
                 "characters, values up to 256)",
                 param=header,
             )
+        _check_storable(header, key, value)
     return data
+
+
+def _check_storable(header: str, key: str, value: str) -> None:
+    """Metadata lands in the ledger: refuse what a database would refuse to store."""
+    for what, text in (("key", key), ("value", value)):
+        bad = first_unstorable(text)
+        if bad is not None:
+            raise InvalidRequest(
+                f"header {header}: {what} {text!r} contains {bad}, which cannot be recorded",
+                param=header,
+            )
 
 
 def _merge(principal: Principal, values: dict[str, str], metadata: dict[str, str]) -> Envelope:

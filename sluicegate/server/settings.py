@@ -31,7 +31,11 @@ class Settings(msgspec.Struct, kw_only=True):
     # share of a counter's free capacity it has reserved in Redis. Off: every admission is
     # a Redis call, and even limits too large to lease small are exact to the request.
     redis_leases: bool = True
-    spool_path: str | None = None
+    # The ledger's durable spool, where rows wait while the database is unreachable
+    # (ledger/spool_dir.py): None derives it from database_url (beside a SQLite file,
+    # else ./sluicegate-spool); bounded to spool_max_mb on disk.
+    spool_dir: str | None = None
+    spool_max_mb: int = 1024
     header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
     # The provider emulator (sluicegate.emulator), a development tool with unauthenticated
