@@ -18,6 +18,8 @@ REPLACEMENT = "\ufffd"
 
 def first_unstorable(text: str) -> str | None:
     """How to name the first character of `text` no dialect stores (None: all are fine)."""
+    if text.isascii() and "\x00" not in text:  # the usual case, without the regex
+        return None
     found = _UNSTORABLE.search(text)
     if found is None:
         return None

@@ -52,4 +52,6 @@ def test_records_of_a_slot_no_one_holds_are_taken_over_at_start(tmp_path: Path) 
         again.commit()
     assert sorted(ids) == ["req-000001", "req-000002", "req-000003"]
     again.close()
-    assert open_spool(str(tmp_path), max_bytes=1 << 20, memory_capacity=10).count == 0
+    empty = open_spool(str(tmp_path), max_bytes=1 << 20, memory_capacity=10)
+    assert empty.count == 0
+    empty.close()
