@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) sluicegate.db sluicegate.db-* .pytest_cache
+	rm -rf $(VENV) sluicegate.db sluicegate.db-* sluicegate-spool .pytest_cache

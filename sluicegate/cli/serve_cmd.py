@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from sluicegate.errors import ConfigError, SluiceError
 from sluicegate.server.settings import Settings
 
 out = Console(soft_wrap=True)  # the banner is for copying: never break its lines
@@ -19,6 +21,8 @@ def _banner(settings: Settings, generated_key: bool) -> None:
     out.print(f"[bold]sluicegate[/] listening on {base}")
     out.print(f"  database: {settings.database_url}")
     out.print(f"  counters: {'redis ' + settings.redis_url if settings.redis_url else 'in memory'}")
+    spool = settings.spool_dir or "in memory (the ledger itself is in memory)"
+    out.print(f"  ledger spool: {spool} (rows wait here while the database is unreachable)")
     if settings.emulator:
         out.print(
             f"  [bold yellow]emulator: mounted at {settings.emulator_url}[/] (development tool: "
@@ -92,13 +96,35 @@ def serve(
         help="In-memory counters kept per rule window (one per session, user or tag value); "
         "past it the least recently used is dropped",
     ),
-    workers: int = typer.Option(1, help="Worker processes"),
+    spool_dir: Path = typer.Option(
+        None,
+        "--spool-dir",
+        file_okay=False,
+        help="Where ledger rows wait while the database is unreachable, replayed at start "
+        "and when it returns [default: beside a SQLite file (DB-spool/), else "
+        "./sluicegate-spool/HOST-PORT-DB/]",
+    ),
+    spool_max_mb: int = typer.Option(
+        1024, "--spool-max-mb", min=1, help="Disk the spool may use; rows past it are lost"
+    ),
+    workers: int = typer.Option(
+        1, min=1, help="Worker processes (more than one needs --redis-url)"
+    ),
 ) -> None:
     """Run the gateway and its control room."""
     if counter_failure_mode not in ("fail_open", "fail_closed"):
         raise typer.BadParameter(
             "use fail_open or fail_closed", param_hint="--counter-failure-mode"
         )
+    if workers > 1 and not redis_url:
+        raise typer.BadParameter(
+            f"{workers} workers need --redis-url: without Redis each worker keeps its own "
+            f"counters, so every rate limit and budget would admit up to {workers} times "
+            "its value. Run one worker, or share counters with --redis-url redis://...",
+            param_hint="--workers",
+        )
+    spool = _spool_dir(database_url, spool_dir)
+    _migrate(database_url)
     admin_key = os.environ.get("SLUICEGATE_ADMIN_KEY") or ""
     generated = not admin_key
     settings = Settings(
@@ -113,6 +139,8 @@ def serve(
         counter_failure_mode=counter_failure_mode,
         redis_leases=redis_leases,
         max_counter_keys=max_counter_keys,
+        spool_dir=spool,
+        spool_max_mb=spool_max_mb,
     )
     os.environ.update(settings.to_env())
     _banner(settings, generated)
@@ -131,6 +159,34 @@ def serve(
         backlog=2048,
         http=HTTPModes.http1,
     ).serve()
+
+
+def _spool_dir(database_url: str, spool_dir: Path | None) -> str | None:
+    """The spool directory every worker uses, as an absolute path (None: in memory)."""
+    from sluicegate.ledger.spool_dir import default_spool_dir
+
+    if spool_dir is not None:
+        return str(spool_dir.resolve())
+    try:
+        return default_spool_dir(database_url)
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--database-url") from None
+
+
+def _migrate(database_url: str) -> None:
+    """Bring the database to the current schema once, before any worker starts: workers
+    migrating a fresh database side by side collide (SQLite: `table requests already
+    exists`). Each worker's own check then finds nothing to do."""
+    from sluicegate.db.engine import async_url, is_memory_sqlite
+    from sluicegate.db.migrate import upgrade
+
+    if is_memory_sqlite(async_url(database_url)):
+        return  # every worker has its own in-memory database, migrated where it lives
+    try:
+        asyncio.run(upgrade(database_url))
+    except SluiceError as exc:
+        out.print(f"[bold red]error:[/] cannot prepare the database {database_url}: {exc}")
+        raise typer.Exit(1) from None
 
 
 def emulator(

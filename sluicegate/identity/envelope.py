@@ -26,6 +26,7 @@ from sluicegate.model.identity import (
     Envelope,
     Principal,
 )
+from sluicegate.model.storable import first_unstorable
 
 DEFAULT_PREFIXES = ("x-sluice-", "x-tfy-")
 
@@ -125,6 +126,7 @@ def _parse_metadata(header: str, raw: bytes) -> dict[str, str]:
                 "characters, values up to 256)",
                 param=header,
             )
+        _check_storable(header, key, value)
     return data
 
 
@@ -132,6 +134,17 @@ def is_envelope_value(value: str) -> bool:
     """True when a header could carry `value`: what a key stores as a default or pin must
     be, or no header could ever match the pin."""
     return bool(_VALUE.match(value))
+
+
+def _check_storable(header: str, key: str, value: str) -> None:
+    """Metadata lands in the ledger: refuse what a database would refuse to store."""
+    for what, text in (("key", key), ("value", value)):
+        bad = first_unstorable(text)
+        if bad is not None:
+            raise InvalidRequest(
+                f"header {header}: {what} {text!r} contains {bad}, which cannot be recorded",
+                param=header,
+            )
 
 
 def _merge(principal: Principal, values: dict[str, str], metadata: dict[str, str]) -> Envelope:

@@ -79,6 +79,7 @@ class SqliteBulkInserter:
                 sqlite3.InterfaceError,
                 sqlite3.DataError,
                 OverflowError,
+                UnicodeEncodeError,  # a lone surrogate: no UTF-8 for it
             ) as exc:
                 raise StoreRejected(f"ledger write: {exc}") from exc
             except sqlite3.Error as exc:

@@ -8,10 +8,12 @@
 `record` never blocks and never raises. A batch the store cannot take goes to the spool
 and the store is left alone for `retry_interval` (new batches go straight to the spool);
 then a replay probes it. A batch the store *refuses* (`StoreRejected`: bad data, not an
-outage) is split in halves until the offending records are isolated and set aside in the
-spool's rejected file, so one bad record never jams the ledger. Nothing is dropped
-silently: the only loss is a spool that cannot be written (disk full, or the bounded
-in-memory spool), which is logged and counted in `status().dropped`.
+outage) is split in halves until the offending records are isolated; each is written again
+with the text no dialect stores (NUL, lone surrogates) replaced, and only if the store
+refuses that too is it set aside in the spool's rejected file, so one bad record never
+jams the ledger. Nothing is dropped silently: the only loss is a spool that cannot take
+more (full, disk errors, or an in-memory spool at shutdown), logged at ERROR with the
+count and counted in `status().dropped`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from contextlib import suppress
 import msgspec
 
 from sluicegate.db.errors import StoreRejected
-from sluicegate.ledger.spool import FileSpool, MemorySpool, Spool
+from sluicegate.ledger.spool import FileSpool, MemorySpool, Spool, SpoolFull
 from sluicegate.ledger.store import LedgerStore
 from sluicegate.model.record import LedgerRecord
+from sluicegate.model.storable import storable
 
 log = logging.getLogger(__name__)
+
+LOSS_LOG_INTERVAL = 5.0  # seconds between ERROR lines while records keep being lost
 
 
 class WriterStatus(msgspec.Struct, kw_only=True):
@@ -50,14 +55,21 @@ class LedgerWriter:
         batch_size: int = 500,
         flush_interval: float = 0.2,
         spool_path: str | None = None,
+        spool: Spool | None = None,
         max_queue: int = 100_000,
         retry_interval: float = 2.0,
+        close_timeout: float = 10.0,
     ) -> None:
+        """`spool` (else a `FileSpool` at `spool_path`, else in memory) holds what the
+        store cannot take; `close_timeout` bounds the last replay attempt at shutdown."""
         self._store = store
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._retry_interval = retry_interval
-        self._spool: Spool = FileSpool(spool_path) if spool_path else MemorySpool(max_queue)
+        self._close_timeout = close_timeout
+        if spool is None:
+            spool = FileSpool(spool_path) if spool_path else MemorySpool(max_queue)
+        self._spool = spool
         self._queue: asyncio.Queue[LedgerRecord] = asyncio.Queue(max_queue)
         self._has_work = asyncio.Event()
         self._batch_full = asyncio.Event()
@@ -71,6 +83,8 @@ class LedgerWriter:
         self._spool_retry_at = 0.0
         self._last_error: str | None = None
         self._overflowing = False
+        self._unlogged_losses = 0
+        self._next_loss_log = 0.0
 
     # --- hot path ---------------------------------------------------------------
     def record(self, rec: LedgerRecord) -> None:
@@ -107,6 +121,10 @@ class LedgerWriter:
     def pending(self) -> int:
         """Records not yet in the store: queued plus spooled."""
         return (self._accepted - self._handled) + self._spool.count
+
+    def spool_info(self) -> dict[str, object]:
+        """Where the spool is and how full (for /readyz)."""
+        return self._spool.describe()
 
     def status(self) -> WriterStatus:
         return WriterStatus(
@@ -149,7 +167,7 @@ class LedgerWriter:
         while True:
             await self.flush()
             if self._spool.count:
-                await self.replay()
+                await self._last_replay()
             if self._handled >= self._accepted:  # nothing arrived meanwhile
                 break
         self._closed = True
@@ -157,6 +175,26 @@ class LedgerWriter:
         self._task.cancel()
         with suppress(asyncio.CancelledError):
             await self._task
+        if self._spool.count and not self._spool.durable:
+            self._lose(self._spool.count, "the in-memory spool ends with the process")
+        elif self._spool.count:
+            log.warning(
+                "ledger: %d records wait in the spool %s for the next start",
+                self._spool.count,
+                self._spool.describe().get("path"),
+            )
+        self._log_losses(force=True)
+        self._spool.close()
+
+    async def _last_replay(self) -> None:
+        """One more replay whatever the back-off, bounded: an unreachable host must not
+        hold shutdown (a durable spool keeps what is not replayed)."""
+        try:
+            await asyncio.wait_for(self.replay(), self._close_timeout)
+        except TimeoutError:
+            log.warning(
+                "ledger: the store did not answer within %ss at shutdown", self._close_timeout
+            )
 
     async def replay(self) -> None:
         """Move spooled records to the store, until the spool is empty or the store fails."""
@@ -192,6 +230,7 @@ class LedgerWriter:
             self._overflowing = False
         if self._spool.count and time.monotonic() >= self._replay_due_at():
             await self.replay()
+        self._log_losses()
 
     async def _wait_for_work(self) -> None:
         if not self._queue.empty():
@@ -227,8 +266,7 @@ class LedgerWriter:
             await self._store.write_batch(batch)
         except StoreRejected as exc:
             if len(batch) == 1:
-                self._reject(batch, str(exc))
-                return True
+                return await self._refused(batch[0], str(exc))
             middle = len(batch) // 2
             return await self._write(batch[:middle]) and await self._write(batch[middle:])
         except Exception as exc:  # StoreUnavailable, or anything else a store may raise
@@ -238,22 +276,75 @@ class LedgerWriter:
         self._mark_up()
         return True
 
+    async def _refused(self, rec: LedgerRecord, reason: str) -> bool:
+        """The last line of defence for one record the store refused: written again with
+        unstorable text replaced; set aside (durably) only if refused again."""
+        cleaned = _storable_record(rec)
+        if cleaned is not None:
+            try:
+                await self._store.write_batch([cleaned])
+            except StoreRejected as exc:
+                rec, reason = cleaned, str(exc)
+            except Exception as exc:
+                self._mark_down(exc)
+                return False
+            else:
+                log.warning("ledger record %s: unstorable text replaced", rec.request_id)
+                self._written += 1
+                self._mark_up()
+                return True
+        self._reject(rec, reason)
+        return True
+
     # --- bookkeeping ------------------------------------------------------------
     def _spool_append(self, records: Sequence[LedgerRecord]) -> None:
         try:
             self._spool.append(records)
-        except Exception:
-            self._dropped += len(records)
-            log.exception("ledger spool failed: %d records lost", len(records))
+        except SpoolFull as exc:
+            self._lose(exc.lost, str(exc))
+        except (TypeError, ValueError):  # a value the spool cannot encode: clean, once
+            self._spool_append_cleaned(records)
+        except Exception as exc:
+            self._lose(len(records), f"the spool failed: {type(exc).__name__}: {exc}")
 
-    def _reject(self, records: Sequence[LedgerRecord], reason: str) -> None:
-        log.error("ledger store refused record %s: %s", records[0].request_id, reason)
+    def _spool_append_cleaned(self, records: Sequence[LedgerRecord]) -> None:
         try:
-            self._spool.set_aside(records, reason)
-            self._set_aside += len(records)
-        except Exception:
-            self._dropped += len(records)
-            log.exception("could not set aside %d refused records", len(records))
+            self._spool.append([_storable_record(r) or r for r in records])
+        except SpoolFull as exc:
+            self._lose(exc.lost, str(exc))
+        except Exception as exc:
+            self._lose(len(records), f"the spool failed: {type(exc).__name__}: {exc}")
+
+    def _reject(self, rec: LedgerRecord, reason: str) -> None:
+        log.error("ledger store refused record %s: %s", rec.request_id, reason)
+        try:
+            self._spool.set_aside([rec], reason)
+            self._set_aside += 1
+        except SpoolFull as exc:
+            self._lose(exc.lost, f"could not set aside a refused record: {exc}")
+        except Exception as exc:
+            self._lose(1, f"could not set aside a refused record: {type(exc).__name__}: {exc}")
+
+    def _lose(self, count: int, why: str) -> None:
+        """Records that could not be kept anywhere: counted, and logged at ERROR with the
+        count (at most one line every few seconds, so that a flood stays readable)."""
+        self._dropped += count
+        self._unlogged_losses += count
+        if time.monotonic() >= self._next_loss_log:
+            log.error("ledger: %d records LOST: %s", self._unlogged_losses, why)
+            self._unlogged_losses = 0
+            self._next_loss_log = time.monotonic() + LOSS_LOG_INTERVAL
+
+    def _log_losses(self, *, force: bool = False) -> None:
+        """The losses not logged yet, once their interval has passed (or now)."""
+        if self._unlogged_losses and (force or time.monotonic() >= self._next_loss_log):
+            log.error(
+                "ledger: %d more records LOST (%d in all since start)",
+                self._unlogged_losses,
+                self._dropped,
+            )
+            self._unlogged_losses = 0
+            self._next_loss_log = time.monotonic() + LOSS_LOG_INTERVAL
 
     def _replay_due_at(self) -> float:
         return max(self._down_until, self._spool_retry_at)
@@ -288,3 +379,11 @@ class LedgerWriter:
             if not done.done():
                 done.set_exception(RuntimeError("ledger writer stopped"))
         self._flushers = []
+
+
+def _storable_record(rec: LedgerRecord) -> LedgerRecord | None:
+    """`rec` with the text no dialect stores replaced (and values no encoder takes as
+    their repr); None when it holds none."""
+    raw = msgspec.to_builtins(rec, enc_hook=repr)
+    cleaned = msgspec.convert(storable(raw), LedgerRecord)
+    return None if cleaned == rec else cleaned

@@ -7,6 +7,7 @@ imports in its worker (settings arrive through SLUICEGATE_* variables).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -32,6 +33,7 @@ from sluicegate.db.migrate import upgrade_engine
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
+from sluicegate.ledger.spool_dir import default_spool_dir, open_spool
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
@@ -61,6 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluicegate")
 
+LEDGER_MAX_QUEUE = 100_000  # records waiting for the writer (then for an in-memory spool)
+START_REPLAY_TIMEOUT_S = 30.0
+
 
 class Gateway:
     """Owns the components of one gateway process and their start/stop order."""
@@ -82,7 +87,12 @@ class Gateway:
         self.engine = create_engine_for(settings.database_url)
         self.keys = KeyService(SqlKeyStore(self.engine), admin_key=settings.admin_key)
         self.ledger_store = SqlLedgerStore(self.engine)
-        self.writer = LedgerWriter(self.ledger_store, spool_path=settings.spool_path)
+        spool = open_spool(
+            settings.spool_dir or default_spool_dir(settings.database_url),
+            max_bytes=settings.spool_max_mb << 20,
+            memory_capacity=LEDGER_MAX_QUEUE,
+        )
+        self.writer = LedgerWriter(self.ledger_store, spool=spool, max_queue=LEDGER_MAX_QUEUE)
         self.alert_store = SqlAlertStore(self.engine)
         self._owns_upstream = upstream is None
         self.upstream: UpstreamClient = upstream or AiohttpUpstream()
@@ -149,10 +159,18 @@ class Gateway:
         await upgrade_engine(self.engine)
         await self.keys.start(self.settings.poll_interval_s)
         await self.writer.start()
+        await self._replay_spool()  # rows from before the restart count in the budgets
         if self.settings.config_files:
             await self.live.bootstrap(list(self.settings.config_files))
         await self.live.start()
         await self.policy.rebuild_budgets(self.ledger_store.sum_cost)
+
+    async def _replay_spool(self) -> None:
+        """Replay what the spool kept before the budgets are rebuilt from the ledger;
+        bounded: the writer goes on replaying the rest in the background."""
+        if self.writer.spooled:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.writer.replay(), START_REPLAY_TIMEOUT_S)
 
     async def stop(self) -> None:
         await self.live.stop()
@@ -204,6 +222,9 @@ class Gateway:
                 "ok": not self.writer.spooling,
                 "pending": self.writer.pending,
                 "spooled": self.writer.spooled,
+                "set_aside": self.writer.status().set_aside,
+                "dropped": self.writer.status().dropped,  # rows no spool could keep
+                "spool": self.writer.spool_info(),
             },
         }
         # fail_open keeps serving without Redis: ready, but say so.

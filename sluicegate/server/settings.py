@@ -34,7 +34,11 @@ class Settings(msgspec.Struct, kw_only=True):
     # In-memory counters kept per rule window, one per scope value (session, user, tag);
     # past it the least recently used is dropped (policy/counters/memory.py).
     max_counter_keys: int = 20_000
-    spool_path: str | None = None
+    # The ledger's durable spool, where rows wait while the database is unreachable
+    # (ledger/spool_dir.py): None derives it from database_url (beside a SQLite file,
+    # else ./sluicegate-spool); bounded to spool_max_mb on disk.
+    spool_dir: str | None = None
+    spool_max_mb: int = 1024
     header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
     # The provider emulator (sluicegate.emulator), a development tool with unauthenticated

@@ -35,6 +35,7 @@ from sluicegate.wire.anthropic_response import (
 from sluicegate.wire.anthropic_stream import PassthroughObserver, StreamDecoder, StreamEncoder
 from sluicegate.wire.common import (
     RequestFacts,
+    check_model,
     convert_body,
     dump_arguments,
     estimate_tokens,
@@ -176,8 +177,7 @@ class _Count:
 
 def _validated(body: dict[str, Any], kind: type[_P]) -> tuple[_P, _Count]:
     parsed = convert_body(body, kind)
-    if not parsed.model:
-        raise invalid("model must not be empty", "model")
+    check_model(parsed.model)
     count = _Count()
     count.content(parsed.system, "system")
     for i, message in enumerate(parsed.messages):

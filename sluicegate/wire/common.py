@@ -13,6 +13,7 @@ import msgspec
 import orjson
 
 from sluicegate.errors import InvalidRequest, LimitExceeded, SluiceError
+from sluicegate.model.storable import first_unstorable
 
 T = TypeVar("T")
 
@@ -64,6 +65,15 @@ def _describe(text: str) -> tuple[str, str | None]:
 
 def invalid(message: str, param: str) -> InvalidRequest:
     return InvalidRequest(f"{message[:1].upper()}{message[1:]} ('{param}').", param=param)
+
+
+def check_model(model: str) -> None:
+    """The client's model name is recorded in the ledger: it must be there, and storable."""
+    if not model:
+        raise invalid("model must not be empty", "model")
+    bad = first_unstorable(model)
+    if bad is not None:
+        raise invalid(f"model must not contain {bad}", "model")
 
 
 def estimate_tokens(chars: int, messages: int, images: int = 0) -> int:

@@ -23,6 +23,7 @@ from sluicegate.model.chat import (
 )
 from sluicegate.wire.common import (
     RequestFacts,
+    check_model,
     convert_body,
     estimate_tokens,
     invalid,
@@ -135,8 +136,7 @@ _ROLE_NEEDS_CONTENT = frozenset({"system", "developer", "user", "tool"})
 
 def _validated(body: dict[str, Any]) -> _Body:
     parsed = convert_body(body, _Body)
-    if not parsed.model:
-        raise invalid("model must not be empty", "model")
+    check_model(parsed.model)
     for i, message in enumerate(parsed.messages):
         if message.content is None and message.role in _ROLE_NEEDS_CONTENT:
             raise invalid(f"a {message.role} message needs content", f"messages[{i}].content")

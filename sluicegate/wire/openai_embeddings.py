@@ -8,7 +8,13 @@ from typing import Any
 import msgspec
 
 from sluicegate.model.usage import Usage
-from sluicegate.wire.common import RequestFacts, convert_body, estimate_tokens, invalid
+from sluicegate.wire.common import (
+    RequestFacts,
+    check_model,
+    convert_body,
+    estimate_tokens,
+    invalid,
+)
 from sluicegate.wire.openai_response import parse_error, render_error, response_model
 
 __all__ = [
@@ -29,8 +35,7 @@ class _Body(msgspec.Struct):
 
 def inspect_request(body: dict[str, Any]) -> RequestFacts:
     parsed = convert_body(body, _Body)
-    if not parsed.model:
-        raise invalid("model must not be empty", "model")
+    check_model(parsed.model)
     items = [parsed.input] if isinstance(parsed.input, str) else parsed.input
     if not items:
         raise invalid("input must not be empty", "input")

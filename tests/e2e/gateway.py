@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -73,6 +75,7 @@ def run_gateway(database_url: str, *extra: str, env: dict | None = None, emulato
     mounted emulator, so it is started with `--emulator` unless `emulator=False` (what a
     production `serve` is)."""
     port = free_port()
+    spool = tempfile.mkdtemp(prefix="sluice-spool-")  # not ./sluicegate-spool in the repo
     args = [
         sys.executable,
         "-m",
@@ -82,6 +85,8 @@ def run_gateway(database_url: str, *extra: str, env: dict | None = None, emulato
         str(port),
         "--database-url",
         database_url,
+        "--spool-dir",
+        spool,
         *(["--emulator"] if emulator else []),
         *extra,
     ]
@@ -96,3 +101,4 @@ def run_gateway(database_url: str, *extra: str, env: dict | None = None, emulato
             yield gateway
         finally:
             gateway.admin.close()
+    shutil.rmtree(spool, ignore_errors=True)

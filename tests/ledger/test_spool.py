@@ -81,9 +81,28 @@ def test_set_aside_keeps_the_record_and_reason(tmp_path: Path) -> None:
     )
 
 
-def test_memory_spool_is_bounded() -> None:
+def test_memory_spool_is_bounded_and_says_how_many_it_could_not_keep() -> None:
     spool = MemorySpool(capacity=3)
     spool.append([record(1), record(2)])
-    with pytest.raises(SpoolFull):
+    with pytest.raises(SpoolFull) as full:
         spool.append([record(3), record(4)])
-    assert spool.count == 2
+    assert (spool.count, full.value.lost) == (3, 1)
+
+
+def test_file_spool_is_bounded_in_bytes_and_frees_what_is_replayed(tmp_path: Path) -> None:
+    line = len(msgspec.json.encode(record(0))) + 1
+    spool = FileSpool(tmp_path / "s", max_bytes=3 * line + 10)
+    with pytest.raises(SpoolFull) as full:
+        spool.append([record(n) for n in range(5)])
+    assert (spool.count, full.value.lost) == (3, 2)
+    assert spool.describe() == {
+        "durable": True,
+        "path": str(tmp_path / "s"),
+        "bytes": 3 * line,
+        "max_bytes": 3 * line + 10,
+    }
+    assert [r.request_id for r in spool.peek(2)] == ["req-000000", "req-000001"]
+    spool.commit()
+    spool.append([record(5), record(6)])  # room again once replayed
+    assert FileSpool(tmp_path / "s", max_bytes=10).describe()["bytes"] == 3 * line
+    assert drain(spool) == ["req-000002", "req-000005", "req-000006"]

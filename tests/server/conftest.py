@@ -15,7 +15,7 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
         "database_url": f"sqlite:///{tmp_path}/gateway.db",
         "admin_key": ADMIN_KEY,
         "emulator": True,  # the default catalogue's providers are the emulator's URLs
-        "spool_path": str(tmp_path / "spool"),
+        "spool_dir": str(tmp_path / "spool"),
         "poll_interval_s": 60.0,
     }
     values.update(overrides)
