@@ -188,13 +188,31 @@ def _live_payload(live: LiveConfig) -> dict[str, Any]:
 
 
 async def _body_text(request: Request) -> str:
-    body = await request.body()
-    if len(body) > MAX_CONFIG_BYTES:
-        raise PayloadTooLarge(f"config body over {MAX_CONFIG_BYTES} bytes")
+    body = await _capped_body(request, MAX_CONFIG_BYTES)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("the config body must be UTF-8 text") from None
+
+
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to pass `limit`: from its declared
+    length before a byte is read, else while it streams in, so an oversized body is never
+    held whole."""
+    too_large = PayloadTooLarge(
+        f"the config body is over the limit of {limit} bytes ({limit // 1024 // 1024} MiB)"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
