@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.config.problems import ConfigValidationError
-from sluicegate.errors import ConfigError, PermissionDenied, SluiceError
+from sluicegate.errors import ConfigError, InvalidRequest, PermissionDenied, SluiceError
 from sluicegate.identity.keys import KeyService
 from sluicegate.server.wire_routes import api_key_from
 
@@ -81,6 +81,7 @@ class AdminGate:
             return
         try:
             principal = self._auth.resolve(scope)
+            _refuse_nul(scope)
         except SluiceError as exc:
             await admin_error(exc)(scope, receive, send)
             return
@@ -132,6 +133,16 @@ def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> R
     return Response(
         orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json"
     )
+
+
+def _refuse_nul(scope: Scope) -> None:
+    """No admin path or query parameter may hold a NUL: no id, name or filter has one,
+    and PostgreSQL cannot even compare text with it (checked here, once, for every admin
+    route, so that it is a 400 and not a database error)."""
+    if "\x00" in scope["path"]:
+        raise InvalidRequest("the path holds a NUL character (%00)")
+    if b"%00" in scope.get("query_string", b""):
+        raise InvalidRequest("a query parameter holds a NUL character (%00)")
 
 
 def _under_admin(path: str) -> bool:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_HISTORY = 1000
+MAX_VERSION = 2**31 - 1  # the version column is a 32-bit INTEGER
 ACTOR_HEADER = "x-sluice-actor"  # who ran the CLI, recorded next to the admin principal
 
 GetService = Callable[[Request], ConfigService]
@@ -86,7 +87,7 @@ class _ConfigApi:
         return json_response({**_version_payload(current), **_live_payload(self._live(request))})
 
     async def version(self, request: Request) -> Response:
-        found = await self._service(request).get(request.path_params["version"])
+        found = await self._service(request).get(_version(request.path_params["version"]))
         return json_response(_version_payload(found))
 
     async def history(self, request: Request) -> Response:
@@ -99,10 +100,10 @@ class _ConfigApi:
     async def rollback(self, request: Request) -> Response:
         body = await _json_object(request)
         version = body.get("version")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int):
             raise InvalidRequest('body must be {"version": N} with N >= 1', param="version")
         result = await self._service(request).rollback(
-            version,
+            _version(version),
             applied_by(request),
             dry_run=_flag(request, "dry_run") or body.get("dry_run") is True,
         )
@@ -240,6 +241,16 @@ def _flag(request: Request, name: str) -> bool:
     if value.lower() in _FALSE:
         return False
     raise InvalidRequest(f"{name} must be true or false, not {value!r}", param=name)
+
+
+def _version(version: int) -> int:
+    """A version number the store can hold; past it there is no such version (400, not a
+    database error)."""
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidRequest(
+            f"version must be between 1 and {MAX_VERSION}, not {version}", param="version"
+        )
+    return version
 
 
 def _int(value: str, name: str) -> int:

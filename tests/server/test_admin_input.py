@@ -62,3 +62,28 @@ async def test_a_yaml_alias_bomb_is_refused_fast_and_small(gw: InProcessGateway)
     assert elapsed < 1.0, elapsed
     assert peak < 20 * 1024 * 1024, peak  # the expanded bomb is ~1 GB
     assert (await gw.http.get("/api/config", headers=gw.admin)).json()["version"] == 0
+
+
+async def test_bad_admin_parameters_are_400_not_a_database_outage(
+    gw_db: InProcessGateway,
+) -> None:
+    admin = gw_db.admin
+    for path in ("/api/config/versions/99999999999999999999", "/api/config/versions/3000000000"):
+        error = admin_error(await gw_db.http.get(path, headers=admin), 400)
+        assert (error["param"], error["type"]) == ("version", "invalid_request_error")
+        assert "between 1 and 2147483647" in str(error["message"])
+    rollback = await gw_db.http.post(
+        "/api/config/rollback", json={"version": 2**40}, headers=admin
+    )
+    assert admin_error(rollback, 400)["param"] == "version"
+
+    for method, path in [
+        ("GET", "/api/requests?user_id=%00"),
+        ("GET", "/api/requests?session_id=a%00b&limit=5"),
+        ("DELETE", "/api/keys/key_%00"),
+        ("POST", "/api/keys/key_%00/rotate"),
+        ("GET", "/api/budgets?team=%00"),
+    ]:
+        error = admin_error(await gw_db.http.request(method, path, headers=admin), 400)
+        assert "NUL" in str(error["message"]), (path, error)
+    assert (await gw_db.http.get("/api/requests?user_id=ana", headers=admin)).status_code == 200
