@@ -87,3 +87,68 @@ async def test_bad_admin_parameters_are_400_not_a_database_outage(
         error = admin_error(await gw_db.http.request(method, path, headers=admin), 400)
         assert "NUL" in str(error["message"]), (path, error)
     assert (await gw_db.http.get("/api/requests?user_id=ana", headers=admin)).status_code == 200
+
+
+BAD_KEY_BODIES: list[tuple[dict[str, object], str]] = [
+    ({"metadata": {"tier": 1}}, "metadata.tier"),
+    ({"metadata": {"nested": {"a": "b"}}}, "metadata.nested"),
+    ({"metadata": "gold"}, "metadata"),
+    ({"metadata": ["a", "b"]}, "metadata"),
+    ({"metadata": {str(n): "v" for n in range(65)}}, "metadata"),
+    ({"metadata": {"note": "x" * 1025}}, "metadata.note"),
+    ({"user_id": "ana\x00"}, "user_id"),  # PostgreSQL text cannot hold it
+    ({"team": "t" * 257}, "team"),
+    ({"models": ["gpt-4o-mini", 4]}, "models"),
+    ({"models": "gpt-4o-mini"}, "models"),
+]
+
+
+async def test_a_key_body_of_the_wrong_shape_is_a_400(gw_db: InProcessGateway) -> None:
+    for body, param in BAD_KEY_BODIES:
+        response = await gw_db.http.post("/api/keys", json=body, headers=gw_db.admin)
+        error = admin_error(response, 400)
+        assert (error["type"], error["param"]) == ("invalid_request_error", param), body
+    listed = (await gw_db.http.get("/api/keys", headers=gw_db.admin)).json()["data"]
+    assert listed == []
+
+
+async def test_a_key_with_string_metadata_is_kept(gw_db: InProcessGateway) -> None:
+    response = await gw_db.http.post(
+        "/api/keys",
+        json={"user_id": "ana", "metadata": {"tier": "gold", "owner": "ops"}},
+        headers=gw_db.admin,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"] == {"tier": "gold", "owner": "ops"}
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    ["nan", "NaN", "inf", "-inf", "Infinity", 1e300, -1, "1e309", "99999999999d", "0001-01-01"],
+)
+async def test_a_key_cannot_expire_never_or_out_of_range(
+    gw: InProcessGateway, expires_at: object
+) -> None:
+    response = await gw.http.post("/api/keys", json={"expires_at": expires_at}, headers=gw.admin)
+    error = admin_error(response, 400)
+    assert error["param"] == "expires_at"
+    assert (await gw.http.get("/api/keys", headers=gw.admin)).json()["data"] == []
+
+
+async def test_times_in_range_are_still_accepted(gw: InProcessGateway) -> None:
+    later = time.time() + 3600
+    for expires_at in (later, str(later), "2099-01-01T00:00:00Z"):
+        response = await gw.http.post(
+            "/api/keys", json={"expires_at": expires_at}, headers=gw.admin
+        )
+        assert response.status_code == 201, response.text
+    for query in ("since=nan", "until=inf", "since=1e400", "since=9999999999d"):
+        error = admin_error(await gw.http.get(f"/api/requests?{query}", headers=gw.admin), 400)
+        assert error["param"] == query.split("=")[0]
+    ok = await gw.http.get("/api/requests?since=7d&until=2099-01-01", headers=gw.admin)
+    assert ok.status_code == 200
+    key_id = (await gw.http.get("/api/keys", headers=gw.admin)).json()["data"][0]["id"]
+    rotate = await gw.http.post(
+        f"/api/keys/{key_id}/rotate", json={"grace_seconds": 1e300}, headers=gw.admin
+    )
+    assert admin_error(rotate, 400)["param"] == "grace_seconds"
