@@ -72,9 +72,7 @@ async def test_bad_admin_parameters_are_400_not_a_database_outage(
         error = admin_error(await gw_db.http.get(path, headers=admin), 400)
         assert (error["param"], error["type"]) == ("version", "invalid_request_error")
         assert "between 1 and 2147483647" in str(error["message"])
-    rollback = await gw_db.http.post(
-        "/api/config/rollback", json={"version": 2**40}, headers=admin
-    )
+    rollback = await gw_db.http.post("/api/config/rollback", json={"version": 2**40}, headers=admin)
     assert admin_error(rollback, 400)["param"] == "version"
 
     for method, path in [
