@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 import yaml
@@ -280,13 +280,14 @@ class _Loader(yaml.SafeLoader):
         self._open_anchors: set[str] = set()
         self._sizes: dict[yaml.Node, int] = {}  # size with aliases expanded, by identity
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             if event.anchor in self._open_anchors:
                 raise _limit(event, f"alias *{event.anchor} refers to a collection holding it")
             node = super().compose_node(parent, index)
-            self._count(event, _expanded_size(node, self._sizes))
+            if node is not None:
+                self._count(event, _expanded_size(node, self._sizes))
             return node
         self._count(event, 1)
         if not isinstance(event, yaml.CollectionStartEvent):
@@ -332,7 +333,8 @@ class _OverLimit(yaml.composer.ComposerError):
 
 
 def _limit(event: yaml.Event, problem: str) -> _OverLimit:
-    return _OverLimit("while composing the document", None, problem, event.start_mark)
+    mark = cast(yaml.error.Mark | None, event.start_mark)  # the pure-Python parser's
+    return _OverLimit("while composing the document", None, problem, mark)
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[yaml.Node, int]) -> int:
