@@ -34,10 +34,18 @@ def _banner(settings: Settings, generated_key: bool) -> None:
             "  emulator: off (the default catalog calls the real APIs with OPENAI_API_KEY / "
             "ANTHROPIC_API_KEY; `serve --emulator` mounts the development emulator)"
         )
-    note = " (generated; set SLUICEGATE_ADMIN_KEY to keep it)" if generated_key else ""
-    out.print(f"  admin key: [bold]{settings.admin_key}[/]{note}")
+    # A key from the environment is a secret someone else keeps: never echo it to a
+    # terminal or a log. A generated one exists nowhere else, so it is shown once.
+    if generated_key:
+        out.print(
+            f"  admin key: [bold]{settings.admin_key}[/] "
+            "(generated; set SLUICEGATE_ADMIN_KEY to keep it)"
+        )
+    else:
+        out.print("  admin key: from SLUICEGATE_ADMIN_KEY (not shown)")
     out.print("\nTry it:")
-    out.print(f"  export SLUICEGATE_ADMIN_KEY={settings.admin_key}")
+    if generated_key:
+        out.print(f"  export SLUICEGATE_ADMIN_KEY={settings.admin_key}")
     out.print(
         "  sluicegate keys create --user alice --team search --project platform-search "
         "--name alice-laptop"

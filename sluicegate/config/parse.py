@@ -9,6 +9,13 @@ unless everything is valid: all problems in all documents are collected and rais
 Raw documents are normalised through JSON (what is validated is exactly what is stored
 and later reloaded). YAML timestamps stay strings, and a key given twice in one mapping
 is a syntax error rather than a silent overwrite.
+
+YAML is parsed with limits, because a few hundred bytes of aliases ("billion laughs")
+expand to a billion nodes once the documents are normalised: a text may hold at most
+`MAX_YAML_NODES` nodes counting every alias as the whole node it repeats, nest at most
+`MAX_YAML_DEPTH` collections deep, and no alias may refer to a collection that contains
+it. Counting as the text is composed refuses a bomb after a few thousand nodes, in
+milliseconds, before anything is expanded.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 import yaml
@@ -31,6 +38,9 @@ from sluicegate.types import JSONObject
 log = logging.getLogger(__name__)
 
 Format = Literal["auto", "yaml", "json"]
+
+MAX_YAML_NODES = 100_000  # a large real config (every model priced, many rules) is ~10k
+MAX_YAML_DEPTH = 64  # config documents nest < 10 deep; PyYAML's composer recurses
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,8 @@ def _yaml_syntax(source_name: str, exc: yaml.YAMLError) -> ConfigValidationError
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = exc.problem or exc.context or "unreadable"
+        if isinstance(exc, _OverLimit):
+            return _syntax(source_name, f"YAML refused{where}: {reason}")
         return _syntax(source_name, f"YAML syntax error{where}: {reason}")
     return _syntax(source_name, f"YAML syntax error: {exc}")
 
@@ -253,12 +265,50 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings and refuses duplicate keys."""
+    """SafeLoader that keeps timestamps as strings, refuses duplicate keys and holds the
+    text to the node, depth and alias limits above."""
 
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0  # across every document of the text: `---` must not reset it
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self._sizes: dict[yaml.Node, int] = {}  # size with aliases expanded, by identity
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise _limit(event, f"alias *{event.anchor} refers to a collection holding it")
+            node = super().compose_node(parent, index)
+            if node is not None:
+                self._count(event, _expanded_size(node, self._sizes))
+            return node
+        self._count(event, 1)
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise _limit(event, f"collections nested more than {MAX_YAML_DEPTH} deep")
+        if event.anchor is not None:
+            self._open_anchors.add(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open_anchors.discard(event.anchor or "")
+
+    def _count(self, event: yaml.Event, nodes: int) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_YAML_NODES:
+            raise _limit(
+                event, f"more than {MAX_YAML_NODES} YAML nodes (counting each alias expanded)"
+            )
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
@@ -276,3 +326,30 @@ class _Loader(yaml.SafeLoader):
                     seen.add(key)
         # the stub wants a MappingNode; PyYAML checks any node itself and raises for others
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+
+
+class _OverLimit(yaml.composer.ComposerError):
+    """The text is well-formed YAML but asks for more than the limits allow."""
+
+
+def _limit(event: yaml.Event, problem: str) -> _OverLimit:
+    mark = cast(yaml.error.Mark | None, event.start_mark)  # the pure-Python parser's
+    return _OverLimit("while composing the document", None, problem, mark)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[yaml.Node, int]) -> int:
+    """Nodes in `node` with every alias inside it expanded. Memoised, so repeating an
+    alias costs nothing more; the walk stops at nodes already measured, so it recurses
+    no deeper than the text nests (the composer's depth limit)."""
+    known = sizes.get(node)
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(
+            _expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value
+        )
+    sizes[node] = size
+    return size

@@ -6,6 +6,12 @@ SQLAlchemy, asyncpg, aiosqlite or the socket layer escapes a store:
     StoreUnavailable        the database cannot be reached or cannot run the statement
      +-- StoreRejected      the database is up but refused these rows (bad data, a
                             constraint); retrying the same rows will not help
+
+The two answer differently when they reach a client: an outage is a 503
+`store_unavailable` (try again later), a refusal a 400 `store_rejected` (the values sent
+cannot be stored, e.g. a NUL in PostgreSQL text or an integer past the column's range;
+sending them again will not help). Handlers validate what they can first; this keeps
+what slips through from blaming the database.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ _SQLITE_UNIQUE_CODES = (1555, 2067)  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONS
 
 
 class StoreRejected(StoreUnavailable):
-    """The store is reachable but refused the rows it was given."""
+    """The store is reachable but refused the values it was given: the caller's data."""
 
+    status = 400
+    error_type = "invalid_request_error"
     code = "store_rejected"
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluicegate.emulator import fields
+from sluicegate.emulator.limits import MAX_OUTPUT_TOKENS
 from sluicegate.emulator.prompt_cache import Breakpoint
 from sluicegate.emulator.replies import Conversation, ToolMode, ToolOffer
 from sluicegate.emulator.tokens import (
@@ -67,7 +68,7 @@ def parse_messages_request(
     body: dict[str, Any], *, needs_max_tokens: bool = True
 ) -> MessagesRequest:
     model = fields.required_text(body, "model")
-    max_tokens = fields.optional_int(body, "max_tokens", minimum=1)
+    max_tokens = fields.optional_int(body, "max_tokens", minimum=1, maximum=MAX_OUTPUT_TOKENS)
     if needs_max_tokens and max_tokens is None:
         raise RequestInvalid(
             "Missing required parameter: 'max_tokens'.",

@@ -37,7 +37,12 @@ def optional_text(body: dict[str, Any], name: str, where: str = "") -> str | Non
 
 
 def optional_int(
-    body: dict[str, Any], name: str, where: str = "", *, minimum: int | None = None
+    body: dict[str, Any],
+    name: str,
+    where: str = "",
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int | None:
     value = body.get(name)
     if value is None:
@@ -48,6 +53,11 @@ def optional_int(
         raise invalid_value(
             path(where, name),
             f"integer below minimum value. Expected a value >= {minimum}, but got {value} instead.",
+        )
+    if maximum is not None and value > maximum:
+        raise invalid_value(
+            path(where, name),
+            f"integer above maximum value. Expected a value <= {maximum}, but got {value} instead.",
         )
     return value
 

@@ -1,12 +1,14 @@
 """The path every emulated API request takes before its endpoint runs:
 
-read body -> count it -> check auth (and anthropic-version) -> apply faults (delay, error)
--> body must be a JSON object -> endpoint -> request errors in the API's own shape.
+read body (at most `limits.MAX_BODY_BYTES`) -> count it -> check auth (and
+anthropic-version) -> apply faults (delay, error) -> body must be a JSON object -> endpoint
+-> request errors in the API's own shape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from starlette.responses import Response
 
 from sluicegate.emulator import ids
 from sluicegate.emulator.faults import RequestFaults
+from sluicegate.emulator.limits import MAX_BODY_BYTES
 from sluicegate.emulator.sse import sse_response
 from sluicegate.emulator.state import EmulatorState
 from sluicegate.emulator.wire_errors import (
@@ -27,6 +30,8 @@ from sluicegate.emulator.wire_errors import (
     error_response,
     invalid_request_response,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,12 +108,17 @@ class Gate:
             return handler(call)
         except RequestInvalid as problem:
             return invalid_request_response(api, problem, request_id, call.headers())
+        except Exception:  # a bug: answer like the real API's 500, keep serving
+            log.exception("emulator: %s %s failed", request.method, request.url.path)
+            return error_response(api, 500, default_message(500), request_id)
 
 
 async def _json_object(request: Request) -> tuple[dict[str, Any], RequestInvalid | None]:
     if request.method in ("GET", "DELETE", "HEAD"):
         return {}, None
-    raw = await request.body()
+    raw = await _capped_body(request)
+    if raw is None:
+        return {}, RequestInvalid(default_message(413), status=413)
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -119,6 +129,21 @@ async def _json_object(request: Request) -> tuple[dict[str, Any], RequestInvalid
     if not isinstance(parsed, dict):
         return {}, RequestInvalid("The request body must be a JSON object.")
     return parsed, None
+
+
+async def _capped_body(request: Request) -> bytes | None:
+    """The body, or None once it is known to pass MAX_BODY_BYTES (the rest is not read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _access_refusal(api: Api, request: Request) -> RequestInvalid | None:

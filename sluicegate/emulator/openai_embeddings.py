@@ -16,11 +16,16 @@ from starlette.responses import Response
 
 from sluicegate.emulator import fields
 from sluicegate.emulator.gate import ApiCall
+from sluicegate.emulator.limits import (
+    MAX_EMBEDDING_COMPONENTS,
+    MAX_EMBEDDING_DIMENSIONS,
+    MAX_EMBEDDING_INPUT_TOKENS,
+    MAX_EMBEDDING_INPUTS,
+)
 from sluicegate.emulator.tokens import canonical_json, text_tokens
-from sluicegate.emulator.wire_errors import invalid_value, missing_field, wrong_type
+from sluicegate.emulator.wire_errors import RequestInvalid, invalid_value, missing_field, wrong_type
 
 DEFAULT_DIMENSIONS = 1536
-_MAX_DIMENSIONS = 8192
 
 
 def embeddings(call: ApiCall) -> Response:
@@ -29,9 +34,11 @@ def embeddings(call: ApiCall) -> Response:
     if body.get("input") is None:
         raise missing_field("input")
     inputs = _inputs(body["input"])
-    dimensions = fields.optional_int(body, "dimensions", minimum=1) or DEFAULT_DIMENSIONS
-    if dimensions > _MAX_DIMENSIONS:
-        raise invalid_value("dimensions", f"at most {_MAX_DIMENSIONS} dimensions.")
+    dimensions = (
+        fields.optional_int(body, "dimensions", minimum=1, maximum=MAX_EMBEDDING_DIMENSIONS)
+        or DEFAULT_DIMENSIONS
+    )
+    _check_size(inputs, dimensions)
     encoding = fields.one_of(
         fields.optional_text(body, "encoding_format") or "float",
         ("float", "base64"),
@@ -79,15 +86,47 @@ def _inputs(raw: Any) -> list[str | list[int]]:
         return [raw]
     if not isinstance(raw, list) or not raw:
         raise wrong_type("input", "a string or a non-empty array")
-    if all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+    if all(_is_token(x) for x in raw):
         return [raw]
     items: list[str | list[int]] = []
     for index, item in enumerate(raw):
-        is_tokens = isinstance(item, list) and all(isinstance(x, int) for x in item)
+        is_tokens = isinstance(item, list) and all(_is_token(x) for x in item)
         if not (isinstance(item, str) or is_tokens):
             raise wrong_type(f"input[{index}]", "a string or an array of token ids")
         items.append(item)
     return items
+
+
+def _check_size(inputs: list[str | list[int]], dimensions: int) -> None:
+    """The real API's limits on inputs, and the emulator's own on the reply's size (every
+    component is a float drawn in Python: 2**18 of them take ~0.5 s of the loop)."""
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise invalid_value(
+            "input",
+            f"array too long. Expected an array with maximum length {MAX_EMBEDDING_INPUTS}, "
+            f"but got an array with length {len(inputs)} instead.",
+        )
+    for index, item in enumerate(inputs):
+        tokens = _input_tokens(item)
+        if tokens > MAX_EMBEDDING_INPUT_TOKENS:
+            raise RequestInvalid(
+                f"This model's maximum context length is {MAX_EMBEDDING_INPUT_TOKENS} tokens, "
+                f"however you requested {tokens} tokens (input[{index}]). Please reduce your "
+                "prompt; or completion length.",
+                param=f"input[{index}]",
+            )
+    if len(inputs) * dimensions > MAX_EMBEDDING_COMPONENTS:
+        raise RequestInvalid(
+            f"The emulator returns at most {MAX_EMBEDDING_COMPONENTS} embedding components "
+            f"per request; {len(inputs)} inputs x {dimensions} dimensions is "
+            f"{len(inputs) * dimensions}. Send fewer inputs or ask for fewer dimensions.",
+            param="input",
+            code="emulator_limit",
+        )
+
+
+def _is_token(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
 
 
 def _input_tokens(item: str | list[int]) -> int:

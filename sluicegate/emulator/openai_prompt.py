@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluicegate.emulator import fields
+from sluicegate.emulator.limits import MAX_OUTPUT_TOKENS
 from sluicegate.emulator.replies import Conversation, ToolMode, ToolOffer
 from sluicegate.emulator.tokens import (
     IMAGE_TOKENS,
@@ -202,8 +203,8 @@ def _allowed_tools(
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:
-    newer = fields.optional_int(body, "max_completion_tokens", minimum=1)
-    older = fields.optional_int(body, "max_tokens", minimum=1)
+    newer = fields.optional_int(body, "max_completion_tokens", minimum=1, maximum=MAX_OUTPUT_TOKENS)
+    older = fields.optional_int(body, "max_tokens", minimum=1, maximum=MAX_OUTPUT_TOKENS)
     return newer if newer is not None else older
 
 

@@ -4,12 +4,25 @@ Covers what tool schemas use in practice: objects (every listed property, so req
 ones are always there), arrays, strings with common formats and lengths, numbers and
 integers within bounds, booleans, null, enum (first value), const, anyOf/oneOf (first
 branch), allOf (merged) and local $ref. `pattern` is not honoured.
+
+A schema is the caller's to write, so what it may ask for is bounded (`limits`): values
+in all, items in one array, length of one string, integers a JSON number holds exactly,
+finite numbers. Past a bound the request is refused (400) rather than built: a schema
+with two required self-references alone would otherwise ask for 2**24 values.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from sluicegate.emulator.limits import (
+    MAX_SCHEMA_INTEGER,
+    MAX_SCHEMA_ITEMS,
+    MAX_SCHEMA_STRING,
+    MAX_SCHEMA_VALUES,
+)
+from sluicegate.emulator.wire_errors import RequestInvalid
 
 _MAX_DEPTH = 24  # a schema that requires endless nesting is cut off here
 _OPTIONAL_DEPTH = 4  # optional properties are filled in near the top only
@@ -29,14 +42,26 @@ _FORMAT_SAMPLES: dict[str, str] = {
 
 
 def instance_for_schema(schema: Any) -> Any:
+    """A value the schema accepts; RequestInvalid when it asks for more than the limits."""
     return _SchemaWalker(schema if isinstance(schema, dict) else {}).value(schema, "value", 0)
+
+
+def over_limit(what: str) -> RequestInvalid:
+    return RequestInvalid(
+        f"The emulator cannot build tool-call arguments for this schema: {what}.",
+        code="emulator_limit",
+    )
 
 
 class _SchemaWalker:
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
+        self.values = 0
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
+        self.values += 1
+        if self.values > MAX_SCHEMA_VALUES:
+            raise over_limit(f"it needs more than {MAX_SCHEMA_VALUES} values")
         if not isinstance(schema, dict):
             return "sample" if schema is not False else None  # `true` schema takes anything
         if depth > _MAX_DEPTH:  # an endlessly required recursion cannot be satisfied anyway
@@ -92,6 +117,8 @@ class _SchemaWalker:
         count = min_items if isinstance(min_items, int) else (0 if depth >= _OPTIONAL_DEPTH else 1)
         if isinstance(max_items, int):
             count = min(count, max_items)
+        if count > MAX_SCHEMA_ITEMS:
+            raise over_limit(f"minItems {count} is over the limit of {MAX_SCHEMA_ITEMS}")
         item_schema = schema.get("items", {})
         if schema.get("uniqueItems") and count > 1:  # distinct strings; other kinds rarely
             return [self.value(item_schema, f"{name} {i + 1}", depth + 1) for i in range(count)]
@@ -151,6 +178,8 @@ def _integer(schema: dict[str, Any]) -> int:
     step = schema.get("multipleOf")
     if isinstance(step, int) and step > 0 and value % step:
         value = (value // step + 1) * step
+    if abs(value) > MAX_SCHEMA_INTEGER:
+        raise over_limit("its integer bounds are past +-2**53, what a JSON number holds exactly")
     return value
 
 
@@ -159,13 +188,16 @@ def _number(schema: dict[str, Any]) -> float:
     high = schema.get("maximum", schema.get("exclusiveMaximum"))
     low_f = float(low) if isinstance(low, int | float) else None
     high_f = float(high) if isinstance(high, int | float) else None
+    value = 1.5
     if low_f is not None and high_f is not None:
-        return (low_f + high_f) / 2  # strictly inside, so exclusive bounds hold too
-    if low_f is not None:
-        return low_f + 1
-    if high_f is not None:
-        return min(high_f - 1, 1.5)
-    return 1.5
+        value = low_f / 2 + high_f / 2  # strictly inside, so exclusive bounds hold too
+    elif low_f is not None:
+        value = low_f + 1
+    elif high_f is not None:
+        value = min(high_f - 1, 1.5)
+    if not math.isfinite(value):
+        raise over_limit(f"bounds {low!r} and {high!r} leave no finite number")
+    return value
 
 
 def _bound(
@@ -177,13 +209,17 @@ def _bound(
     nudge: int,
 ) -> Any:
     value = schema.get(inclusive)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if _finite(value):
         return int(rounding(value))
     value = schema.get(exclusive)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if _finite(value):
         whole = int(rounding(value))
         return whole + nudge if whole == value else whole
     return fallback
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _string(schema: dict[str, Any], name: str) -> str:
@@ -191,6 +227,8 @@ def _string(schema: dict[str, Any], name: str) -> str:
     text = _FORMAT_SAMPLES.get(fmt, f"sample {name}") if isinstance(fmt, str) else f"sample {name}"
     min_length = schema.get("minLength")
     max_length = schema.get("maxLength")
+    if isinstance(min_length, int) and min_length > MAX_SCHEMA_STRING:
+        raise over_limit(f"minLength {min_length} is over the limit of {MAX_SCHEMA_STRING}")
     if isinstance(min_length, int) and len(text) < min_length:
         text = text + "x" * (min_length - len(text))
     if isinstance(max_length, int) and len(text) > max_length:

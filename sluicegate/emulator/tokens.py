@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from sluicegate.emulator.wire_errors import RequestInvalid
+
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 3  # role markers and separators around each message
 REPLY_PRIMING_TOKENS = 3  # OpenAI counts the assistant turn the reply starts
@@ -25,8 +27,12 @@ def text_tokens(text: str) -> int:
 
 
 def canonical_json(value: Any) -> str:
-    """Stable JSON text (sorted keys) so equal values always count and hash the same."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    """Stable JSON text (sorted keys) so equal values always count and hash the same.
+    A request nested past what orjson writes (255 levels; it reads 1024) is refused."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError as exc:
+        raise RequestInvalid(f"The request cannot be processed: {exc}.") from None
 
 
 def json_tokens(value: Any) -> int:

@@ -20,7 +20,13 @@ from typing import Any
 
 import msgspec
 
-from sluicegate.errors import AuthenticationError, Conflict, InvalidRequest, NotFound
+from sluicegate.errors import (
+    AuthenticationError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    StoreUnavailable,
+)
 from sluicegate.identity.envelope import is_envelope_value
 from sluicegate.identity.key_store import KeyRow, KeyStore
 from sluicegate.model.identity import ALWAYS_PINNED, PINNABLE_FIELDS, Principal
@@ -42,12 +48,63 @@ class _Entry(msgspec.Struct, frozen=True):
     grace_until: float | None
 
 
+class _OutageLog:
+    """How the key refresh reports a store outage: one warning when it starts (with a
+    traceback only for an error that is not a known store error), then at most one every
+    `every` seconds while it lasts, and one line when it ends. Polling twice a second, a
+    traceback per failure buried everything else in the log."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._since: float | None = None
+        self._last = 0.0
+        self._failures = 0
+
+    def failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        self._failures += 1
+        if self._since is None:
+            self._since = self._last = now
+            log.warning(
+                "key refresh failed; serving the last loaded keys until the store answers: %s",
+                exc,
+                exc_info=not isinstance(exc, StoreUnavailable),
+            )
+        elif now - self._last >= self._every:
+            self._last = now
+            log.warning(
+                "key refresh still failing after %.1f s (%d attempts); serving the last "
+                "loaded keys: %s",
+                now - self._since,
+                self._failures,
+                exc,
+            )
+
+    def succeeded(self) -> None:
+        if self._since is None:
+            return
+        log.warning(
+            "key refresh works again after %.1f s and %d failed attempts",
+            time.monotonic() - self._since,
+            self._failures,
+        )
+        self._since, self._failures = None, 0
+
+
 class KeyService:
     def __init__(
-        self, store: KeyStore, *, admin_key: str | None, clock: Callable[[], float] = time.time
+        self,
+        store: KeyStore,
+        *,
+        admin_key: str | None,
+        clock: Callable[[], float] = time.time,
+        outage_log_every: float = 60.0,
     ):
+        """`outage_log_every`: while the store is down, the refresh repeats its warning at
+        most this often (seconds)."""
         self._store = store
         self._clock = clock
+        self._outage = _OutageLog(outage_log_every)
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._admin = Principal(key_id=ADMIN_KEY_ID, name="admin", is_admin=True)
         self._index: dict[str, _Entry] = {}
@@ -104,8 +161,10 @@ class KeyService:
             try:
                 if await self._store.max_updated_at() != self._loaded_version:
                     await self.load()
-            except Exception:  # the store may be briefly down; keep the old index
-                log.warning("key refresh failed; serving the last loaded keys", exc_info=True)
+            except Exception as exc:  # the store may be briefly down; keep the old index
+                self._outage.failed(exc)
+            else:
+                self._outage.succeeded()
 
     # --- admin --------------------------------------------------------------------
     async def create(

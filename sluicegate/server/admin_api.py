@@ -24,8 +24,17 @@ from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.wire.common import request_object
 
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_RELATIVE = re.compile(r"^(\d{1,9})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# Bounds on what one key may carry: it is loaded into every replica's memory and shown in
+# every key listing.
+MAX_TEXT = 256  # user_id, team, project, name, a model name, a metadata key
+MAX_MODELS = 1000
+MAX_METADATA_ENTRIES = 64
+MAX_METADATA_VALUE = 1024
+MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z, the last second a datetime can show
+MAX_GRACE_SECONDS = 10 * 365 * 86400
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -38,9 +47,21 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def parse_time(value: str | None, param: str) -> float | None:
-    """Unix seconds, ISO-8601, or a relative age such as `15m`, `1h`, `7d`."""
+    """Unix seconds, ISO-8601, or a relative age such as `15m`, `1h`, `7d`; a time between
+    1970 and the year 9999 (nan or inf would make a key that never expires)."""
     if value is None or value == "":
         return None
+    seconds = _seconds(value, param)
+    if not 0.0 <= seconds <= MAX_TIME:  # also false for nan
+        raise InvalidRequest(
+            f"{param}: {value!r} is not a time between 1970 and 9999 "
+            f"(unix seconds 0 to {MAX_TIME:.0f})",
+            param=param,
+        )
+    return seconds
+
+
+def _seconds(value: str, param: str) -> float:
     match = _RELATIVE.match(value)
     if match:
         return time.time() - int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -50,12 +71,52 @@ def parse_time(value: str | None, param: str) -> float | None:
         pass
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise InvalidRequest(
             f"{param}: {value!r} is not a time (unix seconds, ISO-8601, "
             "or an age like 15m / 1h / 7d)",
             param=param,
         ) from None
+
+
+def _text(value: object, param: str, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{param} must be a string", param=param)
+    if len(value) > limit or "\x00" in value:
+        raise InvalidRequest(
+            f"{param} must be at most {limit} characters, without NUL", param=param
+        )
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    return None if value is None else _text(value, name)
+
+
+def _models(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_MODELS:
+        raise InvalidRequest(
+            f"models must be a list of at most {MAX_MODELS} model names", param="models"
+        )
+    return [_text(model, "models") for model in value]
+
+
+def _metadata(value: object) -> dict[str, str]:
+    """An object of string values (stored and shown as given; not interpreted)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_METADATA_ENTRIES:
+        raise InvalidRequest(
+            f"metadata must be an object of at most {MAX_METADATA_ENTRIES} string values",
+            param="metadata",
+        )
+    return {
+        _text(key, "metadata"): _text(item, f"metadata.{key}", MAX_METADATA_VALUE)
+        for key, item in value.items()
+    }
 
 
 def _optional_float(data: dict[str, Any], name: str) -> float | None:
@@ -105,16 +166,12 @@ class AdminApi:
         unknown = set(data) - {*_KEY_STRINGS, "pinned", "models", "expires_at", "metadata"}
         if unknown:
             raise InvalidRequest(f"unknown field {sorted(unknown)[0]!r}", param=sorted(unknown)[0])
-        for field in _KEY_STRINGS:
-            if data.get(field) is not None and not isinstance(data[field], str):
-                raise InvalidRequest(f"{field} must be a string", param=field)
-        models = _string_list(data, "models", "a list of model names")
         row, raw = await self._keys.create(
-            **{field: data.get(field) for field in _KEY_STRINGS},
+            **{field: _optional_text(data, field) for field in _KEY_STRINGS},
             pinned=_string_list(data, "pinned", "a list of envelope field names"),
-            models=models,
+            models=_models(data.get("models")),
             expires_at=_optional_float(data, "expires_at"),
-            metadata=data.get("metadata"),
+            metadata=_metadata(data.get("metadata")),
         )
         return json_response({**public_view(row, time.time()), "key": raw}, status=201)
 
@@ -126,8 +183,15 @@ class AdminApi:
     async def rotate_key(self, request: Request) -> Response:
         data = await json_body(request)
         grace = data.get("grace_seconds", 3600)
-        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
-            raise InvalidRequest("grace_seconds must be a number >= 0", param="grace_seconds")
+        if (
+            isinstance(grace, bool)
+            or not isinstance(grace, int | float)
+            or not 0 <= grace <= MAX_GRACE_SECONDS
+        ):
+            raise InvalidRequest(
+                f"grace_seconds must be a number from 0 to {MAX_GRACE_SECONDS} (ten years)",
+                param="grace_seconds",
+            )
         row, raw = await self._keys.rotate(request.path_params["key_id"], float(grace))
         return json_response({**public_view(row, time.time()), "key": raw})
 

@@ -1,6 +1,7 @@
 """The one door to the admin API: every path under /api/ is authenticated here, before
 routing, and every error under /api/ (refused key, bad request, unknown route, wrong
-method) has one JSON shape:
+method) has one JSON shape, which is also the answer for an unknown path outside /api/
+and /v1/ (`route_error`):
 
     {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}   (+ "problems"
                                                                            for config)
@@ -28,8 +29,9 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.config.problems import ConfigValidationError
-from sluicegate.errors import ConfigError, PermissionDenied, SluiceError
+from sluicegate.errors import ConfigError, InvalidRequest, PermissionDenied, SluiceError
 from sluicegate.identity.keys import KeyService
+from sluicegate.server.errors import unknown_route
 from sluicegate.server.wire_routes import api_key_from
 
 ADMIN_PREFIX = "/api"
@@ -81,6 +83,7 @@ class AdminGate:
             return
         try:
             principal = self._auth.resolve(scope)
+            _refuse_nul(scope)
         except SluiceError as exc:
             await admin_error(exc)(scope, receive, send)
             return
@@ -93,7 +96,7 @@ def admin_app(routes: Sequence[BaseRoute], *, middleware: Sequence[Middleware] =
     return Starlette(
         routes=list(routes),
         middleware=list(middleware),
-        exception_handlers={SluiceError: _sluice_error, HTTPException: _http_error},
+        exception_handlers={SluiceError: _sluice_error, HTTPException: route_error},
     )
 
 
@@ -113,15 +116,23 @@ async def _sluice_error(request: Request, exc: Exception) -> Response:
     return admin_error(cast(SluiceError, exc))  # registered for SluiceError only
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 and 405 (no such route, or not with this method)."""
+async def route_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (no such route, or not with this method), as JSON:
+    under /v1/ in the OpenAI format, anywhere else in the admin error shape. The gateway's
+    main app uses it too, so that no path answers in plain text."""
     exc = cast(HTTPException, exc)  # registered for HTTPException only
+    path = request.url.path
+    wire_error = unknown_route(request.method, path, exc.status_code)
+    if wire_error is not None:
+        wire_error.headers.update(exc.headers or {})  # Allow, on a 405
+        return wire_error
     if exc.status_code == 405:
         kind, code = "invalid_request_error", "method_not_allowed"
-        message = f"{request.method} is not allowed on {request.url.path}"
+        message = f"{request.method} is not allowed on {path}"
     elif exc.status_code == 404:
         kind, code = "not_found_error", "route_not_found"
-        message = f"no admin API route {request.url.path}"
+        where = "admin API route" if _under_admin(path) else "route"
+        message = f"no {where} {path}"
     else:
         kind, code, message = "api_error", None, str(exc.detail)
     error = {"message": message, "type": kind, "param": None, "code": code}
@@ -132,6 +143,16 @@ def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> R
     return Response(
         orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json"
     )
+
+
+def _refuse_nul(scope: Scope) -> None:
+    """No admin path or query parameter may hold a NUL: no id, name or filter has one,
+    and PostgreSQL cannot even compare text with it (checked here, once, for every admin
+    route, so that it is a 400 and not a database error)."""
+    if "\x00" in scope["path"]:
+        raise InvalidRequest("the path holds a NUL character (%00)")
+    if b"%00" in scope.get("query_string", b""):
+        raise InvalidRequest("a query parameter holds a NUL character (%00)")
 
 
 def _under_admin(path: str) -> bool:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_HISTORY = 1000
+MAX_VERSION = 2**31 - 1  # the version column is a 32-bit INTEGER
 ACTOR_HEADER = "x-sluice-actor"  # who ran the CLI, recorded next to the admin principal
 
 GetService = Callable[[Request], ConfigService]
@@ -91,7 +92,7 @@ class _ConfigApi:
         return json_response({**_version_payload(current), **_live_payload(self._live(request))})
 
     async def version(self, request: Request) -> Response:
-        found = await self._service(request).get(request.path_params["version"])
+        found = await self._service(request).get(_version(request.path_params["version"]))
         return json_response(_version_payload(found))
 
     async def history(self, request: Request) -> Response:
@@ -104,10 +105,10 @@ class _ConfigApi:
     async def rollback(self, request: Request) -> Response:
         body = await _json_object(request)
         version = body.get("version")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int):
             raise InvalidRequest('body must be {"version": N} with N >= 1', param="version")
         result = await self._service(request).rollback(
-            version,
+            _version(version),
             applied_by(request),
             dry_run=_flag(request, "dry_run") or body.get("dry_run") is True,
             strict=_flag(request, "strict"),
@@ -196,13 +197,31 @@ def _live_payload(live: LiveConfig) -> dict[str, Any]:
 
 
 async def _body_text(request: Request) -> str:
-    body = await request.body()
-    if len(body) > MAX_CONFIG_BYTES:
-        raise PayloadTooLarge(f"config body over {MAX_CONFIG_BYTES} bytes")
+    body = await _capped_body(request, MAX_CONFIG_BYTES)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("the config body must be UTF-8 text") from None
+
+
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to pass `limit`: from its declared
+    length before a byte is read, else while it streams in, so an oversized body is never
+    held whole."""
+    too_large = PayloadTooLarge(
+        f"the config body is over the limit of {limit} bytes ({limit // 1024 // 1024} MiB)"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -230,6 +249,16 @@ def _flag(request: Request, name: str) -> bool:
     if value.lower() in _FALSE:
         return False
     raise InvalidRequest(f"{name} must be true or false, not {value!r}", param=name)
+
+
+def _version(version: int) -> int:
+    """A version number the store can hold; past it there is no such version (400, not a
+    database error)."""
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidRequest(
+            f"version must be between 1 and {MAX_VERSION}, not {version}", param="version"
+        )
+    return version
 
 
 def _int(value: str, name: str) -> int:

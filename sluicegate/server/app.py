@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -44,7 +45,7 @@ from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
-from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app
+from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app, route_error
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.config_review import (
     CompiledConfig,
@@ -257,7 +258,11 @@ class Gateway:
             Route("/readyz", self.readyz),
             emulator_route(self.settings.emulator),
         ]
-        app = Starlette(routes=routes, lifespan=self.lifespan)
+        app = Starlette(
+            routes=routes,
+            lifespan=self.lifespan,
+            exception_handlers={HTTPException: route_error},  # JSON for unknown paths
+        )
         gate = AdminGate(app, admin_app(admin_routes), AdminKeyAuth(self.keys))
         return wire.hot_path(gate)
 

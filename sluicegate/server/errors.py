@@ -5,8 +5,23 @@ from __future__ import annotations
 import orjson
 from starlette.responses import Response
 
-from sluicegate.errors import LimitExceeded, SluiceError, UpstreamHTTPError
-from sluicegate.wire.registry import ClientWire
+from sluicegate.errors import (
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    SluiceError,
+    UpstreamHTTPError,
+)
+from sluicegate.model.request import ClientApi
+from sluicegate.wire.registry import WIRES, ClientWire
+
+# The model-call paths answer POST only (on the hot path, ahead of the router).
+_POST_ONLY = frozenset(wire.path for wire in WIRES.values())
+
+
+class _MethodNotAllowed(InvalidRequest):
+    status = 405
+    code = "method_not_allowed"
 
 
 def error_headers(exc: SluiceError) -> dict[str, str]:
@@ -43,3 +58,20 @@ def _naming_rule(body: bytes, exc: LimitExceeded) -> bytes:
         error["code"] = error.get("code") or exc.code
         error["rule_id"] = exc.rule_id
     return orjson.dumps(data)
+
+
+def unknown_route(method: str, path: str, status: int) -> Response | None:
+    """Starlette's own 404/405 for a path under /v1/, in the OpenAI error format (the
+    format of /v1/models and the admin API too); None for other paths, which the caller
+    answers in the admin error shape."""
+    if not path.startswith("/v1/"):
+        return None
+    exc: SluiceError
+    if status == 405 or path in _POST_ONLY:
+        exc = _MethodNotAllowed(f"{method} is not allowed on {path}")
+    else:
+        exc = NotFound(f"no API route {path}", code="route_not_found")
+    response = error_response(WIRES[ClientApi.OPENAI_CHAT], exc)
+    if path in _POST_ONLY:
+        response.headers["allow"] = "POST"
+    return response

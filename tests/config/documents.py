@@ -79,3 +79,12 @@ ceiling_usd: 500
 """
 
 BOTH = f"{RATE_LIMITS}---\n{BUDGET}"
+
+
+def billion_laughs(type_name: str, levels: int = 9) -> str:
+    """The classic YAML alias bomb (~400 bytes): each level repeats the one before nine
+    times, so the last one expands to 9**9 strings."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for n in range(1, levels):
+        lines.append(f"l{n}: &l{n} [" + ",".join([f"*l{n - 1}"] * 9) + "]")
+    return "\n".join([*lines, "name: bomb", f"type: {type_name}", ""])

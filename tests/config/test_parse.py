@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
+from sluicegate.config import parse
 from sluicegate.config.parse import load_raw, parse_documents, parse_sources
 from sluicegate.config.problems import ConfigValidationError
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.errors import ConfigError
-from tests.config.documents import BOTH, BudgetDoc, RateLimitDoc
+from tests.config.documents import BOTH, BudgetDoc, RateLimitDoc, billion_laughs
 
 
 def problems_of(text: str, registry: DocumentRegistry) -> list[str]:
@@ -176,3 +177,36 @@ def test_duplicates_across_sources(registry):
         parse_sources([("a.yaml", BOTH), ("b.yaml", BOTH)], registry)
     assert len(caught.value.problems) == 2
     assert "a.yaml#1 and b.yaml#1" in caught.value.problems[0]["message"]
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(registry):
+    (problem,) = problems_of(billion_laughs("test-budget"), registry)
+    assert "more than 100000 YAML nodes (counting each alias expanded)" in problem
+    assert "line 6" in problem  # refused while composing, long before the last level
+
+
+def test_aliases_that_stay_under_the_limit_still_work(registry):
+    text = "rules: &r []\nname: b\ntype: test-budget\nceiling_usd: 5\n---\n"
+    assert load_raw(text + "x: &x [1, 2]\ny: [*x, *x]\n")[1] == {"x": [1, 2], "y": [[1, 2]] * 2}
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("a: &a [1, *a]\n", "alias *a refers to a collection holding it"),
+        ("a: &a {b: {c: *a}}\n", "alias *a refers to a collection holding it"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "collections nested more than 64 deep"),
+    ],
+)
+def test_yaml_over_a_limit_is_a_problem_not_a_crash(registry, text, problem):
+    with pytest.raises(ConfigValidationError) as caught:
+        load_raw(text)
+    assert problem in caught.value.message
+    assert "YAML refused at line" in caught.value.message
+
+
+def test_plain_yaml_over_the_node_limit_is_refused(registry, monkeypatch):
+    monkeypatch.setattr(parse, "MAX_YAML_NODES", 1000)  # 100k nodes take PyYAML ~3 s
+    with pytest.raises(ConfigValidationError) as caught:
+        load_raw("- 1\n" * 1000)
+    assert "more than 1000 YAML nodes" in caught.value.message

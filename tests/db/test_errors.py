@@ -61,6 +61,7 @@ async def test_an_unusable_database_is_store_unavailable(broken_engine: AsyncEng
         with pytest.raises(StoreUnavailable) as caught:
             await call()
         assert not isinstance(caught.value, StoreRejected)
+        assert (caught.value.status, caught.value.code) == (503, "store_unavailable")
 
 
 async def test_rows_the_database_refuses_are_store_rejected(engine: AsyncEngine) -> None:
@@ -75,6 +76,24 @@ async def test_rows_the_database_refuses_are_store_rejected(engine: AsyncEngine)
         with pytest.raises(StoreRejected):
             await store.write_batch([LedgerRecord(request_id="fine", ts=1.0), rec])
     assert await store.count(0.0, {}) == 0  # a refused batch is refused whole
+
+
+async def test_values_the_database_refuses_are_a_4xx_not_an_outage(engine: AsyncEngine) -> None:
+    """Reads too: a value the database cannot take (PostgreSQL: past INTEGER, a NUL in
+    text) is the caller's data, answered 400, never a 503 that says the store is down."""
+    versions, keys = SqlConfigVersionStore(engine), SqlKeyStore(engine)
+    calls = [lambda: versions.get(2**70)]
+    if engine.dialect.name == "postgresql":
+        calls += [lambda: versions.get(2**40), lambda: keys.get("key_\x00")]
+    for call in calls:
+        with pytest.raises(StoreRejected) as caught:
+            await call()
+        exc = caught.value
+        assert (exc.status, exc.error_type, exc.code) == (
+            400,
+            "invalid_request_error",
+            "store_rejected",
+        )
 
 
 async def test_only_a_taken_version_number_is_a_version_conflict(engine: AsyncEngine) -> None:
