@@ -58,6 +58,9 @@ class Admission:
     estimated_input_tokens: int = 0
     reserved_output_tokens: int = 0
     settled: bool = False
+    # Admitted with nothing reserved, the counter store unreachable (fail_open), at this
+    # time: settling charges what the holds consumed, once the store can count it.
+    unreserved_at: float | None = None
 
     @property
     def admitted(self) -> bool:
@@ -77,12 +80,13 @@ class PolicyBlocked(LimitExceeded):
 
 
 class PolicyUnavailable(StoreUnavailable):
-    """The counter store is unreachable and the policy fails closed (503); carries the
-    policy events for the ledger."""
+    """The counter store is unreachable and the policy fails closed (503 + Retry-After:
+    when the store is tried again); carries the policy events for the ledger."""
 
-    def __init__(self, message: str, *, events: list[PolicyEvent]):
+    def __init__(self, message: str, *, events: list[PolicyEvent], retry_after: float = 1.0):
         super().__init__(message)
         self.events = events
+        self.retry_after = retry_after
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):
@@ -195,6 +199,7 @@ def _budget_item(
             amount,
             frame.expires_at,
             window.slide,
+            ledger=True,
         ),
         hold=Hold(key, "cost", "", amount),
         limit=budget.ceiling_micros,

@@ -116,7 +116,10 @@ async def budget_status(
                 "timezone": window.tz.key,
                 "ceiling_usd": budget.ceiling_usd,
                 "spent_usd": round(level.used / 1e6, 6),
-                "reserved_usd": round(level.reserved / 1e6, 6),
+                # held for requests in flight; capacity leased by replicas apart (idle
+                # replicas hold leases until they give them back)
+                "reserved_usd": round((level.reserved - level.leased) / 1e6, 6),
+                "leased_usd": round(level.leased / 1e6, 6),
                 "pct": round(level.used / budget.ceiling_micros * 100, 2),
                 "window_start": iso(start, window.tz) if window.resets else iso(start),
                 "resets_at": iso(end, window.tz) if window.resets else None,
@@ -130,7 +133,10 @@ async def budget_status(
 async def rebuild(
     policy: CompiledPolicy, store: CounterStore, sum_cost: SumCost, now: float | None = None
 ) -> list[dict[str, Any]]:
-    """Seed every absent budget counter with the ledger's spend since its window start."""
+    """Raise every budget counter's ledger part to the ledger's spend of the requests that
+    arrived in its window before the counter's cutoff (see counters/base.py). Safe to run
+    at any time, from any number of replicas, as often as wanted: it only ever raises the
+    ledger part to what the ledger holds."""
     now = time.time() if now is None else now
     report = []
     for budget in policy.budgets:
@@ -142,39 +148,69 @@ async def rebuild(
                 )
                 continue
             key = budget_key(budget, window, now)
+            expires_at = window.expires_at(now)
+            cutoff = await store.cutoff(key, expires_at, window.slide)
+            before = float(cutoff)
+            if before <= 0:  # a counter from before cutoffs: it counted its whole window
+                report.append({**row, "seeded": False, "reason": "counted by the store"})
+                continue
+            used: int | dict[int, int]
             if window.resets:
-                spent = await _spent(sum_cost, window.bounds(now)[0], budget.ledger_filters)
-                seeded = await store.set_if_absent(
-                    key, usd_to_micros(spent), window.expires_at(now)
+                used = await _spent_before(
+                    sum_cost, window.bounds(now)[0], before, budget.ledger_filters
                 )
+                spent = used
             else:
-                buckets = await _bucket_spend(sum_cost, window, budget.ledger_filters, now)
-                spent = sum(buckets.values()) / 1e6
-                seeded = await store.set_if_absent(
-                    key, buckets, window.expires_at(now), window.slide
-                )
-            report.append({**row, "seeded": seeded, "ledger_spent_usd": round(spent, 6)})
+                used = await _bucket_spend(sum_cost, window, budget.ledger_filters, now, before)
+                spent = sum(used.values())
+            grew = await store.seed(key, cutoff, used, expires_at, window.slide)
+            report.append(
+                {
+                    **row,
+                    "seeded": grew >= 0,
+                    "ledger_spent_usd": round(spent / 1e6, 6),
+                    "added_usd": round(max(0, grew) / 1e6, 6),
+                    "cutoff": before,
+                }
+            )
     return report
 
 
-async def _spent(sum_cost: SumCost, since: float, filters: tuple[Mapping[str, str], ...]) -> float:
-    total = 0.0
+async def _micros_since(
+    sum_cost: SumCost, since: float, filters: tuple[Mapping[str, str], ...]
+) -> int:
+    total = 0
     for f in filters:
-        total += await sum_cost(since, dict(f))
+        total += usd_to_micros(await sum_cost(since, dict(f)))
     return total
 
 
+async def _spent_before(
+    sum_cost: SumCost, since: float, before: float, filters: tuple[Mapping[str, str], ...]
+) -> int:
+    """Micro-dollars of rows that arrived in [since, before). The later sum is read first:
+    a row landing between the two reads then counts (too much, never too little)."""
+    if before <= since:
+        return 0
+    later = await _micros_since(sum_cost, before, filters)
+    return max(0, await _micros_since(sum_cost, since, filters) - later)
+
+
 async def _bucket_spend(
-    sum_cost: SumCost, window: Window, filters: tuple[Mapping[str, str], ...], now: float
+    sum_cost: SumCost,
+    window: Window,
+    filters: tuple[Mapping[str, str], ...],
+    now: float,
+    before: float,
 ) -> dict[int, int]:
-    """Spend per live bucket of a rolling window, from cumulative sums since each start."""
+    """Spend per live bucket of a rolling window of rows that arrived before `before`, from
+    cumulative sums since each bucket start (the latest read first, as in _spent_before)."""
     size = window.bucket_s
     first = bucket_start(now - window.seconds, size)
     if first + size <= now - window.seconds:
         first += size
-    starts = list(range(first, bucket_start(now, size) + 1, size))
-    since = [usd_to_micros(await _spent(sum_cost, s, filters)) for s in starts]
-    return {
-        start: max(0, since[i] - (since[i + 1] if i + 1 < len(since) else 0))
-        for i, start in enumerate(starts)
-    }
+    starts = [s for s in range(first, bucket_start(now, size) + 1, size) if s < before]
+    later = await _micros_since(sum_cost, before, filters)
+    since = [await _micros_since(sum_cost, s, filters) for s in reversed(starts)][::-1]
+    since.append(later)
+    return {start: max(0, since[i] - since[i + 1]) for i, start in enumerate(starts)}

@@ -16,10 +16,17 @@
 
 A rule listed in `exempt_rule_ids`, and an `audit` rule, is counted but not enforced
 (an audit breach admits and records an event). Store failures follow `failure_mode`; an
-outage and the recovery are logged once each. Budget counters the store lacks are seeded
-from the ledger at start-up, when a config adds a budget window, after an outage (a
-Redis that restarted empty), and when the store turns out to have lost its data with no
-outage seen (checked every few seconds: see `check_store`).
+outage and the recovery are logged once each; a fail_closed refusal says when to retry
+(Retry-After: `store_retry_s`). What fail_open admits while the store is unreachable is
+charged to the counters once it answers again (`CounterStore.charge_soon`).
+
+Budget spend is rebuilt from the ledger (`budgets.rebuild`, correct under traffic: see
+counters/base.py) at start-up, when a config adds a budget window, after an outage, and
+when the store lost its data: admissions then get StoreUnseeded from the store and wait
+(at most `seed_wait_s`) for one rebuild they share; the store check every few seconds
+(`check_store`) notices a loss with no traffic. Each rebuild is repeated a few times over
+the next minutes (`store_check_s` x 1, 3, 9, 27, 81), for ledger rows of requests that
+were in flight at the loss and land late.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from sluicegate.alerts.alert import Alert, AlertSink
-from sluicegate.errors import StoreUnavailable
+from sluicegate.errors import StoreUnavailable, StoreUnseeded
 from sluicegate.model.record import PolicyEvent
 from sluicegate.model.usage import Usage
 from sluicegate.policy import budgets
@@ -58,6 +65,7 @@ _FAILURE_MODES: dict[str, FailureMode] = {"fail_open": "fail_open", "fail_closed
 SEEDED_MARK = "budgets-seeded"  # in the counter store while it holds seeded budget spend
 _SEEDED_TTL_S = 400 * 86400  # should it lapse, one needless (harmless) rebuild
 _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
+_REFRESH_AFTER = (1, 3, 9, 27, 81)  # rebuild passes after a rebuild, in store checks
 
 
 class PolicyEngine:
@@ -67,6 +75,8 @@ class PolicyEngine:
     default_max_output_tokens: what token rules reserve when the request sets no maximum.
     store_retry_s: after a store failure, admissions skip the store (failing open or
     closed at once) for this long instead of paying a timeout each.
+    seed_wait_s: how long admissions wait for budget spend to be rebuilt after the store
+    lost its data, before failing open or closed.
     """
 
     def __init__(
@@ -80,6 +90,7 @@ class PolicyEngine:
         default_max_output_tokens: int = 4096,
         store_retry_s: float = 1.0,
         store_check_s: float = 5.0,
+        seed_wait_s: float = 2.0,
     ):
         mode = _FAILURE_MODES.get(failure_mode)
         if mode is None:
@@ -92,7 +103,10 @@ class PolicyEngine:
         self._default_max_output = default_max_output_tokens
         self._store_retry_s = store_retry_s
         self._store_check_s = store_check_s
+        self._seed_wait_s = seed_wait_s
         self._watch: asyncio.Task[None] | None = None
+        self._reseeding: asyncio.Task[Any] | None = None  # the rebuild admissions wait for
+        self._refresh_at: list[float] = []  # monotonic times of the next rebuild passes
         self._policy = CompiledPolicy()
         self._down_until = 0.0  # monotonic; while in the future the store is not tried
         self.last_error: str | None = None
@@ -132,6 +146,7 @@ class PolicyEngine:
         policy = self._policy
         events: list[PolicyEvent] = []
         queue: _Queue | None = None  # made when a queue_then_429 rule holds the request back
+        waited = False  # for a rebuild of budget spend (once)
         while True:
             now = self._clock()
             items = plan(policy, inp, now, self._default_max_output)
@@ -140,8 +155,13 @@ class PolicyEngine:
             reservation_id = _new_id(inp, self._serial)
             try:
                 result = await self._store_admit(items, reservation_id)
+            except StoreUnseeded as exc:
+                if not waited and await self._reseeded():
+                    waited = True
+                    continue
+                return self._store_failed(inp, items, reservation_id, events, exc, now)
             except StoreUnavailable as exc:
-                return self._store_failed(inp, events, exc)
+                return self._store_failed(inp, items, reservation_id, events, exc, now)
             if policy.alerts and self._notifier is not None:
                 self._schedule_alerts(items, result, now)
             if result.ok:
@@ -172,6 +192,9 @@ class PolicyEngine:
         if reservation_id is None or actuals is None:
             return
         try:
+            if admission.unreserved_at is not None:
+                self._counters.charge_soon(reservation_id, actuals, admission.unreserved_at)
+                return
             await self._counters.settle(reservation_id, actuals)
         except StoreUnavailable as exc:
             self._note_failure(exc)
@@ -190,7 +213,10 @@ class PolicyEngine:
         if reservation_id is None or actuals is None:
             return
         try:
-            self._counters.settle_soon(reservation_id, actuals)
+            if admission.unreserved_at is not None:
+                self._counters.charge_soon(reservation_id, actuals, admission.unreserved_at)
+            else:
+                self._counters.settle_soon(reservation_id, actuals)
         except Exception:
             log.exception("policy: could not settle %s", admission.request_id)
 
@@ -212,10 +238,10 @@ class PolicyEngine:
         return await budgets.budget_status(self._policy, self._counters, self._clock())
 
     async def rebuild_budgets(self, sum_cost: budgets.SumCost) -> list[dict[str, Any]]:
-        """Seed absent budget counters from the ledger (run at start-up, before traffic).
+        """Rebuild budget spend from the ledger (run at start-up, before traffic).
         Never raises: an unreachable store or ledger is logged and reported."""
         self._sum_cost = sum_cost
-        report = await self._rebuild(self._policy)
+        report = await self._rebuild(self._policy, passes=True)
         if hasattr(self._counters, "ping") and self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._watch_store())
         return report
@@ -234,18 +260,14 @@ class PolicyEngine:
             lost = (
                 not was_down
                 and self._sum_cost is not None
-                and await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+                and not await self._counters.marked(SEEDED_MARK)
             )
         except StoreUnavailable as exc:
             self._note_failure(exc)
             return self.healthy
         self._note_success()  # after an outage: rebuilds
         if lost:
-            log.warning(
-                "policy: the counter store lost its data (no seeding mark): budget "
-                "spend rebuilt from the ledger"
-            )
-            self._spawn(self._rebuild(self._policy))
+            self._start_reseed(lost=True)
         return self.healthy
 
     async def _watch_store(self) -> None:
@@ -253,8 +275,45 @@ class PolicyEngine:
             await asyncio.sleep(self._store_check_s)
             try:
                 await self.check_store()
+                if self._refresh_at and time.monotonic() >= self._refresh_at[0]:
+                    self._refresh_at.pop(0)
+                    await self._rebuild(self._policy)
             except Exception:  # a bug: logged, and the next check runs all the same
                 log.exception("policy: counter store check failed")
+
+    async def _reseeded(self) -> bool:
+        """The store lost its data: wait (at most `seed_wait_s`) for budget spend to be
+        rebuilt, by one rebuild every waiting admission shares. True once it is."""
+        task = self._start_reseed(lost=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._seed_wait_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def _start_reseed(self, lost: bool) -> asyncio.Task[Any]:
+        """The rebuild in progress, or a new one (`lost`: the store lost its data, not
+        merely came back)."""
+        task = self._reseeding
+        if task is None or task.done():
+            task = self._reseeding = asyncio.get_running_loop().create_task(self._reseed(lost))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _reseed(self, lost: bool) -> None:
+        if self._sum_cost is None:  # nothing to rebuild from: the empty store is right
+            try:
+                await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+            except StoreUnavailable as exc:
+                self._note_failure(exc)
+            return
+        if lost:
+            log.warning(
+                "policy: the counter store lost its data (no seeding mark): budget spend "
+                "rebuilt from the ledger"
+            )
+        await self._rebuild(self._policy, passes=True)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) for background alert work; the engine stays usable."""
@@ -277,6 +336,8 @@ class PolicyEngine:
             result = await self._counters.admit(
                 [i.check for i in items], reservation_id, self._ttl_s
             )
+        except StoreUnseeded:
+            raise  # it answers: not an outage
         except StoreUnavailable as exc:
             self._note_failure(exc)
             raise
@@ -301,10 +362,14 @@ class PolicyEngine:
         log.warning("policy: counter store reachable again; limits and budgets enforced")
         self.last_error, self._down_until = None, 0.0
         if self._sum_cost is not None:  # it may have restarted empty
-            self._spawn(self._rebuild(self._policy))
+            self._start_reseed(lost=False)
 
-    async def _rebuild(self, policy: CompiledPolicy) -> list[dict[str, Any]]:
+    async def _rebuild(self, policy: CompiledPolicy, passes: bool = False) -> list[dict[str, Any]]:
+        """One rebuild pass (`passes`: and schedule the passes that follow it)."""
         assert self._sum_cost is not None
+        if passes:
+            start = time.monotonic()
+            self._refresh_at = [start + n * self._store_check_s for n in _REFRESH_AFTER]
         try:
             report = await budgets.rebuild(policy, self._counters, self._sum_cost, self._clock())
         except StoreUnavailable as exc:
@@ -314,12 +379,13 @@ class PolicyEngine:
             log.exception("policy: budget counters not rebuilt from the ledger")
             return [{"seeded": False, "reason": f"{type(exc).__name__}: {exc}"}]
         for row in report:
-            if row.get("seeded"):
+            if row.get("added_usd"):
                 log.info(
-                    "policy: budget %s (%s) seeded from the ledger: $%s spent",
+                    "policy: budget %s (%s) seeded from the ledger: $%s spent before %s",
                     row["id"],
                     row["window"],
                     row.get("ledger_spent_usd"),
+                    row.get("cutoff"),
                 )
         try:  # what check_store looks for: the store holds the spend seeded here
             await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
@@ -337,8 +403,16 @@ class PolicyEngine:
         task.add_done_callback(self._tasks.discard)
 
     def _store_failed(
-        self, inp: AdmissionInput, events: list[PolicyEvent], exc: StoreUnavailable
+        self,
+        inp: AdmissionInput,
+        items: list[Item],
+        reservation_id: str,
+        events: list[PolicyEvent],
+        exc: StoreUnavailable,
+        now: float,
     ) -> Admission:
+        """fail_closed: a 503 saying when to retry. fail_open: admitted with nothing
+        reserved; what the holds consume is charged once the store answers again."""
         detail = str(exc)[:200]
         events.append(
             PolicyEvent(
@@ -346,8 +420,20 @@ class PolicyEngine:
             )
         )
         if self.failure_mode == "fail_closed":
-            raise PolicyUnavailable(str(exc), events=events) from exc
-        return self._admission(inp, events)
+            retry = max(self._store_retry_s, self._down_until - time.monotonic())
+            raise PolicyUnavailable(
+                f"{exc} (limits and budgets cannot be checked; this gateway fails closed): "
+                f"retry in {math.ceil(retry)}s",
+                events=events,
+                retry_after=retry,
+            ) from exc
+        return self._admission(
+            inp,
+            events,
+            reservation_id=reservation_id,
+            holds=tuple([i.hold for i in items]),
+            unreserved_at=now,
+        )
 
     def _admission(self, inp: AdmissionInput, events: list[PolicyEvent], **kw: Any) -> Admission:
         return Admission(

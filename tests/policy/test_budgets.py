@@ -197,8 +197,11 @@ async def test_rebuild_budgets_from_the_ledger(make_store):
     clock.advance(6 * 3600)  # six hourly buckets slide out of the rolling window
     rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
     assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(9.0)
-    again = await engine.rebuild_budgets(sum_cost)
-    assert [r["seeded"] for r in again] == [False, False, False, False]
+    again = await engine.rebuild_budgets(sum_cost)  # later, another replica: nothing twice
+    assert [r.get("added_usd") for r in again] == [0, 0, None, None]
+    rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
+    assert rows[("search", "monthly")]["spent_usd"] == pytest.approx(0.5 * 19.5 * 24)
+    assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(9.0)
 
 
 async def test_rebuild_from_the_memory_ledger_store(store):

@@ -18,6 +18,18 @@ Redis store's capacity leases): that capacity counts in `reserved` until the sto
 it back, the levels it answers those admissions with are its latest estimate, and the
 settlements of admissions it served reach `used` a little later than `settle` returns;
 `flush` waits for them.
+
+Budget counters (`Check.ledger`) can be rebuilt from the ledger, correctly under traffic.
+Each has a cutoff: the time the store started counting it. Its `used` is the ledger's
+spend of requests that arrived in the window before the cutoff (the ledger part, raised
+by `seed` to the ledger's latest sum: seeding again, or from several replicas at once,
+never counts a row twice) plus what settled through the store for requests admitted at
+or after it. A settlement of a reservation the store no longer knows, admitted before
+the cutoff, is left to the ledger part. So a store that lost its data starts each counter
+afresh at a new cutoff, and whatever the order of admissions, settlements and seeds, the
+counter ends at the ledger's spend plus what is in flight. Consumption admitted with no
+reservation (the store was unreachable: fail_open) is handed to `charge_soon` with its
+admission time and counted by the same rule.
 """
 
 from __future__ import annotations
@@ -42,11 +54,13 @@ class Check(msgspec.Struct, frozen=True):
     amount: int
     expires_at: float  # unix seconds; the counter may be dropped after this
     slide: Slide | None = None
+    ledger: bool = False  # a budget counter: rebuilt from the ledger (see above)
 
 
 class Level(msgspec.Struct, frozen=True, array_like=True):
     used: int
     reserved: int
+    leased: int = 0  # the part of `reserved` held by capacity leases (`usage` only)
 
 
 class AdmitResult(msgspec.Struct, frozen=True):
@@ -81,15 +95,38 @@ class CounterStore(Protocol):
 
     async def usage(self, keys: Sequence[str]) -> dict[str, Level]: ...
 
-    async def set_if_absent(
-        self, key: str, used: int | Mapping[int, int], expires_at: float, slide: Slide | None = None
-    ) -> bool:
-        """Seed `used` of a counter that has none yet (rebuild from the ledger). For a
-        sliding counter `used` maps bucket start (unix seconds) to amount."""
+    def charge_soon(
+        self, reservation_id: str, actuals: Mapping[str, int], admitted_at: float
+    ) -> None:
+        """Add consumption admitted without a reservation (the store was unreachable)
+        at `admitted_at`, as `settle_soon` would: to counters whose cutoff is not later.
+        A store that cannot apply it now keeps it (bounded) until it can."""
+        ...
+
+    async def cutoff(self, key: str, expires_at: float, slide: Slide | None = None) -> str:
+        """The budget counter's cutoff (unix seconds, as a string `seed` takes back);
+        the counter is created with cutoff now if absent. "0": it counted everything."""
+        ...
+
+    async def seed(
+        self,
+        key: str,
+        cutoff: str,
+        used: int | Mapping[int, int],
+        expires_at: float,
+        slide: Slide | None = None,
+    ) -> int:
+        """Raise the counter's ledger part to `used`: the ledger's spend of requests that
+        arrived in the window before `cutoff` (for a sliding counter, bucket start (unix
+        seconds) -> amount). Returns what it grew by, -1 if the cutoff changed meanwhile."""
         ...
 
     async def mark_once(self, key: str, ttl_s: float) -> bool:
         """True the first time `key` is marked within `ttl_s` seconds, False after."""
+        ...
+
+    async def marked(self, key: str) -> bool:
+        """Whether `key` is marked (by `mark_once`), without marking it."""
         ...
 
     async def close(self) -> None: ...

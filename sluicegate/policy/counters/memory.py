@@ -28,19 +28,27 @@ class _Counter:
     expires_at: float
     slide: Slide | None = None
     used: int = 0
-    has_used: bool = False
     buckets: dict[int, int] = field(default_factory=dict)
     reserved: int = 0  # held by reservations not yet settled
+    cutoff: str | None = None  # a budget counter's (see base.py); None: it counted all
+    ledger: int = 0  # the ledger part, of a fixed counter
+    ledger_buckets: dict[int, int] = field(default_factory=dict)  # of a sliding one
 
     def level(self, now: float) -> Level:
         if self.slide is None:
-            return Level(self.used, self.reserved)
+            return Level(self.used + self.ledger, self.reserved)
         slide = self.slide
         self.buckets = {b: v for b, v in self.buckets.items() if bucket_alive(b, slide, now)}
+        if self.ledger_buckets:
+            self.ledger_buckets = {
+                b: v for b, v in self.ledger_buckets.items() if bucket_alive(b, slide, now)
+            }
+            return Level(
+                sum(self.buckets.values()) + sum(self.ledger_buckets.values()), self.reserved
+            )
         return Level(sum(self.buckets.values()), self.reserved)
 
     def add(self, amount: int, now: float) -> None:
-        self.has_used = True
         if self.slide is None:
             self.used += amount
         else:
@@ -75,6 +83,8 @@ class MemoryCounterStore:
             counter = self._counters.get(check.key)
             if counter is None or counter.expires_at <= now:
                 counter = self._counters[check.key] = _Counter(check.expires_at, check.slide)
+                if check.ledger:
+                    counter.cutoff = repr(now)
             counters.append(counter)
         levels = tuple([counter.level(now) for counter in counters])
         for index, (check, level) in enumerate(zip(checks, levels)):
@@ -112,11 +122,20 @@ class MemoryCounterStore:
                     counter.add(actual, now)
         if named < len(actuals):  # counters it did not hold (lapsed, or another's)
             held = {key for key, _, _ in reservation.holds} if reservation else set()
-            for key, amount in actuals.items():
-                if amount > 0 and key not in held:
-                    live = self._live(key, now)
-                    if live is not None:
-                        live.add(amount, now)
+            self.charge_soon(reservation_id, {k: n for k, n in actuals.items() if k not in held}, 0)
+
+    def charge_soon(
+        self, reservation_id: str, actuals: Mapping[str, int], admitted_at: float
+    ) -> None:
+        now = self._clock()
+        for key, amount in actuals.items():
+            counter = self._live(key, now)
+            if (
+                amount > 0
+                and counter is not None
+                and (counter.cutoff is None or admitted_at >= float(counter.cutoff))
+            ):
+                counter.add(amount, now)
 
     async def flush(self) -> None:
         return None  # settle_soon applies at once
@@ -133,28 +152,42 @@ class MemoryCounterStore:
             result[key] = counter.level(now) if counter else Level(0, 0)
         return result
 
-    async def set_if_absent(
-        self, key: str, used: int | Mapping[int, int], expires_at: float, slide: Slide | None = None
-    ) -> bool:
-        if slide is None and isinstance(used, Mapping):
-            raise TypeError("a fixed counter is seeded with one amount")
+    async def cutoff(self, key: str, expires_at: float, slide: Slide | None = None) -> str:
         now = self._clock()
         counter = self._live(key, now)
         if counter is None:
             counter = self._counters[key] = _Counter(expires_at=expires_at, slide=slide)
-        counter.slide = counter.slide or slide
-        counter.level(now)  # drops buckets that slid out
-        if counter.buckets if counter.slide else counter.has_used:
-            return False
-        counter.has_used = True
-        if isinstance(used, Mapping):
-            counter.buckets.update(used)
-        elif slide is not None:
-            counter.buckets[bucket_start(now, slide.bucket_s)] = used
-        else:
-            counter.used = used
+            counter.cutoff = repr(now)
+        return counter.cutoff or "0"
+
+    async def seed(
+        self,
+        key: str,
+        cutoff: str,
+        used: int | Mapping[int, int],
+        expires_at: float,
+        slide: Slide | None = None,
+    ) -> int:
+        now = self._clock()
+        counter = self._live(key, now)
+        if counter is None or counter.cutoff != cutoff:
+            return -1
         counter.expires_at = max(counter.expires_at, expires_at)
-        return True
+        if isinstance(used, int):
+            if slide is not None:
+                used = {bucket_start(now, slide.bucket_s): used}
+            else:
+                grew = max(0, used - counter.ledger)
+                counter.ledger += grew
+                return grew
+        if counter.slide is None:
+            raise TypeError("a fixed counter is seeded with one amount")
+        grew, mine = 0, counter.ledger_buckets
+        for start, amount in used.items():
+            if bucket_alive(start, counter.slide, now) and amount > mine.get(start, 0):
+                grew += amount - mine.get(start, 0)
+                mine[start] = amount
+        return grew
 
     async def mark_once(self, key: str, ttl_s: float) -> bool:
         now = self._clock()
@@ -162,6 +195,9 @@ class MemoryCounterStore:
             return False
         self._marks[key] = now + ttl_s
         return True
+
+    async def marked(self, key: str) -> bool:
+        return self._marks.get(key, 0.0) > self._clock()
 
     async def close(self) -> None:
         return None

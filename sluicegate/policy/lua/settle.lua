@@ -3,8 +3,13 @@
 -- KEYS: every key the batch touches, once: reservation hashes and counter hashes H, each
 --       followed by its sorted set Z, in any order
 -- ARGV: one JSON array with, per reservation, [now, reservation id, position in KEYS of
---       its reservation hash, [[logical key, actual amount, position of the key's H], ...]]
---       (now and amounts are strings; an actual of 0 releases)
+--       its reservation hash, [[logical key, actual amount, position of the key's H], ...],
+--       admitted at (unix seconds; "0": unknown)] (now, amounts and admitted at are
+--       strings; an actual of 0 releases)
+-- An actual is added to a counter that exists when this Redis knows the reservation, or
+-- the counter has no cutoff t, or it was admitted at or after t: one admitted before t
+-- (before a data loss; or without a reservation, while Redis was unreachable) is in the
+-- counter's ledger part l instead, and counting it here too would count it twice.
 -- Returns, per reservation, the logical keys it still holds that were not named here
 -- (another replica admitted it with keys this one did not know): settle them with 0.
 local batch = cjson.decode(ARGV[1])
@@ -12,6 +17,7 @@ local out = {}
 
 for j = 1, #batch do
   local now, rid, rkey, actuals = tonumber(batch[j][1]), batch[j][2], KEYS[batch[j][3]], batch[j][4]
+  local admitted = tonumber(batch[j][5] or '0')
   for i = 1, #actuals do
     local logical, actual, at = actuals[i][1], tonumber(actuals[i][2]), actuals[i][3]
     local h, z = KEYS[at], KEYS[at + 1]
@@ -23,7 +29,12 @@ for j = 1, #batch do
       redis.call('HDEL', rkey, logical)
     end
     if actual > 0 and redis.call('EXISTS', h) == 1 then
-      add_used(h, actual, now)
+      local counts = amount ~= false and amount ~= nil
+      if not counts then
+        local t = redis.call('HGET', h, 't')
+        counts = not t or (admitted > 0 and admitted >= tonumber(t))
+      end
+      if counts then add_used(h, actual, now) end
     end
   end
   out[j] = redis.call('HKEYS', rkey)
