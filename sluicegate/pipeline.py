@@ -181,6 +181,7 @@ class Pipeline:
             plan = await self._router.plan(model, request.envelope)
             inp = AdmissionInput(
                 request_id=request.request_id,
+                arrived_at=record.ts,  # budgets split their spend by it (the ledger's ts)
                 envelope=request.envelope,
                 principal=request.principal,
                 model=model,

@@ -31,6 +31,7 @@ class AdmissionInput(msgspec.Struct, frozen=True, kw_only=True):
     worst_case_cost_usd: float | None = None  # None: the model has no price
     exempt_rule_ids: frozenset[str] = frozenset()  # counted, not enforced (after a fallback)
     cheaper_model: str | None = None  # what fallback_to_cheaper uses (None: nothing cheaper)
+    arrived_at: float | None = None  # unix seconds, the ledger row's ts (None: admission time)
 
 
 class Hold(msgspec.Struct, frozen=True):
@@ -58,8 +59,9 @@ class Admission:
     estimated_input_tokens: int = 0
     reserved_output_tokens: int = 0
     settled: bool = False
-    # Admitted with nothing reserved, the counter store unreachable (fail_open), at this
-    # time: settling charges what the holds consumed, once the store can count it.
+    # Admitted with nothing reserved, the counter store unreachable (fail_open), for a
+    # request that arrived at this time: settling charges what the holds consumed, once
+    # the store can count it.
     unreserved_at: float | None = None
 
     @property

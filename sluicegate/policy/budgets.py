@@ -149,21 +149,26 @@ async def rebuild(
                 continue
             key = budget_key(budget, window, now)
             expires_at = window.expires_at(now)
-            cutoff = await store.cutoff(key, expires_at, window.slide)
-            before = float(cutoff)
-            if before <= 0:  # a counter from before cutoffs: it counted its whole window
+            for _ in range(3):  # an earlier arrival moved the cutoff meanwhile: again
+                cutoff = await store.cutoff(key, expires_at, window.slide)
+                before = float(cutoff)
+                if before <= 0:  # a counter from before cutoffs: it counted its whole window
+                    break
+                used: int | dict[int, int]
+                if window.resets:
+                    used = await _spent_before(
+                        sum_cost, window.bounds(now)[0], before, budget.ledger_filters
+                    )
+                    spent = used
+                else:
+                    used = await _bucket_spend(sum_cost, window, budget.ledger_filters, now, before)
+                    spent = sum(used.values())
+                grew = await store.seed(key, cutoff, used, expires_at, window.slide)
+                if grew >= 0:
+                    break
+            if before <= 0:
                 report.append({**row, "seeded": False, "reason": "counted by the store"})
                 continue
-            used: int | dict[int, int]
-            if window.resets:
-                used = await _spent_before(
-                    sum_cost, window.bounds(now)[0], before, budget.ledger_filters
-                )
-                spent = used
-            else:
-                used = await _bucket_spend(sum_cost, window, budget.ledger_filters, now, before)
-                spent = sum(used.values())
-            grew = await store.seed(key, cutoff, used, expires_at, window.slide)
             report.append(
                 {
                     **row,

@@ -25,8 +25,8 @@ counters/base.py) at start-up, when a config adds a budget window, after an outa
 when the store lost its data: admissions then get StoreUnseeded from the store and wait
 (at most `seed_wait_s`) for one rebuild they share; the store check every few seconds
 (`check_store`) notices a loss with no traffic. Each rebuild is repeated a few times over
-the next minutes (`store_check_s` x 1, 3, 9, 27, 81), for ledger rows of requests that
-were in flight at the loss and land late.
+the next minutes (`store_check_s` x 0.2, 1, 3, 9, 27, 81), for ledger rows of requests
+that were in flight at the loss, or settled just before it, and land late.
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ _FAILURE_MODES: dict[str, FailureMode] = {"fail_open": "fail_open", "fail_closed
 SEEDED_MARK = "budgets-seeded"  # in the counter store while it holds seeded budget spend
 _SEEDED_TTL_S = 400 * 86400  # should it lapse, one needless (harmless) rebuild
 _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
-_REFRESH_AFTER = (1, 3, 9, 27, 81)  # rebuild passes after a rebuild, in store checks
+# Rebuild passes after a rebuild, in store checks (5 s): the first one once the ledger
+# writer has flushed (every 0.2 s) what was settled before, the others for late rows.
+_REFRESH_AFTER = (0.2, 1, 3, 9, 27, 81)
+_WATCH_TICK_S = 0.25  # the watch wakes at least this often (a pass may fall due)
 
 
 class PolicyEngine:
@@ -107,6 +110,7 @@ class PolicyEngine:
         self._watch: asyncio.Task[None] | None = None
         self._reseeding: asyncio.Task[Any] | None = None  # the rebuild admissions wait for
         self._refresh_at: list[float] = []  # monotonic times of the next rebuild passes
+        self._marked = False  # this engine set the seeding mark once
         self._policy = CompiledPolicy()
         self._down_until = 0.0  # monotonic; while in the future the store is not tried
         self.last_error: str | None = None
@@ -147,6 +151,7 @@ class PolicyEngine:
         events: list[PolicyEvent] = []
         queue: _Queue | None = None  # made when a queue_then_429 rule holds the request back
         waited = False  # for a rebuild of budget spend (once)
+        arrived = self._clock() if inp.arrived_at is None else inp.arrived_at
         while True:
             now = self._clock()
             items = plan(policy, inp, now, self._default_max_output)
@@ -154,14 +159,14 @@ class PolicyEngine:
                 return self._admission(inp, events)
             reservation_id = _new_id(inp, self._serial)
             try:
-                result = await self._store_admit(items, reservation_id)
+                result = await self._store_admit(items, reservation_id, arrived)
             except StoreUnseeded as exc:
                 if not waited and await self._reseeded():
                     waited = True
                     continue
-                return self._store_failed(inp, items, reservation_id, events, exc, now)
+                return self._store_failed(inp, items, reservation_id, events, exc, arrived)
             except StoreUnavailable as exc:
-                return self._store_failed(inp, items, reservation_id, events, exc, now)
+                return self._store_failed(inp, items, reservation_id, events, exc, arrived)
             if policy.alerts and self._notifier is not None:
                 self._schedule_alerts(items, result, now)
             if result.ok:
@@ -271,10 +276,15 @@ class PolicyEngine:
         return self.healthy
 
     async def _watch_store(self) -> None:
+        """The store check every `store_check_s`, and the rebuild passes when due."""
+        next_check = time.monotonic() + self._store_check_s
         while True:
-            await asyncio.sleep(self._store_check_s)
+            due = min([next_check, *self._refresh_at[:1]])
+            await asyncio.sleep(min(_WATCH_TICK_S, max(0.0, due - time.monotonic())))
             try:
-                await self.check_store()
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self._store_check_s
+                    await self.check_store()
                 if self._refresh_at and time.monotonic() >= self._refresh_at[0]:
                     self._refresh_at.pop(0)
                     await self._rebuild(self._policy)
@@ -309,10 +319,7 @@ class PolicyEngine:
                 self._note_failure(exc)
             return
         if lost:
-            log.warning(
-                "policy: the counter store lost its data (no seeding mark): budget spend "
-                "rebuilt from the ledger"
-            )
+            log.warning("policy: the counter store lost its data (no seeding mark)")
         await self._rebuild(self._policy, passes=True)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
@@ -329,12 +336,14 @@ class PolicyEngine:
         await self.drain(timeout_s)
         await self._counters.close()
 
-    async def _store_admit(self, items: list[Item], reservation_id: str) -> AdmitResult:
+    async def _store_admit(
+        self, items: list[Item], reservation_id: str, arrived_at: float
+    ) -> AdmitResult:
         if time.monotonic() < self._down_until:
             raise StoreUnavailable(f"counter store unavailable: {self.last_error}")
         try:
             result = await self._counters.admit(
-                [i.check for i in items], reservation_id, self._ttl_s
+                [i.check for i in items], reservation_id, self._ttl_s, arrived_at
             )
         except StoreUnseeded:
             raise  # it answers: not an outage
@@ -387,8 +396,13 @@ class PolicyEngine:
                     row.get("ledger_spent_usd"),
                     row.get("cutoff"),
                 )
-        try:  # what check_store looks for: the store holds the spend seeded here
-            await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+        try:  # what check_store and admissions look for: the store holds the spend
+            if await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S) and self._marked:
+                log.warning(
+                    "policy: the counter store had lost its data (no seeding mark): budget "
+                    "spend rebuilt from the ledger"
+                )
+            self._marked = True
         except StoreUnavailable as exc:
             self._note_failure(exc)
         return report
@@ -409,7 +423,7 @@ class PolicyEngine:
         reservation_id: str,
         events: list[PolicyEvent],
         exc: StoreUnavailable,
-        now: float,
+        arrived_at: float,
     ) -> Admission:
         """fail_closed: a 503 saying when to retry. fail_open: admitted with nothing
         reserved; what the holds consume is charged once the store answers again."""
@@ -432,7 +446,7 @@ class PolicyEngine:
             events,
             reservation_id=reservation_id,
             holds=tuple([i.hold for i in items]),
-            unreserved_at=now,
+            unreserved_at=arrived_at,
         )
 
     def _admission(self, inp: AdmissionInput, events: list[PolicyEvent], **kw: Any) -> Admission:

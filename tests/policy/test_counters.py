@@ -163,6 +163,35 @@ async def test_what_was_admitted_before_the_cutoff_is_left_to_the_ledger(store):
     assert (await store.usage(["b"]))["b"] == Level(20, 0)
 
 
+async def test_each_request_counts_once_whatever_the_order(store):
+    """A rebuild after a data loss cuts the counter off at its own time: a request that
+    arrived before (in flight at the loss, or waiting for the rebuild) is the ledger's,
+    one that arrived after is the store's, even when admitted and settled in between."""
+    now = time.time()
+    cutoff = await store.cutoff("k", now + 60)
+    waited = await store.admit([budget("k", 10_000, 100)], "waited", 60, float(cutoff) - 0.5)
+    fresh = await store.admit([budget("k", 10_000, 100)], "fresh", 60, float(cutoff) + 0.1)
+    assert waited.ok and fresh.ok
+    await store.seed("k", cutoff, 1_000, now + 60)  # the ledger, "waited" not landed yet
+    await store.settle("waited", {"k": 70})
+    await store.settle("fresh", {"k": 30})
+    assert (await store.usage(["k"]))["k"] == Level(1_030, 0)
+    await store.seed("k", cutoff, 1_070, now + 60)  # a later pass: its row has landed
+    assert (await store.usage(["k"]))["k"] == Level(1_100, 0)
+
+
+async def test_a_new_counter_cuts_off_at_the_earliest_arrival_until_seeded(store):
+    """Requests racing into a new window arrive in any order: until a seed fixes the
+    cutoff, the earliest arrival admitted sets it, so none of them is left uncounted."""
+    now = time.time()
+    assert (await store.admit([budget("w", 100, 10)], "late", 60, now)).ok
+    assert (await store.admit([budget("w", 100, 10)], "early", 60, now - 0.2)).ok
+    assert float(await store.cutoff("w", now + 60)) == pytest.approx(now - 0.2)
+    await store.settle("late", {"w": 4})
+    await store.settle("early", {"w": 5})
+    assert (await store.usage(["w"]))["w"] == Level(9, 0)
+
+
 async def test_sliding_counters_seed_per_bucket(make_store):
     clock = FakeClock(2_000_000.0)
     store = make_store(clock)

@@ -20,16 +20,17 @@ settlements of admissions it served reach `used` a little later than `settle` re
 `flush` waits for them.
 
 Budget counters (`Check.ledger`) can be rebuilt from the ledger, correctly under traffic.
-Each has a cutoff: the time the store started counting it. Its `used` is the ledger's
-spend of requests that arrived in the window before the cutoff (the ledger part, raised
-by `seed` to the ledger's latest sum: seeding again, or from several replicas at once,
-never counts a row twice) plus what settled through the store for requests admitted at
-or after it. A settlement of a reservation the store no longer knows, admitted before
-the cutoff, is left to the ledger part. So a store that lost its data starts each counter
-afresh at a new cutoff, and whatever the order of admissions, settlements and seeds, the
-counter ends at the ledger's spend plus what is in flight. Consumption admitted with no
-reservation (the store was unreachable: fail_open) is handed to `charge_soon` with its
-admission time and counted by the same rule.
+Their spend is split by the requests' arrival time (`admit`'s `arrived_at`, the ledger
+row's ts) at the counter's cutoff: requests that arrived before it are counted by the
+ledger part (raised by `seed` to the ledger's latest sum for them: seeding again, or from
+several replicas at once, never counts a row twice), those that arrived at or after it
+by settlements. A counter made by an admission takes the earliest arrival admitted into
+it as its cutoff (a new window, or a new budget, whose earlier spend, if any, is in the
+ledger) until a rebuild asks for it (`cutoff`), which fixes it; one made by a rebuild
+(after the store lost its data) takes the rebuild's time. So whatever the order of
+admissions, settlements and seeds, each request counts once and the counter ends at the
+ledger's spend plus what is in flight. Consumption admitted with no reservation (the store was unreachable: fail_open)
+is handed to `charge_soon` with its arrival time and counted by the same rule.
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ class AdmitResult(msgspec.Struct, frozen=True):
 
 class CounterStore(Protocol):
     async def admit(
-        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float, arrived_at: float = 0.0
     ) -> AdmitResult:
-        """Reserve every check or none; see the module docstring."""
+        """Reserve every check or none; see the module docstring (`arrived_at`: when the
+        request arrived, unix seconds; 0: now)."""
         ...
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
@@ -98,8 +100,8 @@ class CounterStore(Protocol):
     def charge_soon(
         self, reservation_id: str, actuals: Mapping[str, int], admitted_at: float
     ) -> None:
-        """Add consumption admitted without a reservation (the store was unreachable)
-        at `admitted_at`, as `settle_soon` would: to counters whose cutoff is not later.
+        """Add consumption admitted without a reservation (the store was unreachable) for
+        a request that arrived at `admitted_at`: to counters whose cutoff is not later.
         A store that cannot apply it now keeps it (bounded) until it can."""
         ...
 

@@ -30,7 +30,8 @@ class _Counter:
     used: int = 0
     buckets: dict[int, int] = field(default_factory=dict)
     reserved: int = 0  # held by reservations not yet settled
-    cutoff: str | None = None  # a budget counter's (see base.py); None: it counted all
+    cutoff: float | None = None  # a budget counter's (see base.py); None: it counted all
+    seeded: bool = False  # its cutoff is fixed: a ledger part is computed for it
     ledger: int = 0  # the ledger part, of a fixed counter
     ledger_buckets: dict[int, int] = field(default_factory=dict)  # of a sliding one
 
@@ -60,6 +61,7 @@ class _Counter:
 class _Reservation:
     deadline: float
     holds: list[tuple[str, _Counter, int]]  # key, counter, amount held
+    arrived: float  # when its request arrived
 
 
 class MemoryCounterStore:
@@ -72,7 +74,7 @@ class MemoryCounterStore:
         self._next_sweep = 0.0
 
     async def admit(
-        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float, arrived_at: float = 0.0
     ) -> AdmitResult:
         now = self._clock()
         self._sweep(now)
@@ -83,8 +85,10 @@ class MemoryCounterStore:
             counter = self._counters.get(check.key)
             if counter is None or counter.expires_at <= now:
                 counter = self._counters[check.key] = _Counter(check.expires_at, check.slide)
-                if check.ledger:
-                    counter.cutoff = repr(now)
+            if check.ledger and not counter.seeded:  # the earliest arrival, until seeded
+                arrived = arrived_at or now
+                if counter.cutoff is None or arrived < counter.cutoff:
+                    counter.cutoff = arrived
             counters.append(counter)
         levels = tuple([counter.level(now) for counter in counters])
         for index, (check, level) in enumerate(zip(checks, levels)):
@@ -100,7 +104,7 @@ class MemoryCounterStore:
             expires_at = check.expires_at if check.expires_at > deadline else deadline
             if counter.expires_at < expires_at:
                 counter.expires_at = expires_at
-        self._reservations[reservation_id] = _Reservation(deadline, holds)
+        self._reservations[reservation_id] = _Reservation(deadline, holds, arrived_at or now)
         heapq.heappush(self._deadlines, (deadline, reservation_id))
         return AdmitResult(ok=True, levels=levels)
 
@@ -118,7 +122,12 @@ class MemoryCounterStore:
                 if actual is None:
                     continue
                 named += 1
-                if actual > 0 and self._counters.get(key) is counter and counter.expires_at > now:
+                if (
+                    actual > 0
+                    and self._counters.get(key) is counter
+                    and counter.expires_at > now
+                    and (counter.cutoff is None or reservation.arrived >= counter.cutoff)
+                ):
                     counter.add(actual, now)
         if named < len(actuals):  # counters it did not hold (lapsed, or another's)
             held = {key for key, _, _ in reservation.holds} if reservation else set()
@@ -133,7 +142,7 @@ class MemoryCounterStore:
             if (
                 amount > 0
                 and counter is not None
-                and (counter.cutoff is None or admitted_at >= float(counter.cutoff))
+                and (counter.cutoff is None or admitted_at >= counter.cutoff)
             ):
                 counter.add(amount, now)
 
@@ -157,8 +166,9 @@ class MemoryCounterStore:
         counter = self._live(key, now)
         if counter is None:
             counter = self._counters[key] = _Counter(expires_at=expires_at, slide=slide)
-            counter.cutoff = repr(now)
-        return counter.cutoff or "0"
+            counter.cutoff = now
+        counter.seeded = True  # fixed: earlier arrivals admitted from now on are the ledger's
+        return "0" if counter.cutoff is None else repr(counter.cutoff)
 
     async def seed(
         self,
@@ -170,7 +180,7 @@ class MemoryCounterStore:
     ) -> int:
         now = self._clock()
         counter = self._live(key, now)
-        if counter is None or counter.cutoff != cutoff:
+        if counter is None or counter.cutoff is None or repr(counter.cutoff) != cutoff:
             return -1
         counter.expires_at = max(counter.expires_at, expires_at)
         if isinstance(used, int):

@@ -26,20 +26,22 @@ limits (below `lease_share * lease_min` admissions' worth) never lease: they sta
 `flush` waits for the leases' consumption too.
 
 Budget spend and the ledger (the contract in base.py): a budget counter's hash holds its
-cutoff `t` (set when the counter is created: by the first admission of a window, or by
-`cutoff` during a rebuild) and its ledger part `l` (fixed) or `l:<bucket>` (sliding);
+cutoff `t` (an arrival time: the earliest admitted into a new counter, until `cutoff`
+fixes it (`s`) or makes the counter during a rebuild) and its ledger part `l` (fixed) or
+`l:<bucket>` (sliding);
 `used` is that plus `u` / `b:<bucket>`. A Redis that lost its data (restarted empty) has
 lost the seeding mark the engine sets after a rebuild too, and admit.lua refuses every
 admission with a budget check while the mark is missing (`StoreUnseeded`, nothing
 reserved): no budget admits against an empty counter. The engine rebuilds at once: it
 asks each counter's cutoff (creating it), sums the ledger for the requests that arrived
 before it and raises `l` to that (seed.lua: a maximum, so replicas seeding at once or a
-later pass agree), then sets the mark. Settlements carry their admission time: one whose
-reservation Redis lost (admitted before the cutoff) is not added, the ledger part holds
-it (passes repeated for a while after a rebuild pick up rows that land late). So the
-counter ends at the ledger's spend plus what is in flight. Two approximations, both
-towards counting more: a request that arrived just before a cutoff and was admitted just
-after it counts in both parts; and consumption of a lease Redis lost is added as it is.
+later pass agree), then sets the mark. Settlements carry their request's arrival time:
+one that arrived before the cutoff (in flight when Redis lost its data, or waiting for
+the rebuild) is not added, the ledger part holds it (passes repeated for a while after a
+rebuild pick up rows that land late). So the counter ends at the ledger's spend plus what is in flight. One approximation, towards
+counting more: what admissions served from a lease consumed is added whatever their
+arrival (a lease flush carries sums), so a request that arrived before a cutoff and was
+served from a lease after it, or from a lease Redis lost, counts in both parts.
 
 Outages: a settlement whose call failed (Redis unreachable), and consumption admitted
 with no reservation while it was (fail_open, `charge_soon`), go to a journal of at most
@@ -88,6 +90,7 @@ class _Admission:
     packed: list[Any]  # its entry in the script's batch argument (KEYS positions to add)
     asks: list[Ask]  # leases asked for along with it
     ledger: bool  # a check of it needs the seeding mark
+    arrived: str  # when its request arrived (unix seconds)
 
 
 @dataclass(slots=True)
@@ -95,7 +98,7 @@ class _Settlement:
     now: str
     reservation_id: str
     actuals: dict[str, int]  # logical key -> amount (>= 0; 0 releases)
-    admitted: str = "0"  # when it was admitted (unix seconds; "0": unknown)
+    arrived: str = "0"  # when its request arrived (unix seconds; "0": unknown)
 
 
 def _script(name: str) -> str:
@@ -183,7 +186,7 @@ class RedisCounterStore:
             lease_max,
             lease_min,
         ]
-        # id -> keys, amounts, monotonic deadline, admitted at (the script's `now`)
+        # id -> keys, amounts, monotonic deadline, when its request arrived
         self._held: dict[str, tuple[tuple[str, ...], tuple[int, ...], float, str]] = {}
         self._admissions: Coalescer[_Admission, AdmitResult] = Coalescer(
             self._admit_batch, admit_batch, "admission", abandoned=self._abandoned
@@ -202,7 +205,7 @@ class RedisCounterStore:
         return self.leases.calls if self.leases else 0
 
     async def admit(
-        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float, arrived_at: float = 0.0
     ) -> AdmitResult:
         leases, asks = self.leases, []
         if leases is not None:
@@ -226,11 +229,20 @@ class RedisCounterStore:
                     int(c.ledger),
                 ]
             )
-        entry = [repr(self._clock()), reservation_id, repr(float(ttl_s)), packed]
+        now = repr(self._clock())
+        entry = [now, reservation_id, repr(float(ttl_s)), packed]
+        arrived = repr(arrived_at) if arrived_at else now
         try:
             result = await self._admissions.call(
                 _Admission(
-                    reservation_id, ttl_s, logical, [c.amount for c in checks], entry, asks, ledger
+                    reservation_id,
+                    ttl_s,
+                    logical,
+                    [c.amount for c in checks],
+                    entry,
+                    asks,
+                    ledger,
+                    arrived,
                 )
             )
         finally:
@@ -370,7 +382,7 @@ class RedisCounterStore:
                 await self._redis.aclose()
 
     def _remember(
-        self, reservation_id: str, keys: list[str], amounts: list[int], ttl_s: float, at: str
+        self, reservation_id: str, keys: list[str], amounts: list[int], ttl_s: float, arrived: str
     ) -> None:
         """Note the keys a reservation holds, so settling it takes one call. Entries go
         once their reservation would have expired (ids are admitted in ttl order)."""
@@ -380,7 +392,7 @@ class RedisCounterStore:
             if len(held) < HELD_MAX and held[oldest][2] > now:
                 break
             del held[oldest]
-        held[reservation_id] = (tuple(keys), tuple(amounts), now + ttl_s + 60, at)
+        held[reservation_id] = (tuple(keys), tuple(amounts), now + ttl_s + 60, arrived)
 
     async def _admit_batch(self, batch: list[_Admission]) -> list[AdmitResult | Exception]:
         """One script call for the batch. Should it fail, every caller gets StoreUnavailable;
@@ -396,6 +408,7 @@ class RedisCounterStore:
                     [i + 1, keys.reservation(lease.rid), lease.rid, int(lease.known)]
                     for i, lease, _ in a.asks
                 ],
+                a.arrived,
             ]
             for a in batch
         ]
@@ -428,7 +441,7 @@ class RedisCounterStore:
             if failed:
                 results.append(AdmitResult(ok=False, levels=levels, failed_index=int(failed) - 1))
             else:
-                self._remember(a.reservation_id, a.logical, a.amounts, a.ttl_s, a.packed[0])
+                self._remember(a.reservation_id, a.logical, a.amounts, a.ttl_s, a.arrived)
                 results.append(AdmitResult(ok=True, levels=levels))
         return results
 
@@ -483,7 +496,7 @@ class RedisCounterStore:
                 item.reservation_id,
                 keys.reservation(item.reservation_id),
                 [[key, str(n), keys.counter(key)] for key, n in item.actuals.items()],
-                item.admitted,
+                item.arrived,
             ]
             for item in batch
         ]

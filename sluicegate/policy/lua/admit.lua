@@ -3,10 +3,12 @@
 -- KEYS: every key the batch touches, once: counter hashes H, each followed by its sorted
 --       set Z, and reservation hashes, in any order
 -- ARGV[1]: one JSON array with, per admission, [now, reservation id, ttl seconds, checks,
---       position in KEYS of its reservation hash, positions of its checks' H, leases];
+--       position in KEYS of its reservation hash, positions of its checks' H, leases,
+--       arrived (when its request arrived, unix seconds, a string)];
 --       checks: per check [logical key, limit, amount, expires_at, window_s (0 = fixed),
 --       bucket_s, ledger (1: a budget counter, rebuilt from the ledger: it needs the
---       seeding mark and gets a cutoff t when created)], numbers as strings except ledger
+--       seeding mark, and its cutoff t is the earliest arrival admitted into it until a
+--       rebuild fixed it (s, see cutoff.lua))], numbers as strings except ledger
 --       (one packed argument: encoding ~30 separate ones per
 --       admission cost redis-py ~0.3 ms a call); leases: capacity leases asked for along
 --       with it, per lease [check index (1-based), position of the lease's reservation
@@ -46,8 +48,7 @@ local function grant(now, checks, at, levels, ask)
   return g
 end
 
-local function admit(stamp, rid, ttl, checks, rkey, at, asks)
-  local now = tonumber(stamp)
+local function admit(now, rid, ttl, checks, rkey, at, asks, arrived)
   local n = #checks
   local levels = {}
   local failed = 0
@@ -80,7 +81,12 @@ local function admit(stamp, rid, ttl, checks, rkey, at, asks)
     local h, z, c = KEYS[at[i]], KEYS[at[i] + 1], checks[i]
     local amount = c[3]
     redis.call('HINCRBY', h, 'r', amount)
-    if c[7] == 1 then redis.call('HSETNX', h, 't', stamp) end
+    if c[7] == 1 then
+      local cut = redis.call('HMGET', h, 't', 's')
+      if not cut[1] or (not cut[2] and tonumber(arrived) < tonumber(cut[1])) then
+        redis.call('HSET', h, 't', arrived)
+      end
+    end
     redis.call('ZADD', z, deadline, rid .. '|' .. amount)
     redis.call('HSET', rkey, c[1], amount)
     local ms = (math.max(tonumber(c[4]), deadline) - now) * 1000
@@ -98,6 +104,7 @@ end
 
 for j = 1, #batch do
   local a = batch[j]
-  out[j] = protected(admit, a[1], a[2], tonumber(a[3]), a[4], KEYS[a[5]], a[6], a[7])
+  out[j] = protected(admit, tonumber(a[1]), a[2], tonumber(a[3]), a[4], KEYS[a[5]], a[6], a[7],
+                     a[8])
 end
 return out

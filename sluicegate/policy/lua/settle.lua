@@ -4,12 +4,13 @@
 --       followed by its sorted set Z, in any order
 -- ARGV: one JSON array with, per reservation, [now, reservation id, position in KEYS of
 --       its reservation hash, [[logical key, actual amount, position of the key's H], ...],
---       admitted at (unix seconds; "0": unknown)] (now, amounts and admitted at are
---       strings; an actual of 0 releases)
--- An actual is added to a counter that exists when this Redis knows the reservation, or
--- the counter has no cutoff t, or it was admitted at or after t: one admitted before t
--- (before a data loss; or without a reservation, while Redis was unreachable) is in the
--- counter's ledger part l instead, and counting it here too would count it twice.
+--       arrived (when its request arrived, unix seconds; "0": unknown)] (now, amounts
+--       and arrived are strings; an actual of 0 releases)
+-- An actual is added to a counter that exists when the counter has no cutoff t, or the
+-- request arrived at or after t (arrival unknown: when this Redis knows the
+-- reservation): one that arrived before t (before a data loss, or while a rebuild was
+-- awaited) is in the counter's ledger part l instead: counting it here too would count
+-- it twice.
 -- Returns, per reservation, the logical keys it still holds that were not named here
 -- (another replica admitted it with keys this one did not know): settle them with 0.
 local batch = cjson.decode(ARGV[1])
@@ -17,7 +18,7 @@ local out = {}
 
 for j = 1, #batch do
   local now, rid, rkey, actuals = tonumber(batch[j][1]), batch[j][2], KEYS[batch[j][3]], batch[j][4]
-  local admitted = tonumber(batch[j][5] or '0')
+  local arrived = tonumber(batch[j][5] or '0')
   for i = 1, #actuals do
     local logical, actual, at = actuals[i][1], tonumber(actuals[i][2]), actuals[i][3]
     local h, z = KEYS[at], KEYS[at + 1]
@@ -29,10 +30,12 @@ for j = 1, #batch do
       redis.call('HDEL', rkey, logical)
     end
     if actual > 0 and redis.call('EXISTS', h) == 1 then
-      local counts = amount ~= false and amount ~= nil
-      if not counts then
-        local t = redis.call('HGET', h, 't')
-        counts = not t or (admitted > 0 and admitted >= tonumber(t))
+      local t = redis.call('HGET', h, 't')
+      local counts = not t
+      if t and arrived > 0 then
+        counts = arrived >= tonumber(t)
+      elseif t then
+        counts = amount ~= false and amount ~= nil
       end
       if counts then add_used(h, actual, now) end
     end
