@@ -45,7 +45,7 @@ served from a lease after it, or from a lease Redis lost, counts in both parts.
 
 Outages: a settlement whose call failed (Redis unreachable), and consumption admitted
 with no reservation while it was (fail_open, `charge_soon`), go to a journal of at most
-`JOURNAL_MAX` entries, sent again after the next successful call. The same rule applies:
+`JOURNAL_MAX` entries, sent again after the next successful call (or ping: the engine's store check). The same rule applies:
 if Redis kept its data they are added; if it lost it they are in the ledger part.
 Entries past the bound are dropped, counted and logged (the ledger keeps their rows).
 A settlement that timed out and was applied all the same is counted twice on replay.
@@ -369,6 +369,8 @@ class RedisCounterStore:
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
+        if self._journal:  # back, and perhaps no traffic to notice it
+            self._replay()
 
     async def close(self) -> None:
         """Flush the queued admissions and settlements, return the leases, then close the
