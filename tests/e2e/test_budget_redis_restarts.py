@@ -72,8 +72,35 @@ def known_everywhere(replicas: list[RunningGateway], key: str) -> str:
     return key
 
 
+def project_rows(gateway: RunningGateway, project: str) -> list[dict]:
+    """Every ledger row of a project, page by page."""
+    rows: list[dict] = []
+    cursor = None
+    while True:
+        params = {"project": project, "since": "1h", "limit": 1000}
+        page = gateway.admin.get(
+            "/api/requests", params={**params, **({"cursor": cursor} if cursor else {})}
+        )
+        page.raise_for_status()
+        rows += page.json()["data"]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            return rows
+
+
+def ok_rows(gateway: RunningGateway, project: str, answers: list[httpx.Response]) -> list[dict]:
+    """The ledger rows of these answers, once every one has landed."""
+    wanted = {a.headers["x-sluice-request-id"] for a in answers}
+
+    def landed() -> list[dict] | None:
+        found = [r for r in project_rows(gateway, project) if r["request_id"] in wanted]
+        return found if len(found) == len(wanted) else None
+
+    return wait_for(landed, timeout=15, interval=0.2)
+
+
 def ledger_spend(gateway: RunningGateway, project: str) -> float:
-    return sum(r["cost_usd"] or 0 for r in gateway.requests(project=project, since="1h"))
+    return sum(r["cost_usd"] or 0 for r in project_rows(gateway, project))
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +176,7 @@ def test_three_replicas_keep_a_hard_ceiling_through_a_redis_restart_under_load(p
         refused = [a for a in after if a.status_code == 429]
         assert {a.json()["error"]["code"] for a in refused} == {"budget_exceeded"}
         ok = [a for _, a in answers if a.status_code == 200]
-        rows = rows_for(replicas[0], ok, timeout=15)
+        rows = ok_rows(replicas[0], project, ok)
         spent = sum(r["cost_usd"] for r in rows)
         in_flight_bound = WORKERS * CALL_USD
         assert spent <= 1.0 + in_flight_bound + 1e-9, spent
@@ -161,8 +188,9 @@ def test_three_replicas_keep_a_hard_ceiling_through_a_redis_restart_under_load(p
         assert total == pytest.approx(spent)
         for gateway in replicas:
             wait_for(
-                lambda g=gateway: budget_rows(g, project)["daily"]["spent_usd"]
-                == pytest.approx(total, abs=1e-6),
+                lambda g=gateway: (
+                    budget_rows(g, project)["daily"]["spent_usd"] == pytest.approx(total, abs=1e-6)
+                ),
                 timeout=15,
             )
 
