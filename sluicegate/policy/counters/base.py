@@ -29,8 +29,9 @@ it as its cutoff (a new window, or a new budget, whose earlier spend, if any, is
 ledger) until a rebuild asks for it (`cutoff`), which fixes it; one made by a rebuild
 (after the store lost its data) takes the rebuild's time. So whatever the order of
 admissions, settlements and seeds, each request counts once and the counter ends at the
-ledger's spend plus what is in flight. Consumption admitted with no reservation (the store was unreachable: fail_open)
-is handed to `charge_soon` with its arrival time and counted by the same rule.
+ledger's spend plus what is in flight. Consumption admitted with no reservation (the
+store was unreachable: fail_open) is handed to `charge_soon` with its arrival time and
+counted by the same rule.
 """
 
 from __future__ import annotations

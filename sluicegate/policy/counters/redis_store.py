@@ -28,27 +28,31 @@ limits (below `lease_share * lease_min` admissions' worth) never lease: they sta
 Budget spend and the ledger (the contract in base.py): a budget counter's hash holds its
 cutoff `t` (an arrival time: the earliest admitted into a new counter, until `cutoff`
 fixes it (`s`) or makes the counter during a rebuild) and its ledger part `l` (fixed) or
-`l:<bucket>` (sliding);
-`used` is that plus `u` / `b:<bucket>`. A Redis that lost its data (restarted empty) has
-lost the seeding mark the engine sets after a rebuild too, and admit.lua refuses every
-admission with a budget check while the mark is missing (`StoreUnseeded`, nothing
-reserved): no budget admits against an empty counter. The engine rebuilds at once: it
-asks each counter's cutoff (creating it), sums the ledger for the requests that arrived
-before it and raises `l` to that (seed.lua: a maximum, so replicas seeding at once or a
-later pass agree), then sets the mark. Settlements carry their request's arrival time:
-one that arrived before the cutoff (in flight when Redis lost its data, or waiting for
-the rebuild) is not added, the ledger part holds it (passes repeated for a while after a
-rebuild pick up rows that land late). So the counter ends at the ledger's spend plus what is in flight. One approximation, towards
+`l:<bucket>` (sliding); `used` is that plus `u` / `b:<bucket>`. A Redis that lost its
+data (restarted empty) has lost the seeding mark the engine sets after a rebuild too,
+and admit.lua refuses every admission with a budget check while the mark is missing
+(`StoreUnseeded`, nothing reserved): no budget admits against an empty counter. The
+engine rebuilds at once: it asks each counter's cutoff (creating it), sums the ledger
+for the requests that arrived before it and raises `l` to that (seed.lua: a maximum, so
+replicas seeding at once or a later pass agree), then sets the mark. Settlements carry
+their request's arrival time: one that arrived before the cutoff (in flight when Redis
+lost its data, or waiting for the rebuild) is not added, the ledger part holds it
+(passes repeated for a while after a rebuild pick up rows that land late). So the
+counter ends at the ledger's spend plus what is in flight. One approximation, towards
 counting more: what admissions served from a lease consumed is added whatever their
 arrival (a lease flush carries sums), so a request that arrived before a cutoff and was
 served from a lease after it, or from a lease Redis lost, counts in both parts.
 
 Outages: a settlement whose call failed (Redis unreachable), and consumption admitted
 with no reservation while it was (fail_open, `charge_soon`), go to a journal of at most
-`JOURNAL_MAX` entries, sent again after the next successful call (or ping: the engine's store check). The same rule applies:
-if Redis kept its data they are added; if it lost it they are in the ledger part.
-Entries past the bound are dropped, counted and logged (the ledger keeps their rows).
-A settlement that timed out and was applied all the same is counted twice on replay.
+`JOURNAL_MAX` entries, sent again after the next successful call (or ping: the engine's
+store check). The same rule applies: if Redis kept its data they are added; if it lost
+it they are in the ledger part. Entries past the bound are dropped, counted and logged
+(the ledger keeps their rows). A settlement sent again counts only where its
+reservation's hold is still in Redis (its first call may have been applied before the
+connection broke); a charge has no hold to tell by: one whose failed call was applied
+all the same counts twice. And a reservation held past its ttl (an outage longer than
+`reservation_ttl_s`) is not counted on replay.
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ class _Settlement:
     reservation_id: str
     actuals: dict[str, int]  # logical key -> amount (>= 0; 0 releases)
     arrived: str = "0"  # when its request arrived (unix seconds; "0": unknown)
+    held_only: bool = False  # sent again: counts only where its hold is still in Redis
+    charge: bool = False  # admitted with no reservation (charge_soon)
 
 
 def _script(name: str) -> str:
@@ -275,7 +281,9 @@ class RedisCounterStore:
     ) -> None:
         entries = {key: int(amount) for key, amount in actuals.items() if amount > 0}
         if entries:
-            charge = _Settlement(repr(self._clock()), reservation_id, entries, repr(admitted_at))
+            charge = _Settlement(
+                repr(self._clock()), reservation_id, entries, repr(admitted_at), charge=True
+            )
             self._settlements.put(charge)
 
     def _settlement(self, reservation_id: str, actuals: Mapping[str, int]) -> _Settlement:
@@ -290,7 +298,10 @@ class RedisCounterStore:
         return _Settlement(repr(self._clock()), reservation_id, entries, known[3])
 
     def _keep(self, settlement: _Settlement) -> None:
-        """A settlement whose call failed: journaled, sent again after a successful call."""
+        """A settlement whose call failed: journaled, sent again after a successful call
+        (one of a reservation: counted only if its hold is still there, as the failed call
+        may have been applied before the connection broke)."""
+        settlement.held_only = not settlement.charge
         if len(self._journal) < JOURNAL_MAX:
             self._journal.append(settlement)
             return
@@ -499,6 +510,7 @@ class RedisCounterStore:
                 keys.reservation(item.reservation_id),
                 [[key, str(n), keys.counter(key)] for key, n in item.actuals.items()],
                 item.arrived,
+                int(item.held_only),
             ]
             for item in batch
         ]
