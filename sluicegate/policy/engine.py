@@ -80,6 +80,8 @@ class PolicyEngine:
     closed at once) for this long instead of paying a timeout each.
     seed_wait_s: how long admissions wait for budget spend to be rebuilt after the store
     lost its data, before failing open or closed.
+    ledger_lag_s: how long such a rebuild waits for the ledger writers (every replica's)
+    to land the rows of requests finished before the loss (they flush every 0.2 s).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class PolicyEngine:
         store_retry_s: float = 1.0,
         store_check_s: float = 5.0,
         seed_wait_s: float = 2.0,
+        ledger_lag_s: float = 0.5,
     ):
         mode = _FAILURE_MODES.get(failure_mode)
         if mode is None:
@@ -107,6 +110,7 @@ class PolicyEngine:
         self._store_retry_s = store_retry_s
         self._store_check_s = store_check_s
         self._seed_wait_s = seed_wait_s
+        self._ledger_lag_s = ledger_lag_s
         self._watch: asyncio.Task[None] | None = None
         self._reseeding: asyncio.Task[Any] | None = None  # the rebuild admissions wait for
         self._refresh_at: list[float] = []  # monotonic times of the next rebuild passes
@@ -320,7 +324,7 @@ class PolicyEngine:
             return
         if lost:
             log.warning("policy: the counter store lost its data (no seeding mark)")
-        await self._rebuild(self._policy, passes=True)
+        await self._rebuild(self._policy, passes=True, ledger_lag_s=self._ledger_lag_s)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) for background alert work; the engine stays usable."""
@@ -373,14 +377,18 @@ class PolicyEngine:
         if self._sum_cost is not None:  # it may have restarted empty
             self._start_reseed(lost=False)
 
-    async def _rebuild(self, policy: CompiledPolicy, passes: bool = False) -> list[dict[str, Any]]:
+    async def _rebuild(
+        self, policy: CompiledPolicy, passes: bool = False, ledger_lag_s: float = 0.0
+    ) -> list[dict[str, Any]]:
         """One rebuild pass (`passes`: and schedule the passes that follow it)."""
         assert self._sum_cost is not None
         if passes:
             start = time.monotonic()
             self._refresh_at = [start + n * self._store_check_s for n in _REFRESH_AFTER]
         try:
-            report = await budgets.rebuild(policy, self._counters, self._sum_cost, self._clock())
+            report = await budgets.rebuild(
+                policy, self._counters, self._sum_cost, self._clock(), ledger_lag_s
+            )
         except StoreUnavailable as exc:
             self._note_failure(exc)
             return [{"seeded": False, "reason": str(exc)}]

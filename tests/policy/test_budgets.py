@@ -178,10 +178,10 @@ async def test_rebuild_budgets_from_the_ledger(make_store):
 """)  # fmt: skip
     asked: list[tuple[float, dict[str, str]]] = []
 
-    async def sum_cost(since: float, filters: dict[str, str]) -> float:
+    async def sum_cost(since: float, filters: dict[str, str], until: float | None = None) -> float:
         asked.append((since, filters))
-        hours_ago = (clock.now - since) / 3600
-        return 0.5 * hours_ago if filters["project"] == "platform-search" else 0.0  # $0.50 an hour
+        hours = (min(clock.now, until or clock.now) - since) / 3600
+        return 0.5 * hours if filters["project"] == "platform-search" else 0.0  # $0.50 an hour
 
     engine = engine_with(make_store(clock), doc, clock=clock)
     report = await engine.rebuild_budgets(sum_cost)
