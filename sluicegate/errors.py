@@ -20,6 +20,7 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- UpstreamTimeout        504 no answer within the target's timeout
      +-- InternalError               500 a bug; logged, recorded, answered in the API's format
      +-- StoreUnavailable            a backing store (Redis, database) cannot be reached
+     |    +-- StoreUnseeded          the counter store lost its data; budgets not rebuilt yet
      +-- ConfigError                 a config document is invalid (path names the field)
           (sluicegate.config.problems: ConfigValidationError 400, ConfigNotFound 404,
            ConfigConflict 409 changed concurrently, VersionConflict a store's version clash)
@@ -172,6 +173,11 @@ class StoreUnavailable(SluiceError):
     status = 503
     error_type = "api_error"
     code = "store_unavailable"
+
+
+class StoreUnseeded(StoreUnavailable):
+    """The counter store answers but lost its data (restarted empty): admissions that
+    check a budget wait for the spend to be rebuilt from the ledger (milliseconds)."""
 
 
 class ConfigError(SluiceError):

@@ -207,6 +207,7 @@ class Pipeline:
             worst, unpriced = self._worst_case(plan, request)
             inp = AdmissionInput(
                 request_id=request.request_id,
+                arrived_at=record.ts,  # budgets split their spend by it (the ledger's ts)
                 envelope=request.envelope,
                 principal=request.principal,
                 model=model,

@@ -11,15 +11,19 @@ out = Console()
 
 
 def budgets(url: UrlOption = DEFAULT_URL) -> None:
-    """Each budget's spend, reservation, ceiling and window reset."""
+    """Each budget's spend, what requests in flight reserve, what replicas lease (capacity
+    held ahead of requests, given back when idle), ceiling and window reset."""
     rows = call("GET", url, "/api/budgets")["data"]
-    table = Table("budget", "window", "spent $", "reserved $", "ceiling $", "%", "resets at")
+    table = Table(
+        "budget", "window", "spent $", "reserved $", "leased $", "ceiling $", "%", "resets at"
+    )
     for r in rows:
         table.add_row(
             r["id"],
             r["window"],
             f"{r['spent_usd']:.4f}",
             f"{r['reserved_usd']:.4f}",
+            f"{r.get('leased_usd', 0):.4f}",
             f"{r['ceiling_usd']:.2f}",
             f"{r['pct']:.1f}",
             str(r["resets_at"]),

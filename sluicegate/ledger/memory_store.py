@@ -50,8 +50,11 @@ class MemoryLedgerStore:
             next_cursor = encode_cursor(last["ts"], last["request_id"])
         return RequestPage(data=[api_row(copy.deepcopy(r)) for r in page], next_cursor=next_cursor)
 
-    async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
-        return float(sum(r["cost_usd"] or 0.0 for r in self._since(since, match)))
+    async def sum_cost(
+        self, since: float, match: Mapping[str, str], until: float | None = None
+    ) -> float:
+        rows = self._since(since, match)
+        return float(sum(r["cost_usd"] or 0.0 for r in rows if until is None or r["ts"] < until))
 
     async def count(self, since: float, match: Mapping[str, str]) -> int:
         return sum(1 for _ in self._since(since, match))

@@ -76,10 +76,13 @@ class SqlLedgerStore:
             next_cursor = encode_cursor(page[-1]["ts"], page[-1]["request_id"])
         return RequestPage(data=[api_row(r) for r in page], next_cursor=next_cursor)
 
-    async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
-        statement = select(func.coalesce(func.sum(_C.cost_usd), 0.0)).where(
-            *_match_conditions(since, match)
-        )
+    async def sum_cost(
+        self, since: float, match: Mapping[str, str], until: float | None = None
+    ) -> float:
+        conditions = _match_conditions(since, match)
+        if until is not None:
+            conditions.append(_C.ts < until)
+        statement = select(func.coalesce(func.sum(_C.cost_usd), 0.0)).where(*conditions)
         return float(await self._scalar("ledger sum_cost", statement))
 
     async def count(self, since: float, match: Mapping[str, str]) -> int:

@@ -33,6 +33,7 @@ class AdmissionInput(msgspec.Struct, frozen=True, kw_only=True):
     unpriced_model: str | None = None  # a candidate with no price (a fallback, say)
     exempt_rule_ids: frozenset[str] = frozenset()  # counted, not enforced (after a fallback)
     cheaper_model: str | None = None  # what fallback_to_cheaper uses (None: nothing cheaper)
+    arrived_at: float | None = None  # unix seconds, the ledger row's ts (None: admission time)
 
 
 class Hold(msgspec.Struct, frozen=True):
@@ -66,6 +67,10 @@ class Admission:
     # An unpriced call a budget prices as another model: (that model, its rate), for the
     # ledger row (the first such budget in config order).
     priced_as: tuple[str, ModelRate] | None = None
+    # Admitted with nothing reserved, the counter store unreachable (fail_open), for a
+    # request that arrived at this time: settling charges what the holds consumed, once
+    # the store can count it.
+    unreserved_at: float | None = None
 
     @property
     def admitted(self) -> bool:
@@ -112,12 +117,13 @@ class UnpricedBlocked(PolicyBlocked):
 
 
 class PolicyUnavailable(StoreUnavailable):
-    """The counter store is unreachable and the policy fails closed (503); carries the
-    policy events for the ledger."""
+    """The counter store is unreachable and the policy fails closed (503 + Retry-After:
+    when the store is tried again); carries the policy events for the ledger."""
 
-    def __init__(self, message: str, *, events: list[PolicyEvent]):
+    def __init__(self, message: str, *, events: list[PolicyEvent], retry_after: float = 1.0):
         super().__init__(message)
         self.events = events
+        self.retry_after = retry_after
 
 
 class Item(msgspec.Struct, frozen=True, kw_only=True):
@@ -255,6 +261,7 @@ def _budget_item(
             amount,
             frame.expires_at,
             window.slide,
+            ledger=True,
         ),
         hold=Hold(key, "cost", "", amount, rate),
         limit=budget.ceiling_micros,

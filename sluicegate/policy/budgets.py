@@ -9,10 +9,11 @@ keeps settled spend just under the ceiling.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
 
 from sluicegate.alerts.alert import Alert
 from sluicegate.policy.admission import Item, budget_key
@@ -21,10 +22,16 @@ from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level, bu
 from sluicegate.policy.documents import usd_to_micros
 from sluicegate.policy.windows import Window, iso
 
-SumCost = Callable[[float, dict[str, str]], Awaitable[float]]
-"""`LedgerStore.sum_cost`: (since unix seconds, {name: value}) -> USD spent since then by
-rows matching every pair; a name is an envelope field (key_id, user_id, team, project,
-session_id, workflow_tag, environment, cost_center) or else a free metadata key."""
+
+class SumCost(Protocol):
+    """`LedgerStore.sum_cost`: USD spent by rows that arrived in [since, until) (unix
+    seconds) matching every pair of `match`; a name is an envelope field (key_id, user_id,
+    team, project, session_id, workflow_tag, environment, cost_center) or else a free
+    metadata key."""
+
+    def __call__(
+        self, since: float, match: dict[str, str], until: float | None = None, /
+    ) -> Awaitable[float]: ...
 
 
 def usd(amount: float) -> str:
@@ -116,7 +123,10 @@ async def budget_status(
                 "timezone": window.tz.key,
                 "ceiling_usd": budget.ceiling_usd,
                 "spent_usd": round(level.used / 1e6, 6),
-                "reserved_usd": round(level.reserved / 1e6, 6),
+                # held for requests in flight; capacity leased by replicas apart (idle
+                # replicas hold leases until they give them back)
+                "reserved_usd": round((level.reserved - level.leased) / 1e6, 6),
+                "leased_usd": round(level.leased / 1e6, 6),
                 "pct": round(level.used / budget.ceiling_micros * 100, 2),
                 "window_start": iso(start, window.tz) if window.resets else iso(start),
                 "resets_at": iso(end, window.tz) if window.resets else None,
@@ -128,11 +138,20 @@ async def budget_status(
 
 
 async def rebuild(
-    policy: CompiledPolicy, store: CounterStore, sum_cost: SumCost, now: float | None = None
+    policy: CompiledPolicy,
+    store: CounterStore,
+    sum_cost: SumCost,
+    now: float | None = None,
+    ledger_lag_s: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Seed every absent budget counter with the ledger's spend since its window start."""
+    """Raise every budget counter's ledger part to the ledger's spend of the requests that
+    arrived in its window before the counter's cutoff (see counters/base.py). Safe to run
+    at any time, from any number of replicas, as often as wanted: it only ever raises the
+    ledger part to what the ledger holds. `ledger_lag_s`: wait between taking the cutoffs
+    and reading the ledger, for rows of requests finished before them to land."""
     now = time.time() if now is None else now
-    report = []
+    report: list[dict[str, Any]] = []
+    todo: list[tuple[int, CompiledBudget, Window, str]] = []  # report index, ...
     for budget in policy.budgets:
         for window in budget.windows:
             row: dict[str, Any] = {"id": budget.id, "window": window.label}
@@ -142,39 +161,77 @@ async def rebuild(
                 )
                 continue
             key = budget_key(budget, window, now)
-            if window.resets:
-                spent = await _spent(sum_cost, window.bounds(now)[0], budget.ledger_filters)
-                seeded = await store.set_if_absent(
-                    key, usd_to_micros(spent), window.expires_at(now)
-                )
-            else:
-                buckets = await _bucket_spend(sum_cost, window, budget.ledger_filters, now)
-                spent = sum(buckets.values()) / 1e6
-                seeded = await store.set_if_absent(
-                    key, buckets, window.expires_at(now), window.slide
-                )
-            report.append({**row, "seeded": seeded, "ledger_spent_usd": round(spent, 6)})
+            cutoff = await store.cutoff(key, window.expires_at(now), window.slide)
+            if float(cutoff) <= 0:  # a counter from before cutoffs: it counted its whole window
+                report.append({**row, "seeded": False, "reason": "counted by the store"})
+                continue
+            todo.append((len(report), budget, window, cutoff))
+            report.append(row)
+    if todo and ledger_lag_s > 0:
+        await asyncio.sleep(ledger_lag_s)
+    for index, budget, window, cutoff in todo:
+        report[index].update(await _seed(store, sum_cost, budget, window, cutoff, now))
     return report
 
 
-async def _spent(sum_cost: SumCost, since: float, filters: tuple[Mapping[str, str], ...]) -> float:
-    total = 0.0
-    for f in filters:
-        total += await sum_cost(since, dict(f))
+async def _seed(
+    store: CounterStore,
+    sum_cost: SumCost,
+    budget: CompiledBudget,
+    window: Window,
+    cutoff: str,
+    now: float,
+) -> dict[str, Any]:
+    """Seed one counter at `cutoff`; should the counter be made anew meanwhile (its data
+    lost again), at its new cutoff."""
+    key, expires_at = budget_key(budget, window, now), window.expires_at(now)
+    filters = budget.ledger_filters or ()
+    for _ in range(3):
+        before = float(cutoff)
+        used: int | dict[int, int]
+        if window.resets:
+            used = await _spent_before(sum_cost, window.bounds(now)[0], before, filters)
+            spent = used
+        else:
+            used = await _bucket_spend(sum_cost, window, filters, now, before)
+            spent = sum(used.values())
+        grew = await store.seed(key, cutoff, used, expires_at, window.slide)
+        if grew >= 0:
+            return {
+                "seeded": True,
+                "ledger_spent_usd": round(spent / 1e6, 6),
+                "added_usd": round(grew / 1e6, 6),
+                "cutoff": before,
+            }
+        cutoff = await store.cutoff(key, expires_at, window.slide)
+    return {"seeded": False, "reason": "the counter was made anew while being seeded"}
+
+
+async def _spent_before(
+    sum_cost: SumCost, since: float, before: float, filters: tuple[Mapping[str, str], ...]
+) -> int:
+    """Micro-dollars of rows that arrived in [since, before)."""
+    total = 0
+    if before > since:
+        for f in filters:
+            total += usd_to_micros(await sum_cost(since, dict(f), before))
     return total
 
 
 async def _bucket_spend(
-    sum_cost: SumCost, window: Window, filters: tuple[Mapping[str, str], ...], now: float
+    sum_cost: SumCost,
+    window: Window,
+    filters: tuple[Mapping[str, str], ...],
+    now: float,
+    before: float,
 ) -> dict[int, int]:
-    """Spend per live bucket of a rolling window, from cumulative sums since each start."""
+    """Spend per live bucket of a rolling window, of rows that arrived before `before`."""
     size = window.bucket_s
     first = bucket_start(now - window.seconds, size)
     if first + size <= now - window.seconds:
         first += size
-    starts = list(range(first, bucket_start(now, size) + 1, size))
-    since = [usd_to_micros(await _spent(sum_cost, s, filters)) for s in starts]
+    starts = [s for s in range(first, bucket_start(now, size) + 1, size) if s < before]
     return {
-        start: max(0, since[i] - (since[i + 1] if i + 1 < len(since) else 0))
-        for i, start in enumerate(starts)
+        start: await _spent_before(sum_cost, start, min(start + size, before), filters)
+        for start in starts
     }

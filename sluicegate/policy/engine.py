@@ -17,10 +17,17 @@
 
 A rule listed in `exempt_rule_ids`, and an `audit` rule, is counted but not enforced
 (an audit breach admits and records an event). Store failures follow `failure_mode`; an
-outage and the recovery are logged once each. Budget counters the store lacks are seeded
-from the ledger at start-up, when a config adds a budget window, after an outage (a
-Redis that restarted empty), and when the store turns out to have lost its data with no
-outage seen (checked every few seconds: see `check_store`).
+outage and the recovery are logged once each; a fail_closed refusal says when to retry
+(Retry-After: `store_retry_s`). What fail_open admits while the store is unreachable is
+charged to the counters once it answers again (`CounterStore.charge_soon`).
+
+Budget spend is rebuilt from the ledger (`budgets.rebuild`, correct under traffic: see
+counters/base.py) at start-up, when a config adds a budget window, after an outage, and
+when the store lost its data: admissions then get StoreUnseeded from the store and wait
+(at most `seed_wait_s`) for one rebuild they share; the store check every few seconds
+(`check_store`) notices a loss with no traffic. Each rebuild is repeated a few times over
+the next minutes (`store_check_s` x 0.2, 1, 3, 9, 27, 81), for ledger rows of requests
+that were in flight at the loss, or settled just before it, and land late.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from sluicegate.alerts.alert import Alert, AlertSink
-from sluicegate.errors import StoreUnavailable
+from sluicegate.errors import StoreUnavailable, StoreUnseeded
 from sluicegate.model.record import PolicyEvent
 from sluicegate.model.usage import Usage
 from sluicegate.policy import budgets
@@ -61,6 +68,10 @@ _FAILURE_MODES: dict[str, FailureMode] = {"fail_open": "fail_open", "fail_closed
 SEEDED_MARK = "budgets-seeded"  # in the counter store while it holds seeded budget spend
 _SEEDED_TTL_S = 400 * 86400  # should it lapse, one needless (harmless) rebuild
 _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
+# Rebuild passes after a rebuild, in store checks (5 s): the first one once the ledger
+# writer has flushed (every 0.2 s) what was settled before, the others for late rows.
+_REFRESH_AFTER = (0.2, 1, 3, 9, 27, 81)
+_WATCH_TICK_S = 0.25  # the watch wakes at least this often (a pass may fall due)
 
 
 class PolicyEngine:
@@ -70,6 +81,10 @@ class PolicyEngine:
     default_max_output_tokens: what token rules reserve when the request sets no maximum.
     store_retry_s: after a store failure, admissions skip the store (failing open or
     closed at once) for this long instead of paying a timeout each.
+    seed_wait_s: how long admissions wait for budget spend to be rebuilt after the store
+    lost its data, before failing open or closed.
+    ledger_lag_s: how long such a rebuild waits for the ledger writers (every replica's)
+    to land the rows of requests finished before the loss (they flush every 0.2 s).
     """
 
     def __init__(
@@ -83,6 +98,8 @@ class PolicyEngine:
         default_max_output_tokens: int = 4096,
         store_retry_s: float = 1.0,
         store_check_s: float = 5.0,
+        seed_wait_s: float = 2.0,
+        ledger_lag_s: float = 0.5,
     ):
         mode = _FAILURE_MODES.get(failure_mode)
         if mode is None:
@@ -95,7 +112,12 @@ class PolicyEngine:
         self._default_max_output = default_max_output_tokens
         self._store_retry_s = store_retry_s
         self._store_check_s = store_check_s
+        self._seed_wait_s = seed_wait_s
+        self._ledger_lag_s = ledger_lag_s
         self._watch: asyncio.Task[None] | None = None
+        self._reseeding: asyncio.Task[Any] | None = None  # the rebuild admissions wait for
+        self._refresh_at: list[float] = []  # monotonic times of the next rebuild passes
+        self._marked = False  # this engine set the seeding mark once
         self._policy = CompiledPolicy()
         self._down_until = 0.0  # monotonic; while in the future the store is not tried
         self.last_error: str | None = None
@@ -135,6 +157,8 @@ class PolicyEngine:
         policy = self._policy
         events: list[PolicyEvent] = []
         queue: _Queue | None = None  # made when a queue_then_429 rule holds the request back
+        waited = False  # for a rebuild of budget spend (once)
+        arrived = self._clock() if inp.arrived_at is None else inp.arrived_at
         while True:
             now = self._clock()
             try:
@@ -146,9 +170,14 @@ class PolicyEngine:
                 return self._admission(inp, events)
             reservation_id = _new_id(inp, self._serial)
             try:
-                result = await self._store_admit(items, reservation_id)
+                result = await self._store_admit(items, reservation_id, arrived)
+            except StoreUnseeded as exc:
+                if not waited and await self._reseeded():
+                    waited = True
+                    continue
+                return self._store_failed(inp, items, reservation_id, events, exc, arrived)
             except StoreUnavailable as exc:
-                return self._store_failed(inp, events, exc)
+                return self._store_failed(inp, items, reservation_id, events, exc, arrived)
             if policy.alerts and self._notifier is not None:
                 self._schedule_alerts(items, result, now)
             if result.ok:
@@ -179,6 +208,9 @@ class PolicyEngine:
         if reservation_id is None or actuals is None:
             return
         try:
+            if admission.unreserved_at is not None:
+                self._counters.charge_soon(reservation_id, actuals, admission.unreserved_at)
+                return
             await self._counters.settle(reservation_id, actuals)
         except StoreUnavailable as exc:
             self._note_failure(exc)
@@ -197,7 +229,10 @@ class PolicyEngine:
         if reservation_id is None or actuals is None:
             return
         try:
-            self._counters.settle_soon(reservation_id, actuals)
+            if admission.unreserved_at is not None:
+                self._counters.charge_soon(reservation_id, actuals, admission.unreserved_at)
+            else:
+                self._counters.settle_soon(reservation_id, actuals)
         except Exception:
             log.exception("policy: could not settle %s", admission.request_id)
 
@@ -219,10 +254,10 @@ class PolicyEngine:
         return await budgets.budget_status(self._policy, self._counters, self._clock())
 
     async def rebuild_budgets(self, sum_cost: budgets.SumCost) -> list[dict[str, Any]]:
-        """Seed absent budget counters from the ledger (run at start-up, before traffic).
+        """Rebuild budget spend from the ledger (run at start-up, before traffic).
         Never raises: an unreachable store or ledger is logged and reported."""
         self._sum_cost = sum_cost
-        report = await self._rebuild(self._policy)
+        report = await self._rebuild(self._policy, passes=True)
         if hasattr(self._counters, "ping") and self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._watch_store())
         return report
@@ -241,27 +276,62 @@ class PolicyEngine:
             lost = (
                 not was_down
                 and self._sum_cost is not None
-                and await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+                and not await self._counters.marked(SEEDED_MARK)
             )
         except StoreUnavailable as exc:
             self._note_failure(exc)
             return self.healthy
         self._note_success()  # after an outage: rebuilds
         if lost:
-            log.warning(
-                "policy: the counter store lost its data (no seeding mark): budget "
-                "spend rebuilt from the ledger"
-            )
-            self._spawn(self._rebuild(self._policy))
+            self._start_reseed(lost=True)
         return self.healthy
 
     async def _watch_store(self) -> None:
+        """The store check every `store_check_s`, and the rebuild passes when due."""
+        next_check = time.monotonic() + self._store_check_s
         while True:
-            await asyncio.sleep(self._store_check_s)
+            due = min([next_check, *self._refresh_at[:1]])
+            await asyncio.sleep(min(_WATCH_TICK_S, max(0.0, due - time.monotonic())))
             try:
-                await self.check_store()
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self._store_check_s
+                    await self.check_store()
+                if self._refresh_at and time.monotonic() >= self._refresh_at[0]:
+                    self._refresh_at.pop(0)
+                    await self._rebuild(self._policy)
             except Exception:  # a bug: logged, and the next check runs all the same
                 log.exception("policy: counter store check failed")
+
+    async def _reseeded(self) -> bool:
+        """The store lost its data: wait (at most `seed_wait_s`) for budget spend to be
+        rebuilt, by one rebuild every waiting admission shares. True once it is."""
+        task = self._start_reseed(lost=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._seed_wait_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def _start_reseed(self, lost: bool) -> asyncio.Task[Any]:
+        """The rebuild in progress, or a new one (`lost`: the store lost its data, not
+        merely came back)."""
+        task = self._reseeding
+        if task is None or task.done():
+            task = self._reseeding = asyncio.get_running_loop().create_task(self._reseed(lost))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _reseed(self, lost: bool) -> None:
+        if self._sum_cost is None:  # nothing to rebuild from: the empty store is right
+            try:
+                await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+            except StoreUnavailable as exc:
+                self._note_failure(exc)
+            return
+        if lost:
+            log.warning("policy: the counter store lost its data (no seeding mark)")
+        await self._rebuild(self._policy, passes=True, ledger_lag_s=self._ledger_lag_s)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) for background alert work; the engine stays usable."""
@@ -277,13 +347,17 @@ class PolicyEngine:
         await self.drain(timeout_s)
         await self._counters.close()
 
-    async def _store_admit(self, items: list[Item], reservation_id: str) -> AdmitResult:
+    async def _store_admit(
+        self, items: list[Item], reservation_id: str, arrived_at: float
+    ) -> AdmitResult:
         if time.monotonic() < self._down_until:
             raise StoreUnavailable(f"counter store unavailable: {self.last_error}")
         try:
             result = await self._counters.admit(
-                [i.check for i in items], reservation_id, self._ttl_s
+                [i.check for i in items], reservation_id, self._ttl_s, arrived_at
             )
+        except StoreUnseeded:
+            raise  # it answers: not an outage
         except StoreUnavailable as exc:
             self._note_failure(exc)
             raise
@@ -308,12 +382,20 @@ class PolicyEngine:
         log.warning("policy: counter store reachable again; limits and budgets enforced")
         self.last_error, self._down_until = None, 0.0
         if self._sum_cost is not None:  # it may have restarted empty
-            self._spawn(self._rebuild(self._policy))
+            self._start_reseed(lost=False)
 
-    async def _rebuild(self, policy: CompiledPolicy) -> list[dict[str, Any]]:
+    async def _rebuild(
+        self, policy: CompiledPolicy, passes: bool = False, ledger_lag_s: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """One rebuild pass (`passes`: and schedule the passes that follow it)."""
         assert self._sum_cost is not None
+        if passes:
+            start = time.monotonic()
+            self._refresh_at = [start + n * self._store_check_s for n in _REFRESH_AFTER]
         try:
-            report = await budgets.rebuild(policy, self._counters, self._sum_cost, self._clock())
+            report = await budgets.rebuild(
+                policy, self._counters, self._sum_cost, self._clock(), ledger_lag_s
+            )
         except StoreUnavailable as exc:
             self._note_failure(exc)
             return [{"seeded": False, "reason": str(exc)}]
@@ -321,15 +403,21 @@ class PolicyEngine:
             log.exception("policy: budget counters not rebuilt from the ledger")
             return [{"seeded": False, "reason": f"{type(exc).__name__}: {exc}"}]
         for row in report:
-            if row.get("seeded"):
+            if row.get("added_usd"):
                 log.info(
-                    "policy: budget %s (%s) seeded from the ledger: $%s spent",
+                    "policy: budget %s (%s) seeded from the ledger: $%s spent before %s",
                     row["id"],
                     row["window"],
                     row.get("ledger_spent_usd"),
+                    row.get("cutoff"),
                 )
-        try:  # what check_store looks for: the store holds the spend seeded here
-            await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
+        try:  # what check_store and admissions look for: the store holds the spend
+            if await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S) and self._marked:
+                log.warning(
+                    "policy: the counter store had lost its data (no seeding mark): budget "
+                    "spend rebuilt from the ledger"
+                )
+            self._marked = True
         except StoreUnavailable as exc:
             self._note_failure(exc)
         return report
@@ -344,8 +432,16 @@ class PolicyEngine:
         task.add_done_callback(self._tasks.discard)
 
     def _store_failed(
-        self, inp: AdmissionInput, events: list[PolicyEvent], exc: StoreUnavailable
+        self,
+        inp: AdmissionInput,
+        items: list[Item],
+        reservation_id: str,
+        events: list[PolicyEvent],
+        exc: StoreUnavailable,
+        arrived_at: float,
     ) -> Admission:
+        """fail_closed: a 503 saying when to retry. fail_open: admitted with nothing
+        reserved; what the holds consume is charged once the store answers again."""
         detail = str(exc)[:200]
         events.append(
             PolicyEvent(
@@ -353,8 +449,20 @@ class PolicyEngine:
             )
         )
         if self.failure_mode == "fail_closed":
-            raise PolicyUnavailable(str(exc), events=events) from exc
-        return self._admission(inp, events)
+            retry = max(self._store_retry_s, self._down_until - time.monotonic())
+            raise PolicyUnavailable(
+                f"{exc} (limits and budgets cannot be checked; this gateway fails closed): "
+                f"retry in {math.ceil(retry)}s",
+                events=events,
+                retry_after=retry,
+            ) from exc
+        return self._admission(
+            inp,
+            events,
+            reservation_id=reservation_id,
+            holds=tuple([i.hold for i in items]),
+            unreserved_at=arrived_at,
+        )
 
     def _admission(self, inp: AdmissionInput, events: list[PolicyEvent], **kw: Any) -> Admission:
         return Admission(

@@ -54,12 +54,18 @@ def redis_stores(redis: aioredis.Redis, settings: Settings) -> StateStores:
     without Redis (breakers closed, no pins); what admission does without Redis is the
     counter store's configured fail_open/fail_closed."""
     from sluicegate.policy.counters.redis_store import RedisCounterStore
+    from sluicegate.policy.engine import SEEDED_MARK
     from sluicegate.router.breaker import FailOpenBreakerStore, RedisBreakerStore
     from sluicegate.router.sticky import FailOpenStickyStore, RedisStickyStore
 
     prefix = settings.redis_prefix
     return StateStores(
-        RedisCounterStore(redis, prefix, lease_share=8 if settings.redis_leases else 0),
+        RedisCounterStore(
+            redis,
+            prefix,
+            seeding_mark=SEEDED_MARK,  # budgets wait for their rebuild after a data loss
+            lease_share=8 if settings.redis_leases else 0,
+        ),
         FailOpenBreakerStore(
             RedisBreakerStore(redis, prefix=prefix + "breaker:"), on_error=_routing_store_down
         ),

@@ -36,8 +36,10 @@ class FlakyStore:
     async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         return await self.inner.query(filters, limit, cursor)
 
-    async def sum_cost(self, since: float, match: Mapping[str, str]) -> float:
-        return await self.inner.sum_cost(since, match)
+    async def sum_cost(
+        self, since: float, match: Mapping[str, str], until: float | None = None
+    ) -> float:
+        return await self.inner.sum_cost(since, match, until)
 
     async def count(self, since: float, match: Mapping[str, str]) -> int:
         return await self.inner.count(since, match)

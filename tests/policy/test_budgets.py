@@ -226,10 +226,10 @@ async def test_rebuild_budgets_from_the_ledger(make_store):
 """)  # fmt: skip
     asked: list[tuple[float, dict[str, str]]] = []
 
-    async def sum_cost(since: float, filters: dict[str, str]) -> float:
+    async def sum_cost(since: float, filters: dict[str, str], until: float | None = None) -> float:
         asked.append((since, filters))
-        hours_ago = (clock.now - since) / 3600
-        return 0.5 * hours_ago if filters["project"] == "platform-search" else 0.0  # $0.50 an hour
+        hours = (min(clock.now, until or clock.now) - since) / 3600
+        return 0.5 * hours if filters["project"] == "platform-search" else 0.0  # $0.50 an hour
 
     engine = engine_with(make_store(clock), doc, clock=clock)
     report = await engine.rebuild_budgets(sum_cost)
@@ -245,8 +245,11 @@ async def test_rebuild_budgets_from_the_ledger(make_store):
     clock.advance(6 * 3600)  # six hourly buckets slide out of the rolling window
     rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
     assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(9.0)
-    again = await engine.rebuild_budgets(sum_cost)
-    assert [r["seeded"] for r in again] == [False, False, False, False]
+    again = await engine.rebuild_budgets(sum_cost)  # later, another replica: nothing twice
+    assert [r.get("added_usd") for r in again] == [0, 0, None, None]
+    rows = {(r["id"], r["window"]): r for r in await engine.budget_status()}
+    assert rows[("search", "monthly")]["spent_usd"] == pytest.approx(0.5 * 19.5 * 24)
+    assert rows[("search", "rolling_24h")]["spent_usd"] == pytest.approx(9.0)
 
 
 async def test_rebuild_from_the_memory_ledger_store(store):

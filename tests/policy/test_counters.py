@@ -72,7 +72,7 @@ async def test_settle_soon_is_applied_by_flush(store):
     await store.flush()
     # "tok" (a large limit) is leased by a Redis store: the lease is what stays reserved
     assert await store.usage(["tok", "req"]) == {
-        "tok": Level(sum(range(10, 40)), leased(store, "tok")),
+        "tok": Level(sum(range(10, 40)), leased(store, "tok"), leased(store, "tok")),
         "req": Level(0, 0),
     }
     await store.flush()  # nothing queued: returns at once
@@ -125,26 +125,80 @@ async def test_sliding_counter_forgets_old_buckets(make_store):
     assert (await store.admit([c], "r4", 60)).ok
 
 
-async def test_set_if_absent_seeds_once(store):
-    assert await store.set_if_absent("spend", 700, time.time() + 60)
-    assert not await store.set_if_absent("spend", 1, time.time() + 60)
-    assert (await store.usage(["spend"]))["spend"] == Level(700, 0)
-    assert not (await store.admit([check("spend", 1000, 400)], "r1", 60)).ok
+def budget(key: str, limit: int, amount: int = 1, *, ttl: float = 60) -> Check:
+    return Check(key=key, limit=limit, amount=amount, expires_at=time.time() + ttl, ledger=True)
 
 
-async def test_set_if_absent_on_a_counter_with_only_reservations(store):
-    await store.admit([check("fresh", 1000, 10)], "r1", 60)
-    assert await store.set_if_absent("fresh", 500, time.time() + 60)
-    assert (await store.usage(["fresh"]))["fresh"] == Level(500, 10)
+async def test_seed_raises_the_ledger_part_and_never_counts_twice(store):
+    cutoff = await store.cutoff("spend", time.time() + 60)
+    assert float(cutoff) > 0
+    assert await store.cutoff("spend", time.time() + 60) == cutoff  # asked again: the same
+    assert await store.seed("spend", cutoff, 700, time.time() + 60) == 700
+    assert await store.seed("spend", cutoff, 650, time.time() + 60) == 0  # a staler sum
+    assert await store.seed("spend", cutoff, 750, time.time() + 60) == 50  # a row landed
+    assert (await store.usage(["spend"]))["spend"] == Level(750, 0)
+    assert not (await store.admit([budget("spend", 1000, 300)], "r1", 60)).ok
+    assert await store.seed("spend", "12.5", 900, time.time() + 60) == -1  # not its cutoff
 
 
-async def test_set_if_absent_sliding_buckets(make_store):
+async def test_settlements_after_the_cutoff_add_to_the_ledger_part(store):
+    """Traffic that recreated a counter before the rebuild reached it: its cutoff is its
+    first admission, the ledger part covers what arrived before, settlements what after."""
+    assert (await store.admit([budget("fresh", 1000, 10)], "r1", 60)).ok
+    await store.settle("r1", {"fresh": 8})
+    cutoff = await store.cutoff("fresh", time.time() + 60)
+    assert await store.seed("fresh", cutoff, 500, time.time() + 60) == 500
+    assert (await store.usage(["fresh"]))["fresh"] == Level(508, 0)
+
+
+async def test_what_was_admitted_before_the_cutoff_is_left_to_the_ledger(store):
+    """A reservation the store never saw (made before it lost its data) settles to
+    nothing on a counter cut off after it; a charge (admitted with no reservation while
+    the store was unreachable) counts only if admitted at or after the cutoff."""
+    cutoff = await store.cutoff("b", time.time() + 60)
+    await store.settle("lost-before", {"b": 40})
+    store.charge_soon("outage-before", {"b": 30}, float(cutoff) - 5)
+    store.charge_soon("outage-after", {"b": 20}, float(cutoff) + 0.001)
+    await store.flush()
+    assert (await store.usage(["b"]))["b"] == Level(20, 0)
+
+
+async def test_each_request_counts_once_whatever_the_order(store):
+    """A rebuild after a data loss cuts the counter off at its own time: a request that
+    arrived before (in flight at the loss, or waiting for the rebuild) is the ledger's,
+    one that arrived after is the store's, even when admitted and settled in between."""
+    now = time.time()
+    cutoff = await store.cutoff("k", now + 60)
+    waited = await store.admit([budget("k", 10_000, 100)], "waited", 60, float(cutoff) - 0.5)
+    fresh = await store.admit([budget("k", 10_000, 100)], "fresh", 60, float(cutoff) + 0.1)
+    assert waited.ok and fresh.ok
+    await store.seed("k", cutoff, 1_000, now + 60)  # the ledger, "waited" not landed yet
+    await store.settle("waited", {"k": 70})
+    await store.settle("fresh", {"k": 30})
+    assert (await store.usage(["k"]))["k"] == Level(1_030, 0)
+    await store.seed("k", cutoff, 1_070, now + 60)  # a later pass: its row has landed
+    assert (await store.usage(["k"]))["k"] == Level(1_100, 0)
+
+
+async def test_a_new_counter_cuts_off_at_the_earliest_arrival_until_seeded(store):
+    """Requests racing into a new window arrive in any order: until a seed fixes the
+    cutoff, the earliest arrival admitted sets it, so none of them is left uncounted."""
+    now = time.time()
+    assert (await store.admit([budget("w", 100, 10)], "late", 60, now)).ok
+    assert (await store.admit([budget("w", 100, 10)], "early", 60, now - 0.2)).ok
+    assert float(await store.cutoff("w", now + 60)) == pytest.approx(now - 0.2)
+    await store.settle("late", {"w": 4})
+    await store.settle("early", {"w": 5})
+    assert (await store.usage(["w"]))["w"] == Level(9, 0)
+
+
+async def test_sliding_counters_seed_per_bucket(make_store):
     clock = FakeClock(2_000_000.0)
     store = make_store(clock)
     slide = Slide(window_s=100, bucket_s=10)
-    seeded = await store.set_if_absent("r", {1_999_950: 5, 1_999_990: 7}, clock.now + 200, slide)
-    assert seeded
-    assert not await store.set_if_absent("r", {1_999_990: 1}, clock.now + 200, slide)
+    cutoff = await store.cutoff("r", clock.now + 200, slide)
+    assert await store.seed("r", cutoff, {1_999_950: 5, 1_999_990: 7}, clock.now + 200, slide)
+    assert await store.seed("r", cutoff, {1_999_990: 6}, clock.now + 200, slide) == 0
     assert (await store.usage(["r"]))["r"] == Level(12, 0)
     clock.advance(60)
     assert (await store.usage(["r"]))["r"] == Level(7, 0)

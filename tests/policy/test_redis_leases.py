@@ -34,7 +34,9 @@ def check(
 
 
 async def level(store: RedisCounterStore, key: str) -> Level:
-    return (await store.usage([key]))[key]
+    """used and reserved (leases included) of a counter."""
+    found = (await store.usage([key]))[key]
+    return Level(found.used, found.reserved)
 
 
 async def test_sequential_admissions_are_served_from_a_lease(make_store):

@@ -25,6 +25,20 @@ metadata tag) are capped, and past the cap the least recently admitted one is dr
 scope value starting again from zero (as nginx's `limit_req` zones do when full). A check
 without a family (budgets, global rules) is never dropped. Redis bounds its keys itself:
 each expires with its window.
+
+Budget counters (`Check.ledger`) can be rebuilt from the ledger, correctly under traffic.
+Their spend is split by the requests' arrival time (`admit`'s `arrived_at`, the ledger
+row's ts) at the counter's cutoff: requests that arrived before it are counted by the
+ledger part (raised by `seed` to the ledger's latest sum for them: seeding again, or from
+several replicas at once, never counts a row twice), those that arrived at or after it
+by settlements. A counter made by an admission takes the earliest arrival admitted into
+it as its cutoff (a new window, or a new budget, whose earlier spend, if any, is in the
+ledger) until a rebuild asks for it (`cutoff`), which fixes it; one made by a rebuild
+(after the store lost its data) takes the rebuild's time. So whatever the order of
+admissions, settlements and seeds, each request counts once and the counter ends at the
+ledger's spend plus what is in flight. Consumption admitted with no reservation (the
+store was unreachable: fail_open) is handed to `charge_soon` with its arrival time and
+counted by the same rule.
 """
 
 from __future__ import annotations
@@ -50,11 +64,13 @@ class Check(msgspec.Struct, frozen=True):
     expires_at: float  # unix seconds; the counter may be dropped after this
     slide: Slide | None = None
     family: str | None = None  # see the module docstring: None is never evicted
+    ledger: bool = False  # a budget counter: rebuilt from the ledger (see above)
 
 
 class Level(msgspec.Struct, frozen=True, array_like=True):
     used: int
     reserved: int
+    leased: int = 0  # the part of `reserved` held by capacity leases (`usage` only)
 
 
 class AdmitResult(msgspec.Struct, frozen=True):
@@ -65,9 +81,10 @@ class AdmitResult(msgspec.Struct, frozen=True):
 
 class CounterStore(Protocol):
     async def admit(
-        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float, arrived_at: float = 0.0
     ) -> AdmitResult:
-        """Reserve every check or none; see the module docstring."""
+        """Reserve every check or none; see the module docstring (`arrived_at`: when the
+        request arrived, unix seconds; 0: now)."""
         ...
 
     async def settle(self, reservation_id: str, actuals: Mapping[str, int]) -> None:
@@ -89,15 +106,38 @@ class CounterStore(Protocol):
 
     async def usage(self, keys: Sequence[str]) -> dict[str, Level]: ...
 
-    async def set_if_absent(
-        self, key: str, used: int | Mapping[int, int], expires_at: float, slide: Slide | None = None
-    ) -> bool:
-        """Seed `used` of a counter that has none yet (rebuild from the ledger). For a
-        sliding counter `used` maps bucket start (unix seconds) to amount."""
+    def charge_soon(
+        self, reservation_id: str, actuals: Mapping[str, int], admitted_at: float
+    ) -> None:
+        """Add consumption admitted without a reservation (the store was unreachable) for
+        a request that arrived at `admitted_at`: to counters whose cutoff is not later.
+        A store that cannot apply it now keeps it (bounded) until it can."""
+        ...
+
+    async def cutoff(self, key: str, expires_at: float, slide: Slide | None = None) -> str:
+        """The budget counter's cutoff (unix seconds, as a string `seed` takes back);
+        the counter is created with cutoff now if absent. "0": it counted everything."""
+        ...
+
+    async def seed(
+        self,
+        key: str,
+        cutoff: str,
+        used: int | Mapping[int, int],
+        expires_at: float,
+        slide: Slide | None = None,
+    ) -> int:
+        """Raise the counter's ledger part to `used`: the ledger's spend of requests that
+        arrived in the window before `cutoff` (for a sliding counter, bucket start (unix
+        seconds) -> amount). Returns what it grew by, -1 if the cutoff changed meanwhile."""
         ...
 
     async def mark_once(self, key: str, ttl_s: float) -> bool:
         """True the first time `key` is marked within `ttl_s` seconds, False after."""
+        ...
+
+    async def marked(self, key: str) -> bool:
+        """Whether `key` is marked (by `mark_once`), without marking it."""
         ...
 
     async def close(self) -> None: ...

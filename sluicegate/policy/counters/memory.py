@@ -42,19 +42,28 @@ class _Counter:
     expires_at: float
     slide: Slide | None = None
     used: int = 0
-    has_used: bool = False
     buckets: dict[int, int] = field(default_factory=dict)
     reserved: int = 0  # held by reservations not yet settled
+    cutoff: float | None = None  # a budget counter's (see base.py); None: it counted all
+    seeded: bool = False  # its cutoff is fixed: a ledger part is computed for it
+    ledger: int = 0  # the ledger part, of a fixed counter
+    ledger_buckets: dict[int, int] = field(default_factory=dict)  # of a sliding one
 
     def level(self, now: float) -> Level:
         if self.slide is None:
-            return Level(self.used, self.reserved)
+            return Level(self.used + self.ledger, self.reserved)
         slide = self.slide
         self.buckets = {b: v for b, v in self.buckets.items() if bucket_alive(b, slide, now)}
+        if self.ledger_buckets:
+            self.ledger_buckets = {
+                b: v for b, v in self.ledger_buckets.items() if bucket_alive(b, slide, now)
+            }
+            return Level(
+                sum(self.buckets.values()) + sum(self.ledger_buckets.values()), self.reserved
+            )
         return Level(sum(self.buckets.values()), self.reserved)
 
     def add(self, amount: int, now: float) -> None:
-        self.has_used = True
         if self.slide is None:
             self.used += amount
         else:
@@ -66,6 +75,7 @@ class _Counter:
 class _Reservation:
     deadline: float
     holds: list[tuple[str, _Counter, int]]  # key, counter, amount held
+    arrived: float  # when its request arrived
 
 
 @dataclass(slots=True)
@@ -95,7 +105,7 @@ class MemoryCounterStore:
         self._next_sweep = 0.0
 
     async def admit(
-        self, checks: Sequence[Check], reservation_id: str, ttl_s: float
+        self, checks: Sequence[Check], reservation_id: str, ttl_s: float, arrived_at: float = 0.0
     ) -> AdmitResult:
         now = self._clock()
         self._sweep(now)
@@ -108,6 +118,10 @@ class MemoryCounterStore:
                 counter = self._counters[check.key] = _Counter(check.expires_at, check.slide)
             if check.family is not None:
                 self._touch(check.family, check.key, now)
+            if check.ledger and not counter.seeded:  # the earliest arrival, until seeded
+                arrived = arrived_at or now
+                if counter.cutoff is None or arrived < counter.cutoff:
+                    counter.cutoff = arrived
             counters.append(counter)
         levels = tuple([counter.level(now) for counter in counters])
         for index, (check, level) in enumerate(zip(checks, levels)):
@@ -123,7 +137,7 @@ class MemoryCounterStore:
             expires_at = check.expires_at if check.expires_at > deadline else deadline
             if counter.expires_at < expires_at:
                 counter.expires_at = expires_at
-        self._reservations[reservation_id] = _Reservation(deadline, holds)
+        self._reservations[reservation_id] = _Reservation(deadline, holds, arrived_at or now)
         heapq.heappush(self._deadlines, (deadline, reservation_id))
         if len(self._deadlines) > 2 * len(self._reservations) + _HEAP_SLACK:
             self._compact_deadlines()
@@ -143,15 +157,29 @@ class MemoryCounterStore:
                 if actual is None:
                     continue
                 named += 1
-                if actual > 0 and self._counters.get(key) is counter and counter.expires_at > now:
+                if (
+                    actual > 0
+                    and self._counters.get(key) is counter
+                    and counter.expires_at > now
+                    and (counter.cutoff is None or reservation.arrived >= counter.cutoff)
+                ):
                     counter.add(actual, now)
         if named < len(actuals):  # counters it did not hold (lapsed, or another's)
             held = {key for key, _, _ in reservation.holds} if reservation else set()
-            for key, amount in actuals.items():
-                if amount > 0 and key not in held:
-                    live = self._live(key, now)
-                    if live is not None:
-                        live.add(amount, now)
+            self.charge_soon(reservation_id, {k: n for k, n in actuals.items() if k not in held}, 0)
+
+    def charge_soon(
+        self, reservation_id: str, actuals: Mapping[str, int], admitted_at: float
+    ) -> None:
+        now = self._clock()
+        for key, amount in actuals.items():
+            counter = self._live(key, now)
+            if (
+                amount > 0
+                and counter is not None
+                and (counter.cutoff is None or admitted_at >= counter.cutoff)
+            ):
+                counter.add(amount, now)
 
     async def flush(self) -> None:
         return None  # settle_soon applies at once
@@ -168,28 +196,43 @@ class MemoryCounterStore:
             result[key] = counter.level(now) if counter else Level(0, 0)
         return result
 
-    async def set_if_absent(
-        self, key: str, used: int | Mapping[int, int], expires_at: float, slide: Slide | None = None
-    ) -> bool:
-        if slide is None and isinstance(used, Mapping):
-            raise TypeError("a fixed counter is seeded with one amount")
+    async def cutoff(self, key: str, expires_at: float, slide: Slide | None = None) -> str:
         now = self._clock()
         counter = self._live(key, now)
         if counter is None:
             counter = self._counters[key] = _Counter(expires_at=expires_at, slide=slide)
-        counter.slide = counter.slide or slide
-        counter.level(now)  # drops buckets that slid out
-        if counter.buckets if counter.slide else counter.has_used:
-            return False
-        counter.has_used = True
-        if isinstance(used, Mapping):
-            counter.buckets.update(used)
-        elif slide is not None:
-            counter.buckets[bucket_start(now, slide.bucket_s)] = used
-        else:
-            counter.used = used
+            counter.cutoff = now
+        counter.seeded = True  # fixed: earlier arrivals admitted from now on are the ledger's
+        return "0" if counter.cutoff is None else repr(counter.cutoff)
+
+    async def seed(
+        self,
+        key: str,
+        cutoff: str,
+        used: int | Mapping[int, int],
+        expires_at: float,
+        slide: Slide | None = None,
+    ) -> int:
+        now = self._clock()
+        counter = self._live(key, now)
+        if counter is None or counter.cutoff is None or repr(counter.cutoff) != cutoff:
+            return -1
         counter.expires_at = max(counter.expires_at, expires_at)
-        return True
+        if isinstance(used, int):
+            if slide is not None:
+                used = {bucket_start(now, slide.bucket_s): used}
+            else:
+                grew = max(0, used - counter.ledger)
+                counter.ledger += grew
+                return grew
+        if counter.slide is None:
+            raise TypeError("a fixed counter is seeded with one amount")
+        grew, mine = 0, counter.ledger_buckets
+        for start, amount in used.items():
+            if bucket_alive(start, counter.slide, now) and amount > mine.get(start, 0):
+                grew += amount - mine.get(start, 0)
+                mine[start] = amount
+        return grew
 
     async def mark_once(self, key: str, ttl_s: float) -> bool:
         now = self._clock()
@@ -197,6 +240,9 @@ class MemoryCounterStore:
             return False
         self._marks[key] = now + ttl_s
         return True
+
+    async def marked(self, key: str) -> bool:
+        return self._marks.get(key, 0.0) > self._clock()
 
     async def close(self) -> None:
         return None

@@ -45,15 +45,18 @@ class Coalescer(Generic[I, R]):
         what: str,
         *,
         abandoned: Callable[[I, R | None], None] | None = None,
+        failed: Callable[[I], None] | None = None,
     ):
         """`send(items)` makes one call for the batch and returns one outcome per item, in
         order (an Exception fails that item's caller); raising fails them all.
         `abandoned`: makes items abandonable (see the module docstring); it must not
-        raise."""
+        raise. `failed(item)`: each item of a batch whose call raised StoreUnavailable
+        (its caller fails all the same): the store keeps it to send again."""
         self.limit = max(1, limit)
         self._send = send
         self._what = what
         self._abandoned = abandoned
+        self._failed = failed
         self._queue: list[tuple[I, asyncio.Future[R] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._inline: asyncio.Future[None] | None = None  # a caller's own call, in flight
@@ -165,7 +168,11 @@ class Coalescer(Generic[I, R]):
         except Exception as exc:
             for _, future in batch:
                 _fail(future, exc)
-            self._log_unwaited(sum(future is None for _, future in batch), exc)
+            kept = self._failed is not None and isinstance(exc, StoreUnavailable)
+            if kept and self._failed is not None:
+                for item, _ in batch:
+                    self._failed(item)
+            self._log_unwaited(sum(future is None for _, future in batch), exc, kept)
             return
         for (item, future), outcome in zip(batch, outcomes):
             if isinstance(outcome, Exception):
@@ -180,10 +187,13 @@ class Coalescer(Generic[I, R]):
             elif not future.done():
                 future.set_result(outcome)
 
-    def _log_unwaited(self, count: int, exc: Exception) -> None:
+    def _log_unwaited(self, count: int, exc: Exception, kept: bool = False) -> None:
         """Nobody waits for a queued-and-forgotten item (`put`): its failure is logged."""
         if count:
-            log.warning("counter store (Redis): %d %s(s) not applied: %s", count, self._what, exc)
+            again = " (kept to send again)" if kept else ""
+            log.warning(
+                "counter store (Redis): %d %s(s) not applied%s: %s", count, self._what, again, exc
+            )
 
 
 def _fail(future: asyncio.Future[R] | None, exc: Exception) -> None:
@@ -219,4 +229,9 @@ class Keys:
 
     def reservation(self, reservation_id: str) -> int:
         self.keys.append(f"{self._base}r:{reservation_id}")
+        return len(self.keys)
+
+    def mark(self, key: str) -> int:
+        """The position of a mark key (the seeding mark admit.lua checks)."""
+        self.keys.append(key)
         return len(self.keys)

@@ -2,6 +2,9 @@
 -- A counter is a hash H {u = used, r = reserved, ws/bs = sliding window and bucket
 -- seconds, b:<bucket start> = used in that bucket} and a sorted set Z of in-flight
 -- reservations, member "<reservation id>|<amount>", score = deadline (unix seconds).
+-- A budget counter also has t = its cutoff (when this Redis started counting it) and
+-- l (or l:<bucket start>) = the ledger's spend of requests that arrived before t: used
+-- is u + l (see redis_store.py, "Budget spend and the ledger").
 
 local function fmt(n)
   return string.format('%d', n)
@@ -30,10 +33,10 @@ end
 -- used, reserved, live bucket count of a counter at `now`.
 local function level(h, z, now)
   purge(h, z, now)
-  local reserved = tonumber(redis.call('HGET', h, 'r') or '0')
-  local ws = redis.call('HGET', h, 'ws')
+  local f = redis.call('HMGET', h, 'r', 'ws', 'u', 'l')
+  local reserved, ws = tonumber(f[1] or '0'), f[2]
   if not ws then
-    return tonumber(redis.call('HGET', h, 'u') or '0'), reserved, 0
+    return tonumber(f[3] or '0') + tonumber(f[4] or '0'), reserved, 0
   end
   local bs = tonumber(redis.call('HGET', h, 'bs'))
   local cutoff = now - tonumber(ws)
@@ -41,7 +44,8 @@ local function level(h, z, now)
   local fields = redis.call('HGETALL', h)
   for i = 1, #fields, 2 do
     local f = fields[i]
-    if string.sub(f, 1, 2) == 'b:' then
+    local kind = string.sub(f, 1, 2)
+    if kind == 'b:' or kind == 'l:' then
       if tonumber(string.sub(f, 3)) + bs <= cutoff then
         redis.call('HDEL', h, f)
       else
