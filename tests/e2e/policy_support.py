@@ -205,3 +205,48 @@ class Receiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+# --- replicas: several gateways on one database (and one Redis) -----------------------
+def live_version(gateway: RunningGateway) -> int:
+    """The config version a replica serves (its /readyz)."""
+    ready = _HTTP.get(gateway.url + "/readyz", timeout=5).json()
+    return int(ready["checks"]["config"]["version"] or 0)
+
+
+def apply_everywhere(replicas: list[RunningGateway], *documents: str, timeout: float = 5) -> None:
+    """Apply on the first replica; return once every replica serves that version."""
+    version = replace_config(replicas[0], *documents)["version"]
+    for gateway in replicas:
+        wait_for(lambda g=gateway: live_version(g) >= version, timeout=timeout)
+
+
+def known_everywhere(replicas: list[RunningGateway], key: str, timeout: float = 5) -> str:
+    """Wait until every replica accepts a key just created on one of them."""
+    for gateway in replicas:
+        wait_for(
+            lambda g=gateway: (
+                _HTTP.get(
+                    g.url + "/v1/models", timeout=5, headers={"authorization": f"Bearer {key}"}
+                ).status_code
+                == 200
+            ),
+            timeout=timeout,
+        )
+    return key
+
+
+def project_rows(gateway: RunningGateway, project: str) -> list[dict]:
+    """Every ledger row of a project in the last hour, page by page."""
+    rows: list[dict] = []
+    cursor = None
+    while True:
+        params = {"project": project, "since": "1h", "limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        page = gateway.admin.get("/api/requests", params=params)
+        page.raise_for_status()
+        rows += page.json()["data"]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            return rows

@@ -6,6 +6,7 @@ is back; a fail_closed refusal says when to retry; leases are reported apart."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -15,11 +16,13 @@ import pytest
 
 from tests.e2e.gateway import RunningGateway, run_gateway
 from tests.e2e.policy_support import (
+    apply_everywhere,
     budget_rows,
     chat,
     cli,
+    known_everywhere,
     prices_doc,
-    replace_config,
+    project_rows,
     rows_for,
     uid,
     wait_for,
@@ -44,48 +47,6 @@ budgets:
     window: daily
 """,
     )
-
-
-def apply_everywhere(replicas: list[RunningGateway], *documents: str) -> None:
-    version = replace_config(replicas[0], *documents)["version"]
-    for gateway in replicas:
-        wait_for(
-            lambda g=gateway: (
-                httpx.get(g.url + "/readyz", timeout=5).json()["checks"]["config"]["version"]
-                >= version
-            ),
-            timeout=5,
-        )
-
-
-def known_everywhere(replicas: list[RunningGateway], key: str) -> str:
-    for gateway in replicas:
-        wait_for(
-            lambda g=gateway: (
-                httpx.get(
-                    g.url + "/v1/models", timeout=5, headers={"authorization": f"Bearer {key}"}
-                ).status_code
-                == 200
-            ),
-            timeout=5,
-        )
-    return key
-
-
-def project_rows(gateway: RunningGateway, project: str) -> list[dict]:
-    """Every ledger row of a project, page by page."""
-    rows: list[dict] = []
-    cursor = None
-    while True:
-        params = {"project": project, "since": "1h", "limit": 1000}
-        page = gateway.admin.get(
-            "/api/requests", params={**params, **({"cursor": cursor} if cursor else {})}
-        )
-        page.raise_for_status()
-        rows += page.json()["data"]
-        cursor = page.json()["next_cursor"]
-        if not cursor:
-            return rows
 
 
 def ok_rows(gateway: RunningGateway, project: str, answers: list[httpx.Response]) -> list[dict]:
@@ -304,10 +265,29 @@ def test_leased_capacity_is_reported_apart_from_requests_in_flight(tmp_path):
             assert chat(gw, key, max_tokens=10, content=LONG, headers=header).status_code == 200
         row = budget_rows(gw, project)["daily"]  # idle now: the lease is still held
         assert row["leased_usd"] > 0 and row["reserved_usd"] == 0
-        shown = cli(gw, "budgets")
+        # The CLI shows it too. A lease idle for 1 s goes back, and a CLI start can take
+        # longer on a busy host: a request every 0.3 s keeps it held meanwhile.
+        busy = threading.Event()
+        calls = [5]
+
+        def keep_busy() -> None:
+            while not busy.wait(0.3):
+                assert chat(gw, key, max_tokens=10, content=LONG, headers=header).status_code == 200
+                calls[0] += 1
+
+        keeper = threading.Thread(target=keep_busy)
+        keeper.start()
+        try:
+            shown = cli(gw, "budgets")
+        finally:
+            busy.set()
+            keeper.join(10)
         assert shown.returncode == 0, shown.stderr
-        assert "leased $" in shown.stdout
-        line = next(x for x in shown.stdout.splitlines() if project in x)
-        assert f"{row['leased_usd']:.4f}" in line
+        lines = shown.stdout.splitlines()
+        header_cells = [
+            c.strip() for c in re.split("[│┃]", next(x for x in lines if "leased" in x))
+        ]
+        cells = [c.strip() for c in re.split("[│┃]", next(x for x in lines if project in x))]
+        assert float(cells[header_cells.index("leased $")]) > 0
         wait_for(lambda: budget_rows(gw, project)["daily"]["leased_usd"] == 0, timeout=10)
-        assert budget_rows(gw, project)["daily"]["spent_usd"] == pytest.approx(0.05)
+        assert budget_rows(gw, project)["daily"]["spent_usd"] == pytest.approx(calls[0] * CALL_USD)

@@ -15,7 +15,16 @@ import httpx
 import pytest
 
 from tests.e2e.gateway import RunningGateway, run_gateway
-from tests.e2e.policy_support import budget_rows, chat, prices_doc, replace_config, uid, wait_for
+from tests.e2e.policy_support import (
+    apply_everywhere,
+    budget_rows,
+    chat,
+    known_everywhere,
+    prices_doc,
+    project_rows,
+    uid,
+    wait_for,
+)
 from tests.redis_server import OwnRedis
 from tests.support import fresh_postgres_database
 
@@ -65,21 +74,6 @@ def stream_and_leave(gateway: RunningGateway, key: str, project: str) -> int:
         return answer.status_code
 
 
-def project_rows(gateway: RunningGateway, project: str) -> list[dict]:
-    rows: list[dict] = []
-    cursor = None
-    while True:
-        params = {"project": project, "since": "1h", "limit": 1000}
-        if cursor:
-            params["cursor"] = cursor
-        page = gateway.admin.get("/api/requests", params=params)
-        page.raise_for_status()
-        rows += page.json()["data"]
-        cursor = page.json()["next_cursor"]
-        if not cursor:
-            return rows
-
-
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_every_cent_is_counted_once_through_streams_left_early_and_a_redis_restart():
@@ -88,20 +82,8 @@ def test_every_cent_is_counted_once_through_streams_left_early_and_a_redis_resta
     with fresh_postgres_database() as database, OwnRedis() as own, ExitStack() as stack:
         args = ("--redis-url", own.url, "--counter-failure-mode", "fail_closed")
         replicas = [stack.enter_context(run_gateway(database, *args)) for _ in range(3)]
-        version = replace_config(replicas[0], *docs(u, project))["version"]
-        key = replicas[0].create_key(name=f"inv-{u}")["key"]
-        for gateway in replicas:  # the config and the key have reached every replica
-            wait_for(
-                lambda g=gateway: (
-                    httpx.get(g.url + "/readyz", timeout=5).json()["checks"]["config"]["version"]
-                    >= version
-                    and httpx.get(
-                        g.url + "/v1/models", headers={"authorization": f"Bearer {key}"}
-                    ).status_code
-                    == 200
-                ),
-                timeout=10,
-            )
+        apply_everywhere(replicas, *docs(u, project), timeout=10)
+        key = known_everywhere(replicas, replicas[0].create_key(name=f"inv-{u}")["key"])
 
         for gateway in replicas:  # streams slow enough to leave in the middle
             gateway.set_faults({"gpt-4o-mini": {"inter_chunk_ms": 20}})

@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 import redis
 
 from tests.e2e.gateway import run_gateway
 from tests.e2e.policy_support import (
+    apply_everywhere,
     budget_rows,
     chat,
     cli,
     events,
     hammer,
+    known_everywhere,
+    live_version,
     prices_doc,
-    replace_config,
     rows_for,
     uid,
     wait_for,
@@ -60,31 +61,6 @@ def replicas(shared):
         yield a, b
 
 
-def live_version(gateway) -> int:
-    return httpx.get(gateway.url + "/readyz", timeout=5).json()["checks"]["config"]["version"]
-
-
-def known_everywhere(key: str, *gateways) -> str:
-    """Wait until every replica accepts a key just created on one of them."""
-    for gateway in gateways:
-        wait_for(
-            lambda g=gateway: (
-                httpx.get(
-                    g.url + "/v1/models", timeout=5, headers={"authorization": f"Bearer {key}"}
-                ).status_code
-                == 200
-            ),
-            timeout=3,
-        )
-    return key
-
-
-def apply_everywhere(replicas, *documents: str) -> None:
-    version = replace_config(replicas[0], *documents)["version"]
-    for gateway in replicas:
-        wait_for(lambda g=gateway: live_version(g) >= version, timeout=2)
-
-
 def test_an_applied_change_reaches_every_replica_within_a_second(replicas, tmp_path):
     a, b = replicas
     apply_everywhere(replicas)  # a version to come back to
@@ -103,7 +79,7 @@ rules:
     version = a.admin.get("/api/config").json()["version"]
     wait_for(lambda: live_version(b) == version, timeout=1.0, interval=0.02)
     assert time.monotonic() - started < 1.0
-    key = known_everywhere(a.create_key(name=f"spread-{u}")["key"], a, b)
+    key = known_everywhere([a, b], a.create_key(name=f"spread-{u}")["key"])
     header = {"X-Sluice-Project": f"spread-{u}"}
     assert chat(b, key, headers=header).status_code == 200
     assert chat(a, key, headers=header).status_code == 429  # one count, shared
@@ -153,7 +129,7 @@ budgets:
     alerts: [{{at_pct: 50}}, {{at_pct: 100}}]
 """,
     )
-    keys = [known_everywhere(a.create_key(name=f"r{i}-{u}")["key"], a, b) for i in range(2)]
+    keys = [known_everywhere([a, b], a.create_key(name=f"r{i}-{u}")["key"]) for i in range(2)]
 
     def calls(project: str, count: int, **kw):
         return [
@@ -243,7 +219,7 @@ budgets:
     window: daily
 """,
     )
-    key = known_everywhere(a.create_key(name=f"roomy-{u}")["key"], a, b)
+    key = known_everywhere([a, b], a.create_key(name=f"roomy-{u}")["key"])
     results = hammer(
         [
             lambda i=i: chat(
@@ -284,7 +260,7 @@ budgets:
     windows: [daily, rolling_1h]
 """,
     )
-    key = known_everywhere(a.create_key(name=f"rb-{u}")["key"], a, b)
+    key = known_everywhere([a, b], a.create_key(name=f"rb-{u}")["key"])
     header = {"X-Sluice-Project": f"rebuilt-{u}"}
     spent = [chat(g, key, max_tokens=10, content=LONG, headers=header) for g in (a, b, a)]
     assert [r.status_code for r in spent] == [200, 200, 200]
