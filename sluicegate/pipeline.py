@@ -18,6 +18,7 @@ Per-request work touches memory only: keys, config and prices are loaded ahead o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -27,6 +28,7 @@ from typing import TypeVar
 import msgspec
 
 from sluicegate.errors import (
+    ClientDisconnected,
     GuardrailBlocked,
     InternalError,
     InvalidRequest,
@@ -69,6 +71,7 @@ class IncomingCall(msgspec.Struct, kw_only=True):
     raw_headers: list[tuple[bytes, bytes]]
     api_key: str | None
     too_large: bool = False  # the edge stopped reading past the body size limit
+    client_left: Callable[[], bool] | None = None  # has the client gone? (asked before upstream)
 
 
 class Reply(msgspec.Struct, kw_only=True):
@@ -118,6 +121,8 @@ class Pipeline:
             guardrails = self._guardrails
             if guardrails.on_request:
                 await guardrails.check_request(request, record.guardrail_events)
+            if call.client_left is not None and call.client_left():
+                raise ClientDisconnected("the client left before the provider was called")
             if request.stream:
                 stream = await self._attempts(request, plan, record, _open_stream)
                 return self._stream_reply(request, stream, admission, record, guardrails)
@@ -136,6 +141,17 @@ class Pipeline:
         finally:
             if not record.stream or record.status_code != 200:
                 self._finish(record, started)
+
+    def refuse(self, call: IncomingCall, error: SluiceError) -> None:
+        """A request the edge turned away before its turn (shed, body too slow, client
+        gone while queued): one ledger row saying why, no admission, no provider call. The
+        key, envelope and model are recorded when they can be read."""
+        started = time.perf_counter()
+        record = _new_record(call.client_api)
+        with contextlib.suppress(SluiceError):  # the refusal is the answer, whatever else
+            self._identify(call, record, started)
+        self._failed(record, None, error)
+        self._finish(record, started)
 
     # --- identity ---------------------------------------------------------------------
     def _identify(self, call: IncomingCall, record: LedgerRecord, started: float) -> GatewayRequest:
@@ -463,6 +479,7 @@ def _fail(record: LedgerRecord, exc: BaseException) -> None:
         record.status_code = exc.status
         record.error_type = exc.code or exc.error_type
         record.error_message = exc.message[:500]
+        record.client_disconnected = isinstance(exc, ClientDisconnected)
         rule_id = getattr(exc, "rule_id", None)
         if rule_id and not any(e.rule_id == rule_id for e in record.policy_events):
             record.policy_events.append(
