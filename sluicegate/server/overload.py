@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+
 from starlette.types import Message, Receive
 
 from sluicegate.errors import Overloaded
