@@ -57,11 +57,19 @@ class AdmissionGate:
             return True
         return False
 
+    def refusal(self) -> Overloaded | None:
+        """The answer for a request that found no slot, if the queue has no place for it
+        either (counted as shed); None: it may queue."""
+        if len(self._waiters) >= self.max_queued:
+            return self._shed("every in-flight slot and queue place of this worker is taken")
+        return None
+
     async def wait_turn(self) -> None:
         """Queue for a slot. Overloaded when the queue is full or the wait runs out;
         a cancelled waiter (its client left) gives back a slot it was just handed."""
-        if len(self._waiters) >= self.max_queued:
-            raise self._shed("every in-flight slot and queue place of this worker is taken")
+        shed = self.refusal()
+        if shed is not None:
+            raise shed
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:

@@ -26,7 +26,7 @@ from sluicegate.identity.keys import KeyService
 from sluicegate.model.identity import Principal
 from sluicegate.model.request import ClientApi
 from sluicegate.pipeline import IncomingCall, Pipeline, StreamReply
-from sluicegate.server.errors import error_response
+from sluicegate.server.errors import error_headers, error_response
 from sluicegate.server.overload import AdmissionGate, Departure
 from sluicegate.wire import anthropic_messages
 from sluicegate.wire.common import request_object
@@ -168,17 +168,21 @@ class WireEndpoints:
                     scope, receive, self._limit, self._body_timeout_s
                 )
             except RequestTimeout as exc:
-                await self._refuse(wire, call, exc, scope, receive, send)
+                await self._refuse(wire, call, exc, send)
+                return
+            queued = not gate.try_enter()
+            if queued and (shed := gate.refusal()) is not None:  # the cheap way out
+                await self._refuse(wire, call, shed, send)
                 return
             departure = Departure(receive)
             call.client_left = departure.left
             departure.armed = True
             try:
-                if not gate.try_enter():
+                if queued:
                     await gate.wait_turn()
             except Overloaded as exc:
                 departure.stop()
-                await self._refuse(wire, call, exc, scope, receive, send)
+                await self._refuse(wire, call, exc, send)
                 return
             except asyncio.CancelledError:
                 departure.stop()
@@ -230,18 +234,14 @@ class WireEndpoints:
         await response(scope, receive, send)
 
     async def _refuse(
-        self,
-        wire: ClientWire,
-        call: IncomingCall,
-        error: SluiceError,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        self, wire: ClientWire, call: IncomingCall, error: SluiceError, send: Send
     ) -> None:
         """Answer a request turned away at the edge (shed, body too slow) at once, in its
-        client's format, and record it."""
+        client's format, and record it. Shedding must cost far less than serving: no
+        Response object, no admission, no provider."""
         self._pipeline.refuse(call, error)
-        await error_response(wire, error)(scope, receive, send)
+        body = wire.codec.render_error(error, error.request_id or "")
+        await send_json(send, error.status, body, error_headers(error))
 
     async def count_tokens(self, request: Request) -> Response:
         try:
