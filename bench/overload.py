@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,6 +98,11 @@ class _Conn(asyncio.Protocol):
         self.transport = None
 
 
+def _expire(waiter: asyncio.Future[int]) -> None:
+    if not waiter.done():
+        waiter.set_result(0)  # no answer in time
+
+
 class Driver:
     """Requests over a pool of raw connections to one gateway."""
 
@@ -140,12 +146,12 @@ class Driver:
         if conn is None or conn.transport is None:
             tally.other[0] += 1
             return
-        conn.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = conn.waiter = loop.create_future()
         conn.transport.write(raw)
-        try:
-            status = await asyncio.wait_for(conn.waiter, timeout)
-        except TimeoutError:
-            status = 0
+        timer = loop.call_later(timeout, _expire, waiter)
+        status = await waiter
+        timer.cancel()
         ms = (time.perf_counter() - started) * 1000
         if status == 0 or conn.transport is None:
             if conn.transport is not None:
@@ -218,8 +224,8 @@ class Driver:
         return tally, time.perf_counter() - begin
 
 
-def p99(values: list[float]) -> float:
-    return sorted(values)[max(0, int(len(values) * 0.99) - 1)] if values else float("nan")
+def p99(values: list[float], q: float = 0.99) -> float:
+    return sorted(values)[max(0, int(len(values) * q) - 1)] if values else float("nan")
 
 
 def rss_kb(pid: int) -> int:
@@ -264,10 +270,18 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=3.0, help="offered load / capacity")
     parser.add_argument("--rss-requests", type=int, default=1_000_000)
     parser.add_argument(
+        "--upstream-ms",
+        type=int,
+        default=200,
+        help="the emulator's answer time (a fault delay): capacity is then set by the "
+        "in-flight limit, as with real providers; 0: CPU-bound",
+    )
+    parser.add_argument(
         "--gateway-flags",
-        default="--max-in-flight 32 --max-queued 32 --queue-timeout-ms 20",
+        default="--max-in-flight 128 --max-queued 8 --queue-timeout-ms 8",
         help="admission limits the gateway runs with",
     )
+    parser.add_argument("--capacity-connections", type=int, default=128)
     args = parser.parse_args()
     if _PIN:
         os.sched_setaffinity(0, {1})
@@ -292,7 +306,11 @@ def main() -> None:
             headers={"authorization": f"Bearer {ADMIN}"},
         ).json()["key"]
         assert gateway.proc is not None
-        report(asyncio.run(run(port, key, emu, db, gateway.proc.pid, args)), args)
+        if args.upstream_ms:
+            delay = {"delay_ms": args.upstream_ms}
+            faults = {m: delay for m in ("ov-cap", "ov-load", "ov-gone")}
+            httpx.put(f"{emu}/_emulator/faults", json=faults, timeout=10).raise_for_status()
+        report(uvloop.run(run(port, key, emu, db, gateway.proc.pid, args)), args)
     finally:
         gateway.stop()
         emulator.stop()
@@ -302,7 +320,8 @@ async def run(port: int, key: str, emu: str, db: Path, pid: int, args: argparse.
     driver = Driver(port, key)
     await driver.closed_loop(16, "ov-cap", seconds=2)  # warm-up
     unloaded = await driver.open_loop(200, 5, "ov-cap")
-    capacity, elapsed = await driver.closed_loop(32, "ov-cap", seconds=5)
+    connections = args.capacity_connections
+    capacity, elapsed = await driver.closed_loop(connections, "ov-cap", seconds=5)
     peak = len(capacity.ok) / elapsed
     before = emulator_counts(emu)
     offered = peak * args.factor
@@ -340,12 +359,17 @@ def report(r: dict, args: argparse.Namespace) -> None:
     admitted_p99, unloaded_p99 = p99(o.ok), r["unloaded_p99"]
     print(f"gateway flags: {args.gateway_flags}")
     print(f"unloaded (200 req/s): p50 {r['unloaded_p50']:.2f} ms, p99 {unloaded_p99:.2f} ms")
-    print(f"capacity (closed loop, 32 connections): {r['peak']:.0f} req/s")
+    print(
+        f"upstream answers in {args.upstream_ms} ms; capacity (closed loop, "
+        f"{args.capacity_connections} connections): {r['peak']:.0f} req/s"
+    )
     print(
         f"overload: {r['offered']:.0f} req/s offered for {args.overload_seconds:g} s "
         f"({args.factor:g}x): {len(o.ok)} ok, {len(o.shed)} shed (503), "
         f"other {dict(o.other) or 0} (0 = no answer)"
     )
+    shed = "/".join(f"{p99(o.shed, q):.1f}" for q in (0.5, 0.9, 0.99))
+    print(f"503 answers p50/p90/p99: {shed} ms")
     print(
         f"ledger: {r['load_rows_with_call']} rows with an upstream call; departed clients' rows "
         f"(status, upstream call) {dict(r['gone_rows'])}"
