@@ -10,6 +10,8 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- NotFound               404 unknown model or route
      |    +-- Conflict               409 the action contradicts the state (rotate a revoked key)
      |    +-- PayloadTooLarge        413 body over the configured limit
+     |    +-- RequestTimeout         408 the body did not arrive within the body timeout
+     |    +-- ClientDisconnected     499 the client left before its answer (never sent)
      |    +-- LimitExceeded          429 a rate limit or budget refused the call (rule_id);
      |    |                          403 for a budget refusing a model with no price
      |    |                          (policy.admission.UnpricedBlocked)
@@ -18,6 +20,7 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- UpstreamHTTPError      provider answered with an error status
      |    +-- UpstreamUnavailable    502 connection refused / reset / dropped mid-stream
      |    +-- UpstreamTimeout        504 no answer within the target's timeout
+     +-- Overloaded                  503 shed: every in-flight slot and queue place taken
      +-- InternalError               500 a bug; logged, recorded, answered in the API's format
      +-- StoreUnavailable            a backing store (Redis, database) cannot be reached
      |    +-- StoreUnseeded          the counter store lost its data; budgets not rebuilt yet
@@ -86,6 +89,22 @@ class PayloadTooLarge(ClientError):
     status = 413
     error_type = "request_too_large"
     code = "request_too_large"
+
+
+class RequestTimeout(ClientError):
+    """The client did not send its whole body in time (a slow or half-sent request)."""
+
+    status = 408
+    error_type = "timeout_error"
+    code = "request_timeout"
+
+
+class ClientDisconnected(ClientError):
+    """The client left before its answer: recorded (nginx's 499), never rendered."""
+
+    status = 499
+    error_type = "client_disconnected"
+    code = "client_disconnected"
 
 
 class LimitExceeded(ClientError):
@@ -160,6 +179,19 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     error_type = "timeout_error"
     code = "upstream_timeout"
+
+
+class Overloaded(SluiceError):
+    """Admission control shed the request: the worker is at its in-flight limit and its
+    queue is full (or the queue wait ran out). Answered at once, with a Retry-After."""
+
+    status = 503
+    error_type = "overloaded_error"
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InternalError(SluiceError):

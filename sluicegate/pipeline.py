@@ -21,6 +21,7 @@ Per-request work touches memory only: keys, config and prices are loaded ahead o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -30,6 +31,7 @@ from typing import TypeVar
 import msgspec
 
 from sluicegate.errors import (
+    ClientDisconnected,
     GuardrailBlocked,
     InternalError,
     InvalidRequest,
@@ -74,6 +76,7 @@ class IncomingCall(msgspec.Struct, kw_only=True):
     raw_headers: list[tuple[bytes, bytes]]
     api_key: str | None
     too_large: bool = False  # the edge stopped reading past the body size limit
+    client_left: Callable[[], bool] | None = None  # has the client gone? (asked before upstream)
 
 
 class Reply(msgspec.Struct, kw_only=True):
@@ -122,6 +125,7 @@ class Pipeline:
         started = time.perf_counter()
         record = _new_record(call.client_api)
         admission: Admission | None = None
+        request: GatewayRequest | None = None
         handed_over = False  # the reply records the request: `delivered` or the relay
         try:
             request = self._identify(call, record, started)
@@ -129,6 +133,8 @@ class Pipeline:
             guardrails = self._guardrails
             if guardrails.on_request:
                 await guardrails.check_request(request, record.guardrail_events)
+            if call.client_left is not None and call.client_left():
+                raise ClientDisconnected("the client left before the provider was called")
             reply: Reply | StreamReply
             if request.stream:
                 stream = await self._attempts(request, plan, record, _open_stream)
@@ -146,6 +152,8 @@ class Pipeline:
             self._failed(record, admission, exc)
             raise _internal_error(record) from exc
         except BaseException as exc:  # cancelled (client left): release and record
+            if request is not None and record.provider is not None:
+                self._charge_cut_call(request, record, admission)
             self._failed(record, admission, exc)
             raise
         finally:
@@ -161,6 +169,17 @@ class Pipeline:
             record.status_code, record.error_type = 499, "client_disconnected"
             record.client_disconnected = True
         self._finish(record, reply.started)
+
+    def refuse(self, call: IncomingCall, error: SluiceError) -> None:
+        """A request the edge turned away before its turn (shed, body too slow, client
+        gone while queued): one ledger row saying why, no admission, no provider call. The
+        key, envelope and model are recorded when they can be read."""
+        started = time.perf_counter()
+        record = _new_record(call.client_api)
+        with contextlib.suppress(SluiceError):  # the refusal is the answer, whatever else
+            self._identify(call, record, started)
+        self._failed(record, None, error)
+        self._finish(record, started)
 
     # --- identity ---------------------------------------------------------------------
     def _identify(self, call: IncomingCall, record: LedgerRecord, started: float) -> GatewayRequest:
@@ -375,6 +394,19 @@ class Pipeline:
         if admission is not None:
             self._policy.settle_soon(admission, None, None)
 
+    def _charge_cut_call(
+        self, request: GatewayRequest, record: LedgerRecord, admission: Admission | None
+    ) -> None:
+        """A provider call cancelled under way (its client left): the provider may still
+        bill all of it, and nothing of it was seen, so it is counted at what admission
+        reserved for it, the request's input and its most output (marked estimated)."""
+        usage = Usage(
+            input_tokens=request.estimated_input_tokens,
+            output_tokens=request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS,
+        )
+        target = self._router.plain_target(record.provider or "", record.model or "")
+        self._settle(admission, record, usage, target, ESTIMATED)
+
     def _failed(
         self, record: LedgerRecord, admission: Admission | None, exc: BaseException
     ) -> None:
@@ -529,6 +561,7 @@ def _fail(record: LedgerRecord, exc: BaseException) -> None:
         record.status_code = exc.status
         record.error_type = exc.code or exc.error_type
         record.error_message = exc.message[:500]
+        record.client_disconnected = isinstance(exc, ClientDisconnected)
         rule_id = getattr(exc, "rule_id", None)
         if rule_id and not any(e.rule_id == rule_id for e in record.policy_events):
             record.policy_events.append(

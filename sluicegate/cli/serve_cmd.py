@@ -115,6 +115,43 @@ def serve(
     spool_max_mb: int = typer.Option(
         1024, "--spool-max-mb", min=1, help="Disk the spool may use; rows past it are lost"
     ),
+    header_timeout: float = typer.Option(
+        10.0,
+        "--header-timeout",
+        min=0.1,
+        help="Seconds a connection may take to send a request's headers (and may idle "
+        "between keep-alive requests); past it the connection is closed",
+    ),
+    body_timeout: float = typer.Option(
+        30.0,
+        "--body-timeout",
+        min=0.1,
+        help="Seconds a request's whole body may take to arrive; past it: 408",
+    ),
+    max_connections: int = typer.Option(
+        4096,
+        "--max-connections",
+        min=16,
+        help="Open connections per worker; past it new connections wait in the backlog",
+    ),
+    max_in_flight: int = typer.Option(
+        1024,
+        "--max-in-flight",
+        min=1,
+        help="Model calls a worker serves at once (a stream counts until it ends)",
+    ),
+    max_queued: int = typer.Option(
+        128,
+        "--max-queued",
+        min=0,
+        help="Model calls a worker queues past --max-in-flight; past both: 503 at once",
+    ),
+    queue_timeout_ms: int = typer.Option(
+        100,
+        "--queue-timeout-ms",
+        min=1,
+        help="Longest wait in that queue before the call is shed with 503",
+    ),
     workers: int = typer.Option(
         1, min=1, help="Worker processes (more than one needs --redis-url)"
     ),
@@ -149,13 +186,24 @@ def serve(
         max_counter_keys=max_counter_keys,
         spool_dir=spool,
         spool_max_mb=spool_max_mb,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
+        max_in_flight=max_in_flight,
+        max_queued=max_queued,
+        queue_timeout_ms=queue_timeout_ms,
     )
     os.environ.update(settings.to_env())
     _banner(settings, generated)
 
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
 
+    # backpressure is granian's cap on a worker's open connections (idle keep-alive ones
+    # included); the header timeout also closes connections idle between requests.
+    # A worker that dies (killed for memory, a crash) is replaced instead of the whole
+    # server shutting down.
     Granian(
         "sluicegate.server.app:app_from_env",
         address=host,
@@ -165,7 +213,11 @@ def serve(
         workers=workers,
         log_access=False,
         backlog=2048,
+        backpressure=max_connections,
         http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=int(header_timeout * 1000)),
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
     ).serve()
 
 

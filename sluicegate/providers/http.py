@@ -5,13 +5,14 @@ with the model replaced; cross-wire calls translate through the canonical form."
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
-from sluicegate.errors import InternalError, InvalidRequest, UpstreamUnavailable
+from sluicegate.errors import InternalError, InvalidRequest, UpstreamTimeout, UpstreamUnavailable
 from sluicegate.model.request import ClientApi
 from sluicegate.providers.base import ProviderCall, ProviderResult
 from sluicegate.providers.config import ProviderAccount
@@ -169,12 +170,29 @@ class HttpProvider:
         )
 
     async def open_stream(self, call: ProviderCall) -> TranslatedStream:
+        """The stream, once its first content event is in hand. One deadline covers the
+        connection, the response headers and that first event (`ttft_timeout_ms`, else
+        the target's timeout), as `timeout_ms` covers a whole non-streamed call: a
+        provider that accepts and never answers is an UpstreamTimeout the router can fall
+        back from, not a stream that hangs until the client gives up."""
         route = self._route(call)
         translator = _translator(route, call)  # before the call: a wire that cannot stream
+        first_token_s = call.ttft_timeout_s or call.timeout_s
+        try:
+            async with asyncio.timeout(first_token_s):
+                return await self._first_token(route, call, translator)
+        except TimeoutError:
+            raise UpstreamTimeout(f"no first token within {first_token_s:.1f}s") from None
+
+    async def _first_token(
+        self, route: _Route, call: ProviderCall, translator: StreamTranslator
+    ) -> TranslatedStream:
         upstream = await self._open(route, call)
         if upstream.status >= 400:
-            payload = await upstream.read()
-            upstream.close()
+            try:
+                payload = await upstream.read()
+            finally:
+                upstream.close()
             raise route.upstream.codec.parse_error(upstream.status, payload, upstream.headers)
         stream = TranslatedStream(
             upstream,
@@ -182,7 +200,7 @@ class HttpProvider:
             upstream.headers.get("x-request-id") or upstream.headers.get("request-id"),
             self._new_parser(),
         )
-        await stream.prime(call.ttft_timeout_s or call.timeout_s)
+        await stream.prime(None)  # the caller's deadline bounds it; prime closes on failure
         return stream
 
 

@@ -146,14 +146,19 @@ class AiohttpUpstream:
         idle_timeout: float,
     ) -> UpstreamStream:
         try:
-            response = await self._client().post(
-                url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=first_byte_timeout, sock_read=None
-                ),
-            )
+            async with asyncio.timeout(first_byte_timeout):  # connect + response headers
+                response = await self._client().post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=first_byte_timeout, sock_read=None
+                    ),
+                )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"no response headers from upstream within {first_byte_timeout:.1f}s"
+            ) from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"upstream unreachable: {exc.__class__.__name__}") from exc
         return _AiohttpStream(response, idle_timeout)

@@ -26,15 +26,22 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluicegate.config.problems import ConfigValidationError
-from sluicegate.errors import ConfigError, InvalidRequest, PermissionDenied, SluiceError
+from sluicegate.errors import (
+    ConfigError,
+    InvalidRequest,
+    PayloadTooLarge,
+    PermissionDenied,
+    SluiceError,
+)
 from sluicegate.identity.keys import KeyService
 from sluicegate.server.errors import unknown_route
-from sluicegate.server.wire_routes import api_key_from
+from sluicegate.server.wire_routes import api_key_from, read_body
 
 ADMIN_PREFIX = "/api"
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +79,20 @@ class AdminKeyAuth:
 class AdminGate:
     """Routes /api/... through authentication to the admin app, everything else to `app`."""
 
-    def __init__(self, app: ASGIApp, admin: ASGIApp, auth: AdminAuthenticator) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        admin: ASGIApp,
+        auth: AdminAuthenticator,
+        *,
+        max_body_bytes: int = 10 * 1024 * 1024,
+        body_timeout_s: float | None = None,
+    ) -> None:
         self._app = app
         self._admin = admin
         self._auth = auth
+        self._limit = max_body_bytes
+        self._body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _under_admin(scope["path"]):
@@ -87,8 +104,31 @@ class AdminGate:
         except SluiceError as exc:
             await admin_error(exc)(scope, receive, send)
             return
+        if scope["method"] in _WITH_BODY:
+            try:
+                receive = await self._read_whole_body(scope, receive)
+            except SluiceError as exc:
+                await admin_error(exc)(scope, receive, send)
+                return
         state = {**scope.get("state", {}), "principal": principal}
         await self._admin({**scope, "state": state}, receive, send)
+
+    async def _read_whole_body(self, scope: Scope, receive: Receive) -> Receive:
+        """Read the body here, bounded in size and time (a half-sent admin request is cut
+        off with 408 like a model call), and replay it to the route."""
+        body, too_large = await read_body(scope, receive, self._limit, self._body_timeout_s)
+        if too_large:
+            raise PayloadTooLarge(f"the request body is over {self._limit} bytes")
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
 
 
 def admin_app(routes: Sequence[BaseRoute], *, middleware: Sequence[Middleware] = ()) -> Starlette:

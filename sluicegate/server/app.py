@@ -55,6 +55,7 @@ from sluicegate.server.config_review import (
 )
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
+from sluicegate.server.overload import AdmissionGate
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
 from sluicegate.server.wire_routes import WireEndpoints
@@ -116,6 +117,11 @@ class Gateway:
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, emulator_url=settings.emulator_url)
         self.router.set_routes({}, self._catalog_target)
+        self.gate = AdmissionGate(
+            max_in_flight=settings.max_in_flight,
+            max_queued=settings.max_queued,
+            queue_timeout_s=settings.queue_timeout_ms / 1000,
+        )
         self.pipeline = Pipeline(
             keys=self.keys,
             envelopes=EnvelopeReader(settings.header_prefixes),
@@ -219,6 +225,7 @@ class Gateway:
                 "error": self.policy.last_error,
                 **self.counters.stats(),
             },
+            "admission": {"ok": True, **self.gate.stats()},
             "ledger": {
                 "ok": not self.writer.spooling,
                 "pending": self.writer.pending,
@@ -245,6 +252,8 @@ class Gateway:
             self.keys,
             max_body_bytes=self.settings.max_body_bytes,
             models_for=self.models_for,
+            gate=self.gate,
+            body_timeout_s=self.settings.body_timeout_s,
         )
         admin = AdminApi(keys=self.keys, ledger=self.ledger_store, writer=self.writer)
         admin_routes = [
@@ -263,7 +272,13 @@ class Gateway:
             lifespan=self.lifespan,
             exception_handlers={HTTPException: route_error},  # JSON for unknown paths
         )
-        gate = AdminGate(app, admin_app(admin_routes), AdminKeyAuth(self.keys))
+        gate = AdminGate(
+            app,
+            admin_app(admin_routes),
+            AdminKeyAuth(self.keys),
+            max_body_bytes=self.settings.max_body_bytes,
+            body_timeout_s=self.settings.body_timeout_s,
+        )
         return wire.hot_path(gate)
 
 

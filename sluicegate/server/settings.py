@@ -39,6 +39,16 @@ class Settings(msgspec.Struct, kw_only=True):
     # else ./sluicegate-spool); bounded to spool_max_mb on disk.
     spool_dir: str | None = None
     spool_max_mb: int = 1024
+    # Slow and half-sent requests, overload (server/overload.py; README "Overload"):
+    # headers and body must arrive within these times (408 past the body's), a worker holds
+    # at most `max_connections` connections, serves `max_in_flight` model calls at once and
+    # queues `max_queued` more for at most `queue_timeout_ms`; past that it sheds (503).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 4096
+    max_in_flight: int = 1024
+    max_queued: int = 128
+    queue_timeout_ms: int = 100
     header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
     # The provider emulator (sluicegate.emulator), a development tool with unauthenticated

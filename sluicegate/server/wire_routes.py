@@ -13,14 +13,21 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sluicegate.errors import InvalidRequest, SluiceError
+from sluicegate.errors import (
+    ClientDisconnected,
+    InvalidRequest,
+    Overloaded,
+    RequestTimeout,
+    SluiceError,
+)
 from sluicegate.identity.keys import KeyService
 from sluicegate.model.identity import Principal
 from sluicegate.model.request import ClientApi
 from sluicegate.pipeline import IncomingCall, Pipeline, Reply, StreamReply
-from sluicegate.server.errors import error_response
+from sluicegate.server.errors import error_headers, error_response
+from sluicegate.server.overload import AdmissionGate, Departure
 from sluicegate.wire import anthropic_messages
 from sluicegate.wire.common import request_object
 from sluicegate.wire.registry import WIRES, ClientWire
@@ -33,11 +40,11 @@ OPENAI = WIRES[ClientApi.OPENAI_CHAT]
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def _gone(left: asyncio.Future[Message] | None) -> bool:
-    """Whether the client had left by now (its `receive` watch answered a disconnect)."""
-    if left is None or not left.done() or left.cancelled() or left.exception() is not None:
-        return False
-    return bool(left.result()["type"] == "http.disconnect")
+def api_key_from(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
 
 
 async def _abandon(chunks: AsyncGenerator[bytes, None]) -> None:
@@ -50,13 +57,6 @@ async def _abandon(chunks: AsyncGenerator[bytes, None]) -> None:
         await chunks.aclose()
 
 
-def api_key_from(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
-    if auth and auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.headers.get("x-api-key")
-
-
 def _raw_api_key(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
     api_key = None
     for name, value in raw_headers:
@@ -67,11 +67,25 @@ def _raw_api_key(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
     return api_key
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """The body, or (b"", True) once it passes `limit` bytes (without reading the rest)."""
+async def read_body(
+    scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None
+) -> tuple[bytes, bool]:
+    """The body, or (b"", True) once it passes `limit` bytes (without reading the rest).
+    RequestTimeout when the whole body has not arrived `timeout_s` after the call: a
+    client sending half a request must not hold a connection and a slot for ever."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             return b"", True
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(receive, limit)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {timeout_s:g} s", code="request_timeout"
+        ) from None
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -85,6 +99,14 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, 
         if not message.get("more_body", False):
             break
     return b"".join(chunks), False
+
+
+def _uncancel() -> None:
+    """Take back the cancellation `Departure` asked for, once handled: the handler then
+    ends normally instead of the server logging a cancelled application."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
@@ -105,11 +127,15 @@ class WireEndpoints:
         *,
         max_body_bytes: int,
         models_for: Callable[[Principal], list[str]],
+        gate: AdmissionGate,
+        body_timeout_s: float,
     ):
         self._pipeline = pipeline
         self._keys = keys
         self._limit = max_body_bytes
         self._models_for = models_for
+        self._gate = gate  # in-flight slots and queue of the model calls (server/overload.py)
+        self._body_timeout_s = body_timeout_s
 
     def routes(self) -> list[Route]:
         """The endpoints that are not on the hot path; see `hot_path`."""
@@ -137,48 +163,93 @@ class WireEndpoints:
 
     def _handler(self, wire: ClientWire) -> ASGIApp:
         client_api = wire.api
+        gate = self._gate
 
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
-            body, too_large = await read_body(scope, receive, self._limit)
-            # with the body read, `receive` answers only when the client leaves
-            left = None if too_large else asyncio.ensure_future(receive())
             raw_headers = scope["headers"]
             call = IncomingCall(
                 client_api=client_api,
-                body=body,
+                body=b"",
                 raw_headers=raw_headers,
                 api_key=_raw_api_key(raw_headers),
-                too_large=too_large,
             )
             try:
-                reply = await self._pipeline.handle(call)
-            except SluiceError as exc:
-                response: Response = error_response(wire, exc)
-            else:
-                if not isinstance(reply, StreamReply):
-                    await self._send_reply(reply, left, send)
-                    return
-                if _gone(left):
-                    await _abandon(reply.chunks)
-                    return
-                response = StreamingResponse(
-                    reply.chunks,
-                    media_type="text/event-stream",
-                    headers={**SSE_HEADERS, **reply.headers},
+                call.body, call.too_large = await read_body(
+                    scope, receive, self._limit, self._body_timeout_s
                 )
+            except RequestTimeout as exc:
+                await self._refuse(wire, call, exc, send)
+                return
+            queued = not gate.try_enter()
+            if queued and (shed := gate.refusal()) is not None:  # the cheap way out
+                await self._refuse(wire, call, shed, send)
+                return
+            departure = Departure(receive)
+            call.client_left = departure.left
+            departure.armed = True
+            try:
+                if queued:
+                    await gate.wait_turn()
+            except Overloaded as exc:
+                departure.stop()
+                await self._refuse(wire, call, exc, send)
+                return
+            except asyncio.CancelledError:
+                departure.stop()
+                if not departure.fired:
+                    raise
+                _uncancel()
+                self._pipeline.refuse(call, ClientDisconnected("the client left while queued"))
+                return
+            try:
+                await self._serve(wire, call, departure, scope, receive, send)
+            except asyncio.CancelledError:
+                if not departure.fired:
+                    raise
+                _uncancel()  # the client left during the call: the pipeline recorded 499
             finally:
-                if left is not None and not left.done():
-                    left.cancel()  # the stream's response watches `receive` itself
-            await response(scope, receive, send)
+                departure.stop()
+                gate.leave()
 
         return handle
 
-    async def _send_reply(
-        self, reply: Reply, left: asyncio.Future[Message] | None, send: Send
+    async def _serve(
+        self,
+        wire: ClientWire,
+        call: IncomingCall,
+        departure: Departure,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
+        """The admitted call: the pipeline, then its answer (a client that leaves before
+        the answer is ready cancels the call; once answering, it is the sender's business)."""
+        try:
+            reply = await self._pipeline.handle(call)
+        except ClientDisconnected:
+            return  # nobody to answer; recorded as 499
+        except SluiceError as exc:
+            departure.armed = False
+            response: Response = error_response(wire, exc)
+        else:
+            departure.armed = False
+            if not isinstance(reply, StreamReply):
+                await self._send_reply(reply, departure, send)
+                return
+            if departure.left():
+                await _abandon(reply.chunks)
+                return
+            response = StreamingResponse(
+                reply.chunks,
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **reply.headers},
+            )
+        await response(scope, receive, send)
+
+    async def _send_reply(self, reply: Reply, departure: Departure, send: Send) -> None:
         """Send a whole answer unless its client has gone; either way the pipeline
         records it, once (a client that left is recorded 499, billed for the answer)."""
-        gone = _gone(left)
+        gone = departure.left()
         try:
             if not gone:
                 await send_json(send, reply.status, reply.body, reply.headers)
@@ -188,10 +259,22 @@ class WireEndpoints:
         finally:
             self._pipeline.delivered(reply, client_left=gone)
 
+    async def _refuse(
+        self, wire: ClientWire, call: IncomingCall, error: SluiceError, send: Send
+    ) -> None:
+        """Answer a request turned away at the edge (shed, body too slow) at once, in its
+        client's format, and record it. Shedding must cost far less than serving: no
+        Response object, no admission, no provider."""
+        self._pipeline.refuse(call, error)
+        body = wire.codec.render_error(error, error.request_id or "")
+        await send_json(send, error.status, body, error_headers(error))
+
     async def count_tokens(self, request: Request) -> Response:
         try:
             self._keys.authenticate(api_key_from(request))
-            body, too_large = await read_body(request.scope, request.receive, self._limit)
+            body, too_large = await read_body(
+                request.scope, request.receive, self._limit, self._body_timeout_s
+            )
             if too_large:
                 raise InvalidRequest("the request body is too large", code="request_too_large")
             tokens = anthropic_messages.estimate_input_tokens(request_object(body))

@@ -306,3 +306,34 @@ def test_a_stream_cannot_fall_back_after_its_first_byte(rgw, key):
     assert not (emulator_counts(rgw) - before)["rt-stream-fb"]
     row = rgw.request_row(request_id)
     assert row["status_code"] == 502 and not row["fallback_used"]
+
+
+SILENT = """
+name: rt-stream-silent
+type: gateway-load-balancing-config
+circuit_breaker: {enabled: false}
+rules: [{id: main, provider: openai, model: rt-silent-main, %s}]
+fallbacks: [{provider: anthropic, model: rt-silent-fb}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("timeout", "fault"),
+    [
+        # accepts the call and never sends headers: the target's timeout_ms bounds it
+        ("timeout_ms: 400", {"delay_ms": 5000}),
+        # headers after 250 ms, first token 250 ms later: 500 ms > ttft_timeout_ms (400)
+        ("ttft_timeout_ms: 400", {"delay_ms": 250, "ttft_ms": 250}),
+    ],
+)
+def test_a_stream_to_a_silent_upstream_falls_back_within_its_timeout(rgw, key, timeout, fault):
+    rgw.apply(SILENT % timeout)
+    rgw.set_faults({"rt-silent-main": fault})
+    started = time.monotonic()
+    text, request_id = stream_text_openai(rgw, key, "rt-stream-silent")
+    elapsed = time.monotonic() - started
+    assert "rt-silent-fb" in text and elapsed < 1.5
+    row = rgw.request_row(request_id)
+    assert row["status_code"] == 200 and row["fallback_used"]
+    assert attempts_of(row)[0] == ("rt-silent-main", None, "UpstreamTimeout", "primary")
+    assert 350 <= row["attempts"][0]["latency_ms"] < 1000

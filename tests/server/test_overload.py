@@ -1,0 +1,81 @@
+"""The admission gate on its own: slots, the bounded FIFO queue, its deadline, and a
+waiter that leaves (the end-to-end behaviour is in tests/e2e/test_overload_e2e.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluicegate.errors import Overloaded
+from sluicegate.server.overload import AdmissionGate
+
+
+def gate(in_flight: int = 1, queued: int = 1, timeout_s: float = 1.0) -> AdmissionGate:
+    return AdmissionGate(max_in_flight=in_flight, max_queued=queued, queue_timeout_s=timeout_s)
+
+
+def test_slots_then_queue_then_shed_at_once():
+    async def scenario() -> None:
+        g = gate(in_flight=1, queued=1)
+        assert g.try_enter() and not g.try_enter()
+        waiting = asyncio.ensure_future(g.wait_turn())
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded) as shed:  # the queue is full: refused without waiting
+            await asyncio.wait_for(g.wait_turn(), 0.05)
+        assert shed.value.retry_after >= 1 and shed.value.status == 503
+        g.leave()  # the slot passes to the waiter, not back to the pool
+        await asyncio.wait_for(waiting, 1)
+        assert g.in_flight == 1 and g.shed == 1
+        g.leave()
+        assert g.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_queue_wait_has_a_deadline():
+    async def scenario() -> None:
+        g = gate(timeout_s=0.05)
+        assert g.try_enter()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(Overloaded):
+            await g.wait_turn()
+        assert 0.04 <= loop.time() - started < 0.5
+        assert g.stats()["queued"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_that_leaves_frees_its_place_and_never_takes_a_slot():
+    async def scenario() -> None:
+        g = gate(queued=2)
+        assert g.try_enter()
+        leaving = asyncio.ensure_future(g.wait_turn())
+        staying = asyncio.ensure_future(g.wait_turn())
+        await asyncio.sleep(0)
+        leaving.cancel()  # its client left
+        await asyncio.sleep(0)
+        assert g.stats()["queued"] == 1
+        g.leave()
+        await asyncio.wait_for(staying, 1)
+        assert g.in_flight == 1
+        g.leave()
+        assert g.in_flight == 0 and g.try_enter()
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_just_after_being_handed_a_slot_gives_it_back():
+    async def scenario() -> None:
+        g = gate()
+        assert g.try_enter()
+        waiter = asyncio.ensure_future(g.wait_turn())
+        await asyncio.sleep(0)
+        g.leave()  # handed over...
+        waiter.cancel()  # ...but its client left before it ran
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert g.in_flight == 0 and g.try_enter()
+
+    asyncio.run(scenario())
