@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from sluicegate import __version__
 from sluicegate.alerts.delivery import Notifier
 from sluicegate.alerts.store import SqlAlertStore
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
@@ -55,6 +56,7 @@ from sluicegate.server.config_review import (
 )
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
+from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
 from sluicegate.server.wire_routes import WireEndpoints
@@ -256,8 +258,10 @@ class Gateway:
             *wire.routes(),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
+            Route(OPENAPI_PATH, _described(openapi_document(__version__)), methods=["GET"]),
             emulator_route(self.settings.emulator),
         ]
+        self.route_table = [*routes, *admin_routes]  # what /openapi.json must describe
         app = Starlette(
             routes=routes,
             lifespan=self.lifespan,
@@ -265,6 +269,16 @@ class Gateway:
         )
         gate = AdminGate(app, admin_app(admin_routes), AdminKeyAuth(self.keys))
         return wire.hot_path(gate)
+
+
+def _described(document: dict[str, Any]) -> Callable[[Request], Awaitable[Response]]:
+    """The OpenAPI description, serialised once: it describes routes, never state."""
+    body = orjson.dumps(document)
+
+    async def openapi(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return openapi
 
 
 def create_app(settings: Settings) -> ASGIApp:

@@ -1,0 +1,104 @@
+"""Schemathesis over every operation of the OpenAPI description a real `serve` gives at
+/openapi.json: valid and invalid requests, with the admin key on /api/ and a virtual key on
+/v1/. A user relies on two things here: the gateway never answers 5xx to anything a client
+can send, and every refusal is JSON with an `error` object (what the SDKs and the CLI
+parse), never plain text. Answers are also checked against the description (status codes,
+content types, schemas), so that it stays true.
+
+The budget is fixed and the run deterministic (`derandomize`): EXAMPLES per operation and
+(positive and negative cases mixed), so the suite takes well under a minute on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from sluicegate import __version__
+from sluicegate.server.openapi import openapi_document
+from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+
+# The fixed budget `make test` runs; a longer, random hunt: SLUICEGATE_FUZZ_EXAMPLES=500
+# SLUICEGATE_FUZZ_RANDOM=1 pytest tests/fuzz
+EXAMPLES = int(os.environ.get("SLUICEGATE_FUZZ_EXAMPLES", "40"))
+RANDOM = os.environ.get("SLUICEGATE_FUZZ_RANDOM") == "1"
+
+
+def json_errors(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Every error answer is JSON with an `error` object, in the API's own format."""
+    if response.status_code < 400:
+        return None
+    content_type = response.headers.get("content-type", [""])
+    content_type = content_type[0] if isinstance(content_type, list) else content_type
+    assert content_type.startswith("application/json"), (
+        f"{response.status_code} answered as {content_type!r}: {response.text[:200]!r}"
+    )
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), (
+        f"{response.status_code} without an error object: {response.text[:200]!r}"
+    )
+    return True
+
+
+CHECKS = [
+    not_a_server_error,
+    json_errors,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, str]]:
+    db: Path = tmp_path_factory.mktemp("fuzz") / "sluicegate.db"
+    with run_gateway(f"sqlite:///{db}") as gateway:
+        key = gateway.create_key(name="fuzz", user_id="fuzzer")["key"]
+        yield gateway, key
+
+
+# Loaded at collection (schemathesis's lazy fixture loader does not run on this pytest);
+# `test_fuzzed_description_is_the_served_one` shows it is what the gateway serves.
+DESCRIPTION = openapi_document(__version__)
+schema = schemathesis.openapi.from_dict(DESCRIPTION)
+
+
+def test_fuzzed_description_is_the_served_one(fuzzed: tuple[RunningGateway, str]) -> None:
+    gateway, _ = fuzzed
+    served = httpx.get(f"{gateway.url}/openapi.json", timeout=10)  # no key needed
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "application/json"
+    assert served.json() == DESCRIPTION
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=not RANDOM,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+def test_every_operation(case: Any, fuzzed: tuple[RunningGateway, str]) -> None:
+    gateway, key = fuzzed
+    secret = ADMIN_KEY if case.path.startswith("/api") else key
+    case.call_and_validate(
+        base_url=gateway.url,
+        headers={"authorization": f"Bearer {secret}"},
+        checks=CHECKS,
+        timeout=30,
+    )
