@@ -64,6 +64,7 @@ def _op(
     body: dict[str, Any] | None = None,
     query: dict[str, Schema] | None = None,
     path: dict[str, Schema] | None = None,
+    headers: dict[str, Schema] | None = None,
     secure: bool = True,
 ) -> Operation:
     params = [
@@ -77,6 +78,10 @@ def _op(
         "summary": summary,
         "responses": {status: _json(ok, "success"), **_errors(error)},
     }
+    params += [
+        {"name": name, "in": "header", "required": False, "schema": schema}
+        for name, schema in (headers or {}).items()
+    ]
     if params:
         operation["parameters"] = params
     if body is not None:
@@ -171,6 +176,19 @@ _WIRE_SHAPES = {  # client API -> (request schema, answer schema, error schema)
 }
 
 
+_ENVELOPE_VALUE = {"type": "string", "pattern": r"^[\w.:@/+=#~\-]{1,128}$"}
+_ENVELOPE = {  # the identity headers (X-TFY-* is read the same); a key's pins win
+    **{
+        f"X-Sluice-{name}": _ENVELOPE_VALUE
+        for name in ("Project", "User-Id", "Team", "Session-Id", "Workflow-Tag")
+    },
+    **{f"X-Sluice-{name}": _ENVELOPE_VALUE for name in ("Environment", "Cost-Center")},
+    "X-Sluice-Metadata": {
+        "type": "string",
+        "description": "a JSON object of strings (at most 32 keys, 4096 bytes)",
+    },
+}
+
 _HELLO = [{"role": "user", "content": "hello"}]
 _WIRE_EXAMPLES = {  # a call the default catalogue answers (models in the emulator's list)
     ClientApi.OPENAI_CHAT: {"model": "gpt-4o-mini", "messages": _HELLO},
@@ -190,7 +208,11 @@ def _wire_paths() -> dict[str, Any]:
         request, answer, error = _WIRE_SHAPES[api]
         body = {"schema": _ref(request), "example": _WIRE_EXAMPLES[api]}
         operation = _op(
-            f"{api.value}: a model call", _ref(answer), error=error, body={"application/json": body}
+            f"{api.value}: a model call",
+            _ref(answer),
+            error=error,
+            body={"application/json": body},
+            headers=_ENVELOPE,
         )
         if wire.chat is not None:  # a chat API streams when the body says `stream: true`
             operation["responses"]["200"]["content"]["text/event-stream"] = {
@@ -207,7 +229,9 @@ def _wire_paths() -> dict[str, Any]:
     }
     paths["/v1/models"] = {
         "get": _op(
-            "the models this key may use (Anthropic's shape with anthropic-version)", _DATA_LIST
+            "the models this key may use (Anthropic's shape with anthropic-version)",
+            _DATA_LIST,
+            headers={"anthropic-version": {"type": "string"}},
         )
     }
     return paths

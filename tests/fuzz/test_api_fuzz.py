@@ -11,6 +11,7 @@ The budget is fixed and the run deterministic (`derandomize`): EXAMPLES per oper
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, settings
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,10 +33,11 @@ from schemathesis.specs.openapi.checks import (
 from sluicegate import __version__
 from sluicegate.server.openapi import openapi_document
 from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.fuzz.test_parsers import mutated_documents
 
-# The fixed budget `make test` runs; a longer, random hunt: SLUICEGATE_FUZZ_EXAMPLES=500
+# The fixed budget `make test` runs; a longer, random hunt: SLUICEGATE_FUZZ_SCALE=20
 # SLUICEGATE_FUZZ_RANDOM=1 pytest tests/fuzz
-EXAMPLES = int(os.environ.get("SLUICEGATE_FUZZ_EXAMPLES", "40"))
+EXAMPLES = 40 * int(os.environ.get("SLUICEGATE_FUZZ_SCALE", "1"))
 RANDOM = os.environ.get("SLUICEGATE_FUZZ_RANDOM") == "1"
 
 
@@ -102,3 +106,34 @@ def test_every_operation(case: Any, fuzzed: tuple[RunningGateway, str]) -> None:
         checks=CHECKS,
         timeout=30,
     )
+
+
+@settings(
+    max_examples=EXAMPLES * 2,
+    derandomize=not RANDOM,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+@given(document=mutated_documents(), dry_run=st.booleans(), as_json=st.booleans())
+def test_config_documents_through_the_admin_api(
+    fuzzed: tuple[RunningGateway, str], document: Any, dry_run: bool, as_json: bool
+) -> None:
+    """The shipped example documents with values replaced, applied (or dry-run) through
+    POST /api/config: validation, the review that compiles the set, and going live all
+    answer 200 or a JSON 4xx, and the gateway still answers after."""
+    gateway, _ = fuzzed
+    text = json.dumps(document) if as_json else yaml.safe_dump(document)
+    response = gateway.admin.post(
+        "/api/config",
+        params={"dry_run": str(dry_run).lower()},
+        content=text,
+        headers={"content-type": "application/json" if as_json else "application/yaml"},
+    )
+    assert response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/json", response.text
+    if response.status_code >= 400:
+        assert isinstance(response.json().get("error"), dict), response.text
+    ready = gateway.admin.get("/api/config")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["live_error"] is None, ready.text
