@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -34,10 +34,11 @@ from sluicegate import __version__
 from sluicegate.server.openapi import openapi_document
 from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
 from tests.fuzz.test_parsers import mutated_documents
+from tests.support import fresh_postgres_database
 
 # The fixed budget `make test` runs; a longer, random hunt: SLUICEGATE_FUZZ_SCALE=20
 # SLUICEGATE_FUZZ_RANDOM=1 pytest tests/fuzz
-EXAMPLES = 40 * int(os.environ.get("SLUICEGATE_FUZZ_SCALE", "1"))
+EXAMPLES = 30 * int(os.environ.get("SLUICEGATE_FUZZ_SCALE", "1"))
 RANDOM = os.environ.get("SLUICEGATE_FUZZ_RANDOM") == "1"
 
 
@@ -66,10 +67,24 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, str]]:
-    db: Path = tmp_path_factory.mktemp("fuzz") / "sluicegate.db"
-    with run_gateway(f"sqlite:///{db}") as gateway:
+@contextmanager
+def database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if kind == "postgres":
+        with fresh_postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'sluicegate.db'}"
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def fuzzed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningGateway, str]]:
+    """A real `serve` with the emulator, on SQLite and on PostgreSQL (the admin API's
+    filters, ids and cursors reach the database), and a virtual key for /v1/."""
+    with database(request.param, tmp_path_factory) as url, run_gateway(url) as gateway:
         key = gateway.create_key(name="fuzz", user_id="fuzzer")["key"]
         yield gateway, key
 
