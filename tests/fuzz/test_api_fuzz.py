@@ -21,7 +21,7 @@ import httpx
 import pytest
 import schemathesis
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -32,8 +32,10 @@ from schemathesis.specs.openapi.checks import (
 
 from sluicegate import __version__
 from sluicegate.server.openapi import openapi_document
+from sluicegate.wire.registry import WIRES, ClientWire
 from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
-from tests.fuzz.test_parsers import mutated_documents
+from tests.fuzz.strategies import mutated_documents
+from tests.fuzz.test_parsers import request_bodies
 from tests.support import fresh_postgres_database
 
 # The fixed budget `make test` runs; a longer, random hunt: SLUICEGATE_FUZZ_SCALE=20
@@ -124,6 +126,43 @@ def test_every_operation(case: Any, fuzzed: tuple[RunningGateway, str]) -> None:
 
 
 @settings(
+    max_examples=EXAMPLES * 3,
+    derandomize=not RANDOM,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+@given(wire=st.sampled_from(list(WIRES.values())), stream=st.booleans(), data=st.data())
+def test_model_calls_across_apis(
+    fuzzed: tuple[RunningGateway, str], wire: ClientWire, stream: bool, data: st.DataObject
+) -> None:
+    """Request-shaped bodies for real models of both providers, so that calls get past the
+    model lookup into translation, the provider (the emulator) and the answer's
+    translation back, streamed or not: 200 or a JSON 4xx, never a 5xx."""
+    gateway, key = fuzzed
+    path = wire.path
+    payload = {**data.draw(request_bodies(wire.api)), "stream": stream}
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}{path}",
+        json=payload,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as response:
+        content = response.read()
+    event(f"status {response.status_code}")  # --hypothesis-show-statistics: how far calls got
+    if os.environ.get("SLUICEGATE_FUZZ_SHOW") and response.status_code >= 400:
+        event(content[:150].decode("utf-8", "replace"))
+    assert response.status_code < 500, content[:500]
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == "application/json", content[:500]
+        assert isinstance(json.loads(content).get("error"), dict), content[:500]
+    elif stream and path != "/v1/embeddings":
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert b'"error"' not in content, content[-500:]  # no failure inside the stream
+
+
+@settings(
     max_examples=EXAMPLES * 2,
     derandomize=not RANDOM,
     deadline=None,
@@ -136,7 +175,8 @@ def test_config_documents_through_the_admin_api(
 ) -> None:
     """The shipped example documents with values replaced, applied (or dry-run) through
     POST /api/config: validation, the review that compiles the set, and going live all
-    answer 200 or a JSON 4xx, and the gateway still answers after."""
+    answer 200 or a JSON 4xx, and the gateway still answers after. Last in the module: what
+    it applies (the example providers point at the real APIs) stays live."""
     gateway, _ = fuzzed
     text = json.dumps(document) if as_json else yaml.safe_dump(document)
     response = gateway.admin.post(
@@ -145,6 +185,7 @@ def test_config_documents_through_the_admin_api(
         content=text,
         headers={"content-type": "application/json" if as_json else "application/yaml"},
     )
+    event(f"status {response.status_code}, dry run {dry_run}")
     assert response.status_code < 500, response.text
     assert response.headers["content-type"] == "application/json", response.text
     if response.status_code >= 400:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +27,13 @@ from sluicegate.config.registry import DocumentRegistry
 from sluicegate.errors import ConfigError, SluiceError
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.model.identity import Principal
+from sluicegate.model.request import ClientApi
+from sluicegate.providers.catalog import DEFAULT_MODELS
 from sluicegate.wire.registry import WIRES, ClientWire
 from sluicegate.wire.sse import SSEEvent, SSEParser
+from tests.fuzz import strategies
+from tests.fuzz.strategies import json_values, mutated_documents
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 # a longer, random hunt: SLUICEGATE_FUZZ_SCALE=20 SLUICEGATE_FUZZ_RANDOM=1 pytest tests/fuzz
 SCALE = int(os.environ.get("SLUICEGATE_FUZZ_SCALE", "1"))
 FUZZ = settings(
@@ -42,21 +44,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-
 
 def assert_client_error(exc: SluiceError) -> None:
     assert 400 <= exc.status < 500, f"{type(exc).__name__} {exc.status}: {exc}"
@@ -65,43 +52,6 @@ def assert_client_error(exc: SluiceError) -> None:
 # -- config documents -------------------------------------------------------------------------
 
 REGISTRY = DocumentRegistry()
-EXAMPLE_DOCUMENTS = [
-    document
-    for path in sorted(EXAMPLES_DIR.glob("*.yaml"))
-    for document in yaml.safe_load_all(path.read_text())
-    if isinstance(document, dict)
-]
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place in a document a value sits (dict keys and list indexes)."""
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
-def _replaced(document: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(document, dict):
-        return {**document, head: _replaced(document[head], rest, new)}
-    return [_replaced(item, rest, new) if i == head else item for i, item in enumerate(document)]
-
-
-@st.composite
-def mutated_documents(draw: st.DrawFn) -> Any:
-    """A shipped example with one to three values replaced by any JSON value."""
-    document = draw(st.sampled_from(EXAMPLE_DOCUMENTS))
-    for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(document)))
-        document = _replaced(document, path, draw(json_values))
-    return document
 
 
 def parses_or_config_error(text: str) -> None:
@@ -126,7 +76,7 @@ def test_config_parser_takes_any_yaml_punctuation(text: str) -> None:
 @FUZZ
 @given(mutated_documents(), st.booleans())
 def test_config_parser_takes_any_value_in_any_field(document: Any, as_json: bool) -> None:
-    assert EXAMPLE_DOCUMENTS, f"no examples under {EXAMPLES_DIR}"
+    assert strategies.EXAMPLE_DOCUMENTS, f"no examples under {strategies.EXAMPLES_DIR}"
     text = yaml.safe_dump(document) if not as_json else _json_text(document)
     parses_or_config_error(text)
 
@@ -137,52 +87,28 @@ def _json_text(document: Any) -> str:
 
 # -- client API requests ----------------------------------------------------------------------
 
-ROLES = st.sampled_from(["user", "assistant", "system", "developer", "tool", "bogus"])
-BLOCK_TYPES = st.sampled_from(["text", "image", "tool_use", "tool_result", "document", "thinking"])
+BODIES = {  # each client API's own request shape
+    ClientApi.OPENAI_CHAT: strategies.openai_chat,
+    ClientApi.ANTHROPIC_MESSAGES: strategies.anthropic_messages,
+    ClientApi.OPENAI_EMBEDDINGS: strategies.openai_embeddings,
+}
+MODELS = st.sampled_from(sorted(DEFAULT_MODELS)) | st.sampled_from(["", " ", "x" * 300])
 
 
-def _maybe(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.fixed_dictionaries({}, optional=fields)
-
-
-blocks = st.recursive(
-    _maybe(type=BLOCK_TYPES, text=json_values, source=json_values, id=json_values)
-    | _maybe(type=BLOCK_TYPES, name=json_values, input=json_values, tool_use_id=json_values),
-    lambda inner: _maybe(type=BLOCK_TYPES, content=st.lists(inner, max_size=3) | json_values),
-    max_leaves=6,
-)
-messages = _maybe(
-    role=ROLES,
-    content=st.text(max_size=10) | st.lists(blocks, max_size=3) | json_values,
-    tool_calls=json_values,
-    tool_call_id=json_values,
-    name=json_values,
-)
-request_bodies = st.fixed_dictionaries(
-    {"model": st.sampled_from(["gpt-4o-mini", "claude-haiku-4-5", ""]) | json_values},
-    optional={
-        "messages": st.lists(messages, max_size=3) | json_values,
-        "input": st.text(max_size=10) | st.lists(json_values, max_size=3) | json_values,
-        "max_tokens": json_values,
-        "max_completion_tokens": json_values,
-        "stream": json_values,
-        "stream_options": json_values,
-        "system": json_values | st.lists(blocks, max_size=2),
-        "tools": st.lists(json_values | blocks, max_size=2) | json_values,
-        "tool_choice": json_values,
-        "stop": json_values,
-        "temperature": json_values,
-        "metadata": json_values,
-    },
-)
+def request_bodies(api: ClientApi) -> st.SearchStrategy[Any]:
+    """A request of this API (any model, of either provider), up to two places changed."""
+    base = st.tuples(BODIES[api], MODELS).map(lambda pair: {**pair[0], "model": pair[1]})
+    return strategies.mutated(base)
 
 
 @pytest.mark.parametrize("wire", list(WIRES.values()), ids=lambda wire: wire.api.value)
 @FUZZ
-@given(body=request_bodies | st.dictionaries(st.text(max_size=10), json_values, max_size=5))
-def test_request_inspectors_take_any_json(wire: ClientWire, body: dict[str, Any]) -> None:
+@given(data=st.data())
+def test_request_inspectors_take_any_json(wire: ClientWire, data: st.DataObject) -> None:
     """What the pipeline does with a body first (inspect), and then for a chat API what
     a translation to another provider does (to canonical form and back)."""
+    any_json = st.dictionaries(st.text(max_size=10), json_values, max_size=5)
+    body = data.draw(request_bodies(wire.api) | any_json)
     try:
         wire.codec.inspect_request(body)
         if wire.chat is not None:
