@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sluicegate.config.problems import ConfigValidationError
 from sluicegate.errors import ConfigError, InvalidRequest, PermissionDenied, SluiceError
 from sluicegate.identity.keys import KeyService
-from sluicegate.server.errors import unknown_route
+from sluicegate.server.errors import internal_error, unknown_route
 from sluicegate.server.wire_routes import api_key_from
 
 ADMIN_PREFIX = "/api"
@@ -96,7 +96,11 @@ def admin_app(routes: Sequence[BaseRoute], *, middleware: Sequence[Middleware] =
     return Starlette(
         routes=list(routes),
         middleware=list(middleware),
-        exception_handlers={SluiceError: _sluice_error, HTTPException: route_error},
+        exception_handlers={
+            SluiceError: _sluice_error,
+            HTTPException: route_error,
+            Exception: server_error,
+        },
     )
 
 
@@ -137,6 +141,13 @@ async def route_error(request: Request, exc: Exception) -> Response:
         kind, code, message = "api_error", None, str(exc.detail)
     error = {"message": message, "type": kind, "param": None, "code": code}
     return _json({"error": error}, exc.status_code, dict(exc.headers or {}))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An unexpected exception, answered as JSON (Starlette's ServerErrorMiddleware sends
+    this, then re-raises, so the server still logs the traceback). The gateway's main app
+    uses it too."""
+    return internal_error(request.url.path)
 
 
 def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> Response:

@@ -46,7 +46,13 @@ from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
-from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app, route_error
+from sluicegate.server.admin_auth import (
+    AdminGate,
+    AdminKeyAuth,
+    admin_app,
+    route_error,
+    server_error,
+)
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.config_review import (
     CompiledConfig,
@@ -265,7 +271,8 @@ class Gateway:
         app = Starlette(
             routes=routes,
             lifespan=self.lifespan,
-            exception_handlers={HTTPException: route_error},  # JSON for unknown paths
+            # JSON for unknown paths and for bugs
+            exception_handlers={HTTPException: route_error, Exception: server_error},
         )
         gate = AdminGate(app, admin_app(admin_routes), AdminKeyAuth(self.keys))
         return wire.hot_path(gate)
