@@ -163,7 +163,10 @@ _SCHEMAS: dict[str, Schema] = {
 }
 
 _DATA_LIST = _obj({"data": {"type": "array"}})
-_TIME: Schema = {"type": "string", "description": "unix seconds, ISO-8601, or an age like 15m / 1h / 7d"}
+_TIME: Schema = {
+    "type": "string",
+    "description": "unix seconds, ISO-8601, or an age like 15m / 1h / 7d",
+}
 _FLAG: Schema = {"type": "string", "enum": ["true", "false"]}
 
 
