@@ -214,7 +214,8 @@ class AdminApi:
             workflow_tag=q.get("workflow_tag"),
             key_id=q.get("key_id"),
             model=q.get("model"),
-            status=int(status) if status and status.isdigit() else status,
+            # str.isdigit is true for '²' too, which int() refuses; the store checks the rest
+            status=int(status) if status and status.isascii() and status.isdigit() else status,
             since=parse_time(q.get("since"), "since"),
             until=parse_time(q.get("until"), "until"),
         )

@@ -37,7 +37,7 @@ from sluicegate.errors import (
     SluiceError,
 )
 from sluicegate.identity.keys import KeyService
-from sluicegate.server.errors import unknown_route
+from sluicegate.server.errors import internal_error, unknown_route
 from sluicegate.server.wire_routes import api_key_from, read_body
 
 ADMIN_PREFIX = "/api"
@@ -136,7 +136,11 @@ def admin_app(routes: Sequence[BaseRoute], *, middleware: Sequence[Middleware] =
     return Starlette(
         routes=list(routes),
         middleware=list(middleware),
-        exception_handlers={SluiceError: _sluice_error, HTTPException: route_error},
+        exception_handlers={
+            SluiceError: _sluice_error,
+            HTTPException: route_error,
+            Exception: server_error,
+        },
     )
 
 
@@ -177,6 +181,13 @@ async def route_error(request: Request, exc: Exception) -> Response:
         kind, code, message = "api_error", None, str(exc.detail)
     error = {"message": message, "type": kind, "param": None, "code": code}
     return _json({"error": error}, exc.status_code, dict(exc.headers or {}))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An unexpected exception, answered as JSON (Starlette's ServerErrorMiddleware sends
+    this, then re-raises, so the server still logs the traceback). The gateway's main app
+    uses it too."""
+    return internal_error(request.url.path)
 
 
 def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> Response:

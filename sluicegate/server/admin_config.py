@@ -212,7 +212,7 @@ async def _capped_body(request: Request, limit: int) -> bytes:
         f"the config body is over the limit of {limit} bytes ({limit // 1024 // 1024} MiB)"
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []
     size = 0

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from sluicegate import __version__
 from sluicegate.alerts.delivery import Notifier
 from sluicegate.alerts.store import SqlAlertStore
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
@@ -45,7 +46,13 @@ from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
-from sluicegate.server.admin_auth import AdminGate, AdminKeyAuth, admin_app, route_error
+from sluicegate.server.admin_auth import (
+    AdminGate,
+    AdminKeyAuth,
+    admin_app,
+    route_error,
+    server_error,
+)
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.config_review import (
     CompiledConfig,
@@ -55,6 +62,7 @@ from sluicegate.server.config_review import (
 )
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
+from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
 from sluicegate.server.overload import AdmissionGate
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
@@ -265,12 +273,15 @@ class Gateway:
             *wire.routes(),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
+            Route(OPENAPI_PATH, _described(openapi_document(__version__)), methods=["GET"]),
             emulator_route(self.settings.emulator),
         ]
+        self.route_table = [*routes, *admin_routes]  # what /openapi.json must describe
         app = Starlette(
             routes=routes,
             lifespan=self.lifespan,
-            exception_handlers={HTTPException: route_error},  # JSON for unknown paths
+            # JSON for unknown paths and for bugs
+            exception_handlers={HTTPException: route_error, Exception: server_error},
         )
         gate = AdminGate(
             app,
@@ -280,6 +291,16 @@ class Gateway:
             body_timeout_s=self.settings.body_timeout_s,
         )
         return wire.hot_path(gate)
+
+
+def _described(document: dict[str, Any]) -> Callable[[Request], Awaitable[Response]]:
+    """The OpenAPI description, serialised once: it describes routes, never state."""
+    body = orjson.dumps(document)
+
+    async def openapi(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return openapi
 
 
 def create_app(settings: Settings) -> ASGIApp:

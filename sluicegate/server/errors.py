@@ -6,6 +6,7 @@ import orjson
 from starlette.responses import Response
 
 from sluicegate.errors import (
+    InternalError,
     InvalidRequest,
     LimitExceeded,
     NotFound,
@@ -75,3 +76,12 @@ def unknown_route(method: str, path: str, status: int) -> Response | None:
     if path in _POST_ONLY:
         response.headers["allow"] = "POST"
     return response
+
+
+def internal_error(path: str) -> Response:
+    """The answer to an unexpected exception (a bug) on a routed path: still JSON with an
+    `error` object, in Anthropic's format under /v1/messages and the OpenAI format (which
+    is also the admin shape) elsewhere, never Starlette's plain-text page."""
+    anthropic = path.startswith(WIRES[ClientApi.ANTHROPIC_MESSAGES].path)
+    wire = WIRES[ClientApi.ANTHROPIC_MESSAGES if anthropic else ClientApi.OPENAI_CHAT]
+    return error_response(wire, InternalError("internal error; the gateway's log has the cause"))
