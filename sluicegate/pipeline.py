@@ -309,6 +309,7 @@ class Pipeline:
                 request_id=request.request_id,
             )
             record.provider, record.model = target.provider, target.model
+            record.attempt_count += 1  # so far: a call cut short (client gone) still shows
             return await send(provider, call)
 
         outcome = await self._router.run(plan, attempt)

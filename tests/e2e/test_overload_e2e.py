@@ -267,4 +267,7 @@ def test_a_client_that_leaves_during_the_call_cancels_it(gw, key):
         time.sleep(0.3)
     [row] = _session_rows(gw, session, timeout=2.0)  # recorded at once, not after 3 s
     assert (row["status_code"], row["error_type"]) == (499, "client_disconnected")
-    assert row["latency_ms"] < 2000 and row["cost_usd"] in (None, 0)
+    assert row["latency_ms"] < 2000 and row["cost_usd"] in (None, 0)  # an unpriced model
+    # the call was made and cut short: it shows, counted at its reservation, estimated
+    assert row["attempt_count"] == 1 and row["upstream_cancelled"] is True
+    assert row["usage_source"] == "estimated" and row["input_tokens"] > 0
