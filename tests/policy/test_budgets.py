@@ -437,7 +437,8 @@ async def test_budget_counters_are_reseeded_after_an_outage_and_for_new_budgets(
 
 @pytest.mark.parametrize("make_store", ["redis"], indirect=True)
 async def test_a_redis_emptied_without_an_outage_is_reseeded_by_the_next_check(make_store, caplog):
-    """An emptied Redis (FLUSHALL, a failover to an empty replica) answers every call, so
+    """An emptied Redis (FLUSHALL, a failover to an empty replica; here: this test's own
+    keys deleted, never the shared server flushed) answers every call, so
     no outage is seen; the seeding mark is gone with the data, and the next store check
     (every few seconds, and on /readyz) rebuilds budget spend from the ledger."""
     ledger = MemoryLedgerStore()
