@@ -24,10 +24,8 @@ charged to the counters once it answers again (`CounterStore.charge_soon`).
 Budget spend is rebuilt from the ledger (`budgets.rebuild`, correct under traffic: see
 counters/base.py) at start-up, when a config adds a budget window, after an outage, and
 when the store lost its data: admissions then get StoreUnseeded from the store and wait
-(at most `seed_wait_s`) for one rebuild they share; the store check every few seconds
-(`check_store`) notices a loss with no traffic. Each rebuild is repeated a few times over
-the next minutes (`store_check_s` x 0.2, 1, 3, 9, 27, 81), for ledger rows of requests
-that were in flight at the loss, or settled just before it, and land late.
+(at most `seed_wait_s`) for one rebuild they share. The store's health, those rebuilds
+and the checks that notice a loss with no traffic are `store_health.StoreHealth`.
 """
 
 from __future__ import annotations
@@ -59,19 +57,14 @@ from sluicegate.policy.admission import (
 )
 from sluicegate.policy.compiled import CompiledPolicy
 from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level
+from sluicegate.policy.store_health import StoreHealth
 from sluicegate.pricing import ModelRate
 
 log = logging.getLogger(__name__)
 
 FailureMode = Literal["fail_open", "fail_closed"]
 _FAILURE_MODES: dict[str, FailureMode] = {"fail_open": "fail_open", "fail_closed": "fail_closed"}
-SEEDED_MARK = "budgets-seeded"  # in the counter store while it holds seeded budget spend
-_SEEDED_TTL_S = 400 * 86400  # should it lapse, one needless (harmless) rebuild
 _POLL_S = (0.02, 0.25)  # queue polling: first interval, cap
-# Rebuild passes after a rebuild, in store checks (5 s): the first one once the ledger
-# writer has flushed (every 0.2 s) what was settled before, the others for late rows.
-_REFRESH_AFTER = (0.2, 1, 3, 9, 27, 81)
-_WATCH_TICK_S = 0.25  # the watch wakes at least this often (a pass may fall due)
 
 
 class PolicyEngine:
@@ -110,21 +103,22 @@ class PolicyEngine:
         self._clock = clock
         self._ttl_s = reservation_ttl_s
         self._default_max_output = default_max_output_tokens
-        self._store_retry_s = store_retry_s
-        self._store_check_s = store_check_s
-        self._seed_wait_s = seed_wait_s
-        self._ledger_lag_s = ledger_lag_s
-        self._watch: asyncio.Task[None] | None = None
-        self._reseeding: asyncio.Task[Any] | None = None  # the rebuild admissions wait for
-        self._refresh_at: list[float] = []  # monotonic times of the next rebuild passes
-        self._marked = False  # this engine set the seeding mark once
         self._policy = CompiledPolicy()
-        self._down_until = 0.0  # monotonic; while in the future the store is not tried
-        self.last_error: str | None = None
         self._alerted: dict[str, float] = {}  # mark key -> clock time it lapses
-        self._sum_cost: budgets.SumCost | None = None  # the ledger, once rebuild_budgets ran
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._serial = itertools.count(1)
+        admits = {"fail_open": "every request", "fail_closed": "nothing"}[mode]
+        self._store = StoreHealth(
+            counters,
+            policy=lambda: self._policy,
+            tasks=self._tasks,
+            admits_while_down=f"{admits} ({mode})",
+            clock=clock,
+            retry_s=store_retry_s,
+            check_s=store_check_s,
+            seed_wait_s=seed_wait_s,
+            ledger_lag_s=ledger_lag_s,
+        )
 
     def set_policy(self, compiled: CompiledPolicy) -> None:
         """Swap the policy (hot reload). Admissions in flight keep the one they started with.
@@ -134,8 +128,8 @@ class PolicyEngine:
         added = [
             b for b in compiled.budgets if any((b.id, w.label) not in known for w in b.windows)
         ]
-        if added and self._sum_cost is not None:
-            self._spawn(self._rebuild(replace(compiled, budgets=tuple(added))))
+        if added and self._store.sum_cost is not None:
+            self._spawn(self._store.rebuild(replace(compiled, budgets=tuple(added))))
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -149,7 +143,11 @@ class PolicyEngine:
     @property
     def healthy(self) -> bool:
         """False from a store failure until the next successful store call (for /readyz)."""
-        return self.last_error is None
+        return self._store.healthy
+
+    @property
+    def last_error(self) -> str | None:
+        return self._store.last_error
 
     async def admit(self, inp: AdmissionInput) -> Admission:
         """Reserve for every matching rule and budget, or act on the first breached one.
@@ -170,9 +168,11 @@ class PolicyEngine:
                 return self._admission(inp, events)
             reservation_id = _new_id(inp, self._serial)
             try:
-                result = await self._store_admit(items, reservation_id, arrived)
+                result = await self._store.admit(
+                    [i.check for i in items], reservation_id, self._ttl_s, arrived
+                )
             except StoreUnseeded as exc:
-                if not waited and await self._reseeded():
+                if not waited and await self._store.reseeded():
                     waited = True
                     continue
                 return self._store_failed(inp, items, reservation_id, events, exc, arrived)
@@ -213,7 +213,7 @@ class PolicyEngine:
                 return
             await self._counters.settle(reservation_id, actuals)
         except StoreUnavailable as exc:
-            self._note_failure(exc)
+            self._store.note_failure(exc)
             log.warning("policy: could not settle %s: %s", admission.request_id, exc)
         except Exception:
             log.exception("policy: could not settle %s", admission.request_id)
@@ -254,84 +254,12 @@ class PolicyEngine:
         return await budgets.budget_status(self._policy, self._counters, self._clock())
 
     async def rebuild_budgets(self, sum_cost: budgets.SumCost) -> list[dict[str, Any]]:
-        """Rebuild budget spend from the ledger (run at start-up, before traffic).
-        Never raises: an unreachable store or ledger is logged and reported."""
-        self._sum_cost = sum_cost
-        report = await self._rebuild(self._policy, passes=True)
-        if hasattr(self._counters, "ping") and self._watch is None:
-            self._watch = asyncio.get_running_loop().create_task(self._watch_store())
-        return report
+        """Rebuild budget spend from the ledger (start-up, before traffic); never raises."""
+        return await self._store.rebuild_budgets(sum_cost)
 
     async def check_store(self) -> bool:
-        """Ping the counter store (for /readyz, and every `store_check_s` once budgets
-        were rebuilt), noting an outage or a recovery. A store that lost its data with no
-        outage seen (emptied, or failed over to an empty replica) has lost its seeding
-        mark too: budget spend is then rebuilt from the ledger, as after an outage."""
-        ping = getattr(self._counters, "ping", None)
-        if ping is None:  # in process: it cannot lose its data without us
-            return self.healthy
-        was_down = self.last_error is not None
-        try:
-            await ping()
-            lost = (
-                not was_down
-                and self._sum_cost is not None
-                and not await self._counters.marked(SEEDED_MARK)
-            )
-        except StoreUnavailable as exc:
-            self._note_failure(exc)
-            return self.healthy
-        self._note_success()  # after an outage: rebuilds
-        if lost:
-            self._start_reseed(lost=True)
-        return self.healthy
-
-    async def _watch_store(self) -> None:
-        """The store check every `store_check_s`, and the rebuild passes when due."""
-        next_check = time.monotonic() + self._store_check_s
-        while True:
-            due = min([next_check, *self._refresh_at[:1]])
-            await asyncio.sleep(min(_WATCH_TICK_S, max(0.0, due - time.monotonic())))
-            try:
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + self._store_check_s
-                    await self.check_store()
-                if self._refresh_at and time.monotonic() >= self._refresh_at[0]:
-                    self._refresh_at.pop(0)
-                    await self._rebuild(self._policy)
-            except Exception:  # a bug: logged, and the next check runs all the same
-                log.exception("policy: counter store check failed")
-
-    async def _reseeded(self) -> bool:
-        """The store lost its data: wait (at most `seed_wait_s`) for budget spend to be
-        rebuilt, by one rebuild every waiting admission shares. True once it is."""
-        task = self._start_reseed(lost=True)
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self._seed_wait_s)
-        except TimeoutError:
-            return False
-        return True
-
-    def _start_reseed(self, lost: bool) -> asyncio.Task[Any]:
-        """The rebuild in progress, or a new one (`lost`: the store lost its data, not
-        merely came back)."""
-        task = self._reseeding
-        if task is None or task.done():
-            task = self._reseeding = asyncio.get_running_loop().create_task(self._reseed(lost))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _reseed(self, lost: bool) -> None:
-        if self._sum_cost is None:  # nothing to rebuild from: the empty store is right
-            try:
-                await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S)
-            except StoreUnavailable as exc:
-                self._note_failure(exc)
-            return
-        if lost:
-            log.warning("policy: the counter store lost its data (no seeding mark)")
-        await self._rebuild(self._policy, passes=True, ledger_lag_s=self._ledger_lag_s)
+        """Ping the counter store (/readyz); rebuilds budget spend if it lost its data."""
+        return await self._store.check()
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) for background alert work; the engine stays usable."""
@@ -340,87 +268,9 @@ class PolicyEngine:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """At shutdown: drain, then close the counter store."""
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
-            self._watch = None
+        await self._store.close()
         await self.drain(timeout_s)
         await self._counters.close()
-
-    async def _store_admit(
-        self, items: list[Item], reservation_id: str, arrived_at: float
-    ) -> AdmitResult:
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable(f"counter store unavailable: {self.last_error}")
-        try:
-            result = await self._counters.admit(
-                [i.check for i in items], reservation_id, self._ttl_s, arrived_at
-            )
-        except StoreUnseeded:
-            raise  # it answers: not an outage
-        except StoreUnavailable as exc:
-            self._note_failure(exc)
-            raise
-        self._note_success()
-        return result
-
-    def _note_failure(self, exc: Exception) -> None:
-        if self.last_error is None:
-            admits = {"fail_open": "every request", "fail_closed": "nothing"}[self.failure_mode]
-            log.warning(
-                "policy: counter store unavailable, admitting %s (%s) until it returns: %s",
-                admits,
-                self.failure_mode,
-                exc,
-            )
-        self.last_error = str(exc)
-        self._down_until = time.monotonic() + self._store_retry_s
-
-    def _note_success(self) -> None:
-        if self.last_error is None:
-            return
-        log.warning("policy: counter store reachable again; limits and budgets enforced")
-        self.last_error, self._down_until = None, 0.0
-        if self._sum_cost is not None:  # it may have restarted empty
-            self._start_reseed(lost=False)
-
-    async def _rebuild(
-        self, policy: CompiledPolicy, passes: bool = False, ledger_lag_s: float = 0.0
-    ) -> list[dict[str, Any]]:
-        """One rebuild pass (`passes`: and schedule the passes that follow it)."""
-        assert self._sum_cost is not None
-        if passes:
-            start = time.monotonic()
-            self._refresh_at = [start + n * self._store_check_s for n in _REFRESH_AFTER]
-        try:
-            report = await budgets.rebuild(
-                policy, self._counters, self._sum_cost, self._clock(), ledger_lag_s
-            )
-        except StoreUnavailable as exc:
-            self._note_failure(exc)
-            return [{"seeded": False, "reason": str(exc)}]
-        except Exception as exc:  # the ledger store: enforcement goes on from what Redis has
-            log.exception("policy: budget counters not rebuilt from the ledger")
-            return [{"seeded": False, "reason": f"{type(exc).__name__}: {exc}"}]
-        for row in report:
-            if row.get("added_usd"):
-                log.info(
-                    "policy: budget %s (%s) seeded from the ledger: $%s spent before %s",
-                    row["id"],
-                    row["window"],
-                    row.get("ledger_spent_usd"),
-                    row.get("cutoff"),
-                )
-        try:  # what check_store and admissions look for: the store holds the spend
-            if await self._counters.mark_once(SEEDED_MARK, _SEEDED_TTL_S) and self._marked:
-                log.warning(
-                    "policy: the counter store had lost its data (no seeding mark): budget "
-                    "spend rebuilt from the ledger"
-                )
-            self._marked = True
-        except StoreUnavailable as exc:
-            self._note_failure(exc)
-        return report
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
@@ -449,7 +299,7 @@ class PolicyEngine:
             )
         )
         if self.failure_mode == "fail_closed":
-            retry = max(self._store_retry_s, self._down_until - time.monotonic())
+            retry = self._store.retry_after()
             raise PolicyUnavailable(
                 f"{exc} (limits and budgets cannot be checked; this gateway fails closed): "
                 f"retry in {math.ceil(retry)}s",

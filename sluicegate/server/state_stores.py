@@ -54,7 +54,7 @@ def redis_stores(redis: aioredis.Redis, settings: Settings) -> StateStores:
     without Redis (breakers closed, no pins); what admission does without Redis is the
     counter store's configured fail_open/fail_closed."""
     from sluicegate.policy.counters.redis_store import RedisCounterStore
-    from sluicegate.policy.engine import SEEDED_MARK
+    from sluicegate.policy.store_health import SEEDED_MARK
     from sluicegate.router.breaker import FailOpenBreakerStore, RedisBreakerStore
     from sluicegate.router.sticky import FailOpenStickyStore, RedisStickyStore
 

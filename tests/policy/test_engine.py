@@ -270,7 +270,7 @@ async def test_fail_closed_when_the_store_is_unreachable():
 
 async def test_health_recovers_after_a_successful_call(store):
     engine = engine_with(store, rules(PER_KEY_50), store_retry_s=0)
-    engine._note_failure(RuntimeError("blip"))
+    engine._store.note_failure(RuntimeError("blip"))
     assert not engine.healthy
     await engine.admit(request())
     assert engine.healthy and engine.last_error is None
