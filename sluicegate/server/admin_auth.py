@@ -10,13 +10,12 @@ and /v1/ (`route_error`):
 `AdminPrincipal` by an `AdminAuthenticator` (today: the admin key) and handed to the admin
 app (`admin_app`: the admin routes, with their errors rendered in that shape) with the
 principal in `request.state.principal`; anything else goes to the main app untouched.
-Roles later: an authenticator returns a principal with another role; routes check it.
+An authenticator may return a principal of any role (`roles.py`); routes check it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import orjson
@@ -38,18 +37,11 @@ from sluicegate.errors import (
 )
 from sluicegate.identity.keys import KeyService
 from sluicegate.server.errors import internal_error, unknown_route
+from sluicegate.server.roles import AdminPrincipal, Role
 from sluicegate.server.wire_routes import api_key_from, read_body
 
 ADMIN_PREFIX = "/api"
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@dataclass(frozen=True, slots=True)
-class AdminPrincipal:
-    """Who is calling the admin API (`applied_by` in the config history reads `name`)."""
-
-    name: str
-    role: str = "admin"
 
 
 class AdminAuthenticator(Protocol):
@@ -73,7 +65,7 @@ class AdminKeyAuth:
             raise PermissionDenied(
                 f"key {principal.key_id} is not an admin key", code="admin_required"
             )
-        return AdminPrincipal("admin")
+        return AdminPrincipal("admin", Role.ADMIN)
 
 
 class AdminGate:

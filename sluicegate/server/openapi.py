@@ -17,105 +17,45 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.model.request import ClientApi
+from sluicegate.server.openapi_parts import (
+    DATA_LIST,
+    NULLABLE_STRING,
+    OBJECT,
+    Schema,
+    json_content,
+    obj,
+    op,
+    ref,
+)
 from sluicegate.wire.registry import WIRES
 
 OPENAPI_PATH = "/openapi.json"
 
-Schema = dict[str, Any]
-Operation = dict[str, Any]
-
-_OBJECT: Schema = {"type": "object"}
-_NULLABLE_STRING: Schema = {"type": ["string", "null"]}
-_NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: Schema, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
-    """An object with these fields that may carry more (answers grow new fields)."""
-    return {
-        "type": "object",
-        "required": list(required),
-        "properties": {**required, **(optional or {})},
-        "additionalProperties": True,
-    }
-
-
-def _errors(error: str) -> dict[str, Any]:
-    """Every 4xx and 5xx answer of an operation: a JSON error object of the `error` schema."""
-    return {
-        "4XX": _json(_ref(error), "the request was refused"),
-        "5XX": _json(_ref(error), "the gateway or a provider failed"),
-    }
-
-
-def _op(
-    summary: str,
-    ok: Schema,
-    *,
-    error: str = "Error",
-    status: str = "200",
-    body: dict[str, Any] | None = None,
-    query: dict[str, Schema] | None = None,
-    path: dict[str, Schema] | None = None,
-    headers: dict[str, Schema] | None = None,
-    secure: bool = True,
-) -> Operation:
-    params = [
-        {"name": name, "in": "query", "required": False, "schema": schema}
-        for name, schema in (query or {}).items()
-    ] + [
-        {"name": name, "in": "path", "required": True, "schema": schema}
-        for name, schema in (path or {}).items()
-    ]
-    operation: Operation = {
-        "summary": summary,
-        "responses": {status: _json(ok, "success"), **_errors(error)},
-    }
-    params += [
-        {"name": name, "in": "header", "required": False, "schema": schema}
-        for name, schema in (headers or {}).items()
-    ]
-    if params:
-        operation["parameters"] = params
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": body}
-    if not secure:
-        operation["security"] = []
-    return operation
-
-
 # -- components ------------------------------------------------------------------------------
 
-_ERROR = _obj(
+_ERROR = obj(
     {
-        "error": _obj(
+        "error": obj(
             {"message": {"type": "string"}, "type": {"type": "string"}},
-            {"param": _NULLABLE_STRING, "code": _NULLABLE_STRING, "problems": {"type": "array"}},
+            {"param": NULLABLE_STRING, "code": NULLABLE_STRING, "problems": {"type": "array"}},
         )
     }
 )
-_ANTHROPIC_ERROR = _obj(
+_ANTHROPIC_ERROR = obj(
     {
         "type": {"const": "error"},
-        "error": _obj({"type": {"type": "string"}, "message": {"type": "string"}}),
+        "error": obj({"type": {"type": "string"}, "message": {"type": "string"}}),
     }
 )
 
-_CHAT_MESSAGE = _obj(
+_CHAT_MESSAGE = obj(
     {"role": {"type": "string"}},
     {"content": {"type": ["string", "array", "null"]}, "tool_call_id": {"type": "string"}},
 )
-_ANTHROPIC_MESSAGE = _obj(
+_ANTHROPIC_MESSAGE = obj(
     {"role": {"enum": ["user", "assistant"]}, "content": {"type": ["string", "array"]}}
 )
-_COUNT_TOKENS = _obj(
+_COUNT_TOKENS = obj(
     {"model": {"type": "string"}, "messages": {"type": "array", "items": _ANTHROPIC_MESSAGE}},
     {"system": {"type": ["string", "array"]}, "tools": {"type": "array"}},
 )
@@ -123,7 +63,7 @@ _COUNT_TOKENS = _obj(
 _SCHEMAS: dict[str, Schema] = {
     "Error": _ERROR,
     "AnthropicError": _ANTHROPIC_ERROR,
-    "ChatCompletionRequest": _obj(
+    "ChatCompletionRequest": obj(
         {"model": {"type": "string"}, "messages": {"type": "array", "items": _CHAT_MESSAGE}},
         {
             "stream": {"type": "boolean"},
@@ -134,35 +74,34 @@ _SCHEMAS: dict[str, Schema] = {
             "user": {"type": "string"},
         },
     ),
-    "ChatCompletion": _obj({"id": {"type": "string"}, "choices": {"type": "array"}}),
-    "MessagesRequest": _obj(
+    "ChatCompletion": obj({"id": {"type": "string"}, "choices": {"type": "array"}}),
+    "MessagesRequest": obj(
         {
             **_COUNT_TOKENS["properties"],
             "max_tokens": {"type": "integer", "minimum": 1},
         },
         {"stream": {"type": "boolean"}, "temperature": {"type": "number"}},
     ),
-    "Message": _obj({"id": {"type": "string"}, "content": {"type": "array"}}),
+    "Message": obj({"id": {"type": "string"}, "content": {"type": "array"}}),
     "CountTokensRequest": _COUNT_TOKENS,
-    "EmbeddingsRequest": _obj(
+    "EmbeddingsRequest": obj(
         {"model": {"type": "string"}, "input": {"type": ["string", "array"]}},
         {"encoding_format": {"type": "string"}, "dimensions": {"type": "integer"}},
     ),
-    "Embeddings": _obj({"data": {"type": "array"}}),
-    "Key": _obj(
+    "Embeddings": obj({"data": {"type": "array"}}),
+    "Key": obj(
         {"id": {"type": "string"}, "state": {"type": "string"}},
         {"key": {"type": "string", "description": "the secret, shown once"}},
     ),
-    "ConfigResult": _obj(
+    "ConfigResult": obj(
         {"applied": {"type": "boolean"}, "dry_run": {"type": "boolean"}},
         {"version": {"type": ["integer", "null"]}, "warnings": {"type": "array"}},
     ),
-    "ConfigVersion": _obj(
+    "ConfigVersion": obj(
         {"version": {"type": ["integer", "null"]}, "documents": {"type": "array"}}
     ),
 }
 
-_DATA_LIST = _obj({"data": {"type": "array"}})
 _TIME: Schema = {
     "type": "string",
     "description": "unix seconds, ISO-8601, or an age like 15m / 1h / 7d",
@@ -209,31 +148,31 @@ def _wire_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for api, wire in WIRES.items():
         request, answer, error = _WIRE_SHAPES[api]
-        body = {"schema": _ref(request), "example": _WIRE_EXAMPLES[api]}
-        operation = _op(
+        body = {"schema": ref(request), "example": _WIRE_EXAMPLES[api]}
+        operation = op(
             f"{api.value}: a model call",
-            _ref(answer),
+            ref(answer),
             error=error,
             body={"application/json": body},
             headers=_ENVELOPE,
         )
         if wire.chat is not None:  # a chat API streams when the body says `stream: true`
             operation["responses"]["200"]["content"]["text/event-stream"] = {
-                "schema": _obj({"data": {"type": "string"}}, {"event": {"type": "string"}})
+                "schema": obj({"data": {"type": "string"}}, {"event": {"type": "string"}})
             }  # one server-sent event (its data is a JSON chunk, or [DONE])
         paths[wire.path] = {"post": operation}
     paths["/v1/messages/count_tokens"] = {
-        "post": _op(
+        "post": op(
             "anthropic: count a prompt's input tokens (an estimate; no provider is called)",
-            _obj({"input_tokens": {"type": "integer"}}),
+            obj({"input_tokens": {"type": "integer"}}),
             error="AnthropicError",
-            body={"application/json": {"schema": _ref("CountTokensRequest")}},
+            body={"application/json": {"schema": ref("CountTokensRequest")}},
         )
     }
     paths["/v1/models"] = {
-        "get": _op(
+        "get": op(
             "the models this key may use (Anthropic's shape with anthropic-version)",
-            _DATA_LIST,
+            DATA_LIST,
             headers={"anthropic-version": {"type": "string"}},
         )
     }
@@ -241,20 +180,20 @@ def _wire_paths() -> dict[str, Any]:
 
 
 def _health_paths() -> dict[str, Any]:
-    ready = _obj({"ready": {"type": "boolean"}, "checks": _OBJECT})
-    not_ready = {"503": _json(ready, "not ready: `checks` says which part")}
-    readyz = _op("ready to serve: config loaded, counters reachable", ready, secure=False)
+    ready = obj({"ready": {"type": "boolean"}, "checks": OBJECT})
+    not_ready = {"503": json_content(ready, "not ready: `checks` says which part")}
+    readyz = op("ready to serve: config loaded, counters reachable", ready, secure=False)
     readyz["responses"].update(not_ready)
     return {
-        "/healthz": {"get": _op("the process answers", _obj({"status": {}}), secure=False)},
+        "/healthz": {"get": op("the process answers", obj({"status": {}}), secure=False)},
         "/readyz": {"get": readyz},
-        OPENAPI_PATH: {"get": _op("this description", _OBJECT, secure=False)},
+        OPENAPI_PATH: {"get": op("this description", OBJECT, secure=False)},
     }
 
 
 def _key_paths() -> dict[str, Any]:
     text = {"type": "string", "maxLength": 256}
-    create = _obj(
+    create = obj(
         {},
         {
             **{f: text for f in ("name", "user_id", "team", "project", "workflow_tag")},
@@ -267,26 +206,26 @@ def _key_paths() -> dict[str, Any]:
     )
     create["additionalProperties"] = False
     key_id = {"key_id": {"type": "string"}}
-    rotate = _obj({}, {"grace_seconds": {"type": "number", "minimum": 0}})
+    rotate = obj({}, {"grace_seconds": {"type": "number", "minimum": 0}})
     return {
         "/api/keys": {
-            "post": _op(
+            "post": op(
                 "create a virtual key (the secret is in the answer, once)",
-                _ref("Key"),
+                ref("Key"),
                 status="201",
                 body={"application/json": {"schema": create}},
             ),
-            "get": _op("every key, without secrets", _DATA_LIST),
+            "get": op("every key, without secrets", DATA_LIST),
         },
         "/api/keys/{key_id}/rotate": {
-            "post": _op(
+            "post": op(
                 "a new secret; the old one works for grace_seconds",
-                _ref("Key"),
+                ref("Key"),
                 path=key_id,
                 body={"application/json": {"schema": rotate}},
             )
         },
-        "/api/keys/{key_id}": {"delete": _op("revoke a key", _ref("Key"), path=key_id)},
+        "/api/keys/{key_id}": {"delete": op("revoke a key", ref("Key"), path=key_id)},
     }
 
 
@@ -303,8 +242,8 @@ def _ledger_paths() -> dict[str, Any]:
         "limit": {"type": "integer"},
         "cursor": {"type": "string"},
     }
-    page = _obj({"data": {"type": "array"}, "next_cursor": _NULLABLE_STRING})
-    return {"/api/requests": {"get": _op("the request ledger, newest first", page, query=query)}}
+    page = obj({"data": {"type": "array"}, "next_cursor": NULLABLE_STRING})
+    return {"/api/requests": {"get": op("the request ledger, newest first", page, query=query)}}
 
 
 def _config_paths() -> dict[str, Any]:
@@ -314,42 +253,40 @@ def _config_paths() -> dict[str, Any]:
         "application/yaml": {"schema": {"type": "string"}},
         "application/json": {"schema": {"type": ["object", "array"]}},
     }
-    rollback = _obj(
-        {"version": {"type": "integer", "minimum": 1}}, {"dry_run": {"type": "boolean"}}
-    )
-    history = _obj({"versions": {"type": "array"}})
+    rollback = obj({"version": {"type": "integer", "minimum": 1}}, {"dry_run": {"type": "boolean"}})
+    history = obj({"versions": {"type": "array"}})
     return {
         "/api/config": {
-            "post": _op(
+            "post": op(
                 "apply YAML or JSON documents (400 lists every problem)",
-                _ref("ConfigResult"),
+                ref("ConfigResult"),
                 body=documents,
                 query=apply_query,
             ),
-            "get": _op("the latest version and its documents", _ref("ConfigVersion")),
+            "get": op("the latest version and its documents", ref("ConfigVersion")),
         },
         "/api/config/history": {
-            "get": _op("past versions, newest first", history, query={"limit": {"type": "integer"}})
+            "get": op("past versions, newest first", history, query={"limit": {"type": "integer"}})
         },
         "/api/config/versions/{version}": {
-            "get": _op(
+            "get": op(
                 "one version and its documents",
-                _ref("ConfigVersion"),
+                ref("ConfigVersion"),
                 path={"version": {"type": "integer"}},
             )
         },
         "/api/config/rollback": {
-            "post": _op(
+            "post": op(
                 "a new version equal to an old one",
-                _ref("ConfigResult"),
+                ref("ConfigResult"),
                 body={"application/json": {"schema": rollback}},
                 query=change_query,
             )
         },
         "/api/config/{type}/{name}": {
-            "delete": _op(
+            "delete": op(
                 "a new version without one document",
-                _ref("ConfigResult"),
+                ref("ConfigResult"),
                 path={"type": {"type": "string"}, "name": {"type": "string"}},
                 query={**change_query, "comment": {"type": "string"}},
             )
@@ -359,11 +296,11 @@ def _config_paths() -> dict[str, Any]:
 
 def _control_paths() -> dict[str, Any]:
     return {
-        "/api/budgets": {"get": _op("each budget's spend and ceiling", _DATA_LIST)},
+        "/api/budgets": {"get": op("each budget's spend and ceiling", DATA_LIST)},
         "/api/alerts": {
-            "get": _op("recent alerts", _DATA_LIST, query={"limit": {"type": "integer"}})
+            "get": op("recent alerts", DATA_LIST, query={"limit": {"type": "integer"}})
         },
-        "/api/targets": {"get": _op("routing targets and their breakers", _DATA_LIST)},
+        "/api/targets": {"get": op("routing targets and their breakers", DATA_LIST)},
     }
 
 
