@@ -87,6 +87,7 @@ requests = Table(
     Column("session_killed", Boolean(), nullable=False),
     Column("client_disconnected", Boolean(), nullable=False),
     Column("upstream_cancelled", Boolean(), nullable=False, server_default=false()),
+    Column("client_tool", String()),  # 0007: Cursor, Claude Code, ... (identity/client_tool.py)
     Index("ix_requests_ts", "ts"),
     Index("ix_requests_project_ts", "project", "ts"),
     Index("ix_requests_team_ts", "team", "ts"),
@@ -149,4 +150,109 @@ alerts = Table(
     Column("last_error", Text()),
     Index("ix_alerts_ts", "ts"),
     sqlite_autoincrement=True,
+)
+
+# -- rollups (sluicegate/analytics/rollups.py keeps them as ledger batches land) -------------
+#
+# One row per (grain, bucket, dimensions): `grain` is "hour" or "day", `bucket` the UTC
+# start of the hour or day in unix seconds. Dimensions are non-null strings ("" for no
+# value) so that a row's identity is plain equality; `id` is the row's key (grain, bucket
+# and a digest of the dimensions) so upserts conflict on one column on either dialect.
+# Measures are additive: a batch adds its deltas, a rebuild recomputes them from the ledger.
+
+LATENCY_BUCKETS = 25  # len(analytics.histogram.BOUNDS_MS) + 1; a test holds them equal
+
+USAGE_DIMENSIONS = (
+    "team",
+    "project",
+    "workflow_tag",
+    "environment",
+    "cost_center",
+    "client_tool",
+    "client_api",
+    "requested_model",
+    "model",
+    "provider",
+    "status_class",
+    "error_type",
+)
+TOKEN_MEASURES = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+USAGE_MEASURES = (
+    "requests",
+    "errors",
+    *TOKEN_MEASURES,
+    "unpriced",  # requests with tokens and no price
+    "estimated_usage",  # requests whose usage the gateway estimated (usage_source)
+    "streams",
+    "attempts",
+    "retries",
+    "fallbacks",
+    "rate_limit_hits",
+    "budget_hits",
+    "guardrail_events",
+    "guardrail_blocks",
+    "sessions_killed",
+    "client_disconnects",
+    "latency_count",
+    "ttft_count",
+    *(f"latency_b{i:02d}" for i in range(LATENCY_BUCKETS)),
+    *(f"ttft_b{i:02d}" for i in range(LATENCY_BUCKETS)),
+)
+FLOAT_MEASURES = ("cost_usd", "latency_sum_ms", "ttft_sum_ms")
+USER_DIMENSIONS = ("user_id", "team", "project", "workflow_tag", "client_tool")
+USER_MEASURES = ("requests", "errors", "input_tokens", "output_tokens")
+METADATA_DIMENSIONS = ("meta_key", "meta_value", "team", "project", "workflow_tag", "model")
+METADATA_MEASURES = ("requests", "errors", *TOKEN_MEASURES)
+
+
+def _rollup_table(name: str, dimensions: tuple[str, ...], measures: tuple[str, ...]) -> Table:
+    float_measures = FLOAT_MEASURES if name == "rollup_usage" else ("cost_usd",)
+    return Table(
+        name,
+        metadata,
+        Column("id", String(), primary_key=True),
+        Column("grain", String(), nullable=False),
+        Column("bucket", Double(), nullable=False),
+        *(Column(d, String(), nullable=False) for d in dimensions),
+        *(Column(m, BigInteger(), nullable=False) for m in measures),
+        *(Column(m, Double(), nullable=False) for m in float_measures),
+        Index(f"ix_{name}_grain_bucket", "grain", "bucket"),
+    )
+
+
+rollup_usage = _rollup_table("rollup_usage", USAGE_DIMENSIONS, USAGE_MEASURES)
+rollup_users = _rollup_table("rollup_users", USER_DIMENSIONS, USER_MEASURES)
+rollup_metadata = _rollup_table("rollup_metadata", METADATA_DIMENSIONS, METADATA_MEASURES)
+
+# One row per session id: what the outcome join, the leverage score and the runaway
+# detector read. Identity columns keep the first non-empty value seen.
+SESSION_IDENTITY = ("user_id", "team", "project", "workflow_tag", "client_tool")
+SESSION_MEASURES = (
+    "requests",
+    "errors",
+    *TOKEN_MEASURES,
+    "retry_tokens",  # input re-sent by retries and fallbacks, and tokens of failed requests
+    "wasted_input_tokens",  # input of requests whose answer nobody used (error, client left)
+    "rate_limit_hits",
+    "budget_hits",
+    "guardrail_blocks",
+    "sessions_killed",
+)
+rollup_sessions = Table(
+    "rollup_sessions",
+    metadata,
+    Column("session_id", String(), primary_key=True),
+    Column("first_ts", Double(), nullable=False),
+    Column("last_ts", Double(), nullable=False),
+    *(Column(d, String(), nullable=False) for d in SESSION_IDENTITY),
+    *(Column(m, BigInteger(), nullable=False) for m in SESSION_MEASURES),
+    Column("cost_usd", Double(), nullable=False),
+    Index("ix_rollup_sessions_last_ts", "last_ts"),
+    Index("ix_rollup_sessions_workflow_tag_last_ts", "workflow_tag", "last_ts"),
 )

@@ -84,3 +84,6 @@ class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=False):
     # guardrail stopped the stream): the provider may still bill the whole generation,
     # which can exceed the usage recorded here.
     upstream_cancelled: bool = False
+    # The client program that sent it (Cursor, Claude Code, an SDK...): the X-Sluice-Tool
+    # header, else recognised from the User-Agent (identity/client_tool.py).
+    client_tool: str | None = None
