@@ -42,7 +42,7 @@ def additive_upsert(table: Table, dialect: str) -> Insert:
     dimensions = {c.name for c in table.columns if c.type.python_type is str}
     measures = [c.name for c in table.columns if c.name not in _NOT_ADDED | dimensions]
     updates = {name: table.c[name] + insert.excluded[name] for name in measures}
-    return insert.on_conflict_do_update(index_elements=[key], set_=updates)  # type: ignore[no-any-return]
+    return insert.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
 def session_upsert(dialect: str) -> Insert:
@@ -65,19 +65,20 @@ def session_upsert(dialect: str) -> Insert:
         if name == "project":
             empty = or_(empty, table.c[name] == UNTAGGED)
         updates[name] = case((empty, excluded[name]), else_=table.c[name])
-    return insert.on_conflict_do_update(index_elements=["session_id"], set_=updates)  # type: ignore[no-any-return]
+    return insert.on_conflict_do_update(index_elements=["session_id"], set_=updates)
 
 
 async def apply_deltas(conn: AsyncConnection, deltas: RollupDeltas) -> None:
     """Add `deltas` inside the caller's transaction (the one that inserted the records)."""
     dialect = conn.dialect.name
-    for table, rows in (
+    for table, keyed in (
         (rollup_usage, deltas.usage),
         (rollup_users, deltas.users),
         (rollup_metadata, deltas.metadata),
     ):
-        if rows:
-            await conn.execute(additive_upsert(table, dialect), [rows[k] for k in sorted(rows)])
+        if keyed:
+            rows = [keyed[k] for k in sorted(keyed)]
+            await conn.execute(additive_upsert(table, dialect), rows)
     if deltas.sessions:
-        rows = [deltas.sessions[k] for k in sorted(deltas.sessions)]
-        await conn.execute(session_upsert(dialect), rows)
+        sessions = [deltas.sessions[k] for k in sorted(deltas.sessions)]
+        await conn.execute(session_upsert(dialect), sessions)

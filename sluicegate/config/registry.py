@@ -20,6 +20,7 @@ DEFAULT_TYPES: Mapping[str, str] = {
     "gateway-budget-config": "sluicegate.policy.documents:BudgetDocument",
     "gateway-notification-targets": "sluicegate.alerts.targets:NotificationTargetsDocument",
     "gateway-load-balancing-config": "sluicegate.router.documents:LoadBalancingDocument",
+    "gateway-analytics-config": "sluicegate.analytics.config:AnalyticsDocument",
 }
 
 

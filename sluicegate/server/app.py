@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 from sluicegate import __version__
 from sluicegate.alerts.delivery import Notifier
 from sluicegate.alerts.store import SqlAlertStore
+from sluicegate.analytics.config import AnalyticsSettings
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
@@ -124,6 +125,7 @@ class Gateway:
         self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, emulator_url=settings.emulator_url)
+        self.analytics = AnalyticsSettings()  # the gateway-analytics-config in force
         self.router.set_routes({}, self._catalog_target)
         self.gate = AdmissionGate(
             max_in_flight=settings.max_in_flight,
@@ -156,6 +158,7 @@ class Gateway:
             log.warning("config v%s: %s", snapshot.version, warning.format())
         self.notifier.set_targets(compiled.targets)
         self.catalog = compiled.catalog
+        self.analytics = compiled.analytics
         self.router.set_routes(compiled.routes, self._catalog_target)
         self.policy.set_policy(compiled.policy)
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sluicegate.alerts.targets import NotificationTargetsDocument
+from sluicegate.analytics.config import AnalyticsDocument, AnalyticsSettings
 from sluicegate.config.live import ConfigSnapshot
 from sluicegate.config.parse import Document
 from sluicegate.config.problems import Problem
@@ -46,6 +47,7 @@ class CompiledConfig:
     policy: CompiledPolicy
     targets: list[NotificationTargetsDocument]
     providers_docs: list[ProvidersDocument]  # as applied, for naming where a model is set
+    analytics: AnalyticsSettings
 
     def model_names(self) -> set[str]:
         """Every name a client may ask for: catalog models, aliases, virtual models."""
@@ -78,7 +80,10 @@ def compile_config(
         rate_of=catalog.rate_of,
     )
     targets = snapshot.models_of("gateway-notification-targets", NotificationTargetsDocument)
-    return CompiledConfig(catalog, routes, policy, targets, providers_docs)
+    analytics = AnalyticsSettings.from_documents(
+        snapshot.models_of("gateway-analytics-config", AnalyticsDocument)
+    )
+    return CompiledConfig(catalog, routes, policy, targets, providers_docs, analytics)
 
 
 def config_warnings(new: CompiledConfig, old: CompiledConfig | None = None) -> list[Problem]:

@@ -171,3 +171,30 @@ def test_histogram_buckets_match_the_schema() -> None:
     assert bucket_of(0.5) == 0 and bucket_of(1) == 0 and bucket_of(1.01) == 1
     assert bucket_of(10**9) == BUCKETS - 1
     assert percentile([0] * BUCKETS, 0.5) is None
+
+
+def test_the_analytics_document_sets_keys_and_refuses_a_second_one() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from sluicegate.analytics.config import AnalyticsDocument, AnalyticsSettings
+    from sluicegate.config.registry import DocumentRegistry
+    from sluicegate.errors import ConfigError
+
+    model = DocumentRegistry().model_for("gateway-analytics-config")
+    doc = model.model_validate(
+        {
+            "name": "analytics",
+            "type": "gateway-analytics-config",
+            "rollup_metadata_keys": ["customer_id", "feature", "customer_id"],
+            "model_tiers": {"claude-opus-4-1": "frontier"},
+        }
+    )
+    assert isinstance(doc, AnalyticsDocument)
+    settings = AnalyticsSettings.from_documents([doc])
+    assert settings.rollup_metadata_keys == ("customer_id", "feature")
+    assert settings.model_tiers == {"claude-opus-4-1": "frontier"}
+    with pytest.raises(ConfigError, match="only one"):
+        AnalyticsSettings.from_documents([doc, doc])
+    with pytest.raises(ValidationError):
+        model.model_validate({"name": "a", "type": "gateway-analytics-config", "oops": 1})
