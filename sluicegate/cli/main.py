@@ -1,4 +1,5 @@
-"""The `sluicegate` command: serve, emulator, keys, requests, apply, config, budgets, targets."""
+"""The `sluicegate` command: serve, emulator, keys, tokens, audit, requests, apply, config,
+budgets, targets."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sluicegate.cli.keys_cmd import keys_app
 from sluicegate.cli.requests_cmd import requests_app
 from sluicegate.cli.serve_cmd import emulator, serve
 from sluicegate.cli.state_cmd import budgets, targets
+from sluicegate.cli.tokens_cmd import audit, tokens_app
 
 app = typer.Typer(
     help="sluicegate: a self-hosted AI gateway and control room.",
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.command()(serve)
 app.command()(emulator)
 app.add_typer(keys_app, name="keys")
+app.add_typer(tokens_app, name="tokens")
+app.command()(audit)
 app.add_typer(requests_app, name="requests")
 app.command("apply")(apply_command)
 app.add_typer(config_app, name="config")

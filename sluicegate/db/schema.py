@@ -256,3 +256,39 @@ rollup_sessions = Table(
     Index("ix_rollup_sessions_last_ts", "last_ts"),
     Index("ix_rollup_sessions_workflow_tag_last_ts", "workflow_tag", "last_ts"),
 )
+
+# 0008: admin API tokens (a role, and teams or a user for the scoped roles) and the
+# trail of what admin callers did and saw.
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("name", String(), nullable=False),
+    Column("role", String(), nullable=False),
+    Column("teams", JSON(), nullable=False),
+    Column("user_id", String()),
+    Column("token_hash", String(), nullable=False),
+    Column("token_prefix", String(), nullable=False),
+    Column("created_at", Double(), nullable=False),
+    Column("created_by", String(), nullable=False),
+    Column("updated_at", Double(), nullable=False),
+    Column("revoked_at", Double()),
+    Column("last_used_at", Double()),
+    Index("ix_admin_tokens_token_hash", "token_hash", unique=True),
+    Index("ix_admin_tokens_updated_at", "updated_at"),
+)
+
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("ts", Double(), nullable=False),
+    Column("principal", String(), nullable=False),
+    Column("role", String(), nullable=False),
+    Column("token_id", String()),
+    Column("action", String(), nullable=False),
+    Column("path", Text(), nullable=False),
+    Column("target", String()),
+    Index("ix_admin_audit_ts", "ts"),
+    sqlite_autoincrement=True,  # ids only grow: the listing's cursor relies on it
+)

@@ -27,12 +27,15 @@ from sluicegate import __version__
 from sluicegate.alerts.delivery import Notifier
 from sluicegate.alerts.store import SqlAlertStore
 from sluicegate.analytics.config import AnalyticsSettings
+from sluicegate.audit.store import SqlAuditStore
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade_engine
+from sluicegate.identity.admin_token_store import SqlAdminTokenStore
+from sluicegate.identity.admin_tokens import AdminTokenService
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
@@ -46,6 +49,7 @@ from sluicegate.providers.catalog import Catalog, build_catalog
 from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
+from sluicegate.server.access import RouteAccess
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_auth import (
     AdminGate,
@@ -67,6 +71,7 @@ from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
 from sluicegate.server.overload import AdmissionGate
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
+from sluicegate.server.tokens_api import TokensApi
 from sluicegate.server.wire_routes import WireEndpoints
 
 if TYPE_CHECKING:
@@ -97,6 +102,8 @@ class Gateway:
         self.settings = settings
         self.engine = create_engine_for(settings.database_url)
         self.keys = KeyService(SqlKeyStore(self.engine), admin_key=settings.admin_key)
+        self.tokens = AdminTokenService(SqlAdminTokenStore(self.engine))
+        self.audit = SqlAuditStore(self.engine)
         self.ledger_store = SqlLedgerStore(self.engine)
         spool = open_spool(
             settings.spool_dir or default_spool_dir(settings.database_url),
@@ -176,6 +183,7 @@ class Gateway:
     async def start(self) -> None:
         await upgrade_engine(self.engine)
         await self.keys.start(self.settings.poll_interval_s)
+        await self.tokens.start(self.settings.poll_interval_s)
         await self.writer.start()
         await self._replay_spool()  # rows from before the restart count in the budgets
         if self.settings.config_files:
@@ -193,6 +201,7 @@ class Gateway:
     async def stop(self) -> None:
         await self.live.stop()
         await self.keys.stop()
+        await self.tokens.stop()
         await self.pipeline.drain()
         await self.writer.close()
         await self.ledger_store.close()
@@ -266,9 +275,12 @@ class Gateway:
             gate=self.gate,
             body_timeout_s=self.settings.body_timeout_s,
         )
-        admin = AdminApi(keys=self.keys, ledger=self.ledger_store, writer=self.writer)
+        admin = AdminApi(
+            keys=self.keys, ledger=self.ledger_store, writer=self.writer, audit=self.audit
+        )
         admin_routes = [
             *admin.routes(),
+            *TokensApi(self.tokens, self.audit).routes(),
             *config_routes(lambda r: self.config, lambda r: self.live),
             *control_routes(self),
         ]
@@ -289,7 +301,8 @@ class Gateway:
         gate = AdminGate(
             app,
             admin_app(admin_routes),
-            AdminKeyAuth(self.keys),
+            AdminKeyAuth(self.keys, self.tokens),
+            access=RouteAccess(admin_routes),
             max_body_bytes=self.settings.max_body_bytes,
             body_timeout_s=self.settings.body_timeout_s,
         )

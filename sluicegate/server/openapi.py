@@ -27,6 +27,7 @@ from sluicegate.server.openapi_parts import (
     op,
     ref,
 )
+from sluicegate.server.openapi_tokens import token_paths
 from sluicegate.wire.registry import WIRES
 
 OPENAPI_PATH = "/openapi.json"
@@ -323,6 +324,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **_ledger_paths(),
             **_config_paths(),
             **_control_paths(),
+            **token_paths(),
         },
         "components": {
             "schemas": _SCHEMAS,
