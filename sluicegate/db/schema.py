@@ -150,3 +150,25 @@ alerts = Table(
     Index("ix_alerts_ts", "ts"),
     sqlite_autoincrement=True,
 )
+
+# 0007: what sessions produced (sluicegate/outcomes/), joined to `requests` by session id.
+# (source, external_id) is the idempotency key: a re-sent outcome is stored once.
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("source", String(), nullable=False),
+    Column("external_id", String(), nullable=False),
+    Column("kind", String(), nullable=False),
+    Column("session_id", String(), nullable=False),
+    Column("workflow_tag", String()),
+    Column("url", Text()),
+    Column("value", Double()),
+    Column("pass_rate", Double()),
+    Column("ts", Double(), nullable=False),
+    Column("received_at", Double(), nullable=False),
+    Column("extra", JSON(), nullable=False),
+    Index("ix_outcomes_source_external_id", "source", "external_id", unique=True),
+    Index("ix_outcomes_session_id", "session_id"),
+    Index("ix_outcomes_ts", "ts"),
+)

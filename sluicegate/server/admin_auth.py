@@ -11,11 +11,16 @@ and /v1/ (`route_error`):
 app (`admin_app`: the admin routes, with their errors rendered in that shape) with the
 principal in `request.state.principal`; anything else goes to the main app untouched.
 An authenticator may return a principal of any role (`roles.py`); routes check it.
+
+A few paths are self-authenticating (`self_authenticating`): webhooks whose sender proves
+itself with a signature or a shared secret the route checks, so no admin key is asked and
+no principal set. Everything else the gate does still applies to them: the body is read
+whole, bounded in size and time, NULs are refused, and errors have the admin shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol, cast
 
 import orjson
@@ -79,19 +84,25 @@ class AdminGate:
         *,
         max_body_bytes: int = 10 * 1024 * 1024,
         body_timeout_s: float | None = None,
+        self_authenticating: Collection[str] = (),
     ) -> None:
+        """`self_authenticating`: exact paths under /api/ whose routes authenticate the
+        sender themselves (webhooks); see the module's docstring."""
         self._app = app
         self._admin = admin
         self._auth = auth
         self._limit = max_body_bytes
         self._body_timeout_s = body_timeout_s
+        self._open = frozenset(self_authenticating)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _under_admin(scope["path"]):
             await self._app(scope, receive, send)
             return
+        state = dict(scope.get("state", {}))
         try:
-            principal = self._auth.resolve(scope)
+            if scope["path"] not in self._open:
+                state["principal"] = self._auth.resolve(scope)
             _refuse_nul(scope)
         except SluiceError as exc:
             await admin_error(exc)(scope, receive, send)
@@ -102,7 +113,6 @@ class AdminGate:
             except SluiceError as exc:
                 await admin_error(exc)(scope, receive, send)
                 return
-        state = {**scope.get("state", {}), "principal": principal}
         await self._admin({**scope, "state": state}, receive, send)
 
     async def _read_whole_body(self, scope: Scope, receive: Receive) -> Receive:

@@ -39,6 +39,7 @@ from sluicegate.ledger.spool_dir import default_spool_dir, open_spool
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
+from sluicegate.outcomes.store import SqlOutcomeStore
 from sluicegate.pipeline import Pipeline
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.providers.catalog import Catalog, build_catalog
@@ -63,6 +64,7 @@ from sluicegate.server.config_review import (
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
 from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
+from sluicegate.server.outcomes_api import outcome_routes, webhook_paths, webhook_settings
 from sluicegate.server.overload import AdmissionGate
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
@@ -104,6 +106,7 @@ class Gateway:
         )
         self.writer = LedgerWriter(self.ledger_store, spool=spool, max_queue=LEDGER_MAX_QUEUE)
         self.alert_store = SqlAlertStore(self.engine)
+        self.outcomes = SqlOutcomeStore(self.engine)
         self._owns_upstream = upstream is None
         self.upstream: UpstreamClient = upstream or AiohttpUpstream()
         self._owns_redis = False
@@ -268,6 +271,7 @@ class Gateway:
             *admin.routes(),
             *config_routes(lambda r: self.config, lambda r: self.live),
             *control_routes(self),
+            *outcome_routes(self.outcomes, webhook_settings(self.settings)),
         ]
         routes = [
             *wire.routes(),
@@ -289,6 +293,7 @@ class Gateway:
             AdminKeyAuth(self.keys),
             max_body_bytes=self.settings.max_body_bytes,
             body_timeout_s=self.settings.body_timeout_s,
+            self_authenticating=webhook_paths(),
         )
         return wire.hot_path(gate)
 

@@ -14,7 +14,7 @@ from sluicegate.db.schema import metadata
 from sluicegate.identity.key_store import SqlKeyStore
 from tests.db.databases import SQL_BACKENDS, Databases
 
-TABLES = {"requests", "api_keys", "config_versions", "alerts", "alembic_version"}
+TABLES = {"requests", "api_keys", "config_versions", "alerts", "outcomes", "alembic_version"}
 
 
 def _drift(connection: Connection) -> list[object]:
