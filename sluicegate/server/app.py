@@ -48,6 +48,7 @@ from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_auth import (
+    AdminAuthenticator,
     AdminGate,
     AdminKeyAuth,
     admin_app,
@@ -98,6 +99,8 @@ class Gateway:
         self.settings = settings
         self.engine = create_engine_for(settings.database_url)
         self.keys = KeyService(SqlKeyStore(self.engine), admin_key=settings.admin_key)
+        # who an /api/ request is (tests wrap it to act as principals of any role)
+        self.admin_auth: AdminAuthenticator = AdminKeyAuth(self.keys)
         self.ledger_store = SqlLedgerStore(self.engine)
         spool = open_spool(
             settings.spool_dir or default_spool_dir(settings.database_url),
@@ -290,7 +293,7 @@ class Gateway:
         gate = AdminGate(
             app,
             admin_app(admin_routes),
-            AdminKeyAuth(self.keys),
+            self.admin_auth,
             max_body_bytes=self.settings.max_body_bytes,
             body_timeout_s=self.settings.body_timeout_s,
             self_authenticating=webhook_paths(),
