@@ -81,12 +81,14 @@ class SqlOutcomeStore:
 
     async def record(self, outcome: NewOutcome) -> Recorded:
         now = time.time()
+        # Text from a webhook's sender is stored as storable (a NUL or lone surrogate made
+        # U+FFFD, the same way every time, so a re-sent outcome still matches); what the
+        # API receives is refused with a 400 before it gets here.
         values = {
-            **msgspec.to_builtins(outcome),
+            **storable(msgspec.to_builtins(outcome)),
             "id": "out_" + uuid.uuid4().hex[:24],
             "ts": now if outcome.ts is None else outcome.ts,
             "received_at": now,
-            "extra": storable(msgspec.to_builtins(outcome.extra)),
         }
         async with translate_errors("outcome record"), self._engine.begin() as conn:
             inserted = (await conn.execute(self._insert, values)).rowcount == 1
@@ -167,7 +169,7 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
 
 async def _stored(conn: AsyncConnection, outcome: NewOutcome) -> RowMapping | None:
     statement = select(outcomes).where(
-        _C.source == outcome.source.value, _C.external_id == outcome.external_id
+        _C.source == outcome.source.value, _C.external_id == storable(outcome.external_id)
     )
     return (await conn.execute(statement)).mappings().first()
 
