@@ -170,6 +170,7 @@ def serve(
     helpdesk_session_field: str = typer.Option(
         "sluice_session",
         "--helpdesk-session-field",
+        envvar="SLUICEGATE_HELPDESK_SESSION_FIELD",
         help="The helpdesk webhook's custom field (id or name) holding the session id; "
         "its secret is read from SLUICEGATE_HELPDESK_WEBHOOK_SECRET, GitHub's from "
         "SLUICEGATE_GITHUB_WEBHOOK_SECRET (docs/outcomes.md)",
