@@ -90,7 +90,8 @@ requests = Table(
     Index("ix_requests_ts", "ts"),
     Index("ix_requests_project_ts", "project", "ts"),
     Index("ix_requests_team_ts", "team", "ts"),
-    Index("ix_requests_session_id", "session_id"),
+    # 0008: with the team, so that a team lead's outcomes are one probe per outcome
+    Index("ix_requests_session_id_team", "session_id", "team"),
     Index("ix_requests_user_id_ts", "user_id", "ts"),
 )
 

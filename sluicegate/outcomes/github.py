@@ -122,11 +122,13 @@ class GithubReceiver:
         if event == "ping":
             return Received(Verdict.PING, reason="pong: the hook reaches sluicegate")
         if event != "pull_request":
-            return Received.ignored(f"{event} events are not outcomes (only pull_request)")
+            return Received.ignored(f"{_clip(event)} events are not outcomes (only pull_request)")
         payload: _PullRequestEvent = decode_json(_json_of(headers, body), _PullRequestEvent)
         pr = payload.pull_request
         if payload.action != "closed":
-            return Received.ignored(f"pull_request {payload.action}: only a merge is an outcome")
+            return Received.ignored(
+                f"pull_request {_clip(payload.action)}: only a merge is an outcome"
+            )
         if pr.merged is not True:
             return Received.ignored("pull request closed without merging")
         texts = [pr.body or "", *(c.message for c in payload.commits[:_MAX_COMMITS])]
@@ -157,12 +159,17 @@ class GithubReceiver:
                 extra={
                     "repo": repo,
                     "number": pr.number,
-                    "base": pr.base.ref if pr.base else None,
-                    "merge_commit_sha": pr.merge_commit_sha,
-                    "delivery": headers.get(DELIVERY_HEADER),
+                    "base": _clip(pr.base.ref if pr.base else None),
+                    "merge_commit_sha": _clip(pr.merge_commit_sha),
+                    "delivery": _clip(headers.get(DELIVERY_HEADER)),
                 },
             ),
         )
+
+
+def _clip(text: str | None, limit: int = 128) -> str | None:
+    """Sender text kept in an answer or in `extra`, which stay small."""
+    return None if text is None else text[:limit]
 
 
 def _json_of(headers: Mapping[str, str], body: bytes) -> bytes:

@@ -63,10 +63,10 @@ def decode_outcome(raw: bytes, *, now: float | None = None) -> NewOutcome:
         source=OutcomeSource.API,
         external_id=checked_text(body.external_id, "external_id"),
         kind=body.kind,
-        session_id=session_id(body.session_id, "session_id"),
+        session_id=checked_id(body.session_id, "session_id"),
         workflow_tag=None
         if body.workflow_tag is None
-        else session_id(body.workflow_tag, "workflow_tag"),
+        else checked_id(body.workflow_tag, "workflow_tag"),
         url=None if body.url is None else checked_url(body.url, "url"),
         value=body.value,
         pass_rate=_pass_rate(body.kind, body.pass_rate),
@@ -80,12 +80,16 @@ def decode_json(raw: bytes, type_: type[Any]) -> Any:
     try:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        raise InvalidRequest(message, param=error_param(message)) from None
+        message = str(exc)  # may quote what was sent: keep the error small
+        raise InvalidRequest(_clipped(message), param=error_param(message)) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:  # msgspec's depth limit, on nesting no outcome needs
         raise InvalidRequest("the body nests too deeply", code="invalid_json") from None
+
+
+def _clipped(message: str, limit: int = 400) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def error_param(message: str) -> str | None:
@@ -101,7 +105,7 @@ def error_param(message: str) -> str | None:
     return None
 
 
-def session_id(value: str, param: str) -> str:
+def checked_id(value: str, param: str) -> str:
     """A session id or workflow tag: what an identity header can carry."""
     if not is_envelope_value(value):
         raise InvalidRequest(

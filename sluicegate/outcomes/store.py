@@ -10,7 +10,7 @@ Semantics:
 - `by_session` aggregates one window per session, ordered by session id, at most
   `MAX_SESSION_PAGE` sessions a page.
 - A `teams` scope keeps the outcomes of sessions that have a ledger row of one of those
-  teams: an indexed lookup per outcome (`ix_requests_session_id`), never a ledger scan.
+  teams: one probe of `ix_requests_session_id_team` per outcome, never a ledger scan.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from sluicegate.errors import InvalidRequest, NotFound, PayloadTooLarge
 from sluicegate.ledger.store import render_ts
-from sluicegate.outcomes.intake import MAX_BODY_BYTES, decode_outcome, session_id
+from sluicegate.outcomes.intake import MAX_BODY_BYTES, checked_id, decode_outcome
 from sluicegate.outcomes.model import (
     Outcome,
     OutcomeFilters,
@@ -161,7 +161,7 @@ def _choice(value: str | None, enum: type[_Choice], param: str) -> _Choice | Non
 
 
 def _optional_id(value: str | None, param: str) -> str | None:
-    return session_id(value, param) if value else None
+    return checked_id(value, param) if value else None
 
 
 def _limit(value: str | None) -> int:
