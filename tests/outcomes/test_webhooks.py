@@ -5,6 +5,7 @@ sender authenticates); a bad or missing signature is a 401 in the admin error sh
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -335,3 +336,39 @@ async def test_a_body_that_is_not_a_ticket_is_a_400(
     gw_sqlite: InProcessGateway, payload: dict[str, Any], param: str
 ) -> None:
     assert error_of(await send_ticket(gw_sqlite, payload), 400)["param"] == param
+
+
+async def test_a_half_sent_webhook_body_is_cut_off_with_408(tmp_path: Path) -> None:
+    """The admin gate reads a webhook's body as any other: bounded in time too."""
+    gateway = outcome_gateway(tmp_path, f"sqlite:///{tmp_path}/g.db", body_timeout_s=0.2)
+    app = gateway.asgi()  # the gate answers before any route or database is reached
+    sent: list[dict[str, Any]] = []
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"action": "clo', "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": GITHUB,
+        "raw_path": GITHUB.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"x-github-event", b"ping")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("gw", 80),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=5)
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"]["code"] == "request_timeout"
