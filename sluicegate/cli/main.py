@@ -1,5 +1,5 @@
-"""The `sluicegate` command: serve, emulator, keys, tokens, audit, requests, apply, config,
-budgets, targets."""
+"""The `sluicegate` command: serve, emulator, keys, tokens, audit, requests, outcomes, apply,
+config, budgets, targets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 
 from sluicegate.cli.config_cmd import apply_command, config_app
 from sluicegate.cli.keys_cmd import keys_app
+from sluicegate.cli.outcomes_cmd import outcomes_app
 from sluicegate.cli.requests_cmd import requests_app
 from sluicegate.cli.serve_cmd import emulator, serve
 from sluicegate.cli.state_cmd import budgets, targets
@@ -23,6 +24,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.command()(audit)
 app.add_typer(requests_app, name="requests")
+app.add_typer(outcomes_app, name="outcomes")
 app.command("apply")(apply_command)
 app.add_typer(config_app, name="config")
 app.command()(budgets)

@@ -91,7 +91,8 @@ requests = Table(
     Index("ix_requests_ts", "ts"),
     Index("ix_requests_project_ts", "project", "ts"),
     Index("ix_requests_team_ts", "team", "ts"),
-    Index("ix_requests_session_id", "session_id"),
+    # 0010: with the team, so that a team lead's outcomes are one probe per outcome
+    Index("ix_requests_session_id_team", "session_id", "team"),
     Index("ix_requests_user_id_ts", "user_id", "ts"),
 )
 
@@ -291,4 +292,26 @@ admin_audit = Table(
     Column("target", String()),
     Index("ix_admin_audit_ts", "ts"),
     sqlite_autoincrement=True,  # ids only grow: the listing's cursor relies on it
+)
+
+# 0009: what sessions produced (sluicegate/outcomes/), joined to `requests` by session id.
+# (source, external_id) is the idempotency key: a re-sent outcome is stored once.
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("source", String(), nullable=False),
+    Column("external_id", String(), nullable=False),
+    Column("kind", String(), nullable=False),
+    Column("session_id", String(), nullable=False),
+    Column("workflow_tag", String()),
+    Column("url", Text()),
+    Column("value", Double()),
+    Column("pass_rate", Double()),
+    Column("ts", Double(), nullable=False),
+    Column("received_at", Double(), nullable=False),
+    Column("extra", JSON(), nullable=False),
+    Index("ix_outcomes_source_external_id", "source", "external_id", unique=True),
+    Index("ix_outcomes_session_id", "session_id"),
+    Index("ix_outcomes_ts", "ts"),
 )

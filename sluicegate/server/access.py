@@ -25,6 +25,7 @@ ADMIN_ONLY: Rule = frozenset()
 CONFIG_READERS: Rule = frozenset({Role.PLATFORM, Role.SECURITY, Role.FINANCE})
 CONFIG_WRITERS: Rule = frozenset({Role.PLATFORM})
 OPERATORS: Rule = frozenset({Role.PLATFORM, Role.SECURITY})
+SELF_AUTHENTICATED: Rule = frozenset(Role)
 
 # (method, route path as registered) -> the roles besides admin that may call it
 ACCESS: Mapping[tuple[str, str], Rule] = {
@@ -51,6 +52,12 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     ("GET", "/api/tokens"): ADMIN_ONLY,
     ("DELETE", "/api/tokens/{token_id}"): ADMIN_ONLY,
     ("GET", "/api/audit"): frozenset({Role.SECURITY}),
+    # outcomes: recorded by the platform's integrations, read by who weighs spend
+    ("POST", "/api/outcomes"): frozenset({Role.PLATFORM}),
+    ("GET", "/api/outcomes"): frozenset({Role.PLATFORM, Role.FINANCE, Role.TEAM_LEAD}),
+    # webhooks prove their sender by signature; the gate asks no key and checks no role
+    ("POST", "/api/outcomes/github"): SELF_AUTHENTICATED,
+    ("POST", "/api/outcomes/helpdesk"): SELF_AUTHENTICATED,
 }
 
 

@@ -12,11 +12,16 @@ role), checked against the route's access rule (`access.py`: 403 for a role the 
 does not admit), and handed to the admin app (`admin_app`: the admin routes, with their
 errors rendered in that shape) with the principal in `request.state.principal`; anything
 else goes to the main app untouched.
+
+A few paths are self-authenticating (`self_authenticating`): webhooks whose sender proves
+itself with a signature or a shared secret the route checks, so no admin key is asked and
+no principal set. Everything else the gate does still applies to them: the body is read
+whole, bounded in size and time, NULs are refused, and errors have the admin shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol, cast
 
 import orjson
@@ -86,25 +91,32 @@ class AdminGate:
         access: RouteAccess | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
         body_timeout_s: float | None = None,
+        self_authenticating: Collection[str] = (),
     ) -> None:
         """`access`: the role rule of each admin route; None admits every principal to
-        every route (an app whose only principal is the admin key)."""
+        every route (an app whose only principal is the admin key). `self_authenticating`:
+        exact paths under /api/ whose routes authenticate the sender themselves
+        (webhooks); see the module's docstring."""
         self._app = app
         self._admin = admin
         self._auth = auth
         self._access = access
         self._limit = max_body_bytes
         self._body_timeout_s = body_timeout_s
+        self._open = frozenset(self_authenticating)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _under_admin(scope["path"]):
             await self._app(scope, receive, send)
             return
+        state = dict(scope.get("state", {}))
         try:
-            principal = self._auth.resolve(scope)
             _refuse_nul(scope)
-            if self._access is not None:
-                self._access.check(scope, principal)
+            if scope["path"] not in self._open:
+                principal = self._auth.resolve(scope)
+                if self._access is not None:
+                    self._access.check(scope, principal)
+                state["principal"] = principal
         except SluiceError as exc:
             await admin_error(exc)(scope, receive, send)
             return
@@ -114,7 +126,6 @@ class AdminGate:
             except SluiceError as exc:
                 await admin_error(exc)(scope, receive, send)
                 return
-        state = {**scope.get("state", {}), "principal": principal}
         await self._admin({**scope, "state": state}, receive, send)
 
     async def _read_whole_body(self, scope: Scope, receive: Receive) -> Receive:

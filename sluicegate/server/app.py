@@ -43,6 +43,7 @@ from sluicegate.ledger.spool_dir import default_spool_dir, open_spool
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
+from sluicegate.outcomes.store import SqlOutcomeStore
 from sluicegate.pipeline import Pipeline
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.providers.catalog import Catalog, build_catalog
@@ -52,6 +53,7 @@ from sluicegate.router.routes import Target
 from sluicegate.server.access import RouteAccess
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_auth import (
+    AdminAuthenticator,
     AdminGate,
     AdminKeyAuth,
     admin_app,
@@ -68,6 +70,7 @@ from sluicegate.server.config_review import (
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
 from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
+from sluicegate.server.outcomes_api import outcome_routes, webhook_paths, webhook_settings
 from sluicegate.server.overload import AdmissionGate
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
@@ -104,6 +107,8 @@ class Gateway:
         self.keys = KeyService(SqlKeyStore(self.engine), admin_key=settings.admin_key)
         self.tokens = AdminTokenService(SqlAdminTokenStore(self.engine))
         self.audit = SqlAuditStore(self.engine)
+        # who an /api/ request is (tests wrap it to act as principals of any role)
+        self.admin_auth: AdminAuthenticator = AdminKeyAuth(self.keys, self.tokens)
         self.ledger_store = SqlLedgerStore(self.engine)
         spool = open_spool(
             settings.spool_dir or default_spool_dir(settings.database_url),
@@ -112,6 +117,7 @@ class Gateway:
         )
         self.writer = LedgerWriter(self.ledger_store, spool=spool, max_queue=LEDGER_MAX_QUEUE)
         self.alert_store = SqlAlertStore(self.engine)
+        self.outcomes = SqlOutcomeStore(self.engine)
         self._owns_upstream = upstream is None
         self.upstream: UpstreamClient = upstream or AiohttpUpstream()
         self._owns_redis = False
@@ -283,6 +289,7 @@ class Gateway:
             *TokensApi(self.tokens, self.audit).routes(),
             *config_routes(lambda r: self.config, lambda r: self.live),
             *control_routes(self),
+            *outcome_routes(self.outcomes, webhook_settings(self.settings)),
         ]
         routes = [
             *wire.routes(),
@@ -301,10 +308,11 @@ class Gateway:
         gate = AdminGate(
             app,
             admin_app(admin_routes),
-            AdminKeyAuth(self.keys, self.tokens),
+            self.admin_auth,
             access=RouteAccess(admin_routes),
             max_body_bytes=self.settings.max_body_bytes,
             body_timeout_s=self.settings.body_timeout_s,
+            self_authenticating=webhook_paths(),
         )
         return wire.hot_path(gate)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.model.request import ClientApi
+from sluicegate.server.openapi_outcomes import outcome_paths, outcome_security_schemes
 from sluicegate.server.openapi_parts import (
     DATA_LIST,
     NULLABLE_STRING,
@@ -325,12 +326,14 @@ def openapi_document(version: str) -> dict[str, Any]:
             **_config_paths(),
             **_control_paths(),
             **token_paths(),
+            **outcome_paths(),
         },
         "components": {
             "schemas": _SCHEMAS,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                **outcome_security_schemes(),
             },
         },
     }

@@ -53,6 +53,10 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/tokens"): set(),
     ("DELETE", "/api/tokens/{token_id}"): set(),
     ("GET", "/api/audit"): {S},
+    ("POST", "/api/outcomes"): {P},
+    ("GET", "/api/outcomes"): {P, F, TL},  # a team lead: its teams' sessions only
+    ("POST", "/api/outcomes/github"): set(Role),  # signed by the sender, no role asked
+    ("POST", "/api/outcomes/helpdesk"): set(Role),
 }
 
 
