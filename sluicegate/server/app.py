@@ -63,6 +63,7 @@ from sluicegate.server.config_review import (
 )
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
+from sluicegate.server.export_api import ExportApi
 from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
 from sluicegate.server.overload import AdmissionGate
 from sluicegate.server.settings import Settings
@@ -271,6 +272,7 @@ class Gateway:
             *admin.routes(),
             *config_routes(lambda r: self.config, lambda r: self.live),
             *control_routes(self),
+            *ExportApi(self.engine, flush=self.writer.flush).routes(),
         ]
         routes = [
             *wire.routes(),
