@@ -120,12 +120,10 @@ class ExportStream(Response):
         try:
             async with asyncio.timeout(self._send_timeout_s):
                 await send(message)
+        except TimeoutError:  # (an OSError too: caught first)
+            raise ExportAborted(f"the client read nothing for {self._send_timeout_s:g} s") from None
         except OSError:  # the server could not write: the client is gone
             raise _ClientLeft from None
-        except TimeoutError:
-            raise ExportAborted(
-                f"the client read nothing for {self._send_timeout_s:.0f} s"
-            ) from None
 
     def _what(self) -> str:
         plan = self._plan

@@ -34,7 +34,7 @@ from sluicegate.export.cursor import decode_cursor, encode_cursor
 from sluicegate.export.formats import FORMATS
 from sluicegate.export.reader import PAGE_ROWS, ExportPlan, ExportReader
 from sluicegate.export.sources import ROLLUP_TABLES, SOURCES, ExportSource
-from sluicegate.export.stream import ExportStream
+from sluicegate.export.stream import SEND_TIMEOUT_S, ExportStream
 from sluicegate.server.admin_api import parse_time
 from sluicegate.server.roles import Role, audit_people_view, require_role
 
@@ -86,10 +86,12 @@ class ExportApi:
         flush: Callable[[], Awaitable[None]] | None = None,
         page_rows: int = PAGE_ROWS,
         max_concurrent: int = MAX_CONCURRENT_EXPORTS,
+        send_timeout_s: float = SEND_TIMEOUT_S,
     ) -> None:
         self._reader = ExportReader(engine, page_rows=page_rows)
         self._flush = flush
         self._slots = ExportSlots(max_concurrent)
+        self._send_timeout_s = send_timeout_s
 
     def routes(self) -> list[Route]:
         return [
@@ -111,12 +113,10 @@ class ExportApi:
         return await self._export(request, SOURCES[table])
 
     async def _export(self, request: Request, source: ExportSource) -> Response:
-        if source.people:
-            principal = require_role(request)
-            audit_people_view(principal, f"export {request.url.path}?{request.url.query}")
-        else:
-            require_role(request, *_NO_PEOPLE_ROLES)
+        principal = require_role(request, *(() if source.people else _NO_PEOPLE_ROLES))
         query = parse_export_query(request.query_params, source)
+        if source.people:
+            audit_people_view(principal, f"export {request.url.path}?{request.url.query}")
         export_format = FORMATS[query.format]
         encoder = export_format.encoder(source.columns)  # 501 here when its extra is missing
         self._slots.take()
@@ -134,6 +134,7 @@ class ExportApi:
             headers=answer_headers(query, plan, export_format.extension),
             manifest=manifest(query, plan),
             on_done=self._slots.give_back,
+            send_timeout_s=self._send_timeout_s,
         )
 
     async def _read_your_writes(self) -> None:
