@@ -39,7 +39,7 @@ TIMEOUT = httpx.Timeout(10.0, read=300.0)  # a chunk's plan may take a while to 
 _RELATIVE = re.compile(r"^(\d{1,9})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # paths and cursors stay whole
 
 
 class _Retry(Exception):
@@ -87,13 +87,16 @@ def export_command(
         **({"grain": grain} if grain else {}),
     }
     sink: ChunkSink = CsvChunks(output) if export_format == "csv" else ParquetChunks(output)
-    rows = _run(path, params, cursor, sink, url, what)
+    rows, last = _run(path, params, cursor, sink, url, what)
     err.print(f"{what}: {rows:,} rows written to {output}")
+    if last:
+        err.print(f"to export what lands after them later: --cursor {last}")
 
 
 def _run(
     path: str, params: dict[str, str], cursor: str | None, sink: ChunkSink, url: str, what: str
-) -> int:
+) -> tuple[int, str | None]:
+    """Chunks until the gateway says complete: (rows, the cursor after the last)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -114,9 +117,7 @@ def _run(
                 break
             cursor = answer.cursor
     sink.finish()
-    if answer.cursor:
-        err.print(f"to export what lands after this later: --cursor {answer.cursor}")
-    return rows
+    return rows, answer.cursor
 
 
 def _chunk(
