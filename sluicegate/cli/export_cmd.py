@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import typer
@@ -28,11 +29,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, check_answer, fail, open_client
-from sluicegate.cli.export_sinks import ChunkSink, CsvChunks, ParquetChunks
+from sluicegate.cli import admin_client
+from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, check_answer, fail
+from sluicegate.cli.export_sinks import SINKS, ChunkSink
+from sluicegate.export.sources import SOURCES
 
-WHATS = ("requests", "usage", "users", "metadata", "sessions")
-FORMATS = ("csv", "parquet")
+WHATS = tuple(SOURCES)  # requests, then the rollup tables
 MAX_CHUNK_ROWS = 1_000_000  # the gateway's most for one export
 ATTEMPTS = 5  # per chunk
 TIMEOUT = httpx.Timeout(10.0, read=300.0)  # a chunk's plan may take a while to start
@@ -75,8 +77,8 @@ def export_command(
     resuming chunk after chunk until the window is done (docs/export.md)."""
     if what not in WHATS:
         raise typer.BadParameter(f"--what must be one of {', '.join(WHATS)}")
-    if export_format not in FORMATS:
-        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if export_format not in SINKS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(SINKS)}")
     path = "/api/export/requests" if what == "requests" else f"/api/export/rollups/{what}"
     params: dict[str, str] = {
         "format": export_format,
@@ -86,7 +88,7 @@ def export_command(
         **_absolute("until", until),
         **({"grain": grain} if grain else {}),
     }
-    sink: ChunkSink = CsvChunks(output) if export_format == "csv" else ParquetChunks(output)
+    sink = SINKS[export_format](output)
     rows, last = _run(path, params, cursor, sink, url, what)
     err.print(f"{what}: {rows:,} rows written to {output}")
     if last:
@@ -105,17 +107,22 @@ def _run(
         TimeElapsedColumn(),
     )
     rows = 0
-    with (
-        Progress(*columns, console=err, transient=True) as progress,
-        open_client(url, TIMEOUT) as client,
-    ):
-        task = progress.add_task(f"export {what}", total=None, size="")
-        while True:
-            answer = _chunk(client, path, {**params, **_cursor(cursor)}, sink, progress, task)
-            rows += answer.rows
-            if answer.complete:
-                break
-            cursor = answer.cursor
+    try:
+        with (
+            Progress(*columns, console=err, transient=True) as progress,
+            admin_client.open_client(url, TIMEOUT) as client,
+        ):
+            task = progress.add_task(f"export {what}", total=None, size="")
+            while True:
+                params_now = {**params, **_cursor(cursor)}
+                answer = _chunk(client, path, params_now, sink, progress, task)
+                rows += answer.rows
+                if answer.complete:
+                    break
+                cursor = answer.cursor
+    except BaseException:
+        sink.abandon()  # a refused or interrupted export leaves no half file (unless kept)
+        raise
     sink.finish()
     return rows, answer.cursor
 
@@ -139,7 +146,7 @@ def _chunk(
             progress.update(task, completed=done)
             if attempt == ATTEMPTS:
                 _give_up(params, sink, str(exc))
-            wait = min(2.0**attempt, 30.0)
+            wait = min(2.0 ** (attempt - 1), 30.0)
             err.print(f"{exc}; fetching this chunk again in {wait:.0f} s")
             time.sleep(wait)
             continue
@@ -173,8 +180,10 @@ def _download(
                 sink.write(data)
                 seen = min(sink.rows_in_chunk, answer.rows)
                 progress.update(task, completed=done + seen, size=_size(sink.written_bytes))
-    except httpx.ConnectError:
-        fail(f"cannot reach the gateway at {client.base_url}: is it running?", code=2)
+    except httpx.ConnectError as exc:
+        if done == 0 and sink.written_bytes == 0:  # never reached: say so at once
+            fail(f"cannot reach the gateway at {client.base_url}: is it running?", code=2)
+        raise _Retry(f"the gateway went away ({exc})") from exc  # restarting, perhaps
     except httpx.TransportError as exc:  # cut off, timed out: fetch the chunk again
         raise _Retry(f"the transfer broke off ({type(exc).__name__}: {exc})") from exc
     return answer
@@ -184,15 +193,17 @@ def _size(count: int) -> str:
     return f"{count / 1e6:,.1f} MB"
 
 
-def _refused(response: httpx.Response) -> None:
+def _refused(response: httpx.Response) -> NoReturn:
     response.read()
-    if response.status_code in (502, 503, 504):
-        raise _Retry(f"the gateway answered {response.status_code}")
+    status = response.status_code
+    if status in (502, 503, 504):
+        raise _Retry(f"the gateway answered {status}")
     try:
         payload = response.json()
     except ValueError:
-        fail(f"the gateway answered {response.status_code} with a body that is not JSON", code=2)
-    check_answer(response.status_code, payload)
+        fail(f"the gateway answered {status} with a body that is not JSON", code=2)
+    check_answer(status, payload)
+    fail(f"the gateway answered {status}", code=1)
 
 
 def _give_up(params: dict[str, str], sink: ChunkSink, why: str) -> None:

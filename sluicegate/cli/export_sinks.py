@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -37,6 +38,10 @@ class ChunkSink(Protocol):
         """Keep what whole chunks wrote, for a resume; says where it is."""
         ...
 
+    def abandon(self) -> None:
+        """Remove what was written, unless `keep_partial` kept it."""
+        ...
+
 
 def _part(target: Path, suffix: str) -> Path:
     return target.with_name(target.name + suffix)
@@ -50,6 +55,7 @@ class CsvChunks:
         self._header: bytes | None = None  # the first chunk's header row
         self._head: bytes | None = None  # this chunk's header row, while it arrives
         self._offset = 0
+        self._kept = False
         self.written_bytes = 0
         self.rows_in_chunk = 0
 
@@ -98,7 +104,14 @@ class CsvChunks:
     def keep_partial(self) -> str:
         if self._file is not None:
             self._file.close()
+        self._kept = True
         return f"the rows before this chunk are in {self._part}"
+
+    def abandon(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if not self._kept:
+            self._part.unlink(missing_ok=True)
 
 
 class ParquetChunks:
@@ -111,6 +124,7 @@ class ParquetChunks:
         self._single: Path | None = None
         self._joiner: Any = None
         self._written = 0
+        self._kept = False
         self.written_bytes = 0
         self.rows_in_chunk = 0
 
@@ -154,7 +168,18 @@ class ParquetChunks:
         if self._joiner is None:
             return "nothing was kept"
         self._joiner.close()
+        self._kept = True
         return f"the rows before this chunk are in {self._part}"
+
+    def abandon(self) -> None:
+        self._close_chunk()
+        for index in range(self._index + 1):
+            _part(self._target, f".chunk{index}").unlink(missing_ok=True)
+        if not self._kept:
+            if self._joiner is not None:
+                with contextlib.suppress(Exception):  # only its file is wanted gone
+                    self._joiner.close()
+            self._part.unlink(missing_ok=True)
 
     def _close_chunk(self) -> None:
         if self._file is not None:
@@ -176,3 +201,7 @@ class ParquetChunks:
                 )
             self._joiner = merge.ParquetJoiner(self._part)
         return self._joiner
+
+
+# How the chunks of each format become one file (a format the CLI cannot join is refused).
+SINKS: dict[str, Callable[[Path], ChunkSink]] = {"csv": CsvChunks, "parquet": ParquetChunks}
