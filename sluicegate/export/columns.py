@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+import orjson
 from sqlalchemy import JSON, Boolean, Float, Integer, String, Table
 
 
@@ -70,3 +71,9 @@ def iso_utc(seconds: float) -> str:
     """`2026-12-07T14:30:00.123456Z`: ISO 8601, UTC, to the microsecond."""
     moment = _EPOCH + timedelta(microseconds=micros(seconds))
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def canonical_json(text: str) -> str:
+    """A JSON column's text as read (each database writes it its own way) in one form:
+    compact, keys sorted."""
+    return orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS).decode()

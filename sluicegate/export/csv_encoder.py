@@ -17,22 +17,16 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
-
-from sluicegate.export.columns import ExportColumn, Kind, iso_utc
+from sluicegate.export.columns import ExportColumn, Kind, canonical_json, iso_utc
 
 
 def _boolean(value: Any) -> str:
     return "true" if value else "false"
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
 _CONVERT: dict[Kind, Callable[[Any], Any]] = {  # kinds csv.writer does not write as wanted
     Kind.BOOLEAN: _boolean,
-    Kind.JSON: _json,
+    Kind.JSON: canonical_json,
     Kind.TIMESTAMP: iso_utc,
 }
 

@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sluicegate.export.columns import ExportColumn, Kind, micros
+from sluicegate.export.columns import ExportColumn, Kind, canonical_json, micros
 
 _TYPES: dict[Kind, Any] = {
     Kind.STRING: pa.string(),
@@ -32,11 +32,7 @@ _TYPES: dict[Kind, Any] = {
 }
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-_CONVERT: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: _json, Kind.TIMESTAMP: micros}
+_CONVERT: dict[Kind, Callable[[Any], Any]] = {Kind.JSON: canonical_json, Kind.TIMESTAMP: micros}
 
 
 class _Sink:

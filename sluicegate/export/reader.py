@@ -7,7 +7,7 @@ the cursor the answer's headers give for the next export, so an export that is c
 by its limit continues exactly after it. Pages are then read up to that key, `page_rows`
 at a time, each in a connection of its own (no transaction is held across pages, so a
 slow client never holds back the writer or SQLite's checkpoints). Only one page is ever
-held in memory.
+held in memory. JSON columns are read as text (see `_as_read`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import JSON, Column, ColumnElement, Select, Text, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluicegate.db.errors import translate_errors
@@ -93,7 +93,7 @@ class ExportReader:
         position = plan.start
         while True:
             statement: Select[Any] = (
-                select(source.table)
+                select(*_as_read(source))
                 .where(*plan.conditions, *after_key(keys, position), *upto_key(keys, plan.end))
                 .order_by(*keys)
                 .limit(self.page_rows)
@@ -122,6 +122,14 @@ class ExportReader:
             raise StoreUnavailable(
                 f"export read: the database did not answer within {self._timeout_s:.0f} s"
             ) from None
+
+
+def _as_read(source: ExportSource) -> list[ColumnElement[Any]]:
+    """The table's columns, JSON ones as their text: parsing them is left to the encoder,
+    in its worker thread, instead of the driver on the event loop."""
+    return [
+        cast(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in source.table.columns
+    ]
 
 
 def _key_columns(source: ExportSource) -> list[Column[Any]]:

@@ -67,6 +67,15 @@ class ExportStream(Response):
         self.rows_sent = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "HEAD":  # the headers say what a GET would export; no rows
+            try:
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                )
+                await send({"type": "http.response.body", "body": b""})
+            finally:
+                self._on_done()
+            return
         left = asyncio.ensure_future(_disconnected(receive))
         started = time.monotonic()
         try:

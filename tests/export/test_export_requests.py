@@ -145,6 +145,17 @@ async def test_resuming_by_cursor_yields_every_row_exactly_once(engine: AsyncEng
     assert again.headers["x-sluice-export-complete"] == "true"
 
 
+async def test_head_says_what_an_export_would_hold_without_rows(engine: AsyncEngine) -> None:
+    await _land(engine, awkward_records(30))
+    async with export_client(engine, max_concurrent=1) as client:
+        head = await client.head(REQUESTS, params={"limit": "10"})
+        get = await client.get(REQUESTS, params={"limit": "10"})  # the slot was given back
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["x-sluice-export-rows"] == "10"
+    assert head.headers["x-sluice-export-cursor"] == get.headers["x-sluice-export-cursor"]
+    assert len(csv_rows(get.content)[1]) == 10
+
+
 async def test_an_empty_export_is_a_header_or_an_empty_parquet_file(engine: AsyncEngine) -> None:
     async with export_client(engine) as client:
         as_csv = await client.get(REQUESTS)
