@@ -27,7 +27,8 @@ from starlette.types import Receive, Scope, Send
 from sluicegate.export.formats import Encoder
 from sluicegate.export.reader import ExportPlan, ExportReader
 
-SEND_TIMEOUT_S = 60.0
+SEND_TIMEOUT_S = 60.0  # a client that takes nothing for this long is cut off
+SEND_SLICE_BYTES = 256 * 1024
 
 log = logging.getLogger("sluicegate.export")
 
@@ -119,8 +120,11 @@ class ExportStream(Response):
         await self._send(send, {"type": "http.response.body", "body": b""}, left)
 
     async def _body(self, send: Send, chunk: bytes, left: asyncio.Future[None]) -> None:
-        if chunk:
-            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        """A page's bytes in slices, so that the send timeout bounds a stall (no slice taken
+        for that long), not the time a slow link needs for a whole page."""
+        for offset in range(0, len(chunk), SEND_SLICE_BYTES):
+            part = chunk[offset : offset + SEND_SLICE_BYTES]
+            message = {"type": "http.response.body", "body": part, "more_body": True}
             await self._send(send, message, left)
 
     async def _send(self, send: Send, message: dict[str, Any], left: asyncio.Future[None]) -> None:
