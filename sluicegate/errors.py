@@ -22,6 +22,8 @@ API the client spoke (see `sluicegate.server.errors`).
      |    +-- UpstreamTimeout        504 no answer within the target's timeout
      +-- Overloaded                  503 shed: every in-flight slot and queue place taken
      +-- InternalError               500 a bug; logged, recorded, answered in the API's format
+     +-- NotInstalled                501 the feature needs an optional extra (pip install
+     |                               'sluicegate[EXTRA]'), e.g. Parquet export and pyarrow
      +-- StoreUnavailable            a backing store (Redis, database) cannot be reached
      |    +-- StoreUnseeded          the counter store lost its data; budgets not rebuilt yet
      +-- ConfigError                 a config document is invalid (path names the field)
@@ -199,6 +201,15 @@ class InternalError(SluiceError):
 
     status = 500
     code = "internal_error"
+
+
+class NotInstalled(SluiceError):
+    """The gateway can do this only with an optional extra installed (the message names
+    it): a fault of the installation, not of the request."""
+
+    status = 501
+    error_type = "api_error"
+    code = "extra_not_installed"
 
 
 class StoreUnavailable(SluiceError):

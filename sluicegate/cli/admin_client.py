@@ -34,14 +34,14 @@ UrlOption = Annotated[
 ]
 
 
-def open_client(url: str) -> httpx.Client:
+def open_client(url: str, timeout: httpx.Timeout | float = TIMEOUT_S) -> httpx.Client:
     """The HTTP client for `url`, with the admin key and the actor (tests replace this to
     reach an app in process)."""
     headers = {"x-sluice-actor": _login()}
     key = os.environ.get(ADMIN_KEY_ENV)
     if key:
         headers["authorization"] = f"Bearer {key}"
-    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=TIMEOUT_S)
+    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
 
 def call(method: str, url: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -65,9 +65,16 @@ def call(method: str, url: str, path: str, **kwargs: Any) -> dict[str, Any]:
         payload = response.json()
     except ValueError:
         fail(f"the gateway answered {response.status_code} with a body that is not JSON", code=2)
-    if response.status_code == 403 and _error_code(payload) == "role_forbidden":
+    check_answer(response.status_code, payload)
+    return payload if isinstance(payload, dict) else {}
+
+
+def check_answer(status: int, payload: Any) -> None:
+    """Exit as described above when the gateway refused (401/403: the key; any other
+    error status: its message); return when it did not."""
+    if status == 403 and _error_code(payload) == "role_forbidden":
         fail(f"error: {error_message(payload)}", code=1)  # the credential is fine, its role not
-    if response.status_code in (401, 403):
+    if status in (401, 403):
         if not os.environ.get(ADMIN_KEY_ENV):
             fail(f"{ADMIN_KEY_ENV} is not set (serve prints the admin key at start)", code=2)
         fail(
@@ -75,9 +82,8 @@ def call(method: str, url: str, path: str, **kwargs: Any) -> dict[str, Any]:
             "to the admin key or an admin API token",
             code=2,
         )
-    if response.status_code >= 400:
+    if status >= 400:
         fail("\n".join(problem_lines(payload)), code=1)
-    return payload if isinstance(payload, dict) else {}
 
 
 def fail(message: str, *, code: int) -> NoReturn:

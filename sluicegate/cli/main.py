@@ -1,5 +1,5 @@
-"""The `sluicegate` command: serve, emulator, keys, tokens, audit, requests, outcomes, apply,
-config, budgets, targets."""
+"""The `sluicegate` command: serve, emulator, keys, tokens, audit, requests, outcomes, ledger,
+apply, config, budgets, targets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 
 from sluicegate.cli.config_cmd import apply_command, config_app
 from sluicegate.cli.keys_cmd import keys_app
+from sluicegate.cli.ledger_cmd import ledger_app
 from sluicegate.cli.outcomes_cmd import outcomes_app
 from sluicegate.cli.requests_cmd import requests_app
 from sluicegate.cli.serve_cmd import emulator, serve
@@ -25,6 +26,7 @@ app.add_typer(tokens_app, name="tokens")
 app.command()(audit)
 app.add_typer(requests_app, name="requests")
 app.add_typer(outcomes_app, name="outcomes")
+app.add_typer(ledger_app, name="ledger")
 app.command("apply")(apply_command)
 app.add_typer(config_app, name="config")
 app.command()(budgets)

@@ -58,7 +58,7 @@ class SqlLedgerStore:
 
     async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         limit = clamp_limit(limit)
-        conditions = _filter_conditions(filters)
+        conditions = filter_conditions(filters)
         if cursor is not None:
             ts, request_id = decode_cursor(cursor)
             conditions.append(or_(_C.ts < ts, and_(_C.ts == ts, _C.request_id < request_id)))
@@ -108,7 +108,8 @@ def _insert_ignoring_duplicates(dialect: str) -> Insert:
     raise ValueError(f"unsupported dialect {dialect!r}")
 
 
-def _filter_conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
+def filter_conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of `f` (the export reads with them too, export/sources.py)."""
     conditions: list[ColumnElement[bool]] = [
         _C[name] == getattr(f, name) for name in EQUALITY_FILTERS if getattr(f, name) is not None
     ]

@@ -58,6 +58,10 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     # webhooks prove their sender by signature; the gate asks no key and checks no role
     ("POST", "/api/outcomes/github"): SELF_AUTHENTICATED,
     ("POST", "/api/outcomes/helpdesk"): SELF_AUTHENTICATED,
+    # export for warehouses: ledger rows name users (admin, audited); of the rollups,
+    # finance and platform may take usage and metadata (the route refuses them the rest)
+    ("GET", "/api/export/requests"): ADMIN_ONLY,
+    ("GET", "/api/export/rollups/{table}"): frozenset({Role.FINANCE, Role.PLATFORM}),
 }
 
 

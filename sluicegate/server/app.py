@@ -69,6 +69,7 @@ from sluicegate.server.config_review import (
 )
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
+from sluicegate.server.export_api import ExportApi
 from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
 from sluicegate.server.outcomes_api import outcome_routes, webhook_paths, webhook_settings
 from sluicegate.server.overload import AdmissionGate
@@ -290,6 +291,7 @@ class Gateway:
             *config_routes(lambda r: self.config, lambda r: self.live),
             *control_routes(self),
             *outcome_routes(self.outcomes, webhook_settings(self.settings)),
+            *ExportApi(self.engine, audit=self.audit, flush=self.writer.flush).routes(),
         ]
         routes = [
             *wire.routes(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.model.request import ClientApi
+from sluicegate.server.openapi_export import export_paths
 from sluicegate.server.openapi_outcomes import outcome_paths, outcome_security_schemes
 from sluicegate.server.openapi_parts import (
     DATA_LIST,
@@ -327,6 +328,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **_control_paths(),
             **token_paths(),
             **outcome_paths(),
+            **export_paths(),
         },
         "components": {
             "schemas": _SCHEMAS,

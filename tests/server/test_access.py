@@ -29,6 +29,7 @@ _SAMPLE = {  # a value for each path parameter (nothing by these names exists)
     "version": "1",
     "type": "gateway-budget-config",
     "name": "none",
+    "table": "usage",
 }
 SCOPES = {Role.TEAM_LEAD: {"teams": ["search"]}, Role.MEMBER: {"user_id": "ana"}}
 
@@ -57,6 +58,8 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/outcomes"): {P, F, TL},  # a team lead: its teams' sessions only
     ("POST", "/api/outcomes/github"): set(Role),  # signed by the sender, no role asked
     ("POST", "/api/outcomes/helpdesk"): set(Role),
+    ("GET", "/api/export/requests"): set(),
+    ("GET", "/api/export/rollups/{table}"): {F, P},  # usage and metadata; the rest admin
 }
 
 
