@@ -55,6 +55,7 @@ from sluicegate.server.admin_auth import (
     server_error,
 )
 from sluicegate.server.admin_config import config_routes
+from sluicegate.server.analytics_api import analytics_routes
 from sluicegate.server.config_review import (
     CompiledConfig,
     ConfigReview,
@@ -271,6 +272,7 @@ class Gateway:
             *admin.routes(),
             *config_routes(lambda r: self.config, lambda r: self.live),
             *control_routes(self),
+            *analytics_routes(self),
         ]
         routes = [
             *wire.routes(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.model.request import ClientApi
+from sluicegate.server.openapi_analytics import analytics_paths
 from sluicegate.server.openapi_parts import (
     DATA_LIST,
     NULLABLE_STRING,
@@ -323,6 +324,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **_ledger_paths(),
             **_config_paths(),
             **_control_paths(),
+            **analytics_paths(),
         },
         "components": {
             "schemas": _SCHEMAS,
