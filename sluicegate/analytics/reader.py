@@ -26,6 +26,7 @@ from sqlalchemy import (
     asc,
     cast,
     desc,
+    false,
     func,
     literal,
     literal_column,
@@ -150,16 +151,24 @@ def statement(
     conditions = [_window(source, plan.window, step)]
     if source.meta_key is not None:
         conditions.append(source.table.c.meta_key == source.meta_key)
-    conditions += [column_of(source, f.dimension) == f.value for f in plan.filters]
+    conditions += [_equals(column_of(source, f.dimension), f.value) for f in plan.filters]
     if plan.teams is not None:
-        conditions.append(column_of(source, TEAM).in_(plan.teams))
+        teams = [team for team in plan.teams if "\x00" not in team]
+        conditions.append(column_of(source, TEAM).in_(teams))
     if plan.user_id is not None:
-        conditions.append(column_of(source, USER) == plan.user_id)
+        conditions.append(_equals(column_of(source, USER), plan.user_id))
     if without_empty is not None:
         conditions.append(column_of(source, without_empty) != "")
     stmt = select(*columns).select_from(source.table).where(*conditions)
     grouped = [f"g{i}" for i in range(len(group))] + (["step"] if step else [])
     return stmt.group_by(*grouped) if grouped else stmt
+
+
+def _equals(column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
+    """column = value; a value with a NUL matches nothing (the ledger stores none, and
+    PostgreSQL cannot even compare one: `analytics_scope` gives a member without a user
+    such an impossible id)."""
+    return false() if "\x00" in value else column == value
 
 
 def column_of(source: Source, dim: AnyDimension) -> ColumnElement[Any]:

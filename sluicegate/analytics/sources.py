@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Table
 
 from sluicegate.analytics.config import AnalyticsSettings
-from sluicegate.analytics.dimensions import AnyDimension, MetadataDimension
+from sluicegate.analytics.dimensions import AnyDimension, Dimension, MetadataDimension
 from sluicegate.analytics.measures import raw_has
 from sluicegate.analytics.window import DAY, Window, iso
 from sluicegate.db.schema import requests, rollup_metadata, rollup_usage, rollup_users
@@ -57,7 +57,8 @@ class Choice:
 
 
 RAW = Source("raw", requests)
-_PLAIN = (Source("usage", rollup_usage), Source("users", rollup_users, partial_on="user_id"))
+USAGE_SOURCE = Source("usage", rollup_usage)
+_PLAIN = (USAGE_SOURCE, Source("users", rollup_users, partial_on="user_id"))
 
 
 def fits(source: Source, dims: Iterable[AnyDimension], measures: Iterable[str]) -> bool:
@@ -105,7 +106,10 @@ def choose(
     dims = [*group, *filtered]
     keys = sorted({d.key for d in dims if isinstance(d, MetadataDimension)})
     if not keys:
-        why, param = _unheld(dims), "group_by"
+        grouped_apart = any(
+            USAGE_SOURCE.key not in d.columns for d in group if isinstance(d, Dimension)
+        )
+        why, param = _unheld(dims), "group_by" if grouped_apart else "since"
         for source in _PLAIN:
             if not fits(source, dims, measures):
                 continue
@@ -139,7 +143,7 @@ def choose(
     raise InvalidRequest(
         f"{param}: {why}, so it is read from raw requests, which reach at most "
         f"{settings.raw_query_max_days} days back (raw_query_max_days in the "
-        f"{ANALYTICS_DOCUMENT} document); this window is {window.seconds / DAY:.1f} days: "
+        f"{ANALYTICS_DOCUMENT} document); this window is {_asked_days(window):.1f} days: "
         "narrow since/until, or change the grouping",
         param=param,
     )
@@ -171,7 +175,13 @@ def _covered(
 
 
 def _raw_allowed(window: Window, settings: AnalyticsSettings) -> bool:
-    return window.seconds <= settings.raw_query_max_days * DAY
+    """The window as asked (snapping it outward to whole hours adds at most two, which
+    is no reason to refuse the default window of 7 days with a 7-day reach)."""
+    return _asked_days(window) <= settings.raw_query_max_days
+
+
+def _asked_days(window: Window) -> float:
+    return (window.requested_until - window.requested_since) / DAY
 
 
 def _unheld(dims: Sequence[AnyDimension]) -> str:

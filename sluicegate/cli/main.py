@@ -1,4 +1,5 @@
-"""The `sluicegate` command: serve, emulator, keys, requests, apply, config, budgets, targets."""
+"""The `sluicegate` command: serve, emulator, keys, requests, apply, config, budgets, targets,
+report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import typer
 
 from sluicegate.cli.config_cmd import apply_command, config_app
 from sluicegate.cli.keys_cmd import keys_app
+from sluicegate.cli.report_cmd import report
 from sluicegate.cli.requests_cmd import requests_app
 from sluicegate.cli.serve_cmd import emulator, serve
 from sluicegate.cli.state_cmd import budgets, targets
@@ -23,6 +25,7 @@ app.command("apply")(apply_command)
 app.add_typer(config_app, name="config")
 app.command()(budgets)
 app.command()(targets)
+app.command()(report)
 
 if __name__ == "__main__":
     app()

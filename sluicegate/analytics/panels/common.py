@@ -15,6 +15,7 @@ from sluicegate.analytics.panels.base import (
     ScopeView,
     WindowView,
 )
+from sluicegate.analytics.query import Filter
 from sluicegate.analytics.reader import Plan
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.sources import choose
@@ -31,11 +32,13 @@ def plan(
     *,
     group: Sequence[AnyDimension],
     derives_no_value: bool = False,
+    extra: Sequence[Filter] = (),
 ) -> tuple[Plan, list[str]]:
-    """Where to read `measures` grouped by `group` under the query's filters and the
-    caller's restriction, and notes on that choice for the answer."""
+    """Where to read `measures` grouped by `group` under the query's filters (and the
+    panel's `extra` ones) and the caller's restriction, and notes on that choice."""
     query = scoped.query
-    filtered = [*(f.dimension for f in query.filters), *scoped.restricted_dimensions()]
+    filters = (*query.filters, *extra)
+    filtered = [*(f.dimension for f in filters), *scoped.restricted_dimensions()]
     choice = choose(
         group,
         filtered,
@@ -45,7 +48,7 @@ def plan(
         derives_no_value=derives_no_value,
         rolled_up_since=context.rolled_up_since,
     )
-    read = Plan(choice.source, query.window, query.filters, scoped.teams, scoped.user_id)
+    read = Plan(choice.source, query.window, filters, scoped.teams, scoped.user_id)
     return read, choice.notes
 
 

@@ -35,6 +35,7 @@ from sluicegate.analytics.panels.base import (
     Where,
 )
 from sluicegate.analytics.panels.common import answer_of, group_of, label_of, plan, share
+from sluicegate.analytics.query import Filter
 from sluicegate.analytics.reader import Group, Step
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.window import DAY, HOUR, iso
@@ -48,12 +49,13 @@ HOURLY_UP_TO_S = 3 * DAY  # a longer window's series is daily
 MIN_SAMPLES = 20  # fewer requests than this say nothing about a provider
 SLOW_FACTOR = 3.0  # a provider's p99 this many times the others' median is an outlier
 SLOW_MARGIN_MS = 100.0  # ... and at least this much slower (1 ms vs 3 ms is no finding)
-ERROR_RATE_ALERT = 0.05
+FAILURE_RATE_ALERT = 0.05  # a provider's share of requests answered with a 5xx
 FALLBACK_SHARE_ALERT = 0.05
 ERROR_TYPES_SHOWN = 10
 PROVIDER = DIMENSIONS["provider"]
 STATUS_CLASS = DIMENSIONS["status_class"]
 ERROR_TYPE = DIMENSIONS["error_type"]
+FAILED = Filter(STATUS_CLASS, "5xx")
 
 
 class Percentiles(msgspec.Struct, frozen=True):
@@ -257,11 +259,16 @@ def _shares(groups: list[Group], whole: float) -> list[ShareRow]:
 
 
 async def _provider_actions(context: PanelContext, query: ScopedQuery) -> list[Action]:
-    measures = ("requests", "errors", *LATENCY)
+    """A provider much slower than the others, and one failing often (a 5xx: the
+    provider failed or timed out; 4xx are the caller's or the gateway's refusals)."""
+    reader, measures = context.reader, ("requests", *LATENCY)
     read, _ = plan(context, query, measures, group=[PROVIDER])
-    groups = await context.reader.groups(
-        read, measures, [PROVIDER], limit=50, without_empty=PROVIDER
-    )
+    groups = await reader.groups(read, measures, [PROVIDER], limit=50, without_empty=PROVIDER)
+    failing, _ = plan(context, query, ("requests",), group=[PROVIDER], extra=[FAILED])
+    failed = {
+        g.values[0]: g.figures["requests"]
+        for g in await reader.groups(failing, ("requests",), [PROVIDER], limit=50)
+    }
     sampled = {g.values[0]: g.figures for g in groups if g.figures["latency_count"] >= MIN_SAMPLES}
     p99 = {name: percentiles(f, "latency").p99 or 0.0 for name, f in sampled.items()}
     actions = []
@@ -279,13 +286,13 @@ async def _provider_actions(context: PanelContext, query: ScopedQuery) -> list[A
                 "weights, or make it a fallback",
             )
     for group in groups:
-        provider, figures = group.values[0], group.figures
-        rate = figures["errors"] / figures["requests"] if figures["requests"] else 0.0
-        if figures["requests"] >= MIN_SAMPLES and rate >= ERROR_RATE_ALERT:
+        provider, requests = group.values[0], group.figures["requests"]
+        rate = failed.get(provider, 0) / requests if requests else 0.0
+        if requests >= MIN_SAMPLES and rate >= FAILURE_RATE_ALERT:
             actions += _route_actions(
                 context,
                 provider,
-                f"provider {provider} failed {rate:.0%} of {int(figures['requests'])} requests: "
+                f"provider {provider} failed {rate:.0%} of its {int(requests)} requests (5xx): "
                 "give its routes a fallback on another provider and check its circuit breaker "
                 "(sluicegate targets)",
             )
@@ -328,11 +335,10 @@ def _control_actions(context: PanelContext, total: Figures) -> list[Action]:
             f"{hits} requests ({hits / requests:.1%}) were acted on by {what}: "
             "raise it if the traffic is expected, or find the caller (group by team or project)"
         )
-        docs: list[tuple[str, str | None]] = [*controls.documents(context.config, *types)]
-        if not docs:  # acted on under an earlier config version
-            docs = [(types[0], None)]
+        docs = controls.documents(context.config, *types)
+        if not docs:  # acted on under an earlier config version: none is in force now
+            actions.append(Action(message, Control(kind, "none in force"), Where(types[0])))
         actions += [
-            Action(message, Control(kind, name or kind), Where(doc_type, name))
-            for doc_type, name in docs
+            Action(message, Control(kind, name), Where(doc_type, name)) for doc_type, name in docs
         ]
     return actions
