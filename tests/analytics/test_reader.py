@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics.config import AnalyticsSettings
-from sluicegate.analytics.dimensions import DIMENSIONS, MetadataDimension
+from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension, MetadataDimension
 from sluicegate.analytics.measures import raw_has
 from sluicegate.analytics.query import Filter
 from sluicegate.analytics.reader import AnalyticsReader, Plan
 from sluicegate.analytics.sources import RAW, Source, choose
-from sluicegate.analytics.window import DAY, HOUR, window_from
+from sluicegate.analytics.window import DAY, HOUR, Window, window_from
 from sluicegate.db.schema import USAGE_MEASURES, rollup_metadata, rollup_usage
 from sluicegate.errors import InvalidRequest
 from tests.analytics.landing import land
@@ -38,7 +38,7 @@ async def landed(engine: AsyncEngine) -> AsyncEngine:
     return engine
 
 
-def _window(since: float, until: float):  # type: ignore[no-untyped-def]
+def _window(since: float, until: float) -> Window:
     return window_from(str(DAY0 + since), str(DAY0 + until), now=DAY0)
 
 
@@ -111,7 +111,14 @@ def test_each_query_reads_the_first_table_that_holds_it() -> None:
     meta = MetadataDimension("customer_id")
     other = MetadataDimension("feature")
 
-    def source(group, filtered, measures, *, w=window, derives=False) -> str:  # type: ignore[no-untyped-def]
+    def source(
+        group: list[AnyDimension],
+        filtered: list[AnyDimension],
+        measures: tuple[str, ...],
+        *,
+        w: Window = window,
+        derives: bool = False,
+    ) -> str:
         choice = choose(
             group, filtered, measures, window=w, settings=settings, derives_no_value=derives
         )

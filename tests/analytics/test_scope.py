@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics.query import parse_query
-from sluicegate.analytics.scope import scoped
+from sluicegate.analytics.scope import ScopedQuery, scoped
 from sluicegate.analytics.window import DAY, iso
 from sluicegate.errors import PermissionDenied
 from sluicegate.model.record import LedgerRecord
@@ -31,7 +31,9 @@ async def records(engine: AsyncEngine) -> list[LedgerRecord]:
     return landed
 
 
-def _scoped(principal: AdminPrincipal, *params: tuple[str, str], panel: str = "tags"):  # type: ignore[no-untyped-def]
+def _scoped(
+    principal: AdminPrincipal, *params: tuple[str, str], panel: str = "tags"
+) -> ScopedQuery:
     query = parse_query(
         list(params), panel=panel, default_group_by="project", default_limit=20, now=DAY0
     )
