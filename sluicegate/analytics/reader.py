@@ -34,7 +34,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import Integer as SqlInteger
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluicegate.analytics.dimensions import AnyDimension, MetadataDimension
 from sluicegate.analytics.measures import Figures, as_figure, raw_measure
@@ -47,6 +48,8 @@ from sluicegate.db.schema import requests
 from sluicegate.errors import StoreUnavailable
 
 QUERY_TIMEOUT_S = 30.0
+BACKSTOP_S = 5.0  # beyond the statement's bound: connecting, or a database that ignores it
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
 Step = Literal["hour", "day"]
 Order = Literal["figures", "names"]  # by cost then requests (descending), or by values
 
@@ -92,13 +95,13 @@ class AnalyticsReader:
         value for that dimension."""
         stmt = statement(plan, measures, group, self.dialect, without_empty=without_empty)
         stmt = stmt.order_by(*_order(measures, len(group), order)).limit(limit)
-        return [_group(row, measures, len(group)) for row in await self._run(stmt)]
+        return [_group(row, measures, len(group)) for row in await self.run(stmt)]
 
     async def total(
         self, plan: Plan, measures: Sequence[str], *, without_empty: AnyDimension | None = None
     ) -> Figures:
         stmt = statement(plan, measures, (), self.dialect, without_empty=without_empty)
-        rows = await self._run(stmt)
+        rows = await self.run(stmt)
         return _group(rows[0], measures, 0).figures
 
     async def series(
@@ -107,26 +110,62 @@ class AnalyticsReader:
         """Figures per time step (hour or UTC day) through the window, oldest first."""
         stmt = statement(plan, measures, (), self.dialect, step=step)
         stmt = stmt.order_by(asc(literal_column("step"))).limit(limit)
-        return [_group(row, measures, 0) for row in await self._run(stmt)]
+        return [_group(row, measures, 0) for row in await self.run(stmt)]
 
-    async def _run(self, stmt: Select[Any]) -> Sequence[Any]:
+    async def run(self, stmt: Select[Any]) -> Sequence[Any]:
+        """The rows of one statement, within the reader's time bound: past it the
+        database stops the statement (PostgreSQL's statement_timeout; SQLite is
+        interrupted, or its worker thread would run it to the end holding the connection)
+        and the caller gets a 503 saying so."""
         try:
             async with (
-                asyncio.timeout(self._timeout_s),
+                asyncio.timeout(self._timeout_s + BACKSTOP_S),  # connecting, and the rest
                 translate_errors("analytics query"),
                 self._engine.connect() as conn,
             ):
-                if conn.dialect.name == "postgresql":
-                    ms = str(int(self._timeout_s * 1000))
-                    await conn.execute(select(func.set_config("statement_timeout", ms, True)))
-                result = await conn.execute(stmt)
-                return result.mappings().all()
+                watchdog = await self._watchdog(conn)
+                try:
+                    result = await conn.execute(stmt)
+                    return result.mappings().all()
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
+        except StoreUnavailable as exc:
+            if not _stopped(exc):
+                raise
         except TimeoutError:
-            raise StoreUnavailable(
-                f"the analytics query took over {self._timeout_s:.0f} s: narrow the window "
-                "or the grouping",
-                code="analytics_timeout",
-            ) from None
+            pass
+        raise StoreUnavailable(
+            f"the analytics query took over {self._timeout_s:g} s: narrow the window "
+            "or the grouping",
+            code="analytics_timeout",
+        )
+
+    async def _watchdog(self, conn: AsyncConnection) -> asyncio.Task[None] | None:
+        """What stops the statement on time: PostgreSQL's own timeout, or a task that
+        interrupts SQLite's connection."""
+        if conn.dialect.name == "postgresql":
+            ms = str(max(1, int(self._timeout_s * 1000)))
+            await conn.execute(select(func.set_config("statement_timeout", ms, True)))
+            return None
+        driver = (await conn.get_raw_connection()).driver_connection
+        if driver is None:  # a connection already closed: nothing to run, nothing to stop
+            return None
+
+        async def interrupt() -> None:
+            await asyncio.sleep(self._timeout_s)
+            await driver.interrupt()  # aiosqlite: sqlite3's interrupt, from this thread
+
+        return asyncio.create_task(interrupt())
+
+
+def _stopped(exc: StoreUnavailable) -> bool:
+    """The database stopped the statement for its time bound."""
+    cause = exc.__cause__
+    if not isinstance(cause, sa_exc.DBAPIError):
+        return False
+    state = str(getattr(cause.orig, "sqlstate", None) or "")
+    return state == QUERY_CANCELED or "interrupted" in str(cause.orig)
 
 
 def statement(

@@ -4,7 +4,10 @@ PostgreSQL; and which table answers which query."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics.config import AnalyticsSettings
@@ -15,7 +18,7 @@ from sluicegate.analytics.reader import AnalyticsReader, Plan
 from sluicegate.analytics.sources import RAW, Source, choose
 from sluicegate.analytics.window import DAY, HOUR, Window, window_from
 from sluicegate.db.schema import USAGE_MEASURES, rollup_metadata, rollup_usage
-from sluicegate.errors import InvalidRequest
+from sluicegate.errors import InvalidRequest, StoreUnavailable
 from tests.analytics.landing import land
 from tests.analytics.traffic import traffic
 
@@ -161,3 +164,21 @@ def test_a_rollup_that_began_after_the_window_did_is_read_raw_or_said() -> None:
         )  # fmt: skip
         assert choice.source.name == expected
         assert "rolled up since 2026-05-02T00:00:00Z" in choice.notes[0]
+
+
+async def test_a_query_past_its_time_bound_is_stopped_and_refused(engine: AsyncEngine) -> None:
+    reader = AnalyticsReader(engine, timeout_s=0.3)
+    counting = select(literal(1).label("n")).cte("counting", recursive=True)
+    counting = counting.union_all(select(counting.c.n + 1).where(counting.c.n < 2**31 - 1))
+    endless = select(func.count()).select_from(counting)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        await reader.run(endless)
+    assert caught.value.status == 503 and caught.value.code == "analytics_timeout"
+    assert "narrow the window" in caught.value.message
+    assert time.monotonic() - started < 5
+    # the statement was stopped, not left running: the database answers at once
+    started = time.monotonic()
+    window = _window(*WINDOWS[0])
+    assert (await reader.total(Plan(USAGE, window), ("requests",)))["requests"] == 0
+    assert time.monotonic() - started < 2
