@@ -1,12 +1,13 @@
 """The CLI's one client for a running gateway's admin API, used by every command that
 talks to one (keys, requests, budgets, targets, apply, config).
 
-Base URL: `--url`, else $SLUICEGATE_URL, else http://127.0.0.1:8340. Admin key:
-$SLUICEGATE_ADMIN_KEY (sent as a bearer token). Who ran it: the login name, sent as
+Base URL: `--url`, else $SLUICEGATE_URL, else http://127.0.0.1:8340. Credential:
+$SLUICEGATE_ADMIN_KEY, the admin key or an admin API token (`sga-...`, its role decides
+what it may do), sent as a bearer token. Who ran it: the login name, sent as
 `x-sluice-actor` (the config history records it). Every failure is one line (or, for a
 refused config, one line per problem) on stderr and an exit code:
 
-    1  the gateway answered with an error (`error: ...`)
+    1  the gateway answered with an error (`error: ...`), a role refusal included
     2  the gateway could not be reached, timed out, answered garbage, or refused the key
 """
 
@@ -64,11 +65,14 @@ def call(method: str, url: str, path: str, **kwargs: Any) -> dict[str, Any]:
         payload = response.json()
     except ValueError:
         fail(f"the gateway answered {response.status_code} with a body that is not JSON", code=2)
+    if response.status_code == 403 and _error_code(payload) == "role_forbidden":
+        fail(f"error: {error_message(payload)}", code=1)  # the credential is fine, its role not
     if response.status_code in (401, 403):
         if not os.environ.get(ADMIN_KEY_ENV):
             fail(f"{ADMIN_KEY_ENV} is not set (serve prints the admin key at start)", code=2)
         fail(
-            f"the gateway refused the admin key ({error_message(payload)}); set {ADMIN_KEY_ENV}",
+            f"the gateway refused the admin key ({error_message(payload)}); set {ADMIN_KEY_ENV} "
+            "to the admin key or an admin API token",
             code=2,
         )
     if response.status_code >= 400:
@@ -86,6 +90,11 @@ def error_message(payload: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)
     return str(error or payload)
+
+
+def _error_code(payload: Any) -> object:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def problem_lines(payload: Any) -> list[str]:

@@ -34,6 +34,18 @@ def _banner(settings: Settings, generated_key: bool) -> None:
             "  emulator: off (the default catalog calls the real APIs with OPENAI_API_KEY / "
             "ANTHROPIC_API_KEY; `serve --emulator` mounts the development emulator)"
         )
+    hooks = [
+        f"{name} ({url})"
+        for name, url, secret in (
+            ("github", f"{base}/api/outcomes/github", settings.github_webhook_secret),
+            ("helpdesk", f"{base}/api/outcomes/helpdesk", settings.helpdesk_webhook_secret),
+        )
+        if secret
+    ]
+    out.print(
+        f"  outcome webhooks: {', '.join(hooks) if hooks else 'none'} (a secret in "
+        "SLUICEGATE_GITHUB_WEBHOOK_SECRET / SLUICEGATE_HELPDESK_WEBHOOK_SECRET turns one on)"
+    )
     # A key from the environment is a secret someone else keeps: never echo it to a
     # terminal or a log. A generated one exists nowhere else, so it is shown once.
     if generated_key:
@@ -155,6 +167,14 @@ def serve(
     workers: int = typer.Option(
         1, min=1, help="Worker processes (more than one needs --redis-url)"
     ),
+    helpdesk_session_field: str = typer.Option(
+        "sluice_session",
+        "--helpdesk-session-field",
+        envvar="SLUICEGATE_HELPDESK_SESSION_FIELD",
+        help="The helpdesk webhook's custom field (id or name) holding the session id; "
+        "its secret is read from SLUICEGATE_HELPDESK_WEBHOOK_SECRET, GitHub's from "
+        "SLUICEGATE_GITHUB_WEBHOOK_SECRET (docs/outcomes.md)",
+    ),
 ) -> None:
     """Run the gateway and its control room."""
     if counter_failure_mode not in ("fail_open", "fail_closed"):
@@ -192,6 +212,10 @@ def serve(
         max_in_flight=max_in_flight,
         max_queued=max_queued,
         queue_timeout_ms=queue_timeout_ms,
+        # secrets come from the environment only: a flag would show in `ps`
+        github_webhook_secret=os.environ.get("SLUICEGATE_GITHUB_WEBHOOK_SECRET") or None,
+        helpdesk_webhook_secret=os.environ.get("SLUICEGATE_HELPDESK_WEBHOOK_SECRET") or None,
+        helpdesk_session_field=helpdesk_session_field,
     )
     os.environ.update(settings.to_env())
     _banner(settings, generated)

@@ -91,7 +91,8 @@ requests = Table(
     Index("ix_requests_ts", "ts"),
     Index("ix_requests_project_ts", "project", "ts"),
     Index("ix_requests_team_ts", "team", "ts"),
-    Index("ix_requests_session_id", "session_id"),
+    # 0010: with the team, so that a team lead's outcomes are one probe per outcome
+    Index("ix_requests_session_id_team", "session_id", "team"),
     Index("ix_requests_user_id_ts", "user_id", "ts"),
 )
 
@@ -255,4 +256,62 @@ rollup_sessions = Table(
     Column("cost_usd", Double(), nullable=False),
     Index("ix_rollup_sessions_last_ts", "last_ts"),
     Index("ix_rollup_sessions_workflow_tag_last_ts", "workflow_tag", "last_ts"),
+)
+
+# 0008: admin API tokens (a role, and teams or a user for the scoped roles) and the
+# trail of what admin callers did and saw.
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("name", String(), nullable=False),
+    Column("role", String(), nullable=False),
+    Column("teams", JSON(), nullable=False),
+    Column("user_id", String()),
+    Column("token_hash", String(), nullable=False),
+    Column("token_prefix", String(), nullable=False),
+    Column("created_at", Double(), nullable=False),
+    Column("created_by", String(), nullable=False),
+    Column("updated_at", Double(), nullable=False),
+    Column("revoked_at", Double()),
+    Column("last_used_at", Double()),
+    Index("ix_admin_tokens_token_hash", "token_hash", unique=True),
+    Index("ix_admin_tokens_updated_at", "updated_at"),
+)
+
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("ts", Double(), nullable=False),
+    Column("principal", String(), nullable=False),
+    Column("role", String(), nullable=False),
+    Column("token_id", String()),
+    Column("action", String(), nullable=False),
+    Column("path", Text(), nullable=False),
+    Column("target", String()),
+    Index("ix_admin_audit_ts", "ts"),
+    sqlite_autoincrement=True,  # ids only grow: the listing's cursor relies on it
+)
+
+# 0009: what sessions produced (sluicegate/outcomes/), joined to `requests` by session id.
+# (source, external_id) is the idempotency key: a re-sent outcome is stored once.
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("source", String(), nullable=False),
+    Column("external_id", String(), nullable=False),
+    Column("kind", String(), nullable=False),
+    Column("session_id", String(), nullable=False),
+    Column("workflow_tag", String()),
+    Column("url", Text()),
+    Column("value", Double()),
+    Column("pass_rate", Double()),
+    Column("ts", Double(), nullable=False),
+    Column("received_at", Double(), nullable=False),
+    Column("extra", JSON(), nullable=False),
+    Index("ix_outcomes_source_external_id", "source", "external_id", unique=True),
+    Index("ix_outcomes_session_id", "session_id"),
+    Index("ix_outcomes_ts", "ts"),
 )

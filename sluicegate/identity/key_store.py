@@ -1,10 +1,8 @@
 """Persistence for virtual keys (hashing, generation and the lookup index live in `keys`).
 
-Every write stamps `updated_at` so that `max_updated_at()` moves on every committed
-change, in commit order, even with several replicas and skewed clocks: the stamp is
-max(now, current maximum + 1 ms), computed in the writing statement itself, and on
-PostgreSQL key writes are serialized by an advisory lock (SQLite serializes writers
-already). Replicas poll `max_updated_at()` and reload every key when it moves.
+Every write stamps `updated_at` (`db/stamps.py`) so that `max_updated_at()` moves on every
+committed change, in commit order, even with several replicas and skewed clocks.
+Replicas poll `max_updated_at()` and reload every key when it moves.
 """
 
 from __future__ import annotations
@@ -14,15 +12,15 @@ import time
 from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy import ColumnElement, case, func, insert, literal, select, text, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.rows import to_struct
 from sluicegate.db.schema import api_keys
+from sluicegate.db.stamps import lock_writes, next_stamp, write_stamp
 
-STAMP_STEP = 0.001  # seconds between two consecutive `updated_at` stamps, at least
 _PG_KEYS_LOCK = 0x5106E6A7E + 1
 
 
@@ -78,10 +76,6 @@ def check_update_fields(fields: dict[str, Any]) -> None:
     unknown = sorted(name for name in fields if name == "id" or name not in KEY_FIELDS)
     if unknown:
         raise TypeError(f"cannot update key field(s): {', '.join(unknown)}")
-
-
-def next_stamp(now: float, latest: float) -> float:
-    return max(now, latest + STAMP_STEP)
 
 
 class MemoryKeyStore:
@@ -205,15 +199,11 @@ class SqlKeyStore:
 
 
 def _stamp(now: float) -> ColumnElement[float]:
-    """max(now, latest + step), evaluated by the database inside the writing statement."""
-    others = api_keys.alias("latest")
-    latest = select(func.coalesce(func.max(others.c.updated_at), 0.0)).scalar_subquery()
-    return case((latest + STAMP_STEP > now, latest + STAMP_STEP), else_=literal(now))
+    return write_stamp(api_keys, now)
 
 
 async def _lock_key_writes(conn: AsyncConnection) -> None:
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_KEYS_LOCK})
+    await lock_writes(conn, _PG_KEYS_LOCK)
 
 
 async def _fetch(conn: AsyncConnection, key_id: str) -> KeyRow | None:

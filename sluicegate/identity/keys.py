@@ -1,18 +1,14 @@
 """Virtual keys: issued once, stored hashed, looked up in memory on the hot path.
 
-Keys are 256-bit random tokens, so a plain SHA-256 is the right hash (a slow password hash
-buys nothing against brute force on that much entropy, and would cost the hot path).
-Every replica keeps an index of hash -> entry and reloads it when the store's
-`max_updated_at` moves, so a revocation reaches every replica within a poll interval.
+Keys are made and hashed as `credentials.py` says (prefix `sg-`). Every replica keeps an
+index of hash -> entry and reloads it when the store's `max_updated_at` moves
+(`refresh.PollLoop`), so a revocation reaches every replica within a poll interval.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import hmac
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -20,15 +16,11 @@ from typing import Any
 
 import msgspec
 
-from sluicegate.errors import (
-    AuthenticationError,
-    Conflict,
-    InvalidRequest,
-    NotFound,
-    StoreUnavailable,
-)
+from sluicegate.errors import AuthenticationError, Conflict, InvalidRequest, NotFound
+from sluicegate.identity.credentials import hash_secret, issue_secret
 from sluicegate.identity.envelope import is_envelope_value
 from sluicegate.identity.key_store import KeyRow, KeyStore
+from sluicegate.identity.refresh import OutageLog, PollLoop
 from sluicegate.model.identity import ALWAYS_PINNED, PINNABLE_FIELDS, Principal
 
 log = logging.getLogger(__name__)
@@ -37,8 +29,7 @@ KEY_PREFIX = "sg-"
 ADMIN_KEY_ID = "admin"
 
 
-def hash_key(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
+hash_key = hash_secret
 
 
 class _Entry(msgspec.Struct, frozen=True):
@@ -46,49 +37,6 @@ class _Entry(msgspec.Struct, frozen=True):
     expires_at: float | None
     revoked_at: float | None
     grace_until: float | None
-
-
-class _OutageLog:
-    """How the key refresh reports a store outage: one warning when it starts (with a
-    traceback only for an error that is not a known store error), then at most one every
-    `every` seconds while it lasts, and one line when it ends. Polling twice a second, a
-    traceback per failure buried everything else in the log."""
-
-    def __init__(self, every: float) -> None:
-        self._every = every
-        self._since: float | None = None
-        self._last = 0.0
-        self._failures = 0
-
-    def failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        self._failures += 1
-        if self._since is None:
-            self._since = self._last = now
-            log.warning(
-                "key refresh failed; serving the last loaded keys until the store answers: %s",
-                exc,
-                exc_info=not isinstance(exc, StoreUnavailable),
-            )
-        elif now - self._last >= self._every:
-            self._last = now
-            log.warning(
-                "key refresh still failing after %.1f s (%d attempts); serving the last "
-                "loaded keys: %s",
-                now - self._since,
-                self._failures,
-                exc,
-            )
-
-    def succeeded(self) -> None:
-        if self._since is None:
-            return
-        log.warning(
-            "key refresh works again after %.1f s and %d failed attempts",
-            time.monotonic() - self._since,
-            self._failures,
-        )
-        self._since, self._failures = None, 0
 
 
 class KeyService:
@@ -104,12 +52,12 @@ class KeyService:
         most this often (seconds)."""
         self._store = store
         self._clock = clock
-        self._outage = _OutageLog(outage_log_every)
+        outage = OutageLog(log, "key refresh", "the last loaded keys", outage_log_every)
+        self._poller = PollLoop(self._refresh, outage, "key-refresh")
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._admin = Principal(key_id=ADMIN_KEY_ID, name="admin", is_admin=True)
         self._index: dict[str, _Entry] = {}
         self._loaded_version = -1.0
-        self._poller: asyncio.Task[None] | None = None
 
     # --- hot path -----------------------------------------------------------------
     def authenticate(self, raw: str | None) -> Principal:
@@ -148,23 +96,14 @@ class KeyService:
 
     async def start(self, poll_interval: float = 0.5) -> None:
         await self.load()
-        self._poller = asyncio.create_task(self._poll(poll_interval), name="key-refresh")
+        self._poller.start(poll_interval)
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            self._poller = None
+        await self._poller.stop()
 
-    async def _poll(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if await self._store.max_updated_at() != self._loaded_version:
-                    await self.load()
-            except Exception as exc:  # the store may be briefly down; keep the old index
-                self._outage.failed(exc)
-            else:
-                self._outage.succeeded()
+    async def _refresh(self) -> None:
+        if await self._store.max_updated_at() != self._loaded_version:
+            await self.load()
 
     # --- admin --------------------------------------------------------------------
     async def create(
@@ -224,17 +163,17 @@ class KeyService:
         return stored, raw
 
     def _new_row(self, **fields: Any) -> tuple[KeyRow, str]:
-        raw = KEY_PREFIX + secrets.token_urlsafe(32)
+        secret = issue_secret(KEY_PREFIX)
         now = self._clock()
         row = KeyRow(
             id="key_" + uuid.uuid4().hex[:16],
-            key_hash=hash_key(raw),
-            key_prefix=raw[:10],
+            key_hash=secret.hash,
+            key_prefix=secret.shown_prefix,
             created_at=now,
             updated_at=now,
             **fields,
         )
-        return row, raw
+        return row, secret.raw
 
     async def revoke(self, key_id: str) -> KeyRow:
         await self._require(key_id)

@@ -131,6 +131,9 @@ async def budget_status(
                 "window_start": iso(start, window.tz) if window.resets else iso(start),
                 "resets_at": iso(end, window.tz) if window.resets else None,
                 "scope": dict(budget.scope),
+                # who besides admins may see it (GET /api/budgets): see budget_audience
+                "teams": None if budget.teams is None else sorted(budget.teams),
+                "names_users": budget.names_users,
                 "on_exceed": budget.breach.action,
             }
         )

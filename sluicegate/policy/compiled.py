@@ -19,7 +19,7 @@ from sluicegate.alerts.targets import NotificationTarget, NotificationTargetsDoc
 from sluicegate.config.problems import Problem
 from sluicegate.errors import ConfigError
 from sluicegate.identity.envelope import DEFAULT_PREFIXES, envelope_field
-from sluicegate.policy import matching
+from sluicegate.policy import budget_audience, matching
 from sluicegate.policy.documents import (
     Budget,
     BudgetDocument,
@@ -111,6 +111,8 @@ class CompiledBudget:
     scope: Mapping[str, object]  # as written, for status APIs
     ledger_filters: tuple[Mapping[str, str], ...] | None  # None: not expressible
     unpriced: UnpricedRule = ALLOW_UNPRICED
+    teams: frozenset[str] | None = None  # the teams it is confined to (budget_audience)
+    names_users: bool = False  # its scope picks out users: for admins' eyes only
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,8 @@ def _budget(
         scope=MappingProxyType(budget.scope.model_dump(mode="json", exclude_none=True)),
         ledger_filters=_ledger_filters(budget, prefixes),
         unpriced=_unpriced(budget, doc, rate_of),
+        teams=budget_audience.confined_teams(budget.scope, prefixes),
+        names_users=budget_audience.names_users(budget.scope, prefixes),
     )
 
 

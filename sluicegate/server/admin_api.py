@@ -1,9 +1,11 @@
 """The admin JSON API under /api: keys and the request ledger (budgets, alerts and targets
-are in control_api.py, config in admin_config.py).
+are in control_api.py, config in admin_config.py, admin tokens in tokens_api.py).
 
-Authentication and the error body are not done here: every /api/ route sits behind
-`admin_auth.AdminGate` (the admin key), and a `SluiceError` a handler raises is rendered
-by `admin_auth.admin_app` in the one admin error shape, which is what the CLI prints.
+Authentication, role checks and the error body are not done here: every /api/ route sits
+behind `admin_auth.AdminGate` (the admin key or an admin token; the route's role rule in
+`access.py`), and a `SluiceError` a handler raises is rendered by `admin_auth.admin_app`
+in the one admin error shape, which is what the CLI prints. Ledger rows name users: an
+admin's listing is recorded in the audit trail first, and a member sees its own rows only.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluicegate.errors import InvalidRequest
+from sluicegate.errors import InvalidRequest, PermissionDenied
 from sluicegate.identity.keys import KeyService, public_view
 from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters
 from sluicegate.ledger.writer import LedgerWriter
+from sluicegate.server.roles import AuditRecorder, analytics_scope, audit_people_view, caller
 from sluicegate.wire.common import request_object
 
 _RELATIVE = re.compile(r"^(\d{1,9})([smhd])$")
@@ -147,10 +150,12 @@ class AdminApi:
         keys: KeyService,
         ledger: LedgerStore,
         writer: LedgerWriter,
+        audit: AuditRecorder,
     ):
         self._keys = keys
         self._ledger = ledger
         self._writer = writer
+        self._audit = audit
 
     def routes(self) -> list[Route]:
         return [
@@ -200,6 +205,7 @@ class AdminApi:
         return json_response(public_view(row, time.time()))
 
     async def requests(self, request: Request) -> Response:
+        user_id = self._own_rows(request)
         q = request.query_params
         try:
             limit = int(q.get("limit", "50"))
@@ -209,7 +215,7 @@ class AdminApi:
         filters = RequestFilters(
             project=q.get("project"),
             team=q.get("team"),
-            user_id=q.get("user_id"),
+            user_id=user_id,
             session_id=q.get("session_id"),
             workflow_tag=q.get("workflow_tag"),
             key_id=q.get("key_id"),
@@ -219,6 +225,24 @@ class AdminApi:
             since=parse_time(q.get("since"), "since"),
             until=parse_time(q.get("until"), "until"),
         )
+        await audit_people_view(self._audit, request)  # before reading: no trail, no rows
         await self._writer.flush()  # read-your-writes for the caller
         page = await self._ledger.query(filters, min(max(limit, 1), MAX_PAGE), q.get("cursor"))
         return json_response({"data": page.data, "next_cursor": page.next_cursor})
+
+    def _own_rows(self, request: Request) -> str | None:
+        """The user_id filter to apply: the one asked for, or, for a caller scoped to one
+        user (a member), that user whatever was asked (another user's id is a 403)."""
+        asked = request.query_params.get("user_id")
+        scope = analytics_scope(caller(request))
+        if not scope.may_see_people:
+            raise PermissionDenied("ledger rows name users", code="role_forbidden")
+        if scope.user_id is None:
+            return asked
+        if asked is not None and asked != scope.user_id:
+            raise PermissionDenied(
+                f"a member token sees its own user's requests only ({scope.user_id})",
+                param="user_id",
+                code="role_forbidden",
+            )
+        return scope.user_id

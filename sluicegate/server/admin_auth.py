@@ -7,15 +7,21 @@ and /v1/ (`route_error`):
                                                                            for config)
 
 `AdminGate` sits in front of the gateway's app: a request under /api/ is resolved into an
-`AdminPrincipal` by an `AdminAuthenticator` (today: the admin key) and handed to the admin
-app (`admin_app`: the admin routes, with their errors rendered in that shape) with the
-principal in `request.state.principal`; anything else goes to the main app untouched.
-An authenticator may return a principal of any role (`roles.py`); routes check it.
+`AdminPrincipal` by an `AdminAuthenticator` (the admin key, or an admin API token with its
+role), checked against the route's access rule (`access.py`: 403 for a role the route
+does not admit), and handed to the admin app (`admin_app`: the admin routes, with their
+errors rendered in that shape) with the principal in `request.state.principal`; anything
+else goes to the main app untouched.
+
+A few paths are self-authenticating (`self_authenticating`): webhooks whose sender proves
+itself with a signature or a shared secret the route checks, so no admin key is asked and
+no principal set. Everything else the gate does still applies to them: the body is read
+whole, bounded in size and time, NULs are refused, and errors have the admin shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol, cast
 
 import orjson
@@ -35,9 +41,11 @@ from sluicegate.errors import (
     PermissionDenied,
     SluiceError,
 )
+from sluicegate.identity.admin_tokens import AdminTokenService
 from sluicegate.identity.keys import KeyService
+from sluicegate.model.admin import BOOTSTRAP_ADMIN, AdminPrincipal
+from sluicegate.server.access import RouteAccess
 from sluicegate.server.errors import internal_error, unknown_route
-from sluicegate.server.roles import AdminPrincipal, Role
 from sluicegate.server.wire_routes import api_key_from, read_body
 
 ADMIN_PREFIX = "/api"
@@ -52,20 +60,23 @@ class AdminAuthenticator(Protocol):
 
 
 class AdminKeyAuth:
-    """The admin key (`SLUICEGATE_ADMIN_KEY`) as a bearer token or x-api-key. A valid
-    non-admin gateway key is a 403 naming the key; anything else a 401."""
+    """The admin key (`SLUICEGATE_ADMIN_KEY`), role admin, or a live admin API token
+    (`sga-...`), its own role and scope, as a bearer token or x-api-key. An unknown or
+    revoked token is a 401; a valid virtual (model-call) key is a 403 naming the key;
+    anything else a 401."""
 
-    def __init__(self, keys: KeyService) -> None:
+    def __init__(self, keys: KeyService, tokens: AdminTokenService | None = None) -> None:
         self._keys = keys
+        self._tokens = tokens
 
     def resolve(self, scope: Scope) -> AdminPrincipal:
         raw = api_key_from(Request(scope))
-        if not self._keys.is_admin_key(raw):
-            principal = self._keys.authenticate(raw)  # 401 for unknown keys, 403 otherwise
-            raise PermissionDenied(
-                f"key {principal.key_id} is not an admin key", code="admin_required"
-            )
-        return AdminPrincipal("admin", Role.ADMIN)
+        if self._keys.is_admin_key(raw):
+            return BOOTSTRAP_ADMIN
+        if self._tokens is not None and raw is not None and self._tokens.is_token(raw):
+            return self._tokens.authenticate(raw)
+        principal = self._keys.authenticate(raw)  # 401 for unknown keys, 403 otherwise
+        raise PermissionDenied(f"key {principal.key_id} is not an admin key", code="admin_required")
 
 
 class AdminGate:
@@ -77,22 +88,35 @@ class AdminGate:
         admin: ASGIApp,
         auth: AdminAuthenticator,
         *,
+        access: RouteAccess | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
         body_timeout_s: float | None = None,
+        self_authenticating: Collection[str] = (),
     ) -> None:
+        """`access`: the role rule of each admin route; None admits every principal to
+        every route (an app whose only principal is the admin key). `self_authenticating`:
+        exact paths under /api/ whose routes authenticate the sender themselves
+        (webhooks); see the module's docstring."""
         self._app = app
         self._admin = admin
         self._auth = auth
+        self._access = access
         self._limit = max_body_bytes
         self._body_timeout_s = body_timeout_s
+        self._open = frozenset(self_authenticating)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _under_admin(scope["path"]):
             await self._app(scope, receive, send)
             return
+        state = dict(scope.get("state", {}))
         try:
-            principal = self._auth.resolve(scope)
             _refuse_nul(scope)
+            if scope["path"] not in self._open:
+                principal = self._auth.resolve(scope)
+                if self._access is not None:
+                    self._access.check(scope, principal)
+                state["principal"] = principal
         except SluiceError as exc:
             await admin_error(exc)(scope, receive, send)
             return
@@ -102,7 +126,6 @@ class AdminGate:
             except SluiceError as exc:
                 await admin_error(exc)(scope, receive, send)
                 return
-        state = {**scope.get("state", {}), "principal": principal}
         await self._admin({**scope, "state": state}, receive, send)
 
     async def _read_whole_body(self, scope: Scope, receive: Receive) -> Receive:

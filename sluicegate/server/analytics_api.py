@@ -71,8 +71,8 @@ def analytics_routes(gateway: Gateway) -> list[Route]:
             now=time.time(),
         )
         asked = scoped(query, analytics_scope(principal))
-        if asked.people_view:
-            audit_people_view(principal, f"{request.url.path}?{request.url.query}")
+        if asked.people_view:  # before reading: no trail, no figures
+            await audit_people_view(gateway.audit, request)
         with contextlib.suppress(TimeoutError):  # answer from what has landed
             await asyncio.wait_for(asyncio.shield(gateway.writer.flush()), SETTLE_WAIT_S)
         context = PanelContext(reader, gateway.analytics, gateway.live.snapshot)

@@ -27,12 +27,15 @@ from sluicegate import __version__
 from sluicegate.alerts.delivery import Notifier
 from sluicegate.alerts.store import SqlAlertStore
 from sluicegate.analytics.config import AnalyticsSettings
+from sluicegate.audit.store import SqlAuditStore
 from sluicegate.config.live import ConfigSnapshot, LiveConfig
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade_engine
+from sluicegate.identity.admin_token_store import SqlAdminTokenStore
+from sluicegate.identity.admin_tokens import AdminTokenService
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
@@ -40,14 +43,17 @@ from sluicegate.ledger.spool_dir import default_spool_dir, open_spool
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
 from sluicegate.model.identity import Principal
+from sluicegate.outcomes.store import SqlOutcomeStore
 from sluicegate.pipeline import Pipeline
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.providers.catalog import Catalog, build_catalog
 from sluicegate.providers.upstream import AiohttpUpstream, UpstreamClient
 from sluicegate.router.plan import Router
 from sluicegate.router.routes import Target
+from sluicegate.server.access import RouteAccess
 from sluicegate.server.admin_api import AdminApi, json_response
 from sluicegate.server.admin_auth import (
+    AdminAuthenticator,
     AdminGate,
     AdminKeyAuth,
     admin_app,
@@ -65,9 +71,11 @@ from sluicegate.server.config_review import (
 from sluicegate.server.control_api import control_routes
 from sluicegate.server.emulator_mount import emulator_route
 from sluicegate.server.openapi import OPENAPI_PATH, openapi_document
+from sluicegate.server.outcomes_api import outcome_routes, webhook_paths, webhook_settings
 from sluicegate.server.overload import AdmissionGate
 from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
+from sluicegate.server.tokens_api import TokensApi
 from sluicegate.server.wire_routes import WireEndpoints
 
 if TYPE_CHECKING:
@@ -98,6 +106,10 @@ class Gateway:
         self.settings = settings
         self.engine = create_engine_for(settings.database_url)
         self.keys = KeyService(SqlKeyStore(self.engine), admin_key=settings.admin_key)
+        self.tokens = AdminTokenService(SqlAdminTokenStore(self.engine))
+        self.audit = SqlAuditStore(self.engine)
+        # who an /api/ request is (tests wrap it to act as principals of any role)
+        self.admin_auth: AdminAuthenticator = AdminKeyAuth(self.keys, self.tokens)
         self.ledger_store = SqlLedgerStore(self.engine)
         spool = open_spool(
             settings.spool_dir or default_spool_dir(settings.database_url),
@@ -106,6 +118,7 @@ class Gateway:
         )
         self.writer = LedgerWriter(self.ledger_store, spool=spool, max_queue=LEDGER_MAX_QUEUE)
         self.alert_store = SqlAlertStore(self.engine)
+        self.outcomes = SqlOutcomeStore(self.engine)
         self._owns_upstream = upstream is None
         self.upstream: UpstreamClient = upstream or AiohttpUpstream()
         self._owns_redis = False
@@ -177,6 +190,7 @@ class Gateway:
     async def start(self) -> None:
         await upgrade_engine(self.engine)
         await self.keys.start(self.settings.poll_interval_s)
+        await self.tokens.start(self.settings.poll_interval_s)
         await self.writer.start()
         await self._replay_spool()  # rows from before the restart count in the budgets
         if self.settings.config_files:
@@ -194,6 +208,7 @@ class Gateway:
     async def stop(self) -> None:
         await self.live.stop()
         await self.keys.stop()
+        await self.tokens.stop()
         await self.pipeline.drain()
         await self.writer.close()
         await self.ledger_store.close()
@@ -267,11 +282,15 @@ class Gateway:
             gate=self.gate,
             body_timeout_s=self.settings.body_timeout_s,
         )
-        admin = AdminApi(keys=self.keys, ledger=self.ledger_store, writer=self.writer)
+        admin = AdminApi(
+            keys=self.keys, ledger=self.ledger_store, writer=self.writer, audit=self.audit
+        )
         admin_routes = [
             *admin.routes(),
+            *TokensApi(self.tokens, self.audit).routes(),
             *config_routes(lambda r: self.config, lambda r: self.live),
             *control_routes(self),
+            *outcome_routes(self.outcomes, webhook_settings(self.settings)),
             *analytics_routes(self),
         ]
         routes = [
@@ -291,9 +310,11 @@ class Gateway:
         gate = AdminGate(
             app,
             admin_app(admin_routes),
-            AdminKeyAuth(self.keys),
+            self.admin_auth,
+            access=RouteAccess(admin_routes),
             max_body_bytes=self.settings.max_body_bytes,
             body_timeout_s=self.settings.body_timeout_s,
+            self_authenticating=webhook_paths(),
         )
         return wire.hot_path(gate)
 

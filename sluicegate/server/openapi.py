@@ -18,6 +18,7 @@ from typing import Any
 
 from sluicegate.model.request import ClientApi
 from sluicegate.server.openapi_analytics import analytics_paths
+from sluicegate.server.openapi_outcomes import outcome_paths, outcome_security_schemes
 from sluicegate.server.openapi_parts import (
     DATA_LIST,
     NULLABLE_STRING,
@@ -28,6 +29,7 @@ from sluicegate.server.openapi_parts import (
     op,
     ref,
 )
+from sluicegate.server.openapi_tokens import token_paths
 from sluicegate.wire.registry import WIRES
 
 OPENAPI_PATH = "/openapi.json"
@@ -324,6 +326,8 @@ def openapi_document(version: str) -> dict[str, Any]:
             **_ledger_paths(),
             **_config_paths(),
             **_control_paths(),
+            **token_paths(),
+            **outcome_paths(),
             **analytics_paths(),
         },
         "components": {
@@ -331,6 +335,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                **outcome_security_schemes(),
             },
         },
     }

@@ -11,43 +11,36 @@ with. Roles:
 - `team-lead`: team, project and workflow views of the teams it names, nothing else.
 - `member`: the views of one user, itself.
 
-No role but `admin` sees figures grouped by user, except a member's own. A route states
-what it needs with `require_role`; analytics narrow what a caller sees with
-`analytics_scope`.
+No role but `admin` sees figures grouped by user, except a member's own. Which roles may
+call each route is one table, `access.ACCESS`, checked by the admin gate before the
+handler runs; a handler may narrow further with `require_role`, and analytics narrow what
+a caller sees with `analytics_scope`. A handler that shows an admin figures of individual
+people records it first with `audit_people_view`.
 """
 
 from __future__ import annotations
 
-import logging
+import time
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import Protocol
 
 from starlette.requests import Request
 
+from sluicegate.audit.store import AuditAction, AuditEntry
 from sluicegate.errors import PermissionDenied
+from sluicegate.model.admin import AdminPrincipal, Role
 
-audit_log = logging.getLogger("sluicegate.audit")
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    FINANCE = "finance"
-    PLATFORM = "platform"
-    SECURITY = "security"
-    TEAM_LEAD = "team-lead"
-    MEMBER = "member"
-
-
-@dataclass(frozen=True, slots=True)
-class AdminPrincipal:
-    """Who is calling the admin API (`applied_by` in the config history reads `name`).
-    `teams` scopes a team lead; `user_id` names a member's own user."""
-
-    name: str
-    role: Role = Role.ADMIN
-    teams: tuple[str, ...] = ()
-    user_id: str | None = None
-    token_id: str | None = None  # the admin API token used, None for the admin key
+__all__ = [
+    "AdminPrincipal",
+    "AnalyticsScope",
+    "AuditRecorder",
+    "Role",
+    "analytics_scope",
+    "audit_people_view",
+    "caller",
+    "path_and_query",
+    "require_role",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +54,10 @@ class AnalyticsScope:
     may_see_people: bool = False
 
 
+class AuditRecorder(Protocol):
+    async def record(self, entry: AuditEntry) -> None: ...
+
+
 def caller(request: Request) -> AdminPrincipal:
     """The principal AdminGate resolved for this request."""
     principal = getattr(request.state, "principal", None)
@@ -69,17 +66,21 @@ def caller(request: Request) -> AdminPrincipal:
     return principal
 
 
+def forbidden(principal: AdminPrincipal, method: str, path: str, allowed: set[Role]) -> None:
+    """Raise the 403 every role check answers with."""
+    roles = ", ".join(sorted({Role.ADMIN, *allowed}))
+    raise PermissionDenied(
+        f"the {principal.role} role may not {method} {path} (roles allowed: {roles})",
+        code="role_forbidden",
+    )
+
+
 def require_role(request: Request, *roles: Role) -> AdminPrincipal:
     """The caller, when its role is one of `roles` (admin always is); else 403."""
     principal = caller(request)
-    if principal.role is Role.ADMIN or principal.role in roles:
-        return principal
-    allowed = ", ".join(sorted({Role.ADMIN, *roles}))
-    raise PermissionDenied(
-        f"the {principal.role} role may not {request.method} {request.url.path} "
-        f"(roles allowed: {allowed})",
-        code="role_forbidden",
-    )
+    if principal.role is not Role.ADMIN and principal.role not in roles:
+        forbidden(principal, request.method, request.url.path, set(roles))
+    return principal
 
 
 def analytics_scope(principal: AdminPrincipal) -> AnalyticsScope:
@@ -93,7 +94,25 @@ def analytics_scope(principal: AdminPrincipal) -> AnalyticsScope:
     return AnalyticsScope()
 
 
-def audit_people_view(principal: AdminPrincipal, what: str) -> None:
-    """Record that `principal` read figures about individual people (`what`: the path and
-    query). Admins may; the trail shows that they did."""
-    audit_log.info("people view by %s (%s): %s", principal.name, principal.role, what)
+def path_and_query(request: Request) -> str:
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+async def audit_people_view(audit: AuditRecorder, request: Request) -> AdminPrincipal:
+    """Record in the audit trail that the caller is about to read figures about individual
+    people (the request's path and query say which), and return the caller. Call it
+    before reading: when the trail cannot be written (503), nothing is shown. A member
+    reading its own figures is not a view of other people and is not recorded."""
+    principal = caller(request)
+    if principal.role is not Role.MEMBER:
+        entry = AuditEntry(
+            ts=time.time(),
+            principal=principal.name,
+            role=principal.role.value,
+            token_id=principal.token_id,
+            action=AuditAction.PEOPLE_VIEW,
+            path=path_and_query(request),
+        )
+        await audit.record(entry)
+    return principal

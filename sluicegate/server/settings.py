@@ -57,6 +57,13 @@ class Settings(msgspec.Struct, kw_only=True):
     # catalog's upstream for providers whose credential variable is unset.
     emulator: bool = False
     public_url: str | None = None  # how the gateway reaches itself (the mounted emulator)
+    # Outcome webhooks (docs/outcomes.md): each is served only when its secret is set,
+    # from the environment (SLUICEGATE_GITHUB_WEBHOOK_SECRET, ..._HELPDESK_...), never
+    # from config documents. The helpdesk's session id is in the custom field with this
+    # id or name.
+    github_webhook_secret: str | None = None
+    helpdesk_webhook_secret: str | None = None
+    helpdesk_session_field: str = "sluice_session"
 
     @property
     def self_url(self) -> str:
