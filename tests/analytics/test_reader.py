@@ -71,14 +71,17 @@ async def test_filters_restrictions_and_series_agree_between_rollups_and_raw(
     reader = AnalyticsReader(landed)
     window = _window(*WINDOWS[0])
     filters = (Filter(D["environment"], "prod"), Filter(D["project"], "UNTAGGED"))
+    stored = (Filter(D["project"], "alpha"), Filter(D["provider"], "azure"))
     for plan_of in (
         lambda s: Plan(s, window, filters),
+        lambda s: Plan(s, window, stored),
         lambda s: Plan(s, window, teams=("search", "data")),
         lambda s: Plan(s, window, teams=()),
     ):
         rolled = await reader.total(plan_of(USAGE), SHARED)
         raw = await reader.total(plan_of(RAW), SHARED)
         assert rolled == pytest.approx(raw)
+        assert raw["requests"] > 0 or plan_of(RAW).teams == ()
     for step in ("hour", "day"):
         rolled_series = await reader.series(Plan(USAGE, window), ("requests",), step, limit=100)
         raw_series = await reader.series(Plan(RAW, window), ("requests",), step, limit=100)
