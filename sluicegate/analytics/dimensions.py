@@ -14,7 +14,7 @@ people (`user_id`) are opt-in per panel, and further limited by the caller's rol
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, String, case, cast, func, literal, or_
@@ -41,10 +41,22 @@ class Dimension:
     raw: RawExpression  # the same value over `requests` rows
     people: bool = False  # figures grouped or filtered by it are about individuals
     panels: frozenset[str] | None = None  # None: every panel may use it
+    # The `requests` column that holds a value as it is (None: derived), and the value
+    # shown for rows without one: a filter on any other value reads that column alone,
+    # so the ledger's indexes (team, project, user) serve a raw read.
+    stored: ColumnElement[str] | None = None
+    missing: str = NO_VALUE
 
 
 def _text(column: ColumnElement[str]) -> RawExpression:
     return lambda: func.coalesce(column, literal(NO_VALUE))
+
+
+def _plain(
+    name: str, description: str, sources: tuple[str, ...], column: ColumnElement[str]
+) -> Dimension:
+    """A dimension that is a `requests` column as it is ("" when null)."""
+    return Dimension(name, description, dict.fromkeys(sources, name), _text(column), stored=column)
 
 
 def _project() -> ColumnElement[str]:
@@ -65,70 +77,45 @@ _USAGE = ("usage",)
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d
     for d in (
-        Dimension("team", "the team", dict.fromkeys(_ALL, "team"), _text(R.team)),
+        _plain("team", "the team", _ALL, R.team),
         Dimension(
             "project",
             "the project (UNTAGGED when the request named none)",
             dict.fromkeys(_ALL, "project"),
             _project,
+            stored=R.project,
+            missing=UNTAGGED,
         ),
-        Dimension(
-            "workflow_tag",
-            "the workflow tag",
-            dict.fromkeys(_ALL, "workflow_tag"),
-            _text(R.workflow_tag),
-        ),
-        Dimension(
-            "environment",
-            "the environment",
-            dict.fromkeys(_USAGE, "environment"),
-            _text(R.environment),
-        ),
-        Dimension(
-            "cost_center",
-            "the cost centre",
-            dict.fromkeys(_USAGE, "cost_center"),
-            _text(R.cost_center),
-        ),
-        Dimension(
+        _plain("workflow_tag", "the workflow tag", _ALL, R.workflow_tag),
+        _plain("environment", "the environment", _USAGE, R.environment),
+        _plain("cost_center", "the cost centre", _USAGE, R.cost_center),
+        _plain(
             "client_tool",
             "the client program (Cursor, Claude Code, an SDK...)",
-            dict.fromkeys(("usage", "users"), "client_tool"),
-            _text(R.client_tool),
+            ("usage", "users"),
+            R.client_tool,
         ),
-        Dimension(
-            "client_api",
-            "the API the client spoke",
-            dict.fromkeys(_USAGE, "client_api"),
-            _text(R.client_api),
-        ),
-        Dimension(
+        _plain("client_api", "the API the client spoke", _USAGE, R.client_api),
+        _plain(
             "requested_model",
             "the model name the client asked for (a virtual model, an alias...)",
-            dict.fromkeys(_USAGE, "requested_model"),
-            _text(R.requested_model),
+            _USAGE,
+            R.requested_model,
         ),
-        Dimension(
+        _plain(
             "model",
             "the model sent upstream (none when no provider was called)",
-            dict.fromkeys(("usage", "metadata"), "model"),
-            _text(R.model),
+            ("usage", "metadata"),
+            R.model,
         ),
-        Dimension(
-            "provider", "the provider account", dict.fromkeys(_USAGE, "provider"), _text(R.provider)
-        ),
+        _plain("provider", "the provider account", _USAGE, R.provider),
         Dimension(
             "status_class",
             "2xx..5xx, or none when nothing answered",
             dict.fromkeys(_USAGE, "status_class"),
             _status_class,
         ),
-        Dimension(
-            "error_type",
-            "the error's type",
-            dict.fromkeys(_USAGE, "error_type"),
-            _text(R.error_type),
-        ),
+        _plain("error_type", "the error's type", _USAGE, R.error_type),
         Dimension(
             "user_id",
             "the user (admins, and a member for itself, only)",
@@ -136,9 +123,18 @@ DIMENSIONS: dict[str, Dimension] = {
             _text(R.user_id),
             people=True,
             panels=frozenset({"latency", "tags"}),
+            stored=R.user_id,
         ),
     )
 }
+
+
+def raw_match(dim: AnyDimension, values: Sequence[str]) -> ColumnElement[bool]:
+    """Raw rows whose `dim` is one of `values`: on the stored column itself when no value
+    stands for "missing" (an index on it serves the read), else on the derived value."""
+    if isinstance(dim, Dimension) and dim.stored is not None and dim.missing not in values:
+        return dim.stored.in_(list(values))
+    return dim.raw().in_(list(values))
 
 
 @dataclass(frozen=True, slots=True)

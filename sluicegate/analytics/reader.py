@@ -37,7 +37,7 @@ from sqlalchemy import Integer as SqlInteger
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sluicegate.analytics.dimensions import AnyDimension, MetadataDimension
+from sluicegate.analytics.dimensions import AnyDimension, MetadataDimension, raw_match
 from sluicegate.analytics.measures import Figures, as_figure, raw_measure
 from sluicegate.analytics.query import Filter
 from sluicegate.analytics.scope import TEAM, USER
@@ -190,12 +190,11 @@ def statement(
     conditions = [_window(source, plan.window, step)]
     if source.meta_key is not None:
         conditions.append(source.table.c.meta_key == source.meta_key)
-    conditions += [_equals(column_of(source, f.dimension), f.value) for f in plan.filters]
+    conditions += [_match(source, f.dimension, [f.value]) for f in plan.filters]
     if plan.teams is not None:
-        teams = [team for team in plan.teams if "\x00" not in team]
-        conditions.append(column_of(source, TEAM).in_(teams))
+        conditions.append(_match(source, TEAM, plan.teams))
     if plan.user_id is not None:
-        conditions.append(_equals(column_of(source, USER), plan.user_id))
+        conditions.append(_match(source, USER, [plan.user_id]))
     if without_empty is not None:
         conditions.append(column_of(source, without_empty) != "")
     stmt = select(*columns).select_from(source.table).where(*conditions)
@@ -203,11 +202,16 @@ def statement(
     return stmt.group_by(*grouped) if grouped else stmt
 
 
-def _equals(column: ColumnElement[Any], value: str) -> ColumnElement[bool]:
-    """column = value; a value with a NUL matches nothing (the ledger stores none, and
-    PostgreSQL cannot even compare one: `analytics_scope` gives a member without a user
-    such an impossible id)."""
-    return false() if "\x00" in value else column == value
+def _match(source: Source, dim: AnyDimension, values: Sequence[str]) -> ColumnElement[bool]:
+    """Rows whose `dim` is one of `values`. A value with a NUL matches nothing (the ledger
+    stores none, and PostgreSQL cannot even compare one: `analytics_scope` gives a member
+    without a user such an impossible id)."""
+    values = [value for value in values if "\x00" not in value]
+    if not values:
+        return false()
+    if source.raw:
+        return raw_match(dim, values)
+    return column_of(source, dim).in_(values)
 
 
 def column_of(source: Source, dim: AnyDimension) -> ColumnElement[Any]:

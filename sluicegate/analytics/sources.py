@@ -137,7 +137,7 @@ def choose(
                 "not with every figure this panel shows"
             )
         else:
-            return _covered(meta, key, window, settings, rolled_up_since or {})
+            return _covered(meta, key, window, settings, rolled_up_since)
     if _raw_allowed(window, settings) and fits(RAW, dims, measures):
         return Choice(RAW, [f"read from raw requests because {why}"])
     raise InvalidRequest(
@@ -154,24 +154,21 @@ def _covered(
     key: str,
     window: Window,
     settings: AnalyticsSettings,
-    rolled_up_since: Mapping[str, float],
+    rolled_up_since: Mapping[str, float] | None,
 ) -> Choice:
     """The metadata rollup, unless it began after the window did: then raw rows when they
-    may be read, else the rollup with a note saying what it misses."""
-    since = rolled_up_since.get(key)
-    if since is None or since <= window.since:
+    may be read, else the rollup with a note saying what it misses. `rolled_up_since`:
+    since when each key's rows are complete (a key absent has none yet); None when that
+    is not known, and rollups are taken as complete."""
+    if rolled_up_since is None:
         return Choice(meta)
+    since = rolled_up_since.get(key)
+    if since is not None and since <= window.since:
+        return Choice(meta)
+    began = f"is rolled up since {iso(since)}" if since is not None else "has no rollup rows yet"
     if _raw_allowed(window, settings):
-        return Choice(
-            RAW, [f"metadata.{key} is rolled up since {iso(since)}: read from raw requests"]
-        )
-    return Choice(
-        meta,
-        [
-            f"metadata.{key} is rolled up since {iso(since)}: requests before then are "
-            "counted without it"
-        ],
-    )
+        return Choice(RAW, [f"metadata.{key} {began}: read from raw requests"])
+    return Choice(meta, [f"metadata.{key} {began}: requests before then are counted without it"])
 
 
 def _raw_allowed(window: Window, settings: AnalyticsSettings) -> bool:

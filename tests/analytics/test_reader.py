@@ -71,14 +71,17 @@ async def test_filters_restrictions_and_series_agree_between_rollups_and_raw(
     reader = AnalyticsReader(landed)
     window = _window(*WINDOWS[0])
     filters = (Filter(D["environment"], "prod"), Filter(D["project"], "UNTAGGED"))
+    stored = (Filter(D["project"], "alpha"), Filter(D["provider"], "azure"))
     for plan_of in (
         lambda s: Plan(s, window, filters),
+        lambda s: Plan(s, window, stored),
         lambda s: Plan(s, window, teams=("search", "data")),
         lambda s: Plan(s, window, teams=()),
     ):
         rolled = await reader.total(plan_of(USAGE), SHARED)
         raw = await reader.total(plan_of(RAW), SHARED)
         assert rolled == pytest.approx(raw)
+        assert raw["requests"] > 0 or plan_of(RAW).teams == ()
     for step in ("hour", "day"):
         rolled_series = await reader.series(Plan(USAGE, window), ("requests",), step, limit=100)
         raw_series = await reader.series(Plan(RAW, window), ("requests",), step, limit=100)
@@ -155,15 +158,31 @@ def test_a_rollup_that_began_after_the_window_did_is_read_raw_or_said() -> None:
     settings = AnalyticsSettings(rollup_metadata_keys=("customer_id",), raw_query_max_days=7)
     short = window_from("2026-05-01", "2026-05-03", now=0)
     long = window_from("2026-03-01", "2026-05-03", now=0)
-    began = {"customer_id": window_from("2026-05-02", "2026-05-03", now=0).since}
     meta = MetadataDimension("customer_id")
-    for window, expected in ((short, "requests"), (long, "rollup_metadata")):
-        choice = choose(
+
+    def choice(window: Window, since: dict[str, float] | None) -> tuple[str, list[str]]:
+        chosen = choose(
             [meta], [], ("requests",), window=window, settings=settings,
-            derives_no_value=True, rolled_up_since=began,
+            derives_no_value=True, rolled_up_since=since,
         )  # fmt: skip
-        assert choice.source.name == expected
-        assert "rolled up since 2026-05-02T00:00:00Z" in choice.notes[0]
+        return chosen.source.name, chosen.notes
+
+    began = {"customer_id": window_from("2026-05-02", "2026-05-03", now=0).since}
+    assert choice(short, began) == (
+        "requests",
+        ["metadata.customer_id is rolled up since 2026-05-02T00:00:00Z: read from raw requests"],
+    )
+    source, notes = choice(long, began)
+    assert source == "rollup_metadata"
+    assert notes == [
+        "metadata.customer_id is rolled up since 2026-05-02T00:00:00Z: requests before then "
+        "are counted without it"
+    ]
+    assert choice(short, {})[1] == [
+        "metadata.customer_id has no rollup rows yet: read from raw requests"
+    ]
+    assert choice(long, {"customer_id": long.since}) == ("rollup_metadata", [])
+    assert choice(long, None) == ("rollup_metadata", [])  # coverage not known
 
 
 async def test_a_query_past_its_time_bound_is_stopped_and_refused(engine: AsyncEngine) -> None:

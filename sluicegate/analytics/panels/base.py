@@ -11,7 +11,7 @@ control it concerns and where that control is changed (principles 3 and 5).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -110,8 +110,9 @@ class PanelContext:
     reader: AnalyticsReader
     settings: AnalyticsSettings
     config: ConfigSnapshot
-    # metadata key -> since when its rollups are complete (absent: always were)
-    rolled_up_since: Mapping[str, float] = field(default_factory=dict)
+    # metadata key -> since when its rollup rows are complete (a key absent: none yet);
+    # None: not known, and rollups are taken as complete
+    rolled_up_since: Mapping[str, float] | None = None
 
 
 class Panel(Protocol):
