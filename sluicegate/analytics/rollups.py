@@ -127,7 +127,7 @@ def rollup_deltas(
                     _text(record.team),
                     _project(record),
                     _text(record.workflow_tag),
-                    _text(record.model or record.requested_model),
+                    _text(record.model),  # the served model, as in rollup_usage
                 )
                 measures = METADATA_MEASURES
                 _add(

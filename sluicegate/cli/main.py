@@ -1,5 +1,5 @@
 """The `sluicegate` command: serve, emulator, keys, tokens, audit, requests, outcomes, ledger,
-apply, config, budgets, targets."""
+apply, config, budgets, targets, report."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sluicegate.cli.config_cmd import apply_command, config_app
 from sluicegate.cli.keys_cmd import keys_app
 from sluicegate.cli.ledger_cmd import ledger_app
 from sluicegate.cli.outcomes_cmd import outcomes_app
+from sluicegate.cli.report_cmd import report
 from sluicegate.cli.requests_cmd import requests_app
 from sluicegate.cli.serve_cmd import emulator, serve
 from sluicegate.cli.state_cmd import budgets, targets
@@ -31,6 +32,7 @@ app.command("apply")(apply_command)
 app.add_typer(config_app, name="config")
 app.command()(budgets)
 app.command()(targets)
+app.command()(report)
 
 if __name__ == "__main__":
     app()

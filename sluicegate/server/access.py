@@ -55,6 +55,9 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     # outcomes: recorded by the platform's integrations, read by who weighs spend
     ("POST", "/api/outcomes"): frozenset({Role.PLATFORM}),
     ("GET", "/api/outcomes"): frozenset({Role.PLATFORM, Role.FINANCE, Role.TEAM_LEAD}),
+    # the control room: every role, each narrowed to what it may see (analytics/scope.py)
+    ("GET", "/api/analytics"): frozenset(Role),
+    ("GET", "/api/analytics/{panel}"): frozenset(Role),
     # webhooks prove their sender by signature; the gate asks no key and checks no role
     ("POST", "/api/outcomes/github"): SELF_AUTHENTICATED,
     ("POST", "/api/outcomes/helpdesk"): SELF_AUTHENTICATED,

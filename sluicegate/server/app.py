@@ -61,6 +61,7 @@ from sluicegate.server.admin_auth import (
     server_error,
 )
 from sluicegate.server.admin_config import config_routes
+from sluicegate.server.analytics_api import analytics_routes
 from sluicegate.server.config_review import (
     CompiledConfig,
     ConfigReview,
@@ -292,6 +293,7 @@ class Gateway:
             *control_routes(self),
             *outcome_routes(self.outcomes, webhook_settings(self.settings)),
             *ExportApi(self.engine, audit=self.audit, flush=self.writer.flush).routes(),
+            *analytics_routes(self),
         ]
         routes = [
             *wire.routes(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.model.request import ClientApi
+from sluicegate.server.openapi_analytics import analytics_paths
 from sluicegate.server.openapi_export import export_paths
 from sluicegate.server.openapi_outcomes import outcome_paths, outcome_security_schemes
 from sluicegate.server.openapi_parts import (
@@ -329,6 +330,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **token_paths(),
             **outcome_paths(),
             **export_paths(),
+            **analytics_paths(),
         },
         "components": {
             "schemas": _SCHEMAS,

@@ -30,6 +30,7 @@ _SAMPLE = {  # a value for each path parameter (nothing by these names exists)
     "type": "gateway-budget-config",
     "name": "none",
     "table": "usage",
+    "panel": "none",
 }
 SCOPES = {Role.TEAM_LEAD: {"teams": ["search"]}, Role.MEMBER: {"user_id": "ana"}}
 
@@ -60,6 +61,8 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/outcomes/helpdesk"): set(Role),
     ("GET", "/api/export/requests"): set(),
     ("GET", "/api/export/rollups/{table}"): {F, P},  # usage and metadata; the rest admin
+    ("GET", "/api/analytics"): set(Role),  # each narrowed to what its role may see
+    ("GET", "/api/analytics/{panel}"): set(Role),
 }
 
 

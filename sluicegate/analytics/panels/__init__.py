@@ -1,0 +1,16 @@
+"""The control room's panels: one module each, registered here by name (the name is the
+API path `/api/analytics/NAME` and the CLI's `sluicegate report NAME`). A new panel is a
+module with a `PANEL` implementing `base.Panel`, and one line in `PANELS`."""
+
+from __future__ import annotations
+
+from sluicegate.analytics.panels import latency, tags
+from sluicegate.analytics.panels.base import Panel
+
+PANELS: dict[str, Panel] = {
+    panel.name: panel
+    for panel in (
+        latency.PANEL,
+        tags.PANEL,
+    )
+}

@@ -1,0 +1,344 @@
+"""`latency`: latency and errors, and what the controls did (seed 002; seed 000's control
+layer). p50/p90/p99 of latency and of time to first token, error rate by status class
+and error type, by model, provider or any grouping; retries, fallbacks, rate-limit and
+budget hits. Percentiles come from the rollups' fixed histogram buckets (exact to within
+a bucket, `analytics/histogram.py`).
+
+Actions: a provider whose p99 is far above the others' (its route weights), a provider
+failing often (fallbacks and breaker), traffic served by fallbacks, and requests rate
+limits or budgets acted on (the documents that hold them).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from sluicegate.analytics.config import AnalyticsSettings
+from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension, Dimension
+from sluicegate.analytics.histogram import percentile
+from sluicegate.analytics.measures import LATENCY_HISTOGRAM, TTFT_HISTOGRAM, Figures, subtract
+from sluicegate.analytics.panels import controls
+from sluicegate.analytics.panels.base import (
+    Action,
+    Breakdown,
+    Column,
+    Control,
+    ControlKind,
+    Layer,
+    PanelAnswer,
+    PanelContext,
+    Where,
+)
+from sluicegate.analytics.panels.common import answer_of, group_of, label_of, plan, share
+from sluicegate.analytics.query import Filter
+from sluicegate.analytics.reader import Group, Step
+from sluicegate.analytics.scope import ScopedQuery
+from sluicegate.analytics.window import DAY, HOUR, iso
+
+CONTROL_MEASURES = ("attempts", "retries", "fallbacks", "rate_limit_hits", "budget_hits")
+LATENCY = ("latency_count", "latency_sum_ms", *LATENCY_HISTOGRAM)
+TTFT = ("ttft_count", "ttft_sum_ms", *TTFT_HISTOGRAM)
+MEASURES = ("requests", "errors", *LATENCY, *TTFT, *CONTROL_MEASURES)
+SERIES_MEASURES = ("requests", "errors", *LATENCY)
+HOURLY_UP_TO_S = 3 * DAY  # a longer window's series is daily
+MIN_SAMPLES = 20  # fewer requests than this say nothing about a provider
+SLOW_FACTOR = 3.0  # a provider's p99 this many times the others' median is an outlier
+SLOW_MARGIN_MS = 100.0  # ... and at least this much slower (1 ms vs 3 ms is no finding)
+FAILURE_RATE_ALERT = 0.05  # a provider's share of requests answered with a 5xx
+FALLBACK_SHARE_ALERT = 0.05
+ERROR_TYPES_SHOWN = 10
+PROVIDER = DIMENSIONS["provider"]
+STATUS_CLASS = DIMENSIONS["status_class"]
+ERROR_TYPE = DIMENSIONS["error_type"]
+FAILED = Filter(STATUS_CLASS, "5xx")
+
+
+class Percentiles(msgspec.Struct, frozen=True):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    mean: float | None
+    samples: int
+
+
+class LatencyRow(msgspec.Struct, kw_only=True):
+    group: dict[str, str | None]
+    label: str
+    kind: Literal["group", "other", "total"]
+    requests: int
+    errors: int
+    error_rate: float | None
+    latency_ms: Percentiles
+    ttft_ms: Percentiles
+    attempts: int
+    retries: int
+    fallbacks: int
+    rate_limit_hits: int
+    budget_hits: int
+
+
+class LatencyPoint(msgspec.Struct, kw_only=True):
+    start: str
+    start_unix: float
+    requests: int
+    errors: int
+    error_rate: float | None
+    latency_ms: Percentiles
+
+
+class ShareRow(msgspec.Struct, kw_only=True):
+    value: str | None
+    requests: int
+    share: float | None  # of all requests in the window
+
+
+COLUMNS = [
+    Column("label", "group"),
+    Column("requests", "requests"),
+    Column("error_rate", "error rate"),
+    Column("latency_ms.p50", "p50 ms"),
+    Column("latency_ms.p90", "p90 ms"),
+    Column("latency_ms.p99", "p99 ms"),
+    Column("ttft_ms.p50", "ttft p50"),
+    Column("ttft_ms.p99", "ttft p99"),
+    Column("retries", "retries"),
+    Column("fallbacks", "fallbacks"),
+    Column("rate_limit_hits", "rate limited"),
+    Column("budget_hits", "budget hits"),
+]
+
+
+class LatencyPanel:
+    name = "latency"
+    title = "Latency and errors"
+    layer = Layer.CONTROL
+    question = (
+        "Which models and providers are slow or failing, and what did retries, fallbacks, "
+        "rate limits and budgets do about it?"
+    )
+    default_limit = 50
+
+    def default_group_by(self, settings: AnalyticsSettings) -> str:
+        return "provider,model"
+
+    async def answer(self, context: PanelContext, query: ScopedQuery) -> PanelAnswer[Any]:
+        reader, q = context.reader, query.query
+        read, notes = plan(context, query, MEASURES, group=q.group_by)
+        people = any(isinstance(d, Dimension) and d.people for d in q.group_by)
+        groups = await reader.groups(
+            read, MEASURES, q.group_by, limit=q.limit, order="names" if people else "figures"
+        )
+        total = await reader.total(read, MEASURES)
+        rows = [_row(q.group_by, g.values, g.figures, "group") for g in groups]
+        if len(groups) == q.limit:
+            rest = subtract(total, [g.figures for g in groups])
+            if rest["requests"]:
+                rows.append(_row(q.group_by, (), rest, "other", label="other"))
+        answer = answer_of(
+            self,
+            query,
+            source=read.source.name,
+            columns=COLUMNS,
+            rows=rows,
+            totals=_row(q.group_by, (), total, "total", label="total"),
+            notes=notes,
+        )
+        answer.series = await _series(context, query)
+        answer.breakdowns = await _breakdowns(context, query, total)
+        answer.actions = [
+            *await _provider_actions(context, query),
+            *_control_actions(context, total),
+        ]
+        return answer
+
+
+PANEL = LatencyPanel()
+
+
+# -- rows ------------------------------------------------------------------------------
+
+
+def percentiles(figures: Figures, prefix: str) -> Percentiles:
+    counts = [int(figures[f"{prefix}_b{i:02d}"]) for i in range(len(LATENCY_HISTOGRAM))]
+    samples = int(figures[f"{prefix}_count"])
+    mean = figures[f"{prefix}_sum_ms"] / samples if samples else None
+    return Percentiles(
+        p50=_ms(percentile(counts, 0.5)),
+        p90=_ms(percentile(counts, 0.9)),
+        p99=_ms(percentile(counts, 0.99)),
+        mean=_ms(mean),
+        samples=samples,
+    )
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _row(
+    dims: Sequence[AnyDimension],
+    values: Sequence[str],
+    figures: Figures,
+    kind: Literal["group", "other", "total"],
+    *,
+    label: str | None = None,
+) -> LatencyRow:
+    requests = int(figures["requests"])
+    return LatencyRow(
+        group=group_of(dims, values) if kind == "group" else {},
+        label=label_of(values) if label is None else label,
+        kind=kind,
+        requests=requests,
+        errors=int(figures["errors"]),
+        error_rate=share(figures["errors"], requests),
+        latency_ms=percentiles(figures, "latency"),
+        ttft_ms=percentiles(figures, "ttft"),
+        **{name: int(figures[name]) for name in CONTROL_MEASURES},
+    )
+
+
+async def _series(context: PanelContext, query: ScopedQuery) -> list[Any]:
+    window = query.query.window
+    step: Step = "hour" if window.seconds <= HOURLY_UP_TO_S else "day"
+    width = HOUR if step == "hour" else DAY
+    read, _ = plan(context, query, SERIES_MEASURES, group=())
+    points = await context.reader.series(
+        read, SERIES_MEASURES, step, limit=math.ceil(window.seconds / width) + 1
+    )
+    return [_point(p) for p in points]
+
+
+def _point(group: Group) -> LatencyPoint:
+    start = group.step or 0.0
+    figures = group.figures
+    return LatencyPoint(
+        start=iso(start),
+        start_unix=start,
+        requests=int(figures["requests"]),
+        errors=int(figures["errors"]),
+        error_rate=share(figures["errors"], figures["requests"]),
+        latency_ms=percentiles(figures, "latency"),
+    )
+
+
+async def _breakdowns(
+    context: PanelContext, query: ScopedQuery, total: Figures
+) -> list[Breakdown[Any]]:
+    """Requests by status class, and errors by type (the commonest first)."""
+    measures = ("requests",)
+    read, _ = plan(context, query, measures, group=[STATUS_CLASS])
+    classes = await context.reader.groups(read, measures, [STATUS_CLASS], limit=10, order="names")
+    read, _ = plan(context, query, measures, group=[ERROR_TYPE])
+    types = await context.reader.groups(
+        read, measures, [ERROR_TYPE], limit=ERROR_TYPES_SHOWN, without_empty=ERROR_TYPE
+    )
+    everything = total["requests"]
+    return [
+        Breakdown("status_class", "requests by status class", _shares(classes, everything)),
+        Breakdown("error_type", "errors by type", _shares(types, everything)),
+    ]
+
+
+def _shares(groups: list[Group], whole: float) -> list[ShareRow]:
+    return [
+        ShareRow(
+            value=g.values[0] or None,
+            requests=int(g.figures["requests"]),
+            share=share(g.figures["requests"], whole),
+        )
+        for g in groups
+    ]
+
+
+# -- actions ---------------------------------------------------------------------------
+
+
+async def _provider_actions(context: PanelContext, query: ScopedQuery) -> list[Action]:
+    """A provider much slower than the others, and one failing often (a 5xx: the
+    provider failed or timed out; 4xx are the caller's or the gateway's refusals)."""
+    reader, measures = context.reader, ("requests", *LATENCY)
+    read, _ = plan(context, query, measures, group=[PROVIDER])
+    groups = await reader.groups(read, measures, [PROVIDER], limit=50, without_empty=PROVIDER)
+    failing, _ = plan(context, query, ("requests",), group=[PROVIDER], extra=[FAILED])
+    failed = {
+        g.values[0]: g.figures["requests"]
+        for g in await reader.groups(failing, ("requests",), [PROVIDER], limit=50)
+    }
+    sampled = {g.values[0]: g.figures for g in groups if g.figures["latency_count"] >= MIN_SAMPLES}
+    p99 = {name: percentiles(f, "latency").p99 or 0.0 for name, f in sampled.items()}
+    actions = []
+    for provider, value in p99.items():
+        others = [v for name, v in p99.items() if name != provider]
+        if not others:
+            continue
+        typical = statistics.median(others)
+        if value >= SLOW_FACTOR * typical and value - typical >= SLOW_MARGIN_MS:
+            actions += _route_actions(
+                context,
+                provider,
+                f"provider {provider} p99 latency {value:.0f} ms is {value / max(typical, 1):.1f}x "
+                f"the other providers' ({typical:.0f} ms) over the window: review its route "
+                "weights, or make it a fallback",
+            )
+    for group in groups:
+        provider, requests = group.values[0], group.figures["requests"]
+        rate = failed.get(provider, 0) / requests if requests else 0.0
+        if requests >= MIN_SAMPLES and rate >= FAILURE_RATE_ALERT:
+            actions += _route_actions(
+                context,
+                provider,
+                f"provider {provider} failed {rate:.0%} of its {int(requests)} requests (5xx): "
+                "give its routes a fallback on another provider and check its circuit breaker "
+                "(sluicegate targets)",
+            )
+    return actions
+
+
+def _route_actions(context: PanelContext, provider: str, message: str) -> list[Action]:
+    routes = controls.routes_to(context.config, provider)
+    if not routes:  # called by model name, outside any virtual model
+        return [Action(message, Control("route", provider), Where(controls.ROUTING))]
+    return [
+        Action(message, Control("route", name), Where(controls.ROUTING, name)) for name in routes
+    ]
+
+
+_POLICY_CONTROLS: tuple[tuple[str, ControlKind, tuple[str, ...], str], ...] = (
+    ("rate_limit_hits", "rate_limit", controls.RATE_LIMITS, "a rate limit"),
+    ("budget_hits", "budget", (controls.BUDGETS,), "a budget"),
+)
+
+
+def _control_actions(context: PanelContext, total: Figures) -> list[Action]:
+    requests = total["requests"]
+    actions = []
+    if requests >= MIN_SAMPLES and total["fallbacks"] / requests >= FALLBACK_SHARE_ALERT:
+        message = (
+            f"{total['fallbacks'] / requests:.0%} of requests were answered by a fallback: "
+            "their primary targets are failing or slow; review the route's targets"
+        )
+        routing = controls.documents(context.config, controls.ROUTING)
+        actions += [
+            Action(message, Control("route", name), Where(doc_type, name))
+            for doc_type, name in routing
+        ]
+    for measure, kind, types, what in _POLICY_CONTROLS:
+        hits = int(total[measure])
+        if not hits:
+            continue
+        message = (
+            f"{hits} requests ({hits / requests:.1%}) were acted on by {what}: "
+            "raise it if the traffic is expected, or find the caller (group by team or project)"
+        )
+        docs = controls.documents(context.config, *types)
+        if not docs:  # acted on under an earlier config version: none is in force now
+            actions.append(Action(message, Control(kind, "none in force"), Where(types[0])))
+        actions += [
+            Action(message, Control(kind, name), Where(doc_type, name)) for doc_type, name in docs
+        ]
+    return actions

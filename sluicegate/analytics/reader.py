@@ -1,0 +1,277 @@
+"""Figures summed in SQL from the chosen source, over a window, filtered and grouped.
+
+    Plan (source, window, filters, restriction) + measures + grouping
+        --statement--> one SELECT ... SUM(...) GROUP BY ... --run--> [Group]
+
+Rollup rows are read per `Window`: day rows for the whole UTC days inside it, hour rows
+for the hours at either end (or hour rows only, for an hourly series). Raw rows are read
+by `ts`. Grouped values are compared bytewise on both dialects (`COLLATE "C"` on
+PostgreSQL, SQLite's default), so ties sort the same everywhere and the two databases
+give identical answers. Every statement has a LIMIT or is a single total, and a time
+bound (PostgreSQL's statement_timeout, and the caller's asyncio timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    and_,
+    asc,
+    cast,
+    desc,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy import Integer as SqlInteger
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sluicegate.analytics.dimensions import AnyDimension, MetadataDimension, raw_match
+from sluicegate.analytics.measures import Figures, as_figure, raw_measure
+from sluicegate.analytics.query import Filter
+from sluicegate.analytics.scope import TEAM, USER
+from sluicegate.analytics.sources import Source
+from sluicegate.analytics.window import DAY, HOUR, Window
+from sluicegate.db.errors import translate_errors
+from sluicegate.db.schema import requests
+from sluicegate.errors import StoreUnavailable
+
+QUERY_TIMEOUT_S = 30.0
+BACKSTOP_S = 5.0  # beyond the statement's bound: connecting, or a database that ignores it
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
+Step = Literal["hour", "day"]
+Order = Literal["figures", "names"]  # by cost then requests (descending), or by values
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where and what to read, with the caller's restriction already applied."""
+
+    source: Source
+    window: Window
+    filters: tuple[Filter, ...] = ()
+    teams: tuple[str, ...] | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    values: tuple[str, ...]  # one per grouped dimension ("" for no value)
+    figures: Figures
+    step: float | None = None  # the start of the time step, in a series
+
+
+class AnalyticsReader:
+    def __init__(self, engine: AsyncEngine, *, timeout_s: float = QUERY_TIMEOUT_S) -> None:
+        self._engine = engine
+        self._timeout_s = timeout_s
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    async def groups(
+        self,
+        plan: Plan,
+        measures: Sequence[str],
+        group: Sequence[AnyDimension],
+        *,
+        limit: int,
+        order: Order = "figures",
+        without_empty: AnyDimension | None = None,
+    ) -> list[Group]:
+        """At most `limit` groups, in `order`; `without_empty`: leave out rows with no
+        value for that dimension."""
+        stmt = statement(plan, measures, group, self.dialect, without_empty=without_empty)
+        stmt = stmt.order_by(*_order(measures, len(group), order)).limit(limit)
+        return [_group(row, measures, len(group)) for row in await self.run(stmt)]
+
+    async def total(
+        self, plan: Plan, measures: Sequence[str], *, without_empty: AnyDimension | None = None
+    ) -> Figures:
+        stmt = statement(plan, measures, (), self.dialect, without_empty=without_empty)
+        rows = await self.run(stmt)
+        return _group(rows[0], measures, 0).figures
+
+    async def series(
+        self, plan: Plan, measures: Sequence[str], step: Step, *, limit: int
+    ) -> list[Group]:
+        """Figures per time step (hour or UTC day) through the window, oldest first."""
+        stmt = statement(plan, measures, (), self.dialect, step=step)
+        stmt = stmt.order_by(asc(literal_column("step"))).limit(limit)
+        return [_group(row, measures, 0) for row in await self.run(stmt)]
+
+    async def run(self, stmt: Select[Any]) -> Sequence[Any]:
+        """The rows of one statement, within the reader's time bound: past it the
+        database stops the statement (PostgreSQL's statement_timeout; SQLite is
+        interrupted, or its worker thread would run it to the end holding the connection)
+        and the caller gets a 503 saying so."""
+        try:
+            async with (
+                asyncio.timeout(self._timeout_s + BACKSTOP_S),  # connecting, and the rest
+                translate_errors("analytics query"),
+                self._engine.connect() as conn,
+            ):
+                watchdog = await self._watchdog(conn)
+                try:
+                    result = await conn.execute(stmt)
+                    return result.mappings().all()
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
+        except StoreUnavailable as exc:
+            if not _stopped(exc):
+                raise
+        except TimeoutError:
+            pass
+        raise StoreUnavailable(
+            f"the analytics query took over {self._timeout_s:g} s: narrow the window "
+            "or the grouping",
+            code="analytics_timeout",
+        )
+
+    async def _watchdog(self, conn: AsyncConnection) -> asyncio.Task[None] | None:
+        """What stops the statement on time: PostgreSQL's own timeout, or a task that
+        interrupts SQLite's connection."""
+        if conn.dialect.name == "postgresql":
+            ms = str(max(1, int(self._timeout_s * 1000)))
+            await conn.execute(select(func.set_config("statement_timeout", ms, True)))
+            return None
+        driver = (await conn.get_raw_connection()).driver_connection
+        if driver is None:  # a connection already closed: nothing to run, nothing to stop
+            return None
+
+        async def interrupt() -> None:
+            await asyncio.sleep(self._timeout_s)
+            await driver.interrupt()  # aiosqlite: sqlite3's interrupt, from this thread
+
+        return asyncio.create_task(interrupt())
+
+
+def _stopped(exc: StoreUnavailable) -> bool:
+    """The database stopped the statement for its time bound."""
+    cause = exc.__cause__
+    if not isinstance(cause, sa_exc.DBAPIError):
+        return False
+    state = str(getattr(cause.orig, "sqlstate", None) or "")
+    return state == QUERY_CANCELED or "interrupted" in str(cause.orig)
+
+
+def statement(
+    plan: Plan,
+    measures: Sequence[str],
+    group: Sequence[AnyDimension],
+    dialect: str,
+    *,
+    step: Step | None = None,
+    without_empty: AnyDimension | None = None,
+) -> Select[Any]:
+    """SELECT g0.., [step], SUM(measure).. FROM source WHERE window, filters, restriction
+    GROUP BY g0.., [step] (grouped by label, so an expression with bound parameters is
+    written once)."""
+    source = plan.source
+    columns: list[ColumnElement[Any]] = [
+        _collated(column_of(source, dim), dialect).label(f"g{i}") for i, dim in enumerate(group)
+    ]
+    if step is not None:
+        columns.append(_step(source, step, dialect).label("step"))
+    columns += [_measure(source, name, dialect).label(f"m_{name}") for name in measures]
+    conditions = [_window(source, plan.window, step)]
+    if source.meta_key is not None:
+        conditions.append(source.table.c.meta_key == source.meta_key)
+    conditions += [_match(source, f.dimension, [f.value]) for f in plan.filters]
+    if plan.teams is not None:
+        conditions.append(_match(source, TEAM, plan.teams))
+    if plan.user_id is not None:
+        conditions.append(_match(source, USER, [plan.user_id]))
+    if without_empty is not None:
+        conditions.append(column_of(source, without_empty) != "")
+    stmt = select(*columns).select_from(source.table).where(*conditions)
+    grouped = [f"g{i}" for i in range(len(group))] + (["step"] if step else [])
+    return stmt.group_by(*grouped) if grouped else stmt
+
+
+def _match(source: Source, dim: AnyDimension, values: Sequence[str]) -> ColumnElement[bool]:
+    """Rows whose `dim` is one of `values`. A value with a NUL matches nothing (the ledger
+    stores none, and PostgreSQL cannot even compare one: `analytics_scope` gives a member
+    without a user such an impossible id)."""
+    values = [value for value in values if "\x00" not in value]
+    if not values:
+        return false()
+    if source.raw:
+        return raw_match(dim, values)
+    return column_of(source, dim).in_(values)
+
+
+def column_of(source: Source, dim: AnyDimension) -> ColumnElement[Any]:
+    if source.raw:
+        return dim.raw()
+    if isinstance(dim, MetadataDimension):
+        return source.table.c.meta_value
+    return source.table.c[dim.columns[source.key]]
+
+
+def _measure(source: Source, name: str, dialect: str) -> ColumnElement[Any]:
+    if source.raw:
+        expression = raw_measure(name, dialect)
+        if expression is None:  # sources.fits() checked this
+            raise ValueError(f"raw rows have no measure {name!r}")
+        return expression
+    return func.sum(source.table.c[name])
+
+
+def _window(source: Source, window: Window, step: Step | None) -> ColumnElement[bool]:
+    if source.raw:
+        ts = requests.c.ts
+        return and_(ts >= window.since, ts < window.until)
+    c = source.table.c
+    if step == "hour":
+        return and_(c.grain == "hour", c.bucket >= window.since, c.bucket < window.until)
+    parts = [and_(c.grain == "hour", c.bucket >= a, c.bucket < b) for a, b in window.hour_spans()]
+    first, end = window.day_span()
+    if first < end:
+        parts.append(and_(c.grain == "day", c.bucket >= first, c.bucket < end))
+    return or_(*parts)
+
+
+def _step(source: Source, step: Step, dialect: str) -> ColumnElement[Any]:
+    width = HOUR if step == "hour" else DAY
+    ts = requests.c.ts if source.raw else source.table.c.bucket
+    if dialect == "postgresql":
+        return func.floor(ts / literal(float(width), Double())) * width
+    return cast(ts / width, SqlInteger()) * width  # truncation is floor for times >= 0
+
+
+def _collated(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """Bytewise comparison, as SQLite's default: PostgreSQL's database collation could
+    order "a-b" and "ab" differently."""
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def _order(measures: Sequence[str], groups: int, order: Order) -> list[Any]:
+    names: list[Any] = [asc(literal_column(f"g{i}")) for i in range(groups)]
+    if order == "names":
+        return names
+    ranked = [m for m in ("cost_usd", "requests") if m in measures]
+    by_figures: list[Any] = [desc(literal_column(f"m_{m}")) for m in ranked]
+    return [*by_figures, *names]
+
+
+def _group(row: Any, measures: Sequence[str], groups: int) -> Group:
+    step = row.get("step")
+    return Group(
+        values=tuple(str(row[f"g{i}"] or "") for i in range(groups)),
+        figures={name: as_figure(name, row[f"m_{name}"]) for name in measures},
+        step=None if step is None else float(step),
+    )

@@ -1,0 +1,137 @@
+"""`sluicegate report [PANEL]`: a control-room panel from a running gateway, as a table
+and the actions it proposes (`--json`: the API's answer as it is). Without PANEL, the
+panels there are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail
+
+out = Console()
+
+PanelArgument = typer.Argument(None, help="latency, tags, ... (omit to list the panels)")
+FilterOption = typer.Option(
+    [],
+    "--filter",
+    "-f",
+    help="KEY=VALUE, once per dimension: team=search, metadata.customer_id=acme",
+)
+
+
+def report(
+    panel: str | None = PanelArgument,
+    since: str | None = typer.Option(None, help="unix seconds, ISO 8601 or an age (7d)"),
+    until: str | None = typer.Option(None, help="unix seconds, ISO 8601 or an age"),
+    group_by: str | None = typer.Option(
+        None, "--group-by", "-g", help="dimensions or metadata.KEY, comma-separated"
+    ),
+    filters: list[str] = FilterOption,
+    limit: int | None = typer.Option(None, "--limit", "-n", help="rows before 'other'"),
+    as_json: bool = typer.Option(False, "--json", help="print the answer as JSON"),
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """A control-room panel: figures, and what to do next."""
+    if panel is None:
+        _print_panels(call("GET", url, "/api/analytics")["data"], as_json)
+        return
+    params: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "group_by": group_by,
+        "limit": limit,
+        **_filters(filters),
+    }
+    answer = call("GET", url, f"/api/analytics/{panel}", params=params)
+    if as_json:
+        typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return
+    print_answer(answer)
+
+
+def _filters(pairs: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"error: --filter {pair!r} is not KEY=VALUE (e.g. team=search)", code=1)
+        if key.strip() in found:
+            fail(f"error: --filter {key.strip()} is given twice (one value per dimension)", code=1)
+        found[key.strip()] = value
+    return found
+
+
+def _print_panels(panels: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        typer.echo(orjson.dumps(panels, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table("panel", "layer", "title", "question")
+    for p in panels:
+        table.add_row(*(Text(str(p[k])) for k in ("name", "layer", "title", "question")))
+    out.print(table)
+
+
+def print_answer(answer: dict[str, Any]) -> None:
+    window = answer["window"]
+    out.print(
+        f"[bold]{escape(answer['title'])}[/bold] ({answer['layer']}): {escape(answer['question'])}"
+    )
+    where = [f"{window['since']} .. {window['until']}", f"from {answer['source']}"]
+    if answer["filters"]:
+        where.append(", ".join(f"{k}={v}" for k, v in answer["filters"].items()))
+    scope = {k: v for k, v in answer["scope"].items() if v is not None}
+    if scope:
+        where.append("scope " + ", ".join(f"{k}={v}" for k, v in scope.items()))
+    out.print(Text("  ".join(where)))
+    columns = answer["columns"]
+    table = Table()
+    for number, column in enumerate(columns):
+        table.add_column(column["title"], justify="left" if number == 0 else "right")
+    for row in answer["rows"]:
+        table.add_row(*(Text(cell(row, c["key"])) for c in columns))
+    table.add_section()
+    table.add_row(*(Text(cell(answer["totals"], c["key"])) for c in columns), style="bold")
+    out.print(table)
+    for breakdown in answer.get("breakdowns") or []:
+        parts = [
+            f"{r.get('value') or '(no value)'} {cell(r, 'requests')} ({cell(r, 'share')})"
+            for r in breakdown["rows"]
+        ]
+        out.print(Text(f"{breakdown['title']}: " + ("; ".join(parts) or "none")))
+    for note in answer.get("notes") or []:
+        out.print(Text(f"note: {note}", style="dim"))
+    actions = answer.get("actions") or []
+    out.print("[bold]Actions[/bold]" if actions else "No action proposed.")
+    for number, action in enumerate(actions, 1):
+        control = action["control"]
+        place = action.get("where") or {}
+        at = f"{place.get('type')}" + (f" {place['name']}" if place.get("name") else "")
+        concerns = f"[{control['kind']}: {control['name']}; {at}]"
+        out.print(Text(f"{number}. {action['message']}  {concerns}"))
+
+
+def cell(row: dict[str, Any], key: str) -> str:
+    """A row's value at a dotted key, formatted by what it is."""
+    value: Any = row
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if key.endswith(("rate", "share")) and isinstance(value, int | float):
+        return f"{value:.1%}"
+    if key.endswith("usd") and isinstance(value, int | float):
+        return f"{value:,.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)

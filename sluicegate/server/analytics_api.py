@@ -1,0 +1,85 @@
+"""The control room's panels over HTTP.
+
+    GET /api/analytics           the panels: name, title, layer, question
+    GET /api/analytics/{panel}   one panel's answer (analytics/panels/base.PanelAnswer)
+
+Every role may call both; what a caller sees is narrowed by `roles.analytics_scope`
+(analytics/scope.py), and a per-user view by someone other than the user is audited.
+Bad parameters are 400s naming the parameter, an unknown panel a 404, a view the role
+may not have a 403, all in the admin error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluicegate.analytics.panels import PANELS
+from sluicegate.analytics.panels.base import Panel, PanelContext
+from sluicegate.analytics.query import parse_query
+from sluicegate.analytics.reader import AnalyticsReader
+from sluicegate.analytics.scope import scoped
+from sluicegate.errors import NotFound
+from sluicegate.server.admin_api import json_response
+from sluicegate.server.roles import analytics_scope, audit_people_view, caller
+
+if TYPE_CHECKING:  # app.py builds these routes from the gateway it composes
+    from sluicegate.server.app import Gateway
+
+SETTLE_WAIT_S = 2.0  # how long a read waits for the ledger to land what was just served
+
+
+def describe(panel: Panel) -> dict[str, Any]:
+    return {
+        "name": panel.name,
+        "title": panel.title,
+        "layer": str(panel.layer),
+        "question": panel.question,
+        "path": f"/api/analytics/{panel.name}",
+    }
+
+
+def analytics_routes(gateway: Gateway) -> list[Route]:
+    reader = AnalyticsReader(gateway.engine)
+
+    async def panels(request: Request) -> Response:
+        caller(request)  # every role may list them
+        return json_response({"data": [describe(p) for p in PANELS.values()]})
+
+    async def panel(request: Request) -> Response:
+        principal = caller(request)
+        name = request.path_params["panel"]
+        found = PANELS.get(name)
+        if found is None:
+            raise NotFound(
+                f"no analytics panel {name[:64]!r}; panels: {', '.join(PANELS)}",
+                param="panel",
+                code="panel_not_found",
+            )
+        query = parse_query(
+            request.query_params.multi_items(),
+            panel=found.name,
+            default_group_by=found.default_group_by(gateway.analytics),
+            default_limit=found.default_limit,
+            now=time.time(),
+        )
+        asked = scoped(query, analytics_scope(principal))
+        if asked.people_view:  # before reading: no trail, no figures
+            await audit_people_view(gateway.audit, request)
+        with contextlib.suppress(TimeoutError):  # answer from what has landed
+            await asyncio.wait_for(asyncio.shield(gateway.writer.flush()), SETTLE_WAIT_S)
+        context = PanelContext(reader, gateway.analytics, gateway.live.snapshot)
+        answer = await found.answer(context, asked)
+        return json_response(msgspec.to_builtins(answer))
+
+    return [
+        Route("/api/analytics", panels, methods=["GET"]),
+        Route("/api/analytics/{panel}", panel, methods=["GET"]),
+    ]
