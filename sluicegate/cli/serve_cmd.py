@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from sluicegate.errors import ConfigError, SluiceError
-from sluicegate.server.settings import Settings
+from sluicegate.server.settings import WHAT_IF_DEADLINE_MAX_S, Settings
 
 out = Console(soft_wrap=True)  # the banner is for copying: never break its lines
 
@@ -155,6 +155,20 @@ def serve(
     workers: int = typer.Option(
         1, min=1, help="Worker processes (more than one needs --redis-url)"
     ),
+    what_if_max_rows: int = typer.Option(
+        2_000_000,
+        "--what-if-max-rows",
+        min=1,
+        max=100_000_000,
+        help="Ledger rows one what-if replays at most; past it the answer says truncated",
+    ),
+    what_if_deadline: float = typer.Option(
+        120.0,
+        "--what-if-deadline",
+        min=1.0,
+        max=WHAT_IF_DEADLINE_MAX_S,
+        help="Seconds one what-if may take before it is stopped with an error (503)",
+    ),
 ) -> None:
     """Run the gateway and its control room."""
     if counter_failure_mode not in ("fail_open", "fail_closed"):
@@ -192,6 +206,8 @@ def serve(
         max_in_flight=max_in_flight,
         max_queued=max_queued,
         queue_timeout_ms=queue_timeout_ms,
+        what_if_max_rows=what_if_max_rows,
+        what_if_deadline_s=what_if_deadline,
     )
     os.environ.update(settings.to_env())
     _banner(settings, generated)

@@ -27,6 +27,7 @@ from sluicegate.server.openapi_parts import (
     op,
     ref,
 )
+from sluicegate.server.openapi_whatif import what_if_paths
 from sluicegate.wire.registry import WIRES
 
 OPENAPI_PATH = "/openapi.json"
@@ -322,6 +323,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **_key_paths(),
             **_ledger_paths(),
             **_config_paths(),
+            **what_if_paths(),
             **_control_paths(),
         },
         "components": {
