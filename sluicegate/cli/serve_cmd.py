@@ -163,7 +163,7 @@ def serve(
         help="Ledger rows one what-if replays at most; past it the answer says truncated",
     ),
     what_if_deadline: float = typer.Option(
-        120.0,
+        300.0,
         "--what-if-deadline",
         min=1.0,
         max=WHAT_IF_DEADLINE_MAX_S,

@@ -87,7 +87,7 @@ requests = Table(
     Column("session_killed", Boolean(), nullable=False),
     Column("client_disconnected", Boolean(), nullable=False),
     Column("upstream_cancelled", Boolean(), nullable=False, server_default=false()),
-    Index("ix_requests_ts", "ts"),
+    Index("ix_requests_ts_request_id", "ts", "request_id"),  # 0007: keyset pages in time order
     Index("ix_requests_project_ts", "project", "ts"),
     Index("ix_requests_team_ts", "team", "ts"),
     Index("ix_requests_session_id", "session_id"),

@@ -80,6 +80,8 @@ class PolicyEngine:
     to land the rows of requests finished before the loss (they flush every 0.2 s).
     sleep, monotonic: how a queued admission waits and times its wait (a replay of the
     ledger passes a simulated clock's, so that a queue waits in simulated time).
+    rate_headers: whether admissions carry X-RateLimit-* headers (a replay has no answer
+    to send them with).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class PolicyEngine:
         ledger_lag_s: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        rate_headers: bool = True,
     ):
         mode = _FAILURE_MODES.get(failure_mode)
         if mode is None:
@@ -113,6 +116,7 @@ class PolicyEngine:
         self._serial = itertools.count(1)
         self._sleep = sleep
         self._monotonic = monotonic
+        self._rate_headers = rate_headers
         admits = {"fail_open": "every request", "fail_closed": "nothing"}[mode]
         self._store = StoreHealth(
             counters,
@@ -347,7 +351,7 @@ class PolicyEngine:
             events,
             reservation_id=reservation_id,
             holds=tuple([i.hold for i in items]),
-            headers=rate_headers(items, result.levels, now),
+            headers=rate_headers(items, result.levels, now) if self._rate_headers else {},
             priced_as=(
                 _priced_as(items)
                 if inp.worst_case_cost_usd is None or inp.unpriced_model is not None

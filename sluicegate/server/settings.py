@@ -53,7 +53,7 @@ class Settings(msgspec.Struct, kw_only=True):
     # What-if replays of the ledger (whatif/, docs/what-if.md): rows one replays at most
     # (then its answer says `truncated`), and its wall-clock deadline (then a 503).
     what_if_max_rows: int = 2_000_000
-    what_if_deadline_s: float = 120.0
+    what_if_deadline_s: float = 300.0
     header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
     # The provider emulator (sluicegate.emulator), a development tool with unauthenticated

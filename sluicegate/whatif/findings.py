@@ -56,7 +56,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
         ]
     out: list[tuple[float, str]] = []
     budget = rule.budget
-    if budget is not None and budget.ceiling_reached_at is not None and mine.first_trip:
+    if budget is not None and budget.ceiling_reached_at_unix is not None:
         after = (
             f"and then refused {mine.refused.requests:,} requests ({usd(mine.refused.cost_usd)})"
             if mine.refused.requests
@@ -66,7 +66,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
             (
                 mine.refused.requests + mine.fallback.requests + 1,
                 f"{name} would have reached its ceiling ({usd(budget.ceiling_usd)}) on day "
-                f"{budget.ceiling_reached_day}, {when(mine.first_trip.at_unix)}, {after} "
+                f"{budget.ceiling_reached_day}, {when(budget.ceiling_reached_at_unix)}, {after} "
                 f"(live: {_live_counts(live)})",
             )
         )

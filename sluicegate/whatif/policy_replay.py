@@ -94,6 +94,7 @@ class PolicyReplay:
             sleep=clock.sleep,
             monotonic=clock,
             default_max_output_tokens=0,  # a row reserves the output it had, even none
+            rate_headers=False,
         )
         self._engine.set_policy(policy)
         self._rules: dict[str, CompiledRule] = {r.id: r for r in policy.rules}
@@ -130,9 +131,11 @@ class PolicyReplay:
         """One request under the proposal. `recorded_cost`: the proposal routes it as it
         was, so its recorded cost stands; otherwise its cost on the proposed route."""
         self._clock.now = row.ts
-        self._count_matches(envelope, principal, model)
+        matched = self._count_matches(envelope, principal, model)
         if costing is None:
             self.unroutable += 1
+            return
+        if not matched:  # no counter it could touch, nothing that could refuse it
             return
         usage = row.usage()
         first_cost = _recorded(row) if recorded_cost else costing.cost(usage)
@@ -173,15 +176,21 @@ class PolicyReplay:
         drive(self._engine.settle(admission, usage, final[0]))
         self._watch_budgets(admission, row.ts)
 
-    def _count_matches(self, envelope: Envelope, principal: Principal, model: str) -> None:
+    def _count_matches(self, envelope: Envelope, principal: Principal, model: str) -> bool:
+        """Count the rules and budgets the request matches; whether it matched any."""
+        matched = self.matched
+        found = False
         for rule in self.policy.rules:
             if rule.matches(envelope, principal, model) and (
                 rule.scope(envelope, principal, model) is not None
             ):
-                self.matched[rule.id] += 1
+                matched[rule.id] += 1
+                found = True
         for budget in self.policy.budgets:
             if budget.matches(envelope, principal, model):
-                self.matched[budget.id] += 1
+                matched[budget.id] += 1
+                found = True
+        return found
 
     def _count(
         self,

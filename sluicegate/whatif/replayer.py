@@ -24,7 +24,7 @@ from sluicegate.whatif.policy_replay import PolicyReplay, SimClock
 from sluicegate.whatif.routes import RouteBook
 from sluicegate.whatif.routing_replay import RoutingReplay
 from sluicegate.whatif.rows import ReplayRow, to_rows
-from sluicegate.whatif.tally import LiveTallies, rule_outcomes, stored_events
+from sluicegate.whatif.tally import LiveTallies
 
 # error codes of requests refused before admission: the replay cannot admit them either
 NOT_ADMITTED = (
@@ -67,7 +67,7 @@ class Replayer:
     def replay(self, row: ReplayRow) -> None:
         self.rows += 1
         self.last = (row.ts, row.request_id)
-        self.live.observe(row)
+        live_outcome = self.live.observe(row)
         if row.requested_model is None or row.key_id is None or row.error_type in NOT_ADMITTED:
             return
         self.replayed += 1
@@ -86,10 +86,5 @@ class Replayer:
             model,
             proposed,
             recorded_cost=same,
-            refused_live=_refused_live(row),
+            refused_live=live_outcome == "refused",
         )
-
-
-def _refused_live(row: ReplayRow) -> bool:
-    outcomes = rule_outcomes(stored_events(row.policy_events))
-    return any(outcome == "refused" for outcome, _ in outcomes.values())

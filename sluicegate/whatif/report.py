@@ -82,6 +82,7 @@ class BudgetOut(msgspec.Struct):
     peak_pct: float
     peak_at: str | None
     ceiling_reached_at: str | None
+    ceiling_reached_at_unix: float | None
     ceiling_reached_day: int | None
     alerts: list[AlertOut]
 
@@ -237,6 +238,7 @@ def budget_out(
         peak_pct=round(watch.peak_pct, 2),
         peak_at=iso(watch.peak_at) if watch.peak_at is not None else None,
         ceiling_reached_at=iso(reached) if reached is not None else None,
+        ceiling_reached_at_unix=reached,
         ceiling_reached_day=_day(reached, window) if reached is not None else None,
         alerts=alerts,
     )

@@ -44,6 +44,7 @@ class Costing(msgspec.Struct, frozen=True):
     route_id: str | None
     shares: tuple[TargetShare, ...]
     unpriced: str | None  # the first candidate with no price, named as the pipeline does
+    key: tuple[object, ...] = ()  # what `same_as` compares (made by `costing_of`)
 
     def cost(self, usage: Usage | None) -> float | None:
         """The expected USD of `usage` here (priced targets only); None when no target
@@ -60,12 +61,14 @@ class Costing(msgspec.Struct, frozen=True):
     def same_as(self, other: Costing | None) -> bool:
         """Whether `other` sends traffic to the same targets in the same shares at the
         same prices (then a replay keeps each row's recorded cost)."""
-        return other is not None and _key(self) == _key(other)
+        return other is not None and (other is self or self.key == other.key)
 
 
-def _key(costing: Costing) -> tuple[object, ...]:
-    shares = tuple((s.provider, s.model, round(s.share, 9), s.rate) for s in costing.shares)
-    return (shares, costing.unpriced)
+def costing_of(
+    model: str, route_id: str | None, shares: tuple[TargetShare, ...], unpriced: str | None
+) -> Costing:
+    key = (tuple((s.provider, s.model, round(s.share, 9), s.rate) for s in shares), unpriced)
+    return Costing(model, route_id, shares, unpriced, key)
 
 
 class RouteBook:
@@ -143,7 +146,7 @@ class RouteBook:
             TargetShare(t.id, t.provider, t.model, share, self._rate(t, configured))
             for t, share in chosen
         )
-        return Costing(model, route_id, shares, self._first_unpriced(configured, candidates))
+        return costing_of(model, route_id, shares, self._first_unpriced(configured, candidates))
 
     def _rate(self, target: Target, configured: str) -> ModelRate | None:
         return self._catalog.rate(target.provider, target.model, configured)

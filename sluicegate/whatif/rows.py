@@ -1,8 +1,8 @@
 """The ledger rows a what-if replays, read in time order a page at a time.
 
-Keyset paging on (ts, request_id), ascending: each page starts after the last row of the
-one before, so a page costs the same however deep into the window it is, and rows that
-land meanwhile with an earlier time are not read twice. Only the columns the replay uses
+Keyset paging on (ts, request_id), ascending, along the index on those two columns: each
+page starts after the last row of the one before, so a page costs the same however deep
+into the window it is, and no row is read twice. Only the columns the replay uses
 are selected; a page arrives as raw tuples and becomes `ReplayRow`s where it is replayed
 (the worker thread), not on the event loop.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.db.errors import translate_errors
@@ -114,13 +114,11 @@ async def read_page(
 ) -> list[Row[Any]]:
     """At most `limit` rows with since <= ts < until, after the row `after` (ts,
     request_id), oldest first."""
-    conditions = [_C.ts >= since, _C.ts < until]
-    if after is not None:
-        ts, request_id = after
-        conditions += [
-            _C.ts >= ts,
-            or_(_C.ts > ts, and_(_C.ts == ts, _C.request_id > request_id)),
-        ]
+    # After a row, the row comparison alone: with a redundant `ts >=` beside it
+    # PostgreSQL misjudges how many rows follow and sorts them all instead of walking
+    # the index.
+    start = _C.ts >= since if after is None else tuple_(_C.ts, _C.request_id) > tuple_(*after)
+    conditions = [start, _C.ts < until]
     statement = select(*_COLUMNS).where(*conditions).order_by(_C.ts, _C.request_id).limit(limit)
     async with translate_errors("what-if ledger read"), engine.connect() as conn:
         return list((await conn.execute(statement)).all())

@@ -43,10 +43,10 @@ FLUSH_WAIT_S = 5.0  # for the ledger writer to land what has finished (read-your
 
 class WhatIfLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_rows: int = 2_000_000
-    deadline_s: float = 120.0
+    deadline_s: float = 300.0
     page_rows: int = 2_000
     max_counter_keys: int = 50_000  # per rule window, as in-memory counters cap them
-    max_running: int = 2
+    max_running: int = 1  # per process: each takes a core while it runs
 
 
 class WhatIfBusy(SluiceError):

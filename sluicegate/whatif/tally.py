@@ -125,10 +125,13 @@ class LiveTallies:
         self.requests = OutcomeTally()  # by request: the strongest outcome of any rule
         self.unattributed = 0  # events of rules past MAX_LIVE_RULES
 
-    def observe(self, row: ReplayRow) -> None:
+    def observe(self, row: ReplayRow) -> str | None:
+        """Count what the row's events say; the request's strongest outcome, if any."""
+        if not row.policy_events:
+            return None
         outcomes = rule_outcomes(stored_events(row.policy_events))
         if not outcomes:
-            return
+            return None
         strongest = min(outcomes.values(), key=lambda found: OUTCOMES.index(found[0]))[0]
         self.requests.amounts(strongest).add(row)
         for rule_id, (outcome, detail) in outcomes.items():
@@ -139,3 +142,4 @@ class LiveTallies:
                     continue
                 tally = self.rules[rule_id] = OutcomeTally()
             tally.record(outcome, row, Trip(row.ts, row.request_id, outcome, detail=detail))
+        return strongest
