@@ -4,7 +4,7 @@ the SQL ledger), without a server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,22 +67,24 @@ class Bench:
         )
 
 
-def bench(engine: AsyncEngine, **limits: Any) -> Bench:
+async def _no_writes_pending() -> None:
+    return None
+
+
+def bench(
+    engine: AsyncEngine, *, flush: Callable[[], Awaitable[None]] | None = None, **limits: Any
+) -> Bench:
     compile = compiler()
     config = ConfigService(
         SqlConfigVersionStore(engine), DocumentRegistry(), review=ConfigReview(compile)
     )
     ledger = SqlLedgerStore(engine)
-
-    async def flush() -> None:
-        return None
-
     what_if = WhatIf(
         engine=engine,
         config=config,
         compile=compile,
         sum_cost=ledger.sum_cost,
-        flush=flush,
+        flush=flush or _no_writes_pending,
         limits=WhatIfLimits(**limits),
     )
     return Bench(what_if, config, ledger)
