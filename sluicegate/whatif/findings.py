@@ -13,10 +13,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sluicegate.policy.budgets import usd
 from sluicegate.whatif.report import AmountsOut, RouteOut, RuleOut, SideOut
 
 MAX_FINDINGS = 20
+
+
+def money(amount: float) -> str:
+    """USD as people read it: cents from $1 up, and below that as many places as it takes
+    (at least two, at most six): $1,234.00, $0.70, $0.0135, -$0.2865."""
+    sign, amount = ("-" if amount < 0 else ""), abs(amount)
+    if amount >= 1 or amount == 0:
+        return f"{sign}${amount:,.2f}"
+    places = f"{amount:.6f}".rstrip("0")
+    if len(places.partition(".")[2]) < 2:
+        places = f"{amount:.2f}"
+    return f"{sign}${places}"
 
 
 def when(unix: float) -> str:
@@ -50,22 +61,22 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
         return [
             (
                 refused + live.fallback.requests,
-                f"{name} (not in the proposal) refused {refused:,} and redirected "
-                f"{live.fallback.requests:,} requests live; without it they go through",
+                f"{name} (not in the proposal) {_did(live)} live; without it they would "
+                "have gone through",
             )
         ]
     out: list[tuple[float, str]] = []
     budget = rule.budget
     if budget is not None and budget.ceiling_reached_at_unix is not None:
         after = (
-            f"and then refused {mine.refused.requests:,} requests ({usd(mine.refused.cost_usd)})"
+            f"and then refused {mine.refused.requests:,} requests ({money(mine.refused.cost_usd)})"
             if mine.refused.requests
             else _other_outcomes(mine)
         )
         out.append(
             (
                 mine.refused.requests + mine.fallback.requests + 1,
-                f"{name} would have reached its ceiling ({usd(budget.ceiling_usd)}) on day "
+                f"{name} would have reached its ceiling ({money(budget.ceiling_usd)}) on day "
                 f"{budget.ceiling_reached_day}, {when(budget.ceiling_reached_at_unix)}, {after} "
                 f"(live: {_live_counts(live)})",
             )
@@ -76,7 +87,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
                 abs(rule.difference["refused"]) + mine.refused.requests,
                 f"{name} would have refused {mine.refused.requests:,} requests"
                 f"{_of(rule)}{_since(mine)} (live: {live.refused.requests:,}); "
-                f"{usd(mine.refused.cost_usd)}, {_tokens(mine.refused)} tokens",
+                f"{money(mine.refused.cost_usd)}, {_tokens(mine.refused)} tokens",
             )
         )
     if mine.fallback.requests or rule.difference["fallback"]:
@@ -85,8 +96,8 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
             (
                 abs(rule.difference["fallback"]) + mine.fallback.requests,
                 f"{name} would have sent {mine.fallback.requests:,} requests to {to} "
-                f"(live: {live.fallback.requests:,}): {usd(mine.fallback.cost_usd)} as "
-                f"recorded, {usd(rule.fallback_cost_usd)} there",
+                f"(live: {live.fallback.requests:,}): {money(mine.fallback.cost_usd)} as "
+                f"recorded, {money(rule.fallback_cost_usd)} there",
             )
         )
     if mine.queued.requests or rule.difference["queued"]:
@@ -110,7 +121,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
             (
                 0.5,
                 f"{name} would have peaked at {budget.peak_pct:g}% "
-                f"({usd(budget.peak_spent_usd)} of {usd(budget.ceiling_usd)})",
+                f"({money(budget.peak_spent_usd)} of {money(budget.ceiling_usd)})",
             )
         )
     for alert in budget.alerts if budget is not None else []:
@@ -133,7 +144,7 @@ def _route_findings(route: RouteOut) -> list[tuple[float, str]]:
         where = ", ".join(f"{t.target} ({t.share * 100:.0f}%)" for t in route.proposed_targets[:3])
         text = (
             f"{route.model}: {route.requests:,} requests would cost "
-            f"{usd(route.proposed_cost_usd)} instead of {usd(route.current_cost_usd)}{change} "
+            f"{money(route.proposed_cost_usd)} instead of {money(route.current_cost_usd)}{change} "
             f"on {where}"
         )
         unpriced = [t for t in route.proposed_targets if t.unpriced_requests]
@@ -168,6 +179,14 @@ def _since(side: SideOut) -> str:
 
 def _tokens(amounts: AmountsOut) -> str:
     return f"{amounts.input_tokens + amounts.output_tokens:,}"
+
+
+def _did(live: SideOut) -> str:
+    done = [
+        f"refused {live.refused.requests:,}" if live.refused.requests else "",
+        f"redirected {live.fallback.requests:,}" if live.fallback.requests else "",
+    ]
+    return " and ".join(part for part in done if part) + " requests"
 
 
 def _other_outcomes(side: SideOut) -> str:

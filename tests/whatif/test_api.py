@@ -5,6 +5,7 @@ may ask."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sluicegate.server.app import Gateway
 from sluicegate.server.roles import AdminPrincipal, Role
 from tests.server.conftest import settings_for
 from tests.server.inprocess import InProcessGateway, emulator_upstream, serving
+from tests.support import fresh_postgres_database
 from tests.whatif.support import DAY, WED, bench, served
 
 YAML = {"content-type": "application/yaml"}
@@ -31,11 +33,18 @@ rules:
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
 
 
-@pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[InProcessGateway]:
-    gateway = Gateway(settings_for(tmp_path), upstream=emulator_upstream())
-    async with serving(gateway) as running:
-        yield running
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def gw(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[InProcessGateway]:
+    """A fresh gateway on each database, the emulator its upstream."""
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path}/gateway.db"
+            if request.param == "sqlite"
+            else stack.enter_context(fresh_postgres_database())
+        )
+        gateway = Gateway(settings_for(tmp_path, database_url=url), upstream=emulator_upstream())
+        async with serving(gateway) as running:
+            yield running
 
 
 async def what_if(gw: InProcessGateway, body: str, **params: str) -> httpx.Response:
