@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluicegate.errors import InvalidRequest
 from sluicegate.server.admin_api import parse_time
 from sluicegate.server.admin_config import applied_by, body_format, body_text, flag, json_response
 from sluicegate.server.roles import Role, require_role
@@ -26,6 +27,7 @@ from sluicegate.whatif.window import replay_window
 
 WHAT_IF_PATH = "/api/config/what-if"
 DEFAULT_WINDOW = "7d"
+MAX_AHEAD_S = 366 * 86400  # `until` at most this far ahead (calendar windows stay in range)
 
 GetWhatIf = Callable[[Request], WhatIf]
 
@@ -34,10 +36,16 @@ def what_if_routes(get_what_if: GetWhatIf) -> list[Route]:
     async def what_if(request: Request) -> Response:
         require_role(request, Role.PLATFORM)
         query = request.query_params
+        now = time.time()
         until = parse_time(query.get("until"), "until")
-        window = replay_window(
-            query.get("window") or DEFAULT_WINDOW, time.time() if until is None else until
-        )
+        if until is not None and until > now + MAX_AHEAD_S:
+            raise InvalidRequest(
+                "until: the window must end within a year from now (the ledger holds no "
+                "later requests)",
+                param="until",
+            )
+        end = now if until is None else until
+        window = replay_window(query.get("window") or DEFAULT_WINDOW, end)
         replace, strict = flag(request, "replace"), flag(request, "strict")
         text = await body_text(request)
         report = await get_what_if(request).run(

@@ -125,6 +125,7 @@ budgets:
         ({"window": "monthly"}, "window", "not a duration"),
         ({"window": "soon"}, "window", "not a duration"),
         ({"until": "yesterday"}, "until", "is not a time"),
+        ({"until": "9999-12-31T00:00:00Z"}, "until", "within a year from now"),
         ({"replace": "maybe"}, "replace", "true or false"),
     ],
 )
