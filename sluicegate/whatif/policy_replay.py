@@ -25,12 +25,11 @@ from sluicegate.errors import InvalidRequest, NotFound
 from sluicegate.model.identity import Envelope, Principal
 from sluicegate.model.record import PolicyEvent
 from sluicegate.policy import budgets
-from sluicegate.policy.admission import Admission, AdmissionInput, PolicyBlocked
+from sluicegate.policy.admission import Admission, AdmissionInput, PolicyBlocked, budget_key
 from sluicegate.policy.compiled import CompiledBudget, CompiledPolicy, CompiledRule
 from sluicegate.policy.counters.memory import MemoryCounterStore
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.policy.fallbacks import admit_following_fallbacks
-from sluicegate.policy.windows import Window
 from sluicegate.whatif.routes import Costing, RouteBook
 from sluicegate.whatif.rows import ReplayRow
 from sluicegate.whatif.tally import MAX_SCOPES, OUTCOMES, OutcomeTally, Trip, bump, rule_outcomes
@@ -62,6 +61,14 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a replayed admission suspended: only in-memory counters replay")
 
 
+class Crossing(msgspec.Struct):
+    """An alert threshold's crossings: the first, and in how many windows."""
+
+    first_at: float
+    windows: int = 0
+    last_key: str = ""  # the counter (one per window) that crossed it last
+
+
 class BudgetWatch(msgspec.Struct):
     """A budget's settled spend as the replay went: its peak, and when it crossed each
     alert threshold and its ceiling (the first request that took it there)."""
@@ -69,10 +76,8 @@ class BudgetWatch(msgspec.Struct):
     peak_usd: float = 0.0
     peak_pct: float = 0.0
     peak_at: float | None = None
-    peak_window_start: float | None = None
     ceiling_at: float | None = None
-    thresholds: dict[float, list[Any]] = msgspec.field(default_factory=dict)
-    # at_pct -> [first time, windows that crossed it, the last window's counter key]
+    thresholds: dict[float, Crossing] = msgspec.field(default_factory=dict)  # by at_pct
 
 
 class PolicyReplay:
@@ -103,8 +108,8 @@ class PolicyReplay:
         self.rules: dict[str, OutcomeTally] = {rule_id: OutcomeTally() for rule_id in ids}
         self.matched: dict[str, int] = dict.fromkeys(ids, 0)
         self.budgets: dict[str, BudgetWatch] = {b.id: BudgetWatch() for b in policy.budgets}
-        self._windows: dict[str, tuple[CompiledBudget, Window]] = {
-            f"bg:{b.id}:{w.label}": (b, w) for b in policy.budgets for w in b.windows
+        self._budgets: dict[str, CompiledBudget] = {  # by counter key, less its window's
+            _family(budget_key(b, w, 0.0)): b for b in policy.budgets for w in b.windows
         }
         self.requests = OutcomeTally()  # by request: the strongest outcome of any rule
         self.unroutable = 0  # requests nothing in the proposal serves (a 404)
@@ -131,12 +136,11 @@ class PolicyReplay:
         """One request under the proposal. `recorded_cost`: the proposal routes it as it
         was, so its recorded cost stands; otherwise its cost on the proposed route."""
         self._clock.now = row.ts
-        matched = self._count_matches(envelope, principal, model)
-        if costing is None:
+        if costing is None:  # a 404 before admission, as the router plans first
             self.unroutable += 1
             return
-        if not matched:  # no counter it could touch, nothing that could refuse it
-            return
+        if not self._count_matches(envelope, principal, model):
+            return  # no counter it could touch, nothing that could refuse it
         usage = row.usage()
         first_cost = _recorded(row) if recorded_cost else costing.cost(usage)
         final: list[float | None] = [first_cost]
@@ -233,24 +237,27 @@ class PolicyReplay:
             return
         levels = drive(self._store.usage(keys))
         for key, level in levels.items():
-            found = self._windows.get(key.rpartition(":")[0])
-            if found is None:
+            budget = self._budgets.get(_family(key))
+            if budget is None:
                 continue
-            budget, window = found
             watch = self.budgets[budget.id]
             pct = level.used / budget.ceiling_micros * 100
             if pct > watch.peak_pct:
                 watch.peak_pct, watch.peak_usd, watch.peak_at = pct, level.used / 1e6, ts
-                watch.peak_window_start = window.bounds(ts)[0] if window.resets else None
             if pct >= 100 and watch.ceiling_at is None:
                 watch.ceiling_at = ts
             for alert in budget.alerts:
                 if pct < alert.at_pct:
                     break
-                crossed = watch.thresholds.setdefault(alert.at_pct, [ts, 0, None])
-                if crossed[2] != key:  # a window that had not crossed it yet
-                    crossed[1] += 1
-                    crossed[2] = key
+                crossing = watch.thresholds.setdefault(alert.at_pct, Crossing(ts))
+                if crossing.last_key != key:  # a window that had not crossed it yet
+                    crossing.windows += 1
+                    crossing.last_key = key
+
+
+def _family(key: str) -> str:
+    """A budget counter's key without the suffix that tells its windows apart."""
+    return key.rpartition(":")[0]
 
 
 def _recorded(row: ReplayRow) -> float | None:

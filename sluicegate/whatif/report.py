@@ -227,8 +227,8 @@ def budget_out(
     if first is not None and (reached is None or first.at < reached):
         reached = first.at
     alerts = [
-        AlertOut(pct, iso(found[0]), found[0], _day(found[0], window), found[1])
-        for pct, found in sorted(watch.thresholds.items())
+        AlertOut(pct, iso(c.first_at), c.first_at, _day(c.first_at, window), c.windows)
+        for pct, c in sorted(watch.thresholds.items())
     ]
     return BudgetOut(
         ceiling_usd=budget.ceiling_usd,
