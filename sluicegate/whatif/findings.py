@@ -6,7 +6,7 @@
       09:14 UTC, and then refused 1,204 requests ($312.40)
     intent-fast: 12,000 requests would cost $310.00 instead of $1,234.00 (-74.9%) ...
 
-At most `MAX_FINDINGS`, the largest changes first.
+At most `MAX_FINDINGS`, the largest differences from what the live policy did first.
 """
 
 from __future__ import annotations
@@ -75,7 +75,10 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
         )
         out.append(
             (
-                mine.refused.requests + mine.fallback.requests + 1,
+                _weight(
+                    rule.difference["refused"] + rule.difference["fallback"],
+                    mine.refused.requests + mine.fallback.requests + 1,
+                ),
                 f"{name} would have reached its ceiling ({money(budget.ceiling_usd)}) on day "
                 f"{budget.ceiling_reached_day}, {when(budget.ceiling_reached_at_unix)}, {after} "
                 f"(live: {_live_counts(live)})",
@@ -84,7 +87,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
     elif mine.refused.requests or rule.difference["refused"]:
         out.append(
             (
-                abs(rule.difference["refused"]) + mine.refused.requests,
+                _weight(rule.difference["refused"], mine.refused.requests),
                 f"{name} would have refused {mine.refused.requests:,} requests"
                 f"{_of(rule)}{_since(mine)} (live: {live.refused.requests:,}); "
                 f"{money(mine.refused.cost_usd)}, {_tokens(mine.refused)} tokens",
@@ -94,7 +97,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
         to = ", ".join(c.name for c in rule.fallback_models[:3]) or "a fallback"
         out.append(
             (
-                abs(rule.difference["fallback"]) + mine.fallback.requests,
+                _weight(rule.difference["fallback"], mine.fallback.requests),
                 f"{name} would have sent {mine.fallback.requests:,} requests to {to} "
                 f"(live: {live.fallback.requests:,}): {money(mine.fallback.cost_usd)} as "
                 f"recorded, {money(rule.fallback_cost_usd)} there",
@@ -103,7 +106,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
     if mine.queued.requests or rule.difference["queued"]:
         out.append(
             (
-                abs(rule.difference["queued"]) + mine.queued.requests,
+                _weight(rule.difference["queued"], mine.queued.requests),
                 f"{name} would have queued {mine.queued.requests:,} requests before "
                 f"admitting them (live: {live.queued.requests:,})",
             )
@@ -111,7 +114,7 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
     if mine.audited.requests or rule.difference["audited"]:
         out.append(
             (
-                mine.audited.requests,
+                _weight(rule.difference["audited"], mine.audited.requests),
                 f"{name} (audit only) would have recorded {mine.audited.requests:,} requests "
                 f"over its limit{_since(mine)} (live: {live.audited.requests:,})",
             )
@@ -134,6 +137,11 @@ def _rule_findings(rule: RuleOut) -> list[tuple[float, str]]:
             )
         )
     return out
+
+
+def _weight(difference: int, requests: int) -> float:
+    """How high a finding ranks: by the difference the change makes, then by size."""
+    return abs(difference) + requests * 1e-6
 
 
 def _route_findings(route: RouteOut) -> list[tuple[float, str]]:
