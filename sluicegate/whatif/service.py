@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.config.live import ConfigSnapshot
 from sluicegate.config.parse import Document, Format
-from sluicegate.config.service import ConfigService
+from sluicegate.config.service import ApplyResult, ConfigService
 from sluicegate.errors import SluiceError
 from sluicegate.policy.budgets import SumCost
 from sluicegate.policy.windows import iso
@@ -44,7 +44,7 @@ FLUSH_WAIT_S = 5.0  # for the ledger writer to land what has finished (read-your
 class WhatIfLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_rows: int = 2_000_000
     deadline_s: float = 300.0
-    page_rows: int = 2_000
+    page_rows: int = 500  # each page's rows are built on the event loop: keep it short
     max_counter_keys: int = 50_000  # per rule window, as in-memory counters cap them
     max_running: int = 1  # per process: each takes a core while it runs
 
@@ -123,8 +123,7 @@ class WhatIf:
             strict=strict,
             source_name="what-if",
         )
-        proposed = self._compile(_snapshot(result.resulting))
-        live = self._compile_live(result.replacing)
+        proposed, live = await asyncio.to_thread(self._compile_both, result)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._flush(), FLUSH_WAIT_S)
         names = await key_names(self._engine)
@@ -143,6 +142,11 @@ class WhatIf:
             max_rows=self.limits.max_rows,
             elapsed_s=time.monotonic() - started,
         )
+
+    def _compile_both(self, result: ApplyResult) -> tuple[CompiledConfig, CompiledConfig]:
+        """The proposed set and the live one, compiled (in a worker thread: catalogues
+        and price look-ups take a while)."""
+        return self._compile(_snapshot(result.resulting)), self._compile_live(result.replacing)
 
     def _compile_live(self, documents: Sequence[Document]) -> CompiledConfig:
         """The set in place; should it no longer compile, the gateway's defaults."""
