@@ -96,10 +96,12 @@ async def test_one_what_if_at_a_time(engine):
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 async def test_the_event_loop_keeps_answering_while_a_replay_runs(engine):
-    """30,000 rows in one page take seconds to replay; in a worker thread, the loop still
-    wakes a 10 ms ticker within a second throughout (on a loaded 2-core host)."""
-    b = bench(engine, page_rows=30_000)
-    await b.write([served(n, WED + n * 2.0, team=f"t{n % 7}") for n in range(30_000)])
+    """40,000 rows in one page take seconds to replay. On the loop, a 10 ms ticker would
+    stall for about all of it; in the worker thread the loop keeps waking it, its
+    longest stall a small part of the whole (on a loaded 2-core host: a few hundred ms
+    at worst, from the collector or the host's other processes)."""
+    b = bench(engine, page_rows=40_000)
+    await b.write([served(n, WED + n * 2.0, team=f"t{n % 7}") for n in range(40_000)])
     proposal = """
 name: limits
 type: gateway-rate-limit-config
@@ -122,6 +124,5 @@ rules:
     report = await b.run(proposal, "1d", until=WED + DAY)
     took = time.perf_counter() - started
     watching.cancel()
-    assert report.rows_read == 30_000
-    assert took > 1.5  # long enough that a replay on the loop would show
-    assert max(lags) < 1.0, sorted(lags)[-5:]
+    assert report.rows_read == 40_000
+    assert max(lags) < took / 3, (took, sorted(lags)[-5:])
