@@ -34,7 +34,6 @@ from sluicegate.errors import (
     ClientDisconnected,
     GuardrailBlocked,
     InternalError,
-    InvalidRequest,
     PayloadTooLarge,
     PermissionDenied,
     SluiceError,
@@ -50,6 +49,7 @@ from sluicegate.model.request import ClientApi, GatewayRequest
 from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked, PolicyUnavailable
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
+from sluicegate.policy.fallbacks import admit_following_fallbacks
 from sluicegate.pricing import price_at, worst_case
 from sluicegate.providers.base import Provider, ProviderCall, ProviderResult, ProviderStream
 from sluicegate.providers.catalog import Catalog
@@ -214,17 +214,16 @@ class Pipeline:
         self, request: GatewayRequest, record: LedgerRecord
     ) -> tuple[RoutePlan, Admission | None]:
         """Plan the route, then reserve against every matching limit and budget. A breach
-        whose action is a fallback re-plans with the fallback model and admits again.
-        No admission (None) when no rule or budget is configured."""
+        whose action is a fallback re-plans with the fallback model and admits again
+        (`policy.fallbacks`). No admission (None) when no rule or budget is configured."""
         model = self._catalog().resolve_alias(request.requested_model)  # rules see one name
         if not self._policy.enforcing:
             return await self._router.plan(model, request.envelope), None
-        exempt: frozenset[str] = frozenset()
-        events: list[PolicyEvent] = []
-        for _ in range(4):
+
+        async def prepare(model: str, exempt: frozenset[str]) -> tuple[RoutePlan, AdmissionInput]:
             plan = await self._router.plan(model, request.envelope)
             worst, unpriced = self._worst_case(plan, request)
-            inp = AdmissionInput(
+            return plan, AdmissionInput(
                 request_id=request.request_id,
                 arrived_at=record.ts,  # budgets split their spend by it (the ledger's ts)
                 envelope=request.envelope,
@@ -237,26 +236,16 @@ class Pipeline:
                 exempt_rule_ids=exempt,
                 cheaper_model=self._router.cheaper_model(model),
             )
-            try:
-                admission = await self._policy.admit(inp)
-            except (PolicyBlocked, PolicyUnavailable) as blocked:  # the ledger names the rules
-                record.policy_events = [*events, *blocked.events]
-                raise
-            events += admission.events
-            rule_id = admission.fallback_rule_id
-            if rule_id is None:  # no fallback wanted
-                record.policy_events = events
-                return plan, admission
-            fallback = admission.fallback_model
-            if fallback is None:
-                raise InvalidRequest(
-                    f"rule {rule_id!r} asks for a cheaper model than "
-                    f"{model!r} but none is configured",
-                    code="no_fallback_model",
-                )
-            model = self._catalog().resolve_alias(fallback)
-            exempt = exempt | {rule_id}
-        raise InvalidRequest("policy fallbacks did not settle on a model", code="fallback_loop")
+
+        try:
+            plan, admission = await admit_following_fallbacks(
+                self._policy, model, prepare, self._catalog().resolve_alias
+            )
+        except (PolicyBlocked, PolicyUnavailable) as blocked:  # the ledger names the rules
+            record.policy_events = blocked.events
+            raise
+        record.policy_events = admission.events
+        return plan, admission
 
     def _worst_case(
         self, plan: RoutePlan, request: GatewayRequest

@@ -1,4 +1,5 @@
-"""`sluicegate apply` and `sluicegate config show|history|rollback|delete`.
+"""`sluicegate apply` and `sluicegate config show|history|rollback|delete`
+(`apply --what-if` is `whatif_cmd`'s).
 
 These commands talk to a running gateway's admin API through `admin_client` (`--url`,
 $SLUICEGATE_URL, $SLUICEGATE_ADMIN_KEY). Exit codes: 0 done, 1 the gateway refused the
@@ -24,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail, problem_text
+from sluicegate.cli.whatif_cmd import run_what_if
 from sluicegate.config.diff import render_all
 from sluicegate.config.parse import load_raw
 from sluicegate.config.problems import ConfigValidationError, Problem
@@ -65,12 +67,47 @@ def apply_command(
         str | None, typer.Option("-m", "--comment", help="Recorded in the history.")
     ] = None,
     strict: StrictOption = False,
+    what_if: Annotated[
+        str | None,
+        typer.Option(
+            "--what-if",
+            metavar="WINDOW",
+            help="Apply nothing: replay this much of the ledger (7d, 36h; at most 31d) "
+            "under the documents and report what they would have refused, queued or "
+            "redirected, and what changed routes would cost (docs/what-if.md).",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="With --what-if: when the replayed window ends (ISO-8601, unix seconds, or "
+            "an age like 1d) [default: now].",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --what-if: print the report as JSON.")
+    ] = False,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Apply config documents: all of them or none. Warnings (unpriced models, undefined
     alert targets, unknown providers, models that stop resolving) are printed; --strict
-    refuses the change instead."""
+    refuses the change instead. --what-if replays the ledger under them instead."""
+    if what_if is None and (as_json or until is not None):
+        fail("error: --json and --until go with --what-if", code=2)
     content, content_type = combine_sources([(str(path), _read(path)) for path in file])
+    if what_if is not None:
+        run_what_if(
+            url,
+            content,
+            content_type,
+            window=what_if,
+            until=until,
+            replace=replace,
+            strict=strict,
+            as_json=as_json,
+        )
+        return
     params = {"dry_run": _bool(dry_run), "replace": _bool(replace), "strict": _bool(strict)}
     if comment:
         params["comment"] = comment

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from sluicegate.errors import ConfigError, SluiceError
-from sluicegate.server.settings import Settings
+from sluicegate.server.settings import WHAT_IF_DEADLINE_MAX_S, Settings
 
 out = Console(soft_wrap=True)  # the banner is for copying: never break its lines
 
@@ -175,6 +175,20 @@ def serve(
         "its secret is read from SLUICEGATE_HELPDESK_WEBHOOK_SECRET, GitHub's from "
         "SLUICEGATE_GITHUB_WEBHOOK_SECRET (docs/outcomes.md)",
     ),
+    what_if_max_rows: int = typer.Option(
+        2_000_000,
+        "--what-if-max-rows",
+        min=1,
+        max=100_000_000,
+        help="Ledger rows one what-if replays at most; past it the answer says truncated",
+    ),
+    what_if_deadline: float = typer.Option(
+        300.0,
+        "--what-if-deadline",
+        min=1.0,
+        max=WHAT_IF_DEADLINE_MAX_S,
+        help="Seconds one what-if may take before it is stopped with an error (503)",
+    ),
 ) -> None:
     """Run the gateway and its control room."""
     if counter_failure_mode not in ("fail_open", "fail_closed"):
@@ -216,6 +230,8 @@ def serve(
         github_webhook_secret=os.environ.get("SLUICEGATE_GITHUB_WEBHOOK_SECRET") or None,
         helpdesk_webhook_secret=os.environ.get("SLUICEGATE_HELPDESK_WEBHOOK_SECRET") or None,
         helpdesk_session_field=helpdesk_session_field,
+        what_if_max_rows=what_if_max_rows,
+        what_if_deadline_s=what_if_deadline,
     )
     os.environ.update(settings.to_env())
     _banner(settings, generated)

@@ -101,6 +101,10 @@ class ApplyResult:
     message: str = ""
     at: float = 0.0  # when the change was decided (the service's clock)
     warnings: list[Problem] = dataclasses.field(default_factory=list)
+    # The validated set the change results in, and the one it replaces (the latest
+    # version's, as far as it still validates): what a what-if replays and compares.
+    resulting: tuple[Document, ...] = ()
+    replacing: tuple[Document, ...] = ()
 
 
 class ConfigWarningsRefused(ConfigValidationError):
@@ -272,17 +276,18 @@ class ConfigService:
             raise ConfigValidationError(problems)
         return documents
 
-    def _warnings(
-        self, documents: Sequence[Document], before: dict[DocumentKey, JSONObject]
-    ) -> list[Problem]:
+    def _replacing(self, before: dict[DocumentKey, JSONObject]) -> list[Document]:
+        """The latest version's documents, validated (none when they no longer validate)."""
+        try:
+            return documents_from_raw(list(before.values()), self.registry)
+        except ConfigError:  # the latest version no longer validates: compare with nothing
+            return []
+
+    def _warnings(self, documents: Sequence[Document], current: list[Document]) -> list[Problem]:
         """The review of the proposed set against the one it replaces; a set the review
         cannot compile is refused here, rather than failing to go live after the write."""
         if self._review is None:
             return []
-        try:
-            current = documents_from_raw(list(before.values()), self.registry)
-        except ConfigError:  # the latest version no longer validates: compare with nothing
-            current = []
         try:
             return list(self._review(documents, current))
         except ConfigValidationError:
@@ -357,7 +362,8 @@ class ConfigService:
         if not applied_by:
             raise ConfigError("applied_by must name who applies the change")
         documents = self.validate_set(list(after.values()))
-        warnings = self._warnings(documents, before)
+        current = self._replacing(before)
+        warnings = self._warnings(documents, current)
         if strict and warnings:
             raise ConfigWarningsRefused(warnings)
         changes = diff_sets(before, after, before_label=f"v{latest.version}")
@@ -372,6 +378,8 @@ class ConfigService:
             documents=_outcomes(touched, before, after),
             at=self._clock(),
             warnings=warnings,
+            resulting=tuple(documents),
+            replacing=tuple(current),
         )
         if not changes:
             return dataclasses.replace(

@@ -88,7 +88,7 @@ requests = Table(
     Column("client_disconnected", Boolean(), nullable=False),
     Column("upstream_cancelled", Boolean(), nullable=False, server_default=false()),
     Column("client_tool", String()),  # 0007: Cursor, Claude Code, ... (identity/client_tool.py)
-    Index("ix_requests_ts", "ts"),
+    Index("ix_requests_ts_request_id", "ts", "request_id"),  # 0011: keyset pages in time order
     Index("ix_requests_project_ts", "project", "ts"),
     Index("ix_requests_team_ts", "team", "ts"),
     # 0010: with the team, so that a team lead's outcomes are one probe per outcome

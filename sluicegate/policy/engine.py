@@ -35,7 +35,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -78,6 +78,10 @@ class PolicyEngine:
     lost its data, before failing open or closed.
     ledger_lag_s: how long such a rebuild waits for the ledger writers (every replica's)
     to land the rows of requests finished before the loss (they flush every 0.2 s).
+    sleep, monotonic: how a queued admission waits and times its wait (a replay of the
+    ledger passes a simulated clock's, so that a queue waits in simulated time).
+    rate_headers: whether admissions carry X-RateLimit-* headers (a replay has no answer
+    to send them with).
     """
 
     def __init__(
@@ -93,6 +97,9 @@ class PolicyEngine:
         store_check_s: float = 5.0,
         seed_wait_s: float = 2.0,
         ledger_lag_s: float = 0.5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        rate_headers: bool = True,
     ):
         mode = _FAILURE_MODES.get(failure_mode)
         if mode is None:
@@ -107,6 +114,9 @@ class PolicyEngine:
         self._alerted: dict[str, float] = {}  # mark key -> clock time it lapses
         self._tasks: set[asyncio.Task[Any]] = set()
         self._serial = itertools.count(1)
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._rate_headers = rate_headers
         admits = {"fail_open": "every request", "fail_closed": "nothing"}[mode]
         self._store = StoreHealth(
             counters,
@@ -187,7 +197,7 @@ class PolicyEngine:
             index = result.failed_index or 0
             item, level = items[index], result.levels[index]
             if item.breach.action == "queue":
-                queue = queue or _Queue()
+                queue = queue or _Queue(self._sleep, self._monotonic)
                 if await queue.wait(item, now):
                     continue
             if queue is not None:
@@ -341,7 +351,7 @@ class PolicyEngine:
             events,
             reservation_id=reservation_id,
             holds=tuple([i.hold for i in items]),
-            headers=rate_headers(items, result.levels, now),
+            headers=rate_headers(items, result.levels, now) if self._rate_headers else {},
             priced_as=(
                 _priced_as(items)
                 if inp.worst_case_cost_usd is None or inp.unpriced_model is not None
@@ -437,7 +447,11 @@ class _Queue:
     (20 ms doubling to 250 ms, or until the window resets if that is sooner), because
     capacity also frees when other requests settle or release."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, sleep: Callable[[float], Awaitable[None]], monotonic: Callable[[], float]
+    ) -> None:
+        self._sleep = sleep
+        self._monotonic = monotonic
         self.kind = ""
         self.rule_id = ""
         self.since: float | None = None
@@ -449,7 +463,7 @@ class _Queue:
         request can never fit)."""
         if item.check.amount > item.limit:
             return False
-        clock = time.monotonic()
+        clock = self._monotonic()
         if self.since is None:
             self.since = clock
         if self.rule_id != item.rule_id:
@@ -458,13 +472,13 @@ class _Queue:
         remaining = self.deadline - clock
         if remaining <= 0:
             return False
-        await asyncio.sleep(min(self.poll, max(0.005, item.window_end - now), remaining))
+        await self._sleep(min(self.poll, max(0.005, item.window_end - now), remaining))
         self.poll = min(self.poll * 2, _POLL_S[1])
         return True
 
     def events(self) -> list[PolicyEvent]:
         if self.since is None:
             return []
-        waited = round((time.monotonic() - self.since) * 1000)
+        waited = round((self._monotonic() - self.since) * 1000)
         detail = f"waited {waited} ms"
         return [PolicyEvent(kind=self.kind, rule_id=self.rule_id, action="queued", detail=detail)]

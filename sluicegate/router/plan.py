@@ -104,7 +104,7 @@ class Router:
         vm = table.virtual.get(model)
         if vm is None:
             return None
-        first = next((route.fallbacks[0] for route in _fallback_routes(vm)), None)
+        first = next((route.fallbacks[0] for route in fallback_routes(vm)), None)
         if first is None:
             return None
         listed = table.plain_targets(first.model)
@@ -121,7 +121,7 @@ class Router:
                 return await self._fallbacks_plan(base, envelope)
         if vm is None:
             return _plain_plan(model, table.plain_targets)
-        route = _route_for(vm, envelope)
+        route = route_for(vm, envelope)
         states = await self._states(vm, route)
         sticky_key = _sticky_key(vm, envelope)
         pinned = await self._sticky.get(sticky_key) if sticky_key else None
@@ -151,9 +151,7 @@ class Router:
     async def _fallbacks_plan(self, vm: CompiledVirtualModel, envelope: Envelope) -> RoutePlan:
         """Only the fallbacks of the request's route (else of the route `cheaper_model`
         took them from), in order, skipping open circuits."""
-        route = _route_for(vm, envelope)
-        if not route.fallbacks:
-            route = next(iter(_fallback_routes(vm)))
+        route = fallbacks_route(vm, envelope)
         states = await self._states(vm, route)
         candidates = [t for t in route.fallbacks if states[t.id].state != "open"]
         if not candidates:
@@ -238,7 +236,7 @@ class Router:
         return UpstreamUnavailable(message, code="circuit_open")
 
 
-def _fallback_routes(vm: CompiledVirtualModel) -> list[CompiledRoute]:
+def fallback_routes(vm: CompiledVirtualModel) -> list[CompiledRoute]:
     """Routes that have fallbacks, the default route first."""
     routes = sorted(vm.routes, key=lambda route: route.when is not None)
     return [route for route in routes if route.fallbacks]
@@ -251,7 +249,15 @@ def _plain_plan(model: str, plain_targets: TargetLookup) -> RoutePlan:
     return RoutePlan(model=model, virtual=False, candidates=(target,))
 
 
-def _route_for(vm: CompiledVirtualModel, envelope: Envelope) -> CompiledRoute:
+def fallbacks_route(vm: CompiledVirtualModel, envelope: Envelope) -> CompiledRoute:
+    """The route whose fallbacks `<virtual model>:fallbacks` serves: the request's own,
+    else the one `cheaper_model` took its fallback from."""
+    route = route_for(vm, envelope)
+    return route if route.fallbacks else next(iter(fallback_routes(vm)))
+
+
+def route_for(vm: CompiledVirtualModel, envelope: Envelope) -> CompiledRoute:
+    """The virtual model's first route whose `when` matches the request (NotFound)."""
     for route in vm.routes:
         if route.when is None or route.when.matches(envelope):
             return route

@@ -9,6 +9,9 @@ latency-based   the fastest recent p50 (of the newest few samples; time per outp
                 fastest; targets with fewer than `min_samples` recent samples are
                 explored first, and `explore_pct` of requests go to a random target
                 so a recovered one is noticed
+
+`expected_shares` says what share of a route's traffic each rule can expect (the what-if
+replay values a route change with it).
 """
 
 from __future__ import annotations
@@ -30,6 +33,19 @@ def choose(
     if route.rule_type == "latency-based":
         return fastest(pool, stats_of, route.latency, rng)
     return weighted_pick(pool, rng)
+
+
+def expected_shares(route: CompiledRoute, pool: Sequence[Target]) -> list[tuple[Target, float]]:
+    """The share of the route's traffic each of `pool` (its eligible rules) can expect to
+    be chosen for, by `rule_type`, as `choose` picks: weight-based by weight,
+    priority-based the lowest tier by weight (the other tiers only serve when it fails),
+    latency-based by weight, as if every target were as fast (which is fastest is learnt
+    from live traffic, not known ahead). Targets with no share are left out."""
+    targets = _first_tier(pool) if route.rule_type == "priority-based" else list(pool)
+    total = sum(target.weight for target in targets)
+    if total <= 0:  # every weight 0: `weighted_pick` picks uniformly
+        return [(target, 1 / len(targets)) for target in targets]
+    return [(target, target.weight / total) for target in targets if target.weight > 0]
 
 
 def rules_after(

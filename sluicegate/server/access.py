@@ -42,6 +42,7 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     ("GET", "/api/config/history"): CONFIG_READERS,
     ("GET", "/api/config/versions/{version:int}"): CONFIG_READERS,
     ("POST", "/api/config/rollback"): CONFIG_WRITERS,
+    ("POST", "/api/config/what-if"): CONFIG_WRITERS,  # reads the ledger, changes nothing
     ("DELETE", "/api/config/{type}/{name}"): CONFIG_WRITERS,
     # live state; a team lead sees only budgets confined to its teams
     ("GET", "/api/budgets"): frozenset({Role.FINANCE, Role.PLATFORM, Role.TEAM_LEAD}),

@@ -75,15 +75,15 @@ class _ConfigApi:
         self._live = get_live
 
     async def apply(self, request: Request) -> Response:
-        text = await _body_text(request)
+        text = await body_text(request)
         result = await self._service(request).apply(
             text,
             applied_by=applied_by(request),
-            dry_run=_flag(request, "dry_run"),
+            dry_run=flag(request, "dry_run"),
             comment=request.query_params.get("comment") or None,
-            replace=_flag(request, "replace"),
-            format=_format(request),
-            strict=_flag(request, "strict"),
+            replace=flag(request, "replace"),
+            format=body_format(request),
+            strict=flag(request, "strict"),
         )
         return await self._result(request, result)
 
@@ -110,8 +110,8 @@ class _ConfigApi:
         result = await self._service(request).rollback(
             _version(version),
             applied_by(request),
-            dry_run=_flag(request, "dry_run") or body.get("dry_run") is True,
-            strict=_flag(request, "strict"),
+            dry_run=flag(request, "dry_run") or body.get("dry_run") is True,
+            strict=flag(request, "strict"),
         )
         return await self._result(request, result)
 
@@ -121,8 +121,8 @@ class _ConfigApi:
             request.path_params["name"],
             applied_by(request),
             comment=request.query_params.get("comment") or None,
-            dry_run=_flag(request, "dry_run"),
-            strict=_flag(request, "strict"),
+            dry_run=flag(request, "dry_run"),
+            strict=flag(request, "strict"),
         )
         return await self._result(request, result)
 
@@ -196,7 +196,7 @@ def _live_payload(live: LiveConfig) -> dict[str, Any]:
     return {"live_version": live.version, "live_error": error.message if error else None}
 
 
-async def _body_text(request: Request) -> str:
+async def body_text(request: Request) -> str:
     body = await _capped_body(request, MAX_CONFIG_BYTES)
     try:
         return body.decode("utf-8")
@@ -225,7 +225,7 @@ async def _capped_body(request: Request, limit: int) -> bytes:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    text = await _body_text(request)
+    text = await body_text(request)
     try:
         data = orjson.loads(text) if text.strip() else {}
     except orjson.JSONDecodeError:
@@ -235,12 +235,12 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return data
 
 
-def _format(request: Request) -> Format:
+def body_format(request: Request) -> Format:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return "json" if content_type in _JSON_TYPES else "auto"
 
 
-def _flag(request: Request, name: str) -> bool:
+def flag(request: Request, name: str) -> bool:
     value = request.query_params.get(name)
     if value is None:
         return False

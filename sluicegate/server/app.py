@@ -61,6 +61,7 @@ from sluicegate.server.admin_auth import (
     server_error,
 )
 from sluicegate.server.admin_config import config_routes
+from sluicegate.server.admin_whatif import what_if_routes
 from sluicegate.server.analytics_api import analytics_routes
 from sluicegate.server.config_review import (
     CompiledConfig,
@@ -78,6 +79,7 @@ from sluicegate.server.settings import Settings
 from sluicegate.server.state_stores import memory_stores, redis_client, redis_stores
 from sluicegate.server.tokens_api import TokensApi
 from sluicegate.server.wire_routes import WireEndpoints
+from sluicegate.whatif.service import WhatIf, WhatIfLimits
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -138,6 +140,16 @@ class Gateway:
             SqlConfigVersionStore(self.engine), self.registry, review=ConfigReview(self._compile)
         )
         self.live = LiveConfig(self.config, self.registry, poll_interval=settings.poll_interval_s)
+        self.what_if = WhatIf(
+            engine=self.engine,
+            config=self.config,
+            compile=self._compile,
+            sum_cost=self.ledger_store.sum_cost,
+            flush=self.writer.flush,
+            limits=WhatIfLimits(
+                max_rows=settings.what_if_max_rows, deadline_s=settings.what_if_deadline_s
+            ),
+        )
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, emulator_url=settings.emulator_url)
         self.analytics = AnalyticsSettings()  # the gateway-analytics-config in force
@@ -290,6 +302,7 @@ class Gateway:
             *admin.routes(),
             *TokensApi(self.tokens, self.audit).routes(),
             *config_routes(lambda r: self.config, lambda r: self.live),
+            *what_if_routes(lambda r: self.what_if),
             *control_routes(self),
             *outcome_routes(self.outcomes, webhook_settings(self.settings)),
             *ExportApi(self.engine, audit=self.audit, flush=self.writer.flush).routes(),

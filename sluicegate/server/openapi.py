@@ -31,6 +31,7 @@ from sluicegate.server.openapi_parts import (
     ref,
 )
 from sluicegate.server.openapi_tokens import token_paths
+from sluicegate.server.openapi_whatif import what_if_paths
 from sluicegate.wire.registry import WIRES
 
 OPENAPI_PATH = "/openapi.json"
@@ -326,6 +327,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **_key_paths(),
             **_ledger_paths(),
             **_config_paths(),
+            **what_if_paths(),
             **_control_paths(),
             **token_paths(),
             **outcome_paths(),

@@ -15,6 +15,7 @@ from sluicegate.identity.envelope import DEFAULT_PREFIXES
 ENV_PREFIX = "SLUICEGATE_"
 # Where `serve --emulator` mounts the provider emulator on the gateway's own port.
 EMULATOR_MOUNT = "/emulator"
+WHAT_IF_DEADLINE_MAX_S = 600.0  # the longest `--what-if-deadline` (the CLI waits that long)
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -49,6 +50,10 @@ class Settings(msgspec.Struct, kw_only=True):
     max_in_flight: int = 1024
     max_queued: int = 128
     queue_timeout_ms: int = 100
+    # What-if replays of the ledger (whatif/, docs/what-if.md): rows one replays at most
+    # (then its answer says `truncated`), and its wall-clock deadline (then a 503).
+    what_if_max_rows: int = 2_000_000
+    what_if_deadline_s: float = 300.0
     header_prefixes: tuple[str, ...] = DEFAULT_PREFIXES
     poll_interval_s: float = 0.5
     # The provider emulator (sluicegate.emulator), a development tool with unauthenticated

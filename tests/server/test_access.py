@@ -47,6 +47,7 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/config/history"): {P, S, F},
     ("GET", "/api/config/versions/{version:int}"): {P, S, F},
     ("POST", "/api/config/rollback"): {P},
+    ("POST", "/api/config/what-if"): {P},
     ("DELETE", "/api/config/{type}/{name}"): {P},
     ("GET", "/api/budgets"): {F, P, TL},  # a team lead: its teams' budgets only
     ("GET", "/api/alerts"): {P, S},

@@ -1,0 +1,1 @@
+from tests.db.databases import databases, engine  # noqa: F401  (fixtures)
