@@ -63,14 +63,8 @@ from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.window import DAY, HOUR, Window, iso
 from sluicegate.errors import InvalidRequest
 
-MEASURES = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "rate_limit_hits",
-    "budget_hits",
-)
+# what rollup_users holds too, so a member's own view is read from rollups
+MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 SERIES_MEASURES = ("requests", "cost_usd")
 HOURLY_UP_TO_S = 3 * DAY
 UNBUDGETED_SHARE = 0.05  # a group's share of the spend that deserves a budget of its own
@@ -97,8 +91,6 @@ class BurnRow(msgspec.Struct, kw_only=True):
     tokens: int
     cost_usd: float
     cost_share: float | None  # of the total cost in the window
-    rate_limit_hits: int
-    budget_hits: int
     month_to_date_usd: float | None  # None: not read (see notes)
     projected_month_end_usd: float | None
     over_budget: bool  # a budget beside it is spent or projected past its ceiling
@@ -316,8 +308,6 @@ def _row(
         tokens=inputs + outputs,
         cost_usd=usd(figures["cost_usd"]),
         cost_share=share(usd(figures["cost_usd"]), usd(whole["cost_usd"])),
-        rate_limit_hits=int(figures["rate_limit_hits"]),
-        budget_hits=int(figures["budget_hits"]),
         month_to_date_usd=None if to_date is None else usd(to_date),
         projected_month_end_usd=(
             None if to_date is None else projected(to_date, month.start, month.end, month.now)
