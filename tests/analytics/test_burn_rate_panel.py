@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import ColumnElement, case, func, literal, or_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.analytics.config import AnalyticsSettings
 from sluicegate.analytics.panels.base import PanelContext
 from sluicegate.analytics.panels.burn_rate import BurnRow
 from sluicegate.analytics.panels.projection import month_bounds
@@ -330,3 +331,36 @@ async def test_month_to_date_past_the_raw_reach_is_noted_not_guessed(
     (total,) = (await raw_sums(engine, [], _sums(), in_window(_window(answer)), customer)).values()
     _assert_figures(answer.totals, total)
     assert iso(MONTH_START) == "2026-09-01T00:00:00Z"
+
+
+async def test_a_rolled_up_metadata_key_with_its_untagged_part_derived(
+    engine: AsyncEngine,
+) -> None:
+    await land(engine, traffic(1500, start=NOW - 30 * DAY, span_s=30 * DAY - 60), ("customer_id",))
+    settings = AnalyticsSettings(rollup_metadata_keys=("customer_id",))
+    ctx = _at_now(context(engine, settings))
+    answer = await ask(ctx, "burn-rate", ("group_by", "metadata.customer_id"), ("limit", "4"))
+    assert answer.source == "rollup_metadata"
+    assert [r.kind for r in answer.rows] == [
+        "untagged",
+        "group",
+        "group",
+        "group",
+        "group",
+        "other",
+    ]
+    customer = func.coalesce(R.metadata["customer_id"].as_string(), "")
+    window = in_window(_window(answer))
+    expected = await raw_sums(engine, [customer], _sums(), window)
+    _assert_figures(answer.rows[0], expected[("",)])
+    assert answer.rows[0].label == "(no value)" and answer.rows[0].group == {
+        "metadata.customer_id": None
+    }
+    for row in answer.rows[1:5]:
+        _assert_figures(row, expected[(row.group["metadata.customer_id"],)])
+    _add_up(answer.rows, answer.totals)
+    month = await raw_sums(engine, [customer], _sums(), _month())
+    assert answer.rows[0].month_to_date_usd == pytest.approx(month[("",)]["cost_usd"], abs=1e-8)
+    (action,) = [msgspec.to_builtins(a) for a in answer.actions if a.control.kind == "config"]
+    assert action["where"] == {"type": "header", "name": "X-Sluice-Metadata"}
+    assert 'send X-Sluice-Metadata {"customer_id": "..."}' in action["message"]

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import msgspec
 
 from sluicegate.analytics.config import AnalyticsSettings
-from sluicegate.analytics.dimensions import AnyDimension, Dimension
+from sluicegate.analytics.dimensions import AnyDimension, Dimension, MetadataDimension
 from sluicegate.analytics.measures import Figures, subtract
 from sluicegate.analytics.panels import controls
 from sluicegate.analytics.panels.base import (
@@ -77,6 +77,8 @@ HEADERS = {
     "environment": ("X-Sluice-Environment", "--environment E --pin environment"),
     "cost_center": ("X-Sluice-Cost-Center", "--cost-center C --pin cost_center"),
 }
+
+METADATA_HEADER = "X-Sluice-Metadata"
 
 RowKind = Literal["untagged", "group", "other", "total"]
 
@@ -203,20 +205,25 @@ async def _spend(
     context: PanelContext, query: ScopedQuery, limit: int
 ) -> tuple[Spend, list[str], str]:
     """The top groups by cost (the untagged value apart), the untagged part, the total;
-    notes on where they were read, and the table read."""
+    notes on where they were read, and the table read. A rolled-up metadata key is read
+    from its rollup, which holds only requests carrying it: its untagged part is then the
+    whole (from rollup_usage) less what the key's rows hold."""
     group = query.query.group_by
     first = group[0]
     untagged = Filter(first, missing_value(first))
-    read, notes = plan(context, query, MEASURES, group=group)
+    read, notes = plan(context, query, MEASURES, group=group, derives_no_value=True)
     reader = context.reader
     groups = await reader.groups(read, MEASURES, group, limit=limit, excluded=untagged)
-    without = dataclasses.replace(read, filters=(*read.filters, untagged))
-    spend = Spend(
-        groups=groups,
-        untagged=await reader.total(without, MEASURES),
-        total=await reader.total(read, MEASURES),
-    )
-    return spend, notes, read.source.name
+    if read.source.partial_on == first.name:
+        whole, more = plan(context, query, MEASURES, group=())
+        notes += more
+        total = await reader.total(whole, MEASURES)
+        missing = subtract(total, [await reader.total(read, MEASURES)])
+    else:
+        without = dataclasses.replace(read, filters=(*read.filters, untagged))
+        total = await reader.total(read, MEASURES)
+        missing = await reader.total(without, MEASURES)
+    return Spend(groups, missing, total), notes, read.source.name
 
 
 async def _month(context: PanelContext, query: ScopedQuery, notes: list[str]) -> Month:
@@ -356,16 +363,24 @@ def _untagged_action(first: AnyDimension, rows: list[BurnRow], total: Figures) -
     """Spend nobody owns: only its callers can fix it, by sending the header, or the
     platform by pinning the field on their keys."""
     found = [r for r in rows if r.kind == "untagged"]
-    if not found or found[0].cost_usd <= 0 or first.name not in HEADERS:
+    if not found or found[0].cost_usd <= 0:
         return []
-    header, pin = HEADERS[first.name]
     spent = found[0].cost_usd
     portion = share(spent, usd(total["cost_usd"])) or 0.0
-    what = "UNTAGGED" if first.name == "project" else f"no {first.name}"
+    if isinstance(first, MetadataDimension):
+        header, fix = METADATA_HEADER, f'send {METADATA_HEADER} {{"{first.key}": "..."}}'
+    elif first.name in HEADERS:
+        header, pin = HEADERS[first.name]
+        fix = (
+            f"require {header} from its callers, or pin a {first.name} on their keys "
+            f"(sluicegate keys create {pin})"
+        )
+    else:
+        return []  # not something callers send (the model, the status...)
+    what = "UNTAGGED" if first.name == "project" else f"without {first.name}"
     message = (
         f"${spent:,.2f} ({portion:.0%} of spend) is {what}: it cannot be attributed, or "
-        f"held to a {first.name} budget; require {header} from its callers, or pin a "
-        f"{first.name} on their keys (sluicegate keys create {pin})"
+        f"held to a budget by {first.name}; {fix}"
     )
     return [Action(message, Control("config", first.name), Where("header", header))]
 
