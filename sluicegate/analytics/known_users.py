@@ -17,7 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, false, func, literal, or_, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union,
+    union_all,
+)
 
 from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.analytics.window import DAY, Window
@@ -44,19 +56,23 @@ def known_days(window: Window) -> tuple[float, float]:
 async def known_users(
     reader: AnalyticsReader, window: Window, teams: Sequence[str] | None
 ) -> KnownUsers:
-    """Known users of `teams` (None: every team) for `window`."""
-    people = _people(window, teams).subquery("known")
+    """Known users of `teams` (None: every team) for `window`: one statement, the
+    (team, user) pairs gathered once and counted per team and across them (the row
+    whose team is NULL; no team is stored as NULL)."""
+    people = _people(window, teams).cte("known_pairs")
     per_team = (
         select(people.c.team, func.count(people.c.user_id.distinct()).label("users"))
         .group_by(people.c.team)
         .order_by(people.c.team)
         .limit(MAX_TEAMS + 1)
+        .subquery("per_team")
     )
-    rows = await reader.run(per_team)
-    everyone = select(func.count(people.c.user_id.distinct()).label("users"))
-    (total,) = await reader.run(everyone)
-    by_team = {str(row["team"]): int(row["users"]) for row in rows[:MAX_TEAMS]}
-    return KnownUsers(by_team, int(total["users"] or 0), len(rows) > MAX_TEAMS)
+    everyone = select(null().label("team"), func.count(people.c.user_id.distinct()).label("users"))
+    rows = await reader.run(union_all(select(per_team.c.team, per_team.c.users), everyone))
+    counted = [row for row in rows if row["team"] is not None]
+    total = next((int(row["users"] or 0) for row in rows if row["team"] is None), 0)
+    by_team = {str(row["team"]): int(row["users"]) for row in counted[:MAX_TEAMS]}
+    return KnownUsers(by_team, total, len(counted) > MAX_TEAMS)
 
 
 def _people(window: Window, teams: Sequence[str] | None) -> CompoundSelect[Any]:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Double,
     Select,
     and_,
@@ -143,7 +144,7 @@ class AnalyticsReader:
         stmt = stmt.order_by(*(asc(literal_column(n)) for n in names)).limit(limit)
         return [_group(row, ("distinct",), len(group)) for row in await self.run(stmt)]
 
-    async def run(self, stmt: Select[Any]) -> Sequence[Any]:
+    async def run(self, stmt: Select[Any] | CompoundSelect[Any]) -> Sequence[Any]:
         """The rows of one statement, within the reader's time bound: past it the
         database stops the statement (PostgreSQL's statement_timeout; SQLite is
         interrupted, or its worker thread would run it to the end holding the connection)

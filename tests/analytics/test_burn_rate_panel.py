@@ -22,6 +22,7 @@ from sluicegate.analytics.window import DAY, Window, iso
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.model.record import LedgerRecord
 from sluicegate.policy.counters.memory import MemoryCounterStore
+from sluicegate.policy.counters.redis_store import RedisCounterStore
 from sluicegate.policy.engine import PolicyEngine
 from sluicegate.server.roles import AdminPrincipal, Role
 from tests.analytics.landing import land
@@ -37,6 +38,7 @@ from tests.analytics.panel_support import (
 )
 from tests.analytics.traffic import traffic
 from tests.policy.helpers import policy
+from tests.support import free_port
 
 MONTH_START, MONTH_END = month_bounds(NOW)
 LEAD = AdminPrincipal("lead", Role.TEAM_LEAD, teams=("search",))
@@ -364,3 +366,22 @@ async def test_a_rolled_up_metadata_key_with_its_untagged_part_derived(
     (action,) = [msgspec.to_builtins(a) for a in answer.actions if a.control.kind == "config"]
     assert action["where"] == {"type": "header", "name": "X-Sluice-Metadata"}
     assert 'send X-Sluice-Metadata {"customer_id": "..."}' in action["message"]
+
+
+async def test_a_counter_store_that_is_down_leaves_the_spend_and_says_why(
+    engine: AsyncEngine, records: list[LedgerRecord]
+) -> None:
+    budgets = (
+        "name: budgets\ntype: gateway-budget-config\nbudgets:\n"
+        "  - {id: org, ceiling_usd: 100, window: monthly}\n"
+    )
+    nowhere = RedisCounterStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
+    down = PolicyEngine(nowhere, clock=lambda: NOW)
+    down.set_policy(policy(budgets))
+    try:
+        answer = await ask(_at_now(context(engine, config=snapshot(budgets)), down), "burn-rate")
+    finally:
+        await nowhere.close()
+    assert {c.id: c.status for c in answer.totals.controls} == {"org": None}
+    assert any(note.startswith("budget spend not shown: ") for note in answer.notes)
+    assert answer.totals.requests > 0  # the figures stand without it

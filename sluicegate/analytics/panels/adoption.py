@@ -62,7 +62,7 @@ from sluicegate.analytics.panels.common import (
     share,
 )
 from sluicegate.analytics.query import MAX_LIMIT, Filter
-from sluicegate.analytics.reader import AnalyticsReader, Plan
+from sluicegate.analytics.reader import AnalyticsReader, Group, Plan
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.window import DAY, Window, iso
 from sluicegate.errors import InvalidRequest, PermissionDenied
@@ -104,8 +104,6 @@ class ToolRow(msgspec.Struct, kw_only=True):
     active_users: int
     known_users: int
     adoption: float | None
-    daily_active: float
-    daily_adoption: float | None
 
 
 class GapRow(msgspec.Struct, kw_only=True):
@@ -144,7 +142,6 @@ TOOL_COLUMNS = [
     Column("active_users", "active"),
     Column("known_users", "known"),
     Column("adoption", "adoption share"),
-    Column("daily_adoption", "daily share"),
 ]
 GAP_COLUMNS = [
     Column("team", "team"),
@@ -185,7 +182,13 @@ class AdoptionPanel:
         known = await known_users(reader, q.window, _known_teams(query))
         if known.cut:
             notes.append("more teams than can be counted at once: some are left out")
-        counts = await _Counts.read(reader, users, dims, days)
+        points = await reader.distinct(users, USER, dims, step="day", limit=MAX_POINTS)
+        whole = len(points) < MAX_POINTS
+        if not whole:
+            notes.append(f"the series stops at {MAX_POINTS} points: narrow the window")
+        counts = await _Counts.read(reader, users, dims, days, points if whole else None)
+        if counts.cut:
+            notes.append(f"only the first {MAX_LIMIT} tool x team groups are counted")
         friction, more = await _friction(context, query, dims)
         notes += more
         rows, cut = _rows(dims, counts, known, friction, q.limit)
@@ -197,8 +200,8 @@ class AdoptionPanel:
             self, query, source=users.source.name, columns=COLUMNS, rows=rows, totals=totals,
             notes=notes,
         )  # fmt: skip
-        answer.series = await _series(reader, users, dims, known, notes)
-        tools = await _tools(reader, users, dims, days, known) if TOOL in dims else []
+        answer.series = _series(points, dims, known)
+        tools = await _tools(reader, users, known) if TOOL in dims else []
         gaps = _gaps(dims, rows, tools)
         answer.breakdowns = [
             Breakdown("tools", "each tool across the teams", tools, TOOL_COLUMNS),
@@ -251,15 +254,28 @@ class _Counts:
 
     @classmethod
     async def read(
-        cls, reader: AnalyticsReader, users: Plan, dims: Sequence[AnyDimension], days: int
+        cls,
+        reader: AnalyticsReader,
+        users: Plan,
+        dims: Sequence[AnyDimension],
+        days: int,
+        points: list[Group] | None = None,
     ) -> _Counts:
+        """`points`: the per-day counts of these groups when already read whole (the
+        series), added up here rather than read again."""
         over = await reader.distinct(users, USER, dims, limit=MAX_LIMIT)
-        per_day = await reader.distinct(
-            users, USER, dims, step="day", summed_steps=True, limit=MAX_LIMIT
-        )
+        summed: dict[tuple[str, ...], float] = {}
+        if points is None:
+            per_day = await reader.distinct(
+                users, USER, dims, step="day", summed_steps=True, limit=MAX_LIMIT
+            )
+            summed = {g.values: g.figures["distinct"] for g in per_day}
+        else:
+            for point in points:
+                summed[point.values] = summed.get(point.values, 0) + point.figures["distinct"]
         return cls(
             active={g.values: int(g.figures["distinct"]) for g in over},
-            daily={g.values: round(g.figures["distinct"] / days, 3) for g in per_day},
+            daily={values: round(n / days, 3) for values, n in summed.items()},
             cut=len(over) >= MAX_LIMIT,
         )
 
@@ -285,16 +301,7 @@ async def _friction(
     ), [f"friction figures: {note}" for note in notes]
 
 
-async def _series(
-    reader: AnalyticsReader,
-    users: Plan,
-    dims: Sequence[AnyDimension],
-    known: KnownUsers,
-    notes: list[str],
-) -> list[Any]:
-    points = await reader.distinct(users, USER, dims, step="day", limit=MAX_POINTS)
-    if len(points) >= MAX_POINTS:
-        notes.append(f"the series stops at {MAX_POINTS} points: narrow the window")
+def _series(points: list[Group], dims: Sequence[AnyDimension], known: KnownUsers) -> list[Any]:
     return [
         AdoptionPoint(
             start=iso(p.step or 0.0),
@@ -308,24 +315,17 @@ async def _series(
     ]
 
 
-async def _tools(
-    reader: AnalyticsReader,
-    users: Plan,
-    dims: Sequence[AnyDimension],
-    days: int,
-    known: KnownUsers,
-) -> list[ToolRow]:
-    counts = await _Counts.read(reader, users, (TOOL,), days)
+async def _tools(reader: AnalyticsReader, users: Plan, known: KnownUsers) -> list[ToolRow]:
+    """Each tool's users across the teams asked, as a share of all their known users."""
+    groups = await reader.distinct(users, USER, (TOOL,), limit=MAX_LIMIT)
     return [
         ToolRow(
-            label=label_of(values),
-            active_users=active,
+            label=label_of(g.values),
+            active_users=int(g.figures["distinct"]),
             known_users=known.total,
-            adoption=share(active, known.total),
-            daily_active=counts.daily.get(values, 0.0),
-            daily_adoption=share(counts.daily.get(values, 0.0), known.total),
+            adoption=share(g.figures["distinct"], known.total),
         )
-        for values, active in sorted(counts.active.items())
+        for g in groups
     ]
 
 

@@ -9,6 +9,7 @@ particular users. Rate-limit rules are shown to every caller who sees the row.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.errors import StoreUnavailable
 
 MAX_CONTROLS = 12  # beside one row
+STATUS_TIMEOUT_S = 5.0  # for the budgets' live spend (the counter store: memory or Redis)
 
 
 BUDGET_COLUMNS = [
@@ -64,9 +66,15 @@ async def budget_statuses(
     if context.budget_status is None:
         return {}
     try:
-        rows = await context.budget_status()
+        async with asyncio.timeout(STATUS_TIMEOUT_S):
+            rows = await context.budget_status()
     except StoreUnavailable as exc:
         notes.append(f"budget spend not shown: {exc.message}")
+        return {}
+    except TimeoutError:
+        notes.append(
+            f"budget spend not shown: the counter store did not answer in {STATUS_TIMEOUT_S:g} s"
+        )
         return {}
     found: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
