@@ -196,10 +196,10 @@ class AdoptionPanel:
             notes.append(f"{cut} more tool x team rows past the limit ({q.limit}) are not shown")
         overall = await _Counts.read(reader, users, (), days)
         totals = _row((), (), overall, known, friction.total, kind="total")
+        source = users.source.name
         answer = answer_of(
-            self, query, source=users.source.name, columns=COLUMNS, rows=rows, totals=totals,
-            notes=notes,
-        )  # fmt: skip
+            self, query, source=source, columns=COLUMNS, rows=rows, totals=totals, notes=notes
+        )
         answer.series = _series(points, dims, known)
         tools = await _tools(reader, users, known) if TOOL in dims else []
         gaps = _gaps(dims, rows, tools)

@@ -69,6 +69,7 @@ SERIES_MEASURES = ("requests", "cost_usd")
 HOURLY_UP_TO_S = 3 * DAY
 UNBUDGETED_SHARE = 0.05  # a group's share of the spend that deserves a budget of its own
 MAX_UNBUDGETED = 3  # such actions
+MAX_BUDGET_ACTIONS = 10  # budgets over their ceilings named in actions
 # a dimension callers set with a header, and how a key pins it (`sluicegate keys create`)
 HEADERS = {
     "project": ("X-Sluice-Project", "--project P --pin project"),
@@ -409,6 +410,8 @@ def _budget_actions(listed: ControlLister) -> list[Action]:
         actions.append(
             Action(message, Control("budget", row.label), Where(controls.BUDGETS, row.document))
         )
+        if len(actions) == MAX_BUDGET_ACTIONS:
+            break
     return actions
 
 
