@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Double,
     Select,
     and_,
@@ -90,10 +91,13 @@ class AnalyticsReader:
         limit: int,
         order: Order = "figures",
         without_empty: AnyDimension | None = None,
+        excluded: Filter | None = None,
     ) -> list[Group]:
         """At most `limit` groups, in `order`; `without_empty`: leave out rows with no
-        value for that dimension."""
-        stmt = statement(plan, measures, group, self.dialect, without_empty=without_empty)
+        value for that dimension; `excluded`: leave out rows with that value."""
+        stmt = statement(
+            plan, measures, group, self.dialect, without_empty=without_empty, excluded=excluded
+        )
         stmt = stmt.order_by(*_order(measures, len(group), order)).limit(limit)
         return [_group(row, measures, len(group)) for row in await self.run(stmt)]
 
@@ -112,7 +116,35 @@ class AnalyticsReader:
         stmt = stmt.order_by(asc(literal_column("step"))).limit(limit)
         return [_group(row, measures, 0) for row in await self.run(stmt)]
 
-    async def run(self, stmt: Select[Any]) -> Sequence[Any]:
+    async def distinct(
+        self,
+        plan: Plan,
+        counted: AnyDimension,
+        group: Sequence[AnyDimension],
+        *,
+        limit: int,
+        step: Step | None = None,
+        summed_steps: bool = False,
+    ) -> list[Group]:
+        """How many distinct non-empty values of `counted` each group has (figure
+        `distinct`), at most `limit` groups in the order of their values; per time step
+        with `step`; with `summed_steps`, the per-step counts added up per group (a user
+        active on three days counts three)."""
+        if summed_steps and step is None:
+            raise ValueError("summed_steps needs a step")
+        stmt = distinct_statement(plan, counted, group, self.dialect, step=step)
+        names = [f"g{i}" for i in range(len(group))]
+        if summed_steps:
+            inner = stmt.subquery("per_step")
+            outer = [inner.c[name] for name in names]
+            total = func.sum(inner.c.m_distinct).label("m_distinct")
+            stmt = select(*outer, total).group_by(*outer)
+        elif step is not None:
+            names.append("step")
+        stmt = stmt.order_by(*(asc(literal_column(n)) for n in names)).limit(limit)
+        return [_group(row, ("distinct",), len(group)) for row in await self.run(stmt)]
+
+    async def run(self, stmt: Select[Any] | CompoundSelect[Any]) -> Sequence[Any]:
         """The rows of one statement, within the reader's time bound: past it the
         database stops the statement (PostgreSQL's statement_timeout; SQLite is
         interrupted, or its worker thread would run it to the end holding the connection)
@@ -176,17 +208,40 @@ def statement(
     *,
     step: Step | None = None,
     without_empty: AnyDimension | None = None,
+    excluded: Filter | None = None,
 ) -> Select[Any]:
     """SELECT g0.., [step], SUM(measure).. FROM source WHERE window, filters, restriction
     GROUP BY g0.., [step] (grouped by label, so an expression with bound parameters is
     written once)."""
     source = plan.source
-    columns: list[ColumnElement[Any]] = [
-        _collated(column_of(source, dim), dialect).label(f"g{i}") for i, dim in enumerate(group)
-    ]
-    if step is not None:
-        columns.append(_step(source, step, dialect).label("step"))
-    columns += [_measure(source, name, dialect).label(f"m_{name}") for name in measures]
+    measured = [_measure(source, name, dialect).label(f"m_{name}") for name in measures]
+    conditions = _conditions(plan, step)
+    if without_empty is not None:
+        conditions.append(column_of(source, without_empty) != "")
+    if excluded is not None:
+        conditions.append(~_match(source, excluded.dimension, [excluded.value]))
+    return _grouped(plan, group, dialect, step, measured, conditions)
+
+
+def distinct_statement(
+    plan: Plan,
+    counted: AnyDimension,
+    group: Sequence[AnyDimension],
+    dialect: str,
+    *,
+    step: Step | None = None,
+) -> Select[Any]:
+    """SELECT g0.., [step], COUNT(DISTINCT counted) FROM source WHERE window, filters,
+    restriction, counted non-empty GROUP BY g0.., [step]."""
+    column = column_of(plan.source, counted)
+    conditions = [*_conditions(plan, step), column != ""]
+    counting = [func.count(column.distinct()).label("m_distinct")]
+    return _grouped(plan, group, dialect, step, counting, conditions)
+
+
+def _conditions(plan: Plan, step: Step | None) -> list[ColumnElement[bool]]:
+    """The window, the metadata key read, the filters and the caller's restriction."""
+    source = plan.source
     conditions = [_window(source, plan.window, step)]
     if source.meta_key is not None:
         conditions.append(source.table.c.meta_key == source.meta_key)
@@ -195,9 +250,24 @@ def statement(
         conditions.append(_match(source, TEAM, plan.teams))
     if plan.user_id is not None:
         conditions.append(_match(source, USER, [plan.user_id]))
-    if without_empty is not None:
-        conditions.append(column_of(source, without_empty) != "")
-    stmt = select(*columns).select_from(source.table).where(*conditions)
+    return conditions
+
+
+def _grouped(
+    plan: Plan,
+    group: Sequence[AnyDimension],
+    dialect: str,
+    step: Step | None,
+    figures: Sequence[ColumnElement[Any]],
+    conditions: Sequence[ColumnElement[bool]],
+) -> Select[Any]:
+    source = plan.source
+    columns: list[ColumnElement[Any]] = [
+        _collated(column_of(source, dim), dialect).label(f"g{i}") for i, dim in enumerate(group)
+    ]
+    if step is not None:
+        columns.append(_step(source, step, dialect).label("step"))
+    stmt = select(*columns, *figures).select_from(source.table).where(*conditions)
     grouped = [f"g{i}" for i in range(len(group))] + (["step"] if step else [])
     return stmt.group_by(*grouped) if grouped else stmt
 

@@ -41,6 +41,14 @@ class ScopedQuery:
     teams: tuple[str, ...] | None  # rows of these teams only; None: every team
     user_id: str | None  # rows of this user only; None: every user
     people_view: bool  # figures per person that someone else is reading (audited)
+    # the caller may see figures of people (admins; a member, of itself): a panel that
+    # names rules or budgets about particular users shows them to admins only
+    may_see_people: bool = False
+
+    @property
+    def sees_everyone(self) -> bool:
+        """Unrestricted, people included: an admin."""
+        return self.may_see_people and self.teams is None and self.user_id is None
 
     def restricted_dimensions(self) -> list[Dimension]:
         """Dimensions the restriction itself reads: a source must have them."""
@@ -79,4 +87,5 @@ def scoped(query: AnalyticsQuery, scope: Scope) -> ScopedQuery:
         teams=scope.teams,
         user_id=scope.user_id,
         people_view=bool(people) and scope.user_id is None,
+        may_see_people=scope.may_see_people,
     )

@@ -17,7 +17,9 @@ from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail
 
 out = Console()
 
-PanelArgument = typer.Argument(None, help="latency, tags, ... (omit to list the panels)")
+PanelArgument = typer.Argument(
+    None, help="adoption, burn-rate, latency, tags, ... (omit to list the panels)"
+)
 FilterOption = typer.Option(
     [],
     "--filter",
@@ -100,6 +102,9 @@ def print_answer(answer: dict[str, Any]) -> None:
     table.add_row(*(Text(cell(answer["totals"], c["key"])) for c in columns), style="bold")
     out.print(table)
     for breakdown in answer.get("breakdowns") or []:
+        if breakdown.get("columns"):
+            _print_breakdown_table(breakdown)
+            continue
         parts = [
             f"{r.get('value') or '(no value)'} {cell(r, 'requests')} ({cell(r, 'share')})"
             for r in breakdown["rows"]
@@ -117,6 +122,20 @@ def print_answer(answer: dict[str, Any]) -> None:
         out.print(Text(f"{number}. {action['message']}  {concerns}"))
 
 
+def _print_breakdown_table(breakdown: dict[str, Any]) -> None:
+    """A breakdown that names its own columns, as a table (or one line when empty)."""
+    if not breakdown["rows"]:
+        out.print(Text(f"{breakdown['title']}: none"))
+        return
+    columns = breakdown["columns"]
+    table = Table(title=breakdown["title"], title_justify="left")
+    for number, column in enumerate(columns):
+        table.add_column(column["title"], justify="left" if number == 0 else "right")
+    for row in breakdown["rows"]:
+        table.add_row(*(Text(cell(row, c["key"])) for c in columns))
+    out.print(table)
+
+
 def cell(row: dict[str, Any], key: str) -> str:
     """A row's value at a dotted key, formatted by what it is."""
     value: Any = row
@@ -126,7 +145,7 @@ def cell(row: dict[str, Any], key: str) -> str:
         return "-"
     if isinstance(value, bool):
         return str(value).lower()
-    if key.endswith(("rate", "share")) and isinstance(value, int | float):
+    if key.endswith(("rate", "share", "adoption")) and isinstance(value, int | float):
         return f"{value:.1%}"
     if key.endswith("usd") and isinstance(value, int | float):
         return f"{value:,.4f}"

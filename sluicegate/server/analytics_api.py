@@ -22,12 +22,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluicegate.analytics.panels import PANELS
-from sluicegate.analytics.panels.base import Panel, PanelContext
+from sluicegate.analytics.panels.base import BudgetStatus, Panel, PanelContext
 from sluicegate.analytics.query import parse_query
 from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.analytics.scope import scoped
 from sluicegate.errors import NotFound
+from sluicegate.model.admin import AdminPrincipal
 from sluicegate.server.admin_api import json_response
+from sluicegate.server.control_api import visible_budgets
 from sluicegate.server.roles import analytics_scope, audit_people_view, caller
 
 if TYPE_CHECKING:  # app.py builds these routes from the gateway it composes
@@ -44,6 +46,18 @@ def describe(panel: Panel) -> dict[str, Any]:
         "question": panel.question,
         "path": f"/api/analytics/{panel.name}",
     }
+
+
+def budget_status(gateway: Gateway, principal: AdminPrincipal) -> BudgetStatus:
+    """The budgets' live spend as `GET /api/budgets` would show it to this caller, after
+    the settlements already queued (waited for at most SETTLE_WAIT_S)."""
+
+    async def read() -> list[dict[str, Any]]:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(gateway.pipeline.drain()), SETTLE_WAIT_S)
+        return visible_budgets(principal, await gateway.policy.budget_status())
+
+    return read
 
 
 def analytics_routes(gateway: Gateway) -> list[Route]:
@@ -75,7 +89,12 @@ def analytics_routes(gateway: Gateway) -> list[Route]:
             await audit_people_view(gateway.audit, request)
         with contextlib.suppress(TimeoutError):  # answer from what has landed
             await asyncio.wait_for(asyncio.shield(gateway.writer.flush()), SETTLE_WAIT_S)
-        context = PanelContext(reader, gateway.analytics, gateway.live.snapshot)
+        context = PanelContext(
+            reader,
+            gateway.analytics,
+            gateway.live.snapshot,
+            budget_status=budget_status(gateway, principal),
+        )
         answer = await found.answer(context, asked)
         return json_response(msgspec.to_builtins(answer))
 

@@ -45,10 +45,13 @@ def control_routes(gateway: Gateway) -> list[Route]:
 
 
 def visible_budgets(principal: AdminPrincipal, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An admin sees every budget; a team lead only those confined to its own teams; other
-    roles every budget but those whose scope names users (one person's spend)."""
+    """An admin sees every budget; a team lead only those confined to its own teams; a
+    member none (its own spend is in its panels; `GET /api/budgets` refuses it anyway);
+    other roles every budget but those whose scope names users (one person's spend)."""
     if principal.role is Role.ADMIN:
         return rows
+    if principal.role is Role.MEMBER:
+        return []
     shown = [row for row in rows if not row["names_users"]]
     if principal.role is Role.TEAM_LEAD:
         own = set(principal.teams)

@@ -3,6 +3,8 @@ panel asked the same questions, the answers compared whole (JSON as the API send
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 import pytest
 
@@ -31,6 +33,11 @@ QUESTIONS = [
     ("tags", (("group_by", "project,client_tool"),), LEAD),
     ("tags", (("group_by", "user_id"),), ADMIN),
     ("tags", (("group_by", "workflow_tag"),), MEMBER),
+    ("adoption", (), ADMIN),
+    ("adoption", (("group_by", "team"), ("project", "alpha")), LEAD),
+    ("burn-rate", (), ADMIN),
+    ("burn-rate", (("group_by", "team,model"), ("limit", "3")), ADMIN),
+    ("burn-rate", (("group_by", "workflow_tag"),), MEMBER),
 ]
 
 
@@ -41,7 +48,7 @@ async def test_sqlite_and_postgresql_answer_alike(databases: Databases) -> None:
     for backend in ("sqlite", "postgres"):
         engine = await databases.engine(backend)
         await land(engine, records, ("customer_id",))
-        ctx = context(engine, SETTINGS)
+        ctx = dataclasses.replace(context(engine, SETTINGS), clock=lambda: DAY0 + 2 * DAY)
         answers[backend] = [
             msgspec.to_builtins(await ask(ctx, panel, *WINDOW, *params, principal=who))
             for panel, params, who in QUESTIONS

@@ -10,7 +10,8 @@ control it concerns and where that control is changed (principles 3 and 5).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -23,6 +24,10 @@ from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.config.live import ConfigSnapshot
 
 RowT = TypeVar("RowT")
+
+# The budgets in force with their live spend (`PolicyEngine.budget_status` rows), only
+# those the caller may see (the rule of `GET /api/budgets`).
+BudgetStatus = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
 class Layer(StrEnum):
@@ -81,6 +86,8 @@ class Breakdown(msgspec.Struct, Generic[RowT], frozen=True):
     name: str
     title: str
     rows: list[RowT]
+    # the figures to show, when its rows are not value / requests / share rows
+    columns: list[Column] | None = None
 
 
 class PanelAnswer(msgspec.Struct, Generic[RowT], kw_only=True):
@@ -113,6 +120,8 @@ class PanelContext:
     # metadata key -> since when its rollup rows are complete (a key absent: none yet);
     # None: not known, and rollups are taken as complete
     rolled_up_since: Mapping[str, float] | None = None
+    budget_status: BudgetStatus | None = None  # None: no policy engine to ask
+    clock: Callable[[], float] = time.time  # "now" for figures as of now (month to date)
 
 
 class Panel(Protocol):
