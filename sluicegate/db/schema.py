@@ -256,3 +256,14 @@ rollup_sessions = Table(
     Index("ix_rollup_sessions_last_ts", "last_ts"),
     Index("ix_rollup_sessions_workflow_tag_last_ts", "workflow_tag", "last_ts"),
 )
+
+# One row per metadata key that is or was rolled up (0008): `rollup_metadata` rows of the
+# key are complete for records with covered_since <= ts < covered_until (NULL: still
+# rolled up). Kept by the ledger stores and the rebuild (analytics/coverage.py).
+rollup_key_coverage = Table(
+    "rollup_key_coverage",
+    metadata,
+    Column("meta_key", String(), primary_key=True),
+    Column("covered_since", Double(), nullable=False),
+    Column("covered_until", Double()),
+)
