@@ -171,13 +171,19 @@ def _activate(dialect: str, *, keep_since: bool) -> Insert:
 
 
 async def record_rebuild(
-    conn: AsyncConnection, keys: Collection[str], since: float, started: float
+    conn: AsyncConnection,
+    keys: Collection[str],
+    since: float,
+    started: float,
+    *,
+    widen: bool = True,
 ) -> None:
     """After `rebuild-rollups` recomputed the rows of `keys` (the config in force, which
     every writer rolls up) from `since` on, starting at `started`: each is covered from
     `since` (from later only if a writer began rolling it up during the rebuild), and
-    every other key, whose rows the rebuild emptied from `since` on, ends at `since`."""
-    if keys:
+    every other key, whose rows the rebuild emptied from `since` on, ends at `since`.
+    Without `widen` (the config changed under the rebuild) only the latter."""
+    if keys and widen:
         insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
             rollup_key_coverage
         )

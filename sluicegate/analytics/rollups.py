@@ -105,9 +105,10 @@ def rollup_deltas(
 
 
 def bucket_deltas(
-    records: Sequence[LedgerRecord], metadata_keys: Collection[str] = ()
+    records: Sequence[LedgerRecord], metadata_keys: Collection[str] = (), *, days: bool = True
 ) -> RollupDeltas:
-    """What `records` add to the hour and day rows of usage, users and metadata."""
+    """What `records` add to the hour and day rows of usage, users and metadata (hour
+    rows only without `days`: the rebuild derives day rows from them)."""
     usage: dict[tuple[Any, ...], Group] = {}
     users: dict[tuple[Any, ...], Group] = {}
     metadata: dict[tuple[Any, ...], Group] = {}
@@ -150,11 +151,12 @@ def bucket_deltas(
                 if value is not None:
                     _append(metadata, (hour, meta_key, value, team, project, workflow, model), r)
     deltas = RollupDeltas()
-    _hour_and_day_rows(deltas.usage, usage, USAGE_DIMENSIONS, USAGE_COLUMNS, _usage_measures)
-    _hour_and_day_rows(deltas.users, users, USER_DIMENSIONS, USER_COLUMNS, _user_measures)
-    _hour_and_day_rows(
-        deltas.metadata, metadata, METADATA_DIMENSIONS, METADATA_COLUMNS, _metadata_measures
-    )
+    for out, groups, names, columns, measures in (
+        (deltas.usage, usage, USAGE_DIMENSIONS, USAGE_COLUMNS, _usage_measures),
+        (deltas.users, users, USER_DIMENSIONS, USER_COLUMNS, _user_measures),
+        (deltas.metadata, metadata, METADATA_DIMENSIONS, METADATA_COLUMNS, _metadata_measures),
+    ):
+        _hour_and_day_rows(out, groups, names, columns, measures, days)
     return deltas
 
 
@@ -194,6 +196,7 @@ def _hour_and_day_rows(
     names: tuple[str, ...],
     columns: tuple[str, ...],
     measures: Measures,
+    with_days: bool,
 ) -> None:
     """One hour row per group (key: hour first, then the dimensions), and day rows summed
     from the hour rows of the same day and dimensions."""
@@ -204,6 +207,8 @@ def _hour_and_day_rows(
         values = measures(group)
         hour_id = row_id("hour", hour, dimensions)
         out[hour_id] = dict(zip(keys, (hour_id, "hour", float(hour), *dimensions, *values)))
+        if not with_days:
+            continue
         day_key = ((hour // 86400) * 86400, *dimensions)
         day = days.get(day_key)
         days[day_key] = values if day is None else [a + b for a, b in zip(day, values)]

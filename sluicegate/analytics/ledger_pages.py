@@ -1,0 +1,90 @@
+"""Ledger rows read back as LedgerRecords, a page at a time in (ts, request_id) order.
+
+What `rebuild-rollups` recomputes from: only the columns the rollups read are selected,
+and pages continue after the last (ts, request_id) seen (keyset paging: each page is an
+index range scan, whatever the table's size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import msgspec
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sluicegate.db.schema import requests
+from sluicegate.model.record import LedgerRecord
+
+_R = requests.c
+ROLLUP_COLUMNS = (
+    "request_id",
+    "ts",
+    "user_id",
+    "team",
+    "project",
+    "session_id",
+    "workflow_tag",
+    "environment",
+    "cost_center",
+    "metadata",
+    "client_api",
+    "requested_model",
+    "provider",
+    "model",
+    "status_code",
+    "error_type",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "usage_source",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "stream",
+    "attempt_count",
+    "fallback_used",
+    "retry_used",
+    "policy_events",
+    "guardrail_events",
+    "session_killed",
+    "client_disconnected",
+    "client_tool",
+)
+_SELECTED = [_R[name] for name in ROLLUP_COLUMNS]
+
+
+def arrived_between(lower: float | None, upper: float | None) -> list[ColumnElement[bool]]:
+    """Rows with lower <= ts < upper (None: unbounded)."""
+    conditions: list[ColumnElement[bool]] = []
+    if lower is not None:
+        conditions.append(_R.ts >= lower)
+    if upper is not None:
+        conditions.append(_R.ts < upper)
+    return conditions
+
+
+def of_sessions(session_ids: Sequence[str]) -> list[ColumnElement[bool]]:
+    return [_R.session_id.in_(list(session_ids))]
+
+
+async def ledger_pages(
+    conn: AsyncConnection, conditions: Sequence[ColumnElement[bool]], page_size: int
+) -> AsyncIterator[list[LedgerRecord]]:
+    """Every row matching `conditions`, as records, `page_size` at a time."""
+    after: tuple[float, str] | None = None
+    while True:
+        where = list(conditions)
+        if after is not None:
+            ts, request_id = after
+            where.append(or_(_R.ts > ts, and_(_R.ts == ts, _R.request_id > request_id)))
+        statement = select(*_SELECTED).where(*where).order_by(_R.ts, _R.request_id).limit(page_size)
+        rows = (await conn.execute(statement)).mappings().all()
+        if not rows:
+            return
+        yield [msgspec.convert(dict(row), LedgerRecord, strict=False) for row in rows]
+        if len(rows) < page_size:
+            return
+        after = (rows[-1]["ts"], rows[-1]["request_id"])
