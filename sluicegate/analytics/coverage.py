@@ -18,6 +18,8 @@ interval of the others, and records arrive before they are written):
   (covered_since = max(covered_since, now)); a record that arrived earlier may have been
   written without it, one that arrived later cannot have been;
 - a key taken out: covered until the first replica stopped (covered_until = min);
+- changes written late (a replica's database briefly unreachable) apply by their time:
+  an add older than the key's end does not reopen it;
 - a writer starting up with its first config keeps the coverage of the keys it rolls up
   (it wrote nothing before) and closes that of every other key still open (nobody that
   starts now rolls it up).
@@ -30,8 +32,9 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Insert, case, or_, select, update
+from sqlalchemy import ColumnElement, Insert, and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -144,10 +147,15 @@ class RollupKeys:
 
 
 async def apply_change(conn: AsyncConnection, change: CoverageChange) -> None:
+    """Apply one writer's change. Changes of several writers may land in any order (one
+    whose database was briefly unreachable writes late), so each is applied by time:
+    a close keeps the earliest end, an add does not reopen a key closed after it."""
     if change.added:
         rows = [{"meta_key": k, "covered_since": change.at} for k in sorted(change.added)]
         await conn.execute(_activate(conn.dialect.name, keep_since=change.keep_since), rows)
-    closing = update(rollup_key_coverage).where(_C.covered_until.is_(None))
+    closing = update(rollup_key_coverage).where(
+        or_(_C.covered_until.is_(None), _C.covered_until > change.at)
+    )
     if change.removed:
         await conn.execute(
             closing.where(_C.meta_key.in_(change.removed)).values(covered_until=change.at)
@@ -158,15 +166,23 @@ async def apply_change(conn: AsyncConnection, change: CoverageChange) -> None:
 
 
 def _activate(dialect: str, *, keep_since: bool) -> Insert:
-    """Insert a key as covered from now, or reopen it: a closed key starts over from now;
-    an open one keeps its start (keep_since) or moves it to now if later."""
+    """Insert a key as covered from the change's time, or: reopen it from then if it was
+    closed before then (closed after: the add is stale, nothing changes); an open key
+    keeps its start (keep_since) or moves it to the change's time if later."""
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(rollup_key_coverage)
     new = insert.excluded.covered_since
-    closed = _C.covered_until.is_not(None)
-    restart = closed if keep_since else or_(closed, new > _C.covered_since)
+    until = _C.covered_until
+    reopened = and_(until.is_not(None), until <= new)
+    stale = and_(until.is_not(None), until > new)
+    since: list[tuple[ColumnElement[bool], Any]] = [(reopened, new), (stale, _C.covered_since)]
+    if not keep_since:
+        since.append((new > _C.covered_since, new))
     return insert.on_conflict_do_update(
         index_elements=["meta_key"],
-        set_={"covered_since": case((restart, new), else_=_C.covered_since), "covered_until": None},
+        set_={
+            "covered_since": case(*since, else_=_C.covered_since),
+            "covered_until": case((stale, until), else_=None),
+        },
     )
 
 

@@ -81,10 +81,14 @@ async def ledger_pages(
             ts, request_id = after
             where.append(or_(_R.ts > ts, and_(_R.ts == ts, _R.request_id > request_id)))
         statement = select(*_SELECTED).where(*where).order_by(_R.ts, _R.request_id).limit(page_size)
-        rows = (await conn.execute(statement)).mappings().all()
+        rows = (await conn.execute(statement)).all()
         if not rows:
             return
-        yield [msgspec.convert(dict(row), LedgerRecord, strict=False) for row in rows]
+        # plain str keys: SQLAlchemy's are a str subclass msgspec does not take as str
+        yield [
+            msgspec.convert(dict(zip(ROLLUP_COLUMNS, row)), LedgerRecord, strict=False)
+            for row in rows
+        ]
         if len(rows) < page_size:
             return
-        after = (rows[-1]["ts"], rows[-1]["request_id"])
+        after = (rows[-1].ts, rows[-1].request_id)

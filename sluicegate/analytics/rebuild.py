@@ -146,7 +146,9 @@ class RollupRebuild:
     async def _bucketed(
         self, since: float | None, keys: tuple[str, ...], report: RebuildReport
     ) -> None:
-        total = await self._scalar(select(func.count()).where(*arrived_between(since, None)))
+        total = await self._scalar(
+            select(func.count()).select_from(requests).where(*arrived_between(since, None))
+        )
         self._progress("rows", 0, total)
         lower, days_done = since, since
         while True:
@@ -232,7 +234,7 @@ class RollupRebuild:
         in_range = [_R.session_id > low] + ([_R.session_id <= high] if high is not None else [])
         ids = list(
             (
-                await conn.execute(select(distinct(_R.session_id)).where(*active, *in_range))
+                await conn.execute(select(_R.session_id).where(*active, *in_range).distinct())
             ).scalars()
         )
         if full:
@@ -319,7 +321,7 @@ async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float 
         await conn.execute(table.delete().where(*day_conditions))
         hour_conditions = _hour_rows(table, lower, upper)
         buckets = (
-            await conn.execute(select(distinct(table.c.bucket)).where(*hour_conditions))
+            await conn.execute(select(table.c.bucket).where(*hour_conditions).distinct())
         ).scalars()
         for day in sorted({day_start(b) for b in buckets}):
             await _derive_day(conn, table, dimensions, day)

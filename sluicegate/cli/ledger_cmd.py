@@ -79,11 +79,11 @@ def rebuild_rollups(
 ) -> None:
     """Recompute every rollup table from the ledger (safe while gateways write)."""
     start = parse_day(since) if since is not None else None
-    if is_memory_sqlite(async_url(database_url)):
-        _fail("an in-memory SQLite database has no ledger to rebuild from")
     try:
+        if is_memory_sqlite(async_url(database_url)):
+            _fail("an in-memory SQLite database has no ledger to rebuild from")
         report = asyncio.run(_rebuild(database_url, start))
-    except SluiceError as exc:
+    except SluiceError as exc:  # unreachable database, bad URL, a piece that never got its lock
         _fail(exc.message)
     _summary(report)
 
@@ -132,12 +132,13 @@ def _summary(report: RebuildReport) -> None:
     keys = ", ".join(report.metadata_keys) or "none configured"
     out.print(
         f"rebuilt rollups ({scope}): {report.rows:,} ledger rows, {report.sessions:,} "
-        f"sessions, in {report.seconds:.1f} s; metadata keys: {keys}"
+        f"sessions, in {report.seconds:.1f} s; metadata keys: {keys}",
+        soft_wrap=True,
     )
     for note in report.notes:
-        out.print(f"[bold yellow]note:[/] {note}")
+        out.print(f"[bold yellow]note:[/] {note}", soft_wrap=True)
 
 
 def _fail(message: str) -> NoReturn:
-    out.print(f"[bold red]error:[/] {message}")
+    out.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(1)
