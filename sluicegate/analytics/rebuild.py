@@ -32,15 +32,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Double, Table, distinct, func, select
+from sqlalchemy import Double, String, Table, distinct, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluicegate.analytics.config import AnalyticsDocument, AnalyticsSettings
 from sluicegate.analytics.coverage import record_rebuild
 from sluicegate.analytics.ledger_pages import arrived_between, ledger_pages, of_sessions
-from sluicegate.analytics.rollup_sql import additive_upsert, apply_deltas, session_upsert
+from sluicegate.analytics.rollup_sql import apply_deltas
 from sluicegate.analytics.rollups import (
+    DIGEST_CHARS,
     GRAINS,
+    RollupDeltas,
     bucket_deltas,
     row_id,
     session_deltas,
@@ -68,7 +70,6 @@ PAGE_SIZE = 5_000  # ledger rows read (and converted to records) at a time
 SESSIONS_PER_PIECE = 500
 LOCK_TIMEOUT_S = 30.0
 LOCK_ATTEMPTS = 5  # a piece that cannot get its lock is tried again, then the rebuild stops
-INSERT_CHUNK = 1_000  # derived day rows inserted per statement
 COVERED_FROM_START = 0.0  # a full rebuild covers every arrival (unix seconds >= 0)
 
 _R = requests.c
@@ -248,10 +249,9 @@ class RollupRebuild:
         return len(ids)
 
     async def _recompute_sessions(self, conn: AsyncConnection, ids: list[str]) -> None:
-        upsert = session_upsert(conn.dialect.name)
         async for page in ledger_pages(conn, of_sessions(ids), self._page_size):
-            rows = session_deltas(page)  # pages in ledger order: identity stays first-seen
-            await conn.execute(upsert, [rows[k] for k in sorted(rows)])
+            # pages in ledger order: a session's identity stays its first non-empty values
+            await apply_deltas(conn, RollupDeltas(sessions=session_deltas(page)))
 
     # --- coverage -----------------------------------------------------------------------
     async def _record_coverage(
@@ -331,28 +331,22 @@ async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float 
 async def _derive_day(
     conn: AsyncConnection, table: Table, dimensions: Sequence[str], day: float
 ) -> None:
+    """One INSERT ... SELECT: a day row per dimensions, summing the hour rows of the day.
+    Its id is the hour rows' with the day's prefix: ids end with ':' and the 32-character
+    digest of the dimensions (rollups.row_id), the same for every grain."""
     measures = [
         c.name for c in table.columns if c.name not in ("id", "grain", "bucket", *dimensions)
     ]
-    statement = (
-        select(
-            *(table.c[d] for d in dimensions),
-            *(func.sum(table.c[m]).label(m) for m in measures),
-        )
-        .where(table.c.grain == "hour", table.c.bucket >= day, table.c.bucket < day + DAY)
-        .group_by(*(table.c[d] for d in dimensions))
+    digest = func.min(func.substr(table.c.id, func.length(table.c.id) - 32))
+    prefix = row_id("day", day, ())[:-DIGEST_CHARS]
+    selected = select(
+        (literal(prefix, String()) + digest).label("id"),
+        literal("day", String()).label("grain"),
+        literal(day, Double()).label("bucket"),
+        *(table.c[d] for d in dimensions),
+        *(func.sum(table.c[m]).label(m) for m in measures),
+    ).where(table.c.grain == "hour", table.c.bucket >= day, table.c.bucket < day + DAY)
+    columns = ["id", "grain", "bucket", *dimensions, *measures]
+    await conn.execute(
+        table.insert().from_select(columns, selected.group_by(*(table.c[d] for d in dimensions)))
     )
-    floats = {c.name for c in table.columns if isinstance(c.type, Double)}
-    upsert = additive_upsert(table, conn.dialect.name)
-    rows: list[dict[str, Any]] = []
-    for found in (await conn.execute(statement)).mappings():
-        dims = tuple(found[d] for d in dimensions)
-        row = {"id": row_id("day", day, dims), "grain": "day", "bucket": day, **found}
-        for name in measures:  # PostgreSQL sums BIGINT as NUMERIC (Decimal)
-            row[name] = float(row[name]) if name in floats else int(row[name])
-        rows.append(row)
-        if len(rows) >= INSERT_CHUNK:
-            await conn.execute(upsert, rows)
-            rows = []
-    if rows:
-        await conn.execute(upsert, rows)

@@ -4,23 +4,25 @@ Additive measures are `stored + excluded`; a session's first/last time are the m
 identity columns keep the first non-empty value (UNTAGGED counts as empty for the project).
 Rows are written in key order, so two PostgreSQL replicas adding to the same rows lock
 them in the same order and cannot deadlock.
+
+On PostgreSQL each table's rows go in one statement, `INSERT ... SELECT FROM unnest(one
+array per column) ORDER BY key ON CONFLICT ...`: a batch's hundreds of rows cost one round
+trip and no per-row parameter handling (measured: ~30 us a row through executemany).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Table, case, or_
+from sqlalchemy import ColumnElement, Insert, Select, Table, bindparam, case, column, func, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sluicegate.analytics.rollups import RollupDeltas
+from sluicegate.analytics.rollups import RollupDeltas, Values
 from sluicegate.db.schema import (
     SESSION_IDENTITY,
-    rollup_metadata,
     rollup_sessions,
-    rollup_usage,
-    rollup_users,
 )
 from sluicegate.model.identity import UNTAGGED
 
@@ -35,9 +37,28 @@ def _insert(table: Table, dialect: str) -> Any:
     raise ValueError(f"unsupported dialect {dialect!r}")
 
 
-def additive_upsert(table: Table, dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure."""
+def _from_arrays(insert: Any, table: Table) -> Any:
+    """`insert` fed by unnest(one array parameter per column, named as the column)."""
+    arrays = (
+        func.unnest(*(bindparam(c.name, type_=postgresql.ARRAY(c.type)) for c in table.columns))
+        .table_valued(*(column(c.name, c.type) for c in table.columns))
+        .render_derived("rows")
+    )
+    key = table.primary_key.columns.values()[0].name
+    source: Any = (
+        Select(*(arrays.c[c.name] for c in table.columns))
+        .select_from(arrays)
+        .order_by(arrays.c[key])
+    )
+    return insert.from_select([c.name for c in table.columns], source)
+
+
+def additive_upsert(table: Table, dialect: str, *, arrays: bool = False) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure (`arrays`: the rows
+    come as one array per column, PostgreSQL)."""
     insert = _insert(table, dialect)
+    if arrays:
+        insert = _from_arrays(insert, table)
     key = table.primary_key.columns.values()[0].name
     dimensions = {c.name for c in table.columns if c.type.python_type is str}
     measures = [c.name for c in table.columns if c.name not in _NOT_ADDED | dimensions]
@@ -45,9 +66,11 @@ def additive_upsert(table: Table, dialect: str) -> Insert:
     return insert.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
-def session_upsert(dialect: str) -> Insert:
+def session_upsert(dialect: str, *, arrays: bool = False) -> Insert:
     table = rollup_sessions
     insert = _insert(table, dialect)
+    if arrays:
+        insert = _from_arrays(insert, table)
     excluded = insert.excluded
     updates: dict[str, Any] = {
         name: table.c[name] + excluded[name]
@@ -71,14 +94,22 @@ def session_upsert(dialect: str) -> Insert:
 async def apply_deltas(conn: AsyncConnection, deltas: RollupDeltas) -> None:
     """Add `deltas` inside the caller's transaction (the one that inserted the records)."""
     dialect = conn.dialect.name
-    for table, keyed in (
-        (rollup_usage, deltas.usage),
-        (rollup_users, deltas.users),
-        (rollup_metadata, deltas.metadata),
-    ):
-        if keyed:
-            rows = [keyed[k] for k in sorted(keyed)]
-            await conn.execute(additive_upsert(table, dialect), rows)
-    if deltas.sessions:
-        sessions = [deltas.sessions[k] for k in sorted(deltas.sessions)]
-        await conn.execute(session_upsert(dialect), sessions)
+    for table, keyed in deltas.tables():
+        if not keyed:
+            continue
+        rows: list[Values] = [keyed[k] for k in sorted(keyed)]
+        names = [c.name for c in table.columns]
+        if dialect == "postgresql":  # one array per column
+            arrays = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+            await conn.execute(upsert_for(table, dialect, True), arrays)
+        else:
+            dicts = [dict(zip(names, row, strict=True)) for row in rows]
+            await conn.execute(upsert_for(table, dialect, False), dicts)
+
+
+@functools.cache
+def upsert_for(table: Table, dialect: str, arrays: bool) -> Insert:
+    """The upsert of a rollup table (built once per table, dialect and shape)."""
+    if table is rollup_sessions:
+        return session_upsert(dialect, arrays=arrays)
+    return additive_upsert(table, dialect, arrays=arrays)

@@ -9,60 +9,50 @@ table, each in key order).
 
 from __future__ import annotations
 
-import operator
 import sqlite3
-from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite
 
-from sluicegate.analytics.rollup_sql import additive_upsert, session_upsert
-from sluicegate.analytics.rollups import RollupDeltas, Row
+from sluicegate.analytics.rollup_sql import upsert_for
+from sluicegate.analytics.rollups import RollupDeltas, Values
 from sluicegate.db.schema import rollup_metadata, rollup_sessions, rollup_usage, rollup_users
 
 _DIALECT = sqlite.dialect(paramstyle="qmark")
 
 
 class _Statement:
-    """One upsert as SQL text, and how to turn a delta row into its parameters."""
+    """One upsert as SQL text; a delta row (a tuple in column order) is its parameters."""
 
-    def __init__(self, statement: Insert, columns: list[str]):
-        compiled = statement.compile(dialect=_DIALECT, column_keys=columns)
+    def __init__(self, table: Table):
+        columns = [column.name for column in table.columns]
+        compiled = upsert_for(table, "sqlite", False).compile(dialect=_DIALECT, column_keys=columns)
         self.sql = compiled.string
         names = list(compiled.positiontup or ())
         if names[: len(columns)] != columns:
             raise RuntimeError(f"unexpected parameter order in {self.sql!r}")
         # The binds past the VALUES clause are the statement's own constants ("" and
         # UNTAGGED in the session upsert's CASEs).
-        constants = tuple(compiled.params[name] for name in names[len(columns) :])
-        values = operator.itemgetter(*columns)
-        self.parameters: Callable[[Row], tuple[Any, ...]] = (
-            (lambda row: values(row) + constants) if constants else values
-        )
+        self.constants = tuple(compiled.params[name] for name in names[len(columns) :])
 
-    def run(self, connection: sqlite3.Connection, keyed: dict[str, Row]) -> None:
-        if keyed:
-            connection.executemany(self.sql, [self.parameters(keyed[k]) for k in sorted(keyed)])
-
-
-def _columns(table: Any) -> list[str]:
-    return [column.name for column in table.columns]
+    def run(self, connection: sqlite3.Connection, keyed: dict[str, Values]) -> None:
+        if not keyed:
+            return
+        rows = [keyed[k] for k in sorted(keyed)]
+        if self.constants:
+            rows = [row + self.constants for row in rows]
+        connection.executemany(self.sql, rows)
 
 
 class SqliteRollupWriter:
     """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction."""
 
     def __init__(self) -> None:
-        self._usage = _Statement(additive_upsert(rollup_usage, "sqlite"), _columns(rollup_usage))
-        self._users = _Statement(additive_upsert(rollup_users, "sqlite"), _columns(rollup_users))
-        self._metadata = _Statement(
-            additive_upsert(rollup_metadata, "sqlite"), _columns(rollup_metadata)
-        )
-        self._sessions = _Statement(session_upsert("sqlite"), _columns(rollup_sessions))
+        self._statements = {
+            table.name: _Statement(table)
+            for table in (rollup_usage, rollup_users, rollup_metadata, rollup_sessions)
+        }
 
     def apply(self, connection: sqlite3.Connection, deltas: RollupDeltas) -> None:
-        self._usage.run(connection, deltas.usage)
-        self._users.run(connection, deltas.users)
-        self._metadata.run(connection, deltas.metadata)
-        self._sessions.run(connection, deltas.sessions)
+        for table, keyed in deltas.tables():
+            self._statements[table.name].run(connection, keyed)

@@ -30,11 +30,14 @@ are computed from records and day rows from hour rows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import Table
 
 from sluicegate.analytics.histogram import BOUNDS_MS, BUCKETS
 from sluicegate.db.schema import (
@@ -42,17 +45,24 @@ from sluicegate.db.schema import (
     METADATA_DIMENSIONS,
     METADATA_MEASURES,
     SESSION_IDENTITY,
+    SESSION_MEASURES,
     USAGE_DIMENSIONS,
     USAGE_MEASURES,
     USER_DIMENSIONS,
     USER_MEASURES,
+    rollup_metadata,
+    rollup_sessions,
+    rollup_usage,
+    rollup_users,
 )
 from sluicegate.model.identity import UNTAGGED
 from sluicegate.model.record import LedgerRecord
 
 GRAINS: dict[str, int] = {"hour": 3600, "day": 86400}
 NONE = ""  # a dimension with no value
-Row = dict[str, Any]
+DIGEST_CHARS = 33  # ':' and the 32 hex characters that end every bucketed row id
+DIGEST_CACHE = 8192  # dimension tuples whose digest is remembered
+Values = tuple[Any, ...]
 Group = list[LedgerRecord]
 
 _STATUS_CLASSES = tuple("none" if code < 100 else f"{code // 100}xx" for code in range(600))
@@ -73,19 +83,36 @@ def bucket_start(ts: float, grain: str) -> float:
 
 def row_id(grain: str, bucket: float, dimensions: tuple[str, ...]) -> str:
     """A rollup row's key: grain, bucket and a digest of its dimensions (a separator no
-    dimension value can hold keeps ("a b", "") and ("a", "b ") apart)."""
-    digest = hashlib.blake2b("\x1f".join(dimensions).encode(), digest_size=16).hexdigest()
-    return f"{grain[0]}{int(bucket)}:{digest}"
+    dimension value can hold keeps ("a b", "") and ("a", "b ") apart). The digest is the
+    id's last DIGEST_CHARS - 1 characters, after a ':'."""
+    return f"{grain[0]}{int(bucket)}:{_digest(dimensions)}"
+
+
+@functools.lru_cache(maxsize=DIGEST_CACHE)
+def _digest(dimensions: tuple[str, ...]) -> str:
+    """Cached: the same dimensions come back batch after batch, hour and day alike."""
+    return hashlib.blake2b("\x1f".join(dimensions).encode(), digest_size=16).hexdigest()
 
 
 @dataclass
 class RollupDeltas:
-    """Rows to add, per table, keyed by row id (sessions by session id)."""
+    """Rows to add, per table, keyed by row id (sessions by session id). A row is a tuple
+    of its table's columns in the table's order (`COLUMNS`): the upserts take them as they
+    are, with no dict per row."""
 
-    usage: dict[str, Row] = field(default_factory=dict)
-    users: dict[str, Row] = field(default_factory=dict)
-    metadata: dict[str, Row] = field(default_factory=dict)
-    sessions: dict[str, Row] = field(default_factory=dict)
+    usage: dict[str, Values] = field(default_factory=dict)
+    users: dict[str, Values] = field(default_factory=dict)
+    metadata: dict[str, Values] = field(default_factory=dict)
+    sessions: dict[str, Values] = field(default_factory=dict)
+
+    def tables(self) -> tuple[tuple[Table, dict[str, Values]], ...]:
+        """(table, rows) in the order rows are upserted (the same on every path)."""
+        return (
+            (rollup_usage, self.usage),
+            (rollup_users, self.users),
+            (rollup_metadata, self.metadata),
+            (rollup_sessions, self.sessions),
+        )
 
     def __bool__(self) -> bool:
         return bool(self.usage or self.users or self.metadata or self.sessions)
@@ -151,16 +178,16 @@ def bucket_deltas(
                 if value is not None:
                     _append(metadata, (hour, meta_key, value, team, project, workflow, model), r)
     deltas = RollupDeltas()
-    for out, groups, names, columns, measures in (
-        (deltas.usage, usage, USAGE_DIMENSIONS, USAGE_COLUMNS, _usage_measures),
-        (deltas.users, users, USER_DIMENSIONS, USER_COLUMNS, _user_measures),
-        (deltas.metadata, metadata, METADATA_DIMENSIONS, METADATA_COLUMNS, _metadata_measures),
+    for out, groups, measures in (
+        (deltas.usage, usage, _usage_measures),
+        (deltas.users, users, _user_measures),
+        (deltas.metadata, metadata, _metadata_measures),
     ):
-        _hour_and_day_rows(out, groups, names, columns, measures, days)
+        _hour_and_day_rows(out, groups, measures, days)
     return deltas
 
 
-def session_deltas(records: Sequence[LedgerRecord]) -> dict[str, Row]:
+def session_deltas(records: Sequence[LedgerRecord]) -> dict[str, Values]:
     """What `records` add to `rollup_sessions`, by session id."""
     groups: dict[str, Group] = {}
     for r in records:
@@ -185,28 +212,50 @@ def _append(groups: dict[Any, Group], key: Any, record: LedgerRecord) -> None:
 USAGE_COLUMNS = (*USAGE_MEASURES, *FLOAT_MEASURES)
 USER_COLUMNS = (*USER_MEASURES, "cost_usd")
 METADATA_COLUMNS = (*METADATA_MEASURES, "cost_usd")
+SESSION_COLUMNS = (
+    "session_id",
+    "first_ts",
+    "last_ts",
+    *SESSION_IDENTITY,
+    *SESSION_MEASURES,
+    "cost_usd",
+)
 _HISTOGRAM_ZEROS = [0] * (2 * BUCKETS)
+
+
+def _check_column_order() -> None:
+    """Rows are tuples in table order: the measure lists here must be that order."""
+    for table, dimensions, measures in (
+        (rollup_usage, USAGE_DIMENSIONS, USAGE_COLUMNS),
+        (rollup_users, USER_DIMENSIONS, USER_COLUMNS),
+        (rollup_metadata, METADATA_DIMENSIONS, METADATA_COLUMNS),
+        (rollup_sessions, (), SESSION_COLUMNS),
+    ):
+        expected = (*(("id", "grain", "bucket") if dimensions else ()), *dimensions, *measures)
+        if tuple(c.name for c in table.columns) != expected:
+            raise RuntimeError(f"{table.name}: columns out of step with analytics/rollups.py")
+
+
+_check_column_order()
 
 Measures = Callable[[Group], list[Any]]
 
 
 def _hour_and_day_rows(
-    out: dict[str, Row],
+    out: dict[str, Values],
     groups: dict[tuple[Any, ...], Group],
-    names: tuple[str, ...],
-    columns: tuple[str, ...],
     measures: Measures,
     with_days: bool,
 ) -> None:
     """One hour row per group (key: hour first, then the dimensions), and day rows summed
     from the hour rows of the same day and dimensions."""
-    keys = ("id", "grain", "bucket", *names, *columns)
     days: dict[tuple[Any, ...], list[Any]] = {}
     for key, group in groups.items():
         hour, dimensions = key[0], key[1:]
         values = measures(group)
-        hour_id = row_id("hour", hour, dimensions)
-        out[hour_id] = dict(zip(keys, (hour_id, "hour", float(hour), *dimensions, *values)))
+        digest = _digest(dimensions)
+        hour_id = f"h{int(hour)}:{digest}"
+        out[hour_id] = (hour_id, "hour", float(hour), *dimensions, *values)
         if not with_days:
             continue
         day_key = ((hour // 86400) * 86400, *dimensions)
@@ -214,8 +263,8 @@ def _hour_and_day_rows(
         days[day_key] = values if day is None else [a + b for a, b in zip(day, values)]
     for day_key, values in days.items():
         day_bucket, day_dimensions = day_key[0], day_key[1:]
-        day_id = row_id("day", day_bucket, day_dimensions)
-        out[day_id] = dict(zip(keys, (day_id, "day", float(day_bucket), *day_dimensions, *values)))
+        day_id = f"d{int(day_bucket)}:{_digest(day_dimensions)}"
+        out[day_id] = (day_id, "day", float(day_bucket), *day_dimensions, *values)
 
 
 def _sum(values: list[Any]) -> Any:
@@ -354,7 +403,7 @@ def _metadata_measures(group: Group) -> list[Any]:
 # -- sessions -------------------------------------------------------------------------------
 
 
-def _session_row(session_id: str, group: Group) -> Row:
+def _session_row(session_id: str, group: Group) -> Values:
     """One pass over the session's records of the batch."""
     first = group[0]
     first_ts = last_ts = first.ts
@@ -393,26 +442,26 @@ def _session_row(session_id: str, group: Group) -> Row:
             same_identity = False
     if not same_identity:
         identity = _first_non_empty(sorted(group, key=_ledger_order))
-    return {
-        "session_id": session_id,
-        "first_ts": first_ts,
-        "last_ts": last_ts,
-        **dict(zip(SESSION_IDENTITY, identity)),
-        "requests": len(group),
-        "errors": errors,
-        "input_tokens": inputs,
-        "output_tokens": outputs,
-        "cache_read_tokens": cache_reads,
-        "cache_write_tokens": cache_writes,
-        "reasoning_tokens": reasoning,
-        "retry_tokens": retry_tokens,
-        "wasted_input_tokens": wasted,
-        "rate_limit_hits": rate_limit_hits,
-        "budget_hits": budget_hits,
-        "guardrail_blocks": blocks,
-        "sessions_killed": killed,
-        "cost_usd": cost,
-    }
+    return (
+        session_id,
+        first_ts,
+        last_ts,
+        *identity,
+        len(group),
+        errors,
+        inputs,
+        outputs,
+        cache_reads,
+        cache_writes,
+        reasoning,
+        retry_tokens,
+        wasted,
+        rate_limit_hits,
+        budget_hits,
+        blocks,
+        killed,
+        cost,
+    )
 
 
 def _identity(r: LedgerRecord) -> tuple[str, str, str, str, str]:

@@ -8,10 +8,12 @@ worker thread, where SQLite does the index work with the GIL released. The state
 columns and semantics (insert-or-ignore by request_id) are the ones `schema.requests`
 defines; reads still go through SQLAlchemy.
 
-The rollups move in the same transaction: it is opened IMMEDIATE (the write lock first,
-so nobody inserts between the look-up and the insert), the ids already stored are looked
-up, the batch inserted, and the deltas of the records that were new added with
-rollup_sqlite.py's statements. A refused batch rolls back both.
+The rollups move in the same transaction: it is opened IMMEDIATE (the write lock first),
+the batch inserted, and the deltas of the records that were new added with
+rollup_sqlite.py's statements. Which records were new: all of them when SQLite's change
+count rose by the batch's size (the usual case); otherwise the batch is rolled back and
+inserted again after a look-up of the ids already stored. A refused batch rolls back
+both.
 """
 
 from __future__ import annotations
@@ -87,10 +89,7 @@ class SqliteBulkInserter:
             connection = None
             try:
                 connection = self._connect()
-                connection.execute("BEGIN IMMEDIATE")
-                stored = self._stored_ids(connection, [r.request_id for r in records])
-                connection.executemany(self._sql, rows)
-                landed = first_of_each(records, stored)
+                landed = self._insert_rows(connection, records, rows)
                 if landed:
                     self._rollups.apply(connection, deltas_for(landed, keys))
                 connection.execute("COMMIT")
@@ -110,6 +109,23 @@ class SqliteBulkInserter:
             except BaseException:  # StoreRejected from the deltas, or a bug
                 self._rollback(connection)
                 raise
+
+    def _insert_rows(
+        self, connection: sqlite3.Connection, records: list[LedgerRecord], rows: list[list[Any]]
+    ) -> list[LedgerRecord]:
+        """Insert in a new transaction (left open); returns the records that were new.
+        Usually all are, which the change count shows at no cost; when some were not (a
+        replay), the insert is redone after looking up the ids already stored."""
+        connection.execute("BEGIN IMMEDIATE")
+        before = connection.total_changes
+        connection.executemany(self._sql, rows)
+        if connection.total_changes - before == len(records):
+            return records
+        connection.execute("ROLLBACK")
+        connection.execute("BEGIN IMMEDIATE")
+        stored = self._stored_ids(connection, [r.request_id for r in records])
+        connection.executemany(self._sql, rows)
+        return first_of_each(records, stored)
 
     @staticmethod
     def _stored_ids(connection: sqlite3.Connection, ids: list[str]) -> set[str]:
