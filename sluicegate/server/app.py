@@ -163,10 +163,10 @@ class Gateway:
         self.notifier.set_targets(compiled.targets)
         self.catalog = compiled.catalog
         self.analytics = compiled.analytics
-        self.ledger_store.set_rollup_keys(compiled.analytics.rollup_metadata_keys)
-        self._soon(self.ledger_store.record_rollup_keys())
         self.router.set_routes(compiled.routes, self._catalog_target)
         self.policy.set_policy(compiled.policy)
+        self.ledger_store.set_rollup_keys(compiled.analytics.rollup_metadata_keys)
+        self._soon(self.ledger_store.record_rollup_keys())
 
     def _soon(self, work: Coroutine[Any, Any, object]) -> None:
         """Run `work` in the background (kept until done; awaited at stop). Outside a
