@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/rollups.py [--rows 100000] [--backends sqlite,postgres]
 
-Generates `--rows` ledger records over 30 days (20 teams, 40 projects and UNTAGGED, 15
+Generates `--rows` ledger records over `--days` (30; 20 teams, 40 projects and UNTAGGED, 15
 workflows, 8 tools, 8 models on 3 providers, 300 users, sessions of ~20 requests, a
 `customer_id` metadata key with a long tail of 2,000 values, 5% errors), writes them
 through the ledger store in batches of 500 in arrival order, as the gateway's writer does
@@ -41,9 +41,9 @@ TOOLS = ("cursor", "claude-code", "codex", "github-copilot", "openai-python", "l
          "aider", None)  # fmt: skip
 
 
-def ledger(rows: int, seed: int = 1) -> list[LedgerRecord]:
+def ledger(rows: int, days: int = DAYS, seed: int = 1) -> list[LedgerRecord]:
     rng = random.Random(seed)
-    start = time.time() - DAYS * 86400
+    start = time.time() - days * 86400
     customers = [f"cust-{i:04d}" for i in range(2000)]
     weights = [1 / (i + 1) for i in range(len(customers))]  # a long tail
     picked = rng.choices(customers, weights, k=rows)
@@ -56,7 +56,7 @@ def ledger(rows: int, seed: int = 1) -> list[LedgerRecord]:
         out.append(
             LedgerRecord(
                 request_id=f"b-{seed}-{i:09d}",
-                ts=start + (i + rng.random()) / rows * DAYS * 86400,  # in arrival order
+                ts=start + (i + rng.random()) / rows * days * 86400,  # in arrival order
                 user_id=f"user-{srng.randrange(300)}",
                 team=f"team-{srng.randrange(20)}",
                 project=None if srng.random() < 0.1 else f"proj-{srng.randrange(40)}",
@@ -109,13 +109,14 @@ async def measure(url: str, records: list[LedgerRecord], keys: tuple[str, ...]) 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=DAYS, help="the ledger's span")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument(
         "--metadata-keys", default="customer_id", help="rolled up (comma-separated; '' none)"
     )
     args = parser.parse_args()
     keys = tuple(k for k in args.metadata_keys.split(",") if k)
-    records = ledger(args.rows)
+    records = ledger(args.rows, args.days)
     for backend in args.backends.split(","):
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as directory:

@@ -8,13 +8,14 @@ index range scan, whatever the table's size).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Text, and_, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sluicegate.db.schema import requests
-from sluicegate.model.record import LedgerRecord
+from sluicegate.model.record import LedgerRecord, PolicyEvent
 
 _R = requests.c
 ROLLUP_COLUMNS = (
@@ -53,7 +54,22 @@ ROLLUP_COLUMNS = (
     "client_disconnected",
     "client_tool",
 )
-_SELECTED = [_R[name] for name in ROLLUP_COLUMNS]
+# JSON columns come back as text and are decoded here, straight to their types (the
+# driver's per-value JSON processing cost more than everything else a row needs).
+_JSON_TYPES: dict[str, Any] = {
+    "metadata": dict[str, str],
+    "policy_events": list[PolicyEvent],
+    "guardrail_events": list[dict[str, Any]],
+}
+_DECODERS = {name: msgspec.json.Decoder(kind) for name, kind in _JSON_TYPES.items()}
+_SELECTED = [cast(_R[name], Text) if name in _JSON_TYPES else _R[name] for name in ROLLUP_COLUMNS]
+
+
+def _record(row: Sequence[Any]) -> LedgerRecord:
+    values = dict(zip(ROLLUP_COLUMNS, row, strict=True))
+    for name, decoder in _DECODERS.items():
+        values[name] = decoder.decode(values[name])
+    return LedgerRecord(**values)
 
 
 def arrived_between(lower: float | None, upper: float | None) -> list[ColumnElement[bool]]:
@@ -84,11 +100,7 @@ async def ledger_pages(
         rows = (await conn.execute(statement)).all()
         if not rows:
             return
-        # plain str keys: SQLAlchemy's are a str subclass msgspec does not take as str
-        yield [
-            msgspec.convert(dict(zip(ROLLUP_COLUMNS, row)), LedgerRecord, strict=False)
-            for row in rows
-        ]
+        yield [_record(row) for row in rows]
         if len(rows) < page_size:
             return
         after = (rows[-1].ts, rows[-1].request_id)

@@ -213,11 +213,12 @@ class RollupRebuild:
             low = high
 
     def _first_ids(self, active: list[Any], low: str) -> Any:
-        """The next SESSIONS_PER_PIECE session ids above `low`."""
+        """The next SESSIONS_PER_PIECE session ids above `low` (DISTINCT in index order:
+        the session id index is read from `low` on, not the whole table)."""
         return (
             select(_R.session_id)
             .where(*active, _R.session_id > low)
-            .group_by(_R.session_id)
+            .distinct()
             .order_by(_R.session_id)
             .limit(self._sessions_per_piece)
         )

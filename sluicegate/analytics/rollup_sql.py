@@ -5,9 +5,11 @@ identity columns keep the first non-empty value (UNTAGGED counts as empty for th
 Rows are written in key order, so two PostgreSQL replicas adding to the same rows lock
 them in the same order and cannot deadlock.
 
-On PostgreSQL each table's rows go in one statement, `INSERT ... SELECT FROM unnest(one
-array per column) ORDER BY key ON CONFLICT ...`: a batch's hundreds of rows cost one round
-trip and no per-row parameter handling (measured: ~30 us a row through executemany).
+On PostgreSQL each table's rows go in one statement, `INSERT ... SELECT` over one JSONB
+parameter holding every row (`jsonb_array_elements`, each value cast back to its column's
+type) `ORDER BY key ON CONFLICT ...`: a batch's hundreds of rows cost one round trip and
+one JSON encoding (measured on 500 rows of rollup_usage: 1 ms of client CPU, against
+15 ms for one array parameter per column with asyncpg and ~15 ms through executemany).
 """
 
 from __future__ import annotations
@@ -15,7 +17,18 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Select, Table, bindparam, case, column, func, or_
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Table,
+    bindparam,
+    case,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,28 +50,29 @@ def _insert(table: Table, dialect: str) -> Any:
     raise ValueError(f"unsupported dialect {dialect!r}")
 
 
-def _from_arrays(insert: Any, table: Table) -> Any:
-    """`insert` fed by unnest(one array parameter per column, named as the column)."""
-    arrays = (
-        func.unnest(*(bindparam(c.name, type_=postgresql.ARRAY(c.type)) for c in table.columns))
-        .table_valued(*(column(c.name, c.type) for c in table.columns))
+def _from_json_rows(insert: Any, table: Table) -> Any:
+    """`insert` fed by one JSONB parameter, `rows`: an array of rows, each an array of
+    the table's columns in order, cast back to the columns' types, in key order."""
+    elements = (
+        func.jsonb_array_elements(bindparam("rows", type_=postgresql.JSONB))
+        .table_valued(column("value", postgresql.JSONB))
         .render_derived("rows")
     )
-    key = table.primary_key.columns.values()[0].name
-    source: Any = (
-        Select(*(arrays.c[c.name] for c in table.columns))
-        .select_from(arrays)
-        .order_by(arrays.c[key])
+    row = elements.c.value
+    source = (
+        select(*(cast(row[i].astext, c.type).label(c.name) for i, c in enumerate(table.columns)))
+        .select_from(elements)
+        .order_by(row[0].astext)  # the key: the same lock order for every writer
     )
     return insert.from_select([c.name for c in table.columns], source)
 
 
-def additive_upsert(table: Table, dialect: str, *, arrays: bool = False) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure (`arrays`: the rows
-    come as one array per column, PostgreSQL)."""
+def additive_upsert(table: Table, dialect: str, *, json_rows: bool = False) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure (`json_rows`: the rows
+    come as one JSONB parameter, PostgreSQL)."""
     insert = _insert(table, dialect)
-    if arrays:
-        insert = _from_arrays(insert, table)
+    if json_rows:
+        insert = _from_json_rows(insert, table)
     key = table.primary_key.columns.values()[0].name
     dimensions = {c.name for c in table.columns if c.type.python_type is str}
     measures = [c.name for c in table.columns if c.name not in _NOT_ADDED | dimensions]
@@ -66,11 +80,11 @@ def additive_upsert(table: Table, dialect: str, *, arrays: bool = False) -> Inse
     return insert.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
-def session_upsert(dialect: str, *, arrays: bool = False) -> Insert:
+def session_upsert(dialect: str, *, json_rows: bool = False) -> Insert:
     table = rollup_sessions
     insert = _insert(table, dialect)
-    if arrays:
-        insert = _from_arrays(insert, table)
+    if json_rows:
+        insert = _from_json_rows(insert, table)
     excluded = insert.excluded
     updates: dict[str, Any] = {
         name: table.c[name] + excluded[name]
@@ -98,18 +112,17 @@ async def apply_deltas(conn: AsyncConnection, deltas: RollupDeltas) -> None:
         if not keyed:
             continue
         rows: list[Values] = [keyed[k] for k in sorted(keyed)]
-        names = [c.name for c in table.columns]
-        if dialect == "postgresql":  # one array per column
-            arrays = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
-            await conn.execute(upsert_for(table, dialect, True), arrays)
+        if dialect == "postgresql":
+            await conn.execute(upsert_for(table, dialect, True), {"rows": rows})
         else:
+            names = [c.name for c in table.columns]
             dicts = [dict(zip(names, row, strict=True)) for row in rows]
             await conn.execute(upsert_for(table, dialect, False), dicts)
 
 
 @functools.cache
-def upsert_for(table: Table, dialect: str, arrays: bool) -> Insert:
+def upsert_for(table: Table, dialect: str, json_rows: bool) -> Insert:
     """The upsert of a rollup table (built once per table, dialect and shape)."""
     if table is rollup_sessions:
-        return session_upsert(dialect, arrays=arrays)
-    return additive_upsert(table, dialect, arrays=arrays)
+        return session_upsert(dialect, json_rows=json_rows)
+    return additive_upsert(table, dialect, json_rows=json_rows)

@@ -33,6 +33,9 @@ async def holding_off_writers(
         if conn.dialect.name == "postgresql":
             timeout_ms = max(1, int(lock_timeout_s * 1000))
             await conn.execute(text(f"SET LOCAL lock_timeout = '{timeout_ms}ms'"))
+            # the driver prepares statements, and a generic plan for a range of
+            # parameters can scan the whole table: plan each statement for its values
+            await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             await conn.execute(text("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE"))
         else:  # a write that changes nothing, for the write lock
             await conn.execute(rollup_key_coverage.delete().where(false()))
