@@ -41,6 +41,7 @@ from sluicegate.errors import (
     UpstreamTimeout,
 )
 from sluicegate.guardrails import GuardrailPhases
+from sluicegate.identity.client_tool import ClientToolReader
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.keys import KeyService
 from sluicegate.model.identity import Envelope
@@ -106,9 +107,11 @@ class Pipeline:
         sinks: tuple[RecordSink, ...],
         catalog: Callable[[], Catalog],
         guardrails: GuardrailPhases = NO_GUARDRAILS,
+        client_tools: ClientToolReader | None = None,
     ):
         self._keys = keys
         self._envelopes = envelopes
+        self._client_tools = client_tools or ClientToolReader()
         self._policy = policy
         self._router = router
         self._sinks = sinks  # every finished request goes to each, the ledger first
@@ -183,6 +186,8 @@ class Pipeline:
 
     # --- identity ---------------------------------------------------------------------
     def _identify(self, call: IncomingCall, record: LedgerRecord, started: float) -> GatewayRequest:
+        # first, so that every refusal below (401, 413, 400...) still says who sent it
+        record.client_tool = self._client_tools.read(call.raw_headers)
         if call.too_large:
             raise PayloadTooLarge("the request body is larger than the gateway accepts")
         principal = self._keys.authenticate(call.api_key)

@@ -4,23 +4,38 @@ Additive measures are `stored + excluded`; a session's first/last time are the m
 identity columns keep the first non-empty value (UNTAGGED counts as empty for the project).
 Rows are written in key order, so two PostgreSQL replicas adding to the same rows lock
 them in the same order and cannot deadlock.
+
+On PostgreSQL each table's rows go in one statement, `INSERT ... SELECT` over one JSONB
+parameter holding every row (`jsonb_array_elements`, each value cast back to its column's
+type) `ORDER BY key ON CONFLICT ...`: a batch's hundreds of rows cost one round trip and
+one JSON encoding (measured on 500 rows of rollup_usage: 1 ms of client CPU, against
+15 ms for one array parameter per column with asyncpg and ~15 ms through executemany).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Table, case, or_
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Table,
+    bindparam,
+    case,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sluicegate.analytics.rollups import RollupDeltas
+from sluicegate.analytics.rollups import RollupDeltas, Values
 from sluicegate.db.schema import (
     SESSION_IDENTITY,
-    rollup_metadata,
     rollup_sessions,
-    rollup_usage,
-    rollup_users,
 )
 from sluicegate.model.identity import UNTAGGED
 
@@ -35,9 +50,29 @@ def _insert(table: Table, dialect: str) -> Any:
     raise ValueError(f"unsupported dialect {dialect!r}")
 
 
-def additive_upsert(table: Table, dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure."""
+def _from_json_rows(insert: Any, table: Table) -> Any:
+    """`insert` fed by one JSONB parameter, `rows`: an array of rows, each an array of
+    the table's columns in order, cast back to the columns' types, in key order."""
+    elements = (
+        func.jsonb_array_elements(bindparam("rows", type_=postgresql.JSONB))
+        .table_valued(column("value", postgresql.JSONB))
+        .render_derived("rows")
+    )
+    row = elements.c.value
+    source = (
+        select(*(cast(row[i].astext, c.type).label(c.name) for i, c in enumerate(table.columns)))
+        .select_from(elements)
+        .order_by(row[0].astext)  # the key: the same lock order for every writer
+    )
+    return insert.from_select([c.name for c in table.columns], source)
+
+
+def additive_upsert(table: Table, dialect: str, *, json_rows: bool = False) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure (`json_rows`: the rows
+    come as one JSONB parameter, PostgreSQL)."""
     insert = _insert(table, dialect)
+    if json_rows:
+        insert = _from_json_rows(insert, table)
     key = table.primary_key.columns.values()[0].name
     dimensions = {c.name for c in table.columns if c.type.python_type is str}
     measures = [c.name for c in table.columns if c.name not in _NOT_ADDED | dimensions]
@@ -45,9 +80,11 @@ def additive_upsert(table: Table, dialect: str) -> Insert:
     return insert.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
-def session_upsert(dialect: str) -> Insert:
+def session_upsert(dialect: str, *, json_rows: bool = False) -> Insert:
     table = rollup_sessions
     insert = _insert(table, dialect)
+    if json_rows:
+        insert = _from_json_rows(insert, table)
     excluded = insert.excluded
     updates: dict[str, Any] = {
         name: table.c[name] + excluded[name]
@@ -71,14 +108,21 @@ def session_upsert(dialect: str) -> Insert:
 async def apply_deltas(conn: AsyncConnection, deltas: RollupDeltas) -> None:
     """Add `deltas` inside the caller's transaction (the one that inserted the records)."""
     dialect = conn.dialect.name
-    for table, keyed in (
-        (rollup_usage, deltas.usage),
-        (rollup_users, deltas.users),
-        (rollup_metadata, deltas.metadata),
-    ):
-        if keyed:
-            rows = [keyed[k] for k in sorted(keyed)]
-            await conn.execute(additive_upsert(table, dialect), rows)
-    if deltas.sessions:
-        sessions = [deltas.sessions[k] for k in sorted(deltas.sessions)]
-        await conn.execute(session_upsert(dialect), sessions)
+    for table, keyed in deltas.tables():
+        if not keyed:
+            continue
+        rows: list[Values] = [keyed[k] for k in sorted(keyed)]
+        if dialect == "postgresql":
+            await conn.execute(upsert_for(table, dialect, True), {"rows": rows})
+        else:
+            names = [c.name for c in table.columns]
+            dicts = [dict(zip(names, row, strict=True)) for row in rows]
+            await conn.execute(upsert_for(table, dialect, False), dicts)
+
+
+@functools.cache
+def upsert_for(table: Table, dialect: str, json_rows: bool) -> Insert:
+    """The upsert of a rollup table (built once per table, dialect and shape)."""
+    if table is rollup_sessions:
+        return session_upsert(dialect, json_rows=json_rows)
+    return additive_upsert(table, dialect, json_rows=json_rows)

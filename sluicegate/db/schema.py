@@ -315,3 +315,14 @@ outcomes = Table(
     Index("ix_outcomes_session_id", "session_id"),
     Index("ix_outcomes_ts", "ts"),
 )
+
+# One row per metadata key that is or was rolled up (0012): `rollup_metadata` rows of the
+# key are complete for records with covered_since <= ts < covered_until (NULL: still
+# rolled up). Kept by the ledger stores and the rebuild (analytics/coverage.py).
+rollup_key_coverage = Table(
+    "rollup_key_coverage",
+    metadata,
+    Column("meta_key", String(), primary_key=True),
+    Column("covered_since", Double(), nullable=False),
+    Column("covered_until", Double()),
+)

@@ -1,9 +1,12 @@
-"""The ledger store in memory: the fake beside `SqlLedgerStore`, with the same semantics."""
+"""The ledger store in memory: the fake beside `SqlLedgerStore`, with the same semantics
+for the ledger itself (tests of the writer and of budget rebuilds use it). It keeps no
+rollups: they are SQL tables that only SQL reads, so it records the keys it is told and
+nothing more; rollup tests run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -27,6 +30,7 @@ Row = dict[str, Any]
 class MemoryLedgerStore:
     def __init__(self) -> None:
         self._rows: dict[str, Row] = {}
+        self.rollup_keys: tuple[str, ...] = ()
 
     async def write_batch(self, records: list[LedgerRecord]) -> None:
         for record in records:
@@ -58,6 +62,9 @@ class MemoryLedgerStore:
 
     async def count(self, since: float, match: Mapping[str, str]) -> int:
         return sum(1 for _ in self._since(since, match))
+
+    def set_rollup_keys(self, keys: Sequence[str]) -> None:
+        self.rollup_keys = tuple(dict.fromkeys(keys))
 
     async def close(self) -> None:
         return None

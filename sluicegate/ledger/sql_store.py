@@ -1,8 +1,15 @@
-"""The ledger store on SQLite or PostgreSQL (one implementation, SQLAlchemy Core)."""
+"""The ledger store on SQLite or PostgreSQL (one implementation, SQLAlchemy Core).
+
+Each batch keeps the rollups (analytics/) in the same transaction as its insert: the
+insert reports the ids it stored (RETURNING; on a SQLite file the bulk inserter looks
+them up first), and the deltas of those records alone are added, so a replayed batch
+adds nothing and a refused one nothing either. Metadata keys are rolled up as the
+analytics config in force says (`set_rollup_keys`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -10,9 +17,12 @@ from sqlalchemy import ColumnElement, Insert, and_, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.analytics.coverage import RollupKeys
+from sluicegate.analytics.rollup_sql import apply_deltas
 from sluicegate.db.engine import SQLITE_PRAGMAS, is_memory_sqlite
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import requests
+from sluicegate.ledger.landed import deltas_for, returned
 from sluicegate.ledger.sqlite_bulk import SqliteBulkInserter
 from sluicegate.ledger.store import (
     EQUALITY_FILTERS,
@@ -37,24 +47,55 @@ class SqlLedgerStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = _insert_ignoring_duplicates(engine.dialect.name)
+        self._insert = _insert_ignoring_duplicates(engine.dialect.name).returning(
+            requests.c.request_id
+        )
+        self._rollup_keys = RollupKeys()
         self._bulk: SqliteBulkInserter | None = None
         database = engine.url.database
         if engine.dialect.name == "sqlite" and database and not is_memory_sqlite(engine.url):
             self._bulk = SqliteBulkInserter(database, SQLITE_PRAGMAS)
 
+    # --- rollup keys ------------------------------------------------------------------
+    @property
+    def rollup_keys(self) -> tuple[str, ...]:
+        """The metadata keys the next batches roll up."""
+        return self._rollup_keys.keys
+
+    def set_rollup_keys(self, keys: Sequence[str]) -> None:
+        """The analytics config's `rollup_metadata_keys` now in force (at start and on
+        each change). Batches from now on roll them up; `record_rollup_keys` writes
+        since when (the next batch does it too)."""
+        self._rollup_keys.set(keys)
+
+    async def record_rollup_keys(self) -> bool:
+        """Write the coverage changes `set_rollup_keys` queued (False: not yet, logged)."""
+        return await self._rollup_keys.write_changes(self._engine)
+
+    # --- writes -----------------------------------------------------------------------
     async def write_batch(self, records: list[LedgerRecord]) -> None:
         if not records:
             return
+        keys = self._rollup_keys.keys
         if self._bulk is not None:
-            await self._bulk.insert(records)
-            return
+            await self._bulk.insert(records, keys)
+        else:
+            await self._insert_with_rollups(records, keys)
+        if self._rollup_keys.pending:
+            await self.record_rollup_keys()
+
+    async def _insert_with_rollups(
+        self, records: list[LedgerRecord], keys: tuple[str, ...]
+    ) -> None:
         try:
             rows = [msgspec.to_builtins(r) for r in records]
         except (TypeError, ValueError) as exc:  # e.g. an unencodable guardrail event
             raise StoreRejected(f"ledger write: {exc}") from exc
         async with translate_errors("ledger write"), self._engine.begin() as conn:
-            await conn.execute(self._insert, rows)
+            inserted = (await conn.execute(self._insert, rows)).scalars().all()
+            landed = returned(records, inserted)
+            if landed:
+                await apply_deltas(conn, deltas_for(landed, keys))
 
     async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         limit = clamp_limit(limit)

@@ -7,13 +7,17 @@ Semantics both implementations keep:
   cursor; `since` is inclusive and `until` exclusive.
 - `match` in `sum_cost` / `count` names envelope fields (`ENVELOPE_FIELDS`) or, for any
   other name, a metadata key; every pair must be equal.
+- `set_rollup_keys` says which metadata keys the rollups break down (the analytics config
+  in force). The SQL store keeps the rollup tables in each batch's transaction; the
+  memory store has no rollup tables (nothing reads rollups but SQL) and only keeps the
+  keys it was told.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -64,6 +68,8 @@ class LedgerStore(Protocol):
         ...
 
     async def count(self, since: float, match: Mapping[str, str]) -> int: ...
+
+    def set_rollup_keys(self, keys: Sequence[str]) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,6 +36,7 @@ from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade_engine
 from sluicegate.identity.admin_token_store import SqlAdminTokenStore
 from sluicegate.identity.admin_tokens import AdminTokenService
+from sluicegate.identity.client_tool import ClientToolReader
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
@@ -88,6 +89,7 @@ log = logging.getLogger("sluicegate")
 
 LEDGER_MAX_QUEUE = 100_000  # records waiting for the writer (then for an in-memory spool)
 START_REPLAY_TIMEOUT_S = 30.0
+STOP_BACKGROUND_TIMEOUT_S = 5.0
 
 
 class Gateway:
@@ -153,6 +155,7 @@ class Gateway:
         self.live.subscribe(self._on_config)
         self.catalog: Catalog = build_catalog([], self.upstream, emulator_url=settings.emulator_url)
         self.analytics = AnalyticsSettings()  # the gateway-analytics-config in force
+        self._background: set[asyncio.Task[object]] = set()
         self.router.set_routes({}, self._catalog_target)
         self.gate = AdmissionGate(
             max_in_flight=settings.max_in_flight,
@@ -166,6 +169,7 @@ class Gateway:
             router=self.router,
             sinks=(self.writer,),
             catalog=lambda: self.catalog,
+            client_tools=ClientToolReader(settings.header_prefixes),
         )
 
     # --- config -> runtime ------------------------------------------------------------
@@ -188,6 +192,19 @@ class Gateway:
         self.analytics = compiled.analytics
         self.router.set_routes(compiled.routes, self._catalog_target)
         self.policy.set_policy(compiled.policy)
+        self.ledger_store.set_rollup_keys(compiled.analytics.rollup_metadata_keys)
+        self._soon(self.ledger_store.record_rollup_keys())
+
+    def _soon(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run `work` in the background (kept until done; awaited at stop). Outside a
+        running loop it is dropped: what it does is retried by its owner anyway."""
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:
+            work.close()
+            return
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _catalog_target(self, model: str) -> Target | None:
         route = self.catalog.model(model)
@@ -204,11 +221,15 @@ class Gateway:
         await upgrade_engine(self.engine)
         await self.keys.start(self.settings.poll_interval_s)
         await self.tokens.start(self.settings.poll_interval_s)
-        await self.writer.start()
-        await self._replay_spool()  # rows from before the restart count in the budgets
         if self.settings.config_files:
             await self.live.bootstrap(list(self.settings.config_files))
         await self.live.start()
+        # The ledger store knows the rollup keys before it writes anything (the spool's
+        # rows included), even when no config version could go live.
+        self.ledger_store.set_rollup_keys(self.analytics.rollup_metadata_keys)
+        await self.ledger_store.record_rollup_keys()
+        await self.writer.start()
+        await self._replay_spool()  # rows from before the restart count in the budgets
         await self.policy.rebuild_budgets(self.ledger_store.sum_cost)
 
     async def _replay_spool(self) -> None:
@@ -224,6 +245,10 @@ class Gateway:
         await self.tokens.stop()
         await self.pipeline.drain()
         await self.writer.close()
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=STOP_BACKGROUND_TIMEOUT_S)
+            for task in late:
+                task.cancel()
         await self.ledger_store.close()
         await self.notifier.close()
         if self._owns_upstream:

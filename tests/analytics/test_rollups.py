@@ -8,8 +8,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics.histogram import BOUNDS_MS, BUCKETS, bucket_of, percentile
-from sluicegate.analytics.rollup_sql import apply_deltas
-from sluicegate.analytics.rollups import rollup_deltas
 from sluicegate.db.schema import (
     LATENCY_BUCKETS,
     requests,
@@ -27,13 +25,12 @@ START = 1_780_000_000.0 - 1_780_000_000.0 % 86400  # a UTC midnight
 
 
 async def _land(engine: AsyncEngine, batches: int = 4, per_batch: int = 150) -> None:
+    """Records written batch by batch through the ledger store, which keeps the rollups."""
     records = ledger_records(batches * per_batch, start=START, span_s=30 * HOUR)
     store = SqlLedgerStore(engine)
+    store.set_rollup_keys(("customer_id",))
     for b in range(batches):
-        batch = records[b * per_batch : (b + 1) * per_batch]
-        await store.write_batch(batch)
-        async with engine.begin() as conn:
-            await apply_deltas(conn, rollup_deltas(batch, metadata_keys=("customer_id",)))
+        await store.write_batch(records[b * per_batch : (b + 1) * per_batch])
     await store.close()
 
 

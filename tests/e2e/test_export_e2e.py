@@ -23,17 +23,18 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
-from sluicegate.analytics.rollup_sql import apply_deltas
-from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas
+from sluicegate.analytics.rollups import rollup_deltas
 from sluicegate.db.engine import create_engine_for
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
 from tests.export.support import (
     START,
+    DeltaRows,
     assert_csv_row_holds,
     assert_parquet_row_holds,
     awkward_records,
     csv_rows,
+    delta_rows,
     in_key_order,
 )
 from tests.support import fresh_postgres_database
@@ -57,7 +58,7 @@ def _database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 )
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningGateway, str, RollupDeltas]]:
+) -> Iterator[tuple[RunningGateway, str, DeltaRows]]:
     """A gateway whose ledger holds 600 awkward records (and their rollups) and 200,000
     plain ones a month later."""
     with _database(request.param, tmp_path_factory) as url, run_gateway(url) as gateway:
@@ -65,16 +66,15 @@ def served(
         yield gateway, url, deltas
 
 
-async def _fill(url: str) -> RollupDeltas:
+async def _fill(url: str) -> DeltaRows:
     engine = create_engine_for(url)
     try:
         records = awkward_records(600)
         store = SqlLedgerStore(engine)
         await store.write_batch(records)
         await store.close()
-        deltas = rollup_deltas(records)
+        deltas = delta_rows(rollup_deltas(records))  # what the store added as it wrote
         async with engine.begin() as conn:
-            await apply_deltas(conn, deltas)
             await conn.execute(_BIG_ROWS[conn.dialect.name], {"start": BIG_START, "n": BIG})
         return deltas
     finally:
@@ -124,7 +124,7 @@ def _cli(gateway: RunningGateway, *args: str, key: str | None = ADMIN_KEY) -> An
 
 
 def test_cli_exports_a_window_in_chunks_into_one_csv_file(
-    served: tuple[RunningGateway, str, RollupDeltas], tmp_path: Path
+    served: tuple[RunningGateway, str, DeltaRows], tmp_path: Path
 ) -> None:
     gateway, _, _ = served
     since, until = START + 3600, START + 80000
@@ -147,7 +147,7 @@ def test_cli_exports_a_window_in_chunks_into_one_csv_file(
 
 
 def test_cli_joins_parquet_chunks_into_one_file(
-    served: tuple[RunningGateway, str, RollupDeltas], tmp_path: Path
+    served: tuple[RunningGateway, str, DeltaRows], tmp_path: Path
 ) -> None:
     gateway, _, _ = served
     expected = in_key_order([r for r in awkward_records(600) if r.user_id == "u1"])
@@ -214,7 +214,7 @@ class CuttingProxy:
 
 
 def test_cli_fetches_a_broken_off_chunk_again_and_keeps_every_row_once(
-    served: tuple[RunningGateway, str, RollupDeltas], tmp_path: Path
+    served: tuple[RunningGateway, str, DeltaRows], tmp_path: Path
 ) -> None:
     gateway, _, _ = served
     expected = in_key_order(awkward_records(600))
@@ -234,7 +234,7 @@ def test_cli_fetches_a_broken_off_chunk_again_and_keeps_every_row_once(
 
 
 def test_cli_exports_a_rollup_and_says_what_is_wrong(
-    served: tuple[RunningGateway, str, RollupDeltas], tmp_path: Path
+    served: tuple[RunningGateway, str, DeltaRows], tmp_path: Path
 ) -> None:
     gateway, _, deltas = served
     out = tmp_path / "usage.csv"
@@ -290,7 +290,7 @@ def _download(gateway: RunningGateway, **params: str) -> tuple[int, bytes, httpx
 
 
 def test_a_200k_row_export_streams_with_memory_bounded_by_a_page(
-    served: tuple[RunningGateway, str, RollupDeltas], tmp_path: Path
+    served: tuple[RunningGateway, str, DeltaRows], tmp_path: Path
 ) -> None:
     gateway, url, _ = served
     parquet = url.startswith("postgresql")  # CSV on SQLite, Parquet on PostgreSQL
@@ -339,7 +339,7 @@ def _log_since(log: Path, offset: int) -> str:
 
 
 def test_a_client_that_hangs_up_stops_the_export(
-    served: tuple[RunningGateway, str, RollupDeltas],
+    served: tuple[RunningGateway, str, DeltaRows],
 ) -> None:
     gateway, _, _ = served
     log = Path(gateway.proc.log.name)

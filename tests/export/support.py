@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
 
+from sluicegate.analytics.rollups import RollupDeltas
 from sluicegate.audit.store import SqlAuditStore
 from sluicegate.errors import AuthenticationError
 from sluicegate.model.record import AttemptRecord, LedgerRecord, PolicyEvent
@@ -175,3 +176,20 @@ def assert_parquet_row_holds(row: dict[str, Any], record: LedgerRecord) -> None:
             assert json.loads(value) == expected, (name, value)
         else:
             assert value == expected and type(value) is type(expected), (name, value)
+
+
+class DeltaRows(msgspec.Struct):
+    """`RollupDeltas` with each row as a dict by column name, to compare with exports."""
+
+    usage: dict[str, dict[str, Any]]
+    users: dict[str, dict[str, Any]]
+    metadata: dict[str, dict[str, Any]]
+    sessions: dict[str, dict[str, Any]]
+
+
+def delta_rows(deltas: RollupDeltas) -> DeltaRows:
+    named = [
+        {key: dict(zip(table.c.keys(), values, strict=True)) for key, values in rows.items()}
+        for table, rows in deltas.tables()
+    ]
+    return DeltaRows(*named)

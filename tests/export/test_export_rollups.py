@@ -11,24 +11,31 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluicegate.analytics.rollup_sql import apply_deltas
-from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas
+from sluicegate.analytics.rollups import rollup_deltas
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from tests.analytics.ledger_rows import ledger_records
-from tests.export.support import START, csv_rows, export_client, parquet_rows
+from tests.export.support import (
+    START,
+    DeltaRows,
+    csv_rows,
+    delta_rows,
+    export_client,
+    parquet_rows,
+)
 
 HOUR = 3600.0
 ROLLUPS = "/api/export/rollups"
 
 
-async def _land(engine: AsyncEngine) -> RollupDeltas:
-    """600 records over 30 hours, in one batch (so each rollup row is one delta)."""
+async def _land(engine: AsyncEngine) -> DeltaRows:
+    """600 records over 30 hours, in one batch (so each rollup row is one delta), written
+    by the ledger store, which keeps the rollups."""
     records = ledger_records(600, start=START, span_s=30 * HOUR)
-    await SqlLedgerStore(engine).write_batch(records)
-    deltas = rollup_deltas(records, metadata_keys=("customer_id",))
-    async with engine.begin() as conn:
-        await apply_deltas(conn, deltas)
-    return deltas
+    store = SqlLedgerStore(engine)
+    store.set_rollup_keys(("customer_id",))
+    await store.write_batch(records)
+    await store.close()
+    return delta_rows(rollup_deltas(records, metadata_keys=("customer_id",)))
 
 
 def _same(cell: str, expected: Any) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sluicegate.db.errors import StoreRejected
 from sluicegate.errors import StoreUnavailable
@@ -43,6 +43,9 @@ class FlakyStore:
 
     async def count(self, since: float, match: Mapping[str, str]) -> int:
         return await self.inner.count(since, match)
+
+    def set_rollup_keys(self, keys: Sequence[str]) -> None:
+        self.inner.set_rollup_keys(keys)
 
     async def close(self) -> None:
         await self.inner.close()
