@@ -4,7 +4,7 @@ module with a `PANEL` implementing `base.Panel`, and one line in `PANELS`."""
 
 from __future__ import annotations
 
-from sluicegate.analytics.panels import latency, tags
+from sluicegate.analytics.panels import latency, leverage, outcomes, tags
 from sluicegate.analytics.panels.base import Panel
 
 PANELS: dict[str, Panel] = {
@@ -12,5 +12,7 @@ PANELS: dict[str, Panel] = {
     for panel in (
         latency.PANEL,
         tags.PANEL,
+        outcomes.PANEL,
+        leverage.PANEL,
     )
 }
