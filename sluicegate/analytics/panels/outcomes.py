@@ -34,11 +34,13 @@ from sluicegate.analytics.panels.base import (
     Where,
 )
 from sluicegate.analytics.panels.common import answer_of, group_of, label_of, usd
+from sluicegate.analytics.panels.session_listing import SessionAsk, SessionListing, listing
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.session_sql import OUTCOME_COUNTS, SESSION_FIGURES
 from sluicegate.analytics.sessions import (
     SOURCE,
     GroupFigures,
+    SessionFigures,
     SessionReader,
     grouping_of,
     selection_of,
@@ -136,6 +138,14 @@ class OutcomesPanel:
         )  # fmt: skip
         answer.actions = actions
         return answer
+
+    async def sessions(
+        self, context: PanelContext, query: ScopedQuery, ask: SessionAsk
+    ) -> SessionListing:
+        async def describe(page: Sequence[SessionFigures]) -> list[Any]:
+            return list(page)
+
+        return await listing(self.name, context, query, ask, describe)
 
 
 PANEL = OutcomesPanel()
@@ -237,7 +247,10 @@ def _costly(rows: list[OutcomeRow]) -> list[Action]:
     priced = {
         r.label: r.cost_per_outcome_usd
         for r in rows
-        if r.kind == "group" and r.outcomes >= MIN_OUTCOMES and r.cost_per_outcome_usd
+        if r.kind == "group"
+        and None not in r.group.values()  # a group without a value has no route to name
+        and r.outcomes >= MIN_OUTCOMES
+        and r.cost_per_outcome_usd
     }
     actions = []
     for row in rows:
