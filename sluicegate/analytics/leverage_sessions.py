@@ -1,18 +1,21 @@
-"""Sessions scored, and scores summarised: what the leverage panel shows per workflow.
+"""Sessions scored, and scores tallied: what the leverage panel shows per workflow.
 
-    SessionFigures + the workflow's Baseline --score_session--> ScoredSession
-    [ScoredSession] --summarise--> ScoreSummary (mean, median, and what they rest on)
+    a session's figures + its workflow's Baseline --score_inputs--> ScoreInputs --> Score
+    scores --Tally.add--> running sums per workflow --Tally.summary--> ScoreSummary
 
 Each input of the score is derived from one session's row (docs/analytics.md):
 outcome counts and the mean eval pass rate from `outcomes`; rate-limit hits, budget
 hits and guardrail blocks, retry tokens and the unused context ratio from
 `rollup_sessions`; the loop flag from its token rate against its workflow's baseline.
+A tally keeps each session's score and sums, never the session: the panel scores up to
+tens of thousands of sessions per answer.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import msgspec
 
@@ -28,6 +31,33 @@ from sluicegate.analytics.sessions import SessionFigures
 DIGITS = 6  # scores and means as shown (the figures under them are exact)
 
 
+def score_inputs(
+    figures: Mapping[str, Any], eval_pass_rate: float | None, loop: bool | None
+) -> ScoreInputs:
+    """A session's score inputs from its figures (a session row, or a `SessionFigures`
+    as builtins: the same names)."""
+    return ScoreInputs(
+        incidents_resolved=int(figures["incident_resolved"]),
+        prs_merged=int(figures["pr_merged"]),
+        tickets_closed=int(figures["ticket_closed"]),
+        eval_pass_rate=eval_pass_rate or 0.0,
+        budget_hits=int(figures["budget_hits"]),
+        rate_limit_hits=int(figures["rate_limit_hits"]),
+        guardrail_blocks=int(figures["guardrail_blocks"]),
+        retry_tokens=int(figures["retry_tokens"]),
+        unused_context_ratio=unused_context_ratio(
+            int(figures["wasted_input_tokens"]), int(figures["input_tokens"])
+        ),
+        loop=bool(loop),
+        cost_usd=float(figures["cost_usd"] or 0.0),
+    )
+
+
+def session_rate(figures: Mapping[str, Any]) -> float:
+    tokens = int(figures["input_tokens"]) + int(figures["output_tokens"])
+    return tokens_per_hour(tokens, float(figures["first_ts"]), float(figures["last_ts"]))
+
+
 class ScoredSession(msgspec.Struct, kw_only=True, frozen=True):
     session: SessionFigures
     inputs: ScoreInputs
@@ -37,25 +67,10 @@ class ScoredSession(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def score_session(session: SessionFigures, baseline: Baseline | None) -> ScoredSession:
-    rate = tokens_per_hour(
-        session.input_tokens + session.output_tokens, session.first_ts, session.last_ts
-    )
+    figures = msgspec.structs.asdict(session)
+    rate = session_rate(figures)
     loop = is_loop(rate, baseline)
-    inputs = ScoreInputs(
-        incidents_resolved=session.incident_resolved,
-        prs_merged=session.pr_merged,
-        tickets_closed=session.ticket_closed,
-        eval_pass_rate=session.eval_pass_rate or 0.0,
-        budget_hits=session.budget_hits,
-        rate_limit_hits=session.rate_limit_hits,
-        guardrail_blocks=session.guardrail_blocks,
-        retry_tokens=session.retry_tokens,
-        unused_context_ratio=unused_context_ratio(
-            session.wasted_input_tokens, session.input_tokens
-        ),
-        loop=bool(loop),
-        cost_usd=session.cost_usd,
-    )
+    inputs = score_inputs(figures, session.eval_pass_rate, loop)
     return ScoredSession(
         session=session,
         inputs=inputs,
@@ -87,32 +102,85 @@ class ScoreSummary(msgspec.Struct, kw_only=True, frozen=True):
     waste_penalty_mean: float | None
 
 
-def summarise(scored: Sequence[ScoredSession]) -> ScoreSummary:
-    sessions = [s.session for s in scored]
-    return ScoreSummary(
-        sessions=len(scored),
-        score_mean=_mean([s.result.score for s in scored]),
-        score_median=_median([s.result.score for s in scored]),
-        traced_sessions=sum(1 for s in sessions if s.outcomes),
-        loop_sessions=sum(1 for s in scored if s.loop),
-        unchecked_sessions=sum(1 for s in scored if s.loop is None),
-        outcomes=sum(s.outcomes for s in sessions),
-        cost_usd=round(sum(s.cost_usd for s in sessions), 9) + 0.0,
-        tokens=sum(s.input_tokens + s.output_tokens for s in sessions),
-        retry_tokens=sum(s.retry_tokens for s in sessions),
-        rate_limit_hits=sum(s.rate_limit_hits for s in sessions),
-        budget_hits=sum(s.budget_hits for s in sessions),
-        guardrail_blocks=sum(s.guardrail_blocks for s in sessions),
-        unused_context_share=_mean([s.inputs.unused_context_ratio for s in scored]),
-        outcome_points_mean=_mean([s.result.outcome_points for s in scored]),
-        governance_penalty_mean=_mean([s.result.governance_penalty for s in scored]),
-        waste_penalty_mean=_mean([s.result.waste_penalty for s in scored]),
+class Tally:
+    """Scores of sessions, and the sums of what explains them."""
+
+    _SUMS = (
+        "traced",
+        "loops",
+        "unchecked",
+        "outcomes",
+        "cost",
+        "tokens",
+        "retry",
+        "rate_limit",
+        "budget",
+        "guardrail",
+        "unused",
+        "points",
+        "governance",
+        "waste",
     )
 
+    def __init__(self) -> None:
+        self.scores: list[float] = []
+        self.sums: dict[str, float] = dict.fromkeys(self._SUMS, 0)
 
-def _mean(values: list[float]) -> float | None:
-    return round(statistics.fmean(values), DIGITS) if values else None
+    def add(self, row: Mapping[str, Any], baseline: Baseline | None) -> None:
+        """Score one session (a row of `session_sql.session_statement`) and count it in."""
+        loop = is_loop(session_rate(row), baseline)
+        rated = int(row["rated"])
+        inputs = score_inputs(row, float(row["pass_rate_sum"]) / rated if rated else None, loop)
+        score = leverage_score(inputs)
+        self.scores.append(score.score)
+        sums = self.sums
+        outcomes = int(row["outcomes"])
+        sums["traced"] += outcomes > 0
+        sums["loops"] += bool(loop)
+        sums["unchecked"] += loop is None
+        sums["outcomes"] += outcomes
+        sums["cost"] += inputs.cost_usd
+        sums["tokens"] += int(row["input_tokens"]) + int(row["output_tokens"])
+        sums["retry"] += inputs.retry_tokens
+        sums["rate_limit"] += inputs.rate_limit_hits
+        sums["budget"] += inputs.budget_hits
+        sums["guardrail"] += inputs.guardrail_blocks
+        sums["unused"] += inputs.unused_context_ratio
+        sums["points"] += score.outcome_points
+        sums["governance"] += score.governance_penalty
+        sums["waste"] += score.waste_penalty
+
+    @classmethod
+    def of(cls, tallies: Iterable[Tally]) -> Tally:
+        merged = cls()
+        for tally in tallies:
+            merged.scores += tally.scores
+            for name, value in tally.sums.items():
+                merged.sums[name] += value
+        return merged
+
+    def summary(self) -> ScoreSummary:
+        n, s = len(self.scores), self.sums
+        return ScoreSummary(
+            sessions=n,
+            score_mean=_round(statistics.fmean(self.scores)) if n else None,
+            score_median=_round(statistics.median(self.scores)) if n else None,
+            traced_sessions=int(s["traced"]),
+            loop_sessions=int(s["loops"]),
+            unchecked_sessions=int(s["unchecked"]),
+            outcomes=int(s["outcomes"]),
+            cost_usd=round(s["cost"], 9) + 0.0,
+            tokens=int(s["tokens"]),
+            retry_tokens=int(s["retry"]),
+            rate_limit_hits=int(s["rate_limit"]),
+            budget_hits=int(s["budget"]),
+            guardrail_blocks=int(s["guardrail"]),
+            unused_context_share=_round(s["unused"] / n) if n else None,
+            outcome_points_mean=_round(s["points"] / n) if n else None,
+            governance_penalty_mean=_round(s["governance"] / n) if n else None,
+            waste_penalty_mean=_round(s["waste"] / n) if n else None,
+        )
 
 
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), DIGITS) if values else None
+def _round(value: float) -> float:
+    return round(value, DIGITS) + 0.0

@@ -6,8 +6,9 @@ above what its workflow usually burns is probably looping).
                       a session shorter than an hour measured over an hour (one quick
                       request is not extrapolated to an hourly rate)
     baseline          the nearest-rank p95 of that rate over the workflow's sessions whose
-                      last request was in [since - 7 days, since), read under the same
-                      filters and scope as the panel; none with fewer than 20 sessions
+                      last request was in [since - 7 days, since) (of all workflows' the
+                      newest 20,000 at most), read under the same filters and scope as the
+                      panel; none with fewer than 20 sessions
     loop              tokens per hour > 3 x the baseline
 
 The percentile is picked in SQL (ROW_NUMBER over the rate, per workflow), one row per
@@ -33,6 +34,7 @@ MIN_BASELINE_SESSIONS = 20
 RATE_FLOOR_S = float(HOUR)
 PERCENTILE = 95  # nearest rank: the ceil(0.95 n)-th smallest rate
 MAX_WORKFLOWS = 10_000  # baselines read at once (one row each)
+BASELINE_SESSIONS = 20_000  # the newest sessions of the week a baseline is taken from
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,26 +68,30 @@ async def baselines(reader: AnalyticsReader, selection: SessionSelection) -> dic
 
 
 def baseline_statement(selection: SessionSelection, dialect: str) -> Select[Any]:
-    tokens = S.input_tokens + S.output_tokens
-    span = S.last_ts - S.first_ts
+    week = (  # the newest sessions of the week before the window, at most BASELINE_SESSIONS
+        select(S.session_id, S.workflow_tag, S.first_ts, S.last_ts, S.input_tokens, S.output_tokens)
+        .where(*conditions(selection, before=selection.window.since - BASELINE_DAYS * DAY))
+        .order_by(S.last_ts.desc())
+        .limit(BASELINE_SESSIONS)
+        .subquery("week")
+    )
+    w = week.c
+    tokens = w.input_tokens + w.output_tokens
+    span = w.last_ts - w.first_ts
     floor: ColumnElement[float] = literal(RATE_FLOOR_S, Double())
     length = case((span > floor, span), else_=floor)
     rate = cast(tokens, Double()) * literal(3600.0, Double()) / length
-    workflow = collated(S.workflow_tag, dialect)
-    ranked = (
-        select(
-            S.workflow_tag.label("workflow_tag"),
-            tokens.label("tokens"),
-            S.first_ts,
-            S.last_ts,
-            func.row_number()
-            .over(partition_by=workflow, order_by=(rate, collated(S.session_id, dialect)))
-            .label("rank"),
-            func.count().over(partition_by=workflow).label("n"),
-        )
-        .where(*conditions(selection, before=selection.window.since - BASELINE_DAYS * DAY))
-        .subquery("ranked")
-    )
+    workflow = collated(w.workflow_tag, dialect)
+    ranked = select(
+        w.workflow_tag.label("workflow_tag"),
+        tokens.label("tokens"),
+        w.first_ts,
+        w.last_ts,
+        func.row_number()
+        .over(partition_by=workflow, order_by=(rate, collated(w.session_id, dialect)))
+        .label("rank"),
+        func.count().over(partition_by=workflow).label("n"),
+    ).subquery("ranked")
     r = ranked.c
     return (
         select(r.workflow_tag, r.tokens, r.first_ts, r.last_ts, r.n)

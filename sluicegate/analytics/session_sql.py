@@ -166,9 +166,11 @@ def session_statement(
     limit: int,
     after: Keyset | None = None,
     traced: bool | None = None,
+    ordered: bool = True,
 ) -> Select[Any]:
-    """Sessions newest first (last_ts, then id, descending), at most `limit`, each with
-    its outcomes; `traced`: only sessions with (True) or without (False) an outcome."""
+    """The newest sessions (last_ts, then id, descending), at most `limit`, each with its
+    outcomes (`ordered=False`: the same sessions, in no order); `traced`: only sessions
+    with (True) or without (False) an outcome."""
     sid = collated(S.session_id, dialect)
     where = [*conditions(selection), *_traced(traced)]
     if after is not None:
@@ -176,12 +178,12 @@ def session_statement(
             or_(S.last_ts < after.last_ts, and_(S.last_ts == after.last_ts, sid < after.session_id))
         )
     identity = [S[name] for name in ("session_id", "first_ts", "last_ts", *SESSION_IDENTITY)]
-    picked = (
+    picked = (  # a CTE: read once, though the outcomes' IN and the join both use it
         select(*identity, *(S[name] for name in SESSION_FIGURES), S.cost_usd)
         .where(*where)
         .order_by(S.last_ts.desc(), sid.desc())
         .limit(limit)
-        .subquery("picked")
+        .cte("picked")
     )
     joined = outcomes_of(select(picked.c.session_id))
     P = picked.c
@@ -191,10 +193,11 @@ def session_statement(
         joined.c.pass_rate_sum.label("pass_rate_sum"),
         func.coalesce(joined.c.rated, 0).label("rated"),
     ]
+    stmt = select(*P, *outcome_columns).select_from(
+        picked.outerjoin(joined, joined.c.session_id == P.session_id)
+    )
     return (
-        select(*P, *outcome_columns)
-        .select_from(picked.outerjoin(joined, joined.c.session_id == P.session_id))
-        .order_by(P.last_ts.desc(), collated(P.session_id, dialect).desc())
+        stmt.order_by(P.last_ts.desc(), collated(P.session_id, dialect).desc()) if ordered else stmt
     )
 
 

@@ -23,12 +23,7 @@ from typing import Any, Literal
 import msgspec
 
 from sluicegate.analytics.config import AnalyticsSettings
-from sluicegate.analytics.leverage_sessions import (
-    ScoredSession,
-    ScoreSummary,
-    score_session,
-    summarise,
-)
+from sluicegate.analytics.leverage_sessions import ScoreSummary, Tally, score_session
 from sluicegate.analytics.loop_baseline import (
     LOOP_FACTOR,
     MIN_BASELINE_SESSIONS,
@@ -58,7 +53,7 @@ from sluicegate.analytics.sessions import (
 )
 from sluicegate.analytics.window import iso
 
-MAX_SCORED = 20_000  # sessions scored per answer, the newest first
+MAX_SCORED = 10_000  # sessions scored per answer, the newest first
 MIN_SESSIONS = 10  # a workflow's figures say little on fewer
 LOOP_SHARE_ALERT = 0.25  # of a workflow's checked sessions flagged as loops
 CONTROL_HITS_ALERT = 1.0  # hits of one kind per session, on average
@@ -124,26 +119,27 @@ class LeveragePanel:
         selection = selection_of(query, self.name)
         reader = SessionReader(context.reader)
         in_window = await reader.count(selection)
-        sessions = await reader.sessions(selection, limit=MAX_SCORED)
+        sessions = await reader.rows(selection, limit=MAX_SCORED)
         known = await baselines(context.reader, selection)
-        scored = [score_session(s, known.get(s.workflow_tag or "")) for s in sessions]
-        by_workflow: dict[str, list[ScoredSession]] = defaultdict(list)
-        for s in scored:
-            by_workflow[s.session.workflow_tag or ""].append(s)
-        summaries = {w: summarise(items) for w, items in by_workflow.items()}
+        tallies: dict[str, Tally] = defaultdict(Tally)
+        for session in sessions:
+            workflow = session["workflow_tag"] or ""
+            tallies[workflow].add(session, known.get(workflow))
+        summaries = {w: t.summary() for w, t in tallies.items()}
         ranked = sorted(summaries, key=lambda w: _rank(w, summaries[w]))
         rows = [_row(w, summaries[w], known) for w in ranked[: q.limit]]
-        rest = [s for w in ranked[q.limit :] for s in by_workflow[w]]
-        if rest:
+        if len(ranked) > q.limit:
+            rest = Tally.of(tallies[w] for w in ranked[q.limit :])
             rows.append(_aggregate(rest, "other", "other"))
+        oldest = min((float(s["last_ts"]) for s in sessions), default=None)
         answer = answer_of(
             self,
             query,
             source=SOURCE,
             columns=COLUMNS,
             rows=rows,
-            totals=_aggregate(scored, "total", "total"),
-            notes=_notes(in_window, sessions, summaries, known),
+            totals=_aggregate(Tally.of(tallies.values()), "total", "total"),
+            notes=_notes(in_window, len(sessions), oldest, summaries, known),
             group_by=group,
         )
         answer.actions = _actions(context, [r for r in rows if r.kind == "group"])
@@ -179,10 +175,8 @@ def _row(workflow: str, summary: ScoreSummary, known: dict[str, Baseline]) -> Le
     )
 
 
-def _aggregate(scored: Sequence[ScoredSession], label: str, kind: RowKind) -> LeverageRow:
-    return LeverageRow(
-        **msgspec.structs.asdict(summarise(scored)), group={}, label=label, kind=kind
-    )
+def _aggregate(tally: Tally, label: str, kind: RowKind) -> LeverageRow:
+    return LeverageRow(**msgspec.structs.asdict(tally.summary()), group={}, label=label, kind=kind)
 
 
 def _view(session: SessionFigures, baseline: Baseline | None) -> ScoredView:
@@ -203,7 +197,8 @@ def _view(session: SessionFigures, baseline: Baseline | None) -> ScoredView:
 
 def _notes(
     in_window: int,
-    sessions: Sequence[SessionFigures],
+    scored: int,
+    oldest: float | None,
     summaries: dict[str, ScoreSummary],
     known: dict[str, Baseline],
 ) -> list[str]:
@@ -211,11 +206,10 @@ def _notes(
         "a session counts in the window of its last request, with its whole figures; "
         "its outcomes count whenever they arrived"
     ]
-    if in_window > len(sessions) and sessions:
+    if in_window > scored and oldest is not None:
         notes.append(
-            f"scored the newest {len(sessions)} of the {in_window} sessions in the window "
-            f"(last request since {iso(sessions[-1].last_ts)}): narrow the window or filter "
-            "to score the rest"
+            f"scored the newest {scored} of the {in_window} sessions in the window "
+            f"(last request since {iso(oldest)}): narrow the window or filter to score the rest"
         )
     unchecked = sorted(w or NO_VALUE_LABEL for w in summaries if w not in known)
     if unchecked:

@@ -52,6 +52,7 @@ MIN_SESSIONS = 5  # fewer untraced sessions than this say little about a workflo
 MIN_OUTCOMES = 3  # a cost per outcome resting on fewer is noise
 COSTLY_FACTOR = 3.0  # cost per outcome this many times the others' median
 MAX_ACTIONS = 5  # of each kind, the costliest first
+SUMMED_GROUPS = 1000  # up to this many groups, the total is their sum (no second statement)
 
 RowKind = Literal["group", "other", "total"]
 
@@ -112,10 +113,16 @@ class OutcomesPanel:
         selection = selection_of(query, self.name)
         sessions = SessionReader(context.reader)
         names = [d.name for d in group]
-        groups = await sessions.groups(selection, names, limit=q.limit)
-        total = await sessions.total(selection)
+        # Every group in one pass when they are few (the usual case): the total is their
+        # sum; past SUMMED_GROUPS the total is a second statement.
+        every = await sessions.groups(selection, names, limit=max(q.limit, SUMMED_GROUPS) + 1)
+        if len(every) > SUMMED_GROUPS:
+            total = await sessions.total(selection)
+        else:
+            total = _add_up(every)
+        groups = every[: q.limit]
         rows = [_row(group_of(group, g.values), label_of(g.values), g, "group") for g in groups]
-        if len(groups) == q.limit:
+        if len(every) > q.limit:
             rest = _subtract(total, groups)
             if rest.sessions:
                 rows.append(_row({}, "other", rest, "other"))
@@ -176,6 +183,22 @@ def _row(group: dict[str, str | None], label: str, g: GroupFigures, kind: RowKin
         ),
         cost_per_outcome_usd=usd(cost / g.outcomes) if g.outcomes else None,
         untraced=cost > 0 and g.outcomes == 0,
+    )
+
+
+def _add_up(parts: Sequence[GroupFigures]) -> GroupFigures:
+    """Groups summed into one (the total of a grouping that holds every session)."""
+    return GroupFigures(
+        values=(),
+        sessions=sum(p.sessions for p in parts),
+        traced_sessions=sum(p.traced_sessions for p in parts),
+        figures={n: sum(p.figures[n] for p in parts) for n in SESSION_FIGURES},
+        cost_usd=sum(p.cost_usd for p in parts),
+        traced_cost_usd=sum(p.traced_cost_usd for p in parts),
+        outcomes=sum(p.outcomes for p in parts),
+        counts={k: sum(p.counts[k] for p in parts) for k in OUTCOME_COUNTS},
+        pass_rate_sum=sum(p.pass_rate_sum for p in parts),
+        eval_runs_rated=sum(p.eval_runs_rated for p in parts),
     )
 
 
