@@ -68,9 +68,10 @@ async def baselines(reader: AnalyticsReader, selection: SessionSelection) -> dic
 
 
 def baseline_statement(selection: SessionSelection, dialect: str) -> Select[Any]:
+    since = selection.window.since
     week = (  # the newest sessions of the week before the window, at most BASELINE_SESSIONS
         select(S.session_id, S.workflow_tag, S.first_ts, S.last_ts, S.input_tokens, S.output_tokens)
-        .where(*conditions(selection, before=selection.window.since - BASELINE_DAYS * DAY))
+        .where(*conditions(selection, span=(since - BASELINE_DAYS * DAY, since)))
         .order_by(S.last_ts.desc())
         .limit(BASELINE_SESSIONS)
         .subquery("week")

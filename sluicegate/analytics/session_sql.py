@@ -72,11 +72,12 @@ class SessionSelection:
     user_id: str | None = None
 
 
-def conditions(selection: SessionSelection, *, before: float | None = None) -> list[Any]:
-    """The selection's WHERE; `before`: the window instead ends there (a baseline reads
-    the days before the window with the same filters and scope)."""
-    window = selection.window
-    since, until = (window.since, window.until) if before is None else (before, window.since)
+def conditions(
+    selection: SessionSelection, *, span: tuple[float, float] | None = None
+) -> list[Any]:
+    """The selection's WHERE; `span`: [since, until) in place of the window's (a baseline
+    reads the days before the window with the same filters and scope)."""
+    since, until = span or (selection.window.since, selection.window.until)
     found: list[Any] = [S.last_ts >= since, S.last_ts < until]
     found += [_equals(S[name], [value]) for name, value in selection.filters]
     if selection.teams is not None:
