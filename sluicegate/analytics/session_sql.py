@@ -2,14 +2,14 @@
 the whole session's figures) joined by session id with what `outcomes` says each
 session produced.
 
-    sessions of a selection --outcomes_of--> per-session outcome counts (a subquery)
-    group_statement    figures per group (team, project, workflow_tag, client_tool)
+    per_session        each selected session with its outcomes (a LEFT JOIN, grouped)
+    group_statement    per_session summed per group (team, project, workflow_tag, ...)
     session_statement  one row per session, newest first, keyset paged
     count_statement    how many sessions a selection holds
     orphan_statement   outcomes in a window naming a session the ledger never saw
 
-Outcomes are aggregated for the selected sessions only (`session_id IN (...)`, one probe
-of `ix_outcomes_session_id` each), never over the whole table. Every statement is a
+Outcomes are read for the selected sessions only (one probe of `ix_outcomes_session_id`
+per session), never over the whole table. Every statement is a
 single row, grouped with a LIMIT, or limited; grouped values and session ids compare
 bytewise on both dialects (`COLLATE "C"` on PostgreSQL) so both answer identically.
 """
@@ -118,32 +118,49 @@ def outcomes_of(session_ids: Select[Any]) -> Subquery:
     )
 
 
+def per_session(selection: SessionSelection) -> Subquery:
+    """One row per selected session: its identity, figures and outcomes (the session
+    LEFT JOIN its outcomes, grouped by its key: PostgreSQL lets the other columns of a
+    table grouped by its primary key be selected as they are)."""
+    kinds = [func.sum(case((O.kind == kind, 1), else_=0)).label(kind) for kind in OUTCOME_COUNTS]
+    columns = [S[name] for name in ("session_id", *SESSION_IDENTITY, *SESSION_FIGURES)]
+    return (
+        select(
+            *columns,
+            S.cost_usd,
+            func.count(O.id).label("outcomes"),
+            *kinds,
+            func.sum(O.pass_rate).label("pass_rate_sum"),
+            func.count(O.pass_rate).label("rated"),
+        )
+        .select_from(rollup_sessions.outerjoin(outcomes, O.session_id == S.session_id))
+        .where(*conditions(selection))
+        .group_by(S.session_id)
+        .subquery("per_session")
+    )
+
+
 def group_statement(
     selection: SessionSelection, group: Sequence[str], dialect: str, *, limit: int | None
 ) -> Select[Any]:
     """Sessions, their figures and their outcomes summed per group of identity columns
     (no group: one total row), the costliest first."""
-    where = conditions(selection)
-    joined = outcomes_of(select(S.session_id).where(*where))
-    traced = joined.c.outcomes.is_not(None)
+    P = per_session(selection).c
+    traced = P.outcomes > 0
     zero: ColumnElement[float] = literal(0.0, Double())
-    columns: list[Any] = [collated(S[name], dialect).label(f"g{i}") for i, name in enumerate(group)]
+    columns: list[Any] = [collated(P[name], dialect).label(f"g{i}") for i, name in enumerate(group)]
     columns += [
         func.count().label("sessions"),
         func.sum(case((traced, 1), else_=0)).label("traced_sessions"),
-        *(func.sum(S[name]).label(name) for name in SESSION_FIGURES),
-        func.sum(S.cost_usd).label("cost_usd"),
-        func.sum(case((traced, S.cost_usd), else_=zero)).label("traced_cost_usd"),
-        func.sum(func.coalesce(joined.c.outcomes, 0)).label("outcomes"),
-        *(func.sum(func.coalesce(joined.c[f"n_{k}"], 0)).label(k) for k in OUTCOME_COUNTS),
-        func.sum(joined.c.pass_rate_sum).label("pass_rate_sum"),
-        func.sum(func.coalesce(joined.c.rated, 0)).label("rated"),
+        *(func.sum(P[name]).label(name) for name in SESSION_FIGURES),
+        func.sum(P.cost_usd).label("cost_usd"),
+        func.sum(case((traced, P.cost_usd), else_=zero)).label("traced_cost_usd"),
+        func.sum(P.outcomes).label("outcomes"),
+        *(func.sum(P[kind]).label(kind) for kind in OUTCOME_COUNTS),
+        func.sum(P.pass_rate_sum).label("pass_rate_sum"),
+        func.sum(P.rated).label("rated"),
     ]
-    stmt = (
-        select(*columns)
-        .select_from(rollup_sessions.outerjoin(joined, joined.c.session_id == S.session_id))
-        .where(*where)
-    )
+    stmt = select(*columns)
     if not group:
         return stmt
     names = [f"g{i}" for i in range(len(group))]
