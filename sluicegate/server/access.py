@@ -59,6 +59,9 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     # the control room: every role, each narrowed to what it may see (analytics/scope.py)
     ("GET", "/api/analytics"): frozenset(Role),
     ("GET", "/api/analytics/{panel}"): frozenset(Role),
+    # the sessions behind a session panel's figures, by id (never a user id): a session
+    # id opens every request of one person's session, so admins only
+    ("GET", "/api/analytics/{panel}/sessions"): ADMIN_ONLY,
     # webhooks prove their sender by signature; the gate asks no key and checks no role
     ("POST", "/api/outcomes/github"): SELF_AUTHENTICATED,
     ("POST", "/api/outcomes/helpdesk"): SELF_AUTHENTICATED,

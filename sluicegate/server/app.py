@@ -64,6 +64,7 @@ from sluicegate.server.admin_auth import (
 from sluicegate.server.admin_config import config_routes
 from sluicegate.server.admin_whatif import what_if_routes
 from sluicegate.server.analytics_api import analytics_routes
+from sluicegate.server.analytics_sessions_api import session_routes
 from sluicegate.server.config_review import (
     CompiledConfig,
     ConfigReview,
@@ -332,6 +333,7 @@ class Gateway:
             *outcome_routes(self.outcomes, webhook_settings(self.settings)),
             *ExportApi(self.engine, audit=self.audit, flush=self.writer.flush).routes(),
             *analytics_routes(self),
+            *session_routes(self),
         ]
         routes = [
             *wire.routes(),

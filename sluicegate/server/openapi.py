@@ -30,6 +30,7 @@ from sluicegate.server.openapi_parts import (
     op,
     ref,
 )
+from sluicegate.server.openapi_sessions import session_paths
 from sluicegate.server.openapi_tokens import token_paths
 from sluicegate.server.openapi_whatif import what_if_paths
 from sluicegate.wire.registry import WIRES
@@ -333,6 +334,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             **outcome_paths(),
             **export_paths(),
             **analytics_paths(),
+            **session_paths(),
         },
         "components": {
             "schemas": _SCHEMAS,

@@ -64,6 +64,7 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/export/rollups/{table}"): {F, P},  # usage and metadata; the rest admin
     ("GET", "/api/analytics"): set(Role),  # each narrowed to what its role may see
     ("GET", "/api/analytics/{panel}"): set(Role),
+    ("GET", "/api/analytics/{panel}/sessions"): set(),  # session ids: admins only
 }
 
 

@@ -4,7 +4,7 @@ module with a `PANEL` implementing `base.Panel`, and one line in `PANELS`."""
 
 from __future__ import annotations
 
-from sluicegate.analytics.panels import adoption, burn_rate, latency, tags
+from sluicegate.analytics.panels import adoption, burn_rate, latency, leverage, outcomes, tags
 from sluicegate.analytics.panels.base import Panel
 
 PANELS: dict[str, Panel] = {
@@ -14,5 +14,7 @@ PANELS: dict[str, Panel] = {
         tags.PANEL,
         adoption.PANEL,
         burn_rate.PANEL,
+        outcomes.PANEL,
+        leverage.PANEL,
     )
 }

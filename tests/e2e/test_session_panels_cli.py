@@ -1,0 +1,93 @@
+"""`sluicegate report outcomes` and `report leverage` against a real `sluicegate serve`:
+the table with its untraced workflow and the action naming the join to instrument,
+`--json` equal to the API's answer, and the sessions behind a row listed over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sluicegate.analytics.window import DAY, HOUR, iso
+from sluicegate.db.engine import create_engine_for
+from tests.analytics.session_traffic import land_sessions, session_traffic
+from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+
+NOW = time.time()
+SINCE, UNTIL = iso(NOW - 3 * DAY), iso(NOW + HOUR)
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('sessions') / 'sluicegate.db'}"
+
+
+@pytest.fixture(scope="module")
+def serving(database_url: str) -> RunningGateway:
+    with run_gateway(database_url) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+async def landed(serving: RunningGateway, database_url: str) -> RunningGateway:
+    """Sessions and their outcomes written into the running gateway's database."""
+    engine = create_engine_for(database_url)
+    week = session_traffic(200, start=NOW - 10 * DAY, span_s=6 * DAY, seed=31, prefix="w")
+    now = session_traffic(120, start=NOW - 2 * DAY, span_s=DAY, seed=32, prefix="n")
+    try:
+        await land_sessions(engine, week, now)
+    finally:
+        await engine.dispose()
+    return serving
+
+
+def report(gateway: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate.cli.main", "report", *args],
+        env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": gateway.url, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_report_outcomes_shows_the_untraced_workflow_and_its_action(
+    landed: RunningGateway,
+) -> None:
+    shown = report(landed, "outcomes", "--since", SINCE, "--until", UNTIL)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("Outcome join (outcome): What does each workflow")
+    assert "from rollup_sessions" in lines[1]
+    cells = {line.split("│")[1].strip(): line for line in lines if "│" in line}
+    assert {"review", "triage", "sandbox", "(no value)", "total"} <= set(cells)
+    api = landed.admin.get("/api/analytics/outcomes", params={"since": SINCE, "until": UNTIL})
+    sandbox = next(r for r in api.json()["rows"] if r["label"] == "sandbox")
+    assert cells["sandbox"].split("│")[2].strip() == f"{sandbox['sessions']:,}"
+    text = " ".join(shown.stdout.split())  # an action's line wraps at the terminal's width
+    action = text[text.index("2. instrument the outcome join for workflow sandbox") :]
+    assert action.index("[config: outcome join: workflow sandbox; trailer Sluice-Session]") > 0
+
+
+def test_report_leverage_json_is_the_api_answer_and_its_sessions_are_listed(
+    landed: RunningGateway,
+) -> None:
+    shown = report(landed, "leverage", "--since", SINCE, "--until", UNTIL, "--json")
+    assert shown.returncode == 0, shown.stderr
+    answer = json.loads(shown.stdout)
+    api = landed.admin.get("/api/analytics/leverage", params={"since": SINCE, "until": UNTIL})
+    assert api.status_code == 200 and answer == api.json()
+    triage = next(r for r in answer["rows"] if r["label"] == "triage")
+    listed = landed.admin.get(
+        "/api/analytics/leverage/sessions",
+        params={"since": SINCE, "until": UNTIL, "workflow_tag": "triage", "limit": "1000"},
+    ).json()
+    assert listed["sessions"] == triage["sessions"] == len(listed["data"])
+    assert listed["next_cursor"] is None
+    assert all("user_id" not in item["session"] for item in listed["data"])
+    refused = report(landed, "leverage", "--group-by", "team")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: group_by: the leverage panel groups sessions by")
