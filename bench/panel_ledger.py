@@ -15,8 +15,9 @@ ledger on every database.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ MODELS = (
     ("codestral", "mistral", "economy", 0.3, 0.9, 800),
 )
 VIRTUAL = {"smart": ("claude-sonnet-4-5", "gpt-4.1"), "fast": ("gpt-4o-mini", "claude-haiku-4-5")}
+WORKING_HOURS = (7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18)
 FEATURES = tuple(f"feature-{i:02d}" for i in range(40))
 CUSTOMERS = 5000
 USERS = 600
@@ -131,49 +133,49 @@ def _customer(rng: random.Random) -> str:
 
 
 class LedgerGenerator:
-    """Yields `rows` records over `days` days ending at `end`, in chunks, in time order
-    within each day; `outcomes` collects what some sessions produced."""
+    """`rows` records over `days` days ending at `end`. Each day is drawn from its own
+    seeded generator (`day(d)`), so days can be generated in parallel and in any order and
+    still give the same ledger; ids carry the day's number, so they never collide."""
 
     def __init__(self, rows: int, days: int, end: float, seed: int = 12) -> None:
         self.rows = rows
         self.days = days
         self.end = end
+        self.seed = seed
+        self.org = build_org(random.Random(seed))
+        start = end - days * DAY
+        weights = [0.35 if _weekend(start + d * DAY) else 1.0 for d in range(days)]
+        total = sum(weights)
+        self.quotas = [int(rows * w / total) for w in weights]
+        self.quotas[-1] += rows - sum(self.quotas)
+        self.start = start
+        self._status_cum = list(itertools.accumulate(w for _, _, w in STATUSES))
         self.rng = random.Random(seed)
-        self.org = build_org(self.rng)
         self.outcomes: list[Outcome] = []
+        self._prefix = ""
         self._serial = 0
         self._sessions = 0
-        self._status_weights = [w for _, _, w in STATUSES]
 
-    def chunks(self, size: int) -> Iterator[list[LedgerRecord]]:
-        start = self.end - self.days * DAY
-        weights = [0.35 if _weekend(start + d * DAY) else 1.0 for d in range(self.days)]
-        total = sum(weights)
-        quotas = [int(self.rows * w / total) for w in weights]
-        quotas[-1] += self.rows - sum(quotas)
-        pending: list[LedgerRecord] = []
-        for d, quota in enumerate(quotas):
-            day_start = start + d * DAY
-            day = self._day(day_start, min(day_start + DAY, self.end), quota)
-            day.sort(key=lambda r: r.ts)
-            pending.extend(day)
-            while len(pending) >= size:
-                yield pending[:size]
-                pending = pending[size:]
-        if pending:
-            yield pending
+    def day(self, d: int) -> tuple[list[LedgerRecord], list[Outcome]]:
+        """Day `d`'s records in time order, and the outcomes its sessions produced."""
+        self.rng = random.Random(f"{self.seed}:{d}")
+        self.outcomes = []
+        self._prefix = f"{d:04d}"
+        self._serial = self._sessions = 0
+        day_start = self.start + d * DAY
+        records = self._day(day_start, min(day_start + DAY, self.end), self.quotas[d])
+        records.sort(key=lambda r: r.ts)
+        return records, self.outcomes
 
     def _day(self, day_start: float, day_end: float, quota: int) -> list[LedgerRecord]:
         rng = self.rng
         records: list[LedgerRecord] = []
         while len(records) < quota:
             # working hours (UTC 07-19) hold most session starts
-            hour = (
-                rng.choice((7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18))
-                if rng.random() < 0.8
-                else None
-            )
-            offset = (hour * 3600 + rng.random() * 3600) if hour is not None else rng.random() * DAY
+            if rng.random() < 0.8:
+                offset = rng.choice(WORKING_HOURS) * 3600 + rng.random() * 3600
+            else:
+                offset = rng.random() * DAY
             session = self._session(day_start + offset, day_end, quota - len(records))
             records.extend(session)
         return records
@@ -189,7 +191,7 @@ class LedgerGenerator:
         # agent runs are bursts (heavy tail); SDK scripts a handful of calls
         length = min(int(rng.paretovariate(1.3) * (6 if agent else 2)), 400, room)
         self._sessions += 1
-        session_id = f"sess-{self._sessions:08d}"
+        session_id = f"sess-{self._prefix}-{self._sessions:06d}"
         customer = _customer(rng)
         feature = FEATURES[min(int(rng.expovariate(0.15)), len(FEATURES) - 1)]
         meta = {"customer_id": customer, "feature": feature}
@@ -236,10 +238,8 @@ class LedgerGenerator:
             for alias, targets in VIRTUAL.items():
                 if model in targets:
                     requested, routing_rule = alias, f"{alias}-route"
-        (
-            status,
-            error_type,
-        ) = STATUSES[rng.choices(range(len(STATUSES)), self._status_weights)[0]][:2]
+        drawn = bisect.bisect(self._status_cum, rng.random() * self._status_cum[-1])
+        status, error_type, _ = STATUSES[drawn]
         attempts = 1
         fallback = retry = False
         if status == 200 and rng.random() < 0.03:
@@ -268,7 +268,7 @@ class LedgerGenerator:
                 PolicyEvent(kind="budget", rule_id=f"{user.team}-monthly", action="hard_block")
             )
         return LedgerRecord(
-            request_id=f"req_{self._serial:011d}",
+            request_id=f"req_{self._prefix}{self._serial:08d}",
             ts=ts,
             key_id=user.key_id,
             user_id=user.user_id,

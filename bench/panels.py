@@ -6,8 +6,9 @@
 1. A ledger of `--rows` records over `--days` days ending now (bench/panel_ledger.py:
    teams, projects incl. UNTAGGED, workflows, client tools, agent-like sessions, users,
    models across providers and tiers, errors, a long tail of customer_id and feature
-   values, outcomes for some sessions) is written to each database in chunks, one
-   transaction per chunk: requests by bulk COPY (PostgreSQL) or executemany (SQLite), and
+   values, outcomes for some sessions) is written to each database a day at a time, one
+   transaction per day, while `--workers` processes generate the next days: requests by
+   bulk COPY (PostgreSQL) or executemany (SQLite), and
    the rollups by the gateway's own code (`analytics.rollups.rollup_deltas` +
    `analytics.rollup_sql.apply_deltas`), so the bench measures what users get.
    Generated once per size and seed: the SQLite file and a marker live in `--cache-dir`
@@ -23,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +42,14 @@ import msgspec
 import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.panel_ledger import LedgerGenerator, outcome_rows  # noqa: E402
 from sluicegate.analytics.panels import PANELS  # noqa: E402
 from sluicegate.analytics.rollup_sql import apply_deltas  # noqa: E402
-from sluicegate.analytics.rollups import rollup_deltas  # noqa: E402
+from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas  # noqa: E402
 from sluicegate.db.engine import create_engine_for  # noqa: E402
 from sluicegate.db.migrate import upgrade  # noqa: E402
 from sluicegate.db.schema import outcomes, requests  # noqa: E402
@@ -134,43 +139,80 @@ def request_rows(records: list[LedgerRecord]) -> list[tuple[Any, ...]]:
     return rows
 
 
-async def _write_chunk(engine: Any, rows: list[tuple[Any, ...]], deltas: Any) -> None:
+@dataclass
+class DayChunk:
+    """One generated day, ready to write: what a worker process hands back."""
+
+    requests: list[tuple[Any, ...]]
+    deltas: RollupDeltas
+    outcomes: list[dict[str, Any]]
+
+
+_generator: LedgerGenerator | None = None  # one per worker process
+
+
+def _start_worker(rows: int, days: int, end: float, seed: int) -> None:
+    global _generator
+    _generator = LedgerGenerator(rows, days, end, seed)
+
+
+def _build_day(day: int) -> DayChunk:
+    assert _generator is not None
+    records, produced = _generator.day(day)
+    return DayChunk(
+        request_rows(records),
+        rollup_deltas(records, METADATA_KEYS),
+        outcome_rows(produced, received_at=_generator.end),
+    )
+
+
+async def _write_day(engine: AsyncEngine, chunk: DayChunk) -> None:
+    """A day's requests, their rollup deltas and outcomes in one transaction."""
     async with engine.begin() as conn:
         await conn.execute(text("SELECT 1"))  # the transaction is open before the raw write
         raw = (await conn.get_raw_connection()).driver_connection
         if conn.dialect.name == "postgresql":
-            await raw.copy_records_to_table("requests", records=rows, columns=_REQUEST_COLUMNS)
+            await raw.copy_records_to_table(
+                "requests", records=chunk.requests, columns=_REQUEST_COLUMNS
+            )
         else:
             marks = ", ".join("?" * len(_REQUEST_COLUMNS))
             sql = f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES ({marks})"
-            await raw.executemany(sql, rows)
-        await apply_deltas(conn, deltas)
+            await raw.executemany(sql, chunk.requests)
+        await apply_deltas(conn, chunk.deltas)
+        if chunk.outcomes:
+            await conn.execute(outcomes.insert(), chunk.outcomes)
 
 
-async def generate(targets: dict[str, str], rows: int, days: int, seed: int, chunk: int) -> float:
-    """Writes the same ledger into every target database; returns the seconds it took."""
+async def generate(targets: dict[str, str], args: argparse.Namespace) -> float:
+    """Writes the same ledger into every target database, day by day, while `--workers`
+    processes generate the next days; returns the seconds it took."""
     started = time.monotonic()
     end = float(int(time.time()) // 3600 * 3600)
     engines = {}
     for kind, url in targets.items():
         await upgrade(url)
         engines[kind] = create_engine_for(url)
-    generator = LedgerGenerator(rows, days, end, seed)
+    loop = asyncio.get_running_loop()
     done = 0
+    pool = ProcessPoolExecutor(
+        args.workers, initializer=_start_worker, initargs=(args.rows, args.days, end, args.seed)
+    )
     try:
-        for records in generator.chunks(chunk):
-            deltas = rollup_deltas(records, METADATA_KEYS)
-            batch = request_rows(records)
-            await asyncio.gather(*(_write_chunk(e, batch, deltas) for e in engines.values()))
-            done += len(records)
+        pending: deque[asyncio.Future[DayChunk]] = deque()
+        days = iter(range(args.days))
+        for day in itertools.islice(days, args.workers + 1):  # a bounded look-ahead
+            pending.append(loop.run_in_executor(pool, _build_day, day))
+        while pending:
+            chunk = await pending.popleft()
+            for day in itertools.islice(days, 1):
+                pending.append(loop.run_in_executor(pool, _build_day, day))
+            await asyncio.gather(*(_write_day(e, chunk) for e in engines.values()))
+            done += len(chunk.requests)
             rate = done / (time.monotonic() - started)
-            print(f"\r  {done:,}/{rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
+            print(f"\r  {done:,}/{args.rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
         print(file=sys.stderr)
-        produced = outcome_rows(generator.outcomes, end)
         for engine in engines.values():
-            async with engine.begin() as conn:
-                for start in range(0, len(produced), 10_000):
-                    await conn.execute(outcomes.insert(), produced[start : start + 10_000])
             if engine.dialect.name == "postgresql":  # what autovacuum does after a bulk load
                 async with engine.connect() as conn:
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -179,6 +221,7 @@ async def generate(targets: dict[str, str], rows: int, days: int, seed: int, chu
                 async with engine.connect() as conn:
                     await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     finally:
+        pool.shutdown(cancel_futures=True)
         for engine in engines.values():
             await engine.dispose()
     return time.monotonic() - started
@@ -249,7 +292,7 @@ async def prepare(args: argparse.Namespace) -> list[Generated]:
             todo[kind] = args.pg_admin.rsplit("/", 1)[0] + "/" + name
     if todo:
         print(f"generating {args.rows:,} rows into {', '.join(todo)}", file=sys.stderr)
-        seconds = await generate(todo, args.rows, args.days, args.seed, args.chunk)
+        seconds = await generate(todo, args)
         end = float(int(time.time()) // 3600 * 3600)
         for kind, url in todo.items():
             info = Generated(kind, url, args.rows, args.seed, args.days, end, round(seconds, 1))
@@ -350,7 +393,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument("--chunk", type=int, default=50_000, help="records per transaction")
+    parser.add_argument("--workers", type=int, default=2, help="processes generating days")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per query")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "bench" / ".cache")
@@ -364,8 +407,10 @@ def main() -> int:
     args = parser.parse_args()
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     unknown = set(args.databases) - {"sqlite", "postgresql"}
-    if unknown or not args.databases or args.rows < 1:
-        parser.error(f"--databases: sqlite and/or postgresql (not {sorted(unknown)}); --rows >= 1")
+    if unknown or not args.databases or args.rows < 1 or args.workers < 1:
+        parser.error(
+            f"--databases: sqlite and/or postgresql, not {sorted(unknown)}; --rows, --workers >= 1"
+        )
     generated = asyncio.run(prepare(args))
     timings: list[Timing] = []
     try:

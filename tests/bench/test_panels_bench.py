@@ -18,13 +18,13 @@ from sluicegate.analytics.panels import PANELS
 from tests.support import require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = 20_000
+ROWS = 10_000
 
 
 def run_bench(tmp_path: Path, *extra: str) -> tuple[dict, str]:
     out = tmp_path / "figures.json"
     args = [sys.executable, str(ROOT / "bench" / "panels.py"), "--rows", str(ROWS)]
-    args += ["--days", "14", "--repeats", "1", "--cache-dir", str(tmp_path / "cache")]
+    args += ["--days", "7", "--repeats", "1", "--cache-dir", str(tmp_path / "cache")]
     done = subprocess.run(
         [*args, "--json", str(out), *extra], capture_output=True, text=True, timeout=600
     )
