@@ -1,0 +1,438 @@
+"""Every control-room panel's API timed over a large realistic ledger, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/panels.py                       # 10,000,000 rows, both databases
+    .venv/bin/python bench/panels.py --rows 1000000 --databases sqlite
+
+1. A ledger of `--rows` records over `--days` days ending now (bench/panel_ledger.py:
+   teams, projects incl. UNTAGGED, workflows, client tools, agent-like sessions, users,
+   models across providers and tiers, errors, a long tail of customer_id and feature
+   values, outcomes for some sessions) is written to each database a day at a time, one
+   transaction per day, while `--workers` processes generate the next days: requests by
+   bulk COPY (PostgreSQL) or executemany (SQLite), and
+   the rollups by the gateway's own code (`analytics.rollups.rollup_deltas` +
+   `analytics.rollup_sql.apply_deltas`), so the bench measures what users get.
+   Generated once per size and seed: the SQLite file and a marker live in `--cache-dir`
+   (bench/.cache, git-ignored); the PostgreSQL database (`--pg-database`) is kept for the
+   next run unless `--drop-postgres`.
+2. A real `sluicegate serve` on each database (the analytics config rolls up customer_id
+   and feature), and every panel in the registry (`PANELS`) asked each query shape
+   `--repeats` times over HTTP: a table of p50/p95/max per panel and query per database.
+   The target is p95 <= 300 ms; misses are marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.panel_ledger import LedgerGenerator, outcome_rows  # noqa: E402
+from sluicegate.analytics.panels import PANELS  # noqa: E402
+from sluicegate.analytics.rollup_sql import apply_deltas  # noqa: E402
+from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas  # noqa: E402
+from sluicegate.db.engine import create_engine_for  # noqa: E402
+from sluicegate.db.migrate import upgrade  # noqa: E402
+from sluicegate.db.schema import outcomes, requests  # noqa: E402
+from sluicegate.model.record import LedgerRecord  # noqa: E402
+from tests.support import POSTGRES_ADMIN_URL, ServerProcess, free_port  # noqa: E402
+
+ADMIN_KEY = "bench-panels-admin-key-0123456789"
+METADATA_KEYS = ("customer_id", "feature")
+ANALYTICS_CONFIG = f"""name: analytics
+type: gateway-analytics-config
+rollup_metadata_keys: [{", ".join(METADATA_KEYS)}]
+raw_query_max_days: 7
+"""
+TARGET_P95_MS = 300.0
+# Query shapes every panel is asked, then each panel's own (a panel merged later without
+# an entry here is asked the common ones).
+COMMON_SHAPES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("default (7d)", {}),
+    ("30d", {"since": "30d"}),
+    ("team filter", {"team": "search"}),
+)
+PANEL_SHAPES: dict[str, tuple[tuple[str, dict[str, str]], ...]] = {
+    "latency": (
+        ("by team,model", {"group_by": "team,model"}),
+        ("by client_tool 30d", {"since": "30d", "group_by": "client_tool"}),
+        ("by status_class,error_type", {"group_by": "status_class,error_type"}),
+        ("feature filter 24h (raw)", {"since": "24h", "metadata.feature": "feature-01"}),
+    ),
+    "tags": (
+        ("by customer_id 30d", {"since": "30d", "group_by": "metadata.customer_id"}),
+        ("by feature", {"group_by": "metadata.feature"}),
+        ("by project,workflow_tag", {"group_by": "project,workflow_tag"}),
+        ("customer filter by model", {"metadata.customer_id": "cust-0000", "group_by": "model"}),
+        ("by ticket 24h (raw)", {"since": "24h", "group_by": "metadata.ticket"}),
+    ),
+}
+_REQUEST_COLUMNS = tuple(c.name for c in requests.columns)
+_JSON_COLUMNS = frozenset(
+    c.name for c in requests.columns if type(c.type).__name__ in ("JSON", "JSONB")
+)
+
+
+@dataclass
+class Generated:
+    """What the cache marker records about one generated database."""
+
+    kind: str
+    url: str
+    rows: int
+    seed: int
+    days: int
+    end: float
+    seconds: float
+    size_bytes: int = 0
+
+
+@dataclass
+class Timing:
+    database: str
+    panel: str
+    query: str
+    status: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    error: str = ""
+
+
+# -- generation -----------------------------------------------------------------------------
+
+
+def request_rows(records: list[LedgerRecord]) -> list[tuple[Any, ...]]:
+    """`requests` rows in column order, JSON columns as text (how both drivers take them)."""
+    encode = msgspec.json.encode
+    fields = LedgerRecord.__struct_fields__
+    positions = [fields.index(name) for name in _REQUEST_COLUMNS]
+    json_at = {i for i, name in enumerate(_REQUEST_COLUMNS) if name in _JSON_COLUMNS}
+    rows = []
+    for record in records:
+        values = msgspec.structs.astuple(record)
+        rows.append(
+            tuple(
+                encode(values[p]).decode() if i in json_at else values[p]
+                for i, p in enumerate(positions)
+            )
+        )
+    return rows
+
+
+@dataclass
+class DayChunk:
+    """One generated day, ready to write: what a worker process hands back."""
+
+    requests: list[tuple[Any, ...]]
+    deltas: RollupDeltas
+    outcomes: list[dict[str, Any]]
+
+
+_generator: LedgerGenerator | None = None  # one per worker process
+
+
+def _start_worker(rows: int, days: int, end: float, seed: int) -> None:
+    global _generator
+    _generator = LedgerGenerator(rows, days, end, seed)
+
+
+def _build_day(day: int) -> DayChunk:
+    assert _generator is not None
+    records, produced = _generator.day(day)
+    return DayChunk(
+        request_rows(records),
+        rollup_deltas(records, METADATA_KEYS),
+        outcome_rows(produced, received_at=_generator.end),
+    )
+
+
+async def _write_day(engine: AsyncEngine, chunk: DayChunk) -> None:
+    """A day's requests, their rollup deltas and outcomes in one transaction."""
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT 1"))  # the transaction is open before the raw write
+        raw = (await conn.get_raw_connection()).driver_connection
+        if conn.dialect.name == "postgresql":
+            await raw.copy_records_to_table(
+                "requests", records=chunk.requests, columns=_REQUEST_COLUMNS
+            )
+        else:
+            marks = ", ".join("?" * len(_REQUEST_COLUMNS))
+            sql = f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES ({marks})"
+            await raw.executemany(sql, chunk.requests)
+        await apply_deltas(conn, chunk.deltas)
+        if chunk.outcomes:
+            await conn.execute(outcomes.insert(), chunk.outcomes)
+
+
+async def generate(targets: dict[str, str], args: argparse.Namespace) -> float:
+    """Writes the same ledger into every target database, day by day, while `--workers`
+    processes generate the next days; returns the seconds it took."""
+    started = time.monotonic()
+    end = float(int(time.time()) // 3600 * 3600)
+    engines = {}
+    for kind, url in targets.items():
+        await upgrade(url)
+        engines[kind] = create_engine_for(url)
+    loop = asyncio.get_running_loop()
+    done = 0
+    pool = ProcessPoolExecutor(
+        args.workers, initializer=_start_worker, initargs=(args.rows, args.days, end, args.seed)
+    )
+    try:
+        pending: deque[asyncio.Future[DayChunk]] = deque()
+        days = iter(range(args.days))
+        for day in itertools.islice(days, args.workers + 1):  # a bounded look-ahead
+            pending.append(loop.run_in_executor(pool, _build_day, day))
+        while pending:
+            chunk = await pending.popleft()
+            for day in itertools.islice(days, 1):
+                pending.append(loop.run_in_executor(pool, _build_day, day))
+            await asyncio.gather(*(_write_day(e, chunk) for e in engines.values()))
+            done += len(chunk.requests)
+            rate = done / (time.monotonic() - started)
+            print(f"\r  {done:,}/{args.rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
+        print(file=sys.stderr)
+        for engine in engines.values():
+            if engine.dialect.name == "postgresql":  # what autovacuum does after a bulk load
+                async with engine.connect() as conn:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(text("VACUUM ANALYZE"))
+            else:
+                async with engine.connect() as conn:
+                    await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    finally:
+        pool.shutdown(cancel_futures=True)
+        for engine in engines.values():
+            await engine.dispose()
+    return time.monotonic() - started
+
+
+async def database_size(url: str) -> int:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return Path(parsed.database or "").stat().st_size
+    engine = create_engine_for(url)
+    try:
+        async with engine.connect() as conn:
+            size = await conn.execute(text("SELECT pg_database_size(current_database())"))
+            return int(size.scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def _postgres_admin(statement: str, admin_url: str) -> None:
+    engine = create_engine_for(admin_url)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def _marker(cache: Path, kind: str, args: argparse.Namespace) -> Path:
+    name = "sqlite" if kind == "sqlite" else f"postgresql-{args.pg_database}"
+    return cache / f"{name}.json"
+
+
+def _cached(marker: Path, args: argparse.Namespace) -> Generated | None:
+    if args.regenerate or not marker.exists():
+        return None
+    info = Generated(**orjson.loads(marker.read_bytes()))
+    if (info.rows, info.seed, info.days) != (args.rows, args.seed, args.days):
+        return None
+    if info.kind == "sqlite" and not Path(make_url(info.url).database or "").exists():
+        return None
+    return info
+
+
+async def prepare(args: argparse.Namespace) -> list[Generated]:
+    """The databases to time: cached ones as they are, the others generated (together)."""
+    cache: Path = args.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    ready: list[Generated] = []
+    todo: dict[str, str] = {}
+    for kind in args.databases:
+        marker = _marker(cache, kind, args)
+        info = _cached(marker, args)
+        if info is not None:
+            print(f"{kind}: reusing the cached {info.rows:,}-row database", file=sys.stderr)
+            ready.append(info)
+            continue
+        marker.unlink(missing_ok=True)
+        if kind == "sqlite":
+            path = cache / "sqlite.db"
+            for stale in cache.glob("sqlite.db*"):
+                stale.unlink()
+            todo[kind] = f"sqlite:///{path}"
+        else:
+            name = args.pg_database
+            await _postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", args.pg_admin)
+            await _postgres_admin(f"CREATE DATABASE {name}", args.pg_admin)
+            todo[kind] = args.pg_admin.rsplit("/", 1)[0] + "/" + name
+    if todo:
+        print(f"generating {args.rows:,} rows into {', '.join(todo)}", file=sys.stderr)
+        seconds = await generate(todo, args)
+        end = float(int(time.time()) // 3600 * 3600)
+        for kind, url in todo.items():
+            info = Generated(kind, url, args.rows, args.seed, args.days, end, round(seconds, 1))
+            info.size_bytes = await database_size(url)
+            _marker(cache, kind, args).write_bytes(orjson.dumps(asdict(info)))
+            ready.append(info)
+    return ready
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+def shapes_of(panel: str) -> tuple[tuple[str, dict[str, str]], ...]:
+    return COMMON_SHAPES + PANEL_SHAPES.get(panel, ())
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest rank: the smallest sample at or above `fraction` of them."""
+    ordered = sorted(samples)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def time_panels(info: Generated, repeats: int, workdir: Path) -> list[Timing]:
+    config = workdir / "analytics.yaml"
+    config.write_text(ANALYTICS_CONFIG)
+    port = free_port()
+    args = [
+        sys.executable, "-m", "sluicegate.cli.main", "serve",
+        "--port", str(port), "--database-url", info.url,
+        "--config", str(config), "--spool-dir", str(workdir / f"spool-{info.kind}"),
+    ]  # fmt: skip
+    out: list[Timing] = []
+    server = ServerProcess(
+        args, f"http://127.0.0.1:{port}/readyz", {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}, timeout=120
+    )
+    with (
+        server,
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=60,
+        ) as client,
+    ):
+        for panel in PANELS:
+            for label, params in shapes_of(panel):
+                out.append(_time_one(client, info.kind, panel, label, params, repeats))
+    return out
+
+
+def _time_one(
+    client: httpx.Client, kind: str, panel: str, label: str, params: dict[str, str], repeats: int
+) -> Timing:
+    samples: list[float] = []
+    response = client.get(f"/api/analytics/{panel}", params=params)  # warm the caches once
+    if response.status_code != 200:
+        message = response.json().get("error", {}).get("message", response.text[:200])
+        return Timing(kind, panel, label, response.status_code, 0, 0, 0, message)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = client.get(f"/api/analytics/{panel}", params=params)
+        samples.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return Timing(
+        kind,
+        panel,
+        label,
+        200,
+        round(statistics.median(samples), 1),
+        round(percentile(samples, 0.95), 1),
+        round(max(samples), 1),
+    )
+
+
+def report(generated: list[Generated], timings: list[Timing]) -> str:
+    lines = []
+    for info in generated:
+        lines.append(
+            f"{info.kind}: {info.rows:,} rows over {info.days} days, generated in "
+            f"{info.seconds:,.0f} s, {info.size_bytes / 2**30:.2f} GiB"
+        )
+    lines.append("")
+    header = f"{'database':<11}{'panel':<10}{'query':<30}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
+    lines += [header, "-" * len(header)]
+    for t in timings:
+        if t.status != 200:
+            lines.append(f"{t.database:<11}{t.panel:<10}{t.query:<30}  HTTP {t.status}: {t.error}")
+            continue
+        miss = "  MISS" if t.p95_ms > TARGET_P95_MS else ""
+        lines.append(
+            f"{t.database:<11}{t.panel:<10}{t.query:<30}"
+            f"{t.p50_ms:>8.1f}{t.p95_ms:>8.1f}{t.max_ms:>8.1f}{miss}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=2, help="processes generating days")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per query")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "bench" / ".cache")
+    parser.add_argument("--regenerate", action="store_true", help="ignore the cache")
+    parser.add_argument(
+        "--pg-admin", default=POSTGRES_ADMIN_URL, help="a database to create ours from"
+    )
+    parser.add_argument("--pg-database", default="sluicegate_bench")
+    parser.add_argument("--drop-postgres", action="store_true", help="drop it after the run")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    unknown = set(args.databases) - {"sqlite", "postgresql"}
+    if unknown or not args.databases or args.rows < 1 or args.workers < 1:
+        parser.error(
+            f"--databases: sqlite and/or postgresql, not {sorted(unknown)}; --rows, --workers >= 1"
+        )
+    generated = asyncio.run(prepare(args))
+    timings: list[Timing] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="sluice-bench-panels-") as workdir:
+            for info in generated:
+                timings += time_panels(info, args.repeats, Path(workdir))
+    finally:
+        if args.drop_postgres and "postgresql" in args.databases:
+            drop = f"DROP DATABASE IF EXISTS {args.pg_database} WITH (FORCE)"
+            asyncio.run(_postgres_admin(drop, args.pg_admin))
+            _marker(args.cache_dir, "postgresql", args).unlink(missing_ok=True)
+    print(report(generated, timings))
+    if args.json:
+        figures = {
+            "generated": [asdict(g) for g in generated],
+            "timings": [asdict(t) for t in timings],
+        }
+        args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    failed = [t for t in timings if t.status != 200]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
