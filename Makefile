@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sluicegate serve --emulator --port $${PORT:-8340} --database-url sqlite:///./sluicegate.db
+	$(BIN)/sluicegate serve --emulator --port $${PORT:-8340} --database-url sqlite:///./sluicegate.db \
+		--admin-key-file .sluicegate-admin-key
 
 lint: $(STAMP)
 	$(BIN)/ruff check sluicegate tests bench

@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call
+from sluicegate.cli.tables import table as shown_table
 
 keys_app = typer.Typer(
     help="Virtual keys: create, list, rotate with a grace period, revoke.", no_args_is_help=True
@@ -77,22 +77,26 @@ def create(
 def list_keys(url: UrlOption = DEFAULT_URL) -> None:
     """List keys (never the secrets)."""
     rows = call("GET", url, "/api/keys")["data"]
-    table = Table(
-        "id", "name", "prefix", "user", "team", "project", "pinned", "state", "created", "expires"
+    headers = ("id", "name", "prefix", "user", "team", "project", "pinned", "state", "created")
+    table = shown_table(
+        (*headers, "expires"),
+        (
+            (
+                r["id"],
+                r["name"] or "",
+                r["key_prefix"] + "…",
+                r["user_id"] or "",
+                r["team"] or "",
+                r["project"] or "",
+                ",".join(r.get("pinned") or []),
+                r["state"],
+                _when(r["created_at"]),
+                _when(r["expires_at"]),
+            )
+            for r in rows
+        ),
+        whole=("id", "prefix"),
     )
-    for r in rows:
-        table.add_row(
-            r["id"],
-            r["name"] or "",
-            r["key_prefix"] + "…",
-            r["user_id"] or "",
-            r["team"] or "",
-            r["project"] or "",
-            ",".join(r.get("pinned") or []),
-            r["state"],
-            _when(r["created_at"]),
-            _when(r["expires_at"]),
-        )
     out.print(table)
 
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from sluicegate.cli.admin_key import AdminKey, admin_key
 from sluicegate.errors import ConfigError, SluiceError
 from sluicegate.server.settings import WHAT_IF_DEADLINE_MAX_S, Settings
 
 out = Console(soft_wrap=True)  # the banner is for copying: never break its lines
 
 
-def _banner(settings: Settings, generated_key: bool) -> None:
+def _banner(settings: Settings, key: AdminKey) -> None:
     base = settings.self_url
     out.print(f"[bold]sluicegate[/] listening on {base}")
     out.print(f"  database: {settings.database_url}")
@@ -46,34 +49,56 @@ def _banner(settings: Settings, generated_key: bool) -> None:
         f"  outcome webhooks: {', '.join(hooks) if hooks else 'none'} (a secret in "
         "SLUICEGATE_GITHUB_WEBHOOK_SECRET / SLUICEGATE_HELPDESK_WEBHOOK_SECRET turns one on)"
     )
-    # A key from the environment is a secret someone else keeps: never echo it to a
+    # A key from the environment or a file is a secret kept elsewhere: never echo it to a
     # terminal or a log. A generated one exists nowhere else, so it is shown once.
-    if generated_key:
-        out.print(
-            f"  admin key: [bold]{settings.admin_key}[/] "
-            "(generated; set SLUICEGATE_ADMIN_KEY to keep it)"
-        )
-    else:
+    if key.origin == "environment":
         out.print("  admin key: from SLUICEGATE_ADMIN_KEY (not shown)")
+        export_key = None
+    elif key.path is not None:
+        kept = "written to" if key.origin == "new file" else "from"
+        out.print(f"  admin key: {kept} {key.path} (mode 0600; kept across restarts)")
+        export_key = f"$(cat {_shell_path(key.path)})"
+    else:
+        out.print(
+            f"  admin key: [bold]{key.value}[/] (generated; set SLUICEGATE_ADMIN_KEY to keep it)"
+        )
+        export_key = key.value
+    cli = _cli_command()
     out.print("\nTry it:")
-    if generated_key:
-        out.print(f"  export SLUICEGATE_ADMIN_KEY={settings.admin_key}")
+    out.print(f"  export SLUICEGATE_URL={base}")
+    if export_key is not None:
+        out.print(f"  export SLUICEGATE_ADMIN_KEY={export_key}")
     out.print(
-        "  sluicegate keys create --user alice --team search --project platform-search "
+        f"  {cli} keys create --user alice --team search --project platform-search "
         "--name alice-laptop"
     )
+    out.print("  export KEY=...   # the key it printed")
     out.print(
         f'  curl {base}/v1/chat/completions -H "Authorization: Bearer $KEY" '
         "-H 'Content-Type: application/json' \\\n"
         '    -d \'{"model": "gpt-4o-mini", "messages": '
-        '[{"role": "user", "content": "hello"}]}\''
-    )
-    out.print(
-        f"  python -c \"import openai; print(openai.OpenAI(base_url='{base}/v1', "
-        "api_key='$KEY').chat.completions.create(model='claude-haiku-4-5', "
-        "messages=[{'role':'user','content':'hi'}]).choices[0].message.content)\"\n",
+        '[{"role": "user", "content": "hello"}]}\'\n',
         soft_wrap=True,
     )
+
+
+def _cli_command() -> str:
+    """How to run this very `sluicegate` from the current directory: its bare name when
+    the shell finds this one, else its path (`.venv/bin/sluicegate` after `make demo`)."""
+    script = Path(sys.executable).parent / "sluicegate"
+    found = shutil.which("sluicegate")
+    if found and Path(found).resolve() == script.resolve():
+        return "sluicegate"
+    return _shell_path(script) if script.exists() else f"{sys.executable} -m sluicegate.cli.main"
+
+
+def _shell_path(path: Path) -> str:
+    """`path` as short as it can be typed from here."""
+    path = path.absolute()
+    try:
+        return shlex.quote(str(path.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(path))
 
 
 def serve(
@@ -167,6 +192,13 @@ def serve(
     workers: int = typer.Option(
         1, min=1, help="Worker processes (more than one needs --redis-url)"
     ),
+    admin_key_file: Path | None = typer.Option(
+        None,
+        "--admin-key-file",
+        dir_okay=False,
+        help="Without SLUICEGATE_ADMIN_KEY: read the admin key from this file, or write a "
+        "new one there (mode 0600) and keep it across restarts",
+    ),
     helpdesk_session_field: str = typer.Option(
         "sluice_session",
         "--helpdesk-session-field",
@@ -204,8 +236,10 @@ def serve(
         )
     spool = _spool_dir(database_url, spool_dir)
     _migrate(database_url)
-    admin_key = os.environ.get("SLUICEGATE_ADMIN_KEY") or ""
-    generated = not admin_key
+    try:
+        key = admin_key(dict(os.environ), admin_key_file)
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--admin-key-file") from None
     settings = Settings(
         host=host,
         port=port,
@@ -213,7 +247,7 @@ def serve(
         redis_url=redis_url,
         redis_prefix=redis_prefix,
         config_files=tuple(str(p.resolve()) for p in (config or [])),
-        admin_key=admin_key or secrets.token_urlsafe(24),
+        admin_key=key.value,
         emulator=emulator,
         counter_failure_mode=counter_failure_mode,
         redis_leases=redis_leases,
@@ -234,7 +268,7 @@ def serve(
         what_if_deadline_s=what_if_deadline,
     )
     os.environ.update(settings.to_env())
-    _banner(settings, generated)
+    _banner(settings, key)
 
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call
+from sluicegate.cli.tables import table as shown_table
 from sluicegate.model.admin import ROLES
 
 tokens_app = typer.Typer(
@@ -61,20 +62,25 @@ def list_tokens(
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """List admin API tokens, oldest first (never the secrets)."""
-    table = Table("id", "name", "role", "scope", "prefix", "state", "created", "by", "last used")
-    for r in _all_tokens(url, state):
-        scope = ",".join(r["teams"]) if r["teams"] else (r["user_id"] or "")
-        table.add_row(
-            r["id"],
-            r["name"],
-            r["role"],
-            scope,
-            r["token_prefix"] + "…",
-            r["state"],
-            _when(r["created_at"]),
-            r["created_by"],
-            _when(r["last_used_at"]),
-        )
+    headers = ("id", "name", "role", "scope", "prefix", "state", "created", "by", "last used")
+    table = shown_table(
+        headers,
+        (
+            (
+                r["id"],
+                r["name"],
+                r["role"],
+                ",".join(r["teams"]) if r["teams"] else (r["user_id"] or ""),
+                r["token_prefix"] + "…",
+                r["state"],
+                _when(r["created_at"]),
+                r["created_by"],
+                _when(r["last_used_at"]),
+            )
+            for r in _all_tokens(url, state)
+        ),
+        whole=("id", "prefix"),
+    )
     out.print(table)
 
 

@@ -50,12 +50,14 @@ def replace_config(gateway: RunningGateway, *documents: str) -> dict:
     return response.json()
 
 
-def cli(gateway: RunningGateway, *args: str, url: str | None = None) -> subprocess.CompletedProcess:
+def cli(
+    gateway: RunningGateway, *args: str, url: str | None = None, columns: int = 250
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
         "SLUICEGATE_URL": url or gateway.url,
-        "COLUMNS": "250",
+        "COLUMNS": str(columns),
         "USER": CLI_USER,
         "LOGNAME": CLI_USER,
     }

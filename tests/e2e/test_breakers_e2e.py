@@ -54,11 +54,11 @@ def targets(gateway, virtual_model: str) -> dict[str, dict]:
     return {r["target_id"]: r for r in rows if r["virtual_model"] == virtual_model}
 
 
-def cli_targets(gateway) -> str:
+def cli_targets(gateway, columns: int = 250) -> str:
     env = {
         "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
         "SLUICEGATE_URL": gateway.url,
-        "COLUMNS": "250",
+        "COLUMNS": str(columns),
         "PATH": "",
     }
     done = subprocess.run(
@@ -107,6 +107,9 @@ def test_provider_outage_mid_run_loses_no_request_and_opens_the_circuit(bgw, key
     shown = cli_targets(bgw)
     assert "primary-haiku" in shown and "open" in shown and "intent-fast" in shown
     assert "p50 ms" in shown and "error %" in shown and "share %" in shown
+    narrow = cli_targets(bgw, columns=80).splitlines()  # names stay whole to be copied
+    assert max(map(len, narrow)) <= 80
+    assert any("primary-haiku" in line and "intent-fast" in line for line in narrow)
 
     row = bgw.request_row(fell_back[0].headers["x-sluice-request-id"])
     assert row["routing_rule"] == "primary-haiku" and row["fallback_used"]

@@ -198,6 +198,10 @@ def test_the_cli_creates_and_lists_pinned_keys(gw):
     table = cli(gw, "keys", "list")
     line = next(line for line in table.stdout.splitlines() if key_id in line)
     assert "project,environment" in line
+    narrow = cli(gw, "keys", "list", columns=80)  # a default terminal: the id stays whole
+    assert narrow.returncode == 0 and max(map(len, narrow.stdout.splitlines())) <= 80
+    assert any(key_id in line for line in narrow.stdout.splitlines())
+    assert listed(gw, key_id)["key_prefix"] + "…" in narrow.stdout
     bad = cli(gw, "keys", "create", "--pin", "project")
     assert bad.returncode == 1 and "pinned" in bad.stderr
 
