@@ -4,13 +4,14 @@ panels there are."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail
@@ -38,6 +39,16 @@ def report(
     filters: list[str] = FilterOption,
     limit: int | None = typer.Option(None, "--limit", "-n", help="rows before 'other'"),
     as_json: bool = typer.Option(False, "--json", help="print the answer as JSON"),
+    sessions: bool = typer.Option(
+        False,
+        "--sessions",
+        help="list the sessions behind the figures instead (admins; outcomes, leverage): "
+        "--filter narrows them, -n is the page size",
+    ),
+    traced: bool | None = typer.Option(
+        None, "--traced/--untraced", help="with --sessions: only sessions with / without outcome"
+    ),
+    cursor: str | None = typer.Option(None, help="with --sessions: the page after this cursor"),
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """A control-room panel: figures, and what to do next."""
@@ -51,6 +62,14 @@ def report(
         "limit": limit,
         **_filters(filters),
     }
+    if sessions:
+        page = {"traced": None if traced is None else str(traced).lower(), "cursor": cursor}
+        listing = call("GET", url, f"/api/analytics/{panel}/sessions", params={**params, **page})
+        if as_json:
+            typer.echo(orjson.dumps(listing, option=orjson.OPT_INDENT_2).decode())
+        else:
+            print_sessions(listing)
+        return
     answer = call("GET", url, f"/api/analytics/{panel}", params=params)
     if as_json:
         typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
@@ -120,6 +139,54 @@ def print_answer(answer: dict[str, Any]) -> None:
         at = f"{place.get('type')}" + (f" {place['name']}" if place.get("name") else "")
         concerns = f"[{control['kind']}: {control['name']}; {at}]"
         out.print(Text(f"{number}. {action['message']}  {concerns}"))
+
+
+SESSION_COLUMNS = (  # (title, key in the session's figures)
+    ("session", "session_id"),
+    ("last seen", "last_ts"),
+    ("team", "team"),
+    ("project", "project"),
+    ("workflow", "workflow_tag"),
+    ("tool", "client_tool"),
+    ("requests", "requests"),
+    ("cost $", "cost_usd"),
+    ("outcomes", "outcomes"),
+)
+
+
+def print_sessions(listing: dict[str, Any]) -> None:
+    """A page of a panel's sessions: who-less figures, the panel's own per-session figures
+    (e.g. the leverage score), and how to get the next page."""
+    window = listing["window"]
+    filters = ", ".join(f"{k}={v}" for k, v in listing["filters"].items())
+    out.print(
+        Text(
+            f"{listing['sessions']:,} sessions behind {listing['panel']}, "
+            f"{window['since']} .. {window['until']}" + (f", {filters}" if filters else "")
+        )
+    )
+    items = listing["data"]
+    # a panel lists the session's figures, or wraps them beside figures of its own
+    wrapped = bool(items) and "session" in items[0]
+    extra = [k for k in items[0] if k != "session" and not _nested(items, k)] if wrapped else []
+    table = Table(*(Column(t, no_wrap=k == "session_id") for t, k in SESSION_COLUMNS), *extra)
+    for item in items:
+        figures = item["session"] if wrapped else item
+        shown = [_session_cell(figures, key) for _, key in SESSION_COLUMNS]
+        table.add_row(*(Text(c) for c in shown), *(Text(cell(item, k)) for k in extra))
+    out.print(table)
+    if listing["next_cursor"]:
+        out.print(Text(f"more: --cursor {listing['next_cursor']}"))
+
+
+def _nested(items: list[dict[str, Any]], key: str) -> bool:
+    return isinstance(items[0].get(key), dict | list)
+
+
+def _session_cell(figures: dict[str, Any], key: str) -> str:
+    if key == "last_ts":
+        return datetime.fromtimestamp(figures[key], UTC).strftime("%Y-%m-%d %H:%M")
+    return cell(figures, key)
 
 
 def _print_breakdown_table(breakdown: dict[str, Any]) -> None:

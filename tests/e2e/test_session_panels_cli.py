@@ -91,3 +91,38 @@ def test_report_leverage_json_is_the_api_answer_and_its_sessions_are_listed(
     refused = report(landed, "leverage", "--group-by", "team")
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: group_by: the leverage panel groups sessions by")
+
+
+def test_report_sessions_lists_the_sessions_behind_a_row_a_page_at_a_time(
+    landed: RunningGateway,
+) -> None:
+    window = ("--since", SINCE, "--until", UNTIL)
+    params = {"since": SINCE, "until": UNTIL, "workflow_tag": "triage", "limit": "1000"}
+    listed = landed.admin.get("/api/analytics/leverage/sessions", params=params).json()
+    ids = [item["session"]["session_id"] for item in listed["data"]]
+    assert len(ids) > 3
+
+    every = report(landed, "leverage", "--sessions", *window, "-f", "workflow_tag=triage")
+    assert every.returncode == 0, every.stderr
+    assert every.stdout.startswith(f"{len(ids):,} sessions behind leverage")
+    assert all(session in every.stdout for session in ids) and "score" in every.stdout
+    assert "more: --cursor" not in every.stdout
+
+    pages, cursor = [], None
+    while True:  # two at a time, by the printed cursor, gives every session once
+        args = ("--sessions", *window, "-f", "workflow_tag=triage", "-n", "2", "--json")
+        shown = report(landed, "leverage", *args, *(("--cursor", cursor) if cursor else ()))
+        assert shown.returncode == 0, shown.stderr
+        page = json.loads(shown.stdout)
+        pages.append([item["session"]["session_id"] for item in page["data"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [s for page in pages for s in page] == ids and max(map(len, pages)) == 2
+
+    untraced = report(landed, "outcomes", "--sessions", *window, "--untraced", "--json")
+    assert untraced.returncode == 0, untraced.stderr
+    none = json.loads(untraced.stdout)["data"]
+    assert none and all(item["outcomes"] == 0 for item in none)
+    table = report(landed, "outcomes", "--sessions", *window, "--untraced", "-n", "5")
+    assert table.returncode == 0 and none[0]["session_id"] in table.stdout
