@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call
+from sluicegate.cli.keys_cmd import parse_duration
 from sluicegate.cli.tables import table as shown_table
 from sluicegate.model.admin import ROLES
 
@@ -35,6 +36,9 @@ def create(
         None, "--team", help="A team a team-lead token sees (repeatable; at least one)"
     ),
     user: str = typer.Option(None, "--user", help="The user a member token belongs to"),
+    expires_in: str = typer.Option(
+        None, "--expires-in", help="e.g. 90d: the token stops working then (default: never)"
+    ),
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Create an admin API token. The token is shown this once; store it now. Use it as
@@ -42,9 +46,13 @@ def create(
     body: dict[str, Any] = {"role": role, "name": name, "teams": list(team or [])}
     if user is not None:
         body["user_id"] = user
+    if expires_in:
+        body["expires_at"] = datetime.now(UTC).timestamp() + parse_duration(expires_in)
     created = call("POST", url, "/api/tokens", json=body)
     out.print(f"id:    {created['id']}")
     out.print(f"role:  {created['role']}{_scope(created)}")
+    if created.get("expires_at"):
+        out.print(f"expires: {_when(created['expires_at'])}")
     out.print(f"token: [bold]{created['token']}[/]   (shown once)")
 
 
@@ -58,13 +66,13 @@ def _scope(row: dict[str, Any]) -> str:
 
 @tokens_app.command("list")
 def list_tokens(
-    state: str = typer.Option("all", "--state", help="active, revoked or all"),
+    state: str = typer.Option("all", "--state", help="active, expired, revoked or all"),
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """List admin API tokens, oldest first (never the secrets)."""
     headers = ("id", "name", "role", "scope", "prefix", "state", "created", "by", "last used")
     table = shown_table(
-        headers,
+        (*headers, "expires"),
         (
             (
                 r["id"],
@@ -76,6 +84,7 @@ def list_tokens(
                 _when(r["created_at"]),
                 r["created_by"],
                 _when(r["last_used_at"]),
+                _when(r.get("expires_at")),
             )
             for r in _all_tokens(url, state)
         ),

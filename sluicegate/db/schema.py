@@ -275,6 +275,7 @@ admin_tokens = Table(
     Column("updated_at", Double(), nullable=False),
     Column("revoked_at", Double()),
     Column("last_used_at", Double()),
+    Column("expires_at", Double()),
     Index("ix_admin_tokens_token_hash", "token_hash", unique=True),
     Index("ix_admin_tokens_updated_at", "updated_at"),
 )

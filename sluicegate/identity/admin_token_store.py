@@ -41,6 +41,12 @@ class AdminTokenRow(msgspec.Struct, kw_only=True):
     updated_at: float = 0.0  # stamped by the store on every change
     revoked_at: float | None = None
     last_used_at: float | None = None
+    expires_at: float | None = None  # None: until revoked
+
+    def state(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at is not None and self.expires_at <= now else "active"
 
 
 class TokenPage(msgspec.Struct, kw_only=True):
@@ -58,7 +64,7 @@ class SqlAdminTokenStore:
         values = msgspec.to_builtins(row)
         async with translate_errors("admin token insert"), self._engine.begin() as conn:
             await lock_writes(conn, _PG_TOKENS_LOCK)
-            live = select(func.count()).select_from(admin_tokens).where(_C.revoked_at.is_(None))
+            live = select(func.count()).select_from(admin_tokens).where(*_live(row.created_at))
             if (await conn.execute(live)).scalar_one() >= max_live:
                 return False
             stamp = write_stamp(admin_tokens, row.updated_at)
@@ -87,19 +93,26 @@ class SqlAdminTokenStore:
         async with translate_errors("admin token get"), self._engine.connect() as conn:
             return await _fetch(conn, token_id)
 
-    async def live(self) -> list[AdminTokenRow]:
-        """Every token not revoked (at most the service's bound on live tokens)."""
-        statement = select(admin_tokens).where(_C.revoked_at.is_(None))
+    async def live(self, now: float) -> list[AdminTokenRow]:
+        """Every token neither revoked nor expired at `now` (at most the service's bound on
+        live tokens)."""
+        statement = select(admin_tokens).where(*_live(now))
         async with translate_errors("admin token load"), self._engine.connect() as conn:
             rows = (await conn.execute(statement)).mappings().all()
         return [_row(r) for r in rows]
 
-    async def page(self, limit: int, cursor: str | None, *, revoked: bool | None) -> TokenPage:
-        """Oldest first, `limit` rows after `cursor`; `revoked` True/False keeps only
-        revoked / live tokens, None both."""
+    async def page(
+        self, limit: int, cursor: str | None, *, state: str | None, now: float
+    ) -> TokenPage:
+        """Oldest first, `limit` rows after `cursor`; `state` (active, expired, revoked)
+        keeps only tokens in it at `now`, None every token."""
         conditions: list[ColumnElement[bool]] = []
-        if revoked is not None:
-            conditions.append(_C.revoked_at.is_not(None) if revoked else _C.revoked_at.is_(None))
+        if state == "active":
+            conditions.extend(_live(now))
+        elif state == "expired":
+            conditions.extend((_C.revoked_at.is_(None), _C.expires_at <= now))
+        elif state == "revoked":
+            conditions.append(_C.revoked_at.is_not(None))
         if cursor is not None:
             created, token_id = decode_cursor(cursor)
             conditions.append(
@@ -134,6 +147,10 @@ class SqlAdminTokenStore:
                     )
                     .values(last_used_at=ts)
                 )
+
+
+def _live(now: float) -> tuple[ColumnElement[bool], ...]:
+    return _C.revoked_at.is_(None), or_(_C.expires_at.is_(None), _C.expires_at > now)
 
 
 async def _fetch(conn: AsyncConnection, token_id: str) -> AdminTokenRow | None:

@@ -44,14 +44,22 @@ class TokenSpec:
     role: Role
     teams: tuple[str, ...] = ()
     user_id: str | None = None
+    expires_at: float | None = None
 
 
 def token_spec(
-    *, name: str, role: str, teams: list[str] | None = None, user_id: str | None = None
+    *,
+    name: str,
+    role: str,
+    teams: list[str] | None = None,
+    user_id: str | None = None,
+    expires_at: float | None = None,
+    now: float | None = None,
 ) -> TokenSpec:
     """A valid spec, or InvalidRequest naming the field: a known role; a team lead names
     at least one team, a member its user; no other role takes either (a scope on a role
-    that ignores it would only mislead whoever reads the listing)."""
+    that ignores it would only mislead whoever reads the listing); an expiry, if any, in
+    the future."""
     try:
         checked_role = Role(role)
     except ValueError:
@@ -70,7 +78,9 @@ def token_spec(
         raise InvalidRequest("a member token needs the user_id it belongs to", param="user_id")
     if checked_role is not Role.MEMBER and user is not None:
         raise InvalidRequest(f"a {checked_role} token takes no user_id", param="user_id")
-    return TokenSpec(_text(name, "name"), checked_role, unique_teams, user)
+    if expires_at is not None and expires_at <= (time.time() if now is None else now):
+        raise InvalidRequest("expires_at: the time is past", param="expires_at")
+    return TokenSpec(_text(name, "name"), checked_role, unique_teams, user, expires_at)
 
 
 def _text(value: str, param: str) -> str:
@@ -87,8 +97,8 @@ def principal_of(row: AdminTokenRow) -> AdminPrincipal:
     )
 
 
-def public_view(row: AdminTokenRow) -> dict[str, Any]:
-    """A token as the admin API shows it: never the hash."""
+def public_view(row: AdminTokenRow, now: float) -> dict[str, Any]:
+    """A token as the admin API shows it at `now`: never the hash."""
     return {
         "id": row.id,
         "name": row.name,
@@ -100,7 +110,8 @@ def public_view(row: AdminTokenRow) -> dict[str, Any]:
         "created_by": row.created_by,
         "revoked_at": row.revoked_at,
         "last_used_at": row.last_used_at,
-        "state": "revoked" if row.revoked_at is not None else "active",
+        "expires_at": row.expires_at,
+        "state": row.state(now),
     }
 
 
@@ -118,7 +129,8 @@ class AdminTokenService:
             log, "admin token refresh", "the last loaded admin tokens", outage_log_every
         )
         self._poller = PollLoop(self._refresh, outage, "admin-token-refresh")
-        self._index: dict[str, AdminPrincipal] = {}  # hash -> principal, live tokens only
+        # hash -> (principal, expiry), tokens live when loaded (one may expire since)
+        self._index: dict[str, tuple[AdminPrincipal, float | None]] = {}
         self._loaded_version = -1.0
         self._used: dict[str, float] = {}  # token id -> last use not yet written
 
@@ -127,19 +139,26 @@ class AdminTokenService:
     def is_token(raw: str | None) -> bool:
         return raw is not None and raw.startswith(TOKEN_PREFIX)
 
+    def now(self) -> float:
+        return self._clock()
+
     def authenticate(self, raw: str) -> AdminPrincipal:
-        principal = self._index.get(hash_secret(raw))
-        if principal is None:
+        found = self._index.get(hash_secret(raw))
+        now = self._clock()
+        if found is None:
             raise AuthenticationError("unknown or revoked admin token", code="invalid_admin_token")
+        principal, expires_at = found
+        if expires_at is not None and expires_at <= now:
+            raise AuthenticationError("the admin token has expired", code="admin_token_expired")
         if principal.token_id is not None:  # always, for a token
-            self._used[principal.token_id] = self._clock()
+            self._used[principal.token_id] = now
         return principal
 
     # --- loading ------------------------------------------------------------------------
     async def load(self) -> None:
         version = await self._store.max_updated_at()
-        rows = await self._store.live()
-        self._index = {row.token_hash: principal_of(row) for row in rows}
+        rows = await self._store.live(self._clock())
+        self._index = {row.token_hash: (principal_of(row), row.expires_at) for row in rows}
         self._loaded_version = version
 
     async def start(self, poll_interval: float = 0.5) -> None:
@@ -190,6 +209,7 @@ class AdminTokenService:
             created_at=now,
             created_by=by.name,
             updated_at=now,
+            expires_at=spec.expires_at,
         )
         audit = _audit(by, AuditAction.TOKEN_CREATE, path, row.id, now)
         if not await self._store.insert(row, audit, max_live=MAX_LIVE_TOKENS):
@@ -197,13 +217,13 @@ class AdminTokenService:
                 f"{MAX_LIVE_TOKENS} admin tokens are live already; revoke some first",
                 code="too_many_tokens",
             )
-        self._index[row.token_hash] = principal_of(row)  # usable at once here
+        self._index[row.token_hash] = (principal_of(row), row.expires_at)  # usable at once here
         await self._reload_after_change()
         return row, secret.raw
 
-    async def list(self, limit: int, cursor: str | None, *, revoked: bool | None) -> TokenPage:
+    async def list(self, limit: int, cursor: str | None, *, state: str | None) -> TokenPage:
         await self.write_uses()  # read-your-uses: the caller's own token shows as used
-        return await self._store.page(limit, cursor, revoked=revoked)
+        return await self._store.page(limit, cursor, state=state, now=self._clock())
 
     async def revoke(self, token_id: str, by: AdminPrincipal, path: str) -> AdminTokenRow:
         """Revoke a token (idempotent: a revoked one is returned as it is). It stops

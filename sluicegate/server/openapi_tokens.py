@@ -23,7 +23,8 @@ _TOKEN = obj(
         "teams": {"type": "array", "items": {"type": "string"}},
         "user_id": NULLABLE_STRING,
         "token_prefix": {"type": "string"},
-        "state": {"enum": ["active", "revoked"]},
+        "expires_at": {"type": ["number", "null"]},
+        "state": {"enum": ["active", "expired", "revoked"]},
     },
     {"token": {"type": "string", "description": "the secret, in the create answer only"}},
 )
@@ -40,11 +41,15 @@ def token_paths() -> dict[str, Any]:
                 "description": "team-lead: the teams it sees (at least one)",
             },
             "user_id": {**_TEXT, "description": "member: its own user"},
+            "expires_at": {
+                "type": ["number", "string", "null"],
+                "description": "when it stops working: unix seconds or ISO-8601, in the future",
+            },
         },
     )
     create["additionalProperties"] = False
     listing: dict[str, Schema] = {
-        "state": {"type": "string", "enum": ["all", "active", "revoked"]},
+        "state": {"type": "string", "enum": ["all", "active", "expired", "revoked"]},
         "limit": _LIMIT,
         "cursor": {"type": "string"},
     }

@@ -21,8 +21,8 @@ from sluicegate.identity.admin_tokens import AdminTokenService, public_view, tok
 from sluicegate.server.admin_api import json_body, json_response, parse_time
 from sluicegate.server.roles import caller, path_and_query
 
-_TOKEN_FIELDS = frozenset({"name", "role", "teams", "user_id"})
-_STATES = {"all": None, "active": False, "revoked": True}  # -> the store's `revoked`
+_TOKEN_FIELDS = frozenset({"name", "role", "teams", "user_id", "expires_at"})
+_STATES = {"all": None, "active": "active", "expired": "expired", "revoked": "revoked"}
 _ACTIONS = frozenset(action.value for action in AuditAction)
 MAX_FILTER = 256
 
@@ -50,26 +50,29 @@ class TokensApi:
             role=_string(data.get("role"), "role", required=True) or "",
             teams=_strings(data.get("teams"), "teams"),
             user_id=_string(data.get("user_id"), "user_id"),
+            expires_at=_time(data.get("expires_at"), "expires_at"),
+            now=self._tokens.now(),
         )
         row, raw = await self._tokens.create(spec, caller(request), path_and_query(request))
-        return json_response({**public_view(row), "token": raw}, status=201)
+        return json_response({**public_view(row, self._tokens.now()), "token": raw}, status=201)
 
     async def list(self, request: Request) -> Response:
         q = request.query_params
         state = q.get("state", "all")
         if state not in _STATES:
-            raise InvalidRequest("state must be active, revoked or all", param="state")
+            raise InvalidRequest("state must be active, expired, revoked or all", param="state")
         page = await self._tokens.list(
-            _limit(q.get("limit")), q.get("cursor"), revoked=_STATES[state]
+            _limit(q.get("limit")), q.get("cursor"), state=_STATES[state]
         )
+        now = self._tokens.now()
         return json_response(
-            {"data": [public_view(row) for row in page.rows], "next_cursor": page.next_cursor}
+            {"data": [public_view(row, now) for row in page.rows], "next_cursor": page.next_cursor}
         )
 
     async def revoke(self, request: Request) -> Response:
         token_id = request.path_params["token_id"]
         row = await self._tokens.revoke(token_id, caller(request), path_and_query(request))
-        return json_response(public_view(row))
+        return json_response(public_view(row, self._tokens.now()))
 
     async def audit(self, request: Request) -> Response:
         q = request.query_params
@@ -85,6 +88,15 @@ class TokensApi:
         )
         page = await self._audit.page(filters, _limit(q.get("limit")), q.get("cursor"))
         return json_response({"data": page.data, "next_cursor": page.next_cursor})
+
+
+def _time(value: object, param: str) -> float | None:
+    """Unix seconds or ISO-8601 (a time to come: an age like `7d` means ago here)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidRequest(f"{param} must be unix seconds or an ISO-8601 time", param=param)
+    return parse_time(str(value), param)
 
 
 def _string(value: object, param: str, *, required: bool = False) -> str | None:

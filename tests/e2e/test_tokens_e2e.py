@@ -83,6 +83,33 @@ def test_tokens_through_the_cli(gateway: RunningGateway) -> None:
     assert "token.revoke" in row and f"/api/tokens/{token_id}" in row
 
 
+def test_a_token_made_to_expire_stops_working_then(gateway: RunningGateway) -> None:
+    args = ("--role", "finance", "--name", "brief", "--expires-in", "10s")
+    made = cli(gateway, "tokens", "create", *args)
+    token_id, token = created(made)
+    assert re.search(r"^expires: \d{4}-\d\d-\d\d ", made.stdout, re.M), made.stdout
+    listed = gateway.admin.get("/api/tokens", params={"state": "active"}).json()["data"]
+    (row,) = [r for r in listed if r["id"] == token_id]
+    bearer = {"authorization": f"Bearer {token}"}
+    if time.time() < row["expires_at"] - 1:  # still valid (the CLI is slow on a busy host)
+        assert httpx.get(gateway.url + "/api/budgets", headers=bearer).status_code == 200
+    time.sleep(max(0.0, row["expires_at"] - time.time()) + 0.2)
+    refused = cli(gateway, "budgets", credential=token)
+    assert refused.returncode == 2 and "the admin token has expired" in refused.stderr
+    expired = cli(gateway, "tokens", "list", "--state", "expired")
+    (line,) = [row for row in expired.stdout.splitlines() if token_id in row]
+    assert "expired" in line
+
+    past = gateway.admin.post(
+        "/api/tokens", json={"role": "finance", "name": "p", "expires_at": time.time() - 60}
+    )
+    assert past.status_code == 400 and past.json()["error"]["param"] == "expires_at"
+    bad = gateway.admin.post(
+        "/api/tokens", json={"role": "finance", "name": "p", "expires_at": "soon"}
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "expires_at"
+
+
 @pytest.mark.postgres
 def test_a_revocation_reaches_another_replica_within_a_poll() -> None:
     with fresh_postgres_database() as url, run_gateway(url) as first, run_gateway(url) as second:

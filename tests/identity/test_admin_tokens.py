@@ -181,19 +181,19 @@ async def test_listing_pages_oldest_first_by_state_and_shows_the_last_use(
 
     names, cursor = [], None
     while True:
-        page = await service.list(2, cursor, revoked=None)
+        page = await service.list(2, cursor, state=None)
         names += [row.name for row in page.rows]
         cursor = page.next_cursor
         if cursor is None:
             break
     assert names == ["t0", "t1", "t2", "t3", "t4"]
-    live = await service.list(100, None, revoked=False)
+    live = await service.list(100, None, state="active")
     assert [row.name for row in live.rows] == ["t0", "t2", "t3", "t4"]
-    assert [row.name for row in (await service.list(100, None, revoked=True)).rows] == ["t1"]
+    assert [row.name for row in (await service.list(100, None, state="revoked")).rows] == ["t1"]
     used = {row.name: row.last_used_at for row in live.rows}
     assert used["t3"] is not None and used["t0"] is None
     with pytest.raises(InvalidRequest):
-        await service.list(2, "not-a-cursor", revoked=None)
+        await service.list(2, "not-a-cursor", state=None)
 
 
 async def test_a_last_use_is_never_moved_back(engine: AsyncEngine) -> None:  # noqa: F811
@@ -243,3 +243,33 @@ async def test_an_audit_row_is_written_in_the_token_s_transaction(
         async with engine.begin() as conn:
             await conn.execute(text("ALTER TABLE admin_audit_away RENAME TO admin_audit"))
     assert await count(engine, admin_tokens) == 0
+
+
+async def test_an_expiring_token_stops_at_its_time_here_and_on_a_fresh_replica(
+    engine: AsyncEngine,  # noqa: F811
+) -> None:
+    now = [1000.0]
+    service = AdminTokenService(SqlAdminTokenStore(engine), clock=lambda: now[0])
+    await service.load()
+    with pytest.raises(InvalidRequest) as past:
+        token_spec(name="old", role="finance", expires_at=999.0, now=now[0])
+    assert past.value.param == "expires_at"
+    spec = token_spec(name="week", role="finance", expires_at=1060.0, now=now[0])
+    row, raw = await service.create(spec, BOOTSTRAP_ADMIN, "/api/tokens")
+    forever, _ = await service.create(token_spec(name="f", role="finance"), BOOTSTRAP_ADMIN, "/")
+    assert service.authenticate(raw).token_id == row.id
+
+    now[0] = 1060.0  # its expiry: refused from this instant on, without a reload
+    with pytest.raises(AuthenticationError) as expired:
+        service.authenticate(raw)
+    assert expired.value.code == "admin_token_expired"
+    other = AdminTokenService(SqlAdminTokenStore(engine), clock=lambda: now[0])
+    await other.load()  # a replica starting now does not even load it
+    with pytest.raises(AuthenticationError) as unknown:
+        other.authenticate(raw)
+    assert unknown.value.code == "invalid_admin_token"
+
+    states = {r.name: r.state(now[0]) for r in (await service.list(10, None, state=None)).rows}
+    assert states == {"week": "expired", "f": "active"}
+    assert [r.id for r in (await service.list(10, None, state="expired")).rows] == [row.id]
+    assert [r.id for r in (await service.list(10, None, state="active")).rows] == [forever.id]
