@@ -47,7 +47,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.panel_ledger import LedgerGenerator, outcome_rows  # noqa: E402
+from sluicegate.analytics.coverage import record_rebuild  # noqa: E402
 from sluicegate.analytics.panels import PANELS  # noqa: E402
+from sluicegate.analytics.rebuild import COVERED_FROM_START  # noqa: E402
 from sluicegate.analytics.rollup_sql import apply_deltas  # noqa: E402
 from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas  # noqa: E402
 from sluicegate.db.engine import create_engine_for  # noqa: E402
@@ -213,6 +215,10 @@ async def generate(targets: dict[str, str], args: argparse.Namespace) -> float:
             print(f"\r  {done:,}/{args.rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
         print(file=sys.stderr)
         for engine in engines.values():
+            # every row was rolled up with the keys: covered from the start, as after a
+            # full rebuild (else the panels would read those keys from raw rows)
+            async with engine.begin() as conn:
+                await record_rebuild(conn, METADATA_KEYS, COVERED_FROM_START, time.time())
             if engine.dialect.name == "postgresql":  # what autovacuum does after a bulk load
                 async with engine.connect() as conn:
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
