@@ -16,7 +16,6 @@ from sqlalchemy.dialects import sqlite
 
 from sluicegate.analytics.rollup_sql import upsert_for
 from sluicegate.analytics.rollups import RollupDeltas, Values
-from sluicegate.db.schema import rollup_metadata, rollup_sessions, rollup_usage, rollup_users
 
 _DIALECT = sqlite.dialect(paramstyle="qmark")
 
@@ -48,10 +47,7 @@ class SqliteRollupWriter:
     """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction."""
 
     def __init__(self) -> None:
-        self._statements = {
-            table.name: _Statement(table)
-            for table in (rollup_usage, rollup_users, rollup_metadata, rollup_sessions)
-        }
+        self._statements = {table.name: _Statement(table) for table, _ in RollupDeltas().tables()}
 
     def apply(self, connection: sqlite3.Connection, deltas: RollupDeltas) -> None:
         for table, keyed in deltas.tables():

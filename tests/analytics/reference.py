@@ -18,12 +18,15 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sluicegate.analytics.cuboids import CUBOIDS
 from sluicegate.analytics.histogram import BOUNDS_MS
 from sluicegate.db.schema import (
+    CUBOID_DIMENSIONS,
     METADATA_DIMENSIONS,
     USAGE_DIMENSIONS,
     USER_DIMENSIONS,
     requests,
+    rollup_cuboids,
     rollup_metadata,
     rollup_sessions,
     rollup_usage,
@@ -33,6 +36,14 @@ from sluicegate.db.schema import (
 Tables = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
 R = requests.c
 WIDTHS = {"hour": 3600, "day": 86400}
+FIRST_MONDAY = 4 * 86400  # 1970-01-05T00:00Z
+WEEK = 7 * 86400
+
+
+def _bucket(ts: float, grain: str) -> float:
+    if grain == "week":
+        return float(math.floor((ts - FIRST_MONDAY) / WEEK) * WEEK + FIRST_MONDAY)
+    return float(math.floor(ts / WIDTHS[grain]) * WIDTHS[grain])
 
 
 def _text(value: Any) -> str:
@@ -98,29 +109,39 @@ def _add(
         row[name] += value
 
 
+def _usage_dimensions(row: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        _text(row["team"]),
+        row["project"] or "UNTAGGED",
+        _text(row["workflow_tag"]),
+        _text(row["environment"]),
+        _text(row["cost_center"]),
+        _text(row["client_tool"]),
+        _text(row["client_api"]),
+        _text(row["requested_model"]),
+        _text(row["model"]),
+        _text(row["provider"]),
+        _class(row["status_code"]),
+        _text(row["error_type"]),
+    )
+
+
 async def expected_rollups(conn: AsyncConnection, metadata_keys: Collection[str]) -> Tables:
     rows = [dict(r) for r in (await conn.execute(select(requests))).mappings()]
     rows.sort(key=lambda r: (r["ts"], r["request_id"]))
-    tables: Tables = {"usage": {}, "users": {}, "metadata": {}, "sessions": {}}
+    tables: Tables = {"usage": {}, "cuboids": {}, "users": {}, "metadata": {}, "sessions": {}}
     for row in rows:
         usage = _usage_row(row)
         project = row["project"] or "UNTAGGED"
-        for grain, width in WIDTHS.items():
-            bucket = float(math.floor(row["ts"] / width) * width)
-            dims = (
-                _text(row["team"]),
-                project,
-                _text(row["workflow_tag"]),
-                _text(row["environment"]),
-                _text(row["cost_center"]),
-                _text(row["client_tool"]),
-                _text(row["client_api"]),
-                _text(row["requested_model"]),
-                _text(row["model"]),
-                _text(row["provider"]),
-                _class(row["status_code"]),
-                _text(row["error_type"]),
-            )
+        for grain in ("hour", "day", "week"):  # week rows: the cuboids only
+            bucket = _bucket(row["ts"], grain)
+            named = dict(zip(USAGE_DIMENSIONS, _usage_dimensions(row), strict=True))
+            for cuboid in CUBOIDS:
+                kept = [named[d] if d in cuboid.dimensions else "" for d in USAGE_DIMENSIONS]
+                _add(tables["cuboids"], (grain, bucket, cuboid.name, *kept), usage)
+            if grain == "week":
+                continue
+            dims = _usage_dimensions(row)
             _add(tables["usage"], (grain, bucket, *dims), usage)
             small = {
                 n: usage[n]
@@ -275,6 +296,7 @@ async def stored_rollups(conn: AsyncConnection) -> Tables:
     tables: Tables = {}
     for name, table, dims in (
         ("usage", rollup_usage, USAGE_DIMENSIONS),
+        ("cuboids", rollup_cuboids, CUBOID_DIMENSIONS),
         ("users", rollup_users, USER_DIMENSIONS),
         ("metadata", rollup_metadata, METADATA_DIMENSIONS),
     ):
@@ -294,7 +316,7 @@ async def stored_rollups(conn: AsyncConnection) -> Tables:
 
 def assert_same_rollups(got: Tables, expected: Tables, *, session_identity: bool = True) -> None:
     expected = finish_sessions(expected)
-    for name in ("usage", "users", "metadata", "sessions"):
+    for name in ("usage", "cuboids", "users", "metadata", "sessions"):
         assert got[name].keys() == expected[name].keys(), (
             name,
             sorted(got[name].keys() - expected[name].keys())[:3],
