@@ -94,6 +94,7 @@ def analytics_routes(gateway: Gateway) -> list[Route]:
             gateway.analytics,
             gateway.live.snapshot,
             budget_status=budget_status(gateway, principal),
+            catalog=gateway.catalog,
         )
         answer = await found.answer(context, asked)
         return json_response(msgspec.to_builtins(answer))
