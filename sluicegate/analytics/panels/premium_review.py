@@ -103,7 +103,7 @@ class PremiumRow(msgspec.Struct, kw_only=True):
     cost_usd: float
     group_share: float | None  # of the group's spend on every model in the window
     frontier_share: float | None  # of all frontier spend in the window
-    cache_read_ratio: float | None  # cache-read / input tokens, as observed
+    cache_read_share: float | None  # cache-read / input tokens, as observed
     priced: bool  # the served model has a price (else its recorded cost is null)
     month_usd: float  # the window's recorded cost as a 30-day month
     # the same tokens at the served model's price today: what the projections compare
@@ -131,7 +131,7 @@ class TierRow(msgspec.Struct, kw_only=True):
 class ChangeRow(msgspec.Struct, kw_only=True):
     virtual_model: str
     existing: bool  # a document of that name is in force (this one replaces it)
-    groups: list[str]
+    groups: str  # the groups it moves, by label
     yaml: str
 
 
@@ -143,13 +143,19 @@ COLUMNS = [
     Column("cost_usd", "cost $"),
     Column("group_share", "of group"),
     Column("frontier_share", "of frontier"),
-    Column("cache_read_ratio", "cache-read"),
+    Column("cache_read_share", "cache-read"),
     Column("month_usd", "month $"),
     Column("at_price_month_usd", "month $ at price"),
     Column("target", "cheaper target"),
     Column("target_month_usd", "month $ there"),
     Column("cached_month_usd", "month $ cached"),
     Column("target_cached_month_usd", "month $ both"),
+]
+
+CHANGE_COLUMNS = [
+    Column("virtual_model", "virtual model"),
+    Column("groups", "groups moved"),
+    Column("existing", "replaces a document in force"),
 ]
 
 
@@ -213,7 +219,12 @@ class PremiumReviewPanel:
         )
         answer.breakdowns = [
             Breakdown("tiers", "spend by model tier (the premium share)", tiers),
-            Breakdown("changes", "one document per model name, every reviewed group", changes),
+            Breakdown(
+                "changes",
+                "the load-balancing documents: one per model name, every reviewed group",
+                changes,
+                CHANGE_COLUMNS,
+            ),
         ]
         answer.actions = [
             *_move_actions(group, shown),
@@ -380,7 +391,7 @@ class _Projector:
             cost_usd=usd(figures["cost_usd"]),
             group_share=share(figures["cost_usd"], group_spend.get(traffic.values, 0.0)),
             frontier_share=share(figures["cost_usd"], frontier_cost),
-            cache_read_ratio=share(tokens.cache_read_tokens, tokens.input_tokens),
+            cache_read_share=share(tokens.cache_read_tokens, tokens.input_tokens),
             priced=priced,
             month_usd=usd(figures["cost_usd"] * self._scale),
             at_price_month_usd=now,
@@ -440,7 +451,7 @@ def _totals(rows: list[PremiumRow], frontier_cost: float) -> PremiumRow:
         cost_usd=usd(sum(r.cost_usd for r in rows)),
         group_share=None,
         frontier_share=share(sum(r.cost_usd for r in rows), frontier_cost),
-        cache_read_ratio=share(count("cache_read_tokens"), count("input_tokens")),
+        cache_read_share=share(count("cache_read_tokens"), count("input_tokens")),
         priced=all(r.priced for r in rows),
         month_usd=usd(sum(r.month_usd for r in rows)),
         at_price_month_usd=total("at_price_month_usd"),
@@ -506,8 +517,7 @@ def _changes(
             continue
         move = Move(when, target.provider, target.upstream_model, row.label)
         own: list[Change] = []
-        for path in _names(row):
-            name = catalog.resolve_alias(path.requested_model or "")
+        for name in _names(row, catalog):
             today = serving(context.config, catalog, name, row.model or "")
             if today is None:
                 notes.append(
@@ -531,20 +541,21 @@ def _changes(
             ChangeRow(
                 virtual_model=name,
                 existing=change.existing,
-                groups=[r.label for r, _, _ in moves],
+                groups=", ".join(r.label for r, _, _ in moves),
                 yaml=change.yaml,
             )
         )
     return merged
 
 
-def _names(row: PremiumRow) -> list[ModelPath]:
-    """The row's paths by distinct name asked for, dearest first, at most MAX_NAMES."""
-    seen: dict[str, ModelPath] = {}
+def _names(row: PremiumRow, catalog: Catalog) -> list[str]:
+    """The model names the row's traffic asked for, aliases resolved, dearest first, at
+    most MAX_NAMES."""
+    names: dict[str, None] = {}
     for path in sorted(row.paths, key=lambda p: -p.cost_usd):
-        if path.requested_model and path.requested_model not in seen:
-            seen[path.requested_model] = path
-    return list(seen.values())[:MAX_NAMES]
+        if path.requested_model:
+            names[catalog.resolve_alias(path.requested_model)] = None
+    return list(names)[:MAX_NAMES]
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -583,7 +594,7 @@ def _cache_actions(rows: list[PremiumRow], cache_share: float) -> list[Action]:
         if (month - cached) / month < CACHE_ACTION_MIN_SAVING:
             continue
         message = (
-            f"{row.label} on {row.model} reads {row.cache_read_ratio or 0:.0%} of its input "
+            f"{row.label} on {row.model} reads {row.cache_read_share or 0:.0%} of its input "
             f"from cache; with {cache_share:.0%} of each prompt (its repeated prefix: system "
             f"prompt, tools) cached it would cost ~${cached:,.2f}/month instead of "
             f"~${month:,.2f}: have its callers mark the prefix cacheable (Anthropic "
