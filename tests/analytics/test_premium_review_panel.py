@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluicegate.analytics.panels.premium_review import PremiumRow
+from sluicegate.analytics.panels.premium_rows import PremiumRow
 from sluicegate.analytics.window import DAY, Window
 from sluicegate.config.parse import parse_documents
 from sluicegate.config.problems import ConfigValidationError

@@ -22,32 +22,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import msgspec
+from typing import Any
 
 from sluicegate.analytics.config import AnalyticsSettings, ModelTier
-from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension, MetadataDimension
+from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension
 from sluicegate.analytics.measures import Figures
-from sluicegate.analytics.panels import controls
 from sluicegate.analytics.panels.base import (
-    Action,
     Breakdown,
-    Column,
-    Control,
     Layer,
     PanelAnswer,
     PanelContext,
-    Where,
 )
-from sluicegate.analytics.panels.burn_rate import HEADERS, METADATA_HEADER, missing_value
+from sluicegate.analytics.panels.burn_rate import missing_value
 from sluicegate.analytics.panels.common import answer_of, group_of, label_of, plan, share, usd
+from sluicegate.analytics.panels.premium_actions import actions
 from sluicegate.analytics.panels.premium_change import (
     Change,
     Move,
     change_for,
     serving,
     when_of,
+)
+from sluicegate.analytics.panels.premium_rows import (
+    CHANGE_COLUMNS,
+    COLUMNS,
+    ChangeRow,
+    ModelPath,
+    PremiumRow,
+    TierRow,
 )
 from sluicegate.analytics.panels.premium_targets import Target, Tokens, choose_target, cost_at
 from sluicegate.analytics.query import MAX_LIMIT, Filter
@@ -72,91 +74,6 @@ PATH = (PROVIDER, REQUESTED)  # how one row's traffic reached its model
 MONTH_DAYS = 30
 MAX_FRONTIER_MODELS = 20  # frontier models reviewed (the dearest), one read each
 MAX_NAMES = 3  # model names asked for, per row, given a document
-MAX_MOVE_ACTIONS = 5
-MAX_CACHE_ACTIONS = 3
-CACHE_ACTION_MIN_SAVING = 0.1  # of the row's month: smaller gains are not worth an action
-WHAT_IF = "sluicegate apply -f premium-review.yaml --what-if 7d"
-
-RowKind = Literal["untagged", "group", "total"]
-
-
-class ModelPath(msgspec.Struct, kw_only=True):
-    """A part of a row's traffic: the account that served it and the name asked for."""
-
-    provider: str | None
-    requested_model: str | None
-    requests: int
-    cost_usd: float
-
-
-class PremiumRow(msgspec.Struct, kw_only=True):
-    group: dict[str, str | None]
-    label: str
-    kind: RowKind
-    model: str | None  # the frontier model served (None: the totals)
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    tokens: int
-    cost_usd: float
-    group_share: float | None  # of the group's spend on every model in the window
-    frontier_share: float | None  # of all frontier spend in the window
-    cache_read_share: float | None  # cache-read / input tokens, as observed
-    priced: bool  # the served model has a price (else its recorded cost is null)
-    month_usd: float  # the window's recorded cost as a 30-day month
-    # the same tokens at the served model's price today: what the projections compare
-    # with (the recorded cost may rest on older prices); None: unpriced
-    at_price_month_usd: float | None
-    target: str | None  # the cheaper model proposed (a catalogue name)
-    target_source: str | None  # "config" (cheaper_targets) or "default"
-    target_cost_usd: float | None  # the same tokens there, in the window
-    target_month_usd: float | None  # ... as a month
-    cached_month_usd: float | None  # with prompt caching on the repeated prefix
-    target_cached_month_usd: float | None  # both
-    saving_month_usd: float | None  # at_price_month_usd - target_month_usd
-    paths: list[ModelPath] = msgspec.field(default_factory=list)
-    changes: list[str] = msgspec.field(default_factory=list)  # virtual models in `yaml`
-    yaml: str | None = None  # the load-balancing document(s) that make the move
-
-
-class TierRow(msgspec.Struct, kw_only=True):
-    value: str
-    requests: int
-    cost_usd: float
-    share: float | None  # of the spend
-
-
-class ChangeRow(msgspec.Struct, kw_only=True):
-    virtual_model: str
-    existing: bool  # a document of that name is in force (this one replaces it)
-    groups: str  # the groups it moves, by label
-    yaml: str
-
-
-COLUMNS = [
-    Column("label", "group"),
-    Column("model", "frontier model"),
-    Column("requests", "requests"),
-    Column("tokens", "tokens"),
-    Column("cost_usd", "cost $"),
-    Column("group_share", "of group"),
-    Column("frontier_share", "of frontier"),
-    Column("cache_read_share", "cache-read"),
-    Column("month_usd", "month $"),
-    Column("at_price_month_usd", "month $ at price"),
-    Column("target", "cheaper target"),
-    Column("target_month_usd", "month $ there"),
-    Column("cached_month_usd", "month $ cached"),
-    Column("target_cached_month_usd", "month $ both"),
-]
-
-CHANGE_COLUMNS = [
-    Column("virtual_model", "virtual model"),
-    Column("groups", "groups moved"),
-    Column("existing", "replaces a document in force"),
-]
 
 
 @dataclass(slots=True)
@@ -226,11 +143,7 @@ class PremiumReviewPanel:
                 CHANGE_COLUMNS,
             ),
         ]
-        answer.actions = [
-            *_move_actions(group, shown),
-            *_cache_actions(shown, settings.prompt_cache_share),
-            *_untagged_actions(group[0], rows, frontier_cost),
-        ]
+        answer.actions = actions(group, shown, rows, settings.prompt_cache_share)
         return answer
 
 
@@ -556,75 +469,6 @@ def _names(row: PremiumRow, catalog: Catalog) -> list[str]:
         if path.requested_model:
             names[catalog.resolve_alias(path.requested_model)] = None
     return list(names)[:MAX_NAMES]
-
-
-# -- actions ---------------------------------------------------------------------------
-
-
-def _move_actions(dims: Sequence[AnyDimension], rows: list[PremiumRow]) -> list[Action]:
-    actions = []
-    for row in rows:
-        now, there = row.at_price_month_usd, row.target_month_usd
-        if row.yaml is None or now is None or there is None:
-            continue
-        names = ", ".join(row.changes)
-        what = " / ".join(d.name for d in dims)
-        message = (
-            f"review {what} {row.label}: {row.group_share or 0:.0%} of its spend "
-            f"(${row.cost_usd:,.2f} in the window) is on {row.model}, ~${now:,.2f}/month at "
-            f"its price; on {row.target} the same tokens would cost ~${there:,.2f}/month. "
-            f"Route it with the row's document (virtual model {names}) and check it "
-            f"against the ledger first: `{WHAT_IF}`"
-        )
-        document = row.changes[0]
-        actions.append(
-            Action(message, Control("route", document), Where(controls.ROUTING, document))
-        )
-        if len(actions) == MAX_MOVE_ACTIONS:
-            break
-    return actions
-
-
-def _cache_actions(rows: list[PremiumRow], cache_share: float) -> list[Action]:
-    actions = []
-    for row in rows:
-        month, cached = row.at_price_month_usd, row.cached_month_usd
-        if month is None or cached is None or month <= 0:
-            continue
-        if (month - cached) / month < CACHE_ACTION_MIN_SAVING:
-            continue
-        message = (
-            f"{row.label} on {row.model} reads {row.cache_read_share or 0:.0%} of its input "
-            f"from cache; with {cache_share:.0%} of each prompt (its repeated prefix: system "
-            f"prompt, tools) cached it would cost ~${cached:,.2f}/month instead of "
-            f"~${month:,.2f}: have its callers mark the prefix cacheable (Anthropic "
-            "cache_control; OpenAI caches repeated prefixes over 1024 tokens) and keep it "
-            "byte-identical across calls"
-        )
-        actions.append(Action(message, Control("config", "prompt_caching")))
-        if len(actions) == MAX_CACHE_ACTIONS:
-            break
-    return actions
-
-
-def _untagged_actions(
-    first: AnyDimension, rows: list[PremiumRow], frontier_cost: float
-) -> list[Action]:
-    spent = sum(r.cost_usd for r in rows if r.kind == "untagged")
-    if spent <= 0:
-        return []
-    if isinstance(first, MetadataDimension):
-        header = METADATA_HEADER
-    elif first.name in HEADERS:
-        header = HEADERS[first.name][0]
-    else:
-        return []
-    message = (
-        f"${spent:,.2f} of frontier-model spend ({share(spent, frontier_cost) or 0:.0%}) has "
-        f"no {first.name}: it cannot be reviewed or routed by {first.name} until its "
-        f"callers send {header}"
-    )
-    return [Action(message, Control("config", first.name), Where("header", header))]
 
 
 def _method_notes(settings: AnalyticsSettings, scale: float) -> list[str]:
