@@ -282,6 +282,12 @@ class _Projector:
             )
         share_cache = self._context.settings.prompt_cache_share
         target_rate = target.rate if target else None
+        tiered = [r for r in (*rates, target_rate) if r is not None and r.tiered is not None]
+        if tiered:
+            self._notes.append(
+                f"{tiered[0].price_id} is priced by prompt size: its projection applies the "
+                "price to the mean request (approximate)"
+            )
         parts = [_tokens([p]) for p in traffic.paths]
         at_price = _sum(cost_at(rate, t) for rate, t in zip(rates, parts, strict=True))
         on_target = _sum(cost_at(target_rate, t) for t in parts)
