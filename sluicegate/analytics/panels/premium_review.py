@@ -52,7 +52,7 @@ from sluicegate.analytics.panels.premium_rows import (
     TierRow,
 )
 from sluicegate.analytics.panels.premium_targets import Target, Tokens, choose_target, cost_at
-from sluicegate.analytics.query import MAX_LIMIT, Filter
+from sluicegate.analytics.query import MAX_LIMIT
 from sluicegate.analytics.reader import Group
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.tiers import tier_of
@@ -72,7 +72,7 @@ MEASURES = (
 MODEL, PROVIDER, REQUESTED = (DIMENSIONS[n] for n in ("model", "provider", "requested_model"))
 PATH = (PROVIDER, REQUESTED)  # how one row's traffic reached its model
 MONTH_DAYS = 30
-MAX_FRONTIER_MODELS = 20  # frontier models reviewed (the dearest), one read each
+MAX_FRONTIER_MODELS = 50  # frontier models reviewed (the dearest): bounds the IN list
 MAX_NAMES = 3  # model names asked for, per row, given a document
 
 
@@ -179,8 +179,10 @@ async def _by_model(
     """Spend per served model (dearest first) and in all, under the query's filters."""
     read, notes = plan(context, query, MEASURES, group=(MODEL,))
     groups = await context.reader.groups(read, MEASURES, (MODEL,), limit=MAX_LIMIT)
-    total = await context.reader.total(read, MEASURES)
-    if len(groups) == MAX_LIMIT:
+    if len(groups) < MAX_LIMIT:  # every model read: the total is their sum
+        total = _figures(groups)
+    else:
+        total = await context.reader.total(read, MEASURES)
         notes.append(f"only the {MAX_LIMIT} dearest models were read")
     return groups, total, notes, read.source.name
 
@@ -188,24 +190,25 @@ async def _by_model(
 async def _traffic(
     context: PanelContext, query: ScopedQuery, models: list[str], notes: list[str]
 ) -> list[Traffic]:
-    """Per group x frontier model, its paths (account x name asked for): one read per
-    model, so the rows never compete with other models' for the limit."""
+    """Per group x frontier model, its paths (account x name asked for), in one read."""
+    if not models:
+        return []
     group = query.query.group_by
-    dims = (*group, *PATH)
+    dims = (*group, MODEL, *PATH)
+    read, more = plan(context, query, MEASURES, group=dims)
+    notes += more
+    paths = await context.reader.groups(
+        read, MEASURES, dims, limit=MAX_LIMIT, among=(MODEL, models)
+    )
+    if len(paths) == MAX_LIMIT:
+        notes.append(f"only the {MAX_LIMIT} dearest group x model x path rows were read")
     found: dict[tuple[tuple[str, ...], str], Traffic] = {}
-    for model in models:
-        only = (Filter(MODEL, model),)
-        read, more = plan(context, query, MEASURES, group=dims, extra=only)
-        notes += more
-        paths = await context.reader.groups(read, MEASURES, dims, limit=MAX_LIMIT)
-        if len(paths) == MAX_LIMIT:
-            notes.append(f"{model}: only the {MAX_LIMIT} dearest groups were read")
-        for path in paths:
-            values = path.values[: len(group)]
-            key = (values, model)
-            if key not in found:
-                found[key] = Traffic(values, model)
-            found[key].paths.append(path)
+    for path in paths:
+        values, model = path.values[: len(group)], path.values[len(group)]
+        key = (values, model)
+        if key not in found:
+            found[key] = Traffic(values, model)
+        found[key].paths.append(path)
     return list(found.values())
 
 
