@@ -33,24 +33,32 @@ def actions(
 
 
 def _move_actions(dims: Sequence[AnyDimension], rows: list[PremiumRow]) -> list[Action]:
+    """A group (with a value: routes cannot match a missing one) whose traffic would cost
+    less on its target; with the row's document when one could be made."""
     actions = []
     for row in rows:
         now, there = row.at_price_month_usd, row.target_month_usd
-        if row.yaml is None or now is None or there is None:
+        if row.kind != "group" or now is None or there is None or now <= there:
             continue
-        names = ", ".join(row.changes)
         what = " / ".join(d.name for d in dims)
         message = (
             f"review {what} {row.label}: {row.group_share or 0:.0%} of its spend "
             f"(${row.cost_usd:,.2f} in the window) is on {row.model}, ~${now:,.2f}/month at "
             f"its price; on {row.target} the same tokens would cost ~${there:,.2f}/month. "
-            f"Route it with the row's document (virtual model {names}) and check it "
-            f"against the ledger first: `{WHAT_IF}`"
         )
-        document = row.changes[0]
-        actions.append(
-            Action(message, Control("route", document), Where(controls.ROUTING, document))
-        )
+        if row.changes:
+            message += (
+                f"Route it with the row's document (virtual model {', '.join(row.changes)}) "
+                f"and check it against the ledger first: `{WHAT_IF}`"
+            )
+            control, where = (
+                Control("route", row.changes[0]),
+                Where(controls.ROUTING, row.changes[0]),
+            )
+        else:  # the notes say why no document could be made
+            message += "Route it through a virtual model with a route for it (see the notes)"
+            control, where = Control("route", row.model or ""), Where(controls.ROUTING)
+        actions.append(Action(message, control, where))
         if len(actions) == MAX_MOVE_ACTIONS:
             break
     return actions

@@ -20,6 +20,7 @@ frontier spend with no value for the grouping (it cannot be routed by it until t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -276,13 +277,16 @@ class _Projector:
         tokens = traffic.tokens()
         main = max(traffic.paths, key=lambda p: (p.figures["cost_usd"], p.figures["requests"]))
         target = self.target(traffic.model, main.values[-2])
-        rates = [self._rate(p.values[-2], traffic.model) for p in traffic.paths]
+        # paths that used tokens (failed requests with none have nothing to price)
+        used = [p for p in traffic.paths if p.figures["input_tokens"] or p.figures["output_tokens"]]
+        rates = [self._rate(p.values[-2], traffic.model) for p in used]
         priced = all(rate is not None for rate in rates)
-        if not priced:
-            self._notes.append(
-                f"{traffic.model} has no price on some account: its recorded cost is null "
-                "there, and it is not projected"
-            )
+        for rate, path in zip(rates, used, strict=True):
+            if rate is None:
+                self._notes.append(
+                    f"{traffic.model} on account {path.values[-2] or '(none)'} has no price (or "
+                    "the catalogue has no such account): rows with its traffic are not projected"
+                )
         share_cache = self._context.settings.prompt_cache_share
         target_rate = target.rate if target else None
         tiered = [r for r in (*rates, target_rate) if r is not None and r.tiered is not None]
@@ -291,7 +295,7 @@ class _Projector:
                 f"{tiered[0].price_id} is priced by prompt size: its projection applies the "
                 "price to the mean request (approximate)"
             )
-        parts = [_tokens([p]) for p in traffic.paths]
+        parts = [_tokens([p]) for p in used]
         at_price = _sum(cost_at(rate, t) for rate, t in zip(rates, parts, strict=True))
         on_target = _sum(cost_at(target_rate, t) for t in parts)
         cached = _sum(cost_at(r, t.cached(share_cache)) for r, t in zip(rates, parts, strict=True))
@@ -345,9 +349,10 @@ class _Projector:
 
 
 def _sum(costs: Iterable[float | None]) -> float | None:
-    """The sum; None when any part is unpriced (a partial sum would look whole)."""
+    """The sum (0 for no part); None when any part is unpriced (a partial sum would look
+    whole)."""
     found = list(costs)
-    return None if not found or any(c is None for c in found) else sum(c or 0.0 for c in found)
+    return None if any(c is None for c in found) else sum(c or 0.0 for c in found)
 
 
 def _totals(rows: list[PremiumRow], frontier_cost: float) -> PremiumRow:
@@ -423,15 +428,13 @@ def _changes(
         return []
     per_name: dict[str, list[tuple[PremiumRow, Move, tuple[str, str]]]] = {}
     unroutable = 0
+    dearer: Counter[tuple[str, str]] = Counter()
     for traffic, row in shown:
         target = catalog.model(row.target) if row.target else None
         if target is None or row.saving_month_usd is None:
             continue
         if row.saving_month_usd <= 0:
-            notes.append(
-                f"{row.label}: {row.target} would cost no less than {row.model} for the same "
-                "tokens: no move proposed"
-            )
+            dearer[(row.target or "", row.model or "")] += 1
             continue
         when = when_of(dims, traffic.values)
         if when is None:
@@ -443,14 +446,19 @@ def _changes(
             today = serving(context.config, catalog, name, row.model or "")
             if today is None:
                 notes.append(
-                    f"{row.label}: traffic asked for {name} reached {row.model} by another way "
-                    f"(a fallback, an older config): {name} is not rerouted"
+                    f"{name} does not route to {row.model} in the config in force (its traffic "
+                    f"got there by a fallback, or under an older config): not rerouted"
                 )
                 continue
             own.append(change_for(name, [move], context.config, today))
             per_name.setdefault(name, []).append((row, move, today))
         row.changes = [c.virtual_model for c in own]
         row.yaml = "---\n".join(c.yaml for c in own) or None
+    notes += [
+        f"{target} would cost no less than {model} for the same tokens ({n} rows): no move "
+        "proposed; name a cheaper one in cheaper_targets"
+        for (target, model), n in dearer.items()
+    ]
     if unroutable:
         notes.append(
             f"{unroutable} rows have no document: a route matches workflow_tag, team, "
