@@ -380,15 +380,16 @@ def report(generated: list[Generated], timings: list[Timing]) -> str:
             f"{info.seconds:,.0f} s, {info.size_bytes / 2**30:.2f} GiB"
         )
     lines.append("")
-    header = f"{'database':<11}{'panel':<10}{'query':<30}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
+    w = max(len(name) for name in PANELS) + 1  # the panel column fits every name
+    header = f"{'database':<11}{'panel':<{w}}{'query':<30}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
     lines += [header, "-" * len(header)]
     for t in timings:
         if t.status != 200:
-            lines.append(f"{t.database:<11}{t.panel:<10}{t.query:<30}  HTTP {t.status}: {t.error}")
+            lines.append(f"{t.database:<11}{t.panel:<{w}}{t.query:<30}  HTTP {t.status}: {t.error}")
             continue
         miss = "  MISS" if t.p95_ms > TARGET_P95_MS else ""
         lines.append(
-            f"{t.database:<11}{t.panel:<10}{t.query:<30}"
+            f"{t.database:<11}{t.panel:<{w}}{t.query:<30}"
             f"{t.p50_ms:>8.1f}{t.p95_ms:>8.1f}{t.max_ms:>8.1f}{miss}"
         )
     return "\n".join(lines)

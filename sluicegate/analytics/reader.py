@@ -94,11 +94,19 @@ class AnalyticsReader:
         order: Order = "figures",
         without_empty: AnyDimension | None = None,
         excluded: Filter | None = None,
+        among: tuple[AnyDimension, Sequence[str]] | None = None,
     ) -> list[Group]:
         """At most `limit` groups, in `order`; `without_empty`: leave out rows with no
-        value for that dimension; `excluded`: leave out rows with that value."""
+        value for that dimension; `excluded`: leave out rows with that value; `among`:
+        only rows whose dimension has one of these values."""
         stmt = statement(
-            plan, measures, group, self.dialect, without_empty=without_empty, excluded=excluded
+            plan,
+            measures,
+            group,
+            self.dialect,
+            without_empty=without_empty,
+            excluded=excluded,
+            among=among,
         )
         stmt = stmt.order_by(*_order(measures, len(group), order)).limit(limit)
         return [_group(row, measures, len(group)) for row in await self.run(stmt)]
@@ -222,6 +230,7 @@ def statement(
     step: Step | None = None,
     without_empty: AnyDimension | None = None,
     excluded: Filter | None = None,
+    among: tuple[AnyDimension, Sequence[str]] | None = None,
 ) -> Select[Any]:
     """SELECT g0.., [step], SUM(measure).. FROM source WHERE window, filters, restriction
     GROUP BY g0.., [step] (grouped by label, so an expression with bound parameters is
@@ -233,6 +242,8 @@ def statement(
         conditions.append(column_of(source, without_empty) != "")
     if excluded is not None:
         conditions.append(~_match(source, excluded.dimension, [excluded.value]))
+    if among is not None:
+        conditions.append(_match(source, among[0], among[1]))
     return _grouped(plan, group, dialect, step, measured, conditions)
 
 

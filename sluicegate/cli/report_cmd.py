@@ -201,6 +201,9 @@ def _print_breakdown_table(breakdown: dict[str, Any]) -> None:
     for row in breakdown["rows"]:
         table.add_row(*(Text(cell(row, c["key"])) for c in columns))
     out.print(table)
+    for row in breakdown["rows"]:  # a config document a row proposes, ready to apply
+        if isinstance(row.get("yaml"), str):
+            out.print(Text(f"# {cell(row, columns[0]['key'])}\n{row['yaml']}"), soft_wrap=True)
 
 
 def cell(row: dict[str, Any], key: str) -> str:

@@ -97,6 +97,7 @@ def analytics_routes(gateway: Gateway) -> list[Route]:
             budget_status=budget_status(gateway, principal),
             # a key configured later has rows only from then on: earlier windows read raw
             rolled_up_since=await reader.rolled_up_since(rolled_up) if rolled_up else None,
+            catalog=gateway.catalog,
         )
         answer = await found.answer(context, asked)
         return json_response(msgspec.to_builtins(answer))

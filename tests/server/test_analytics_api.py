@@ -19,6 +19,8 @@ from sluicegate.server.admin_auth import AdminGate, admin_app
 from sluicegate.server.analytics_api import analytics_routes
 from sluicegate.server.roles import AdminPrincipal, Role
 from tests.analytics.landing import land
+from tests.analytics.premium_traffic import CONFIG as PREMIUM_CONFIG
+from tests.analytics.premium_traffic import premium_traffic
 from tests.analytics.traffic import traffic
 from tests.server.inprocess import InProcessGateway
 
@@ -98,6 +100,9 @@ async def test_the_analytics_config_in_force_decides_the_source(gw: InProcessGat
         ("/api/analytics/tags", {"favourite": "x"}, 400, "favourite"),
         ("/api/analytics/tags", {"group_by": "metadata.feature", "since": "30d"}, 400, "group_by"),
         ("/api/analytics/tags", {"team": "a\x00b"}, 400, None),
+        ("/api/analytics/premium-review", {"group_by": "model"}, 400, "group_by"),
+        ("/api/analytics/premium-review", {"group_by": "user_id"}, 400, "group_by"),
+        ("/api/analytics/premium-review", {"limit": "0"}, 400, "limit"),
     ],
 )
 async def test_refusals_are_json_in_the_admin_shape(
@@ -193,3 +198,32 @@ async def test_an_admin_people_view_is_audited(as_role: Any, landed: InProcessGa
         views[0]["path"].startswith("/api/analytics/tags?")
         and "group_by=user_id" in views[0]["path"]
     )
+
+
+async def test_premium_review_prices_with_the_catalogue_in_force(gw: InProcessGateway) -> None:
+    """The API hands the panel the catalogue in force: gpt-5, added by a providers
+    document, is reviewed and priced; the document a row proposes is accepted by
+    POST /api/config as it is."""
+    await gw.apply(PREMIUM_CONFIG)
+    await land(gw.gateway.engine, premium_traffic(400, start=DAY0, span_s=2 * DAY))
+    response = await gw.http.get("/api/analytics/premium-review", params=WINDOW, headers=gw.admin)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    targets = {(r["model"], r["target"]) for r in answer["rows"]}
+    assert targets == {("claude-opus-4-7", "claude-sonnet-4-6"), ("gpt-5", "gpt-4o")}
+    proposed = [r["yaml"] for r in answer["rows"] if r["yaml"]]
+    assert proposed
+    applied = await gw.apply(proposed[0])
+    assert applied["version"] >= 2
+    assert any(a["control"]["kind"] == "route" for a in answer["actions"])
+
+
+async def test_premium_review_role_refusals(as_role: Any) -> None:
+    error = error_of(await as_role("premium-review", "team-lead", teams="search", team="data"), 403)
+    assert error["param"] == "team" and error["code"] == "team_forbidden"
+    error = error_of(await as_role("premium-review", "admin", user_id="ana"), 400)
+    assert error["param"] == "user_id"  # no per-person rows, for any role
+    answer = (await as_role("premium-review", "team-lead", teams="search")).json()
+    assert answer["scope"]["teams"] == ["search"]
+    expected = sum(1 for r in RECORDS if r.team == "search" and r.model == "claude-opus-4-1")
+    assert answer["totals"]["requests"] == expected

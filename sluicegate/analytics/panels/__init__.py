@@ -4,7 +4,15 @@ module with a `PANEL` implementing `base.Panel`, and one line in `PANELS`."""
 
 from __future__ import annotations
 
-from sluicegate.analytics.panels import adoption, burn_rate, latency, leverage, outcomes, tags
+from sluicegate.analytics.panels import (
+    adoption,
+    burn_rate,
+    latency,
+    leverage,
+    outcomes,
+    premium_review,
+    tags,
+)
 from sluicegate.analytics.panels.base import Panel
 
 PANELS: dict[str, Panel] = {
@@ -14,6 +22,7 @@ PANELS: dict[str, Panel] = {
         tags.PANEL,
         adoption.PANEL,
         burn_rate.PANEL,
+        premium_review.PANEL,
         outcomes.PANEL,
         leverage.PANEL,
     )

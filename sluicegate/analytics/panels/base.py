@@ -22,6 +22,7 @@ from sluicegate.analytics.config import AnalyticsSettings
 from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.config.live import ConfigSnapshot
+from sluicegate.providers.catalog import Catalog
 
 RowT = TypeVar("RowT")
 
@@ -122,6 +123,9 @@ class PanelContext:
     rolled_up_since: Mapping[str, float] | None = None
     budget_status: BudgetStatus | None = None  # None: no policy engine to ask
     clock: Callable[[], float] = time.time  # "now" for figures as of now (month to date)
+    # the provider catalogue in force (accounts, models, prices): what premium-review
+    # prices a cheaper target with; None: no projections
+    catalog: Catalog | None = None
 
 
 class Panel(Protocol):
