@@ -273,7 +273,6 @@ def test_a_client_that_leaves_during_the_call_cancels_it(gw, key):
     assert row["usage_source"] == "estimated" and row["input_tokens"] > 0
 
 
-
 def test_a_client_that_half_closes_is_taken_as_gone(gw, key):
     """A FIN after the request while still reading is legal HTTP/1.1, but granian (hyper's
     HTTP/1 with half_close off, its default; granian has no setting for it) ends the
