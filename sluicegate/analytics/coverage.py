@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Insert, and_, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluicegate.db.errors import translate_errors
 from sluicegate.db.schema import rollup_key_coverage
+from sluicegate.db.upsert import dialect_insert
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _activate(dialect: str, *, keep_since: bool) -> Insert:
     """Insert a key as covered from the change's time, or: reopen it from then if it was
     closed before then (closed after: the add is stale, nothing changes); an open key
     keeps its start (keep_since) or moves it to the change's time if later."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(rollup_key_coverage)
+    insert = dialect_insert(rollup_key_coverage, dialect)
     new = insert.excluded.covered_since
     until = _C.covered_until
     reopened = and_(until.is_not(None), until <= new)
@@ -200,9 +200,7 @@ async def record_rebuild(
     every other key, whose rows the rebuild emptied from `since` on, ends at `since`.
     Without `widen` (the config changed under the rebuild) only the latter."""
     if keys and widen:
-        insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
-            rollup_key_coverage
-        )
+        insert = dialect_insert(rollup_key_coverage, conn.dialect.name)
         new = insert.excluded.covered_since
         covered_since = case(
             (_C.covered_until.is_not(None), new),

@@ -14,7 +14,7 @@ bound (PostgreSQL's statement_timeout, and the caller's asyncio timeout).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ from sqlalchemy import Integer as SqlInteger
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sluicegate.analytics.coverage import key_coverage
 from sluicegate.analytics.dimensions import AnyDimension, MetadataDimension, raw_match
 from sluicegate.analytics.measures import Figures, as_figure, raw_measure
 from sluicegate.analytics.query import Filter
@@ -143,6 +144,17 @@ class AnalyticsReader:
             names.append("step")
         stmt = stmt.order_by(*(asc(literal_column(n)) for n in names)).limit(limit)
         return [_group(row, ("distinct",), len(group)) for row in await self.run(stmt)]
+
+    async def rolled_up_since(self, keys: Collection[str]) -> dict[str, float]:
+        """Since when the rollup rows of each of `keys` are complete (by arrival time); a
+        key with none, or no longer rolled up, is absent (analytics/coverage.py)."""
+        async with (
+            asyncio.timeout(self._timeout_s + BACKSTOP_S),
+            translate_errors("analytics query"),
+            self._engine.connect() as conn,
+        ):
+            coverage = await key_coverage(conn, keys)
+        return {k: c.covered_since for k, c in coverage.items() if c.covered_until is None}
 
     async def run(self, stmt: Select[Any] | CompoundSelect[Any]) -> Sequence[Any]:
         """The rows of one statement, within the reader's time bound: past it the

@@ -29,7 +29,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sluicegate.analytics.rollups import RollupDeltas, Values
@@ -37,17 +37,10 @@ from sluicegate.db.schema import (
     SESSION_IDENTITY,
     rollup_sessions,
 )
+from sluicegate.db.upsert import dialect_insert
 from sluicegate.model.identity import UNTAGGED
 
 _NOT_ADDED = frozenset({"id", "grain", "bucket", "session_id", "first_ts", "last_ts"})
-
-
-def _insert(table: Table, dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise ValueError(f"unsupported dialect {dialect!r}")
 
 
 def _from_json_rows(insert: Any, table: Table) -> Any:
@@ -70,7 +63,7 @@ def _from_json_rows(insert: Any, table: Table) -> Any:
 def additive_upsert(table: Table, dialect: str, *, json_rows: bool = False) -> Insert:
     """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure (`json_rows`: the rows
     come as one JSONB parameter, PostgreSQL)."""
-    insert = _insert(table, dialect)
+    insert = dialect_insert(table, dialect)
     if json_rows:
         insert = _from_json_rows(insert, table)
     key = table.primary_key.columns.values()[0].name
@@ -82,7 +75,7 @@ def additive_upsert(table: Table, dialect: str, *, json_rows: bool = False) -> I
 
 def session_upsert(dialect: str, *, json_rows: bool = False) -> Insert:
     table = rollup_sessions
-    insert = _insert(table, dialect)
+    insert = dialect_insert(table, dialect)
     if json_rows:
         insert = _from_json_rows(insert, table)
     excluded = insert.excluded

@@ -14,7 +14,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import ColumnElement, Insert, and_, func, not_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics.coverage import RollupKeys
@@ -22,6 +21,7 @@ from sluicegate.analytics.rollup_sql import apply_deltas
 from sluicegate.db.engine import SQLITE_PRAGMAS, is_memory_sqlite
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import requests
+from sluicegate.db.upsert import dialect_insert
 from sluicegate.ledger.landed import deltas_for, returned
 from sluicegate.ledger.sqlite_bulk import SqliteBulkInserter
 from sluicegate.ledger.store import (
@@ -142,11 +142,7 @@ class SqlLedgerStore:
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Insert:
-    if dialect == "postgresql":
-        return postgresql.insert(requests).on_conflict_do_nothing(index_elements=["request_id"])
-    if dialect == "sqlite":
-        return sqlite.insert(requests).on_conflict_do_nothing(index_elements=["request_id"])
-    raise ValueError(f"unsupported dialect {dialect!r}")
+    return dialect_insert(requests, dialect).on_conflict_do_nothing(index_elements=["request_id"])
 
 
 def filter_conditions(f: RequestFilters) -> list[ColumnElement[bool]]:

@@ -24,12 +24,12 @@ from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import outcomes, requests
+from sluicegate.db.upsert import dialect_insert
 from sluicegate.errors import InvalidRequest
 from sluicegate.ledger.store import decode_cursor, encode_cursor
 from sluicegate.model.storable import storable
@@ -160,11 +160,7 @@ class SqlOutcomeStore:
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:
     keys = ["source", "external_id"]
-    if dialect == "postgresql":
-        return postgresql.insert(outcomes).on_conflict_do_nothing(index_elements=keys)
-    if dialect == "sqlite":
-        return sqlite.insert(outcomes).on_conflict_do_nothing(index_elements=keys)
-    raise ValueError(f"unsupported dialect {dialect!r}")
+    return dialect_insert(outcomes, dialect).on_conflict_do_nothing(index_elements=keys)
 
 
 async def _stored(conn: AsyncConnection, outcome: NewOutcome) -> RowMapping | None:

@@ -89,11 +89,14 @@ def analytics_routes(gateway: Gateway) -> list[Route]:
             await audit_people_view(gateway.audit, request)
         with contextlib.suppress(TimeoutError):  # answer from what has landed
             await asyncio.wait_for(asyncio.shield(gateway.writer.flush()), SETTLE_WAIT_S)
+        rolled_up = query.metadata_keys() & set(gateway.analytics.rollup_metadata_keys)
         context = PanelContext(
             reader,
             gateway.analytics,
             gateway.live.snapshot,
             budget_status=budget_status(gateway, principal),
+            # a key configured later has rows only from then on: earlier windows read raw
+            rolled_up_since=await reader.rolled_up_since(rolled_up) if rolled_up else None,
         )
         answer = await found.answer(context, asked)
         return json_response(msgspec.to_builtins(answer))

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from sluicegate.analytics.panels.projection import month_bounds
+from sluicegate.analytics.window import DAY, iso
 from sluicegate.db.engine import create_engine_for
 from sluicegate.model.record import LedgerRecord
 from tests.analytics.landing import land
@@ -114,10 +115,14 @@ def test_burn_rate_table_with_rules_beside_rows_and_budget_table(landed: Running
 
 
 def test_adoption_json_is_the_apis_answer(landed: RunningGateway) -> None:
-    shown = report(landed, "adoption", "--group-by", "team,client_tool", "--json")
+    # One window for both calls: a default one ends "now", which moves between them.
+    window = {"since": iso(time.time() - 7 * DAY), "until": iso(time.time() + 3600)}
+    args = ("--since", window["since"], "--until", window["until"])
+    shown = report(landed, "adoption", "--group-by", "team,client_tool", *args, "--json")
     assert shown.returncode == 0, shown.stderr
     answer = json.loads(shown.stdout)
-    api = landed.admin.get("/api/analytics/adoption", params={"group_by": "team,client_tool"})
+    params = {"group_by": "team,client_tool", **window}
+    api = landed.admin.get("/api/analytics/adoption", params=params)
     assert api.status_code == 200 and answer == api.json()
     rows = {(r["group"]["team"], r["group"]["client_tool"]): r for r in answer["rows"]}
     assert rows[("search", "cursor")]["active_users"] == 2  # every sixth request: u0, u3
