@@ -62,12 +62,17 @@ rules:
     on_breach: hard_block
 """
 MODELS = ("ov-load", "ov-gone", "ov-cap", "ov-rss")
+# A 503 whose queue wait ran out says so (server/overload.py); the others found the queue full.
+QUEUE_TIMEOUT_MARK = b"no in-flight slot freed within"
+SHED_AFTER_WAIT = 1503  # the driver's own status for those
 
 
 @dataclass
 class Tally:
     ok: list[float] = field(default_factory=list)  # latency ms of 200s
     shed: list[float] = field(default_factory=list)  # latency ms of 503s
+    at_once: list[float] = field(default_factory=list)  # 503s that found the queue full
+    waited: list[float] = field(default_factory=list)  # 503s whose queue wait ran out
     other: Counter[int] = field(default_factory=Counter)  # any other status (0: no answer)
 
 
@@ -96,6 +101,8 @@ class _Conn(asyncio.Protocol):
         if len(self.buffer) < head_end + 4 + length:
             return
         status = int(self.buffer[9:12])
+        if status == 503 and QUEUE_TIMEOUT_MARK in self.buffer[head_end : head_end + 4 + length]:
+            status = SHED_AFTER_WAIT
         self.buffer = self.buffer[head_end + 4 + length :]
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(status)
@@ -169,8 +176,9 @@ class Driver:
             self.idle.append(conn)
         if status == 200:
             tally.ok.append(ms)
-        elif status == 503:
+        elif status in (503, SHED_AFTER_WAIT):
             tally.shed.append(ms)
+            (tally.waited if status == SHED_AFTER_WAIT else tally.at_once).append(ms)
         else:
             tally.other[status] += 1
 
@@ -415,6 +423,10 @@ def side_by_side(results: dict[str, list[dict]]) -> None:
         "503 p50 (ms)": lambda r: p99(r["overload"].shed, 0.5),
         "503 p90 (ms)": lambda r: p99(r["overload"].shed, 0.9),
         "503 p99 (ms)": lambda r: p99(r["overload"].shed),
+        "  p50 of those found the queue full": lambda r: p99(r["overload"].at_once, 0.5),
+        "  p99 of those found the queue full": lambda r: p99(r["overload"].at_once),
+        "  p50 of those that waited it out": lambda r: p99(r["overload"].waited, 0.5),
+        "  p99 of those that waited it out": lambda r: p99(r["overload"].waited),
         "goodput / peak": lambda r: r["goodput"] / r["peak"],
         "admitted p99 / unloaded p99": lambda r: p99(r["overload"].ok) / r["unloaded_p99"],
         "calls for clients closing as they sent": lambda r: r["calls"]["ov-gone"],
@@ -442,6 +454,13 @@ def report(r: dict, args: argparse.Namespace) -> None:
         f"other {dict(o.other) or 0} (0 = no answer)"
     )
     print(f"503 answers p50/p90/p99: {shed_percentiles(r)} ms")
+    at_once = o.at_once
+    print(
+        f"  of which {len(at_once)} found the queue full: "
+        f"{'/'.join(f'{p99(at_once, q):.1f}' for q in (0.5, 0.9, 0.99))} ms; "
+        f"{len(o.waited)} waited out --queue-timeout-ms: "
+        f"{'/'.join(f'{p99(o.waited, q):.1f}' for q in (0.5, 0.9, 0.99))} ms"
+    )
     print(
         f"ledger: {r['load_rows_with_call']} rows with an upstream call; clients closing as "
         f"they sent: {r['gone_sent']}, rows (status, upstream call) {dict(r['gone_rows'])}, "
