@@ -3,10 +3,10 @@
 Measured under the overload bench (bench/overload.py, one worker at ~1,600 req/s, 60%
 shed; bench/README.md "Overload"), the worker's own stalls were:
 
-- Cyclic GC. With the default thresholds (700, 10, 10) the collector ran ~56 young and
-  ~5 middle collections a second, ~0.5 ms and ~5 ms of CPU each (in-flight requests and
-  the ledger queue survive young collections, so every middle one walks them): ~5% of
-  the worker's CPU, and a request arriving during a middle collection waits its whole
+- Cyclic GC. With the default thresholds (700, 10, 10) the collector ran 35-56 young and
+  3-5 middle collections a second, 0.3-0.5 ms and 3-5 ms of CPU each (in-flight requests
+  and the ledger queue survive young collections, so every middle one walks them): 2-6%
+  of the worker's CPU, and a request arriving during a middle collection waits its whole
   length. Steady-state traffic makes almost no cyclic garbage (DEBUG_SAVEALL: a few dozen
   objects every 4 s; reference counting frees the rest), so collecting rarely costs no
   memory: at 10,000 the collector runs about once every two seconds.
