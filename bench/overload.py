@@ -3,14 +3,17 @@ stay flat under client-chosen ids? One gateway worker (core 0), the emulator and
 driver on core 1, ledger on (SQLite); figures side by side in one run:
 
     .venv/bin/python bench/overload.py [--overload-seconds 10] [--rss-requests 1000000]
+    .venv/bin/python bench/overload.py --baseline main --rounds 3 --rss-requests 0
 
 1. unloaded: open loop at 200 req/s: the p99 admitted requests are compared with;
 2. capacity: closed loop, 32 connections: peak goodput (200s per second);
 3. overload: open loop at 3x that peak for 10 s. Goodput against peak, p99 of the 503
    answers, p99 of the admitted requests against the unloaded p99. One request in ten
-   comes from a client that sends it and leaves at once (connection closed): the emulator
-   must see no call for those (they use a model of their own, so its count tells);
-   every other upstream call must have its ledger row;
+   comes from a client that writes it and closes the connection in the same instant
+   (they use a model of their own, so the emulator's count tells): the figure is the
+   upstream calls begun for them, each cancelled as soon as the close is seen (bench/
+   README.md: why it cannot be zero for this race); none may be answered 200. Every other
+   upstream call must have its ledger row;
 4. memory: `--rss-requests` requests, each with a new session id, under a per-session
    rate-limit rule: RSS of the gateway (server and worker) after a warm-up and at the end.
 
@@ -19,6 +22,10 @@ time on each, new ones opened as needed, at most MAX_CONNECTIONS): an aiohttp cl
 could not offer 3x the gateway's rate from one core. Open loop means requests are sent on
 schedule whatever the answers (no coordinated omission); one still unanswered 5 s after the
 phase ends counts as unanswered.
+
+`--baseline REV` runs phases 1-3 on the code as committed at REV too, on a gateway of its
+own, alternating with the working tree's for `--rounds` rounds in one run (so both see
+the same host), and prints the figures side by side (medians over the rounds).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.run import _PIN, ADMIN, LOAD_CORE, PROVIDERS, serve  # noqa: E402
+from bench.trees import export_tree, short_rev  # noqa: E402
 from tests.support import ServerProcess, free_port  # noqa: E402
 
 MAX_CONNECTIONS = 4000
@@ -54,12 +62,17 @@ rules:
     on_breach: hard_block
 """
 MODELS = ("ov-load", "ov-gone", "ov-cap", "ov-rss")
+# A 503 whose queue wait ran out says so (server/overload.py); the others found the queue full.
+QUEUE_TIMEOUT_MARK = b"no in-flight slot freed within"
+SHED_AFTER_WAIT = 1503  # the driver's own status for those
 
 
 @dataclass
 class Tally:
     ok: list[float] = field(default_factory=list)  # latency ms of 200s
     shed: list[float] = field(default_factory=list)  # latency ms of 503s
+    at_once: list[float] = field(default_factory=list)  # 503s that found the queue full
+    waited: list[float] = field(default_factory=list)  # 503s whose queue wait ran out
     other: Counter[int] = field(default_factory=Counter)  # any other status (0: no answer)
 
 
@@ -88,6 +101,8 @@ class _Conn(asyncio.Protocol):
         if len(self.buffer) < head_end + 4 + length:
             return
         status = int(self.buffer[9:12])
+        if status == 503 and QUEUE_TIMEOUT_MARK in self.buffer[head_end : head_end + 4 + length]:
+            status = SHED_AFTER_WAIT
         self.buffer = self.buffer[head_end + 4 + length :]
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(status)
@@ -161,8 +176,9 @@ class Driver:
             self.idle.append(conn)
         if status == 200:
             tally.ok.append(ms)
-        elif status == 503:
+        elif status in (503, SHED_AFTER_WAIT):
             tally.shed.append(ms)
+            (tally.waited if status == SHED_AFTER_WAIT else tally.at_once).append(ms)
         else:
             tally.other[status] += 1
 
@@ -256,7 +272,8 @@ def ledger_rows(db: Path, settle_s: float = 15) -> list[sqlite3.Row]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         return conn.execute(
-            "select requested_model, status_code, error_type, attempt_count from requests"
+            "select requested_model, status_code, error_type, attempt_count, "
+            "upstream_cancelled from requests"
         ).fetchall()
 
 
@@ -268,7 +285,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--overload-seconds", type=float, default=10)
     parser.add_argument("--factor", type=float, default=3.0, help="offered load / capacity")
-    parser.add_argument("--rss-requests", type=int, default=1_000_000)
+    parser.add_argument("--rss-requests", type=int, default=1_000_000, help="0: no memory phase")
     parser.add_argument(
         "--upstream-ms",
         type=int,
@@ -282,9 +299,14 @@ def main() -> None:
         help="admission limits the gateway runs with",
     )
     parser.add_argument("--capacity-connections", type=int, default=128)
+    parser.add_argument("--baseline", help="also run phases 1-3 on this commit, alternating")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of phases 1-3 per tree")
     args = parser.parse_args()
     if _PIN:
         os.sched_setaffinity(0, {1})
+    trees: dict[str, Path | None] = {"working tree": None}
+    if args.baseline:
+        trees[short_rev(args.baseline)] = export_tree(args.baseline)
     workdir = Path(tempfile.mkdtemp(prefix="sluice-overload-"))
     emu_port = free_port()
     emulator = ServerProcess(
@@ -297,8 +319,33 @@ def main() -> None:
     )
     config = workdir / "overload.yaml"
     config.write_text(providers + "---\n" + LIMITS)
-    port, db = free_port(), workdir / "ledger.db"
-    gateway = serve(port, db, config, args.gateway_flags.split(), None)
+    results: dict[str, list[dict]] = {name: [] for name in trees}
+    try:
+        if args.upstream_ms:
+            delay = {"delay_ms": args.upstream_ms}
+            faults = {m: delay for m in ("ov-cap", "ov-load", "ov-gone")}
+            httpx.put(f"{emu}/_emulator/faults", json=faults, timeout=10).raise_for_status()
+        for round_ in range(args.rounds):
+            for name, tree in trees.items():
+                last = round_ == args.rounds - 1 and tree is None
+                db = workdir / f"ledger-{round_}-{len(results[name])}-{tree is None}.db"
+                rss = args.rss_requests if last else 0
+                results[name].append(one_gateway(emu, config, db, tree, rss, args))
+                print(f"{name} round {round_ + 1}: {summary(results[name][-1])}", flush=True)
+    finally:
+        emulator.stop()
+    print(f"\nhost load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
+    report(results["working tree"][-1], args)
+    if args.baseline:
+        side_by_side(results)
+
+
+def one_gateway(
+    emu: str, config: Path, db: Path, tree: Path | None, rss: int, args: argparse.Namespace
+) -> dict:
+    """Phases 1-3 (and 4 when `rss`) on a new gateway running `tree` (None: this one)."""
+    port = free_port()
+    gateway = serve(port, db, config, args.gateway_flags.split(), tree)
     try:
         key = httpx.post(
             f"http://127.0.0.1:{port}/api/keys",
@@ -306,17 +353,14 @@ def main() -> None:
             headers={"authorization": f"Bearer {ADMIN}"},
         ).json()["key"]
         assert gateway.proc is not None
-        if args.upstream_ms:
-            delay = {"delay_ms": args.upstream_ms}
-            faults = {m: delay for m in ("ov-cap", "ov-load", "ov-gone")}
-            httpx.put(f"{emu}/_emulator/faults", json=faults, timeout=10).raise_for_status()
-        report(uvloop.run(run(port, key, emu, db, gateway.proc.pid, args)), args)
+        return uvloop.run(run(port, key, emu, db, gateway.proc.pid, rss, args))
     finally:
         gateway.stop()
-        emulator.stop()
 
 
-async def run(port: int, key: str, emu: str, db: Path, pid: int, args: argparse.Namespace) -> dict:
+async def run(
+    port: int, key: str, emu: str, db: Path, pid: int, rss: int, args: argparse.Namespace
+) -> dict:
     driver = Driver(port, key)
     await driver.closed_loop(16, "ov-cap", seconds=2)  # warm-up
     unloaded = await driver.open_loop(200, 5, "ov-cap")
@@ -331,11 +375,7 @@ async def run(port: int, key: str, emu: str, db: Path, pid: int, args: argparse.
     rows = ledger_rows(db)
     load_rows = [r for r in rows if r["requested_model"] == "ov-load"]
     gone_rows = [r for r in rows if r["requested_model"] == "ov-gone"]
-    await driver.closed_loop(32, "ov-rss", count=min(50_000, args.rss_requests // 10))
-    rss_start = rss_kb(pid)
-    rss_tally, rss_s = await driver.closed_loop(32, "ov-rss", count=args.rss_requests)
-    rss_end = rss_kb(pid)
-    return {
+    figures = {
         "unloaded_p50": statistics.median(unloaded.ok),
         "unloaded_p99": p99(unloaded.ok),
         "peak": peak,
@@ -346,12 +386,57 @@ async def run(port: int, key: str, emu: str, db: Path, pid: int, args: argparse.
         "load_rows_with_call": sum(1 for r in load_rows if r["attempt_count"] > 0),
         "gone_sent": int(offered * args.overload_seconds) // 10 + 1,
         "gone_rows": Counter((r["status_code"], r["attempt_count"] > 0) for r in gone_rows),
+        "gone_cancelled": sum(1 for r in gone_rows if r["upstream_cancelled"]),
+        "gone_200": sum(1 for r in gone_rows if r["status_code"] == 200),
+    }
+    if not rss:
+        return figures
+    await driver.closed_loop(32, "ov-rss", count=min(50_000, rss // 10))
+    rss_start = rss_kb(pid)
+    rss_tally, rss_s = await driver.closed_loop(32, "ov-rss", count=rss)
+    return {
+        **figures,
         "rss_start": rss_start,
-        "rss_end": rss_end,
+        "rss_end": rss_kb(pid),
         "rss_requests": len(rss_tally.ok) + len(rss_tally.shed) + sum(rss_tally.other.values()),
-        "rss_rate": args.rss_requests / rss_s,
+        "rss_rate": rss / rss_s,
         "rss_errors": len(rss_tally.shed) + sum(rss_tally.other.values()),
     }
+
+
+def shed_percentiles(r: dict) -> str:
+    return "/".join(f"{p99(r['overload'].shed, q):.1f}" for q in (0.5, 0.9, 0.99))
+
+
+def summary(r: dict) -> str:
+    return (
+        f"503 p50/p90/p99 {shed_percentiles(r)} ms, goodput/peak {r['goodput'] / r['peak']:.3f}, "
+        f"admitted p99 {p99(r['overload'].ok):.0f} ms, "
+        f"calls for closing clients {r['calls']['ov-gone']}"
+    )
+
+
+def side_by_side(results: dict[str, list[dict]]) -> None:
+    """Medians over the rounds, tree by tree."""
+    names = list(results)
+    figures = {
+        "503 p50 (ms)": lambda r: p99(r["overload"].shed, 0.5),
+        "503 p90 (ms)": lambda r: p99(r["overload"].shed, 0.9),
+        "503 p99 (ms)": lambda r: p99(r["overload"].shed),
+        "  p50 of those found the queue full": lambda r: p99(r["overload"].at_once, 0.5),
+        "  p99 of those found the queue full": lambda r: p99(r["overload"].at_once),
+        "  p50 of those that waited it out": lambda r: p99(r["overload"].waited, 0.5),
+        "  p99 of those that waited it out": lambda r: p99(r["overload"].waited),
+        "goodput / peak": lambda r: r["goodput"] / r["peak"],
+        "admitted p99 / unloaded p99": lambda r: p99(r["overload"].ok) / r["unloaded_p99"],
+        "calls for clients closing as they sent": lambda r: r["calls"]["ov-gone"],
+    }
+    rounds = len(results[names[0]])
+    print(f"\nside by side, median of {rounds} round(s) each, alternating:")
+    print(f"{'figure':40}" + "".join(f"{n:>14}" for n in names))
+    for label, figure in figures.items():
+        values = [statistics.median(figure(r) for r in results[n]) for n in names]
+        print(f"{label:40}" + "".join(f"{v:>14.3f}" for v in values))
 
 
 def report(r: dict, args: argparse.Namespace) -> None:
@@ -368,30 +453,39 @@ def report(r: dict, args: argparse.Namespace) -> None:
         f"({args.factor:g}x): {len(o.ok)} ok, {len(o.shed)} shed (503), "
         f"other {dict(o.other) or 0} (0 = no answer)"
     )
-    shed = "/".join(f"{p99(o.shed, q):.1f}" for q in (0.5, 0.9, 0.99))
-    print(f"503 answers p50/p90/p99: {shed} ms")
+    print(f"503 answers p50/p90/p99: {shed_percentiles(r)} ms")
+    at_once = o.at_once
     print(
-        f"ledger: {r['load_rows_with_call']} rows with an upstream call; departed clients' rows "
-        f"(status, upstream call) {dict(r['gone_rows'])}"
+        f"  of which {len(at_once)} found the queue full: "
+        f"{'/'.join(f'{p99(at_once, q):.1f}' for q in (0.5, 0.9, 0.99))} ms; "
+        f"{len(o.waited)} waited out --queue-timeout-ms: "
+        f"{'/'.join(f'{p99(o.waited, q):.1f}' for q in (0.5, 0.9, 0.99))} ms"
     )
-    growth = r["rss_end"] / r["rss_start"] - 1
+    print(
+        f"ledger: {r['load_rows_with_call']} rows with an upstream call; clients closing as "
+        f"they sent: {r['gone_sent']}, rows (status, upstream call) {dict(r['gone_rows'])}, "
+        f"calls cancelled {r['gone_cancelled']}, answered 200: {r['gone_200']}"
+    )
     lines = [
         ("goodput / peak", r["goodput"] / r["peak"], ">= 0.90"),
         ("p99 of 503 answers (ms)", p99(o.shed), "<= 10"),
         ("admitted p99 / unloaded p99", admitted_p99 / unloaded_p99, "<= 5"),
-        ("upstream calls for departed clients", r["calls"]["ov-gone"], "0"),
+        ("upstream calls for clients closing as they sent", r["calls"]["ov-gone"], "0"),
+        ("  of which answered 200 (not cancelled)", r["gone_200"], "0"),
         (
             "upstream calls without a ledger row",
             r["calls"]["ov-load"] - r["load_rows_with_call"],
             "0",
         ),
-        (f"RSS growth over {r['rss_requests']:,} unique sessions", growth, "< 0.10"),
     ]
-    print(
-        f"admitted p99 {admitted_p99:.2f} ms; RSS {r['rss_start'] / 1024:.0f} -> "
-        f"{r['rss_end'] / 1024:.0f} MiB at {r['rss_rate']:.0f} req/s, "
-        f"{r['rss_errors']} non-200"
-    )
+    print(f"admitted p99 {admitted_p99:.2f} ms")
+    if "rss_start" in r:
+        growth = r["rss_end"] / r["rss_start"] - 1
+        lines.append((f"RSS growth over {r['rss_requests']:,} unique sessions", growth, "< 0.10"))
+        print(
+            f"RSS {r['rss_start'] / 1024:.0f} -> {r['rss_end'] / 1024:.0f} MiB at "
+            f"{r['rss_rate']:.0f} req/s, {r['rss_errors']} non-200"
+        )
     print(f"\n{'figure':44} {'value':>10}  target")
     for name, value, target in lines:
         print(f"{name:44} {value:>10.3f}  {target}")

@@ -77,7 +77,9 @@ class IncomingCall(msgspec.Struct, kw_only=True):
     raw_headers: list[tuple[bytes, bytes]]
     api_key: str | None
     too_large: bool = False  # the edge stopped reading past the body size limit
-    client_left: Callable[[], bool] | None = None  # has the client gone? (asked before upstream)
+    # Has the client gone? Awaited just before the provider is called (a last look that
+    # lets the server deliver a close it has already seen: server/overload.py Departure).
+    client_left: Callable[[], Awaitable[bool]] | None = None
 
 
 class Reply(msgspec.Struct, kw_only=True):
@@ -136,7 +138,7 @@ class Pipeline:
             guardrails = self._guardrails
             if guardrails.on_request:
                 await guardrails.check_request(request, record.guardrail_events)
-            if call.client_left is not None and call.client_left():
+            if call.client_left is not None and await call.client_left():
                 raise ClientDisconnected("the client left before the provider was called")
             reply: Reply | StreamReply
             if request.stream:

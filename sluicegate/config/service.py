@@ -158,7 +158,12 @@ class ConfigService:
     ) -> ApplyResult:
         """Merge the documents in `text` into the live set by (type, name), or make them
         the whole set with `replace=True`. `strict`: refuse the change if it has warnings."""
-        documents = parse_documents(text, self.registry, source_name=source_name, format=format)
+        # Off the event loop: PyYAML in pure Python takes seconds for a legal document
+        # near the node limit (~2.6 s at 100k nodes), which would stall every request of
+        # this worker. The limits (size, nodes, depth, aliases) hold in the thread too.
+        documents = await asyncio.to_thread(
+            parse_documents, text, self.registry, source_name=source_name, format=format
+        )
         return await self.apply_documents(
             documents,
             source=text,

@@ -185,7 +185,7 @@ class WireEndpoints:
                 await self._refuse(wire, call, shed, send)
                 return
             departure = Departure(receive)
-            call.client_left = departure.left
+            call.client_left = departure.last_look
             departure.armed = True
             try:
                 if queued:

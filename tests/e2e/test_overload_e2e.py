@@ -38,7 +38,7 @@ LIMITS = (
 )
 
 
-MODELS = ("ov-slow", "ov-slow-q", "ov-hold", "ov-departed", "ov-cancel")
+MODELS = ("ov-slow", "ov-slow-q", "ov-hold", "ov-departed", "ov-cancel", "ov-half")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -271,3 +271,21 @@ def test_a_client_that_leaves_during_the_call_cancels_it(gw, key):
     # the call was made and cut short: it shows, counted at its reservation, estimated
     assert row["attempt_count"] == 1 and row["upstream_cancelled"] is True
     assert row["usage_source"] == "estimated" and row["input_tokens"] > 0
+
+
+def test_a_client_that_half_closes_is_taken_as_gone(gw, key):
+    """A FIN after the request while still reading is legal HTTP/1.1, but granian (hyper's
+    HTTP/1 with half_close off, its default; granian has no setting for it) ends the
+    connection on that EOF: no answer, and the call is cancelled and recorded 499 like
+    any departure. bench/overload.py's clients that close as they send look the same."""
+    gw.set_faults({"ov-half": {"delay_ms": 3000}})
+    session = "ov-half-" + uuid.uuid4().hex[:8]
+    body = _body("ov-half")
+    with socket.create_connection(("127.0.0.1", _port(gw)), timeout=5) as sock:
+        sock.sendall(_head("/v1/chat/completions", key, len(body), session) + body)
+        sock.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        assert _read_all(sock, 5) == b""  # closed without an answer...
+        assert time.monotonic() - started < 2.5  # ...at once, not after the 3 s call
+    [row] = _session_rows(gw, session, timeout=2.0)
+    assert (row["status_code"], row["error_type"]) == (499, "client_disconnected")

@@ -1,14 +1,17 @@
 """The admission gate on its own: slots, the bounded FIFO queue, its deadline, and a
-waiter that leaves (the end-to-end behaviour is in tests/e2e/test_overload_e2e.py)."""
+waiter that leaves; the departure watch's last look (the end-to-end behaviour is in
+tests/e2e/test_overload_e2e.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
+from starlette.types import Message
 
 from sluicegate.errors import Overloaded
-from sluicegate.server.overload import AdmissionGate
+from sluicegate.server.overload import AdmissionGate, Departure
 
 
 def gate(in_flight: int = 1, queued: int = 1, timeout_s: float = 1.0) -> AdmissionGate:
@@ -77,5 +80,47 @@ def test_a_waiter_cancelled_just_after_being_handed_a_slot_gives_it_back():
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert g.in_flight == 0 and g.try_enter()
+
+    asyncio.run(scenario())
+
+
+def _server_side_close() -> tuple[asyncio.Future[Message], threading.Thread]:
+    """A `receive()` future resolved with http.disconnect from another thread through
+    call_soon_threadsafe, as a server's I/O thread delivers a close it has read."""
+    loop = asyncio.get_running_loop()
+    watch: asyncio.Future[Message] = loop.create_future()
+    disconnect: Message = {"type": "http.disconnect"}
+    thread = threading.Thread(target=loop.call_soon_threadsafe, args=(watch.set_result, disconnect))
+    return watch, thread
+
+
+def test_the_last_look_sees_a_close_delivered_but_not_yet_run():
+    async def scenario() -> None:
+        watch, closer = _server_side_close()
+
+        async def receive() -> Message:
+            return await watch
+
+        departure = Departure(receive)
+        await asyncio.sleep(0)  # the watch is waiting on the server
+        closer.start()
+        closer.join(5)  # delivered to the loop, not run yet: the race
+        assert not departure.left()
+        assert await departure.last_look()
+        departure.stop()
+
+    asyncio.run(scenario())
+
+
+def test_the_last_look_of_a_client_still_there_is_no():
+    async def scenario() -> None:
+        never: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+
+        async def receive() -> Message:
+            return await never
+
+        departure = Departure(receive)
+        assert not await departure.last_look()
+        departure.stop()
 
     asyncio.run(scenario())
