@@ -188,8 +188,10 @@ class DeltaRows(msgspec.Struct):
 
 
 def delta_rows(deltas: RollupDeltas) -> DeltaRows:
-    named = [
-        {key: dict(zip(table.c.keys(), values, strict=True)) for key, values in rows.items()}
+    named = {
+        str(table.name).removeprefix("rollup_"): {
+            key: dict(zip(table.c.keys(), values, strict=True)) for key, values in rows.items()
+        }
         for table, rows in deltas.tables()
-    ]
-    return DeltaRows(*named)
+    }
+    return DeltaRows(**{field: named[field] for field in DeltaRows.__struct_fields__})
