@@ -16,7 +16,6 @@ from sqlalchemy.dialects import sqlite
 
 from sluicegate.analytics.rollup_sql import upsert_for
 from sluicegate.analytics.rollups import RollupDeltas, Values
-from sluicegate.db.schema import rollup_metadata, rollup_sessions, rollup_usage, rollup_users
 
 _DIALECT = sqlite.dialect(paramstyle="qmark")
 
@@ -45,14 +44,15 @@ class _Statement:
 
 
 class SqliteRollupWriter:
-    """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction."""
+    """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction. Every
+    table `RollupDeltas.tables()` names is written (its statement compiled on first use)."""
 
     def __init__(self) -> None:
-        self._statements = {
-            table.name: _Statement(table)
-            for table in (rollup_usage, rollup_users, rollup_metadata, rollup_sessions)
-        }
+        self._statements: dict[str, _Statement] = {}
 
     def apply(self, connection: sqlite3.Connection, deltas: RollupDeltas) -> None:
         for table, keyed in deltas.tables():
-            self._statements[table.name].run(connection, keyed)
+            statement = self._statements.get(table.name)
+            if statement is None:
+                statement = self._statements[table.name] = _Statement(table)
+            statement.run(connection, keyed)
