@@ -3,8 +3,9 @@
     Plan (source, window, filters, restriction) + measures + grouping
         --statement--> one SELECT ... SUM(...) GROUP BY ... --run--> [Group]
 
-Rollup rows are read per `Window`: day rows for the whole UTC days inside it, hour rows
-for the hours at either end (or hour rows only, for an hourly series). Raw rows are read
+Rollup rows are read per `Window.spans`: week rows for the whole weeks inside it, day
+rows for whole days at either end, hour rows for the hours at the ends (hour and day rows
+only for a daily series, hour rows only for an hourly one). Raw rows are read
 by `ts`. Grouped values are compared bytewise on both dialects (`COLLATE "C"` on
 PostgreSQL, SQLite's default), so ties sort the same everywhere and the two databases
 give identical answers. Every statement has a LIMIT or is a single total, and a time
@@ -245,6 +246,8 @@ def _conditions(plan: Plan, step: Step | None) -> list[ColumnElement[bool]]:
     conditions = [_window(source, plan.window, step)]
     if source.meta_key is not None:
         conditions.append(source.table.c.meta_key == source.meta_key)
+    if source.cuboid is not None:
+        conditions.append(source.table.c.cuboid == source.cuboid.name)
     conditions += [_match(source, f.dimension, [f.value]) for f in plan.filters]
     if plan.teams is not None:
         conditions.append(_match(source, TEAM, plan.teams))
@@ -289,7 +292,7 @@ def column_of(source: Source, dim: AnyDimension) -> ColumnElement[Any]:
         return dim.raw()
     if isinstance(dim, MetadataDimension):
         return source.table.c.meta_value
-    return source.table.c[dim.columns[source.key]]
+    return source.table.c[dim.columns[source.columns_key]]
 
 
 def _measure(source: Source, name: str, dialect: str) -> ColumnElement[Any]:
@@ -306,13 +309,9 @@ def _window(source: Source, window: Window, step: Step | None) -> ColumnElement[
         ts = requests.c.ts
         return and_(ts >= window.since, ts < window.until)
     c = source.table.c
-    if step == "hour":
-        return and_(c.grain == "hour", c.bucket >= window.since, c.bucket < window.until)
-    parts = [and_(c.grain == "hour", c.bucket >= a, c.bucket < b) for a, b in window.hour_spans()]
-    first, end = window.day_span()
-    if first < end:
-        parts.append(and_(c.grain == "day", c.bucket >= first, c.bucket < end))
-    return or_(*parts)
+    # a series step must not be coarser than the rows read: no week rows in a daily one
+    spans = window.spans(step or "week")
+    return or_(*(and_(c.grain == g, c.bucket >= a, c.bucket < b) for g, a, b in spans))
 
 
 def _step(source: Source, step: Step, dialect: str) -> ColumnElement[Any]:

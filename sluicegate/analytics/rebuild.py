@@ -1,12 +1,13 @@
 """`sluicegate ledger rebuild-rollups`: every rollup table recomputed from the ledger.
 
     hour pieces   for each hour with ledger rows (and the gaps before it), in one
-                  transaction that holds off writers: delete the hour rows of usage, users
-                  and metadata there, read the ledger rows in (ts, request_id) pages and
-                  add their deltas
+                  transaction that holds off writers: delete the hour rows of
+                  usage, cuboids, users and metadata there, read the ledger rows
+                  in (ts, request_id) pages and add their deltas
     days          once an hour piece passes a day's end: the day rows of the days done,
                   replaced by the sums of their hour rows (a day row is by definition the
-                  sum of its hours), in one such transaction
+                  sum of its hours), and the week rows of their weeks by the sums of
+                  those weeks' day rows, in one such transaction
     sessions      session ids a page at a time: delete those rows, recompute each session
                   from all its ledger rows, in one such transaction
     coverage      the analytics metadata keys rebuilt are covered from the start
@@ -47,16 +48,19 @@ from sluicegate.analytics.rollups import (
     row_id,
     session_deltas,
 )
+from sluicegate.analytics.window import WEEK, week_start
 from sluicegate.config.live import ConfigSnapshot
 from sluicegate.config.parse import documents_from_raw
 from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import (
+    CUBOID_DIMENSIONS,
     METADATA_DIMENSIONS,
     USAGE_DIMENSIONS,
     USER_DIMENSIONS,
     requests,
+    rollup_cuboids,
     rollup_metadata,
     rollup_sessions,
     rollup_usage,
@@ -75,6 +79,7 @@ COVERED_FROM_START = 0.0  # a full rebuild covers every arrival (unix seconds >=
 _R = requests.c
 _BUCKETED: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (rollup_usage, USAGE_DIMENSIONS),
+    (rollup_cuboids, CUBOID_DIMENSIONS),
     (rollup_users, USER_DIMENSIONS),
     (rollup_metadata, METADATA_DIMENSIONS),
 )
@@ -312,7 +317,7 @@ def _id_range(low: str, high: str | None) -> list[Any]:
 
 async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float | None) -> int:
     """Day rows of the days in [lower, upper) (None: unbounded) replaced by the sums of
-    their hour rows."""
+    their hour rows, and the week rows of their weeks by the sums of their day rows."""
     for table, dimensions in _BUCKETED:
         day_conditions = [table.c.grain == "day"]
         if lower is not None:
@@ -324,29 +329,47 @@ async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float 
         buckets = (
             await conn.execute(select(table.c.bucket).where(*hour_conditions).distinct())
         ).scalars()
-        for day in sorted({day_start(b) for b in buckets}):
-            await _derive_day(conn, table, dimensions, day)
+        days = sorted({day_start(b) for b in buckets})
+        for day in days:
+            await _derive(conn, table, dimensions, "day", day, DAY)
+        for week in sorted({week_start(day) for day in days}):
+            await conn.execute(
+                table.delete().where(
+                    table.c.grain == "week", table.c.bucket >= week, table.c.bucket < week + WEEK
+                )
+            )
+            await _derive(conn, table, dimensions, "week", week, WEEK)
     return 0
 
 
-async def _derive_day(
-    conn: AsyncConnection, table: Table, dimensions: Sequence[str], day: float
+_FINER = {"day": "hour", "week": "day"}
+
+
+async def _derive(
+    conn: AsyncConnection,
+    table: Table,
+    dimensions: Sequence[str],
+    grain: str,
+    start: float,
+    width: float,
 ) -> None:
-    """One INSERT ... SELECT: a day row per dimensions, summing the hour rows of the day.
-    Its id is the hour rows' with the day's prefix: ids end with ':' and the 32-character
-    digest of the dimensions (rollups.row_id), the same for every grain."""
+    """One INSERT ... SELECT: a `grain` row per dimensions, summing the rows of the next
+    finer grain inside [start, start + width). Its id is theirs with the grain's prefix:
+    ids end with ':' and the 32-character digest of the dimensions (rollups.row_id), the
+    same for every grain."""
+    finer = _FINER[grain]
     measures = [
         c.name for c in table.columns if c.name not in ("id", "grain", "bucket", *dimensions)
     ]
     digest = func.min(func.substr(table.c.id, func.length(table.c.id) - 32))
-    prefix = row_id("day", day, ())[:-DIGEST_CHARS]
+    prefix = row_id(grain, start, ())[:-DIGEST_CHARS]
     selected = select(
         (literal(prefix, String()) + digest).label("id"),
-        literal("day", String()).label("grain"),
-        literal(day, Double()).label("bucket"),
+        literal(grain, String()).label("grain"),
+        literal(start, Double()).label("bucket"),
         *(table.c[d] for d in dimensions),
         *(func.sum(table.c[m]).label(m) for m in measures),
-    ).where(table.c.grain == "hour", table.c.bucket >= day, table.c.bucket < day + DAY)
+    ).where(table.c.grain == finer, table.c.bucket >= start, table.c.bucket < start + width)
     columns = ["id", "grain", "bucket", *dimensions, *measures]
     await conn.execute(
         table.insert().from_select(columns, selected.group_by(*(table.c[d] for d in dimensions)))

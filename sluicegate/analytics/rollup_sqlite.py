@@ -44,15 +44,11 @@ class _Statement:
 
 
 class SqliteRollupWriter:
-    """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction. Every
-    table `RollupDeltas.tables()` names is written (its statement compiled on first use)."""
+    """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction."""
 
     def __init__(self) -> None:
-        self._statements: dict[str, _Statement] = {}
+        self._statements = {table.name: _Statement(table) for table, _ in RollupDeltas().tables()}
 
     def apply(self, connection: sqlite3.Connection, deltas: RollupDeltas) -> None:
         for table, keyed in deltas.tables():
-            statement = self._statements.get(table.name)
-            if statement is None:
-                statement = self._statements[table.name] = _Statement(table)
-            statement.run(connection, keyed)
+            self._statements[table.name].run(connection, keyed)

@@ -2,9 +2,11 @@
 
     records --rollup_deltas--> RollupDeltas --upsert (rollup_sql.py)--> rollup_* tables
 
-Each record adds to one `rollup_usage` row per grain (hour, day), one `rollup_users` row
-per grain when it names a user, one `rollup_metadata` row per grain and analytics
-metadata key it carries, and one `rollup_sessions` row when it names a session. Deltas of
+Each record adds to one `rollup_usage` row per grain (hour, day, week), one row per
+grain and cuboid in `rollup_cuboids` (analytics/cuboids.py: rollup_usage over fewer
+dimensions), one `rollup_users` row per grain when it names a user, one `rollup_metadata`
+row per grain and analytics metadata key it carries, and one `rollup_sessions` row when
+it names a session. Deltas of
 rows with the same key are summed here, so a batch upserts each row once. Applying the
 deltas of the same records twice counts them twice: the store applies the deltas of the
 records it actually inserted (a replayed batch's duplicates add nothing).
@@ -26,7 +28,8 @@ This runs on the ledger writer's batches, so it is written for speed (measured: 
 record depending on how varied the traffic is, against ~55 us for a per-record,
 per-column loop): records are grouped by their
 row key first and each measure is summed over a group with one C-level pass, hour rows
-are computed from records and day rows from hour rows.
+are computed from records, cuboid hour rows from usage hour rows, day rows from hour
+rows and week rows from day rows.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ from __future__ import annotations
 import functools
 import hashlib
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table
 
+from sluicegate.analytics.cuboids import CUBOIDS
 from sluicegate.analytics.histogram import BOUNDS_MS, BUCKETS
+from sluicegate.analytics.window import week_start
 from sluicegate.db.schema import (
+    CUBOID_DIMENSIONS,
     FLOAT_MEASURES,
     METADATA_DIMENSIONS,
     METADATA_MEASURES,
@@ -51,6 +57,7 @@ from sluicegate.db.schema import (
     USAGE_MEASURES,
     USER_DIMENSIONS,
     USER_MEASURES,
+    rollup_cuboids,
     rollup_metadata,
     rollup_sessions,
     rollup_usage,
@@ -59,7 +66,7 @@ from sluicegate.db.schema import (
 from sluicegate.model.identity import UNTAGGED
 from sluicegate.model.record import LedgerRecord
 
-GRAINS: dict[str, int] = {"hour": 3600, "day": 86400}
+GRAINS: dict[str, int] = {"hour": 3600, "day": 86400}  # also kept: "week" (window.week_start)
 NONE = ""  # a dimension with no value
 DIGEST_CHARS = 33  # ':' and the 32 hex characters that end every bucketed row id
 DIGEST_CACHE = 8192  # dimension tuples whose digest is remembered
@@ -78,6 +85,8 @@ def is_error(code: int) -> bool:
 
 
 def bucket_start(ts: float, grain: str) -> float:
+    if grain == "week":
+        return week_start(ts)
     width = GRAINS[grain]
     return float(int(ts // width) * width)
 
@@ -102,6 +111,7 @@ class RollupDeltas:
     are, with no dict per row."""
 
     usage: dict[str, Values] = field(default_factory=dict)
+    cuboids: dict[str, Values] = field(default_factory=dict)
     users: dict[str, Values] = field(default_factory=dict)
     metadata: dict[str, Values] = field(default_factory=dict)
     sessions: dict[str, Values] = field(default_factory=dict)
@@ -110,16 +120,17 @@ class RollupDeltas:
         """(table, rows) in the order rows are upserted (the same on every path)."""
         return (
             (rollup_usage, self.usage),
+            (rollup_cuboids, self.cuboids),
             (rollup_users, self.users),
             (rollup_metadata, self.metadata),
             (rollup_sessions, self.sessions),
         )
 
     def __bool__(self) -> bool:
-        return bool(self.usage or self.users or self.metadata or self.sessions)
+        return any(rows for _, rows in self.tables())
 
     def __len__(self) -> int:
-        return len(self.usage) + len(self.users) + len(self.metadata) + len(self.sessions)
+        return sum(len(rows) for _, rows in self.tables())
 
 
 def rollup_deltas(
@@ -135,8 +146,8 @@ def rollup_deltas(
 def bucket_deltas(
     records: Sequence[LedgerRecord], metadata_keys: Collection[str] = (), *, days: bool = True
 ) -> RollupDeltas:
-    """What `records` add to the hour and day rows of usage, users and metadata (hour
-    rows only without `days`: the rebuild derives day rows from them)."""
+    """What `records` add to the hour, day and week rows of usage, cuboids, users and
+    metadata (hour rows only without `days`: the rebuild derives the coarser rows)."""
     usage: dict[tuple[Any, ...], Group] = {}
     users: dict[tuple[Any, ...], Group] = {}
     metadata: dict[tuple[Any, ...], Group] = {}
@@ -179,12 +190,14 @@ def bucket_deltas(
                 if value is not None:
                     _append(metadata, (hour, meta_key, value, team, project, workflow, model), r)
     deltas = RollupDeltas()
+    usage_hours = {key: _usage_measures(group) for key, group in usage.items()}
+    _grain_rows(deltas.usage, usage_hours, days)
+    _grain_rows(deltas.cuboids, _cuboid_hours(usage_hours), days)
     for out, groups, measures in (
-        (deltas.usage, usage, _usage_measures),
         (deltas.users, users, _user_measures),
         (deltas.metadata, metadata, _metadata_measures),
     ):
-        _hour_and_day_rows(out, groups, measures, days)
+        _grain_rows(out, {key: measures(group) for key, group in groups.items()}, days)
     return deltas
 
 
@@ -228,6 +241,7 @@ def _check_column_order() -> None:
     """Rows are tuples in table order: the measure lists here must be that order."""
     for table, dimensions, measures in (
         (rollup_usage, USAGE_DIMENSIONS, USAGE_COLUMNS),
+        (rollup_cuboids, CUBOID_DIMENSIONS, USAGE_COLUMNS),
         (rollup_users, USER_DIMENSIONS, USER_COLUMNS),
         (rollup_metadata, METADATA_DIMENSIONS, METADATA_COLUMNS),
         (rollup_sessions, (), SESSION_COLUMNS),
@@ -239,33 +253,56 @@ def _check_column_order() -> None:
 
 _check_column_order()
 
-Measures = Callable[[Group], list[Any]]
+
+def _cuboid_hours(
+    usage_hours: dict[tuple[Any, ...], list[Any]],
+) -> dict[tuple[Any, ...], list[Any]]:
+    """Usage hour rows projected onto every cuboid (key: hour, then CUBOID_DIMENSIONS)."""
+    hours: dict[tuple[Any, ...], list[Any]] = {}
+    for cuboid in CUBOIDS:
+        for key, values in usage_hours.items():
+            projected = (key[0], *cuboid.project(key[1:]))
+            found = hours.get(projected)
+            hours[projected] = values if found is None else [a + b for a, b in zip(found, values)]
+    return hours
 
 
-def _hour_and_day_rows(
-    out: dict[str, Values],
-    groups: dict[tuple[Any, ...], Group],
-    measures: Measures,
-    with_days: bool,
+def _grain_rows(
+    out: dict[str, Values], hours: dict[tuple[Any, ...], list[Any]], coarser: bool
 ) -> None:
-    """One hour row per group (key: hour first, then the dimensions), and day rows summed
-    from the hour rows of the same day and dimensions."""
+    """One hour row per key (hour first, then the dimensions); with `coarser`, day rows
+    summed from the hour rows of the same day and dimensions, and week rows from the day
+    rows. Measure lists are shared, never changed in place: sums make new ones."""
     days: dict[tuple[Any, ...], list[Any]] = {}
-    for key, group in groups.items():
+    for key, values in hours.items():
         hour, dimensions = key[0], key[1:]
-        values = measures(group)
-        digest = _digest(dimensions)
-        hour_id = f"h{int(hour)}:{digest}"
-        out[hour_id] = (hour_id, "hour", float(hour), *dimensions, *values)
-        if not with_days:
-            continue
-        day_key = ((hour // 86400) * 86400, *dimensions)
-        day = days.get(day_key)
-        days[day_key] = values if day is None else [a + b for a, b in zip(day, values)]
-    for day_key, values in days.items():
-        day_bucket, day_dimensions = day_key[0], day_key[1:]
-        day_id = f"d{int(day_bucket)}:{_digest(day_dimensions)}"
-        out[day_id] = (day_id, "day", float(day_bucket), *day_dimensions, *values)
+        _add_row(out, "hour", float(hour), dimensions, values)
+        if coarser:
+            _sum_into(days, ((hour // 86400) * 86400, *dimensions), values)
+    weeks: dict[tuple[Any, ...], list[Any]] = {}
+    for key, values in days.items():
+        _add_row(out, "day", float(key[0]), key[1:], values)
+        _sum_into(weeks, (week_start(key[0]), *key[1:]), values)
+    for key, values in weeks.items():
+        _add_row(out, "week", key[0], key[1:], values)
+
+
+def _add_row(
+    out: dict[str, Values],
+    grain: str,
+    bucket: float,
+    dimensions: tuple[Any, ...],
+    values: list[Any],
+) -> None:
+    row = f"{grain[0]}{int(bucket)}:{_digest(dimensions)}"
+    out[row] = (row, grain, bucket, *dimensions, *values)
+
+
+def _sum_into(
+    sums: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], values: list[Any]
+) -> None:
+    found = sums.get(key)
+    sums[key] = values if found is None else [a + b for a, b in zip(found, values)]
 
 
 def _sum(values: list[Any]) -> Any:

@@ -1,6 +1,8 @@
 """Which table answers a query: the first rollup that holds every dimension and figure it
 needs, else raw `requests` rows over a bounded window.
 
+    rollup_cuboids    each cuboid (analytics/cuboids.py: a few usage dimensions, every
+                      usage figure), smallest first: `tool`, `control`, `spend`
     rollup_usage      every dimension but user_id and metadata; every figure
     rollup_users      user_id, team, project, workflow_tag, client_tool; requests, errors,
                       input/output tokens, cost
@@ -23,10 +25,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import Table
 
 from sluicegate.analytics.config import AnalyticsSettings
+from sluicegate.analytics.cuboids import CUBOIDS, Cuboid
 from sluicegate.analytics.dimensions import AnyDimension, Dimension, MetadataDimension
 from sluicegate.analytics.measures import raw_has
 from sluicegate.analytics.window import DAY, Window, iso
-from sluicegate.db.schema import requests, rollup_metadata, rollup_usage, rollup_users
+from sluicegate.db.schema import (
+    requests,
+    rollup_cuboids,
+    rollup_metadata,
+    rollup_usage,
+    rollup_users,
+)
 from sluicegate.errors import InvalidRequest
 
 ANALYTICS_DOCUMENT = "gateway-analytics-config"
@@ -40,6 +49,7 @@ class Source:
     # The dimension whose requests alone this table holds (users: those with a user;
     # metadata: those carrying its key), None when it holds every request.
     partial_on: str | None = None
+    cuboid: Cuboid | None = None  # rollup_cuboids: the cuboid whose rows are read
 
     @property
     def raw(self) -> bool:
@@ -47,7 +57,15 @@ class Source:
 
     @property
     def name(self) -> str:
-        return str(self.table.name)  # a plain str (SQLAlchemy gives a quoted_name)
+        """The table (a plain str: SQLAlchemy gives a quoted_name), and the cuboid."""
+        table = str(self.table.name)
+        return table if self.cuboid is None else f"{table}:{self.cuboid.name}"
+
+    @property
+    def columns_key(self) -> str:
+        """Which of a Dimension's `columns` names its column here (a cuboid's are
+        rollup_usage's)."""
+        return USAGE_SOURCE.key if self.cuboid is not None else self.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +76,9 @@ class Choice:
 
 RAW = Source("raw", requests)
 USAGE_SOURCE = Source("usage", rollup_usage)
-_PLAIN = (USAGE_SOURCE, Source("users", rollup_users, partial_on="user_id"))
+CUBOID_SOURCES = tuple(Source("cuboid", rollup_cuboids, cuboid=c) for c in CUBOIDS)
+# Tried in this order: the smallest rollup that holds a query's dimensions answers it.
+_PLAIN = (*CUBOID_SOURCES, USAGE_SOURCE, Source("users", rollup_users, partial_on="user_id"))
 
 
 def fits(source: Source, dims: Iterable[AnyDimension], measures: Iterable[str]) -> bool:
@@ -66,13 +86,15 @@ def fits(source: Source, dims: Iterable[AnyDimension], measures: Iterable[str]) 
     if source.raw:
         return all(raw_has(m) for m in measures)
     columns = source.table.c
-    for dim in dims:
-        if isinstance(dim, MetadataDimension):
-            if dim.key != source.meta_key:
-                return False
-        elif source.key not in dim.columns:
-            return False
-    return all(m in columns for m in measures)
+    return all(_holds(source, dim) for dim in dims) and all(m in columns for m in measures)
+
+
+def _holds(source: Source, dim: AnyDimension) -> bool:
+    if isinstance(dim, MetadataDimension):
+        return dim.key == source.meta_key
+    if source.cuboid is not None and dim.name not in source.cuboid.dimensions:
+        return False
+    return source.columns_key in dim.columns
 
 
 def placed(

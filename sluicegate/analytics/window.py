@@ -3,9 +3,10 @@
 A window is given as `since` / `until` (unix seconds, ISO 8601 with a zone or naive as
 UTC, or an age such as `36h`, `7d`), defaults to the last 7 days, and may span at most
 400 days. Rollups have hour buckets, so the window is snapped *outward* to whole UTC
-hours and the answer states the effective window. Whole UTC days inside it are read from
-day rows, the hours at either end from hour rows: at most 2 x 23 hour rows per group
-plus one row per day.
+hours and the answer states the effective window. Whole weeks (Monday to Sunday, UTC)
+inside it are read from week rows, whole days at either end from day rows and the hours
+at the very ends from hour rows (`Window.spans`): per group at most 2 x 23 hour rows,
+2 x 6 day rows and a row per week.
 """
 
 from __future__ import annotations
@@ -14,17 +15,30 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal, NamedTuple
 
 from sluicegate.errors import InvalidRequest
 
 HOUR = 3600
 DAY = 86400
+WEEK = 7 * DAY
+MONDAY = 4 * DAY  # 1970-01-05T00:00Z: weeks run Monday to Sunday, UTC
+Grain = Literal["hour", "day", "week"]
+GRAIN_ORDER: tuple[Grain, ...] = ("hour", "day", "week")  # finest first
 DEFAULT_SPAN_S = 7 * DAY
 MAX_SPAN_DAYS = 400
 MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 
 _AGE = re.compile(r"^(\d{1,6})([smhdw])$")
 _AGE_SECONDS = {"s": 1, "m": 60, "h": HOUR, "d": DAY, "w": 7 * DAY}
+
+
+class Span(NamedTuple):
+    """[start, end) read from rows of one grain (both on that grain's bucket starts)."""
+
+    grain: Grain
+    start: float
+    end: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +54,40 @@ class Window:
     def seconds(self) -> float:
         return self.until - self.since
 
-    def day_span(self) -> tuple[float, float]:
-        """[first, end) of the whole UTC days inside the window (first == end: none)."""
-        first = math.ceil(self.since / DAY) * DAY
-        end = math.floor(self.until / DAY) * DAY
-        return (float(first), float(end)) if first < end else (self.since, self.since)
+    def spans(self, coarsest: Grain = "week") -> list[Span]:
+        """The window as rollup rows cover it: the coarsest aligned grain inside (up to
+        `coarsest`), finer ones at the edges, hours at the very ends. 30 days read ~4
+        week rows, up to 12 day rows and up to 46 hour rows per group."""
+        return _spans(self.since, self.until, GRAIN_ORDER[: GRAIN_ORDER.index(coarsest) + 1])
 
-    def hour_spans(self) -> list[tuple[float, float]]:
-        """The [start, end) spans read from hour rows: the window outside its whole days."""
-        first, end = self.day_span()
-        if first == end:
-            return [(self.since, self.until)]
-        return [(a, b) for a, b in ((self.since, first), (end, self.until)) if a < b]
+
+def week_start(ts: float) -> float:
+    """The start of the UTC Monday-to-Sunday week holding `ts`."""
+    return float(((ts - MONDAY) // WEEK) * WEEK + MONDAY)
+
+
+def _spans(since: float, until: float, grains: tuple[Grain, ...]) -> list[Span]:
+    """[since, until) (whole hours) split into the coarsest of `grains` (finest first)
+    that fits whole inside, recursively finer at either end."""
+    if since >= until:
+        return []
+    *finer, grain = grains
+    if not finer:
+        return [Span(grain, since, until)]
+    first, end = _aligned(since, grain, up=True), _aligned(until, grain, up=False)
+    if first >= end:
+        return _spans(since, until, tuple(finer))
+    inner = Span(grain, first, end)
+    return [*_spans(since, first, tuple(finer)), inner, *_spans(end, until, tuple(finer))]
+
+
+def _aligned(ts: float, grain: Grain, *, up: bool) -> float:
+    """The nearest bucket start of `grain` at or after (`up`) / at or before `ts`."""
+    if grain == "week":
+        start = week_start(ts)
+        return start + WEEK if up and start < ts else start
+    width = DAY if grain == "day" else HOUR
+    return float((math.ceil(ts / width) if up else math.floor(ts / width)) * width)
 
 
 def parse_instant(value: str, param: str, now: float) -> float:

@@ -155,10 +155,11 @@ alerts = Table(
 
 # -- rollups (sluicegate/analytics/rollups.py keeps them as ledger batches land) -------------
 #
-# One row per (grain, bucket, dimensions): `grain` is "hour" or "day", `bucket` the UTC
-# start of the hour or day in unix seconds. Dimensions are non-null strings ("" for no
-# value) so that a row's identity is plain equality; `id` is the row's key (grain, bucket
-# and a digest of the dimensions) so upserts conflict on one column on either dialect.
+# One row per (grain, bucket, dimensions): `grain` is "hour", "day" or "week" (0013),
+# `bucket` the UTC start of the hour, day or Monday-to-Sunday week in unix seconds.
+# Dimensions are non-null strings ("" for no value) so that a row's identity is plain
+# equality; `id` is the row's key (grain, bucket and a digest of the dimensions) so
+# upserts conflict on one column on either dialect.
 # Measures are additive: a batch adds its deltas, a rebuild recomputes them from the ledger.
 
 LATENCY_BUCKETS = 25  # len(analytics.histogram.BOUNDS_MS) + 1; a test holds them equal
@@ -230,6 +231,24 @@ def _rollup_table(name: str, dimensions: tuple[str, ...], measures: tuple[str, .
 rollup_usage = _rollup_table("rollup_usage", USAGE_DIMENSIONS, USAGE_MEASURES)
 rollup_users = _rollup_table("rollup_users", USER_DIMENSIONS, USER_MEASURES)
 rollup_metadata = _rollup_table("rollup_metadata", METADATA_DIMENSIONS, METADATA_MEASURES)
+
+# 0013: narrower aggregates of rollup_usage (cuboids, analytics/cuboids.py), every usage
+# measure over a few of its dimensions. One table for all of them: `cuboid` names one,
+# and the dimensions it does not keep are "" (so a new cuboid is one line, no migration).
+# A query reads the smallest cuboid holding what it needs; (cuboid, grain, bucket) finds
+# its rows.
+CUBOID_DIMENSIONS = ("cuboid", *USAGE_DIMENSIONS)
+rollup_cuboids = Table(
+    "rollup_cuboids",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("grain", String(), nullable=False),
+    Column("bucket", Double(), nullable=False),
+    *(Column(d, String(), nullable=False) for d in CUBOID_DIMENSIONS),
+    *(Column(m, BigInteger(), nullable=False) for m in USAGE_MEASURES),
+    *(Column(m, Double(), nullable=False) for m in FLOAT_MEASURES),
+    Index("ix_rollup_cuboids_cuboid_grain_bucket", "cuboid", "grain", "bucket"),
+)
 
 # One row per session id: what the outcome join, the leverage score and the runaway
 # detector read. Identity columns keep the first non-empty value seen.

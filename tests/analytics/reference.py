@@ -18,12 +18,15 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sluicegate.analytics.cuboids import CUBOIDS
 from sluicegate.analytics.histogram import BOUNDS_MS
 from sluicegate.db.schema import (
+    CUBOID_DIMENSIONS,
     METADATA_DIMENSIONS,
     USAGE_DIMENSIONS,
     USER_DIMENSIONS,
     requests,
+    rollup_cuboids,
     rollup_metadata,
     rollup_sessions,
     rollup_usage,
@@ -33,6 +36,14 @@ from sluicegate.db.schema import (
 Tables = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
 R = requests.c
 WIDTHS = {"hour": 3600, "day": 86400}
+FIRST_MONDAY = 4 * 86400  # 1970-01-05T00:00Z
+WEEK = 7 * 86400
+
+
+def _bucket(ts: float, grain: str) -> float:
+    if grain == "week":
+        return float(math.floor((ts - FIRST_MONDAY) / WEEK) * WEEK + FIRST_MONDAY)
+    return float(math.floor(ts / WIDTHS[grain]) * WIDTHS[grain])
 
 
 def _text(value: Any) -> str:
@@ -101,12 +112,12 @@ def _add(
 async def expected_rollups(conn: AsyncConnection, metadata_keys: Collection[str]) -> Tables:
     rows = [dict(r) for r in (await conn.execute(select(requests))).mappings()]
     rows.sort(key=lambda r: (r["ts"], r["request_id"]))
-    tables: Tables = {"usage": {}, "users": {}, "metadata": {}, "sessions": {}}
+    tables: Tables = {"usage": {}, "cuboids": {}, "users": {}, "metadata": {}, "sessions": {}}
     for row in rows:
         usage = _usage_row(row)
         project = row["project"] or "UNTAGGED"
-        for grain, width in WIDTHS.items():
-            bucket = float(math.floor(row["ts"] / width) * width)
+        for grain in ("hour", "day", "week"):
+            bucket = _bucket(row["ts"], grain)
             dims = (
                 _text(row["team"]),
                 project,
@@ -122,6 +133,10 @@ async def expected_rollups(conn: AsyncConnection, metadata_keys: Collection[str]
                 _text(row["error_type"]),
             )
             _add(tables["usage"], (grain, bucket, *dims), usage)
+            named = dict(zip(USAGE_DIMENSIONS, dims, strict=True))
+            for cuboid in CUBOIDS:
+                kept = [named[d] if d in cuboid.dimensions else "" for d in USAGE_DIMENSIONS]
+                _add(tables["cuboids"], (grain, bucket, cuboid.name, *kept), usage)
             small = {
                 n: usage[n]
                 for n in ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
@@ -275,6 +290,7 @@ async def stored_rollups(conn: AsyncConnection) -> Tables:
     tables: Tables = {}
     for name, table, dims in (
         ("usage", rollup_usage, USAGE_DIMENSIONS),
+        ("cuboids", rollup_cuboids, CUBOID_DIMENSIONS),
         ("users", rollup_users, USER_DIMENSIONS),
         ("metadata", rollup_metadata, METADATA_DIMENSIONS),
     ):
@@ -294,7 +310,7 @@ async def stored_rollups(conn: AsyncConnection) -> Tables:
 
 def assert_same_rollups(got: Tables, expected: Tables, *, session_identity: bool = True) -> None:
     expected = finish_sessions(expected)
-    for name in ("usage", "users", "metadata", "sessions"):
+    for name in ("usage", "cuboids", "users", "metadata", "sessions"):
         assert got[name].keys() == expected[name].keys(), (
             name,
             sorted(got[name].keys() - expected[name].keys())[:3],

@@ -117,7 +117,7 @@ async def test_spend_by_project_untagged_first_equals_sql(
     engine: AsyncEngine, records: list[LedgerRecord]
 ) -> None:
     answer = await ask(_at_now(context(engine)), "burn-rate")
-    assert answer.group_by == ["project"] and answer.source == "rollup_usage"
+    assert answer.group_by == ["project"] and answer.source == "rollup_cuboids:spend"
     assert [r.kind for r in answer.rows] == ["untagged", "group", "group"]
     untagged = answer.rows[0]
     assert untagged.label == "UNTAGGED" and untagged.group == {"project": "UNTAGGED"}

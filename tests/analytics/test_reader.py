@@ -130,7 +130,13 @@ def test_each_query_reads_the_first_table_that_holds_it() -> None:
         )
         return choice.source.name
 
-    assert source([D["team"], D["provider"]], [], latency) == "rollup_usage"
+    # the smallest rollup that holds the dimensions: a cuboid, else rollup_usage
+    assert source([D["team"], D["provider"]], [], latency) == "rollup_cuboids:control"
+    assert source([D["client_tool"]], [D["team"]], latency) == "rollup_cuboids:tool"
+    assert source([D["client_tool"], D["model"]], [], latency) == "rollup_usage"
+    assert source([D["project"]], [D["model"]], tags) == "rollup_cuboids:spend"
+    assert source([D["project"]], [D["provider"]], tags) == "rollup_usage"
+    assert source([D["environment"]], [], latency) == "rollup_usage"
     assert source([D["team"]], [D["user_id"]], tags) == "rollup_users"
     assert source([D["user_id"]], [], tags, derives=True) == "rollup_users"
     # user_id not first, or a panel that cannot derive "(no value)": raw rows

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, update
+from alembic import command
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
@@ -20,7 +21,7 @@ from sluicegate.config.registry import DocumentRegistry
 from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
-from sluicegate.db.migrate import upgrade_engine
+from sluicegate.db.migrate import alembic_config, upgrade_engine
 from sluicegate.db.schema import rollup_metadata, rollup_sessions, rollup_usage, rollup_users
 from sluicegate.db.writer_lock import holding_off_writers
 from sluicegate.ledger.sql_store import SqlLedgerStore
@@ -40,6 +41,7 @@ type: gateway-analytics-config
 rollup_metadata_keys: [customer_id]
 """
 DAY = 86400.0
+WEEK = 7 * DAY
 
 
 async def _configure(engine: AsyncEngine, text: str = ANALYTICS) -> None:
@@ -150,8 +152,17 @@ async def test_a_rebuild_since_a_day_leaves_earlier_buckets_alone(engine: AsyncE
             if key[1] >= START + DAY:
                 assert repaired[name][key]["requests"] == row["requests"], (name, key)
         for key, row in damaged[name].items():
-            if key[1] < START + DAY:  # earlier buckets: as damaged
+            if key[1] < START + DAY and key[0] != "week":  # earlier buckets: as damaged
                 assert repaired[name][key] == row
+        # a week the rebuilt days fall in is the sum of its days, damaged ones included
+        for key, row in repaired[name].items():
+            if key[0] == "week":
+                days = [
+                    r["requests"]
+                    for k, r in repaired[name].items()
+                    if k[0] == "day" and k[2:] == key[2:] and key[1] <= k[1] < key[1] + WEEK
+                ]
+                assert row["requests"] == sum(days), (name, key)
     # sessions active since the day are recomputed whole; the ghost had no request since
     for key, row in expected["sessions"].items():
         if row["last_ts"] >= START + DAY:
@@ -277,3 +288,27 @@ def test_the_command_on_postgres() -> None:
         asyncio.run(prepare())
         code, output = _run("--database-url", url)
         assert code == 0 and "300 ledger rows" in output, output
+
+
+async def test_migration_0013_derives_cuboid_and_week_rows_from_the_stored_rollups(
+    engine: AsyncEngine,
+) -> None:
+    """A database upgraded to 0013 answers from its new rows at once: the cuboid and
+    week rows it derives from the rollups already stored are those the writer keeps."""
+    await _configure(engine)
+    await _land(engine, span_s=10 * DAY)  # two weeks at least
+    kept = await _tables(engine)
+    assert any(key[0] == "week" for key in kept["cuboids"])
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to, "0012")
+    async with engine.begin() as conn:
+        weeks = await conn.execute(select(rollup_usage).where(rollup_usage.c.grain == "week"))
+        assert not weeks.all()  # 0013's downgrade removed them
+    await upgrade_engine(engine)
+    assert_same_rollups(await _tables(engine), kept)
+
+
+def _downgrade_to(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -21,7 +22,13 @@ import msgspec
 from sluicegate.analytics.config import AnalyticsSettings
 from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension, Dimension
 from sluicegate.analytics.histogram import percentile
-from sluicegate.analytics.measures import LATENCY_HISTOGRAM, TTFT_HISTOGRAM, Figures, subtract
+from sluicegate.analytics.measures import (
+    LATENCY_HISTOGRAM,
+    TTFT_HISTOGRAM,
+    Figures,
+    as_figure,
+    subtract,
+)
 from sluicegate.analytics.panels import controls
 from sluicegate.analytics.panels.base import (
     Action,
@@ -35,7 +42,6 @@ from sluicegate.analytics.panels.base import (
     Where,
 )
 from sluicegate.analytics.panels.common import answer_of, group_of, label_of, plan, share
-from sluicegate.analytics.query import Filter
 from sluicegate.analytics.reader import Group, Step
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.window import DAY, HOUR, iso
@@ -52,10 +58,11 @@ SLOW_MARGIN_MS = 100.0  # ... and at least this much slower (1 ms vs 3 ms is no 
 FAILURE_RATE_ALERT = 0.05  # a provider's share of requests answered with a 5xx
 FALLBACK_SHARE_ALERT = 0.05
 ERROR_TYPES_SHOWN = 10
-PROVIDER = DIMENSIONS["provider"]
-STATUS_CLASS = DIMENSIONS["status_class"]
-ERROR_TYPE = DIMENSIONS["error_type"]
-FAILED = Filter(STATUS_CLASS, "5xx")
+STATUS_CLASSES_SHOWN = 10
+PROVIDERS_CHECKED = 50
+FAILED_CLASS = "5xx"
+CONTROL_CELLS = tuple(DIMENSIONS[name] for name in ("provider", "status_class", "error_type"))
+CELLS_READ = 5000  # (provider, status class, error type) cells read in one statement
 
 
 class Percentiles(msgspec.Struct, frozen=True):
@@ -127,13 +134,16 @@ class LatencyPanel:
         return "provider,model"
 
     async def answer(self, context: PanelContext, query: ScopedQuery) -> PanelAnswer[Any]:
+        """Three statements: the groups, the control cells (totals, breakdowns and the
+        providers' figures, from one grouping) and the series."""
         reader, q = context.reader, query.query
         read, notes = plan(context, query, MEASURES, group=q.group_by)
         people = any(isinstance(d, Dimension) and d.people for d in q.group_by)
         groups = await reader.groups(
             read, MEASURES, q.group_by, limit=q.limit, order="names" if people else "figures"
         )
-        total = await reader.total(read, MEASURES)
+        cells = await _control_cells(context, query)
+        total = cells.total
         rows = [_row(q.group_by, g.values, g.figures, "group") for g in groups]
         if len(groups) == q.limit:
             rest = subtract(total, [g.figures for g in groups])
@@ -149,11 +159,8 @@ class LatencyPanel:
             notes=notes,
         )
         answer.series = await _series(context, query)
-        answer.breakdowns = await _breakdowns(context, query, total)
-        answer.actions = [
-            *await _provider_actions(context, query),
-            *_control_actions(context, total),
-        ]
+        answer.breakdowns = _breakdowns(cells)
+        answer.actions = [*_provider_actions(context, cells), *_control_actions(context, total)]
         return answer
 
 
@@ -226,18 +233,54 @@ def _point(group: Group) -> LatencyPoint:
     )
 
 
-async def _breakdowns(
-    context: PanelContext, query: ScopedQuery, total: Figures
-) -> list[Breakdown[Any]]:
-    """Requests by status class, and errors by type (the commonest first)."""
-    measures = ("requests",)
-    read, _ = plan(context, query, measures, group=[STATUS_CLASS])
-    classes = await context.reader.groups(read, measures, [STATUS_CLASS], limit=10, order="names")
-    read, _ = plan(context, query, measures, group=[ERROR_TYPE])
-    types = await context.reader.groups(
-        read, measures, [ERROR_TYPE], limit=ERROR_TYPES_SHOWN, without_empty=ERROR_TYPE
+@dataclass(frozen=True, slots=True)
+class _ControlCells:
+    """The window's figures by (provider, status class, error type): few cells, from
+    which the totals, both breakdowns and the provider checks are added up in Python
+    instead of four more scans of the window."""
+
+    total: Figures
+    cells: list[Group]
+
+    def by(self, position: int, *, without_empty: bool = False) -> list[Group]:
+        """The cells summed by one of their values (0 provider, 1 status class, 2 error
+        type), the most requests first, then by value (the reader's order)."""
+        sums: dict[str, Figures] = {}
+        for cell in self.cells:
+            value = cell.values[position]
+            if without_empty and not value:
+                continue
+            found = sums.get(value)
+            sums[value] = dict(cell.figures) if found is None else _added(found, cell.figures)
+        summed = [Group((value,), figures) for value, figures in sums.items()]
+        return sorted(summed, key=lambda g: (-g.figures["requests"], g.values[0]))
+
+
+def _added(a: Figures, b: Figures) -> Figures:
+    return {name: value + b[name] for name, value in a.items()}
+
+
+async def _control_cells(context: PanelContext, query: ScopedQuery) -> _ControlCells:
+    """One grouping by CONTROL_CELLS; past CELLS_READ cells (a ledger with thousands of
+    error types) the total is read on its own so that it stays exact."""
+    read, _ = plan(context, query, MEASURES, group=CONTROL_CELLS)
+    cells = await context.reader.groups(
+        read, MEASURES, CONTROL_CELLS, limit=CELLS_READ, order="names"
     )
-    everything = total["requests"]
+    if len(cells) < CELLS_READ:
+        total: Figures = {name: as_figure(name, 0) for name in MEASURES}
+        for cell in cells:
+            total = _added(total, cell.figures)
+        return _ControlCells(total, cells)
+    return _ControlCells(await context.reader.total(read, MEASURES), cells)
+
+
+def _breakdowns(cells: _ControlCells) -> list[Breakdown[Any]]:
+    """Requests by status class (in their order), and errors by type (the commonest
+    first)."""
+    classes = sorted(cells.by(1), key=lambda g: g.values[0])[:STATUS_CLASSES_SHOWN]
+    types = cells.by(2, without_empty=True)[:ERROR_TYPES_SHOWN]
+    everything = cells.total["requests"]
     return [
         Breakdown("status_class", "requests by status class", _shares(classes, everything)),
         Breakdown("error_type", "errors by type", _shares(types, everything)),
@@ -258,17 +301,14 @@ def _shares(groups: list[Group], whole: float) -> list[ShareRow]:
 # -- actions ---------------------------------------------------------------------------
 
 
-async def _provider_actions(context: PanelContext, query: ScopedQuery) -> list[Action]:
+def _provider_actions(context: PanelContext, cells: _ControlCells) -> list[Action]:
     """A provider much slower than the others, and one failing often (a 5xx: the
     provider failed or timed out; 4xx are the caller's or the gateway's refusals)."""
-    reader, measures = context.reader, ("requests", *LATENCY)
-    read, _ = plan(context, query, measures, group=[PROVIDER])
-    groups = await reader.groups(read, measures, [PROVIDER], limit=50, without_empty=PROVIDER)
-    failing, _ = plan(context, query, ("requests",), group=[PROVIDER], extra=[FAILED])
-    failed = {
-        g.values[0]: g.figures["requests"]
-        for g in await reader.groups(failing, ("requests",), [PROVIDER], limit=50)
-    }
+    groups = cells.by(0, without_empty=True)[:PROVIDERS_CHECKED]
+    failed: dict[str, float] = {}
+    for cell in cells.cells:
+        if cell.values[1] == FAILED_CLASS:
+            failed[cell.values[0]] = failed.get(cell.values[0], 0) + cell.figures["requests"]
     sampled = {g.values[0]: g.figures for g in groups if g.figures["latency_count"] >= MIN_SAMPLES}
     p99 = {name: percentiles(f, "latency").p99 or 0.0 for name, f in sampled.items()}
     actions = []
