@@ -16,7 +16,7 @@ Create Date: 2026-12-07
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,7 +83,9 @@ def upgrade() -> None:
         "ix_rollup_cuboids_cuboid_grain_bucket", "rollup_cuboids", ["cuboid", "grain", "bucket"]
     )
     # PostgreSQL sums bigint into numeric: each value goes back as its column's type
-    kinds = {m["name"]: float if isinstance(m["type"], sa.Float) else int for m in measures}
+    kinds: dict[str, Callable[[Any], float]] = {
+        m["name"]: float if isinstance(m["type"], sa.Float) else int for m in measures
+    }
     for grain in ("hour", "day"):
         for cuboid, kept in CUBOIDS.items():
             _derive_cuboid(bind, grain, cuboid, kept, kinds)
@@ -92,7 +94,11 @@ def upgrade() -> None:
 
 
 def _derive_cuboid(
-    bind: Any, grain: str, cuboid: str, kept: Sequence[str], kinds: dict[str, type]
+    bind: Any,
+    grain: str,
+    cuboid: str,
+    kept: Sequence[str],
+    kinds: dict[str, Callable[[Any], float]],
 ) -> None:
     """The cuboid's rows of one grain, summed from rollup_usage's."""
     measures = list(kinds)
