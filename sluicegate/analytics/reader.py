@@ -3,9 +3,9 @@
     Plan (source, window, filters, restriction) + measures + grouping
         --statement--> one SELECT ... SUM(...) GROUP BY ... --run--> [Group]
 
-Rollup rows are read per `Window.spans`: week rows for the whole weeks inside it, day
-rows for whole days at either end, hour rows for the hours at the ends (hour and day rows
-only for a daily series, hour rows only for an hourly one). Raw rows are read
+Rollup rows are read per `Window.spans`: week rows (cuboids) for the whole weeks inside
+it, day rows for whole days, hour rows for the hours at the ends (hour and day rows only
+for a daily series, hour rows only for an hourly one). Raw rows are read
 by `ts`. Grouped values are compared bytewise on both dialects (`COLLATE "C"` on
 PostgreSQL, SQLite's default), so ties sort the same everywhere and the two databases
 give identical answers. Every statement has a LIMIT or is a single total, and a time
@@ -246,8 +246,6 @@ def _conditions(plan: Plan, step: Step | None) -> list[ColumnElement[bool]]:
     conditions = [_window(source, plan.window, step)]
     if source.meta_key is not None:
         conditions.append(source.table.c.meta_key == source.meta_key)
-    if source.cuboid is not None:
-        conditions.append(source.table.c.cuboid == source.cuboid.name)
     conditions += [_match(source, f.dimension, [f.value]) for f in plan.filters]
     if plan.teams is not None:
         conditions.append(_match(source, TEAM, plan.teams))
@@ -310,8 +308,11 @@ def _window(source: Source, window: Window, step: Step | None) -> ColumnElement[
         return and_(ts >= window.since, ts < window.until)
     c = source.table.c
     # a series step must not be coarser than the rows read: no week rows in a daily one
-    spans = window.spans(step or "week")
-    return or_(*(and_(c.grain == g, c.bucket >= a, c.bucket < b) for g, a, b in spans))
+    spans = window.spans(step or source.coarsest)
+    # a cuboid's name in every branch, so that each is one range of its index (SQLite
+    # reads an OR of ranges only when every branch has one)
+    rows_of = [] if source.cuboid is None else [c.cuboid == source.cuboid.name]
+    return or_(*(and_(*rows_of, c.grain == g, c.bucket >= a, c.bucket < b) for g, a, b in spans))
 
 
 def _step(source: Source, step: Step, dialect: str) -> ColumnElement[Any]:

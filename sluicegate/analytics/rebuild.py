@@ -6,8 +6,8 @@
                   in (ts, request_id) pages and add their deltas
     days          once an hour piece passes a day's end: the day rows of the days done,
                   replaced by the sums of their hour rows (a day row is by definition the
-                  sum of its hours), and the week rows of their weeks by the sums of
-                  those weeks' day rows, in one such transaction
+                  sum of its hours), and the cuboids' week rows of their weeks by the
+                  sums of those weeks' day rows, in one such transaction
     sessions      session ids a page at a time: delete those rows, recompute each session
                   from all its ledger rows, in one such transaction
     coverage      the analytics metadata keys rebuilt are covered from the start
@@ -317,7 +317,8 @@ def _id_range(low: str, high: str | None) -> list[Any]:
 
 async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float | None) -> int:
     """Day rows of the days in [lower, upper) (None: unbounded) replaced by the sums of
-    their hour rows, and the week rows of their weeks by the sums of their day rows."""
+    their hour rows, and the cuboids' week rows of their weeks by the sums of their day
+    rows."""
     for table, dimensions in _BUCKETED:
         day_conditions = [table.c.grain == "day"]
         if lower is not None:
@@ -332,7 +333,8 @@ async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float 
         days = sorted({day_start(b) for b in buckets})
         for day in days:
             await _derive(conn, table, dimensions, "day", day, DAY)
-        for week in sorted({week_start(day) for day in days}):
+        weeks = {week_start(day) for day in days} if table is rollup_cuboids else set()
+        for week in sorted(weeks):
             await conn.execute(
                 table.delete().where(
                     table.c.grain == "week", table.c.bucket >= week, table.c.bucket < week + WEEK

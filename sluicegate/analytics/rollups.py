@@ -2,9 +2,9 @@
 
     records --rollup_deltas--> RollupDeltas --upsert (rollup_sql.py)--> rollup_* tables
 
-Each record adds to one `rollup_usage` row per grain (hour, day, week), one row per
-grain and cuboid in `rollup_cuboids` (analytics/cuboids.py: rollup_usage over fewer
-dimensions), one `rollup_users` row per grain when it names a user, one `rollup_metadata`
+Each record adds to one `rollup_usage` row per grain (hour, day), one row per grain
+(hour, day, week) and cuboid in `rollup_cuboids` (analytics/cuboids.py: rollup_usage
+over fewer dimensions), one `rollup_users` row per grain when it names a user, one `rollup_metadata`
 row per grain and analytics metadata key it carries, and one `rollup_sessions` row when
 it names a session. Deltas of
 rows with the same key are summed here, so a batch upserts each row once. Applying the
@@ -29,7 +29,7 @@ record depending on how varied the traffic is, against ~55 us for a per-record,
 per-column loop): records are grouped by their
 row key first and each measure is summed over a group with one C-level pass, hour rows
 are computed from records, cuboid hour rows from usage hour rows, day rows from hour
-rows and week rows from day rows.
+rows and (cuboids) week rows from day rows.
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ def rollup_deltas(
 def bucket_deltas(
     records: Sequence[LedgerRecord], metadata_keys: Collection[str] = (), *, days: bool = True
 ) -> RollupDeltas:
-    """What `records` add to the hour, day and week rows of usage, cuboids, users and
-    metadata (hour rows only without `days`: the rebuild derives the coarser rows)."""
+    """What `records` add to the hour and day rows of usage, cuboids, users and metadata,
+    and the cuboids' week rows (hour rows only without `days`: the rebuild derives the
+    coarser rows)."""
     usage: dict[tuple[Any, ...], Group] = {}
     users: dict[tuple[Any, ...], Group] = {}
     metadata: dict[tuple[Any, ...], Group] = {}
@@ -192,7 +193,7 @@ def bucket_deltas(
     deltas = RollupDeltas()
     usage_hours = {key: _usage_measures(group) for key, group in usage.items()}
     _grain_rows(deltas.usage, usage_hours, days)
-    _grain_rows(deltas.cuboids, _cuboid_hours(usage_hours), days)
+    _grain_rows(deltas.cuboids, _cuboid_hours(usage_hours), days, weeks=days)
     for out, groups, measures in (
         (deltas.users, users, _user_measures),
         (deltas.metadata, metadata, _metadata_measures),
@@ -268,22 +269,28 @@ def _cuboid_hours(
 
 
 def _grain_rows(
-    out: dict[str, Values], hours: dict[tuple[Any, ...], list[Any]], coarser: bool
+    out: dict[str, Values],
+    hours: dict[tuple[Any, ...], list[Any]],
+    coarser: bool,
+    *,
+    weeks: bool = False,
 ) -> None:
     """One hour row per key (hour first, then the dimensions); with `coarser`, day rows
-    summed from the hour rows of the same day and dimensions, and week rows from the day
-    rows. Measure lists are shared, never changed in place: sums make new ones."""
+    summed from the hour rows of the same day and dimensions, and with `weeks` week rows
+    from the day rows. Measure lists are shared, never changed in place: sums make new
+    ones."""
     days: dict[tuple[Any, ...], list[Any]] = {}
     for key, values in hours.items():
         hour, dimensions = key[0], key[1:]
         _add_row(out, "hour", float(hour), dimensions, values)
         if coarser:
             _sum_into(days, ((hour // 86400) * 86400, *dimensions), values)
-    weeks: dict[tuple[Any, ...], list[Any]] = {}
+    week_sums: dict[tuple[Any, ...], list[Any]] = {}
     for key, values in days.items():
         _add_row(out, "day", float(key[0]), key[1:], values)
-        _sum_into(weeks, (week_start(key[0]), *key[1:]), values)
-    for key, values in weeks.items():
+        if weeks:
+            _sum_into(week_sums, (week_start(key[0]), *key[1:]), values)
+    for key, values in week_sums.items():
         _add_row(out, "week", key[0], key[1:], values)
 
 

@@ -28,7 +28,7 @@ from sluicegate.analytics.config import AnalyticsSettings
 from sluicegate.analytics.cuboids import CUBOIDS, Cuboid
 from sluicegate.analytics.dimensions import AnyDimension, Dimension, MetadataDimension
 from sluicegate.analytics.measures import raw_has
-from sluicegate.analytics.window import DAY, Window, iso
+from sluicegate.analytics.window import DAY, Grain, Window, iso
 from sluicegate.db.schema import (
     requests,
     rollup_cuboids,
@@ -60,6 +60,13 @@ class Source:
         """The table (a plain str: SQLAlchemy gives a quoted_name), and the cuboid."""
         table = str(self.table.name)
         return table if self.cuboid is None else f"{table}:{self.cuboid.name}"
+
+    @property
+    def coarsest(self) -> Grain:
+        """The coarsest grain its rows are kept in: week rows pay for the cuboids only (a
+        small key space repeats day after day; rollup_usage's twelve dimensions little,
+        and the writer would add as many rows again)."""
+        return "week" if self.cuboid is not None else "day"
 
     @property
     def columns_key(self) -> str:

@@ -155,8 +155,8 @@ alerts = Table(
 
 # -- rollups (sluicegate/analytics/rollups.py keeps them as ledger batches land) -------------
 #
-# One row per (grain, bucket, dimensions): `grain` is "hour", "day" or "week" (0013),
-# `bucket` the UTC start of the hour, day or Monday-to-Sunday week in unix seconds.
+# One row per (grain, bucket, dimensions): `grain` is "hour" or "day" (and "week" in
+# rollup_cuboids, Monday to Sunday), `bucket` the UTC start of it in unix seconds.
 # Dimensions are non-null strings ("" for no value) so that a row's identity is plain
 # equality; `id` is the row's key (grain, bucket and a digest of the dimensions) so
 # upserts conflict on one column on either dialect.
@@ -236,7 +236,7 @@ rollup_metadata = _rollup_table("rollup_metadata", METADATA_DIMENSIONS, METADATA
 # measure over a few of its dimensions. One table for all of them: `cuboid` names one,
 # and the dimensions it does not keep are "" (so a new cuboid is one line, no migration).
 # A query reads the smallest cuboid holding what it needs; (cuboid, grain, bucket) finds
-# its rows.
+# its rows. Cuboids alone have week rows (0013).
 CUBOID_DIMENSIONS = ("cuboid", *USAGE_DIMENSIONS)
 rollup_cuboids = Table(
     "rollup_cuboids",
@@ -248,6 +248,7 @@ rollup_cuboids = Table(
     *(Column(m, BigInteger(), nullable=False) for m in USAGE_MEASURES),
     *(Column(m, Double(), nullable=False) for m in FLOAT_MEASURES),
     Index("ix_rollup_cuboids_cuboid_grain_bucket", "cuboid", "grain", "bucket"),
+    Index("ix_rollup_cuboids_grain_bucket", "grain", "bucket"),  # the rebuild's reads
 )
 
 # One row per session id: what the outcome join, the leverage score and the runaway

@@ -109,6 +109,23 @@ def _add(
         row[name] += value
 
 
+def _usage_dimensions(row: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        _text(row["team"]),
+        row["project"] or "UNTAGGED",
+        _text(row["workflow_tag"]),
+        _text(row["environment"]),
+        _text(row["cost_center"]),
+        _text(row["client_tool"]),
+        _text(row["client_api"]),
+        _text(row["requested_model"]),
+        _text(row["model"]),
+        _text(row["provider"]),
+        _class(row["status_code"]),
+        _text(row["error_type"]),
+    )
+
+
 async def expected_rollups(conn: AsyncConnection, metadata_keys: Collection[str]) -> Tables:
     rows = [dict(r) for r in (await conn.execute(select(requests))).mappings()]
     rows.sort(key=lambda r: (r["ts"], r["request_id"]))
@@ -116,27 +133,16 @@ async def expected_rollups(conn: AsyncConnection, metadata_keys: Collection[str]
     for row in rows:
         usage = _usage_row(row)
         project = row["project"] or "UNTAGGED"
-        for grain in ("hour", "day", "week"):
+        for grain in ("hour", "day", "week"):  # week rows: the cuboids only
             bucket = _bucket(row["ts"], grain)
-            dims = (
-                _text(row["team"]),
-                project,
-                _text(row["workflow_tag"]),
-                _text(row["environment"]),
-                _text(row["cost_center"]),
-                _text(row["client_tool"]),
-                _text(row["client_api"]),
-                _text(row["requested_model"]),
-                _text(row["model"]),
-                _text(row["provider"]),
-                _class(row["status_code"]),
-                _text(row["error_type"]),
-            )
-            _add(tables["usage"], (grain, bucket, *dims), usage)
-            named = dict(zip(USAGE_DIMENSIONS, dims, strict=True))
+            named = dict(zip(USAGE_DIMENSIONS, _usage_dimensions(row), strict=True))
             for cuboid in CUBOIDS:
                 kept = [named[d] if d in cuboid.dimensions else "" for d in USAGE_DIMENSIONS]
                 _add(tables["cuboids"], (grain, bucket, cuboid.name, *kept), usage)
+            if grain == "week":
+                continue
+            dims = _usage_dimensions(row)
+            _add(tables["usage"], (grain, bucket, *dims), usage)
             small = {
                 n: usage[n]
                 for n in ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")

@@ -9,6 +9,7 @@ import pytest
 
 from sluicegate.analytics.dimensions import DIMENSIONS, MetadataDimension, dimension
 from sluicegate.analytics.query import AnalyticsQuery, parse_query
+from sluicegate.analytics.window import Grain, iso
 from sluicegate.errors import InvalidRequest
 
 NOW = datetime(2026, 5, 20, 13, 47, 12, tzinfo=UTC).timestamp()
@@ -67,18 +68,40 @@ def test_times_as_iso_unix_seconds_or_ages_snap_outward(
     assert (window.since, window.until) == (ts(effective[0]), ts(effective[1]))
 
 
-def test_whole_days_are_read_from_day_rows_and_the_ends_from_hour_rows() -> None:
-    window = parse(("since", "2026-05-01T10:17:00Z"), ("until", "2026-05-04T15:42:00Z")).window
-    assert window.day_span() == (ts("2026-05-02T00:00"), ts("2026-05-04T00:00"))
-    assert window.hour_spans() == [
-        (ts("2026-05-01T10:00"), ts("2026-05-02T00:00")),
-        (ts("2026-05-04T00:00"), ts("2026-05-04T16:00")),
+def test_whole_weeks_then_days_are_read_from_their_rows_and_the_ends_from_hour_rows() -> None:
+    def spans(since: str, until: str, coarsest: Grain = "week") -> list[tuple[str, str, str]]:
+        window = parse(("since", since), ("until", until)).window
+        return [(grain, iso(a), iso(b)) for grain, a, b in window.spans(coarsest)]
+
+    # Friday 10:17 to the Wednesday of the third week after: weeks run Monday to Sunday
+    assert spans("2026-05-01T10:17:00Z", "2026-05-20T15:42:00Z") == [
+        ("hour", "2026-05-01T10:00:00Z", "2026-05-02T00:00:00Z"),
+        ("day", "2026-05-02T00:00:00Z", "2026-05-04T00:00:00Z"),
+        ("week", "2026-05-04T00:00:00Z", "2026-05-18T00:00:00Z"),
+        ("day", "2026-05-18T00:00:00Z", "2026-05-20T00:00:00Z"),
+        ("hour", "2026-05-20T00:00:00Z", "2026-05-20T16:00:00Z"),
     ]
-    inside_a_day = parse(("since", "2026-05-01T10:17:00Z"), ("until", "2026-05-01T12:00Z")).window
-    assert inside_a_day.day_span()[0] == inside_a_day.day_span()[1]
-    assert inside_a_day.hour_spans() == [(ts("2026-05-01T10:00"), ts("2026-05-01T12:00"))]
-    aligned = parse(("since", "2026-05-01"), ("until", "2026-05-03")).window
-    assert aligned.hour_spans() == [] and aligned.day_span() == (ts("2026-05-01"), ts("2026-05-03"))
+    # a daily series never reads week rows, an hourly one hour rows only
+    assert [g for g, _, _ in spans("2026-05-01T10:17:00Z", "2026-05-20T15:42:00Z", "day")] == [
+        "hour",
+        "day",
+        "hour",
+    ]
+    assert spans("2026-05-01", "2026-05-03", "hour") == [
+        ("hour", "2026-05-01T00:00:00Z", "2026-05-03T00:00:00Z")
+    ]
+    # no whole week inside: days and hours; no whole day: hours; aligned: nothing finer
+    assert spans("2026-05-01T10:17:00Z", "2026-05-04T15:42:00Z") == [
+        ("hour", "2026-05-01T10:00:00Z", "2026-05-02T00:00:00Z"),
+        ("day", "2026-05-02T00:00:00Z", "2026-05-04T00:00:00Z"),
+        ("hour", "2026-05-04T00:00:00Z", "2026-05-04T16:00:00Z"),
+    ]
+    assert spans("2026-05-01T10:17:00Z", "2026-05-01T12:00Z") == [
+        ("hour", "2026-05-01T10:00:00Z", "2026-05-01T12:00:00Z")
+    ]
+    assert spans("2026-05-04", "2026-05-18") == [
+        ("week", "2026-05-04T00:00:00Z", "2026-05-18T00:00:00Z")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
-"""rollup_cuboids (rollup_usage over fewer dimensions) and week rows in every bucketed
-rollup, so that the control room's panels read few rows (sluicegate/analytics/cuboids.py).
+"""rollup_cuboids: rollup_usage over fewer dimensions, in hour, day and week rows, so
+that the control room's panels read few rows (sluicegate/analytics/cuboids.py).
 
 The rows are derived here from the rollups already stored, so an upgraded database
 answers from them at once, exactly as `sluicegate ledger rebuild-rollups` would have:
-cuboid hour and day rows are sums of rollup_usage's (their ids digest the cuboid's
-dimensions, computed here as analytics/rollups.py does), and week rows (Monday to
-Sunday, UTC) are sums of day rows, with the day rows' digest. The cuboids and the digest
+hour and day rows are sums of rollup_usage's (their ids digest the cuboid's dimensions,
+computed here as analytics/rollups.py does), and week rows (Monday to Sunday, UTC) sums
+of the day rows, with the day rows' digest. The cuboids and the digest
 are written out here, frozen: later changes come with revisions of their own.
 
 Revision ID: 0013
@@ -46,12 +46,6 @@ CUBOIDS = {
     "control": ("team", "provider", "model", "status_class", "error_type"),
     "spend": ("team", "project", "workflow_tag", "model"),
 }
-BUCKETED = {
-    "rollup_usage": USAGE_DIMENSIONS,
-    "rollup_cuboids": ("cuboid", *USAGE_DIMENSIONS),
-    "rollup_users": ("user_id", "team", "project", "workflow_tag", "client_tool"),
-    "rollup_metadata": ("meta_key", "meta_value", "team", "project", "workflow_tag", "model"),
-}
 DAY, WEEK, MONDAY = 86400, 7 * 86400, 4 * 86400
 DIGEST_CHARS = 32
 CHUNK = 2000
@@ -82,6 +76,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_rollup_cuboids_cuboid_grain_bucket", "rollup_cuboids", ["cuboid", "grain", "bucket"]
     )
+    op.create_index("ix_rollup_cuboids_grain_bucket", "rollup_cuboids", ["grain", "bucket"])
     # PostgreSQL sums bigint into numeric: each value goes back as its column's type
     kinds: dict[str, Callable[[Any], float]] = {
         m["name"]: float if isinstance(m["type"], sa.Float) else int for m in measures
@@ -89,8 +84,7 @@ def upgrade() -> None:
     for grain in ("hour", "day"):
         for cuboid, kept in CUBOIDS.items():
             _derive_cuboid(bind, grain, cuboid, kept, kinds)
-    for table, dimensions in BUCKETED.items():
-        _derive_weeks(bind, table, dimensions)
+    _derive_weeks(bind, "rollup_cuboids", ("cuboid", *USAGE_DIMENSIONS))
 
 
 def _derive_cuboid(
@@ -162,5 +156,3 @@ def _derive_weeks(bind: Any, name: str, dimensions: Sequence[str]) -> None:
 
 def downgrade() -> None:
     op.drop_table("rollup_cuboids")
-    for name in ("rollup_usage", "rollup_users", "rollup_metadata"):
-        op.execute(sa.text(f"DELETE FROM {name} WHERE grain = 'week'"))
