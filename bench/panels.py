@@ -6,11 +6,11 @@
 1. A ledger of `--rows` records over `--days` days ending now (bench/panel_ledger.py:
    teams, projects incl. UNTAGGED, workflows, client tools, agent-like sessions, users,
    models across providers and tiers, errors, a long tail of customer_id and feature
-   values, outcomes for some sessions) is written to each database a day at a time, one
-   transaction per day, while `--workers` processes generate the next days: requests by
-   bulk COPY (PostgreSQL) or executemany (SQLite), and
-   the rollups by the gateway's own code (`analytics.rollups.rollup_deltas` +
-   `analytics.rollup_sql.apply_deltas`), so the bench measures what users get.
+   values, outcomes for some sessions) is loaded into each database by bench/panel_load.py:
+   `--workers` processes draw days and write their requests in bulk (COPY on PostgreSQL,
+   executemany on SQLite, the rows the ledger store builds), and the rollups are the
+   gateway's own (`rollup_deltas` over each day in the workers, merged, written with the
+   store's upserts), so the bench measures what users get.
    Generated once per size and seed: the SQLite file and a marker live in `--cache-dir`
    (bench/.cache, git-ignored); the PostgreSQL database (`--pg-database`) is kept for the
    next run unless `--drop-postgres`.
@@ -24,38 +24,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import math
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import msgspec
 import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.panel_ledger import LedgerGenerator, outcome_rows  # noqa: E402
-from sluicegate.analytics.coverage import record_rebuild  # noqa: E402
+from bench.panel_load import LoadPlan, load  # noqa: E402
 from sluicegate.analytics.panels import PANELS  # noqa: E402
-from sluicegate.analytics.rebuild import COVERED_FROM_START  # noqa: E402
-from sluicegate.analytics.rollup_sql import apply_deltas  # noqa: E402
-from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas  # noqa: E402
 from sluicegate.db.engine import create_engine_for  # noqa: E402
-from sluicegate.db.migrate import upgrade  # noqa: E402
-from sluicegate.db.schema import outcomes, requests  # noqa: E402
-from sluicegate.model.record import LedgerRecord  # noqa: E402
 from tests.support import POSTGRES_ADMIN_URL, ServerProcess, free_port  # noqa: E402
 
 ADMIN_KEY = "bench-panels-admin-key-0123456789"
@@ -88,10 +75,6 @@ PANEL_SHAPES: dict[str, tuple[tuple[str, dict[str, str]], ...]] = {
         ("by ticket 24h (raw)", {"since": "24h", "group_by": "metadata.ticket"}),
     ),
 }
-_REQUEST_COLUMNS = tuple(c.name for c in requests.columns)
-_JSON_COLUMNS = frozenset(
-    c.name for c in requests.columns if type(c.type).__name__ in ("JSON", "JSONB")
-)
 
 
 @dataclass
@@ -123,114 +106,13 @@ class Timing:
 # -- generation -----------------------------------------------------------------------------
 
 
-def request_rows(records: list[LedgerRecord]) -> list[tuple[Any, ...]]:
-    """`requests` rows in column order, JSON columns as text (how both drivers take them)."""
-    encode = msgspec.json.encode
-    fields = LedgerRecord.__struct_fields__
-    positions = [fields.index(name) for name in _REQUEST_COLUMNS]
-    json_at = {i for i, name in enumerate(_REQUEST_COLUMNS) if name in _JSON_COLUMNS}
-    rows = []
-    for record in records:
-        values = msgspec.structs.astuple(record)
-        rows.append(
-            tuple(
-                encode(values[p]).decode() if i in json_at else values[p]
-                for i, p in enumerate(positions)
-            )
-        )
-    return rows
-
-
-@dataclass
-class DayChunk:
-    """One generated day, ready to write: what a worker process hands back."""
-
-    requests: list[tuple[Any, ...]]
-    deltas: RollupDeltas
-    outcomes: list[dict[str, Any]]
-
-
-_generator: LedgerGenerator | None = None  # one per worker process
-
-
-def _start_worker(rows: int, days: int, end: float, seed: int) -> None:
-    global _generator
-    _generator = LedgerGenerator(rows, days, end, seed)
-
-
-def _build_day(day: int) -> DayChunk:
-    assert _generator is not None
-    records, produced = _generator.day(day)
-    return DayChunk(
-        request_rows(records),
-        rollup_deltas(records, METADATA_KEYS),
-        outcome_rows(produced, received_at=_generator.end),
-    )
-
-
-async def _write_day(engine: AsyncEngine, chunk: DayChunk) -> None:
-    """A day's requests, their rollup deltas and outcomes in one transaction."""
-    async with engine.begin() as conn:
-        await conn.execute(text("SELECT 1"))  # the transaction is open before the raw write
-        raw = (await conn.get_raw_connection()).driver_connection
-        if conn.dialect.name == "postgresql":
-            await raw.copy_records_to_table(
-                "requests", records=chunk.requests, columns=_REQUEST_COLUMNS
-            )
-        else:
-            marks = ", ".join("?" * len(_REQUEST_COLUMNS))
-            sql = f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES ({marks})"
-            await raw.executemany(sql, chunk.requests)
-        await apply_deltas(conn, chunk.deltas)
-        if chunk.outcomes:
-            await conn.execute(outcomes.insert(), chunk.outcomes)
-
-
 async def generate(targets: dict[str, str], args: argparse.Namespace) -> float:
-    """Writes the same ledger into every target database, day by day, while `--workers`
-    processes generate the next days; returns the seconds it took."""
-    started = time.monotonic()
+    """Writes the same ledger into every target database (bench/panel_load.py: `--workers`
+    processes draw and bulk-write days, the rollups merged and upserted by the gateway's
+    code); returns the seconds it took."""
     end = float(int(time.time()) // 3600 * 3600)
-    engines = {}
-    for kind, url in targets.items():
-        await upgrade(url)
-        engines[kind] = create_engine_for(url)
-    loop = asyncio.get_running_loop()
-    done = 0
-    pool = ProcessPoolExecutor(
-        args.workers, initializer=_start_worker, initargs=(args.rows, args.days, end, args.seed)
-    )
-    try:
-        pending: deque[asyncio.Future[DayChunk]] = deque()
-        days = iter(range(args.days))
-        for day in itertools.islice(days, args.workers + 1):  # a bounded look-ahead
-            pending.append(loop.run_in_executor(pool, _build_day, day))
-        while pending:
-            chunk = await pending.popleft()
-            for day in itertools.islice(days, 1):
-                pending.append(loop.run_in_executor(pool, _build_day, day))
-            await asyncio.gather(*(_write_day(e, chunk) for e in engines.values()))
-            done += len(chunk.requests)
-            rate = done / (time.monotonic() - started)
-            print(f"\r  {done:,}/{args.rows:,} rows ({rate:,.0f}/s)", end="", file=sys.stderr)
-        print(file=sys.stderr)
-        for engine in engines.values():
-            # every row was rolled up with the keys: covered from the start, as after a
-            # full rebuild (else the panels would read those keys from raw rows)
-            async with engine.begin() as conn:
-                await record_rebuild(conn, METADATA_KEYS, COVERED_FROM_START, time.time())
-            if engine.dialect.name == "postgresql":  # what autovacuum does after a bulk load
-                async with engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await conn.execute(text("VACUUM ANALYZE"))
-            else:
-                async with engine.connect() as conn:
-                    await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    finally:
-        pool.shutdown(cancel_futures=True)
-        for engine in engines.values():
-            await engine.dispose()
-    return time.monotonic() - started
+    plan = LoadPlan(args.rows, args.days, end, args.seed, METADATA_KEYS, workers=args.workers)
+    return await load(targets, plan)
 
 
 async def database_size(url: str) -> int:

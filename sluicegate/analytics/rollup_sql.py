@@ -41,6 +41,7 @@ from sluicegate.db.upsert import dialect_insert
 from sluicegate.model.identity import UNTAGGED
 
 _NOT_ADDED = frozenset({"id", "grain", "bucket", "session_id", "first_ts", "last_ts"})
+SESSION_KEPT = frozenset(SESSION_IDENTITY)  # a session's first non-empty value stays
 
 
 def _from_json_rows(insert: Any, table: Table) -> Any:
@@ -60,6 +61,15 @@ def _from_json_rows(insert: Any, table: Table) -> Any:
     return insert.from_select([c.name for c in table.columns], source)
 
 
+def added_columns(table: Table) -> list[str]:
+    """The columns an upsert adds to the stored row: every one but the key, bucket and
+    dimensions (text) of a bucketed table; of `rollup_sessions`, the measures."""
+    if table is rollup_sessions:
+        return [c.name for c in table.columns if c.name not in _NOT_ADDED | SESSION_KEPT]
+    dimensions = {c.name for c in table.columns if c.type.python_type is str}
+    return [c.name for c in table.columns if c.name not in _NOT_ADDED | dimensions]
+
+
 def additive_upsert(table: Table, dialect: str, *, json_rows: bool = False) -> Insert:
     """INSERT ... ON CONFLICT (key) DO UPDATE adding every measure (`json_rows`: the rows
     come as one JSONB parameter, PostgreSQL)."""
@@ -67,9 +77,7 @@ def additive_upsert(table: Table, dialect: str, *, json_rows: bool = False) -> I
     if json_rows:
         insert = _from_json_rows(insert, table)
     key = table.primary_key.columns.values()[0].name
-    dimensions = {c.name for c in table.columns if c.type.python_type is str}
-    measures = [c.name for c in table.columns if c.name not in _NOT_ADDED | dimensions]
-    updates = {name: table.c[name] + insert.excluded[name] for name in measures}
+    updates = {name: table.c[name] + insert.excluded[name] for name in added_columns(table)}
     return insert.on_conflict_do_update(index_elements=[key], set_=updates)
 
 
@@ -80,9 +88,7 @@ def session_upsert(dialect: str, *, json_rows: bool = False) -> Insert:
         insert = _from_json_rows(insert, table)
     excluded = insert.excluded
     updates: dict[str, Any] = {
-        name: table.c[name] + excluded[name]
-        for name in (c.name for c in table.columns)
-        if name not in _NOT_ADDED and name not in SESSION_IDENTITY
+        name: table.c[name] + excluded[name] for name in added_columns(table)
     }
     updates["first_ts"] = case(
         (excluded.first_ts < table.c.first_ts, excluded.first_ts), else_=table.c.first_ts

@@ -24,16 +24,13 @@ import sqlite3
 import threading
 from typing import Any
 
-import msgspec
-
 from sluicegate.analytics.rollup_sqlite import SqliteRollupWriter
 from sluicegate.db.errors import StoreRejected
-from sluicegate.db.schema import requests
 from sluicegate.errors import StoreUnavailable
 from sluicegate.ledger.landed import deltas_for, first_of_each
+from sluicegate.ledger.rows import SQLITE_INSERT, RequestRows
 from sluicegate.model.record import LedgerRecord
 
-_JSON_TYPES = ("JSON", "JSONB")
 _LOOKUP_CHUNK = 500  # ids per look-up statement (SQLite allows 32766 variables)
 
 
@@ -41,37 +38,11 @@ class SqliteBulkInserter:
     def __init__(self, path: str, pragmas: tuple[str, ...]):
         self._path = path
         self._pragmas = pragmas
-        self._columns = tuple(c.name for c in requests.columns)
-        fields = LedgerRecord.__struct_fields__
-        # positions in the record of each column (the same order today, but not assumed)
-        self._positions = tuple(fields.index(name) for name in self._columns)
-        self._json_positions = tuple(
-            i for i, c in enumerate(requests.columns) if type(c.type).__name__ in _JSON_TYPES
-        )
-        self._sql = (
-            f"INSERT OR IGNORE INTO requests ({', '.join(self._columns)}) "
-            f"VALUES ({', '.join('?' * len(self._columns))})"
-        )
-        self._encoder = msgspec.json.Encoder()
+        self.rows = RequestRows()
+        self._sql = SQLITE_INSERT
         self._rollups = SqliteRollupWriter()
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one batch at a time on the one connection
-
-    def rows(self, records: list[LedgerRecord]) -> list[list[Any]]:
-        encode, positions, json_positions = (
-            self._encoder.encode,
-            self._positions,
-            self._json_positions,
-        )
-        astuple = msgspec.structs.astuple
-        out = []
-        for record in records:
-            values = astuple(record)
-            row = [values[i] for i in positions]
-            for i in json_positions:
-                row[i] = encode(row[i]).decode()
-            out.append(row)
-        return out
 
     async def insert(self, records: list[LedgerRecord], metadata_keys: tuple[str, ...]) -> None:
         """Insert the records not stored yet and add their rollup deltas (metadata rolled

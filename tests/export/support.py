@@ -182,6 +182,7 @@ class DeltaRows(msgspec.Struct):
     """`RollupDeltas` with each row as a dict by column name, to compare with exports."""
 
     usage: dict[str, dict[str, Any]]
+    cuboids: dict[str, dict[str, Any]]
     users: dict[str, dict[str, Any]]
     metadata: dict[str, dict[str, Any]]
     sessions: dict[str, dict[str, Any]]
