@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,3 +104,23 @@ def run_gateway(database_url: str, *extra: str, env: dict | None = None, emulato
         finally:
             gateway.admin.close()
     shutil.rmtree(spool, ignore_errors=True)
+
+
+def run_cli(
+    gateway: RunningGateway, *args: str, credential: str = ADMIN_KEY, columns: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """`sluicegate ARGS...` as a user runs it against `gateway` (its URL and credential
+    from the environment; a wide terminal unless `columns` says otherwise)."""
+    env = {
+        **os.environ,
+        "SLUICEGATE_ADMIN_KEY": credential,
+        "SLUICEGATE_URL": gateway.url,
+        "COLUMNS": str(columns),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -16,7 +15,7 @@ from sluicegate.analytics.window import DAY, HOUR, iso
 from sluicegate.db.engine import create_engine_for
 from tests.analytics.landing import land
 from tests.analytics.traffic import traffic
-from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.e2e.gateway import RunningGateway, run_cli, run_gateway
 
 NOW = time.time()
 SINCE, UNTIL = iso(NOW - 4 * DAY), iso(NOW + HOUR)
@@ -48,13 +47,7 @@ async def landed(reporting: RunningGateway, database_url: str) -> int:
 
 
 def report(gateway: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", "report", *args],
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": gateway.url, "COLUMNS": "220"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(gateway, "report", *args)
 
 
 def test_report_lists_the_panels(reporting: RunningGateway) -> None:

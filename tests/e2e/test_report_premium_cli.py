@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ import yaml
 from sluicegate.db.engine import create_engine_for
 from tests.analytics.landing import land
 from tests.analytics.premium_traffic import CONFIG, premium_traffic
-from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.e2e.gateway import RunningGateway, run_cli, run_gateway
 
 NOW = time.time()
 RECORDS = premium_traffic(300, start=NOW - 2 * 86400, span_s=2 * 86400 - 600)
@@ -46,13 +45,7 @@ async def landed(gateway: RunningGateway, database_url: str) -> RunningGateway:
 
 
 def report(gateway: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", "report", *args],
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": gateway.url, "COLUMNS": "300"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(gateway, "report", *args)
 
 
 def test_premium_review_table_actions_and_documents(landed: RunningGateway) -> None:

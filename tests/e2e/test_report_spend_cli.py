@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ from sluicegate.analytics.window import DAY, iso
 from sluicegate.db.engine import create_engine_for
 from sluicegate.model.record import LedgerRecord
 from tests.analytics.landing import land
-from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.e2e.gateway import RunningGateway, run_cli, run_gateway
 
 NOW = time.time()
 START = max(month_bounds(NOW)[0], NOW - 3600)
@@ -80,13 +79,7 @@ async def landed(reporting: RunningGateway, database_url: str) -> RunningGateway
 
 
 def report(gateway: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", "report", *args],
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": gateway.url, "COLUMNS": "250"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(gateway, "report", *args)
 
 
 def _cells(line: str) -> list[str]:

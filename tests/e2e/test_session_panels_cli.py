@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from sluicegate.analytics.window import DAY, HOUR, iso
 from sluicegate.db.engine import create_engine_for
 from tests.analytics.session_traffic import land_sessions, session_traffic
-from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.e2e.gateway import RunningGateway, run_cli, run_gateway
 
 NOW = time.time()
 SINCE, UNTIL = iso(NOW - 3 * DAY), iso(NOW + HOUR)
@@ -45,13 +44,7 @@ async def landed(serving: RunningGateway, database_url: str) -> RunningGateway:
 
 
 def report(gateway: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", "report", *args],
-        env={"SLUICEGATE_ADMIN_KEY": ADMIN_KEY, "SLUICEGATE_URL": gateway.url, "COLUMNS": "250"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(gateway, "report", *args)
 
 
 def test_report_outcomes_shows_the_untraced_workflow_and_its_action(
