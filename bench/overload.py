@@ -62,7 +62,8 @@ rules:
     on_breach: hard_block
 """
 MODELS = ("ov-load", "ov-gone", "ov-cap", "ov-rss")
-# A 503 whose queue wait ran out says so (server/overload.py); the others found the queue full.
+# A 503 whose queue wait ran out says so (server/overload.py); the others were refused at once
+# (the queue full, or no slot expected within the deadline).
 QUEUE_TIMEOUT_MARK = b"no in-flight slot freed within"
 SHED_AFTER_WAIT = 1503  # the driver's own status for those
 
@@ -71,7 +72,7 @@ SHED_AFTER_WAIT = 1503  # the driver's own status for those
 class Tally:
     ok: list[float] = field(default_factory=list)  # latency ms of 200s
     shed: list[float] = field(default_factory=list)  # latency ms of 503s
-    at_once: list[float] = field(default_factory=list)  # 503s that found the queue full
+    at_once: list[float] = field(default_factory=list)  # 503s refused without queueing
     waited: list[float] = field(default_factory=list)  # 503s whose queue wait ran out
     other: Counter[int] = field(default_factory=Counter)  # any other status (0: no answer)
 
@@ -423,8 +424,8 @@ def side_by_side(results: dict[str, list[dict]]) -> None:
         "503 p50 (ms)": lambda r: p99(r["overload"].shed, 0.5),
         "503 p90 (ms)": lambda r: p99(r["overload"].shed, 0.9),
         "503 p99 (ms)": lambda r: p99(r["overload"].shed),
-        "  p50 of those found the queue full": lambda r: p99(r["overload"].at_once, 0.5),
-        "  p99 of those found the queue full": lambda r: p99(r["overload"].at_once),
+        "  p50 of those refused at once": lambda r: p99(r["overload"].at_once, 0.5),
+        "  p99 of those refused at once": lambda r: p99(r["overload"].at_once),
         "  p50 of those that waited it out": lambda r: p99(r["overload"].waited, 0.5),
         "  p99 of those that waited it out": lambda r: p99(r["overload"].waited),
         "goodput / peak": lambda r: r["goodput"] / r["peak"],
@@ -456,7 +457,7 @@ def report(r: dict, args: argparse.Namespace) -> None:
     print(f"503 answers p50/p90/p99: {shed_percentiles(r)} ms")
     at_once = o.at_once
     print(
-        f"  of which {len(at_once)} found the queue full: "
+        f"  of which {len(at_once)} refused at once: "
         f"{'/'.join(f'{p99(at_once, q):.1f}' for q in (0.5, 0.9, 0.99))} ms; "
         f"{len(o.waited)} waited out --queue-timeout-ms: "
         f"{'/'.join(f'{p99(o.waited, q):.1f}' for q in (0.5, 0.9, 0.99))} ms"

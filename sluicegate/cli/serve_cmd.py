@@ -189,6 +189,15 @@ def serve(
         min=1,
         help="Longest wait in that queue before the call is shed with 503",
     ),
+    departure_grace_ms: int = typer.Option(
+        2,
+        "--departure-grace-ms",
+        min=0,
+        max=1000,
+        help="Milliseconds an admitted call waits before the provider is called, for a "
+        "close sent with the request to be seen (no upstream call for a client that left); "
+        "0: none",
+    ),
     workers: int = typer.Option(
         1, min=1, help="Worker processes (more than one needs --redis-url)"
     ),
@@ -260,6 +269,7 @@ def serve(
         max_in_flight=max_in_flight,
         max_queued=max_queued,
         queue_timeout_ms=queue_timeout_ms,
+        departure_grace_ms=departure_grace_ms,
         # secrets come from the environment only: a flag would show in `ps`
         github_webhook_secret=os.environ.get("SLUICEGATE_GITHUB_WEBHOOK_SECRET") or None,
         helpdesk_webhook_secret=os.environ.get("SLUICEGATE_HELPDESK_WEBHOOK_SECRET") or None,

@@ -9,6 +9,7 @@ analytics config in force says (`set_rollup_keys`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from sluicegate.db.engine import SQLITE_PRAGMAS, is_memory_sqlite
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import requests
 from sluicegate.db.upsert import dialect_insert
+from sluicegate.errors import StoreUnavailable
 from sluicegate.ledger.landed import deltas_for, returned
 from sluicegate.ledger.sqlite_bulk import SqliteBulkInserter
 from sluicegate.ledger.store import (
@@ -35,6 +37,7 @@ from sluicegate.ledger.store import (
     split_match,
     status_bounds,
 )
+from sluicegate.ledger.writer_thread import writer_thread
 from sluicegate.model.record import LedgerRecord
 
 _C = requests.c
@@ -43,7 +46,8 @@ _C = requests.c
 class SqlLedgerStore:
     """Writes and reads the `requests` table. The engine belongs to the caller, who
     disposes it; `close` leaves it open for the other stores sharing it. On a SQLite file
-    batches are written by `SqliteBulkInserter` (see there for why)."""
+    batches are written by `SqliteBulkInserter` (see there for why); elsewhere a batch's
+    rollup deltas are computed on the writer thread (writer_thread.py), not the loop."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -51,10 +55,11 @@ class SqlLedgerStore:
             requests.c.request_id
         )
         self._rollup_keys = RollupKeys()
+        self._thread = writer_thread("sluicegate-ledger")
         self._bulk: SqliteBulkInserter | None = None
         database = engine.url.database
         if engine.dialect.name == "sqlite" and database and not is_memory_sqlite(engine.url):
-            self._bulk = SqliteBulkInserter(database, SQLITE_PRAGMAS)
+            self._bulk = SqliteBulkInserter(database, SQLITE_PRAGMAS, self._thread)
 
     # --- rollup keys ------------------------------------------------------------------
     @property
@@ -95,7 +100,13 @@ class SqlLedgerStore:
             inserted = (await conn.execute(self._insert, rows)).scalars().all()
             landed = returned(records, inserted)
             if landed:
-                await apply_deltas(conn, deltas_for(landed, keys))
+                try:
+                    deltas = await asyncio.get_running_loop().run_in_executor(
+                        self._thread, deltas_for, landed, keys
+                    )
+                except RuntimeError as exc:  # the thread is shut down: the store was closed
+                    raise StoreUnavailable(f"ledger write: {exc}") from exc
+                await apply_deltas(conn, deltas)
 
     async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         limit = clamp_limit(limit)
@@ -133,6 +144,9 @@ class SqlLedgerStore:
         return int(await self._scalar("ledger count", statement))
 
     async def close(self) -> None:
+        """Shut the writer thread down (after a batch it is running), then the SQLite
+        connection."""
+        await asyncio.to_thread(self._thread.shutdown, wait=True)
         if self._bulk is not None:
             self._bulk.close()
 

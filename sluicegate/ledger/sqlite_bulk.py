@@ -6,7 +6,8 @@ passing back and forth), a third of the process. Here rows are built once with m
 (JSON columns pre-encoded) and `executemany` runs on a plain `sqlite3` connection in a
 worker thread, where SQLite does the index work with the GIL released. The statement,
 columns and semantics (insert-or-ignore by request_id) are the ones `schema.requests`
-defines; reads still go through SQLAlchemy.
+defines; reads still go through SQLAlchemy. That thread runs at the lowest CPU priority
+(writer_thread.py), so that it waits for the event loop rather than taking turns with it.
 
 The rollups move in the same transaction: it is opened IMMEDIATE (the write lock first),
 the batch inserted, and the deltas of the records that were new added with
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sluicegate.analytics.rollup_sqlite import SqliteRollupWriter
@@ -35,7 +37,7 @@ _LOOKUP_CHUNK = 500  # ids per look-up statement (SQLite allows 32766 variables)
 
 
 class SqliteBulkInserter:
-    def __init__(self, path: str, pragmas: tuple[str, ...]):
+    def __init__(self, path: str, pragmas: tuple[str, ...], thread: ThreadPoolExecutor):
         self._path = path
         self._pragmas = pragmas
         self.rows = RequestRows()
@@ -43,6 +45,7 @@ class SqliteBulkInserter:
         self._rollups = SqliteRollupWriter()
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one batch at a time on the one connection
+        self._thread = thread  # the store's writer thread (writer_thread.py)
 
     async def insert(self, records: list[LedgerRecord], metadata_keys: tuple[str, ...]) -> None:
         """Insert the records not stored yet and add their rollup deltas (metadata rolled
@@ -51,7 +54,12 @@ class SqliteBulkInserter:
             rows = self.rows(records)
         except (TypeError, ValueError) as exc:
             raise StoreRejected(f"ledger write: {exc}") from exc
-        await asyncio.to_thread(self._insert, records, rows, metadata_keys)
+        loop = asyncio.get_running_loop()
+        try:
+            done = loop.run_in_executor(self._thread, self._insert, records, rows, metadata_keys)
+        except RuntimeError as exc:  # the thread is shut down: the store was closed
+            raise StoreUnavailable(f"ledger write: {exc}") from exc
+        await done
 
     def _insert(
         self, records: list[LedgerRecord], rows: list[list[Any]], keys: tuple[str, ...]
@@ -124,6 +132,7 @@ class SqliteBulkInserter:
         return self._connection
 
     def close(self) -> None:
+        """Close the connection (a later batch opens a new one)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -316,6 +316,7 @@ class Gateway:
             models_for=self.models_for,
             gate=self.gate,
             body_timeout_s=self.settings.body_timeout_s,
+            departure_grace_s=self.settings.departure_grace_ms / 1000,
         )
         admin = AdminApi(
             keys=self.keys, ledger=self.ledger_store, writer=self.writer, audit=self.audit

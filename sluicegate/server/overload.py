@@ -3,11 +3,23 @@ watch on a client that leaves.
 
 A worker serves at most `max_in_flight` model calls at once (a stream counts until its
 last byte is sent). Past that, up to `max_queued` wait in a FIFO queue for at most
-`queue_timeout_s`; a request that finds the queue full, or whose wait runs out, is shed:
-answered at once with 503 + Retry-After in its client's format and recorded as
-`overloaded`. Queueing without bounds is what made overload slow for everyone (p99 from
+`queue_timeout_s`; a request that finds the queue full, or that would not get a slot within
+that deadline, is shed: answered at once with 503 + Retry-After in its client's format and
+recorded as `overloaded`. Queueing without bounds is what made overload slow for everyone (p99 from
 35 ms to over a second at 3x capacity, a third of the requests unanswered): a short queue
 absorbs bursts, and the rest is refused while refusing is still cheap.
+
+Whether a slot would come in time is estimated before queueing, by Little's law: with
+every slot taken, slots free at `max_in_flight / mean hold time` a second, so the n-th in
+line waits about `n x mean hold / max_in_flight`. A request whose expected wait is past
+half the deadline is refused at once instead of queueing only to be refused at the
+deadline (at 3x capacity, 44% of the 503s were such waits: they cost the client the whole
+deadline and held a queue place). Half: the estimate is a mean, and releases come in
+bursts (slots taken together free together), so a wait near the mean runs past it often;
+with the whole deadline as the bound, a quarter of the 503s at 3x capacity still waited it
+out (bench/overload.py). The mean is an exponentially weighted one over recent releases (the
+last few dozen); before any slot has been released the queue is used as is. The deadline
+still bounds the wait of a request the estimate let in.
 
 Health endpoints and the admin API do not pass through the gate, so they answer while the
 data plane is saturated.
@@ -32,6 +44,10 @@ from sluicegate.errors import Overloaded
 # Loop turns before a provider is called, so that a close granian has already read is
 # delivered first (Departure.last_look).
 LAST_LOOK_TURNS = 2
+# Weight of the newest slot hold time in the mean (about the last 16 releases count).
+HOLD_WEIGHT = 1 / 16
+# A request queues only if its expected wait is within this share of the deadline.
+QUEUE_MARGIN = 0.5
 
 
 class AdmissionGate:
@@ -52,6 +68,7 @@ class AdmissionGate:
         self.retry_after_s = retry_after_s
         self.in_flight = 0
         self.shed = 0  # requests refused since start (readyz shows it)
+        self.mean_hold_s: float | None = None  # of recently released slots; None: none yet
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def try_enter(self) -> bool:
@@ -63,10 +80,24 @@ class AdmissionGate:
 
     def refusal(self) -> Overloaded | None:
         """The answer for a request that found no slot, if the queue has no place for it
-        either (counted as shed); None: it may queue."""
+        either, or none that would be served before the deadline (counted as shed); None:
+        it may queue."""
         if len(self._waiters) >= self.max_queued:
             return self._shed("every in-flight slot and queue place of this worker is taken")
+        expected = self.expected_wait_s()
+        if expected is not None and expected > self.queue_timeout_s * QUEUE_MARGIN:
+            return self._shed(
+                f"no in-flight slot expected within {self.queue_timeout_s * 1000:.0f} ms "
+                f"(about {expected * 1000:.0f} ms at the recent rate)"
+            )
         return None
+
+    def expected_wait_s(self) -> float | None:
+        """How long a request queued now would wait for a slot (Little's law, see the
+        module's docstring); None before any slot has been released."""
+        if self.mean_hold_s is None:
+            return None
+        return (len(self._waiters) + 1) * self.mean_hold_s / self.max_in_flight
 
     async def wait_turn(self) -> None:
         """Queue for a slot. Overloaded when the queue is full or the wait runs out;
@@ -92,8 +123,13 @@ class AdmissionGate:
             if not waiter.done() or waiter.cancelled():
                 self._remove(waiter)
 
-    def leave(self) -> None:
-        """Give the slot back: to the first live waiter, else to the pool."""
+    def leave(self, held_s: float | None = None) -> None:
+        """Give the slot back: to the first live waiter, else to the pool. `held_s`: how
+        long it was held (feeds the expected wait; None: a slot handed over and given back
+        unused)."""
+        if held_s is not None:
+            mean = self.mean_hold_s
+            self.mean_hold_s = held_s if mean is None else mean + HOLD_WEIGHT * (held_s - mean)
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -101,13 +137,14 @@ class AdmissionGate:
                 return
         self.in_flight -= 1
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float | None]:
         return {
             "in_flight": self.in_flight,
             "queued": len(self._waiters),
             "max_in_flight": self.max_in_flight,
             "max_queued": self.max_queued,
             "shed": self.shed,
+            "mean_hold_ms": None if self.mean_hold_s is None else round(self.mean_hold_s * 1000, 1),
         }
 
     def _shed(self, why: str) -> Overloaded:
@@ -133,11 +170,12 @@ class Departure:
     the answer is sent: a client that leaves then is the sender's business.
     """
 
-    __slots__ = ("_task", "_watch", "armed", "fired")
+    __slots__ = ("_grace_s", "_task", "_watch", "armed", "fired")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, *, grace_s: float = 0.0) -> None:
         self.armed = False
         self.fired = False
+        self._grace_s = grace_s
         self._task = asyncio.current_task()
         self._watch: asyncio.Future[Message] = asyncio.ensure_future(receive())
         self._watch.add_done_callback(self._gone)
@@ -148,24 +186,27 @@ class Departure:
         return self.fired or (self._watch.done() and _disconnected(self._watch))
 
     async def last_look(self) -> bool:
-        """`left()`, after letting the loop turn LAST_LOOK_TURNS times: the last check
-        before a provider is called.
+        """`left()`, after letting the loop turn LAST_LOOK_TURNS times and then waiting
+        `grace_s` (`serve --departure-grace-ms`): the last check before a provider is
+        called.
 
         A client that writes its request and closes in the same instant is the race:
         granian's I/O thread reads the close (hyper sees EOF once the body is read) and
-        its blocking thread must take the GIL to resolve the watch, while this task holds
-        the GIL and the core from the body to the upstream send. Each turn of the loop
-        releases the GIL in its poll and runs callbacks delivered meanwhile. Measured
-        (bench/overload.py, 1,600 such clients over 8 s on a loaded host): upstream calls
-        for them 183-249 without a turn, 55-120 with one, 72-79 with two or three; it
-        cannot reach zero (nothing in ASGI says "no close seen yet"). Yielding the core
-        itself (`sched_yield`) reached zero but hands the core to other processes on a
-        shared host (goodput fell by half): not done. Cost: two loop turns per admitted
-        request, none for a shed one."""
+        its thread must take the GIL to resolve the watch, while this task holds the GIL
+        and the core from the body to the upstream send. Nothing in ASGI says "no close
+        seen yet", so only time lets it through: each turn of the loop releases the GIL
+        in its poll, and a wait on a timer lets the other requests run meanwhile, so it
+        costs latency, not CPU. Measured (bench/overload.py, one client in ten closing as
+        it sends, ~1,800 of them in 10 s, quiet host): upstream calls for them 407 with
+        two turns only, 24 with 1 ms of grace, 0 with 2 ms (the default). Yielding the
+        core instead (`sched_yield`) also reached zero but handed the core to other
+        processes on a shared host (goodput fell by half)."""
         for _ in range(LAST_LOOK_TURNS):
             if self.left():
                 return True
             await asyncio.sleep(0)
+        if self._grace_s > 0 and not self.left():
+            await asyncio.sleep(self._grace_s)
         return self.left()
 
     def _gone(self, watch: asyncio.Future[Message]) -> None:

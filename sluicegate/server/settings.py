@@ -50,6 +50,9 @@ class Settings(msgspec.Struct, kw_only=True):
     max_in_flight: int = 1024
     max_queued: int = 128
     queue_timeout_ms: int = 100
+    # How long an admitted call waits, after the body, for a close its client sent with it
+    # before the provider is called (server/overload.py Departure.last_look); 0: none.
+    departure_grace_ms: int = 2
     # What-if replays of the ledger (whatif/, docs/what-if.md): rows one replays at most
     # (then its answer says `truncated`), and its wall-clock deadline (then a 503).
     what_if_max_rows: int = 2_000_000

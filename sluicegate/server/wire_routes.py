@@ -129,6 +129,7 @@ class WireEndpoints:
         models_for: Callable[[Principal], list[str]],
         gate: AdmissionGate,
         body_timeout_s: float,
+        departure_grace_s: float = 0.0,
     ):
         self._pipeline = pipeline
         self._keys = keys
@@ -136,6 +137,7 @@ class WireEndpoints:
         self._models_for = models_for
         self._gate = gate  # in-flight slots and queue of the model calls (server/overload.py)
         self._body_timeout_s = body_timeout_s
+        self._departure_grace_s = departure_grace_s  # Departure.last_look
 
     def routes(self) -> list[Route]:
         """The endpoints that are not on the hot path; see `hot_path`."""
@@ -164,6 +166,7 @@ class WireEndpoints:
     def _handler(self, wire: ClientWire) -> ASGIApp:
         client_api = wire.api
         gate = self._gate
+        grace_s = self._departure_grace_s
 
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             raw_headers = scope["headers"]
@@ -184,7 +187,7 @@ class WireEndpoints:
             if queued and (shed := gate.refusal()) is not None:  # the cheap way out
                 await self._refuse(wire, call, shed, send)
                 return
-            departure = Departure(receive)
+            departure = Departure(receive, grace_s=grace_s)
             call.client_left = departure.last_look
             departure.armed = True
             try:
@@ -201,6 +204,8 @@ class WireEndpoints:
                 _uncancel()
                 self._pipeline.refuse(call, ClientDisconnected("the client left while queued"))
                 return
+            loop = asyncio.get_running_loop()
+            entered = loop.time()
             try:
                 await self._serve(wire, call, departure, scope, receive, send)
             except asyncio.CancelledError:
@@ -209,7 +214,7 @@ class WireEndpoints:
                 _uncancel()  # the client left during the call: the pipeline recorded 499
             finally:
                 departure.stop()
-                gate.leave()
+                gate.leave(held_s=loop.time() - entered)
 
         return handle
 

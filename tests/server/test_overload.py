@@ -84,6 +84,49 @@ def test_a_waiter_cancelled_just_after_being_handed_a_slot_gives_it_back():
     asyncio.run(scenario())
 
 
+def test_a_request_that_would_wait_past_the_deadline_is_refused_at_once():
+    """Little's law: 2 slots held ~100 ms each free one every ~50 ms, so with a 120 ms
+    deadline (half of it the margin) the first in line may queue and the second is
+    refused without waiting."""
+
+    async def scenario() -> None:
+        g = gate(in_flight=2, queued=8, timeout_s=0.12)
+        assert g.expected_wait_s() is None  # nothing measured yet: the queue is used as is
+        assert g.try_enter() and g.try_enter()
+        g.leave(held_s=0.1)
+        assert g.try_enter()
+        assert g.expected_wait_s() == pytest.approx(0.05)
+        first = asyncio.ensure_future(g.wait_turn())
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(Overloaded) as shed:
+            await g.wait_turn()
+        assert loop.time() - started < 0.01  # refused, not timed out
+        assert "expected" in shed.value.message and g.shed == 1
+        g.leave(held_s=0.1)  # the slot passes to the first in line
+        await asyncio.wait_for(first, 1)
+        assert g.in_flight == 2 and g.stats()["mean_hold_ms"] == pytest.approx(100)
+
+    asyncio.run(scenario())
+
+
+def test_the_expected_wait_follows_recent_hold_times():
+    g = gate(in_flight=4, queued=8, timeout_s=0.05)
+    for _ in range(4):
+        assert g.try_enter()
+    for _ in range(4):
+        g.leave(held_s=1.0)  # slow holds: a slot every 250 ms
+    for _ in range(4):
+        assert g.try_enter()
+    assert g.refusal() is not None
+    for _ in range(150):  # then fast ones: the mean follows them (16 releases: 1/e)
+        g.leave(held_s=0.01)
+        assert g.try_enter()
+    assert g.expected_wait_s() == pytest.approx(0.0025, rel=0.1)
+    assert g.refusal() is None
+
+
 def _server_side_close() -> tuple[asyncio.Future[Message], threading.Thread]:
     """A `receive()` future resolved with http.disconnect from another thread through
     call_soon_threadsafe, as a server's I/O thread delivers a close it has read."""
@@ -124,3 +167,36 @@ def test_the_last_look_of_a_client_still_there_is_no():
         departure.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_grace_lets_a_close_that_comes_a_moment_later_through():
+    """The server's thread delivers the close 20 ms after the body: two loop turns miss
+    it, a 500 ms grace sees it (and ends as soon as it comes, not at the grace's end)."""
+
+    async def scenario(grace_s: float) -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        watch: asyncio.Future[Message] = loop.create_future()
+        disconnect: Message = {"type": "http.disconnect"}
+        timer = threading.Timer(0.02, loop.call_soon_threadsafe, (watch.set_result, disconnect))
+
+        async def receive() -> Message:
+            return await watch
+
+        departure = Departure(receive, grace_s=grace_s)
+        departure.armed = True  # as while a call is served: a close cancels its task
+        timer.start()
+        started = loop.time()
+        try:
+            seen = await departure.last_look()
+        except asyncio.CancelledError:
+            seen = departure.fired
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        took = loop.time() - started
+        departure.stop()
+        timer.join(5)
+        return seen, took
+
+    seen, _ = asyncio.run(scenario(0.0))
+    assert not seen
+    seen, took = asyncio.run(scenario(0.5))
+    assert seen and took < 0.4
