@@ -37,7 +37,7 @@ from sluicegate.ledger.store import (
     split_match,
     status_bounds,
 )
-from sluicegate.ledger.writer_thread import writer_thread
+from sluicegate.ledger.writer_thread import WriterThreads
 from sluicegate.model.record import LedgerRecord
 
 _C = requests.c
@@ -47,7 +47,7 @@ class SqlLedgerStore:
     """Writes and reads the `requests` table. The engine belongs to the caller, who
     disposes it; `close` leaves it open for the other stores sharing it. On a SQLite file
     batches are written by `SqliteBulkInserter` (see there for why); elsewhere a batch's
-    rollup deltas are computed on the writer thread (writer_thread.py), not the loop."""
+    rollup deltas are computed on a writer thread (writer_thread.py), not the loop."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -55,11 +55,11 @@ class SqlLedgerStore:
             requests.c.request_id
         )
         self._rollup_keys = RollupKeys()
-        self._thread = writer_thread("sluicegate-ledger")
+        self._threads = WriterThreads("sluicegate-ledger")
         self._bulk: SqliteBulkInserter | None = None
         database = engine.url.database
         if engine.dialect.name == "sqlite" and database and not is_memory_sqlite(engine.url):
-            self._bulk = SqliteBulkInserter(database, SQLITE_PRAGMAS, self._thread)
+            self._bulk = SqliteBulkInserter(database, SQLITE_PRAGMAS, self._threads)
 
     # --- rollup keys ------------------------------------------------------------------
     @property
@@ -102,9 +102,9 @@ class SqlLedgerStore:
             if landed:
                 try:
                     deltas = await asyncio.get_running_loop().run_in_executor(
-                        self._thread, deltas_for, landed, keys
+                        self._threads.for_batch(landed), deltas_for, landed, keys
                     )
-                except RuntimeError as exc:  # the thread is shut down: the store was closed
+                except RuntimeError as exc:  # the threads are shut down: the store was closed
                     raise StoreUnavailable(f"ledger write: {exc}") from exc
                 await apply_deltas(conn, deltas)
 
@@ -144,9 +144,9 @@ class SqlLedgerStore:
         return int(await self._scalar("ledger count", statement))
 
     async def close(self) -> None:
-        """Shut the writer thread down (after a batch it is running), then the SQLite
+        """Shut the writer threads down (after a batch one is running), then the SQLite
         connection."""
-        await asyncio.to_thread(self._thread.shutdown, wait=True)
+        await asyncio.to_thread(self._threads.shutdown)
         if self._bulk is not None:
             self._bulk.close()
 

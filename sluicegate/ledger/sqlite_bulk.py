@@ -7,7 +7,8 @@ passing back and forth), a third of the process. Here rows are built once with m
 worker thread, where SQLite does the index work with the GIL released. The statement,
 columns and semantics (insert-or-ignore by request_id) are the ones `schema.requests`
 defines; reads still go through SQLAlchemy. That thread runs at the lowest CPU priority
-(writer_thread.py), so that it waits for the event loop rather than taking turns with it.
+while the ledger keeps up (writer_thread.py), so that it waits for the event loop rather
+than taking turns with it.
 
 The rollups move in the same transaction: it is opened IMMEDIATE (the write lock first),
 the batch inserted, and the deltas of the records that were new added with
@@ -23,7 +24,6 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sluicegate.analytics.rollup_sqlite import SqliteRollupWriter
@@ -31,13 +31,14 @@ from sluicegate.db.errors import StoreRejected
 from sluicegate.errors import StoreUnavailable
 from sluicegate.ledger.landed import deltas_for, first_of_each
 from sluicegate.ledger.rows import SQLITE_INSERT, RequestRows
+from sluicegate.ledger.writer_thread import WriterThreads
 from sluicegate.model.record import LedgerRecord
 
 _LOOKUP_CHUNK = 500  # ids per look-up statement (SQLite allows 32766 variables)
 
 
 class SqliteBulkInserter:
-    def __init__(self, path: str, pragmas: tuple[str, ...], thread: ThreadPoolExecutor):
+    def __init__(self, path: str, pragmas: tuple[str, ...], threads: WriterThreads):
         self._path = path
         self._pragmas = pragmas
         self.rows = RequestRows()
@@ -45,7 +46,7 @@ class SqliteBulkInserter:
         self._rollups = SqliteRollupWriter()
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one batch at a time on the one connection
-        self._thread = thread  # the store's writer thread (writer_thread.py)
+        self._threads = threads  # the store's (writer_thread.py)
 
     async def insert(self, records: list[LedgerRecord], metadata_keys: tuple[str, ...]) -> None:
         """Insert the records not stored yet and add their rollup deltas (metadata rolled
@@ -56,8 +57,9 @@ class SqliteBulkInserter:
             raise StoreRejected(f"ledger write: {exc}") from exc
         loop = asyncio.get_running_loop()
         try:
-            done = loop.run_in_executor(self._thread, self._insert, records, rows, metadata_keys)
-        except RuntimeError as exc:  # the thread is shut down: the store was closed
+            thread = self._threads.for_batch(records)
+            done = loop.run_in_executor(thread, self._insert, records, rows, metadata_keys)
+        except RuntimeError as exc:  # the threads are shut down: the store was closed
             raise StoreUnavailable(f"ledger write: {exc}") from exc
         await done
 

@@ -1,12 +1,19 @@
-"""The thread a ledger store does its blocking batch work on, at the lowest CPU priority.
+"""The threads a ledger store does its blocking batch work on: one at the lowest CPU
+priority while the ledger keeps up, one at the process's own once it falls behind.
 
-A serve worker's event loop shares its core with this thread (bench/overload.py pins the
+A serve worker's event loop shares its core with this work (bench/overload.py pins the
 worker to one core; a container limited to one CPU is the same). At the default priority
 the kernel gives the two turns: each 500-record batch's inserts and rollup deltas (10-13 ms
 of CPU at ~1,700 req/s) delayed the loop by as much, every 250 ms, and those delays were
 most of the 503 answers' p99 under overload (bench/README.md, "Overload"). At nice 19 the
-thread runs when the loop waits for I/O, which at any load the gateway can serve it does
-often; the batches' CPU is unchanged and still spent (a few % of the core), only later.
+work runs when the loop waits for I/O, which at any load the gateway can serve it does
+often; the batches' CPU is unchanged, only later.
+
+But on a host where other processes keep the core busy, a nice-19 thread barely runs:
+measured there, the ledger fell ~50,000 records behind over 1M requests (RSS +34%). So a
+batch whose oldest record finished more than `CATCH_UP_AFTER_S` ago is written on the
+normal-priority thread instead, until the ledger has caught up. The two threads never
+write at once (the store writes one batch at a time).
 
 The priority is the thread's own (Linux applies setpriority to a thread id); where the
 platform cannot, the thread keeps the process's priority.
@@ -17,16 +24,39 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from sluicegate.model.record import LedgerRecord
+
 LOWEST_NICE = 19
+# Far above a batch's usual age (the writer flushes every 0.2 s), far below the time a
+# backlog takes to fill the writer's queue.
+CATCH_UP_AFTER_S = 1.0
 
 
-def writer_thread(name: str) -> ThreadPoolExecutor:
-    """One thread, lowered to the lowest CPU priority when it starts."""
-    return ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix=name, initializer=_lower_this_threads_priority
-    )
+class WriterThreads:
+    def __init__(self, name: str) -> None:
+        self.background = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=name, initializer=_lower_this_threads_priority
+        )
+        self.catch_up = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-catch-up")
+
+    def for_batch(self, records: Sequence[LedgerRecord]) -> ThreadPoolExecutor:
+        """The thread for this batch: the background one unless the ledger is behind."""
+        if records and _finished(records[0]) < time.time() - CATCH_UP_AFTER_S:
+            return self.catch_up
+        return self.background
+
+    def shutdown(self) -> None:
+        """After the batch running, if any."""
+        self.background.shutdown(wait=True)
+        self.catch_up.shutdown(wait=True)
+
+
+def _finished(record: LedgerRecord) -> float:
+    return record.ts + (record.latency_ms or 0.0) / 1000
 
 
 def _lower_this_threads_priority() -> None:
