@@ -5,8 +5,6 @@ target was called and which was left alone."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from contextlib import ExitStack
@@ -14,7 +12,7 @@ from contextlib import ExitStack
 import pytest
 import redis
 
-from tests.e2e.gateway import ADMIN_KEY, run_gateway
+from tests.e2e.gateway import run_cli, run_gateway
 from tests.e2e.routing_support import (
     SEED_ROUTING,
     burst,
@@ -55,19 +53,7 @@ def targets(gateway, virtual_model: str) -> dict[str, dict]:
 
 
 def cli_targets(gateway, columns: int = 250) -> str:
-    env = {
-        "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
-        "SLUICEGATE_URL": gateway.url,
-        "COLUMNS": str(columns),
-        "PATH": "",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", "targets"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli(gateway, "targets", columns=columns)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
