@@ -6,7 +6,8 @@
     guardrails  request input and tool output rules (none configured: a boolean check)
     attempts    the router runs the plan: one provider call per target, retry, fallback
     guardrails  request output and tool input rules on the reply
-    settle      usage -> cost -> reconcile reservations (a blocked reply still settles)
+    settle      usage -> cost -> reconcile reservations (`settle.py`; a blocked reply
+                still settles)
     record      the finished request goes to every record sink (the ledger first)
 
 Streams pass their chunks through the output guardrails as they are relayed, and settle
@@ -51,12 +52,12 @@ from sluicegate.model.usage import Usage
 from sluicegate.policy.admission import PolicyBlocked, PolicyUnavailable
 from sluicegate.policy.engine import Admission, AdmissionInput, PolicyEngine
 from sluicegate.policy.fallbacks import admit_following_fallbacks
-from sluicegate.pricing import price_at, worst_case
+from sluicegate.pricing import worst_case
 from sluicegate.providers.base import Provider, ProviderCall, ProviderResult, ProviderStream
 from sluicegate.providers.catalog import Catalog
 from sluicegate.router.attempts import AttemptsOutcome
 from sluicegate.router.plan import RoutePlan, Router, Target
-from sluicegate.settle import ESTIMATED, PROVIDER, estimate_usage, write_usage
+from sluicegate.settle import ESTIMATED, PROVIDER, Settlement, estimate_usage
 from sluicegate.sinks import RecordSink, hand_to_sinks
 from sluicegate.wire.common import request_object
 from sluicegate.wire.registry import WIRES, render_stream_error
@@ -115,6 +116,7 @@ class Pipeline:
         self._envelopes = envelopes
         self._client_tools = client_tools or ClientToolReader()
         self._policy = policy
+        self._settlement = Settlement(policy, catalog)
         self._router = router
         self._sinks = sinks  # every finished request goes to each, the ledger first
         self._catalog = catalog  # the live catalog; swapped on config change
@@ -334,7 +336,7 @@ class Pipeline:
                     request.client_api, body, record.guardrail_events
                 )
         finally:  # a blocked answer was still generated: its tokens are settled and learnt
-            self._settle(admission, record, result.usage, answer.final_target)
+            self._settlement.settle(admission, record, result.usage, answer.final_target)
             self._router.record_generation(
                 answer, result.usage.output_tokens, answer.attempts[-1].latency_ms
             )
@@ -349,48 +351,6 @@ class Pipeline:
         )
 
     # --- settle + record ------------------------------------------------------------
-    def _price(
-        self, record: LedgerRecord, usage: Usage, target: Target | None, source: str
-    ) -> float | None:
-        """The cost at the served model's price; a price set for the configured name the
-        client asked for applies whatever the upstream name (None: unpriced)."""
-        catalog = self._catalog()
-        rate = None
-        if target is not None and record.model is not None:
-            configured = catalog.resolve_alias(record.requested_model or "")
-            rate = catalog.rate(target.provider, record.model, configured)
-        priced = price_at(rate, usage)
-        write_usage(record, usage, priced, source)
-        return priced.cost_usd
-
-    def _settle(
-        self,
-        admission: Admission | None,
-        record: LedgerRecord,
-        usage: Usage,
-        target: Target | None,
-        source: str = PROVIDER,
-    ) -> None:
-        """Price the usage (estimated usage like reported) and reconcile the reservation
-        with it. Reconciling is queued, not awaited: the client need not wait for a Redis
-        round trip. An unpriced call a budget prices as another model (`unpriced:
-        {price_as: M}`) is recorded at M's price, with `priced_as` saying so; each budget
-        settles by its own setting."""
-        cost = self._price(record, usage, target, source)
-        if admission is None:
-            return
-        if cost is None and admission.priced_as is not None:
-            model, rate = admission.priced_as
-            priced = price_at(rate, usage)
-            if priced.cost_usd is not None:
-                write_usage(record, usage, priced, source)
-                record.priced_as = model
-        self._policy.settle_soon(admission, usage, cost)
-
-    def _release(self, admission: Admission | None) -> None:
-        if admission is not None:
-            self._policy.settle_soon(admission, None, None)
-
     def _charge_cut_call(
         self, request: GatewayRequest, record: LedgerRecord, admission: Admission | None
     ) -> None:
@@ -402,14 +362,14 @@ class Pipeline:
             output_tokens=request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS,
         )
         target = self._router.plain_target(record.provider or "", record.model or "")
-        self._settle(admission, record, usage, target, ESTIMATED)
+        self._settlement.settle(admission, record, usage, target, ESTIMATED)
 
     def _failed(
         self, record: LedgerRecord, admission: Admission | None, exc: BaseException
     ) -> None:
         """Whatever stopped the request: release what admission reserved (a no-op once
         settled) and say why in the ledger row; an error the client gets names it."""
-        self._release(admission)
+        self._settlement.release(admission)
         _fail(record, exc)
         if isinstance(exc, SluiceError):
             exc.request_id = record.request_id
@@ -501,7 +461,7 @@ class Pipeline:
                     ESTIMATED,
                 )
             try:
-                self._settle(admission, record, usage, opened.final_target, source)
+                self._settlement.settle(admission, record, usage, opened.final_target, source)
             finally:
                 self._finish(record, request.started)
 

@@ -62,12 +62,25 @@ class ExportSource:
         """The Python type of each key value (a cursor's values are checked against them)."""
         return tuple(self.table.c[k].type.python_type for k in self.key)
 
+    @property
+    def has_teams(self) -> bool:
+        """Its rows say which team they are of (an export can be confined to teams)."""
+        return "team" in self.table.c
+
     def conditions(
-        self, filters: Filters, since: float | None, until: float | None, grain: str | None
+        self,
+        filters: Filters,
+        since: float | None,
+        until: float | None,
+        grain: str | None,
+        teams: tuple[str, ...] | None = None,
     ) -> list[Condition]:
+        """Rows that match `filters` in the window, of `grain`, of `teams` (None: any)."""
         conditions = [*self.where(filters), *self.window(since, until)]
         if self.grained and grain is not None:
             conditions.append(self.table.c.grain == grain)
+        if teams is not None:
+            conditions.append(self.table.c.team.in_(teams))
         return conditions
 
 

@@ -66,9 +66,12 @@ ACCESS: Mapping[tuple[str, str], Rule] = {
     ("POST", "/api/outcomes/github"): SELF_AUTHENTICATED,
     ("POST", "/api/outcomes/helpdesk"): SELF_AUTHENTICATED,
     # export for warehouses: ledger rows name users (admin, audited); of the rollups,
-    # finance and platform may take usage and metadata (the route refuses them the rest)
+    # finance and platform may take usage and metadata, a team lead its teams' rows of
+    # them (the route refuses them the rest)
     ("GET", "/api/export/requests"): ADMIN_ONLY,
-    ("GET", "/api/export/rollups/{table}"): frozenset({Role.FINANCE, Role.PLATFORM}),
+    ("GET", "/api/export/rollups/{table}"): frozenset(
+        {Role.FINANCE, Role.PLATFORM, Role.TEAM_LEAD}
+    ),
 }
 
 

@@ -5,7 +5,9 @@
 
 Who may: rows that name people (requests, the users and sessions rollups) are for admins
 only, and each such export is audited; the usage and metadata rollups are also for the
-finance and platform roles.
+finance and platform roles, and for team leads confined to their teams' rows (as the
+analytics API confines their panels, `analytics/scope.py`: a team filter naming another
+team is 403).
 
 Resuming: the answer's headers say, before the first row, where it will end.
 `X-Sluice-Export-Cursor` continues after its last row, `X-Sluice-Export-Complete` says
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,21 +31,29 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluicegate.analytics.rollups import GRAINS
-from sluicegate.errors import InvalidRequest, NotFound, Overloaded
+from sluicegate.errors import InvalidRequest, NotFound, Overloaded, PermissionDenied
 from sluicegate.export.cursor import decode_cursor, encode_cursor
 from sluicegate.export.formats import FORMATS
 from sluicegate.export.reader import PAGE_ROWS, ExportPlan, ExportReader
 from sluicegate.export.sources import ROLLUP_TABLES, SOURCES, ExportSource
 from sluicegate.export.stream import SEND_TIMEOUT_S, ExportStream
 from sluicegate.server.admin_api import parse_time
-from sluicegate.server.roles import AuditRecorder, Role, audit_people_view, require_role
+from sluicegate.server.roles import (
+    AdminPrincipal,
+    AuditRecorder,
+    Role,
+    analytics_scope,
+    audit_people_view,
+    require_role,
+)
 
 MAX_EXPORT_ROWS = 1_000_000  # one export's default and most; continue with the cursor
 MAX_CONCURRENT_EXPORTS = 4  # per process: each holds a page in memory while it runs
 DEFAULT_GRAIN = "hour"
 FLUSH_TIMEOUT_S = 5.0
 _COMMON = ("format", "since", "until", "cursor", "limit")
-_NO_PEOPLE_ROLES = (Role.FINANCE, Role.PLATFORM)  # besides admin
+# besides admin; a team lead's rows are its teams' only
+_NO_PEOPLE_ROLES = (Role.FINANCE, Role.PLATFORM, Role.TEAM_LEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,7 @@ class ExportQuery:
     filters: dict[str, str]
     cursor: str | None
     limit: int
+    teams: tuple[str, ...] | None = None  # rows of these teams only; None: every team
 
 
 class ExportSlots:
@@ -115,8 +126,9 @@ class ExportApi:
         return await self._export(request, SOURCES[table])
 
     async def _export(self, request: Request, source: ExportSource) -> Response:
-        require_role(request, *(() if source.people else _NO_PEOPLE_ROLES))
+        principal = require_role(request, *(() if source.people else _NO_PEOPLE_ROLES))
         query = parse_export_query(request.query_params, source)
+        query = replace(query, teams=export_teams(principal, query))
         if source.people:
             await audit_people_view(self._audit, request)
         export_format = FORMATS[query.format]
@@ -149,7 +161,9 @@ class ExportApi:
     async def _plan(self, query: ExportQuery) -> ExportPlan:
         source = query.source
         start = None if query.cursor is None else decode_cursor(query.cursor, source, query.grain)
-        conditions = source.conditions(query.filters, query.since, query.until, query.grain)
+        conditions = source.conditions(
+            query.filters, query.since, query.until, query.grain, query.teams
+        )
         return await self._reader.plan(source, query.grain, conditions, start, query.limit)
 
 
@@ -182,6 +196,27 @@ def parse_export_query(q: QueryParams, source: ExportSource) -> ExportQuery:
         cursor=q.get("cursor") or None,
         limit=_limit(q.get("limit")),
     )
+
+
+def export_teams(principal: AdminPrincipal, query: ExportQuery) -> tuple[str, ...] | None:
+    """The teams whose rows the caller may export (None: every team's): a team lead's
+    own, from a source whose rows name their team; a team filter naming another is 403."""
+    teams = analytics_scope(principal).teams
+    if teams is None:
+        return None
+    if not query.source.has_teams:  # no way to confine it: not for a team lead
+        raise PermissionDenied(
+            f"an export of {query.source.name} cannot be confined to teams",
+            code="role_forbidden",
+        )
+    asked = query.filters.get("team")
+    if asked is not None and asked not in teams:
+        raise PermissionDenied(
+            f"team {asked!r} is not one of this token's teams ({', '.join(teams)})",
+            param="team",
+            code="team_forbidden",
+        )
+    return teams
 
 
 def _grain(value: str | None, source: ExportSource) -> str | None:
@@ -245,6 +280,7 @@ def manifest(query: ExportQuery, plan: ExportPlan) -> dict[str, Any]:
         "since": query.since,
         "until": query.until,
         "filters": query.filters,
+        "teams": None if query.teams is None else list(query.teams),
         "cursor": query.cursor,
         "next_cursor": next_cursor(query, plan),
         "complete": plan.complete,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 import httpx
@@ -107,20 +108,29 @@ def run_gateway(database_url: str, *extra: str, env: dict | None = None, emulato
 
 
 def run_cli(
-    gateway: RunningGateway, *args: str, credential: str = ADMIN_KEY, columns: int = 300
+    gateway: RunningGateway,
+    *args: str,
+    credential: str | None = ADMIN_KEY,
+    columns: int = 300,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """`sluicegate ARGS...` as a user runs it against `gateway` (its URL and credential
-    from the environment; a wide terminal unless `columns` says otherwise)."""
-    env = {
+    from the environment, `env` on top; a wide terminal unless `columns` says otherwise).
+    No `credential`: none at all, not even one the test run's own environment holds."""
+    environment = {
         **os.environ,
-        "SLUICEGATE_ADMIN_KEY": credential,
         "SLUICEGATE_URL": gateway.url,
         "COLUMNS": str(columns),
+        **(env or {}),
     }
+    environment.pop("SLUICEGATE_ADMIN_KEY", None)
+    if credential is not None:
+        environment["SLUICEGATE_ADMIN_KEY"] = credential
     return subprocess.run(
         [sys.executable, "-m", "sluicegate.cli.main", *args],
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )

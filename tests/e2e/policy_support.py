@@ -5,9 +5,7 @@ receiver (Slack / PagerDuty / webhook stand-in) on loopback that fails on cue.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.gateway import ADMIN_KEY, RunningGateway
+from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_cli
 
 FIXTURES = Path(__file__).parent.parent / "policy" / "fixtures"
 SEED_FILES = ("rate-limit-config.yaml", "budget-config.yaml", "ratelimiting-config.yaml")
@@ -51,23 +49,10 @@ def replace_config(gateway: RunningGateway, *documents: str) -> dict:
 
 
 def cli(
-    gateway: RunningGateway, *args: str, url: str | None = None, columns: int = 250
-) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
-        "SLUICEGATE_URL": url or gateway.url,
-        "COLUMNS": str(columns),
-        "USER": CLI_USER,
-        "LOGNAME": CLI_USER,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    gateway: RunningGateway, *args: str, columns: int = 250
+) -> subprocess.CompletedProcess[str]:
+    """The CLI run by CLI_USER (the name a config version records as who applied it)."""
+    return run_cli(gateway, *args, columns=columns, env={"USER": CLI_USER, "LOGNAME": CLI_USER})
 
 
 # One pooled client for every call (thread-safe): building a client per call costs more

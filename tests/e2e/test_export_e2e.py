@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from sqlalchemy import text
 from sluicegate.analytics.rollups import rollup_deltas
 from sluicegate.db.engine import create_engine_for
 from sluicegate.ledger.sql_store import SqlLedgerStore
-from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_cli, run_gateway
 from tests.export.support import (
     START,
     DeltaRows,
@@ -108,16 +106,9 @@ _BIG_ROWS = {
 
 
 def _cli(gateway: RunningGateway, *args: str, key: str | None = ADMIN_KEY) -> Any:
-    env = {"SLUICEGATE_URL": gateway.url, "PATH": "/usr/bin:/bin"}
-    if key is not None:
-        env["SLUICEGATE_ADMIN_KEY"] = key
-    return subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", "ledger", "export", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    """`sluicegate ledger export ARGS...` in a default-width terminal (its messages must
+    not wrap there)."""
+    return run_cli(gateway, "ledger", "export", *args, credential=key, columns=80, timeout=300)
 
 
 # -- the CLI ------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import anthropic
@@ -12,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.gateway import ADMIN_KEY
+from tests.e2e.gateway import run_cli
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 MESSAGES = {
@@ -112,19 +111,9 @@ def test_admin_api_refuses_non_admin_keys(gateway, key):
 
 
 def test_cli_keys_and_requests_tail(gateway):
-    env = {
-        "SLUICEGATE_ADMIN_KEY": ADMIN_KEY,
-        "SLUICEGATE_URL": gateway.url,
-        "COLUMNS": "200",
-        "PATH": "",
-    }
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "sluicegate.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(gateway, *args, columns=200)
+
     created = run(
         "keys",
         "create",

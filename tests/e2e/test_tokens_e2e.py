@@ -5,35 +5,15 @@ and a revocation on one replica refused by another within a poll (PostgreSQL).""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.e2e.gateway import RunningGateway, run_cli, run_gateway
 from tests.support import fresh_postgres_database
-
-
-def cli(
-    gateway: RunningGateway, *args: str, credential: str = ADMIN_KEY
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SLUICEGATE_ADMIN_KEY": credential,
-        "SLUICEGATE_URL": gateway.url,
-        "COLUMNS": "250",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "sluicegate.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def created(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
@@ -46,38 +26,38 @@ def created(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
 
 def test_tokens_through_the_cli(gateway: RunningGateway) -> None:
     token_id, token = created(
-        cli(gateway, "tokens", "create", "--role", "finance", "--name", "fin-cli")
+        run_cli(gateway, "tokens", "create", "--role", "finance", "--name", "fin-cli")
     )
-    lead = cli(
+    lead = run_cli(
         gateway, "tokens", "create", "--role", "team-lead", "--name", "lead", "--team", "search"
     )
     assert "role:  team-lead (teams: search)" in lead.stdout
-    no_team = cli(gateway, "tokens", "create", "--role", "team-lead", "--name", "lead")
+    no_team = run_cli(gateway, "tokens", "create", "--role", "team-lead", "--name", "lead")
     assert no_team.returncode == 1
     assert no_team.stderr.strip() == "error: a team-lead token needs at least one team"
 
-    listed = cli(gateway, "tokens", "list", "--state", "active")
+    listed = run_cli(gateway, "tokens", "list", "--state", "active")
     assert listed.returncode == 0, listed.stderr
     (line,) = [row for row in listed.stdout.splitlines() if token_id in row]
     assert (
         "fin-cli" in line and "finance" in line and "active" in line and token not in listed.stdout
     )
 
-    budgets = cli(gateway, "budgets", credential=token)
+    budgets = run_cli(gateway, "budgets", credential=token)
     assert budgets.returncode == 0, budgets.stderr
-    keys = cli(gateway, "keys", "list", credential=token)
+    keys = run_cli(gateway, "keys", "list", credential=token)
     assert keys.returncode == 1
     assert keys.stderr.strip() == (
         "error: the finance role may not GET /api/keys (roles allowed: admin)"
     )
 
-    revoked = cli(gateway, "tokens", "revoke", token_id)
+    revoked = run_cli(gateway, "tokens", "revoke", token_id)
     assert revoked.returncode == 0 and revoked.stdout.strip() == f"revoked {token_id}"
-    refused = cli(gateway, "budgets", credential=token)
+    refused = run_cli(gateway, "budgets", credential=token)
     assert refused.returncode == 2
     assert "unknown or revoked admin token" in refused.stderr
 
-    trail = cli(gateway, "audit", "--action", "token.revoke")
+    trail = run_cli(gateway, "audit", "--action", "token.revoke")
     assert trail.returncode == 0, trail.stderr
     (row,) = [r for r in trail.stdout.splitlines() if token_id in r]
     assert "token.revoke" in row and f"/api/tokens/{token_id}" in row
@@ -85,7 +65,7 @@ def test_tokens_through_the_cli(gateway: RunningGateway) -> None:
 
 def test_a_token_made_to_expire_stops_working_then(gateway: RunningGateway) -> None:
     args = ("--role", "finance", "--name", "brief", "--expires-in", "10s")
-    made = cli(gateway, "tokens", "create", *args)
+    made = run_cli(gateway, "tokens", "create", *args)
     token_id, token = created(made)
     assert re.search(r"^expires: \d{4}-\d\d-\d\d ", made.stdout, re.M), made.stdout
     listed = gateway.admin.get("/api/tokens", params={"state": "active"}).json()["data"]
@@ -94,9 +74,9 @@ def test_a_token_made_to_expire_stops_working_then(gateway: RunningGateway) -> N
     if time.time() < row["expires_at"] - 1:  # still valid (the CLI is slow on a busy host)
         assert httpx.get(gateway.url + "/api/budgets", headers=bearer).status_code == 200
     time.sleep(max(0.0, row["expires_at"] - time.time()) + 0.2)
-    refused = cli(gateway, "budgets", credential=token)
+    refused = run_cli(gateway, "budgets", credential=token)
     assert refused.returncode == 2 and "the admin token has expired" in refused.stderr
-    expired = cli(gateway, "tokens", "list", "--state", "expired")
+    expired = run_cli(gateway, "tokens", "list", "--state", "expired")
     (line,) = [row for row in expired.stdout.splitlines() if token_id in row]
     assert "expired" in line
 

@@ -1,7 +1,8 @@
 """Who may export what (principle 1): rows that name people (ledger rows hold user ids; the
 users and sessions rollups are per user) are for admins, and each such export is
-audited; the usage and metadata rollups are also for finance and platform. Every other
-role gets a 403 in the admin error shape, whatever it asks for."""
+audited; the usage and metadata rollups are also for finance, platform and team leads
+(confined to their teams' rows: test_export_rollups.py). Every other role gets a 403 in
+the admin error shape, whatever it asks for."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ ALLOWED = {
     "requests": {Role.ADMIN},
     "users": {Role.ADMIN},
     "sessions": {Role.ADMIN},
-    "usage": {Role.ADMIN, Role.FINANCE, Role.PLATFORM},
-    "metadata": {Role.ADMIN, Role.FINANCE, Role.PLATFORM},
+    "usage": {Role.ADMIN, Role.FINANCE, Role.PLATFORM, Role.TEAM_LEAD},
+    "metadata": {Role.ADMIN, Role.FINANCE, Role.PLATFORM, Role.TEAM_LEAD},
 }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics.rollups import rollup_deltas
 from sluicegate.ledger.sql_store import SqlLedgerStore
+from sluicegate.server.roles import Role
 from tests.analytics.ledger_rows import ledger_records
 from tests.export.support import (
     START,
@@ -120,6 +121,42 @@ async def test_user_and_metadata_rollups(engine: AsyncEngine) -> None:
         r for r in deltas.metadata.values() if r["grain"] == "hour" and r["meta_value"] == "c2"
     ]
     _assert_csv_rows(csv_rows(meta.content)[1], sorted(expected_meta, key=_bucket_id))
+
+
+async def test_a_team_lead_exports_only_its_teams_rows(engine: AsyncEngine) -> None:
+    """A team lead (of `search`, tests/export/support.py) gets the usage and metadata
+    rollup rows of its team and no other, through every page and cursor; naming another
+    team is a 403, as in the analytics API."""
+    deltas = await _land(engine)
+    for table, rows in (("usage", deltas.usage), ("metadata", deltas.metadata)):
+        expected = sorted(
+            (r for r in rows.values() if r["grain"] == "hour" and r["team"] == "search"),
+            key=_bucket_id,
+        )
+        others = {r["team"] for r in rows.values()} - {"search"}
+        assert expected and others, table  # the export has rows to leave out
+        exported: list[dict[str, str]] = []
+        cursor = None
+        async with export_client(engine, Role.TEAM_LEAD, page_rows=7) as client:
+            for _ in range(100):
+                params = {"grain": "hour", "limit": "40", **({"cursor": cursor} if cursor else {})}
+                response = await client.get(f"{ROLLUPS}/{table}", params=params)
+                assert response.status_code == 200, response.text
+                page = csv_rows(response.content)[1]
+                assert len(page) == int(response.headers["x-sluice-export-rows"])
+                exported += page
+                cursor = response.headers["x-sluice-export-cursor"]
+                if response.headers["x-sluice-export-complete"] == "true":
+                    break
+            own = await client.get(f"{ROLLUPS}/{table}", params={"team": "search"})
+            other = await client.get(f"{ROLLUPS}/{table}", params={"team": sorted(others)[0]})
+            untagged = await client.get(f"{ROLLUPS}/{table}", params={"team": ""})
+        _assert_csv_rows(exported, expected)
+        assert own.status_code == 200
+        for refused in (other, untagged):
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["code"] == "team_forbidden"
+            assert refused.json()["error"]["param"] == "team"
 
 
 def _bucket_id(row: dict[str, Any]) -> tuple[float, str]:

@@ -61,7 +61,8 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/outcomes/github"): set(Role),  # signed by the sender, no role asked
     ("POST", "/api/outcomes/helpdesk"): set(Role),
     ("GET", "/api/export/requests"): set(),
-    ("GET", "/api/export/rollups/{table}"): {F, P},  # usage and metadata; the rest admin
+    # usage and metadata (a team lead: its teams' rows only); the rest admin
+    ("GET", "/api/export/rollups/{table}"): {F, P, TL},
     ("GET", "/api/analytics"): set(Role),  # each narrowed to what its role may see
     ("GET", "/api/analytics/{panel}"): set(Role),
     ("GET", "/api/analytics/{panel}/sessions"): set(),  # session ids: admins only

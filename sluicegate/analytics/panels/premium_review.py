@@ -5,13 +5,14 @@ or with prompt caching on its repeated prefix.
 Rows: one per group (workflow_tag by default, any routable grouping) x frontier model
 actually served (the `model` dimension: what went upstream, not what was asked for; tiers
 in `analytics/tiers.py`, overridable by the analytics config's `model_tiers`), by cost,
-at most `limit`. Each row: requests, tokens of each kind, cost; its share of the group's
-spend on every model and of all frontier spend; the observed cache-read ratio; and, as a
-month (window figures x 30 days / the window's length), its cost as it is, on the cheaper
-target (`premium_targets.py`), with prompt caching, and both. Beside it, the
-`gateway-load-balancing-config` document that would make the move (`premium_change.py`),
-and in the `changes` breakdown one document per model name holding every reviewed group's
-route. A breakdown by tier gives the premium share of all spend.
+at most `limit`. Each row (its figures built in `premium_figures.py`): requests, tokens
+of each kind, cost; its share of the group's spend on every model and of all frontier
+spend; the observed cache-read ratio; and, as a month (window figures x 30 days / the
+window's length), its cost as it is, on the cheaper target (`premium_targets.py`), with
+prompt caching, and both. Beside it, the `gateway-load-balancing-config` document that
+would make the move (`premium_change.py`), and in the `changes` breakdown one document
+per model name holding every reviewed group's route. A breakdown by tier gives the
+premium share of all spend.
 
 Actions: a group whose move saves money (the document, and the what-if that checks it
 against the ledger), prompt caching where the prefix is not read from cache yet, and
@@ -21,9 +22,10 @@ frontier spend with no value for the grouping (it cannot be routed by it until t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
+
+from msgspec import structs
 
 from sluicegate.analytics.config import AnalyticsSettings, ModelTier
 from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension
@@ -44,6 +46,13 @@ from sluicegate.analytics.panels.premium_change import (
     serving,
     when_of,
 )
+from sluicegate.analytics.panels.premium_figures import (
+    MEASURES,
+    Projector,
+    Traffic,
+    summed,
+    total_figures,
+)
 from sluicegate.analytics.panels.premium_rows import (
     CHANGE_COLUMNS,
     COLUMNS,
@@ -52,41 +61,19 @@ from sluicegate.analytics.panels.premium_rows import (
     PremiumRow,
     TierRow,
 )
-from sluicegate.analytics.panels.premium_targets import Target, Tokens, choose_target, cost_at
 from sluicegate.analytics.query import MAX_LIMIT
 from sluicegate.analytics.reader import Group
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.tiers import tier_of
 from sluicegate.analytics.window import DAY
 from sluicegate.errors import InvalidRequest
-from sluicegate.pricing import ModelRate
 from sluicegate.providers.catalog import Catalog
 
-MEASURES = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_usd",
-)
 MODEL, PROVIDER, REQUESTED = (DIMENSIONS[n] for n in ("model", "provider", "requested_model"))
 PATH = (PROVIDER, REQUESTED)  # how one row's traffic reached its model
 MONTH_DAYS = 30
 MAX_FRONTIER_MODELS = 50  # frontier models reviewed (the dearest): bounds the IN list
 MAX_NAMES = 3  # model names asked for, per row, given a document
-
-
-@dataclass(slots=True)
-class Traffic:
-    """A row's traffic before projection: its group, model and paths."""
-
-    values: tuple[str, ...]
-    model: str
-    paths: list[Group] = field(default_factory=list)
-
-    def tokens(self) -> Tokens:
-        return _tokens(self.paths)
 
 
 class PremiumReviewPanel:
@@ -118,9 +105,9 @@ class PremiumReviewPanel:
         group_spend = await _group_spend(context, query)
         frontier_cost = sum(g.figures["cost_usd"] for g in frontier)
         scale = MONTH_DAYS * DAY / query.query.window.seconds
-        projector = _Projector(context, scale, notes)
+        projector = Projector(context, scale, notes)
         ordered = sorted(traffic, key=_by_cost)
-        rows = [projector.row(t, group, group_spend, frontier_cost) for t in ordered]
+        rows = [_row(projector, t, group, group_spend, frontier_cost) for t in ordered]
         shown = rows[: query.query.limit]
         if len(rows) > len(shown):
             rest = sum(r.cost_usd for r in rows[len(shown) :])
@@ -167,7 +154,7 @@ def _tier(g: Group, settings: AnalyticsSettings) -> ModelTier:
 
 
 def _by_cost(t: Traffic) -> tuple[float, int, tuple[str, ...], str]:
-    tokens = _figures(t.paths)
+    tokens = summed(t.paths)
     return (-tokens["cost_usd"], -int(tokens["requests"]), t.values, t.model)
 
 
@@ -181,7 +168,7 @@ async def _by_model(
     read, notes = plan(context, query, MEASURES, group=(MODEL,))
     groups = await context.reader.groups(read, MEASURES, (MODEL,), limit=MAX_LIMIT)
     if len(groups) < MAX_LIMIT:  # every model read: the total is their sum
-        total = _figures(groups)
+        total = summed(groups)
     else:
         total = await context.reader.total(read, MEASURES)
         notes.append(f"only the {MAX_LIMIT} dearest models were read")
@@ -221,174 +208,48 @@ async def _group_spend(context: PanelContext, query: ScopedQuery) -> dict[tuple[
     return {g.values: g.figures["cost_usd"] for g in groups}
 
 
-def _figures(paths: Sequence[Group]) -> Figures:
-    summed: Figures = dict.fromkeys(MEASURES, 0)
-    for path in paths:
-        for name in MEASURES:
-            summed[name] += path.figures[name]
-    return summed
-
-
-def _tokens(paths: Sequence[Group]) -> Tokens:
-    f = _figures(paths)
-    return Tokens(
-        int(f["requests"]),
-        int(f["input_tokens"]),
-        int(f["output_tokens"]),
-        int(f["cache_read_tokens"]),
-        int(f["cache_write_tokens"]),
-    )
-
-
 # -- rows ------------------------------------------------------------------------------
 
 
-class _Projector:
-    """Rows with their projections: the target per (model, account) chosen once."""
-
-    def __init__(self, context: PanelContext, scale: float, notes: list[str]) -> None:
-        self._context = context
-        self._catalog: Catalog | None = context.catalog
-        self._scale = scale
-        self._notes = notes
-        self._targets: dict[tuple[str, str], Target | None] = {}
-        if self._catalog is None:
-            notes.append("no provider catalogue to price with: projections not made")
-
-    def target(self, model: str, provider: str) -> Target | None:
-        key = (model, provider)
-        if key not in self._targets and self._catalog is not None:
-            found, why = choose_target(model, provider, self._catalog, self._context.settings)
-            if why:
-                self._notes.append(why)
-            elif found is not None and found.rate is None:
-                self._notes.append(f"{found.name} (the target for {model}) has no price")
-            self._targets[key] = found
-        return self._targets.get(key)
-
-    def row(
-        self,
-        traffic: Traffic,
-        dims: Sequence[AnyDimension],
-        group_spend: dict[tuple[str, ...], float],
-        frontier_cost: float,
-    ) -> PremiumRow:
-        figures = _figures(traffic.paths)
-        tokens = traffic.tokens()
-        main = max(traffic.paths, key=lambda p: (p.figures["cost_usd"], p.figures["requests"]))
-        target = self.target(traffic.model, main.values[-2])
-        # paths that used tokens (failed requests with none have nothing to price)
-        used = [p for p in traffic.paths if p.figures["input_tokens"] or p.figures["output_tokens"]]
-        rates = [self._rate(p.values[-2], traffic.model) for p in used]
-        priced = all(rate is not None for rate in rates)
-        for rate, path in zip(rates, used, strict=True):
-            if rate is None:
-                self._notes.append(
-                    f"{traffic.model} on account {path.values[-2] or '(none)'} has no price (or "
-                    "the catalogue has no such account): rows with its traffic are not projected"
-                )
-        share_cache = self._context.settings.prompt_cache_share
-        target_rate = target.rate if target else None
-        tiered = [r for r in (*rates, target_rate) if r is not None and r.tiered is not None]
-        if tiered:
-            self._notes.append(
-                f"{tiered[0].price_id} is priced by prompt size: its projection applies the "
-                "price to the mean request (approximate)"
+def _row(
+    projector: Projector,
+    traffic: Traffic,
+    dims: Sequence[AnyDimension],
+    group_spend: dict[tuple[str, ...], float],
+    frontier_cost: float,
+) -> PremiumRow:
+    spend = group_spend.get(traffic.values, 0.0)
+    figures, target = projector.figures(traffic, spend, frontier_cost)
+    untagged = traffic.values[0] in ("", missing_value(dims[0]))
+    return PremiumRow(
+        **structs.asdict(figures),
+        group=group_of(dims, traffic.values),
+        label=label_of(traffic.values),
+        kind="untagged" if untagged else "group",
+        model=traffic.model,
+        target=target.name if target else None,
+        target_source=target.source if target else None,
+        paths=[
+            ModelPath(
+                provider=p.values[-2] or None,
+                requested_model=p.values[-1] or None,
+                requests=int(p.figures["requests"]),
+                cost_usd=usd(p.figures["cost_usd"]),
             )
-        parts = [_tokens([p]) for p in used]
-        at_price = _sum(cost_at(rate, t) for rate, t in zip(rates, parts, strict=True))
-        on_target = _sum(cost_at(target_rate, t) for t in parts)
-        cached = _sum(cost_at(r, t.cached(share_cache)) for r, t in zip(rates, parts, strict=True))
-        both = _sum(cost_at(target_rate, t.cached(share_cache)) for t in parts)
-        now, there = self._month(at_price), self._month(on_target)
-        first = dims[0]
-        untagged = traffic.values[0] in ("", missing_value(first))
-        return PremiumRow(
-            group=group_of(dims, traffic.values),
-            label=label_of(traffic.values),
-            kind="untagged" if untagged else "group",
-            model=traffic.model,
-            requests=tokens.requests,
-            input_tokens=tokens.input_tokens,
-            output_tokens=tokens.output_tokens,
-            cache_read_tokens=tokens.cache_read_tokens,
-            cache_write_tokens=tokens.cache_write_tokens,
-            tokens=tokens.input_tokens + tokens.output_tokens,
-            cost_usd=usd(figures["cost_usd"]),
-            group_share=share(figures["cost_usd"], group_spend.get(traffic.values, 0.0)),
-            frontier_share=share(figures["cost_usd"], frontier_cost),
-            cache_read_share=share(tokens.cache_read_tokens, tokens.input_tokens),
-            priced=priced,
-            month_usd=usd(figures["cost_usd"] * self._scale),
-            at_price_month_usd=now,
-            target=target.name if target else None,
-            target_source=target.source if target else None,
-            target_cost_usd=None if on_target is None else usd(on_target),
-            target_month_usd=there,
-            cached_month_usd=self._month(cached),
-            target_cached_month_usd=self._month(both),
-            saving_month_usd=None if now is None or there is None else usd(now - there),
-            paths=[
-                ModelPath(
-                    provider=p.values[-2] or None,
-                    requested_model=p.values[-1] or None,
-                    requests=int(p.figures["requests"]),
-                    cost_usd=usd(p.figures["cost_usd"]),
-                )
-                for p in traffic.paths
-            ],
-        )
-
-    def _rate(self, provider: str, model: str) -> ModelRate | None:
-        if self._catalog is None:
-            return None
-        return self._catalog.rate(provider, model)
-
-    def _month(self, cost: float | None) -> float | None:
-        return None if cost is None else usd(cost * self._scale)
-
-
-def _sum(costs: Iterable[float | None]) -> float | None:
-    """The sum (0 for no part); None when any part is unpriced (a partial sum would look
-    whole)."""
-    found = list(costs)
-    return None if any(c is None for c in found) else sum(c or 0.0 for c in found)
+            for p in traffic.paths
+        ],
+    )
 
 
 def _totals(rows: list[PremiumRow], frontier_cost: float) -> PremiumRow:
-    def total(name: str) -> float | None:
-        values = [getattr(r, name) for r in rows]
-        found = [v for v in values if v is not None]
-        return usd(sum(found)) if found else None
-
-    def count(name: str) -> int:
-        return sum(int(getattr(r, name)) for r in rows)
-
     return PremiumRow(
+        **structs.asdict(total_figures(rows, frontier_cost)),
         group={},
         label="total",
         kind="total",
         model=None,
-        requests=count("requests"),
-        input_tokens=count("input_tokens"),
-        output_tokens=count("output_tokens"),
-        cache_read_tokens=count("cache_read_tokens"),
-        cache_write_tokens=count("cache_write_tokens"),
-        tokens=count("tokens"),
-        cost_usd=usd(sum(r.cost_usd for r in rows)),
-        group_share=None,
-        frontier_share=share(sum(r.cost_usd for r in rows), frontier_cost),
-        cache_read_share=share(count("cache_read_tokens"), count("input_tokens")),
-        priced=all(r.priced for r in rows),
-        month_usd=usd(sum(r.month_usd for r in rows)),
-        at_price_month_usd=total("at_price_month_usd"),
         target=None,
         target_source=None,
-        target_cost_usd=total("target_cost_usd"),
-        target_month_usd=total("target_month_usd"),
-        cached_month_usd=total("cached_month_usd"),
-        target_cached_month_usd=total("target_cached_month_usd"),
-        saving_month_usd=total("saving_month_usd"),
     )
 
 

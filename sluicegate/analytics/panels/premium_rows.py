@@ -20,11 +20,9 @@ class ModelPath(msgspec.Struct, kw_only=True):
     cost_usd: float
 
 
-class PremiumRow(msgspec.Struct, kw_only=True):
-    group: dict[str, str | None]
-    label: str
-    kind: RowKind
-    model: str | None  # the frontier model served (None: the totals)
+class PremiumFigures(msgspec.Struct, kw_only=True):
+    """A row's figures (or the totals'), built once by `premium_figures.py`."""
+
     requests: int
     input_tokens: int
     output_tokens: int
@@ -40,13 +38,22 @@ class PremiumRow(msgspec.Struct, kw_only=True):
     # the same tokens at the served model's price today: what the projections compare
     # with (the recorded cost may rest on older prices); None: unpriced
     at_price_month_usd: float | None
-    target: str | None  # the cheaper model proposed (a catalogue name)
-    target_source: str | None  # "config" (cheaper_targets) or "default"
-    target_cost_usd: float | None  # the same tokens there, in the window
+    target_cost_usd: float | None  # the same tokens on the cheaper target, in the window
     target_month_usd: float | None  # ... as a month
     cached_month_usd: float | None  # with prompt caching on the repeated prefix
     target_cached_month_usd: float | None  # both
     saving_month_usd: float | None  # at_price_month_usd - target_month_usd
+
+
+class PremiumRow(PremiumFigures, kw_only=True):
+    """Its figures (flat in the answer) and what names the row."""
+
+    group: dict[str, str | None]
+    label: str
+    kind: RowKind
+    model: str | None  # the frontier model served (None: the totals)
+    target: str | None  # the cheaper model proposed (a catalogue name)
+    target_source: str | None  # "config" (cheaper_targets) or "default"
     paths: list[ModelPath] = msgspec.field(default_factory=list)
     changes: list[str] = msgspec.field(default_factory=list)  # virtual models in `yaml`
     yaml: str | None = None  # the load-balancing document(s) that make the move
