@@ -39,7 +39,7 @@ QUESTIONS: tuple[tuple[tuple[str, str], ...], ...] = (
     WINDOW,
     (*WINDOW, ("group_by", "team,workflow_tag"), ("limit", "4")),
     (*WINDOW, ("group_by", "project,client_tool")),
-    (*WINDOW, ("project", "UNTAGGED"), ("team", "data")),
+    (*WINDOW, ("project", "UNTAGGED"), ("team", "search")),
     (("since", iso(DAY0 - 2 * DAY)), ("until", iso(DAY0 + DAY))),  # whole days only
     (("since", iso(DAY0 + 3 * HOUR)), ("until", iso(DAY0 + 9 * HOUR))),  # hours only
 )
