@@ -8,6 +8,8 @@
                          writes them with the gateway's upserts (rollup_sql.py,
                          rollup_sqlite.py), once per table, or sooner when FLUSH_ROWS rows
                          are held (upserts add, so a flush early is still exact)
+    after the rows       rollup_session_groups filled from every session and its outcomes
+                         (the workers' outcomes land apart from the sessions' rollups)
     after the load       the `requests` indexes dropped for it are created again, the
                          metadata keys' coverage recorded, statistics taken
 
@@ -43,6 +45,7 @@ from sluicegate.analytics.rollup_merge import merge_deltas
 from sluicegate.analytics.rollup_sql import upsert_for
 from sluicegate.analytics.rollup_sqlite import SqliteRollupWriter
 from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas
+from sluicegate.analytics.session_groups import refill
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade
 from sluicegate.db.schema import outcomes, requests
@@ -191,6 +194,10 @@ async def load(targets: dict[str, str], plan: LoadPlan) -> float:
             await asyncio.gather(*(_drop_indexes(e) for e in engines.values()))
         await _load_days(targets, engines, plan, started)
         mark = step("rows and rollups", mark)
+        for engine in engines.values():  # the outcomes are all in: sessions summed once
+            async with engine.begin() as conn:
+                await refill(conn)
+        mark = step("session groups", mark)
         if plan.defer_indexes:
             await asyncio.gather(*(_create_indexes(e) for e in engines.values()))
             mark = step("indexes", mark)
@@ -282,7 +289,7 @@ def _upsert_sqlite(path: str, deltas: RollupDeltas) -> None:
     connection = _sqlite_connect(f"sqlite:///{path}")
     try:
         connection.execute("BEGIN IMMEDIATE")
-        SqliteRollupWriter().apply(connection, deltas)
+        SqliteRollupWriter(session_groups=False).apply(connection, deltas)
         connection.execute("COMMIT")
     finally:
         connection.close()

@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -203,7 +204,16 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
-def time_panels(info: Generated, repeats: int, workdir: Path) -> list[Timing]:
+def time_panels(
+    info: Generated,
+    repeats: int,
+    workdir: Path,
+    panels: Sequence[str] = PANELS,
+    tree: Path = ROOT,
+    label: str = "",
+) -> list[Timing]:
+    """Every shape of `panels` timed against a server run from the source `tree` (another
+    checkout: its code against the same database, for a before/after in one run)."""
     config = workdir / "analytics.yaml"
     config.write_text(ANALYTICS_CONFIG)
     port = free_port()
@@ -214,7 +224,11 @@ def time_panels(info: Generated, repeats: int, workdir: Path) -> list[Timing]:
     ]  # fmt: skip
     out: list[Timing] = []
     server = ServerProcess(
-        args, f"http://127.0.0.1:{port}/readyz", {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY}, timeout=120
+        args,
+        f"http://127.0.0.1:{port}/readyz",
+        {"SLUICEGATE_ADMIN_KEY": ADMIN_KEY},
+        timeout=120,
+        cwd=str(tree),  # `-m` imports the package of the working directory first
     )
     with (
         server,
@@ -224,10 +238,36 @@ def time_panels(info: Generated, repeats: int, workdir: Path) -> list[Timing]:
             timeout=60,
         ) as client,
     ):
-        for panel in PANELS:
-            for label, params in shapes_of(panel):
-                out.append(_time_one(client, info.kind, panel, label, params, repeats))
+        for panel in panels:
+            for shape, params in shapes_of(panel):
+                out.append(_time_one(client, info.kind + label, panel, shape, params, repeats))
     return out
+
+
+def time_before(
+    info: Generated, args: argparse.Namespace, workdir: Path, panels: Sequence[str]
+) -> list[Timing]:
+    """The panels timed by the server of `--before-tree`, the database stamped at that
+    tree's newest migration (`--before-revision`) while it runs (its `serve` migrates to
+    its own head and knows no later revision; the later tables stay, unread), then put
+    back."""
+    stamped = asyncio.run(_stamp(info.url, args.before_revision))
+    try:
+        return time_panels(info, args.repeats, workdir, panels, args.before_tree, " before")
+    finally:
+        asyncio.run(_stamp(info.url, stamped))
+
+
+async def _stamp(url: str, revision: str) -> str:
+    """Set the database's alembic revision; returns the one it had."""
+    engine = create_engine_for(url)
+    try:
+        async with engine.begin() as conn:
+            had = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+            return str(had)
+    finally:
+        await engine.dispose()
 
 
 def _time_one(
@@ -263,15 +303,15 @@ def report(generated: list[Generated], timings: list[Timing]) -> str:
         )
     lines.append("")
     w = max(len(name) for name in PANELS) + 1  # the panel column fits every name
-    header = f"{'database':<11}{'panel':<{w}}{'query':<30}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
+    header = f"{'database':<18}{'panel':<{w}}{'query':<30}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
     lines += [header, "-" * len(header)]
     for t in timings:
         if t.status != 200:
-            lines.append(f"{t.database:<11}{t.panel:<{w}}{t.query:<30}  HTTP {t.status}: {t.error}")
+            lines.append(f"{t.database:<18}{t.panel:<{w}}{t.query:<30}  HTTP {t.status}: {t.error}")
             continue
         miss = "  MISS" if t.p95_ms > TARGET_P95_MS else ""
         lines.append(
-            f"{t.database:<11}{t.panel:<{w}}{t.query:<30}"
+            f"{t.database:<18}{t.panel:<{w}}{t.query:<30}"
             f"{t.p50_ms:>8.1f}{t.p95_ms:>8.1f}{t.max_ms:>8.1f}{miss}"
         )
     return "\n".join(lines)
@@ -293,6 +333,15 @@ def main() -> int:
     parser.add_argument("--pg-database", default="sluicegate_bench")
     parser.add_argument("--drop-postgres", action="store_true", help="drop it after the run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--panels", help="only these panels (comma-separated)")
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        help="also time the panels with the server run from this checkout (rows 'before')",
+    )
+    parser.add_argument(
+        "--before-revision", default="0014", help="the --before-tree's newest migration"
+    )
     args = parser.parse_args()
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     unknown = set(args.databases) - {"sqlite", "postgresql"}
@@ -300,12 +349,17 @@ def main() -> int:
         parser.error(
             f"--databases: sqlite and/or postgresql, not {sorted(unknown)}; --rows, --workers >= 1"
         )
+    panels = [p.strip() for p in args.panels.split(",")] if args.panels else list(PANELS)
+    if set(panels) - set(PANELS):
+        parser.error(f"--panels: not panels: {sorted(set(panels) - set(PANELS))}")
     generated = asyncio.run(prepare(args))
     timings: list[Timing] = []
     try:
         with tempfile.TemporaryDirectory(prefix="sluice-bench-panels-") as workdir:
             for info in generated:
-                timings += time_panels(info, args.repeats, Path(workdir))
+                if args.before_tree:
+                    timings += time_before(info, args, Path(workdir), panels)
+                timings += time_panels(info, args.repeats, Path(workdir), panels)
     finally:
         if args.drop_postgres and "postgresql" in args.databases:
             drop = f"DROP DATABASE IF EXISTS {args.pg_database} WITH (FORCE)"

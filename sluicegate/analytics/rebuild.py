@@ -10,6 +10,8 @@
                   sums of those weeks' day rows, in one such transaction
     sessions      session ids a page at a time: delete those rows, recompute each session
                   from all its ledger rows, in one such transaction
+    session groups  rollup_session_groups refilled from every session and its outcomes
+                  (analytics/session_groups.py), in one such transaction
     coverage      the analytics metadata keys rebuilt are covered from the start
 
 Safe against a gateway writing at the same time: each piece runs in a transaction no
@@ -48,6 +50,7 @@ from sluicegate.analytics.rollups import (
     row_id,
     session_deltas,
 )
+from sluicegate.analytics.session_groups import refill as refill_session_groups
 from sluicegate.analytics.window import WEEK, week_start
 from sluicegate.config.live import ConfigSnapshot
 from sluicegate.config.parse import documents_from_raw
@@ -142,6 +145,7 @@ class RollupRebuild:
         report = RebuildReport(since=since, metadata_keys=keys)
         await self._bucketed(since, keys, report)
         await self._sessions(since, report)
+        await self._piece("rebuild session groups", _refill_session_groups)
         _, after = await analytics_in_force(self._engine)
         report.config_changed = after.rollup_metadata_keys != keys
         await self._record_coverage(since, keys, started, report)
@@ -376,3 +380,8 @@ async def _derive(
     await conn.execute(
         table.insert().from_select(columns, selected.group_by(*(table.c[d] for d in dimensions)))
     )
+
+
+async def _refill_session_groups(conn: AsyncConnection) -> int:
+    await refill_session_groups(conn)
+    return 0

@@ -16,6 +16,8 @@ from sqlalchemy.dialects import sqlite
 
 from sluicegate.analytics.rollup_sql import upsert_for
 from sluicegate.analytics.rollups import RollupDeltas, Values
+from sluicegate.analytics.session_groups import SqliteSessionGroups
+from sluicegate.db.schema import rollup_sessions
 
 _DIALECT = sqlite.dialect(paramstyle="qmark")
 
@@ -44,11 +46,20 @@ class _Statement:
 
 
 class SqliteRollupWriter:
-    """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction."""
+    """Adds RollupDeltas on a sqlite3 connection, inside the caller's transaction, and
+    keeps the session groups (analytics/session_groups.py) around the session upsert."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, session_groups: bool = True) -> None:
+        """`session_groups` False: a bulk load that fills them once at the end."""
         self._statements = {table.name: _Statement(table) for table, _ in RollupDeltas().tables()}
+        self._groups = SqliteSessionGroups() if session_groups else None
 
     def apply(self, connection: sqlite3.Connection, deltas: RollupDeltas) -> None:
         for table, keyed in deltas.tables():
-            self._statements[table.name].run(connection, keyed)
+            if table is rollup_sessions and keyed and self._groups is not None:
+                ids = sorted(keyed)
+                self._groups.add(connection, ids, -1)
+                self._statements[table.name].run(connection, keyed)
+                self._groups.add(connection, ids, 1)
+            else:
+                self._statements[table.name].run(connection, keyed)

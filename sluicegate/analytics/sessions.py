@@ -7,7 +7,9 @@ A session is the requests that carried one session id (`X-Sluice-Session-ID`); i
 workflow tag, client tool) is the first non-empty value its requests carried. A session
 belongs to a window when its last request does. Session panels filter and group by
 those identity columns only, and never show a user: the caller's scope still narrows
-them (a team lead's teams, a member's own sessions).
+them (a team lead's teams, a member's own sessions). Sums and counts come from
+`rollup_session_groups` (a few rows per group and day) unless the selection names a
+user; listings and scores read the sessions themselves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from sluicegate.analytics.dimensions import AnyDimension, Dimension
 from sluicegate.analytics.measures import as_figure
 from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.analytics.scope import ScopedQuery
+from sluicegate.analytics.session_groups import (
+    count_rollup_statement,
+    covers,
+    group_rollup_statement,
+)
 from sluicegate.analytics.session_sql import (
     OUTCOME_COUNTS,
     SESSION_FIGURES,
@@ -36,6 +43,7 @@ from sluicegate.analytics.window import Window
 from sluicegate.errors import InvalidRequest
 
 SOURCE = "rollup_sessions"
+GROUPS_SOURCE = "rollup_session_groups"  # sums and counts when no user is named
 MAX_SESSION_PAGE = 1000  # sessions listed per page
 
 __all__ = ["SOURCE", "Keyset", "SessionSelection"]
@@ -123,14 +131,26 @@ class SessionReader:
     def __init__(self, reader: AnalyticsReader) -> None:
         self._reader = reader
 
+    def source(self, selection: SessionSelection) -> str:
+        """The table `groups`, `total` and `count` read for this selection."""
+        return GROUPS_SOURCE if covers(selection) else SOURCE
+
     async def groups(
         self, selection: SessionSelection, group: Sequence[str], *, limit: int
     ) -> list[GroupFigures]:
-        stmt = group_statement(selection, group, self._reader.dialect, limit=limit)
+        dialect = self._reader.dialect
+        if covers(selection):
+            stmt = group_rollup_statement(selection, group, dialect, limit=limit)
+        else:
+            stmt = group_statement(selection, group, dialect, limit=limit)
         return [_group(row, len(group)) for row in await self._reader.run(stmt)]
 
     async def total(self, selection: SessionSelection) -> GroupFigures:
-        stmt = group_statement(selection, (), self._reader.dialect, limit=None)
+        dialect = self._reader.dialect
+        if covers(selection):
+            stmt = group_rollup_statement(selection, (), dialect, limit=None)
+        else:
+            stmt = group_statement(selection, (), dialect, limit=None)
         return _group((await self._reader.run(stmt))[0], 0)
 
     async def sessions(
@@ -154,7 +174,11 @@ class SessionReader:
         return await self._reader.run(stmt)
 
     async def count(self, selection: SessionSelection, *, traced: bool | None = None) -> int:
-        rows = await self._reader.run(count_statement(selection, traced=traced))
+        if covers(selection):
+            stmt = count_rollup_statement(selection, traced)
+        else:
+            stmt = count_statement(selection, traced=traced)
+        rows = await self._reader.run(stmt)
         return int(rows[0]["sessions"])
 
     async def orphan_outcomes(self, window: Window) -> int:

@@ -278,6 +278,42 @@ rollup_sessions = Table(
     Index("ix_rollup_sessions_workflow_tag_last_ts", "workflow_tag", "last_ts"),
 )
 
+# 0016: sessions summed per (grain, bucket of their last request, team, project, workflow
+# tag, client tool), with their outcomes: the outcome join reads a 30-day window from a few
+# rows per group (analytics/session_groups.py keeps it exact as sessions move between
+# buckets and outcomes arrive).
+SESSION_GROUP_DIMENSIONS = ("team", "project", "workflow_tag", "client_tool")
+SESSION_GROUP_FIGURES = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "retry_tokens",
+    "wasted_input_tokens",
+    "rate_limit_hits",
+    "budget_hits",
+    "guardrail_blocks",
+)
+SESSION_GROUP_OUTCOMES = ("pr_merged", "ticket_closed", "incident_resolved", "eval_run")
+SESSION_GROUP_COUNTS = (
+    "sessions",
+    "traced_sessions",
+    *SESSION_GROUP_FIGURES,
+    "outcomes",
+    *SESSION_GROUP_OUTCOMES,
+    "rated",
+)
+SESSION_GROUP_SUMS = ("cost_usd", "traced_cost_usd", "pass_rate_sum")
+rollup_session_groups = Table(
+    "rollup_session_groups",
+    metadata,
+    Column("grain", String(), primary_key=True),
+    Column("bucket", Double(), primary_key=True),
+    *(Column(d, String(), primary_key=True) for d in SESSION_GROUP_DIMENSIONS),
+    *(Column(m, BigInteger(), nullable=False) for m in SESSION_GROUP_COUNTS),
+    *(Column(m, Double(), nullable=False) for m in SESSION_GROUP_SUMS),
+)
+
 # 0008: admin API tokens (a role, and teams or a user for the scoped roles) and the
 # trail of what admin callers did and saw.
 admin_tokens = Table(

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Insert, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics.coverage import RollupKeys
-from sluicegate.analytics.rollup_sql import apply_deltas
+from sluicegate.analytics.session_groups import apply_with_session_groups
 from sluicegate.db.engine import SQLITE_PRAGMAS, is_memory_sqlite
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import requests
@@ -106,7 +106,7 @@ class SqlLedgerStore:
                     )
                 except RuntimeError as exc:  # the threads are shut down: the store was closed
                     raise StoreUnavailable(f"ledger write: {exc}") from exc
-                await apply_deltas(conn, deltas)
+                await apply_with_session_groups(conn, deltas)
 
     async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:
         limit = clamp_limit(limit)

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, o
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sluicegate.analytics.session_groups import add_contribution, lock_session_groups
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import outcomes, requests
 from sluicegate.db.upsert import dialect_insert
@@ -91,7 +92,12 @@ class SqlOutcomeStore:
             "received_at": now,
         }
         async with translate_errors("outcome record"), self._engine.begin() as conn:
+            # the session's group row changes with its outcomes (analytics/session_groups)
+            session = [values["session_id"]]
+            await lock_session_groups(conn)
+            await add_contribution(conn, session, -1)
             inserted = (await conn.execute(self._insert, values)).rowcount == 1
+            await add_contribution(conn, session, 1)
             row = await _stored(conn, outcome)
         if row is None:  # inserted or already there, it is in the table: a store fault
             raise StoreRejected("outcome record: the stored outcome could not be read back")

@@ -84,7 +84,7 @@ def _by_workflow(sessions: dict[str, RefSession]) -> dict[str, list[RefSession]]
 
 async def test_cost_per_outcome_by_workflow_equals_the_raw_rows(landed: AsyncEngine) -> None:
     answer = await ask(context(landed), "outcomes", *WINDOW)
-    assert answer.source == "rollup_sessions" and answer.layer == "outcome"
+    assert answer.source == "rollup_session_groups" and answer.layer == "outcome"
     assert (answer.window.since_unix, answer.window.until_unix) == EFFECTIVE
     assert answer.group_by == ["workflow_tag"]
     sessions = await raw_sessions(landed, *EFFECTIVE)

@@ -24,9 +24,15 @@ from bench.panel_ledger import LedgerGenerator, outcome_rows
 from bench.panel_load import LoadPlan, load, secondary_indexes
 from bench.panels import METADATA_KEYS
 from sluicegate.analytics.rollups import RollupDeltas, rollup_deltas
+from sluicegate.analytics.session_groups import add_contribution, lock_session_groups
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade
-from sluicegate.db.schema import outcomes, requests, rollup_key_coverage
+from sluicegate.db.schema import (
+    outcomes,
+    requests,
+    rollup_key_coverage,
+    rollup_session_groups,
+)
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from tests.support import fresh_postgres_database
 
@@ -57,8 +63,13 @@ async def write_slow_path(url: str) -> None:
             for start in range(0, len(records), BATCH):
                 await store.write_batch(records[start : start + BATCH])
             if produced:
-                async with engine.begin() as conn:
-                    await conn.execute(outcomes.insert(), outcome_rows(produced, END))
+                rows = outcome_rows(produced, END)
+                sessions = sorted({row["session_id"] for row in rows})
+                async with engine.begin() as conn:  # the outcome store's three steps
+                    await lock_session_groups(conn)
+                    await add_contribution(conn, sessions, -1)
+                    await conn.execute(outcomes.insert(), rows)
+                    await add_contribution(conn, sessions, 1)
     finally:
         await store.close()
         await engine.dispose()
@@ -66,14 +77,22 @@ async def write_slow_path(url: str) -> None:
 
 async def table_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the ledger's tables, each table in key order."""
-    tables = [requests, outcomes, *(table for table, _ in RollupDeltas().tables())]
+    tables = [
+        requests,
+        outcomes,
+        *(table for table, _ in RollupDeltas().tables()),
+        rollup_session_groups,
+    ]
     engine = create_engine_for(url)
     out = {}
     try:
         async with engine.connect() as conn:
             for table in tables:
                 key = list(table.primary_key.columns)
-                rows = (await conn.execute(select(table).order_by(*key))).all()
+                stmt = select(table).order_by(*key)
+                if table is rollup_session_groups:  # rows emptied by moves are zeros
+                    stmt = stmt.where(rollup_session_groups.c.sessions != 0)
+                rows = (await conn.execute(stmt)).all()
                 out[table.name] = [tuple(row) for row in rows]
     finally:
         await engine.dispose()

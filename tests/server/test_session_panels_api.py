@@ -92,7 +92,7 @@ async def test_the_panels_answer_from_the_ledger_and_the_outcomes_api(
     assert panels["outcomes"]["layer"] == panels["leverage"]["layer"] == "outcome"
     expected = await raw_sessions(gw.gateway.engine, DAY0, DAY0 + 2 * DAY)
     outcomes = await _get(gw, "/api/analytics/outcomes")
-    assert outcomes["source"] == "rollup_sessions"
+    assert outcomes["source"] == "rollup_session_groups"
     assert outcomes["totals"]["sessions"] == len(expected)
     assert outcomes["totals"]["outcomes"] == sum(s.outcomes for s in expected.values())
     assert outcomes["totals"]["pr_merged"] == sum(

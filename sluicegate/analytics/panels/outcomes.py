@@ -1,5 +1,6 @@
 """`outcomes`: the outcome join (seed 000, panel 6: "did it ship anything?"). Sessions'
-cost (`rollup_sessions`) joined by session id with what they produced (`outcomes`):
+cost (`rollup_sessions`) joined by session id with what they produced (`outcomes`), read
+summed per group and day from `rollup_session_groups` unless a member's own sessions:
 merged PRs, closed tickets, resolved incidents, eval runs and their pass rate, and the
 cost per outcome, by workflow (or team, project, client tool).
 
@@ -38,7 +39,6 @@ from sluicegate.analytics.panels.session_listing import SessionAsk, SessionListi
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.session_sql import OUTCOME_COUNTS, SESSION_FIGURES
 from sluicegate.analytics.sessions import (
-    SOURCE,
     GroupFigures,
     SessionFigures,
     SessionReader,
@@ -140,8 +140,8 @@ class OutcomesPanel:
                 actions.append(session_actions.orphans(orphaned))
         actions += _costly(rows)
         answer = answer_of(
-            self, query, source=SOURCE, columns=COLUMNS, rows=rows, totals=totals, notes=notes,
-            group_by=group,
+            self, query, source=sessions.source(selection), columns=COLUMNS, rows=rows,
+            totals=totals, notes=notes, group_by=group,
         )  # fmt: skip
         answer.actions = actions
         return answer
