@@ -101,13 +101,14 @@ async def _pair(
 ) -> Compared:
     before: list[float] = []
     after: list[float] = []
+    now = time.time()  # one "now" for both sides: the same window asked, to the second
     with without(table):
-        old = await _ask(context, panel, params)  # warm both
-    new = await _ask(context, panel, params)
+        old = await _ask(context, panel, params, now)  # warm both
+    new = await _ask(context, panel, params, now)
     for _ in range(repeats):
         with without(table):
-            before.append(await _timed(context, panel, params))
-        after.append(await _timed(context, panel, params))
+            before.append(await _timed(context, panel, params, now))
+        after.append(await _timed(context, panel, params, now))
     return Compared(
         kind,
         panel,
@@ -122,21 +123,23 @@ async def _pair(
     )
 
 
-async def _ask(context: PanelContext, panel: str, params: dict[str, str]) -> PanelAnswer[Any]:
+async def _ask(
+    context: PanelContext, panel: str, params: dict[str, str], now: float
+) -> PanelAnswer[Any]:
     found = PANELS[panel]
     query = parse_query(
         list(params.items()),
         panel=panel,
         default_group_by=found.default_group_by(context.settings),
         default_limit=found.default_limit,
-        now=time.time(),
+        now=now,
     )
     return await found.answer(context, scoped(query, analytics_scope(ADMIN)))
 
 
-async def _timed(context: PanelContext, panel: str, params: dict[str, str]) -> float:
+async def _timed(context: PanelContext, panel: str, params: dict[str, str], now: float) -> float:
     started = time.perf_counter()
-    await _ask(context, panel, params)
+    await _ask(context, panel, params, now)
     return (time.perf_counter() - started) * 1000
 
 
