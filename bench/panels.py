@@ -17,7 +17,10 @@
 2. A real `sluicegate serve` on each database (the analytics config rolls up customer_id
    and feature), and every panel in the registry (`PANELS`) asked each query shape
    `--repeats` times over HTTP: a table of p50/p95/max per panel and query per database.
-   The target is p95 <= 300 ms; misses are marked.
+   The target is p95 <= 300 ms; misses are marked. `--panels` times some panels only.
+3. With `--before-after TABLE` (a rollup table, e.g. rollup_tool_users): each panel timed
+   again in this process with and without that table among those the reader picks from,
+   interleaved, with the ratio and whether the answers are equal (bench/panel_ab.py).
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.panel_ab import Compared, compare  # noqa: E402
+from bench.panel_ab import report as ab_report  # noqa: E402
 from bench.panel_load import LoadPlan, load  # noqa: E402
+from sluicegate.analytics.config import AnalyticsSettings  # noqa: E402
 from sluicegate.analytics.panels import PANELS  # noqa: E402
 from sluicegate.db.engine import create_engine_for  # noqa: E402
 from tests.support import POSTGRES_ADMIN_URL, ServerProcess, free_port  # noqa: E402
@@ -53,6 +59,7 @@ type: gateway-analytics-config
 rollup_metadata_keys: [{", ".join(METADATA_KEYS)}]
 raw_query_max_days: 7
 """
+SETTINGS = AnalyticsSettings(rollup_metadata_keys=METADATA_KEYS, raw_query_max_days=7)
 TARGET_P95_MS = 300.0
 # Query shapes every panel is asked, then each panel's own (a panel merged later without
 # an entry here is asked the common ones).
@@ -62,6 +69,7 @@ COMMON_SHAPES: tuple[tuple[str, dict[str, str]], ...] = (
     ("team filter", {"team": "search"}),
 )
 PANEL_SHAPES: dict[str, tuple[tuple[str, dict[str, str]], ...]] = {
+    "adoption": (("90d", {"since": "90d"}),),
     "latency": (
         ("by team,model", {"group_by": "team,model"}),
         ("by client_tool 30d", {"since": "30d", "group_by": "client_tool"}),
@@ -342,6 +350,11 @@ def main() -> int:
     parser.add_argument(
         "--before-revision", default="0014", help="the --before-tree's newest migration"
     )
+    parser.add_argument(
+        "--before-after",
+        metavar="TABLE",
+        help="also time each panel with and without this rollup table, side by side",
+    )
     args = parser.parse_args()
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
     unknown = set(args.databases) - {"sqlite", "postgresql"}
@@ -354,26 +367,38 @@ def main() -> int:
         parser.error(f"--panels: not panels: {sorted(set(panels) - set(PANELS))}")
     generated = asyncio.run(prepare(args))
     timings: list[Timing] = []
+    compared: list[Compared] = []
     try:
         with tempfile.TemporaryDirectory(prefix="sluice-bench-panels-") as workdir:
             for info in generated:
                 if args.before_tree:
                     timings += time_before(info, args, Path(workdir), panels)
                 timings += time_panels(info, args.repeats, Path(workdir), panels)
+        shapes = {panel: shapes_of(panel) for panel in panels}
+        for info in generated if args.before_after else []:
+            compared += asyncio.run(
+                compare(
+                    info.kind, info.url, SETTINGS, panels, shapes, args.before_after, args.repeats
+                )
+            )
     finally:
         if args.drop_postgres and "postgresql" in args.databases:
             drop = f"DROP DATABASE IF EXISTS {args.pg_database} WITH (FORCE)"
             asyncio.run(_postgres_admin(drop, args.pg_admin))
             _marker(args.cache_dir, "postgresql", args).unlink(missing_ok=True)
     print(report(generated, timings))
+    if args.before_after:
+        print()
+        print(ab_report(compared, args.before_after))
     if args.json:
         figures = {
             "generated": [asdict(g) for g in generated],
             "timings": [asdict(t) for t in timings],
+            "before_after": [asdict(c) for c in compared],
         }
         args.json.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     failed = [t for t in timings if t.status != 200]
-    return 1 if failed else 0
+    return 1 if failed or any(not c.same for c in compared) else 0
 
 
 if __name__ == "__main__":

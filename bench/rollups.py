@@ -10,6 +10,10 @@ through the ledger store in batches of 500 in arrival order, as the gateway's wr
 (which rolls up the keys of the config in force: none here). Prints the write cost per
 record (wall and this process's CPU) and the rebuild's rate. PostgreSQL is the
 shared server on loopback (a database of its own, dropped after).
+
+`--before-after`: the writes only (no rebuild), in pairs on fresh databases, alternately
+without the `rollup_tool_users` rows (the writer before migration 0015: their deltas are
+neither computed nor written) and with them; `--rounds` pairs, the median of each side.
 """
 
 from __future__ import annotations
@@ -17,15 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from sluicegate.analytics import rollups  # noqa: E402
 from sluicegate.analytics.rebuild import RollupRebuild  # noqa: E402
 from sluicegate.db.engine import create_engine_for  # noqa: E402
 from sluicegate.db.migrate import upgrade_engine  # noqa: E402
@@ -84,7 +92,10 @@ def ledger(rows: int, days: int = DAYS, seed: int = 1) -> list[LedgerRecord]:
     return out
 
 
-async def measure(url: str, records: list[LedgerRecord], keys: tuple[str, ...]) -> None:
+async def written(
+    url: str, records: list[LedgerRecord], keys: tuple[str, ...]
+) -> tuple[float, float]:
+    """Seconds of (wall, this process's CPU) to write `records` in batches of 500."""
     engine = create_engine_for(url)
     await upgrade_engine(engine)
     store = SqlLedgerStore(engine)
@@ -94,6 +105,13 @@ async def measure(url: str, records: list[LedgerRecord], keys: tuple[str, ...]) 
         await store.write_batch(records[start : start + 500])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     await store.close()
+    await engine.dispose()
+    return wall, cpu
+
+
+async def measure(url: str, records: list[LedgerRecord], keys: tuple[str, ...]) -> None:
+    wall, cpu = await written(url, records, keys)
+    engine = create_engine_for(url)
     rebuild_wall = time.perf_counter()
     report = await RollupRebuild(engine).run()
     rebuild_wall = time.perf_counter() - rebuild_wall
@@ -106,6 +124,61 @@ async def measure(url: str, records: list[LedgerRecord], keys: tuple[str, ...]) 
     )
 
 
+@contextmanager
+def without_tool_users() -> Iterator[None]:
+    """The writer as before rollup_tool_users: no deltas of it computed, none written."""
+    projected = rollups._tool_user_hours
+    rollups._tool_user_hours = lambda user_hours: {}
+    try:
+        yield
+    finally:
+        rollups._tool_user_hours = projected
+
+
+def before_after(
+    database: Callable[[], Iterator[str]],
+    records: list[LedgerRecord],
+    keys: tuple[str, ...],
+    rounds: int,
+) -> None:
+    """Writes without and with rollup_tool_users, alternately, each on a fresh database."""
+    sides: dict[str, list[float]] = {"before": [], "after": []}
+    name = ""
+    for _ in range(rounds):
+        for side in sides:
+            with contextmanager(database)() as url:
+                name = url.split(":")[0]
+                if side == "before":
+                    with without_tool_users():
+                        _, cpu = asyncio.run(written(url, records, keys))
+                else:
+                    _, cpu = asyncio.run(written(url, records, keys))
+            sides[side].append(cpu / len(records) * 1e6)
+    old, new = statistics.median(sides["before"]), statistics.median(sides["after"])
+    print(
+        f"{name:<10} write CPU here: {old:6.1f} us/record without rollup_tool_users, "
+        f"{new:6.1f} with it ({new - old:+.1f} us, {new / old - 1:+.1%}; medians of {rounds})"
+    )
+
+
+def sqlite_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as directory:
+        yield f"sqlite:///{directory}/bench.db"
+
+
+def postgres_database() -> Iterator[str]:
+    name = f"sluice_bench_{uuid.uuid4().hex[:8]}"
+    psql = ["psql", POSTGRES_ADMIN_URL, "-qc"]
+    subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True)
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+
+
+DATABASES = {"sqlite": sqlite_database, "postgres": postgres_database}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -114,24 +187,23 @@ def main() -> None:
     parser.add_argument(
         "--metadata-keys", default="customer_id", help="rolled up (comma-separated; '' none)"
     )
+    parser.add_argument(
+        "--before-after", action="store_true", help="writes without and with rollup_tool_users"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of writes (--before-after)")
     args = parser.parse_args()
     keys = tuple(k for k in args.metadata_keys.split(",") if k)
+    backends = args.backends.split(",")
+    unknown = [b for b in backends if b not in DATABASES]
+    if unknown or args.rounds < 1:
+        parser.error(f"--backends: sqlite and/or postgres, not {unknown}; --rounds >= 1")
     records = ledger(args.rows, args.days)
-    for backend in args.backends.split(","):
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as directory:
-                asyncio.run(measure(f"sqlite:///{directory}/bench.db", records, keys))
-        elif backend == "postgres":
-            name = f"sluice_bench_{uuid.uuid4().hex[:8]}"
-            psql = ["psql", POSTGRES_ADMIN_URL, "-qc"]
-            subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True)
-            try:
-                url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-                asyncio.run(measure(url, records, keys))
-            finally:
-                subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
-        else:
-            parser.error(f"unknown backend {backend!r}")
+    for backend in backends:
+        if args.before_after:
+            before_after(DATABASES[backend], records, keys, args.rounds)
+            continue
+        with contextmanager(DATABASES[backend])() as url:
+            asyncio.run(measure(url, records, keys))
 
 
 if __name__ == "__main__":

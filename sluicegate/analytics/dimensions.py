@@ -1,10 +1,11 @@
 """What analytics may group and filter by: one table, dimension -> where it lives.
 
 Each dimension names its column in each rollup table that has it (`usage`, `users`,
-`metadata`: the `rollup_*` tables) and its expression over raw `requests` rows, built so
-that a raw answer equals a rollup answer (project UNTAGGED when missing, "" for no value,
-the status class from the status code). `metadata.KEY` is any custom metadata key: the
-`rollup_metadata` rows of KEY when the analytics config rolls it up, else raw rows.
+`tool_users`, `metadata`: the `rollup_*` tables) and its expression over raw `requests`
+rows, built so that a raw answer equals a rollup answer (project UNTAGGED when missing,
+"" for no value, the status class from the status code). `metadata.KEY` is any custom
+metadata key: the `rollup_metadata` rows of KEY when the analytics config rolls it up,
+else raw rows.
 
 `panels` says which panels may use a dimension (None: every panel). Dimensions about
 people (`user_id`) are opt-in per panel, and further limited by the caller's role
@@ -77,7 +78,7 @@ _USAGE = ("usage",)
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d
     for d in (
-        _plain("team", "the team", _ALL, R.team),
+        _plain("team", "the team", (*_ALL, "tool_users"), R.team),
         Dimension(
             "project",
             "the project (UNTAGGED when the request named none)",
@@ -92,7 +93,7 @@ DIMENSIONS: dict[str, Dimension] = {
         _plain(
             "client_tool",
             "the client program (Cursor, Claude Code, an SDK...)",
-            ("usage", "users"),
+            ("usage", "users", "tool_users"),
             R.client_tool,
         ),
         _plain("client_api", "the API the client spoke", _USAGE, R.client_api),
@@ -119,7 +120,7 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension(
             "user_id",
             "the user (admins, and a member for itself, only)",
-            {"users": "user_id"},
+            {"users": "user_id", "tool_users": "user_id"},
             _text(R.user_id),
             people=True,
             panels=frozenset({"latency", "tags"}),

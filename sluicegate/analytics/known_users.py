@@ -1,8 +1,9 @@
 """A team's known users: the people adoption is a share of. Counted, never named.
 
 A user is known in a team when either
-- the `rollup_users` day rows hold a request of theirs in that team on one of the 28 UTC
-  days up to the window's last day (or on any day of the window, when it is longer), or
+- the rollups hold a request of theirs in that team on one of the 28 UTC days up to the
+  window's last day (or on any day of the window, when it is longer): the week and day
+  rows of `rollup_tool_users` (`sources.people_source`), whole weeks from week rows, or
 - they hold a virtual key with that team (`api_keys`) that was live at some point in the
   window: made before its end, and neither revoked nor expired before its start.
 
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    and_,
     false,
     func,
     literal,
@@ -31,10 +33,13 @@ from sqlalchemy import (
     union_all,
 )
 
-from sluicegate.analytics.reader import AnalyticsReader
+from sluicegate.analytics.dimensions import DIMENSIONS
+from sluicegate.analytics.reader import AnalyticsReader, column_of
+from sluicegate.analytics.sources import people_source
 from sluicegate.analytics.window import DAY, Window
-from sluicegate.db.schema import api_keys, rollup_users
+from sluicegate.db.schema import api_keys
 
+TEAM, USER = DIMENSIONS["team"], DIMENSIONS["user_id"]
 LOOKBACK_DAYS = 28
 MAX_TEAMS = 1000  # teams counted per answer (more: the rest are left out, with a note)
 
@@ -78,11 +83,15 @@ async def known_users(
 def _people(window: Window, teams: Sequence[str] | None) -> CompoundSelect[Any]:
     """(team, user_id) pairs: seen in the rollups, or holding a key, as defined above."""
     first, end = known_days(window)
-    u, k = rollup_users.c, api_keys.c
+    source, k = people_source(), api_keys.c
+    u = source.table.c
+    team, user = column_of(source, TEAM), column_of(source, USER)
+    # [first, end) is whole days: whole weeks inside it come from week rows, the rest
+    # from day rows (a user seen in a week inside it was seen on one of its days)
+    days = Window(first, end, first, end).spans(source.coarsest)
+    in_days = or_(*(and_(u.grain == g, u.bucket >= a, u.bucket < b) for g, a, b in days))
+    seen = select(team.label("team"), user.label("user_id")).where(in_days, _in(team, teams))
     key_team = func.coalesce(k.team, literal(""))
-    seen = select(u.team.label("team"), u.user_id.label("user_id")).where(
-        u.grain == "day", u.bucket >= first, u.bucket < end, _in(u.team, teams)
-    )
     holding = select(key_team.label("team"), k.user_id.label("user_id")).where(
         k.user_id.is_not(None),
         k.user_id != "",

@@ -2,12 +2,12 @@
 
     hour pieces   for each hour with ledger rows (and the gaps before it), in one
                   transaction that holds off writers: delete the hour rows of
-                  usage, cuboids, users and metadata there, read the ledger rows
+                  usage, cuboids, users, tool users and metadata there, read the ledger rows
                   in (ts, request_id) pages and add their deltas
     days          once an hour piece passes a day's end: the day rows of the days done,
                   replaced by the sums of their hour rows (a day row is by definition the
-                  sum of its hours), and the cuboids' week rows of their weeks by the
-                  sums of those weeks' day rows, in one such transaction
+                  sum of its hours), and the week rows (cuboids, tool users) of their
+                  weeks by the sums of those weeks' day rows, in one such transaction
     sessions      session ids a page at a time: delete those rows, recompute each session
                   from all its ledger rows, in one such transaction
     session groups  rollup_session_groups refilled from every session and its outcomes
@@ -60,12 +60,14 @@ from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import (
     CUBOID_DIMENSIONS,
     METADATA_DIMENSIONS,
+    TOOL_USER_DIMENSIONS,
     USAGE_DIMENSIONS,
     USER_DIMENSIONS,
     requests,
     rollup_cuboids,
     rollup_metadata,
     rollup_sessions,
+    rollup_tool_users,
     rollup_usage,
     rollup_users,
 )
@@ -84,8 +86,10 @@ _BUCKETED: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (rollup_usage, USAGE_DIMENSIONS),
     (rollup_cuboids, CUBOID_DIMENSIONS),
     (rollup_users, USER_DIMENSIONS),
+    (rollup_tool_users, TOOL_USER_DIMENSIONS),
     (rollup_metadata, METADATA_DIMENSIONS),
 )
+_WEEKLY = (rollup_cuboids, rollup_tool_users)  # the tables with week rows
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -321,8 +325,8 @@ def _id_range(low: str, high: str | None) -> list[Any]:
 
 async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float | None) -> int:
     """Day rows of the days in [lower, upper) (None: unbounded) replaced by the sums of
-    their hour rows, and the cuboids' week rows of their weeks by the sums of their day
-    rows."""
+    their hour rows, and the week rows (cuboids, tool users) of their weeks by the sums of
+    their day rows."""
     for table, dimensions in _BUCKETED:
         day_conditions = [table.c.grain == "day"]
         if lower is not None:
@@ -337,7 +341,8 @@ async def _derive_days(conn: AsyncConnection, lower: float | None, upper: float 
         days = sorted({day_start(b) for b in buckets})
         for day in days:
             await _derive(conn, table, dimensions, "day", day, DAY)
-        weeks = {week_start(day) for day in days} if table is rollup_cuboids else set()
+        weekly = any(table is t for t in _WEEKLY)
+        weeks = {week_start(day) for day in days} if weekly else set()
         for week in sorted(weeks):
             await conn.execute(
                 table.delete().where(

@@ -4,6 +4,8 @@ needs, else raw `requests` rows over a bounded window.
     rollup_cuboids    each cuboid (analytics/cuboids.py: a few usage dimensions, every
                       usage figure), smallest first: `tool`, `control`, `spend`
     rollup_usage      every dimension but user_id and metadata; every figure
+    rollup_tool_users user_id, team, client_tool; rollup_users' figures (adoption's
+                      distinct users, known users)
     rollup_users      user_id, team, project, workflow_tag, client_tool; requests, errors,
                       input/output tokens, cost
     rollup_metadata   one metadata key (named in the analytics config's
@@ -26,13 +28,14 @@ from sqlalchemy import Table
 
 from sluicegate.analytics.config import AnalyticsSettings
 from sluicegate.analytics.cuboids import CUBOIDS, Cuboid
-from sluicegate.analytics.dimensions import AnyDimension, Dimension, MetadataDimension
+from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension, Dimension, MetadataDimension
 from sluicegate.analytics.measures import raw_has
 from sluicegate.analytics.window import DAY, Grain, Window, iso
 from sluicegate.db.schema import (
     requests,
     rollup_cuboids,
     rollup_metadata,
+    rollup_tool_users,
     rollup_usage,
     rollup_users,
 )
@@ -43,13 +46,17 @@ ANALYTICS_DOCUMENT = "gateway-analytics-config"
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    key: str  # "usage", "users", "metadata" (the Dimension.columns keys), or "raw"
+    key: str  # "usage", "users", "tool_users", "metadata" (Dimension.columns keys), or "raw"
     table: Table
     meta_key: str | None = None  # rollup_metadata: the key whose rows are read
     # The dimension whose requests alone this table holds (users: those with a user;
     # metadata: those carrying its key), None when it holds every request.
     partial_on: str | None = None
     cuboid: Cuboid | None = None  # rollup_cuboids: the cuboid whose rows are read
+    # The coarsest grain its rows are kept in: week rows pay where a small key space
+    # repeats day after day (cuboids, tool users); rollup_usage's twelve dimensions
+    # repeat little, and the writer would add as many rows again.
+    coarsest: Grain = "day"
 
     @property
     def raw(self) -> bool:
@@ -60,13 +67,6 @@ class Source:
         """The table (a plain str: SQLAlchemy gives a quoted_name), and the cuboid."""
         table = str(self.table.name)
         return table if self.cuboid is None else f"{table}:{self.cuboid.name}"
-
-    @property
-    def coarsest(self) -> Grain:
-        """The coarsest grain its rows are kept in: week rows pay for the cuboids only (a
-        small key space repeats day after day; rollup_usage's twelve dimensions little,
-        and the writer would add as many rows again)."""
-        return "week" if self.cuboid is not None else "day"
 
     @property
     def columns_key(self) -> str:
@@ -83,9 +83,18 @@ class Choice:
 
 RAW = Source("raw", requests)
 USAGE_SOURCE = Source("usage", rollup_usage)
-CUBOID_SOURCES = tuple(Source("cuboid", rollup_cuboids, cuboid=c) for c in CUBOIDS)
+CUBOID_SOURCES = tuple(Source("cuboid", rollup_cuboids, cuboid=c, coarsest="week") for c in CUBOIDS)
+TOOL_USERS_SOURCE = Source("tool_users", rollup_tool_users, partial_on="user_id", coarsest="week")
+USERS_SOURCE = Source("users", rollup_users, partial_on="user_id")
 # Tried in this order: the smallest rollup that holds a query's dimensions answers it.
-_PLAIN = (*CUBOID_SOURCES, USAGE_SOURCE, Source("users", rollup_users, partial_on="user_id"))
+PLAIN_SOURCES = (*CUBOID_SOURCES, USAGE_SOURCE, TOOL_USERS_SOURCE, USERS_SOURCE)
+
+
+def people_source() -> Source:
+    """The smallest rollup of who made requests in which team (known_users.py reads it):
+    the first in the order above that has user_id and team."""
+    team, user = DIMENSIONS["team"], DIMENSIONS["user_id"]
+    return next(s for s in PLAIN_SOURCES if s.partial_on == user.name and fits(s, (team, user), ()))
 
 
 def fits(source: Source, dims: Iterable[AnyDimension], measures: Iterable[str]) -> bool:
@@ -139,7 +148,7 @@ def choose(
             USAGE_SOURCE.key not in d.columns for d in group if isinstance(d, Dimension)
         )
         why, param = _unheld(dims), "group_by" if grouped_apart else "since"
-        for source in _PLAIN:
+        for source in PLAIN_SOURCES:
             if not fits(source, dims, measures):
                 continue
             if placed(source, group, filtered, derives_no_value):

@@ -156,7 +156,8 @@ alerts = Table(
 # -- rollups (sluicegate/analytics/rollups.py keeps them as ledger batches land) -------------
 #
 # One row per (grain, bucket, dimensions): `grain` is "hour" or "day" (and "week" in
-# rollup_cuboids, Monday to Sunday), `bucket` the UTC start of it in unix seconds.
+# rollup_cuboids and rollup_tool_users, Monday to Sunday), `bucket` the UTC start of it
+# in unix seconds.
 # Dimensions are non-null strings ("" for no value) so that a row's identity is plain
 # equality; `id` is the row's key (grain, bucket and a digest of the dimensions) so
 # upserts conflict on one column on either dialect.
@@ -209,6 +210,8 @@ USAGE_MEASURES = (
 FLOAT_MEASURES = ("cost_usd", "latency_sum_ms", "ttft_sum_ms")
 USER_DIMENSIONS = ("user_id", "team", "project", "workflow_tag", "client_tool")
 USER_MEASURES = ("requests", "errors", "input_tokens", "output_tokens")
+# 0015: rollup_users over the dimensions adoption counts people by (analytics/rollups.py)
+TOOL_USER_DIMENSIONS = ("user_id", "team", "client_tool")
 METADATA_DIMENSIONS = ("meta_key", "meta_value", "team", "project", "workflow_tag", "model")
 METADATA_MEASURES = ("requests", "errors", *TOKEN_MEASURES)
 
@@ -230,13 +233,17 @@ def _rollup_table(name: str, dimensions: tuple[str, ...], measures: tuple[str, .
 
 rollup_usage = _rollup_table("rollup_usage", USAGE_DIMENSIONS, USAGE_MEASURES)
 rollup_users = _rollup_table("rollup_users", USER_DIMENSIONS, USER_MEASURES)
+# 0015: rollup_users' figures per user, team and client tool alone, in hour, day and week
+# rows: a 30-day count of distinct users reads a few rows per person, not one per hour,
+# project and workflow. Names people as rollup_users does, under the same access rules.
+rollup_tool_users = _rollup_table("rollup_tool_users", TOOL_USER_DIMENSIONS, USER_MEASURES)
 rollup_metadata = _rollup_table("rollup_metadata", METADATA_DIMENSIONS, METADATA_MEASURES)
 
 # 0013: narrower aggregates of rollup_usage (cuboids, analytics/cuboids.py), every usage
 # measure over a few of its dimensions. One table for all of them: `cuboid` names one,
 # and the dimensions it does not keep are "" (so a new cuboid is one line, no migration).
 # A query reads the smallest cuboid holding what it needs; (cuboid, grain, bucket) finds
-# its rows. Cuboids alone have week rows (0013).
+# its rows. Cuboids have week rows (0013), as rollup_tool_users (0015).
 CUBOID_DIMENSIONS = ("cuboid", *USAGE_DIMENSIONS)
 rollup_cuboids = Table(
     "rollup_cuboids",

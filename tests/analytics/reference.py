@@ -23,12 +23,14 @@ from sluicegate.analytics.histogram import BOUNDS_MS
 from sluicegate.db.schema import (
     CUBOID_DIMENSIONS,
     METADATA_DIMENSIONS,
+    TOOL_USER_DIMENSIONS,
     USAGE_DIMENSIONS,
     USER_DIMENSIONS,
     requests,
     rollup_cuboids,
     rollup_metadata,
     rollup_sessions,
+    rollup_tool_users,
     rollup_usage,
     rollup_users,
 )
@@ -38,6 +40,7 @@ R = requests.c
 WIDTHS = {"hour": 3600, "day": 86400}
 FIRST_MONDAY = 4 * 86400  # 1970-01-05T00:00Z
 WEEK = 7 * 86400
+TABLES = ("usage", "cuboids", "users", "tool_users", "metadata", "sessions")
 
 
 def _bucket(ts: float, grain: str) -> float:
@@ -129,24 +132,26 @@ def _usage_dimensions(row: dict[str, Any]) -> tuple[str, ...]:
 async def expected_rollups(conn: AsyncConnection, metadata_keys: Collection[str]) -> Tables:
     rows = [dict(r) for r in (await conn.execute(select(requests))).mappings()]
     rows.sort(key=lambda r: (r["ts"], r["request_id"]))
-    tables: Tables = {"usage": {}, "cuboids": {}, "users": {}, "metadata": {}, "sessions": {}}
+    tables: Tables = {name: {} for name in TABLES}
     for row in rows:
         usage = _usage_row(row)
         project = row["project"] or "UNTAGGED"
-        for grain in ("hour", "day", "week"):  # week rows: the cuboids only
+        small = {
+            n: usage[n] for n in ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
+        }
+        for grain in ("hour", "day", "week"):  # week rows: the cuboids and tool users only
             bucket = _bucket(row["ts"], grain)
             named = dict(zip(USAGE_DIMENSIONS, _usage_dimensions(row), strict=True))
             for cuboid in CUBOIDS:
                 kept = [named[d] if d in cuboid.dimensions else "" for d in USAGE_DIMENSIONS]
                 _add(tables["cuboids"], (grain, bucket, cuboid.name, *kept), usage)
+            if row["user_id"]:
+                key = (grain, bucket, row["user_id"], _text(row["team"]), _text(row["client_tool"]))
+                _add(tables["tool_users"], key, small)
             if grain == "week":
                 continue
             dims = _usage_dimensions(row)
             _add(tables["usage"], (grain, bucket, *dims), usage)
-            small = {
-                n: usage[n]
-                for n in ("requests", "errors", "input_tokens", "output_tokens", "cost_usd")
-            }
             if row["user_id"]:
                 key = (
                     grain,
@@ -298,6 +303,7 @@ async def stored_rollups(conn: AsyncConnection) -> Tables:
         ("usage", rollup_usage, USAGE_DIMENSIONS),
         ("cuboids", rollup_cuboids, CUBOID_DIMENSIONS),
         ("users", rollup_users, USER_DIMENSIONS),
+        ("tool_users", rollup_tool_users, TOOL_USER_DIMENSIONS),
         ("metadata", rollup_metadata, METADATA_DIMENSIONS),
     ):
         rows = (await conn.execute(select(table))).mappings()
@@ -316,7 +322,7 @@ async def stored_rollups(conn: AsyncConnection) -> Tables:
 
 def assert_same_rollups(got: Tables, expected: Tables, *, session_identity: bool = True) -> None:
     expected = finish_sessions(expected)
-    for name in ("usage", "cuboids", "users", "metadata", "sessions"):
+    for name in TABLES:
         assert got[name].keys() == expected[name].keys(), (
             name,
             sorted(got[name].keys() - expected[name].keys())[:3],

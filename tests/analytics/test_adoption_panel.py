@@ -1,7 +1,8 @@
 """The adoption panel against direct SQL over the same raw rows and key table, on SQLite
 and PostgreSQL: distinct users per tool x team over the window and per day, each team's
 known users (seen in 28 days, or holding a key live in the window), the gaps between
-tools and the actions they raise; and who may see what."""
+tools and the actions they raise; and who may see what. Read from rollup_tool_users
+(hour, day and week rows) and, as before it, from rollup_users: the same answers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import ColumnElement, func, literal, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.analytics import sources
 from sluicegate.analytics.known_users import known_days
 from sluicegate.analytics.panels.adoption import AdoptionRow
 from sluicegate.analytics.window import DAY, HOUR, Window, iso
@@ -21,7 +23,7 @@ from sluicegate.errors import InvalidRequest, PermissionDenied
 from sluicegate.server.roles import AdminPrincipal, Role
 from tests.analytics.adoption_traffic import DAY0, WEEK, adoption_records, insert_keys
 from tests.analytics.landing import land
-from tests.analytics.panel_support import FINANCE, R, ask, context, in_window, snapshot
+from tests.analytics.panel_support import ADMIN, FINANCE, R, ask, context, in_window, snapshot
 
 WEEK_PARAMS = (("since", iso(DAY0)), ("until", iso(DAY0 + WEEK)))
 ODD = (
@@ -43,6 +45,20 @@ async def landed(engine: AsyncEngine) -> AsyncEngine:
     await land(engine, adoption_records())
     await insert_keys(engine)
     return engine
+
+
+def _without_tool_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader's tables as they were before rollup_tool_users (migration 0015)."""
+    kept = tuple(s for s in sources.PLAIN_SOURCES if s is not sources.TOOL_USERS_SOURCE)
+    monkeypatch.setattr(sources, "PLAIN_SOURCES", kept)
+
+
+@pytest.fixture(params=["rollup_tool_users", "rollup_users"])
+def users_rollup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The table adoption counts people from: the narrow rollup, or the one before it."""
+    if request.param == "rollup_users":
+        _without_tool_users(monkeypatch)
+    return str(request.param)
 
 
 def _effective(answer: Any) -> Window:
@@ -88,10 +104,10 @@ def _by_group(rows: list[AdoptionRow]) -> dict[tuple[str, str], AdoptionRow]:
 
 @pytest.mark.parametrize("params", [WEEK_PARAMS, ODD], ids=["week", "odd-hours"])
 async def test_active_and_known_users_equal_sql_over_raw_rows(
-    landed: AsyncEngine, params: tuple[tuple[str, str], ...]
+    landed: AsyncEngine, params: tuple[tuple[str, str], ...], users_rollup: str
 ) -> None:
     answer = await ask(context(landed), "adoption", *params)
-    assert answer.source == "rollup_users" and answer.group_by == ["client_tool", "team"]
+    assert answer.source == users_rollup and answer.group_by == ["client_tool", "team"]
     window = _effective(answer)
     people = await _raw_people(landed, window)
     active: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -128,7 +144,9 @@ async def test_active_and_known_users_equal_sql_over_raw_rows(
     assert {k: p.active_users for k, p in points.items()} == {k: len(u) for k, u in daily.items()}
 
 
-async def test_the_known_week_gives_its_shares_gaps_and_actions(landed: AsyncEngine) -> None:
+async def test_the_known_week_gives_its_shares_gaps_and_actions(
+    landed: AsyncEngine, users_rollup: str
+) -> None:
     answer = await ask(context(landed, config=snapshot(LIMITS)), "adoption", *WEEK_PARAMS)
     rows = _by_group(answer.rows)
     assert (rows[("cursor", "data")].active_users, rows[("cursor", "data")].known_users) == (14, 20)
@@ -219,7 +237,7 @@ async def test_a_team_lead_sees_its_teams_a_member_is_refused(landed: AsyncEngin
 
 
 async def test_a_window_longer_than_the_lookback_keeps_every_active_user_known(
-    landed: AsyncEngine,
+    landed: AsyncEngine, users_rollup: str
 ) -> None:
     long = (("since", iso(DAY0 - 45 * DAY)), ("until", iso(DAY0 + WEEK)))
     answer = await ask(context(landed), "adoption", *long, ("group_by", "team"))
@@ -228,3 +246,35 @@ async def test_a_window_longer_than_the_lookback_keeps_every_active_user_known(
     # or expired inside it
     assert (teams["data"].active_users, teams["data"].known_users) == (21, 23)
     assert all(r.adoption is None or r.adoption <= 1.0 for r in answer.rows)
+
+
+SHAPES: dict[str, tuple[tuple[str, str], ...]] = {
+    "week": WEEK_PARAMS,
+    "odd hours": ODD,
+    "30 days": (("since", iso(DAY0 - 23 * DAY + 5 * HOUR)), ("until", iso(DAY0 + WEEK))),
+    "52 days by team": (("since", iso(DAY0 - 45 * DAY)), *WEEK_PARAMS[1:], ("group_by", "team")),
+    "by tool": (*WEEK_PARAMS, ("group_by", "team,client_tool")),
+    "tool filter": (*WEEK_PARAMS, ("client_tool", "cursor"), ("group_by", "team")),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_the_narrow_rollup_answers_as_rollup_users_did(
+    landed: AsyncEngine, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """Every figure, series point, breakdown and action the same, week rows read or not,
+    for an admin and a team lead."""
+    asked = [(ADMIN, SHAPES[shape]), (LEAD, SHAPES[shape])]
+    narrow = [await ask(context(landed), "adoption", *p, principal=who) for who, p in asked]
+    _without_tool_users(monkeypatch)
+    wide = [await ask(context(landed), "adoption", *p, principal=who) for who, p in asked]
+    for new, old in zip(narrow, wide, strict=True):
+        assert (new.source, old.source) == ("rollup_tool_users", "rollup_users")
+        assert new.totals.active_users > 0
+        assert _figures(new) == _figures(old)
+
+
+def _figures(answer: Any) -> dict[str, Any]:
+    built = msgspec.to_builtins(answer)
+    del built["source"]
+    return dict(built)

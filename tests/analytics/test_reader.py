@@ -137,8 +137,11 @@ def test_each_query_reads_the_first_table_that_holds_it() -> None:
     assert source([D["project"]], [D["model"]], tags) == "rollup_cuboids:spend"
     assert source([D["project"]], [D["provider"]], tags) == "rollup_usage"
     assert source([D["environment"]], [], latency) == "rollup_usage"
-    assert source([D["team"]], [D["user_id"]], tags) == "rollup_users"
-    assert source([D["user_id"]], [], tags, derives=True) == "rollup_users"
+    # people: rollup_users over user, team and tool, else rollup_users itself
+    assert source([D["team"]], [D["user_id"]], tags) == "rollup_tool_users"
+    assert source([D["user_id"]], [D["client_tool"]], tags, derives=True) == "rollup_tool_users"
+    assert source([D["project"]], [D["user_id"]], tags) == "rollup_users"
+    assert source([D["user_id"]], [D["workflow_tag"]], tags, derives=True) == "rollup_users"
     # user_id not first, or a panel that cannot derive "(no value)": raw rows
     assert source([D["team"], D["user_id"]], [], tags, derives=True) == "requests"
     assert source([D["team"]], [D["user_id"]], latency) == "requests"

@@ -22,7 +22,13 @@ from sluicegate.config.service import ConfigService
 from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import alembic_config, upgrade_engine
-from sluicegate.db.schema import rollup_metadata, rollup_sessions, rollup_usage, rollup_users
+from sluicegate.db.schema import (
+    rollup_metadata,
+    rollup_sessions,
+    rollup_tool_users,
+    rollup_usage,
+    rollup_users,
+)
 from sluicegate.db.writer_lock import holding_off_writers
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
@@ -71,7 +77,7 @@ async def _expected(engine: AsyncEngine) -> Tables:
 async def _damage(engine: AsyncEngine) -> None:
     """Wrong figures, rows for hours and sessions the ledger does not have, rows lost."""
     async with engine.begin() as conn:
-        for table in (rollup_usage, rollup_users, rollup_metadata):
+        for table in (rollup_usage, rollup_users, rollup_tool_users, rollup_metadata):
             await conn.execute(update(table).values(requests=table.c.requests + 7))
         await conn.execute(update(rollup_sessions).values(input_tokens=-1))
         await conn.execute(rollup_usage.delete().where(rollup_usage.c.team == "data"))
@@ -147,7 +153,7 @@ async def test_a_rebuild_since_a_day_leaves_earlier_buckets_alone(engine: AsyncE
     report = await RollupRebuild(engine, page_size=333).run(since)
     assert report.since == START + DAY
     repaired, expected = await _tables(engine), await _expected(engine)
-    for name in ("usage", "cuboids", "users", "metadata"):
+    for name in ("usage", "cuboids", "users", "tool_users", "metadata"):
         for key, row in expected[name].items():
             if key[1] >= START + DAY and key[0] != "week":
                 assert repaired[name][key]["requests"] == row["requests"], (name, key)
@@ -307,6 +313,30 @@ async def test_migration_0013_derives_cuboid_and_week_rows_from_the_stored_rollu
     assert "rollup_cuboids" not in tables and "rollup_usage" in tables
     await upgrade_engine(engine)
     assert_same_rollups(await _tables(engine), kept)
+
+
+async def test_migration_0015_derives_tool_user_rows_from_the_stored_rollups(
+    engine: AsyncEngine,
+) -> None:
+    """A database upgraded to 0015 counts users from its new rows at once: the hour, day
+    and week rows it derives from rollup_users (ids included, so the writer's upserts
+    add to them) are those the writer keeps."""
+    await _land(engine, span_s=10 * DAY)
+    kept = await _tables(engine)
+    assert {key[0] for key in kept["tool_users"]} == {"hour", "day", "week"}
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to, "0014")
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        ids = set((await conn.execute(select(rollup_users.c.id))).scalars())
+    assert "rollup_tool_users" not in tables and ids
+    await upgrade_engine(engine)
+    derived = await _tables(engine)
+    assert_same_rollups(derived, kept)
+    await _land(engine, 300, seed=29)  # the same hours again: upserts add to derived rows
+    async with engine.connect() as conn:
+        stored = await stored_rollups(conn)
+        assert_same_rollups(stored, await expected_rollups(conn, KEYS))
 
 
 def _downgrade_to(connection: Connection, revision: str) -> None:

@@ -103,7 +103,7 @@ async def test_an_admin_sees_people_ordered_by_name_never_ranked(
     engine: AsyncEngine, records: list[LedgerRecord]
 ) -> None:
     answer = await ask(context(engine), "tags", *WINDOW, ("group_by", "user_id"))
-    assert answer.source == "rollup_users"
+    assert answer.source == "rollup_tool_users"  # the smallest rollup with user_id
     groups = [r.label for r in answer.rows if r.kind == "group"]
     assert groups == ["ana", "bo", "cy"]
     (nobody,) = [r for r in answer.rows if r.kind == "no_value"]

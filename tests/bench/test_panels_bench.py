@@ -56,9 +56,18 @@ def test_sqlite_generates_times_every_panel_and_reuses_its_cache(tmp_path: Path)
     assert count == ROWS and projects > 20 and untagged[0] > 0 and outcomes[0] > 0
     written = database.stat().st_mtime_ns
 
-    again, log = run_bench(tmp_path, "--databases", "sqlite")
+    # one panel again, with and without the narrow users rollup: the same answers
+    extra = ("--panels", "adoption", "--before-after", "rollup_tool_users")
+    again, log = run_bench(tmp_path, "--databases", "sqlite", *extra)
     assert "reusing the cached" in log and database.stat().st_mtime_ns == written
     assert again["generated"] == figures["generated"]
+    assert {t["panel"] for t in again["timings"]} == {"adoption"}
+    compared = again["before_after"]
+    assert [c["query"] for c in compared] == [label for label, _ in shapes_of("adoption")]
+    assert all(c["same"] and c["before_p50_ms"] > 0 and c["after_p50_ms"] > 0 for c in compared)
+    assert {(c["before_source"], c["after_source"]) for c in compared} == {
+        ("rollup_users", "rollup_tool_users")
+    }
 
 
 @pytest.mark.postgres
