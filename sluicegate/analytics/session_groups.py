@@ -25,6 +25,7 @@ the same contribution over every session (`refill`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sqlite3
@@ -93,10 +94,7 @@ async def apply_with_session_groups(conn: AsyncConnection, deltas: RollupDeltas)
     if not deltas.sessions:
         await apply_deltas(conn, deltas)
         return
-    bucketed = RollupDeltas(
-        usage=deltas.usage, cuboids=deltas.cuboids, users=deltas.users, metadata=deltas.metadata
-    )
-    await apply_deltas(conn, bucketed)
+    await apply_deltas(conn, dataclasses.replace(deltas, sessions={}))
     sessions = RollupDeltas(sessions=deltas.sessions)
     ids = sorted(sessions.sessions)
     await lock_session_groups(conn)
