@@ -12,9 +12,10 @@
     rebuild(policy)      one pass of `budgets.rebuild` from the ledger, then the
                          seeding mark; passes repeat over the next minutes (`check_s` x
                          0.2, 1, 3, 9, 27, 81) for rows of requests in flight at a loss.
-                         After a loss or an outage the first pass reads the ledger once
-                         every live replica's writer has landed the rows of requests
-                         finished before the cutoffs (`landed`: at most `landed_wait_s`)
+                         Each pass reads the ledger once every live replica's writer has
+                         landed the rows of requests finished before the cutoffs
+                         (`landed`, at most `landed_wait_s`): whichever pass finds the
+                         store empty (a scheduled one may) makes the cutoffs `now`
 
 Budget spend is rebuilt at start-up (`rebuild_budgets`), when a config adds a budget
 window (the engine asks), after an outage and when the store lost its data.
@@ -160,16 +161,13 @@ class StoreHealth:
         if self.sum_cost is not None:  # it may have restarted empty
             self._start_reseed(lost=False)
 
-    async def rebuild(
-        self, policy: CompiledPolicy, passes: bool = False, landed_first: bool = False
-    ) -> list[dict[str, Any]]:
-        """One rebuild pass (`passes`: and schedule the passes that follow it;
-        `landed_first`: read the ledger once the rows before the cutoffs landed)."""
+    async def rebuild(self, policy: CompiledPolicy, passes: bool = False) -> list[dict[str, Any]]:
+        """One rebuild pass (`passes`: and schedule the passes that follow it)."""
         assert self.sum_cost is not None
         if passes:
             start = time.monotonic()
             self._refresh_at = [start + n * self._check_s for n in _REFRESH_AFTER]
-        landed = self._wait_landed if landed_first and self.landed is not None else None
+        landed = self._wait_landed if self.landed is not None else None
         try:
             report = await budgets.rebuild(
                 policy, self._counters, self.sum_cost, self._clock(), landed
@@ -245,4 +243,4 @@ class StoreHealth:
             return
         if lost:
             log.warning("policy: the counter store lost its data (no seeding mark)")
-        await self.rebuild(self._policy(), passes=True, landed_first=True)
+        await self.rebuild(self._policy(), passes=True)
