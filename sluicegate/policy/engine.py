@@ -79,12 +79,13 @@ class PolicyEngine:
     closed at once) for this long instead of paying a timeout each.
     seed_wait_s: how long admissions wait for budget spend to be rebuilt after the store
     lost its data, before failing open or closed.
-    landed_wait_s: the most such a rebuild waits, before it reads the ledger, for every
-    live replica's ledger writer to land the rows of requests finished before the
-    counters' cutoffs (the `landed` marks given to `rebuild_budgets`: policy/landed_wait.py;
-    a writer lands a batch every 0.2 s, a batch under load has taken over 0.5 s). Past it
-    the rebuild reads the ledger all the same and logs which replica it did not wait for.
-    Within `seed_wait_s`, so that waiting admissions see the rebuild.
+    landed_wait_s: the most such a rebuild (and any rebuild pass) waits, before it reads
+    the ledger, for every live replica's ledger writer to land the rows of requests
+    finished before the counters' cutoffs (the `landed` marks given to `rebuild_budgets`,
+    policy/landed_wait.py; a writer lands a batch every 0.2 s, and under load a batch has
+    taken over 0.5 s). Past it the rebuild reads the ledger all the same and logs which
+    replica it did not wait for. Within `seed_wait_s`, so that waiting admissions see the
+    rebuild.
     sleep, monotonic: how a queued admission waits and times its wait (a replay of the
     ledger passes a simulated clock's, so that a queue waits in simulated time).
     rate_headers: whether admissions carry X-RateLimit-* headers (a replay has no answer

@@ -147,3 +147,23 @@ async def test_a_writer_stuck_behind_holds_the_rebuild_for_a_bound_only(make_sto
         assert admitted.reservation_id is not None
     finally:
         await gate.close()
+
+
+async def test_a_scheduled_pass_that_finds_redis_emptied_waits_for_the_rows_too(make_store, ledger):
+    """The passes after a rebuild run on a timer. The one that first finds Redis empty
+    makes the cutoffs and sets the seeding mark, so it too must wait for the rows (one
+    that did not let three replicas spend $1.36 of $1)."""
+    store, writer = ledger
+    counters = make_store(lease_share=0, seeding_mark=SEEDED_MARK)
+    gate = engine_on(counters, landed_wait_s=4.0, store_check_s=2.0)  # a pass at 0.4 s
+    try:
+        await gate.rebuild_budgets(store.sum_cost, LocalLanded(writer))
+        await spend_and_record(gate, writer, 6)
+        await lose_data(counters)
+        asyncio.get_running_loop().call_later(HELD_S, store.release)
+        await asyncio.sleep(0.8)  # the pass has found Redis empty; no check yet
+        with pytest.raises(PolicyBlocked):
+            await gate.admit(incoming(env=SEARCH, cost=0.5))
+        assert (await gate.budget_status())[0]["spent_usd"] == pytest.approx(0.6)
+    finally:
+        await gate.close()
