@@ -390,3 +390,14 @@ rollup_key_coverage = Table(
     Column("covered_since", Double(), nullable=False),
     Column("covered_until", Double()),
 )
+
+# How far each gateway process's ledger writer has landed its rows (0017): every request
+# the process finished before `landed_through` (its clock) is in `requests`; `seen_at`
+# is when it last said so. Read by budget rebuilds (ledger/landed_marks.py).
+ledger_landed = Table(
+    "ledger_landed",
+    metadata,
+    Column("writer_id", String(), primary_key=True),
+    Column("landed_through", Double(), nullable=False),
+    Column("seen_at", Double(), nullable=False),
+)

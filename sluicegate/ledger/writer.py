@@ -14,6 +14,11 @@ refuses that too is it set aside in the spool's rejected file, so one bad record
 jams the ledger. Nothing is dropped silently: the only loss is a spool that cannot take
 more (full, disk errors, or an in-memory spool at shutdown), logged at ERROR with the
 count and counted in `status().dropped`.
+
+`landed_through()` says how far the ledger has landed: a time T (on the writer's clock)
+such that every record accepted before T is in the store, none waiting in the queue, a
+batch being written or the spool. A budget rebuild reads the ledger only once T (every
+replica's: ledger/landed_marks.py) has passed the counters' cutoff.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 
 import msgspec
@@ -59,9 +65,11 @@ class LedgerWriter:
         max_queue: int = 100_000,
         retry_interval: float = 2.0,
         close_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """`spool` (else a `FileSpool` at `spool_path`, else in memory) holds what the
-        store cannot take; `close_timeout` bounds the last replay attempt at shutdown."""
+        store cannot take; `close_timeout` bounds the last replay attempt at shutdown;
+        `clock` times `landed_through` (the clock requests' arrival times are read on)."""
         self._store = store
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -71,6 +79,13 @@ class LedgerWriter:
             spool = FileSpool(spool_path) if spool_path else MemorySpool(max_queue)
         self._spool = spool
         self._queue: asyncio.Queue[LedgerRecord] = asyncio.Queue(max_queue)
+        self._clock = clock
+        # when each record not yet handled was accepted (bounded like the queue)
+        self._accepted_at: deque[float] = deque()
+        # landed_through() when the spool last went from empty to not (read while it is
+        # not empty); a spool kept from an earlier run holds records older than any here
+        self._unlanded_since: float | None = 0.0 if spool.count else None
+        self._landed = asyncio.Event()  # set when landed_through() may have moved
         self._has_work = asyncio.Event()
         self._batch_full = asyncio.Event()
         self._replay_lock = asyncio.Lock()
@@ -94,6 +109,7 @@ class LedgerWriter:
                 self._spool_append([rec])
                 return
             self._queue.put_nowait(rec)
+            self._accepted_at.append(self._clock())
         except asyncio.QueueFull:
             if not self._overflowing:
                 log.warning("ledger queue full: spooling records straight to the spool")
@@ -121,6 +137,21 @@ class LedgerWriter:
     def pending(self) -> int:
         """Records not yet in the store: queued plus spooled."""
         return (self._accepted - self._handled) + self._spool.count
+
+    def landed_through(self) -> float:
+        """A time T on the writer's clock such that every record accepted before T is in
+        the store (or set aside, or counted lost): see the module docstring."""
+        oldest = self._accepted_at[0] if self._accepted_at else self._clock()
+        if self._unlanded_since is None or not self._spool.count:
+            return oldest
+        return min(oldest, self._unlanded_since)
+
+    async def landed_moved(self, timeout_s: float) -> None:
+        """Return once `landed_through` may have moved (a batch was handled, the spool
+        replayed), or after `timeout_s`."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._landed.wait(), timeout_s)
+        self._landed.clear()
 
     def spool_info(self) -> dict[str, object]:
         """Where the spool is and how full (for /readyz)."""
@@ -204,6 +235,8 @@ class LedgerWriter:
                     if not await self._write(batch):
                         return
                     self._spool.commit()
+                    if not self._spool.count:
+                        self._landed.set()
             except OSError:
                 log.exception("ledger spool could not be read; will retry")
                 self._spool_retry_at = time.monotonic() + self._retry_interval
@@ -225,6 +258,9 @@ class LedgerWriter:
         if batch:
             await self._deliver(batch)
             self._handled += len(batch)
+            for _ in batch:
+                self._accepted_at.popleft()
+            self._landed.set()
             self._release_flushers()
         elif self._queue.empty():
             self._overflowing = False
@@ -298,6 +334,8 @@ class LedgerWriter:
 
     # --- bookkeeping ------------------------------------------------------------
     def _spool_append(self, records: Sequence[LedgerRecord]) -> None:
+        if not self._spool.count:  # what it holds was accepted after this
+            self._unlanded_since = self.landed_through()
         try:
             self._spool.append(records)
         except SpoolFull as exc:

@@ -5,6 +5,8 @@ compiled.py    compile_policy(docs, aliases=...) -> CompiledPolicy (frozen, clos
 engine.py      PolicyEngine: admit / settle / settle_soon / budget_status / rebuild_budgets
 counters/      CounterStore Protocol; MemoryCounterStore; RedisCounterStore (Lua)
 budgets.py     budget alerts (raised to an alerts.AlertSink), status, rebuild from the ledger
+store_health.py   the counter store's health; when budget spend is rebuilt
+landed_wait.py    a rebuild waits for every replica's ledger to land before reading it
 """
 
 from sluicegate.policy.admission import Admission, AdmissionInput, PolicyBlocked

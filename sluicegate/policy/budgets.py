@@ -9,10 +9,9 @@ keeps settled spend just under the ceiling.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from sluicegate.alerts.alert import Alert
@@ -145,13 +144,14 @@ async def rebuild(
     store: CounterStore,
     sum_cost: SumCost,
     now: float | None = None,
-    ledger_lag_s: float = 0.0,
+    landed: Callable[[float], Awaitable[object]] | None = None,
 ) -> list[dict[str, Any]]:
     """Raise every budget counter's ledger part to the ledger's spend of the requests that
     arrived in its window before the counter's cutoff (see counters/base.py). Safe to run
     at any time, from any number of replicas, as often as wanted: it only ever raises the
-    ledger part to what the ledger holds. `ledger_lag_s`: wait between taking the cutoffs
-    and reading the ledger, for rows of requests finished before them to land."""
+    ledger part to what the ledger holds. `landed(t)`: awaited between taking the cutoffs
+    and reading the ledger, `t` the latest cutoff; returns once the rows of requests that
+    finished before `t` have landed (or it gives up: landed_wait.py)."""
     now = time.time() if now is None else now
     report: list[dict[str, Any]] = []
     todo: list[tuple[int, CompiledBudget, Window, str]] = []  # report index, ...
@@ -170,8 +170,8 @@ async def rebuild(
                 continue
             todo.append((len(report), budget, window, cutoff))
             report.append(row)
-    if todo and ledger_lag_s > 0:
-        await asyncio.sleep(ledger_lag_s)
+    if todo and landed is not None:
+        await landed(max(float(cutoff) for *_, cutoff in todo))
     for index, budget, window, cutoff in todo:
         report[index].update(await _seed(store, sum_cost, budget, window, cutoff, now))
     return report

@@ -24,7 +24,9 @@ charged to the counters once it answers again (`CounterStore.charge_soon`).
 Budget spend is rebuilt from the ledger (`budgets.rebuild`, correct under traffic: see
 counters/base.py) at start-up, when a config adds a budget window, after an outage, and
 when the store lost its data: admissions then get StoreUnseeded from the store and wait
-(at most `seed_wait_s`) for one rebuild they share. The store's health, those rebuilds
+(at most `seed_wait_s`) for one rebuild they share, which reads the ledger once every
+replica's writer has landed the rows of requests finished before the loss (at most
+`landed_wait_s`; landed_wait.py). The store's health, those rebuilds
 and the checks that notice a loss with no traffic are `store_health.StoreHealth`.
 """
 
@@ -57,6 +59,7 @@ from sluicegate.policy.admission import (
 )
 from sluicegate.policy.compiled import CompiledPolicy
 from sluicegate.policy.counters.base import AdmitResult, CounterStore, Level
+from sluicegate.policy.landed_wait import LandedMarks
 from sluicegate.policy.store_health import StoreHealth
 from sluicegate.pricing import ModelRate
 
@@ -76,11 +79,13 @@ class PolicyEngine:
     closed at once) for this long instead of paying a timeout each.
     seed_wait_s: how long admissions wait for budget spend to be rebuilt after the store
     lost its data, before failing open or closed.
-    ledger_lag_s: how long such a rebuild waits for the ledger writers (every replica's)
-    to land the rows of requests finished before the loss (they flush every 0.2 s; a
-    batch then takes its write, rollups and cuboids included, which under load has been
-    seen to pass 0.5 s: three replicas then overspent a $1 ceiling by $0.22-0.33 in
-    tests/e2e/test_budget_redis_restarts.py). Within `seed_wait_s`.
+    landed_wait_s: the most such a rebuild (and any rebuild pass) waits, before it reads
+    the ledger, for every live replica's ledger writer to land the rows of requests
+    finished before the counters' cutoffs (the `landed` marks given to `rebuild_budgets`,
+    policy/landed_wait.py; a writer lands a batch every 0.2 s, and under load a batch has
+    taken over 0.5 s). Past it the rebuild reads the ledger all the same and logs which
+    replica it did not wait for. Within `seed_wait_s`, so that waiting admissions see the
+    rebuild.
     sleep, monotonic: how a queued admission waits and times its wait (a replay of the
     ledger passes a simulated clock's, so that a queue waits in simulated time).
     rate_headers: whether admissions carry X-RateLimit-* headers (a replay has no answer
@@ -99,7 +104,7 @@ class PolicyEngine:
         store_retry_s: float = 1.0,
         store_check_s: float = 5.0,
         seed_wait_s: float = 2.0,
-        ledger_lag_s: float = 1.0,
+        landed_wait_s: float = 1.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         rate_headers: bool = True,
@@ -130,7 +135,7 @@ class PolicyEngine:
             retry_s=store_retry_s,
             check_s=store_check_s,
             seed_wait_s=seed_wait_s,
-            ledger_lag_s=ledger_lag_s,
+            landed_wait_s=landed_wait_s,
         )
 
     def set_policy(self, compiled: CompiledPolicy) -> None:
@@ -266,9 +271,13 @@ class PolicyEngine:
         """Per budget and window, for GET /api/budgets. Raises StoreUnavailable."""
         return await budgets.budget_status(self._policy, self._counters, self._clock())
 
-    async def rebuild_budgets(self, sum_cost: budgets.SumCost) -> list[dict[str, Any]]:
-        """Rebuild budget spend from the ledger (start-up, before traffic); never raises."""
-        return await self._store.rebuild_budgets(sum_cost)
+    async def rebuild_budgets(
+        self, sum_cost: budgets.SumCost, landed: LandedMarks | None = None
+    ) -> list[dict[str, Any]]:
+        """Rebuild budget spend from the ledger (start-up, before traffic); never raises.
+        `landed`: how far every replica's ledger has landed, which a rebuild after the
+        store lost its data waits for (None: rows land as they are written)."""
+        return await self._store.rebuild_budgets(sum_cost, landed)
 
     async def check_store(self) -> bool:
         """Ping the counter store (/readyz); rebuilds budget spend if it lost its data."""

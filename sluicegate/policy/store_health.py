@@ -11,7 +11,11 @@
                          rebuild every waiting admission shares
     rebuild(policy)      one pass of `budgets.rebuild` from the ledger, then the
                          seeding mark; passes repeat over the next minutes (`check_s` x
-                         0.2, 1, 3, 9, 27, 81) for rows of requests in flight at a loss
+                         0.2, 1, 3, 9, 27, 81) for rows of requests in flight at a loss.
+                         Each pass reads the ledger once every live replica's writer has
+                         landed the rows of requests finished before the cutoffs
+                         (`landed`, at most `landed_wait_s`): whichever pass finds the
+                         store empty (a scheduled one may) makes the cutoffs `now`
 
 Budget spend is rebuilt at start-up (`rebuild_budgets`), when a config adds a budget
 window (the engine asks), after an outage and when the store lost its data.
@@ -29,6 +33,7 @@ from sluicegate.errors import StoreUnavailable, StoreUnseeded
 from sluicegate.policy import budgets
 from sluicegate.policy.compiled import CompiledPolicy
 from sluicegate.policy.counters.base import AdmitResult, Check, CounterStore
+from sluicegate.policy.landed_wait import LandedMarks, wait_landed
 
 log = logging.getLogger("sluicegate.policy.engine")
 
@@ -52,7 +57,7 @@ class StoreHealth:
         retry_s: float,
         check_s: float,
         seed_wait_s: float,
-        ledger_lag_s: float,
+        landed_wait_s: float,
     ):
         self._counters = counters
         self._policy = policy  # the engine's live policy
@@ -62,7 +67,7 @@ class StoreHealth:
         self.retry_s = retry_s
         self._check_s = check_s
         self._seed_wait_s = seed_wait_s
-        self._ledger_lag_s = ledger_lag_s
+        self._landed_wait_s = landed_wait_s
         self._watch: asyncio.Task[None] | None = None
         self._reseeding: asyncio.Task[Any] | None = None  # the rebuild admissions wait for
         self._refresh_at: list[float] = []  # monotonic times of the next rebuild passes
@@ -70,6 +75,7 @@ class StoreHealth:
         self._down_until = 0.0  # monotonic; while in the future the store is not tried
         self.last_error: str | None = None
         self.sum_cost: budgets.SumCost | None = None  # the ledger, once rebuild_budgets ran
+        self.landed: LandedMarks | None = None  # how far it landed (None: nothing to wait for)
 
     @property
     def healthy(self) -> bool:
@@ -95,10 +101,13 @@ class StoreHealth:
         self.note_success()
         return result
 
-    async def rebuild_budgets(self, sum_cost: budgets.SumCost) -> list[dict[str, Any]]:
-        """Rebuild budget spend from the ledger (run at start-up, before traffic).
-        Never raises: an unreachable store or ledger is logged and reported."""
-        self.sum_cost = sum_cost
+    async def rebuild_budgets(
+        self, sum_cost: budgets.SumCost, landed: LandedMarks | None = None
+    ) -> list[dict[str, Any]]:
+        """Rebuild budget spend from the ledger (run at start-up, before traffic); later
+        rebuilds after a loss wait for `landed`. Never raises: an unreachable store or
+        ledger is logged and reported."""
+        self.sum_cost, self.landed = sum_cost, landed
         report = await self.rebuild(self._policy(), passes=True)
         if hasattr(self._counters, "ping") and self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._watch_store())
@@ -152,17 +161,16 @@ class StoreHealth:
         if self.sum_cost is not None:  # it may have restarted empty
             self._start_reseed(lost=False)
 
-    async def rebuild(
-        self, policy: CompiledPolicy, passes: bool = False, ledger_lag_s: float = 0.0
-    ) -> list[dict[str, Any]]:
+    async def rebuild(self, policy: CompiledPolicy, passes: bool = False) -> list[dict[str, Any]]:
         """One rebuild pass (`passes`: and schedule the passes that follow it)."""
         assert self.sum_cost is not None
         if passes:
             start = time.monotonic()
             self._refresh_at = [start + n * self._check_s for n in _REFRESH_AFTER]
+        landed = self._wait_landed if self.landed is not None else None
         try:
             report = await budgets.rebuild(
-                policy, self._counters, self.sum_cost, self._clock(), ledger_lag_s
+                policy, self._counters, self.sum_cost, self._clock(), landed
             )
         except StoreUnavailable as exc:
             self.note_failure(exc)
@@ -189,6 +197,10 @@ class StoreHealth:
         except StoreUnavailable as exc:
             self.note_failure(exc)
         return report
+
+    async def _wait_landed(self, cutoff: float) -> None:
+        assert self.landed is not None
+        await wait_landed(self.landed, cutoff, self._landed_wait_s)
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -231,4 +243,4 @@ class StoreHealth:
             return
         if lost:
             log.warning("policy: the counter store lost its data (no seeding mark)")
-        await self.rebuild(self._policy(), passes=True, ledger_lag_s=self._ledger_lag_s)
+        await self.rebuild(self._policy(), passes=True)

@@ -39,6 +39,7 @@ from sluicegate.identity.client_tool import ClientToolReader
 from sluicegate.identity.envelope import EnvelopeReader
 from sluicegate.identity.key_store import SqlKeyStore
 from sluicegate.identity.keys import KeyService
+from sluicegate.ledger.landed_marks import LandedPublisher, LocalLanded, SqlLandedMarks
 from sluicegate.ledger.spool_dir import default_spool_dir, open_spool
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.ledger.writer import LedgerWriter
@@ -132,6 +133,13 @@ class Gateway:
             redis, self._owns_redis = redis_client(settings.redis_url), True
         self.redis = redis
         stores = memory_stores(settings) if redis is None else redis_stores(redis, settings)
+        # how far the ledger landed, for budget rebuilds after Redis lost its data: every
+        # replica's (a row each in the database), or in one process its writer's own
+        self.landed: LocalLanded | SqlLandedMarks = LocalLanded(self.writer)
+        self._landed_publisher: LandedPublisher | None = None
+        if redis is not None:
+            self.landed = SqlLandedMarks(self.engine)
+            self._landed_publisher = LandedPublisher(self.writer, self.landed)
         self.counters = stores.counters
         self.notifier = Notifier(alert_store=self.alert_store)
         self.policy = PolicyEngine(
@@ -230,8 +238,10 @@ class Gateway:
         self.ledger_store.set_rollup_keys(self.analytics.rollup_metadata_keys)
         await self.ledger_store.record_rollup_keys()
         await self.writer.start()
+        if self._landed_publisher is not None:
+            await self._landed_publisher.start()
         await self._replay_spool()  # rows from before the restart count in the budgets
-        await self.policy.rebuild_budgets(self.ledger_store.sum_cost)
+        await self.policy.rebuild_budgets(self.ledger_store.sum_cost, self.landed)
 
     async def _replay_spool(self) -> None:
         """Replay what the spool kept before the budgets are rebuilt from the ledger;
@@ -246,6 +256,8 @@ class Gateway:
         await self.tokens.stop()
         await self.pipeline.drain()
         await self.writer.close()
+        if self._landed_publisher is not None:
+            await self._landed_publisher.stop()
         if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=STOP_BACKGROUND_TIMEOUT_S)
             for task in late:

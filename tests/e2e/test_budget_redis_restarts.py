@@ -72,7 +72,9 @@ def postgres_url():
 
 @pytest.mark.redis
 @pytest.mark.postgres
-def test_three_replicas_keep_a_hard_ceiling_through_a_redis_restart_under_load(postgres_url):
+def test_three_replicas_keep_a_hard_ceiling_through_a_redis_restart_under_load(
+    postgres_url, record_property
+):
     """$1 at $0.01 a call from 12 concurrent clients over three replicas; Redis is killed
     and started empty when about half is spent. The rebuild from the ledger happens under
     that traffic: the ledger ends within the ceiling plus what was in flight at the
@@ -139,6 +141,11 @@ def test_three_replicas_keep_a_hard_ceiling_through_a_redis_restart_under_load(p
         ok = [a for _, a in answers if a.status_code == 200]
         rows = ok_rows(replicas[0], project, ok)
         spent = sum(r["cost_usd"] for r in rows)
+        record_property("spent_usd", round(spent, 4))  # in the JUnit report: runs compared
+        # replicas whose rebuild read the ledger before every replica's rows had landed
+        # (its wait for them is bounded): allowed, but then an overshoot is no surprise
+        waits_cut_short = sum("without every row" in g.proc.output() for g in replicas)
+        record_property("rebuild_waits_cut_short", waits_cut_short)
         in_flight_bound = WORKERS * CALL_USD
         assert spent <= 1.0 + in_flight_bound + 1e-9, spent
         assert spent >= 1.0 - in_flight_bound

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 from sluicegate.db.errors import StoreRejected
@@ -49,3 +50,24 @@ class FlakyStore:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class HeldStore(MemoryLedgerStore):
+    """A database slow to take batches (as under load): each write waits until
+    `release()`, then lands. `writing`: batches waiting to land."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open = asyncio.Event()
+        self.writing = 0
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def write_batch(self, records: list[LedgerRecord]) -> None:
+        self.writing += 1
+        try:
+            await self._open.wait()
+            await super().write_batch(records)
+        finally:
+            self.writing -= 1

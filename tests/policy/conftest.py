@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from sluicegate.policy.counters import CounterStore, MemoryCounterStore
 from sluicegate.policy.counters.redis_store import RedisCounterStore
+from tests.db.databases import databases  # noqa: F401  (fixture: rebuilds read replicas' marks)
 from tests.support import REDIS_URL, require_redis
 
 StoreFactory = Callable[..., CounterStore]
