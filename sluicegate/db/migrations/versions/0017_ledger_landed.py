@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0014"  # 0016 once 0015 and 0016 (other branches) are merged before it
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
