@@ -296,7 +296,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--gateway-flags",
-        default="--max-in-flight 128 --max-queued 8 --queue-timeout-ms 8",
+        default="--max-in-flight 128 --max-queued 8 --queue-timeout-ms 5",
         help="admission limits the gateway runs with",
     )
     parser.add_argument("--capacity-connections", type=int, default=128)

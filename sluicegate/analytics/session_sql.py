@@ -39,24 +39,15 @@ from sqlalchemy import (
 )
 
 from sluicegate.analytics.window import Window
-from sluicegate.db.schema import outcomes, rollup_sessions
+from sluicegate.db.schema import SESSION_GROUP_FIGURES, outcomes, rollup_sessions
 from sluicegate.outcomes.model import OutcomeKind
 
 S = rollup_sessions.c
 O = outcomes.c  # noqa: E741  (the table's initial, as S for sessions)
 
-# The figures a session row carries (never its user: no session panel shows people).
-SESSION_FIGURES = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "retry_tokens",
-    "wasted_input_tokens",
-    "rate_limit_hits",
-    "budget_hits",
-    "guardrail_blocks",
-)
+# The figures a session row carries (never its user: no session panel shows people); the
+# session groups sum the same ones.
+SESSION_FIGURES = SESSION_GROUP_FIGURES
 SESSION_IDENTITY = ("team", "project", "workflow_tag", "client_tool")
 OUTCOME_COUNTS = tuple(kind.value for kind in OutcomeKind)
 
