@@ -54,7 +54,7 @@ def test_report_outcomes_shows_the_untraced_workflow_and_its_action(
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("Outcome join (outcome): What does each workflow")
-    assert "from rollup_sessions" in lines[1]
+    assert "from rollup_session_groups" in lines[1]
     cells = {line.split("│")[1].strip(): line for line in lines if "│" in line}
     assert {"review", "triage", "sandbox", "(no value)", "total"} <= set(cells)
     api = landed.admin.get("/api/analytics/outcomes", params={"since": SINCE, "until": UNTIL})
