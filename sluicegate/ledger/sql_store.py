@@ -10,6 +10,7 @@ analytics config in force says (`set_rollup_keys`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,6 @@ from sluicegate.db.engine import SQLITE_PRAGMAS, is_memory_sqlite
 from sluicegate.db.errors import StoreRejected, translate_errors
 from sluicegate.db.schema import requests
 from sluicegate.db.upsert import dialect_insert
-from sluicegate.errors import StoreUnavailable
 from sluicegate.ledger.landed import deltas_for, returned
 from sluicegate.ledger.sqlite_bulk import SqliteBulkInserter
 from sluicegate.ledger.store import (
@@ -100,12 +100,9 @@ class SqlLedgerStore:
             inserted = (await conn.execute(self._insert, rows)).scalars().all()
             landed = returned(records, inserted)
             if landed:
-                try:
-                    deltas = await asyncio.get_running_loop().run_in_executor(
-                        self._threads.for_batch(landed), deltas_for, landed, keys
-                    )
-                except RuntimeError as exc:  # the threads are shut down: the store was closed
-                    raise StoreUnavailable(f"ledger write: {exc}") from exc
+                deltas = await self._threads.run(
+                    landed, functools.partial(deltas_for, landed, keys)
+                )
                 await apply_with_session_groups(conn, deltas)
 
     async def query(self, filters: RequestFilters, limit: int, cursor: str | None) -> RequestPage:

@@ -20,8 +20,8 @@ both.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import sqlite3
 import threading
 from typing import Any
@@ -55,13 +55,9 @@ class SqliteBulkInserter:
             rows = self.rows(records)
         except (TypeError, ValueError) as exc:
             raise StoreRejected(f"ledger write: {exc}") from exc
-        loop = asyncio.get_running_loop()
-        try:
-            thread = self._threads.for_batch(records)
-            done = loop.run_in_executor(thread, self._insert, records, rows, metadata_keys)
-        except RuntimeError as exc:  # the threads are shut down: the store was closed
-            raise StoreUnavailable(f"ledger write: {exc}") from exc
-        await done
+        await self._threads.run(
+            records, functools.partial(self._insert, records, rows, metadata_keys)
+        )
 
     def _insert(
         self, records: list[LedgerRecord], rows: list[list[Any]], keys: tuple[str, ...]

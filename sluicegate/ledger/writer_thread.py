@@ -21,14 +21,19 @@ platform cannot, the thread keeps the process's priority.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
+from sluicegate.errors import StoreUnavailable
 from sluicegate.model.record import LedgerRecord
+
+T = TypeVar("T")
 
 LOWEST_NICE = 19
 # Far above a batch's usual age (the writer flushes every 0.2 s), far below the time a
@@ -48,6 +53,16 @@ class WriterThreads:
         if records and _finished(records[0]) < time.time() - CATCH_UP_AFTER_S:
             return self.catch_up
         return self.background
+
+    async def run(self, records: Sequence[LedgerRecord], work: Callable[[], T]) -> T:
+        """`work` for this batch of `records`, on the thread `for_batch` picks;
+        StoreUnavailable once the threads are shut down (the store was closed)."""
+        loop = asyncio.get_running_loop()
+        try:
+            done = loop.run_in_executor(self.for_batch(records), work)
+        except RuntimeError as exc:  # cannot schedule new futures after shutdown
+            raise StoreUnavailable(f"ledger write: {exc}") from exc
+        return await done
 
     def shutdown(self) -> None:
         """After the batch running, if any."""

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from sluicegate.errors import StoreUnavailable
 from sluicegate.ledger.writer_thread import CATCH_UP_AFTER_S, LOWEST_NICE, WriterThreads
 from tests.ledger.records import record
 
@@ -44,3 +45,12 @@ def test_only_the_background_thread_runs_at_the_lowest_priority():
         assert nice() == own  # the caller's (the event loop's) is untouched
     finally:
         threads.shutdown()
+
+
+async def test_work_after_shutdown_is_refused_as_the_store_being_unavailable():
+    threads = WriterThreads("test-ledger")
+    batch = [record(1, ts=time.time())]
+    assert await threads.run(batch, lambda: threading.get_native_id()) != threading.get_native_id()
+    threads.shutdown()
+    with pytest.raises(StoreUnavailable):
+        await threads.run(batch, lambda: 1)
