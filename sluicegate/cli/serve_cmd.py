@@ -194,7 +194,8 @@ def serve(
         "--departure-grace-ms",
         min=0,
         max=1000,
-        help="Milliseconds an admitted call waits before the provider is called, for a "
+        help="Milliseconds an admitted call waits before the provider is called when "
+        "slots are getting scarce (an eighth of --max-in-flight taken, or a queue), for a "
         "close sent with the request to be seen (no upstream call for a client that left); "
         "0: none",
     ),
