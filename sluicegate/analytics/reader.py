@@ -111,6 +111,30 @@ class AnalyticsReader:
         stmt = stmt.order_by(*_order(measures, len(group), order)).limit(limit)
         return [_group(row, measures, len(group)) for row in await self.run(stmt)]
 
+    async def groups_and_total(
+        self,
+        plan: Plan,
+        measures: Sequence[str],
+        group: Sequence[AnyDimension],
+        *,
+        limit: int,
+        order: Order = "figures",
+        without_empty: AnyDimension | None = None,
+    ) -> tuple[list[Group], Figures]:
+        """`groups`, and the total over every group (not only the first `limit`) from the
+        same scan: each figure summed again over the groups by a window (`SUM(SUM(x))
+        OVER ()`, computed before the LIMIT), where a `total` would read the rows again."""
+        stmt = statement(plan, measures, group, self.dialect, without_empty=without_empty)
+        over = [
+            func.sum(_measure(plan.source, name, self.dialect)).over().label(f"t_{name}")
+            for name in measures
+        ]
+        stmt = stmt.add_columns(*over).order_by(*_order(measures, len(group), order)).limit(limit)
+        rows = await self.run(stmt)
+        first = rows[0] if rows else {}
+        total = {name: as_figure(name, first.get(f"t_{name}")) for name in measures}
+        return [_group(row, measures, len(group)) for row in rows], total
+
     async def total(
         self, plan: Plan, measures: Sequence[str], *, without_empty: AnyDimension | None = None
     ) -> Figures:

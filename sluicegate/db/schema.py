@@ -238,6 +238,14 @@ rollup_users = _rollup_table("rollup_users", USER_DIMENSIONS, USER_MEASURES)
 # project and workflow. Names people as rollup_users does, under the same access rules.
 rollup_tool_users = _rollup_table("rollup_tool_users", TOOL_USER_DIMENSIONS, USER_MEASURES)
 rollup_metadata = _rollup_table("rollup_metadata", METADATA_DIMENSIONS, METADATA_MEASURES)
+# 0022: a query reads one key's rows; with several keys rolled up, (grain, bucket) alone
+# made it read every key's rows in its window and drop the others'.
+Index(
+    "ix_rollup_metadata_meta_key_grain_bucket",
+    rollup_metadata.c.meta_key,
+    rollup_metadata.c.grain,
+    rollup_metadata.c.bucket,
+)
 
 # 0013: narrower aggregates of rollup_usage (cuboids, analytics/cuboids.py), every usage
 # measure over a few of its dimensions. One table for all of them: `cuboid` names one,

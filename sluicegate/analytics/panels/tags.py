@@ -103,7 +103,7 @@ class TagsPanel:
         first = q.group_by[0]
         read, notes = plan(context, query, MEASURES, group=q.group_by, derives_no_value=True)
         people = any(isinstance(d, Dimension) and d.people for d in q.group_by)
-        groups = await reader.groups(
+        groups, tagged = await reader.groups_and_total(  # tagged: every group, not the top N
             read,
             MEASURES,
             q.group_by,
@@ -111,7 +111,6 @@ class TagsPanel:
             order="names" if people else "figures",
             without_empty=first,
         )
-        tagged = await reader.total(read, MEASURES, without_empty=first)
         if read.source.partial_on == first.name:
             # that table holds only requests with a value for the tag: the whole is elsewhere
             whole, more_notes = plan(context, query, MEASURES, group=())
