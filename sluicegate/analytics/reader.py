@@ -26,6 +26,7 @@ from sqlalchemy import (
     Select,
     and_,
     asc,
+    case,
     cast,
     desc,
     false,
@@ -111,7 +112,7 @@ class AnalyticsReader:
         stmt = stmt.order_by(*_order(measures, len(group), order)).limit(limit)
         return [_group(row, measures, len(group)) for row in await self.run(stmt)]
 
-    async def groups_and_total(
+    async def groups_and_totals(
         self,
         plan: Plan,
         measures: Sequence[str],
@@ -119,21 +120,36 @@ class AnalyticsReader:
         *,
         limit: int,
         order: Order = "figures",
-        without_empty: AnyDimension | None = None,
-    ) -> tuple[list[Group], Figures]:
-        """`groups`, and the total over every group (not only the first `limit`) from the
-        same scan: each figure summed again over the groups by a window (`SUM(SUM(x))
-        OVER ()`, computed before the LIMIT), where a `total` would read the rows again."""
-        stmt = statement(plan, measures, group, self.dialect, without_empty=without_empty)
-        over = [
-            func.sum(_measure(plan.source, name, self.dialect)).over().label(f"t_{name}")
-            for name in measures
-        ]
-        stmt = stmt.add_columns(*over).order_by(*_order(measures, len(group), order)).limit(limit)
-        rows = await self.run(stmt)
+        tagged_by: AnyDimension,
+    ) -> tuple[list[Group], Figures, Figures]:
+        """In one scan: at most `limit` groups of the rows with a value for `tagged_by`
+        (as `groups(..., without_empty=tagged_by)`), the total of those rows over every
+        group, and the total of every row (with or without a value).
+
+        Rows without a value form groups of their own, flagged and sorted after the
+        others (dropped here); the totals are windows over the groups (`SUM(...) OVER
+        ()`, computed before the LIMIT), where separate totals would read the rows again
+        and again (three scans of the window for a key read from raw rows)."""
+        if tagged_by not in group:
+            raise ValueError("tagged_by must be one of the grouped dimensions")
+        source = plan.source
+        stmt = statement(plan, measures, group, self.dialect)
+        empty = func.max(case((column_of(source, tagged_by) == "", 1), else_=0))
+        whole, untagged = [], []
+        for name in measures:
+            figure = _measure(source, name, self.dialect)
+            whole.append(func.sum(figure).over().label(f"t_{name}"))
+            emptied = case((empty == 1, figure), else_=0)
+            untagged.append(func.sum(emptied).over().label(f"e_{name}"))
+        stmt = stmt.add_columns(empty.label("untagged"), *whole, *untagged)
+        stmt = stmt.order_by(asc(literal_column("untagged")), *_order(measures, len(group), order))
+        rows = await self.run(stmt.limit(limit))
         first = rows[0] if rows else {}
-        total = {name: as_figure(name, first.get(f"t_{name}")) for name in measures}
-        return [_group(row, measures, len(group)) for row in rows], total
+        totals = {name: as_figure(name, first.get(f"t_{name}")) for name in measures}
+        empties = {name: as_figure(name, first.get(f"e_{name}")) for name in measures}
+        tagged = {name: totals[name] - empties[name] for name in measures}
+        groups = [_group(row, measures, len(group)) for row in rows if not row["untagged"]]
+        return groups, tagged, totals
 
     async def total(
         self, plan: Plan, measures: Sequence[str], *, without_empty: AnyDimension | None = None
