@@ -126,23 +126,23 @@ class AnalyticsReader:
         (as `groups(..., without_empty=tagged_by)`), the total of those rows over every
         group, and the total of every row (with or without a value).
 
-        Rows without a value form groups of their own, flagged and sorted after the
-        others (dropped here); the totals are windows over the groups (`SUM(...) OVER
-        ()`, computed before the LIMIT), where separate totals would read the rows again
-        and again (three scans of the window for a key read from raw rows)."""
+        The grouped statement is read by an outer one over its groups: groups without a
+        value are flagged and sorted last (and dropped here), and the totals are windows
+        over all the groups (`SUM(m) OVER ()`, computed before the LIMIT), where separate
+        totals would read the rows again (three scans of the window for a key read from
+        raw rows)."""
         if tagged_by not in group:
             raise ValueError("tagged_by must be one of the grouped dimensions")
-        source = plan.source
-        stmt = statement(plan, measures, group, self.dialect)
-        empty = func.max(case((column_of(source, tagged_by) == "", 1), else_=0))
-        whole, untagged = [], []
+        grouped = statement(plan, measures, group, self.dialect).subquery("grouped")
+        flag = case((grouped.c[f"g{list(group).index(tagged_by)}"] == "", 1), else_=0)
+        outer: list[ColumnElement[Any]] = [*grouped.c, flag.label("untagged")]
         for name in measures:
-            figure = _measure(source, name, self.dialect)
-            whole.append(func.sum(figure).over().label(f"t_{name}"))
-            emptied = case((empty == 1, figure), else_=0)
-            untagged.append(func.sum(emptied).over().label(f"e_{name}"))
-        stmt = stmt.add_columns(empty.label("untagged"), *whole, *untagged)
-        stmt = stmt.order_by(asc(literal_column("untagged")), *_order(measures, len(group), order))
+            figure = grouped.c[f"m_{name}"]
+            outer.append(func.sum(figure).over().label(f"t_{name}"))
+            outer.append(func.sum(case((flag == 1, figure), else_=0)).over().label(f"e_{name}"))
+        stmt = select(*outer).order_by(
+            asc(literal_column("untagged")), *_order(measures, len(group), order)
+        )
         rows = await self.run(stmt.limit(limit))
         first = rows[0] if rows else {}
         totals = {name: as_figure(name, first.get(f"t_{name}")) for name in measures}
