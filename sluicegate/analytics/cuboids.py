@@ -54,6 +54,9 @@ CUBOIDS: tuple[Cuboid, ...] = (
     cuboid("tool", "team", "client_tool", "status_class"),
     # the latency panel (the control layer): by provider and model, status and error
     cuboid("control", "team", "provider", "model", "status_class", "error_type"),
-    # spend: burn rate, tags' totals, premium review
+    # spend: burn rate, tags' totals
     cuboid("spend", "team", "project", "workflow_tag", "model"),
+    # the premium-model review: which workflows reach which models, through which alias
+    # and provider (0023; it read rollup_usage's thousands of rows a day before)
+    cuboid("premium", "team", "workflow_tag", "requested_model", "model", "provider"),
 )
