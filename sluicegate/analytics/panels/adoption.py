@@ -29,6 +29,7 @@ users and no activity.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import math
@@ -177,16 +178,20 @@ class AdoptionPanel:
         users, notes = plan(
             context, query, ("requests",), group=[USER, *dims], derives_no_value=True
         )
-        known = await known_users(reader, q.window, _known_teams(query))
+        # independent reads, run at once (each on its own connection, within its own
+        # time bound): the answer waits for the slowest, not for their sum
+        known, counted, (friction, more) = await asyncio.gather(
+            known_users(reader, q.window, _known_teams(query)),
+            user_counts(reader, users, dims, _days(q.window)),
+            _friction(context, query, dims),
+        )
         if known.cut:
             notes.append("more teams than can be counted at once: some are left out")
-        counted = await user_counts(reader, users, dims, _days(q.window))
         if counted.points_cut:
             notes.append(f"the series stops at {MAX_POINTS} points: narrow the window")
         counts = counted.groups
         if counts.cut:
             notes.append(f"only the first {MAX_LIMIT} tool x team groups are counted")
-        friction, more = await _friction(context, query, dims)
         notes += more
         rows, cut = _rows(dims, counts, known, friction, q.limit)
         if cut:
@@ -252,12 +257,16 @@ async def _friction(
 ) -> tuple[_Friction, list[str]]:
     read, notes = plan(context, query, FRICTION, group=dims)
     reader = context.reader
-    groups = await reader.groups(read, FRICTION, dims, limit=MAX_LIMIT, order="names")
     no_tool = dataclasses.replace(read, filters=(*read.filters, Filter(TOOL, "")))
+    groups, total, without_tool = await asyncio.gather(
+        reader.groups(read, FRICTION, dims, limit=MAX_LIMIT, order="names"),
+        reader.total(read, FRICTION),
+        reader.total(no_tool, ("requests",)),
+    )
     return _Friction(
         groups={g.values: g.figures for g in groups},
-        total=await reader.total(read, FRICTION),
-        no_tool=int((await reader.total(no_tool, ("requests",)))["requests"]),
+        total=total,
+        no_tool=int(without_tool["requests"]),
     ), [f"friction figures: {note}" for note in notes]
 
 
