@@ -83,7 +83,7 @@ async def user_counts(
     """The counts for `dims` (each row names its part; `days`: the UTC days the window
     touches, what the daily means are over)."""
     rows = await reader.run(_statement(users, dims, reader.dialect))
-    width = len(dims)
+    names = [f"g{i}" for i in range(len(dims))]
     active: dict[Key, int] = {}
     summed: dict[Key, int] = {}
     tools: list[tuple[str, int]] = []
@@ -91,7 +91,7 @@ async def user_counts(
     everyone = everyone_days = 0
     for row in rows:
         part, count = row["part"], int(row["n"] or 0)
-        key = tuple(str(row[f"g{i}"] or "") for i in range(width))
+        key = tuple(str(row[name] or "") for name in names)
         if part == ACTIVE:
             active[key] = count
         elif part == DAYS:
