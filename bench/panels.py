@@ -21,6 +21,7 @@
 3. With `--before-after TABLE` (a rollup table, e.g. rollup_tool_users): each panel timed
    again in this process with and without that table among those the reader picks from,
    interleaved, with the ratio and whether the answers are equal (bench/panel_ab.py).
+   `--before-after code:CHECKOUT` compares the panel modules of that checkout instead.
 """
 
 from __future__ import annotations
@@ -353,7 +354,13 @@ def main() -> int:
     parser.add_argument(
         "--before-after",
         metavar="TABLE",
-        help="also time each panel with and without this rollup table, side by side",
+        help="also time each panel with and without this rollup table (or, as "
+        "code:CHECKOUT, with that checkout's panel modules), side by side",
+    )
+    parser.add_argument(
+        "--in-process-only",
+        action="store_true",
+        help="with --before-after: the side-by-side alone, no server timed over HTTP",
     )
     args = parser.parse_args()
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
@@ -370,7 +377,7 @@ def main() -> int:
     compared: list[Compared] = []
     try:
         with tempfile.TemporaryDirectory(prefix="sluice-bench-panels-") as workdir:
-            for info in generated:
+            for info in generated if not args.in_process_only else []:
                 if args.before_tree:
                     timings += time_before(info, args, Path(workdir), panels)
                 timings += time_panels(info, args.repeats, Path(workdir), panels)

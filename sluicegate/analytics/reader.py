@@ -294,13 +294,29 @@ def distinct_statement(
     dialect: str,
     *,
     step: Step | None = None,
+    one_row_each: bool = False,
 ) -> Select[Any]:
     """SELECT g0.., [step], COUNT(DISTINCT counted) FROM source WHERE window, filters,
-    restriction, counted non-empty GROUP BY g0.., [step]."""
+    restriction, counted non-empty GROUP BY g0.., [step]. `one_row_each`: the rows read
+    hold each value of `counted` once per group and step (the caller knows the table's
+    key), so they are counted as rows, without a set of values per group."""
     column = column_of(plan.source, counted)
     conditions = [*_conditions(plan, step), column != ""]
-    counting = [func.count(column.distinct()).label("m_distinct")]
+    # bytewise on PostgreSQL: the same values are distinct (collations here are
+    # deterministic), and sorting them per group needs no locale's rules
+    count = func.count() if one_row_each else func.count(bytewise(column, dialect).distinct())
+    counting = [count.label("m_distinct")]
     return _grouped(plan, group, dialect, step, counting, conditions)
+
+
+def pairs_statement(
+    plan: Plan, counted: AnyDimension, group: Sequence[AnyDimension], dialect: str
+) -> Select[Any]:
+    """SELECT g0.., counted (as g{len(group)}) FROM source WHERE window, filters,
+    restriction, counted non-empty GROUP BY all of them: each group's distinct values
+    of `counted`, to be counted several ways."""
+    conditions = [*_conditions(plan, None), column_of(plan.source, counted) != ""]
+    return _grouped(plan, (*group, counted), dialect, None, (), conditions)
 
 
 def _conditions(plan: Plan, step: Step | None) -> list[ColumnElement[bool]]:
@@ -327,10 +343,10 @@ def _grouped(
 ) -> Select[Any]:
     source = plan.source
     columns: list[ColumnElement[Any]] = [
-        _collated(column_of(source, dim), dialect).label(f"g{i}") for i, dim in enumerate(group)
+        bytewise(column_of(source, dim), dialect).label(f"g{i}") for i, dim in enumerate(group)
     ]
     if step is not None:
-        columns.append(_step(source, step, dialect).label("step"))
+        columns.append(_step(source, plan.window, step, dialect).label("step"))
     stmt = select(*columns, *figures).select_from(source.table).where(*conditions)
     grouped = [f"g{i}" for i in range(len(group))] + (["step"] if step else [])
     return stmt.group_by(*grouped) if grouped else stmt
@@ -378,15 +394,18 @@ def _window(source: Source, window: Window, step: Step | None) -> ColumnElement[
     return or_(*(and_(*rows_of, c.grain == g, c.bucket >= a, c.bucket < b) for g, a, b in spans))
 
 
-def _step(source: Source, step: Step, dialect: str) -> ColumnElement[Any]:
+def _step(source: Source, window: Window, step: Step, dialect: str) -> ColumnElement[Any]:
     width = HOUR if step == "hour" else DAY
     ts = requests.c.ts if source.raw else source.table.c.bucket
+    if not source.raw and all(span.grain == step for span in window.spans(step)):
+        return ts  # every row read is one step: its bucket is the step's start, and a
+        # bare column lets SQLite group in its index's order
     if dialect == "postgresql":
         return func.floor(ts / literal(float(width), Double())) * width
     return cast(ts / width, SqlInteger()) * width  # truncation is floor for times >= 0
 
 
-def _collated(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+def bytewise(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
     """Bytewise comparison, as SQLite's default: PostgreSQL's database collation could
     order "a-b" and "ab" differently."""
     return column.collate("C") if dialect == "postgresql" else column
