@@ -24,9 +24,11 @@ from sluicegate.analytics.dimensions import METADATA_PREFIX
 from sluicegate.analytics.panels import PANELS
 from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.errors import InvalidRequest
+from sluicegate.model.admin import Role
 from sluicegate.server.analytics_api import find_panel, panel_answer
 from sluicegate.server.roles import path_and_query
 from sluicegate.ui.chart import chart_of
+from sluicegate.ui.checklist import checklist
 from sluicegate.ui.render import SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ FILTER_FIELDS = (
     ("client_tool", "tool"),
 )
 TAG_FIELD = "tag"  # KEY=VALUE: a metadata tag
+# who sees the overview's checklist: it reads config (budgets, rules) across the whole
+# organisation, which a team lead or a member is not shown
+CHECKLIST_ROLES = frozenset({Role.ADMIN, Role.PLATFORM, Role.FINANCE, Role.SECURITY})
 
 
 def empty_hints(panel: str, base_url: str) -> list[str]:
@@ -117,7 +122,19 @@ def panel_routes(ui: Ui) -> list[Route]:
         return dict(msgspec.to_builtins(answer))
 
     async def home(request: Request, caller: Caller) -> Response:
-        return ui.pages.render("home.html", caller=caller, panels=list(PANELS.values()))
+        items = None
+        if caller.principal.role in CHECKLIST_ROLES:
+
+            async def read(name: str, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+                answer = await panel_answer(
+                    ui.gateway, reader, caller.principal, find_panel(name), list(params), "/ui/"
+                )
+                return dict(msgspec.to_builtins(answer))
+
+            items = await checklist(read, ui.gateway.live.snapshot, ui.gateway.settings.self_url)
+        return ui.pages.render(
+            "home.html", caller=caller, panels=list(PANELS.values()), checklist=items
+        )
 
     async def panel(request: Request, caller: Caller) -> Response:
         answer = await answer_for(request, caller)
