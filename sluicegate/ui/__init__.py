@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sluicegate.ui.app import Ui
 from sluicegate.ui.panel_views import panel_routes
+from sluicegate.ui.request_views import request_routes
 from sluicegate.ui.session_store import SqlUiSessionStore
 from sluicegate.ui.sessions import CredentialCheck, SessionPolicy, UiSessions
 
@@ -27,4 +28,4 @@ def ui_app(gateway: Gateway, credentials: CredentialCheck) -> Starlette:
         SqlUiSessionStore(gateway.engine), credentials, gateway.keys, gateway.tokens, policy
     )
     ui = Ui(gateway, sessions)
-    return ui.app(panel_routes(ui))
+    return ui.app([*panel_routes(ui), *request_routes(ui)])
