@@ -117,15 +117,19 @@ class Ui:
         session_id = request.cookies.get(SESSION_COOKIE)
         if await self.sessions.principal(session_id) is not None:
             return _see_other(_next(request.query_params.get("next")))
-        return self._sign_in_page(request, status=200, message=None)
+        return self._sign_in_page(
+            request, request.query_params.get("next"), status=200, message=None
+        )
 
-    def _sign_in_page(self, request: Request, *, status: int, message: str | None) -> Response:
+    def _sign_in_page(
+        self, request: Request, next_path: str | None, *, status: int, message: str | None
+    ) -> Response:
         token = csrf_token(_random_id())
         response = self.pages.render(
             "sign_in.html",
             status=status,
             csrf=token,
-            next=_next(request.query_params.get("next")),
+            next=_next(next_path),
             message=message,
         )
         response.set_cookie(
@@ -140,6 +144,7 @@ class Ui:
         return response
 
     async def sign_in(self, request: Request) -> Response:
+        form: dict[str, str] = {}
         try:
             form = await read_form(request)
             if not csrf_matches(request.cookies.get(SIGN_IN_COOKIE, ""), form.get("csrf_token")):
@@ -149,7 +154,9 @@ class Ui:
                 )
             session_id, _ = await self.sessions.sign_in(form.get("token", "").strip())
         except SluiceError as exc:
-            return self._sign_in_page(request, status=exc.status, message=exc.message)
+            return self._sign_in_page(
+                request, form.get("next"), status=exc.status, message=exc.message
+            )
         response = _see_other(_next(form.get("next")))
         self.set_session_cookie(response, request, session_id)
         response.delete_cookie(SIGN_IN_COOKIE, path=COOKIE_PATH)

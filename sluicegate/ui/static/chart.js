@@ -29,5 +29,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { draw(event.target); });
+  // after a swap the old target may be gone: look again at the whole page (drawn charts
+  // are marked and skipped)
+  document.addEventListener("htmx:afterSettle", function () { draw(document); });
 })();
