@@ -153,3 +153,24 @@ def test_a_form_without_its_csrf_token_is_refused_and_sign_out_ends_the_session(
     page.wait_for_url("**/ui/sign-in")
     page.goto(f"{gateway.url}/ui/panels/latency")
     assert "/ui/sign-in" in page.url
+
+
+def test_the_overview_checklist_and_a_requests_whole_record(
+    gateway: RunningGateway, browser: Browser, shots: Path
+) -> None:
+    errors: list[str] = []
+    page = _page(browser, errors)
+    _sign_in(page, gateway, ADMIN_KEY, "/ui/")
+    statuses = page.locator("[data-testid=checklist] td[data-status]").all_inner_texts()
+    assert len(statuses) == 8 and set(statuses) <= {"green", "amber", "red"}
+    page.screenshot(path=str(shots / "overview.png"), full_page=True)
+    page.click("nav a[href='/ui/requests']")
+    page.wait_for_url("**/ui/requests")
+    assert page.locator("tr[data-request]").count() == sum(TEAMS.values())
+    record = page.locator("[data-testid=record]").first
+    assert not record.locator("ol.attempts").is_visible()
+    record.locator("summary").click()
+    assert record.locator("ol.attempts li").first.is_visible()
+    assert "gpt-4o-mini" in record.locator("ol.attempts").inner_text()
+    page.screenshot(path=str(shots / "requests.png"), full_page=True)
+    assert errors == []
