@@ -114,8 +114,11 @@ class Ui:
 
     # --- sign-in and sign-out -----------------------------------------------------------
     async def sign_in_form(self, request: Request) -> Response:
-        session_id = request.cookies.get(SESSION_COOKIE)
-        if await self.sessions.principal(session_id) is not None:
+        try:
+            signed_in = await self.sessions.principal(request.cookies.get(SESSION_COOKIE))
+        except SluiceError as exc:  # the database is away: say so rather than a blank form
+            return self.pages.error(exc)
+        if signed_in is not None:
             return _see_other(_next(request.query_params.get("next")))
         return self._sign_in_page(
             request, request.query_params.get("next"), status=200, message=None
@@ -147,7 +150,7 @@ class Ui:
         form: dict[str, str] = {}
         try:
             form = await read_form(request)
-            if not csrf_matches(request.cookies.get(SIGN_IN_COOKIE, ""), form.get("csrf_token")):
+            if not csrf_matches(request.cookies.get(SIGN_IN_COOKIE), form.get("csrf_token")):
                 raise PermissionDenied(
                     "the sign-in form's CSRF token does not match: reload the page",
                     code="csrf_failed",

@@ -102,5 +102,9 @@ def csrf_token(session_id: str) -> str:
     return hmac.new(session_id.encode(), b"sluicegate-ui-csrf", hashlib.sha256).hexdigest()
 
 
-def csrf_matches(expected: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    """Whether a form's token is the expected one (neither may be empty: a form without
+    its cookie must not pass by sending an empty field)."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())

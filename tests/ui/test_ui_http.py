@@ -165,3 +165,11 @@ async def test_a_bad_filter_is_a_400_page_naming_it(gw: InProcessGateway) -> Non
     assert unknown.status_code == 404 and "no analytics panel" in unknown.text
     tag = await browser.get("/ui/panels/tags?tag=nokeyvalue")
     assert tag.status_code == 400 and "KEY=VALUE" in tag.text
+
+
+async def test_sign_in_without_the_form_cookie_is_refused_even_with_an_empty_token(
+    gw: InProcessGateway,
+) -> None:
+    browser = Browser(gw.http)  # never loaded the form: no sign-in cookie
+    forged = await browser.post_form("/ui/sign-in", {"csrf_token": "", "token": ADMIN_KEY})
+    assert forged.status_code == 403 and SESSION_COOKIE not in browser.cookies
