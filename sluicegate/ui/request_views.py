@@ -5,7 +5,6 @@ envelope, usage and cost, attempts, policy events and guardrail events."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -48,10 +47,6 @@ SUMMARY = (  # the listing's columns: (title, row field)
 DETAIL_LISTS = ("attempts", "policy_events", "guardrail_events")
 
 
-def utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def request_routes(ui: Ui) -> list[Route]:
     api = AdminApi(
         keys=ui.gateway.keys,
@@ -78,7 +73,6 @@ def request_routes(ui: Ui) -> list[Route]:
             summary=SUMMARY,
             detail_lists=DETAIL_LISTS,
             next_page=after,
-            utc=utc,
             scalar=_scalars,
         )
 
