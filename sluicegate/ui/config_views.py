@@ -5,7 +5,7 @@ rule of `GET /api/config` in `server/access.py` (the same table the API checks).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,7 +47,7 @@ def config_routes(ui: Ui) -> list[Route]:
         if role is not Role.ADMIN and role not in readers:
             forbidden(caller.principal, request.method, request.url.path, set(readers))
 
-    def page(caller: Caller, template: str, **values: object) -> Response:
+    def page(caller: Caller, template: str, **values: Any) -> Response:
         return ui.pages.render(
             template, caller=caller, panels=list(PANELS.values()), when=_when, **values
         )
