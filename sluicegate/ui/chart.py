@@ -13,20 +13,23 @@ NOT_MEASURES = frozenset({"start_unix", "start", "group", "label"})
 PREFERRED = ("cost_usd", "latency_ms.p95", "active_users", "adoption", "requests")
 
 
-def chart_of(series: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+def chart_of(series: list[dict[str, Any]] | None, window: dict[str, Any]) -> dict[str, Any] | None:
+    """The chart of a panel's `series` over its answer's `window` (the x axis spans the
+    whole window: a series lists only the steps that had traffic)."""
     if not series:
         return None
     measures = _measures(series[0])
     if not measures:
         return None
+    span = [window["since_unix"], window["until_unix"]]
     if "label" in series[0]:
-        return _by_label(series, measures[0])
+        return {**_by_label(series, measures[0]), "range": span}
     xs = [p["start_unix"] for p in series]
     lines = [
         {"label": name, "values": [_at(p, name) for p in series], "axis": number}
         for number, name in enumerate(measures[:2])
     ]
-    return {"x": xs, "lines": lines}
+    return {"x": xs, "lines": lines, "range": span}
 
 
 def _by_label(series: list[dict[str, Any]], measure: str) -> dict[str, Any]:

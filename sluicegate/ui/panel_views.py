@@ -144,7 +144,7 @@ def panel_routes(ui: Ui) -> list[Route]:
             caller=caller,
             panels=list(PANELS.values()),
             answer=answer,
-            chart=chart_of(answer.get("series")),
+            chart=chart_of(answer.get("series"), answer["window"]),
             form=dict(request.query_params),
             filter_fields=FILTER_FIELDS,
             csv_url=f"/ui/panels/{answer['panel']}/csv" + (f"?{query}" if query else ""),
