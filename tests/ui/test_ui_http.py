@@ -173,3 +173,17 @@ async def test_sign_in_without_the_form_cookie_is_refused_even_with_an_empty_tok
     browser = Browser(gw.http)  # never loaded the form: no sign-in cookie
     forged = await browser.post_form("/ui/sign-in", {"csrf_token": "", "token": ADMIN_KEY})
     assert forged.status_code == 403 and SESSION_COOKIE not in browser.cookies
+
+
+async def test_a_member_sees_its_own_usage_only(gw: InProcessGateway) -> None:
+    for user in ("alice", "bob"):
+        await _call(gw, await gw.create_key(user_id=user, team="search"), "search")
+    member = await _token(gw, role="member", user_id="alice", name="alice")
+    browser = Browser(gw.http)
+    await browser.sign_in(member["token"])
+    own = await browser.get("/ui/panels/latency?group_by=user_id")
+    assert own.status_code == 200, own.text
+    table = own.text.split('data-table="latency"', 1)[1].split("</table>", 1)[0]
+    assert "<td>alice</td>" in table and "bob" not in own.text
+    other = await browser.get("/ui/panels/latency?user_id=bob")
+    assert other.status_code == 403
