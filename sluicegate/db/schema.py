@@ -423,3 +423,18 @@ ledger_landed = Table(
     Column("landed_through", Double(), nullable=False),
     Column("seen_at", Double(), nullable=False),
 )
+
+# 0021: control-room (web UI) sign-in sessions, kept in the database so that a session
+# works on every replica and across restarts. Only a hash of the session id is stored;
+# `credential_hash` is the hash of the admin token (or admin key) signed in with, so a
+# session dies with its token. Bounded per credential (ui/session_store.py).
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(), primary_key=True),
+    Column("credential_hash", String(), nullable=False),
+    Column("created_at", Double(), nullable=False),
+    Column("expires_at", Double(), nullable=False),
+    Index("ix_ui_sessions_credential_hash", "credential_hash", "created_at"),
+    Index("ix_ui_sessions_expires_at", "expires_at"),
+)
