@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -54,17 +54,28 @@ class Compared:
 
 
 @contextmanager
-def without(table: str) -> Iterator[None]:
-    """The reader's tables with `table` taken out, for the duration."""
-    kept = sources.PLAIN_SOURCES
-    sources.PLAIN_SOURCES = tuple(s for s in kept if str(s.table.name) != table)
+def without(table: str, *, one_at_a_time: bool = False) -> Iterator[None]:
+    """The reader's tables with `table` taken out, for the duration: a table, or cuboids
+    as answers name them (`rollup_cuboids:status,rollup_cuboids:model`). With
+    `one_at_a_time`, a panel's reads also run one after the other
+    (`AnalyticsReader.together` as it was before)."""
+    kept, names = sources.PLAIN_SOURCES, set(table.split(","))
+    sources.PLAIN_SOURCES = tuple(s for s in kept if not {str(s.table.name), s.name} & names)
     if len(sources.PLAIN_SOURCES) == len(kept):
         sources.PLAIN_SOURCES = kept
         raise ValueError(f"--before-after: the reader reads no table named {table!r}")
+    together = AnalyticsReader.together
+    if one_at_a_time:
+        AnalyticsReader.together = _one_at_a_time  # type: ignore[method-assign]
     try:
         yield
     finally:
         sources.PLAIN_SOURCES = kept
+        AnalyticsReader.together = together  # type: ignore[method-assign]
+
+
+async def _one_at_a_time(_reader: AnalyticsReader, *reads: Awaitable[Any]) -> tuple[Any, ...]:
+    return tuple([await read for read in reads])
 
 
 async def compare(
@@ -75,6 +86,8 @@ async def compare(
     shapes: Mapping[str, Shapes],
     table: str,
     repeats: int,
+    *,
+    one_at_a_time: bool = False,
 ) -> list[Compared]:
     engine = create_engine_for(url)
     context = PanelContext(
@@ -84,7 +97,9 @@ async def compare(
     try:
         for panel in panels:
             for label, params in shapes[panel]:
-                out.append(await _pair(context, kind, panel, label, params, table, repeats))
+                out.append(
+                    await _pair(context, kind, panel, label, params, table, repeats, one_at_a_time)
+                )
     finally:
         await engine.dispose()
     return out
@@ -98,15 +113,16 @@ async def _pair(
     params: dict[str, str],
     table: str,
     repeats: int,
+    one_at_a_time: bool,
 ) -> Compared:
     before: list[float] = []
     after: list[float] = []
     now = time.time()  # one "now" for both sides: the same window asked, to the second
-    with without(table):
+    with without(table, one_at_a_time=one_at_a_time):
         old = await _ask(context, panel, params, now)  # warm both
     new = await _ask(context, panel, params, now)
     for _ in range(repeats):
-        with without(table):
+        with without(table, one_at_a_time=one_at_a_time):
             before.append(await _timed(context, panel, params, now))
         after.append(await _timed(context, panel, params, now))
     return Compared(
@@ -154,13 +170,14 @@ def _figures(answer: PanelAnswer[Any]) -> Any:
     return built
 
 
-def report(compared: list[Compared], table: str) -> str:
+def report(compared: list[Compared], table: str, *, one_at_a_time: bool = False) -> str:
     w = max(len(c.panel) for c in compared) + 1
     header = (
         f"{'database':<11}{'panel':<{w}}{'query':<22}{'before p50':>11}{'p95':>8}"
         f"{'after p50':>10}{'p95':>8}{'ratio':>8}  answers"
     )
-    lines = [f"without {table} (before) and with it (after), in process:", header]
+    apart = ", reads one at a time" if one_at_a_time else ""
+    lines = [f"without {table}{apart} (before) and with it (after), in process:", header]
     lines.append("-" * len(header))
     for c in compared:
         same = "same" if c.same else "DIFFER"

@@ -353,7 +353,16 @@ def main() -> int:
     parser.add_argument(
         "--before-after",
         metavar="TABLE",
-        help="also time each panel with and without this rollup table, side by side",
+        help="also time each panel with and without this rollup table (or one cuboid, "
+        "e.g. rollup_cuboids:status), side by side",
+    )
+    parser.add_argument(
+        "--one-at-a-time-before",
+        action="store_true",
+        help="with --before-after: a panel's reads one after the other on the 'before' side",
+    )
+    parser.add_argument(
+        "--no-serve", action="store_true", help="skip the timing through `sluicegate serve`"
     )
     args = parser.parse_args()
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
@@ -370,7 +379,7 @@ def main() -> int:
     compared: list[Compared] = []
     try:
         with tempfile.TemporaryDirectory(prefix="sluice-bench-panels-") as workdir:
-            for info in generated:
+            for info in generated if not args.no_serve else []:
                 if args.before_tree:
                     timings += time_before(info, args, Path(workdir), panels)
                 timings += time_panels(info, args.repeats, Path(workdir), panels)
@@ -378,7 +387,14 @@ def main() -> int:
         for info in generated if args.before_after else []:
             compared += asyncio.run(
                 compare(
-                    info.kind, info.url, SETTINGS, panels, shapes, args.before_after, args.repeats
+                    info.kind,
+                    info.url,
+                    SETTINGS,
+                    panels,
+                    shapes,
+                    args.before_after,
+                    args.repeats,
+                    one_at_a_time=args.one_at_a_time_before,
                 )
             )
     finally:
@@ -389,7 +405,7 @@ def main() -> int:
     print(report(generated, timings))
     if args.before_after:
         print()
-        print(ab_report(compared, args.before_after))
+        print(ab_report(compared, args.before_after, one_at_a_time=args.one_at_a_time_before))
     if args.json:
         figures = {
             "generated": [asdict(g) for g in generated],
