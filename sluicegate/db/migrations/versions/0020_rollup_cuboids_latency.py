@@ -65,6 +65,11 @@ def upgrade() -> None:
     for cuboid, kept in CUBOIDS.items():
         for grain in ("hour", "day", "week"):
             _derive(bind, cuboid, kept, grain, kinds)
+    if bind.dialect.name == "postgresql":
+        # Statistics that know the new cuboids: without them the planner takes a cuboid's
+        # rows as one, reads every row of it by the index on `cuboid` alone and filters
+        # the window's ranges (62 ms instead of 1 ms at 2M requests, until autovacuum).
+        op.execute("ANALYZE rollup_cuboids")
 
 
 def _derive(
