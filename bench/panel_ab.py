@@ -18,7 +18,7 @@ import importlib.util
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,25 +62,37 @@ class Compared:
 
 
 @contextmanager
-def without(table: str) -> Iterator[None]:
-    """The reader's tables with `table` taken out, for the duration."""
-    kept = sources.PLAIN_SOURCES
-    sources.PLAIN_SOURCES = tuple(s for s in kept if str(s.table.name) != table)
+def without(table: str, *, one_at_a_time: bool = False) -> Iterator[None]:
+    """The reader's tables with `table` taken out, for the duration: a table, or cuboids
+    as answers name them (`rollup_cuboids:status,rollup_cuboids:model`). With
+    `one_at_a_time`, a panel's reads also run one after the other
+    (`AnalyticsReader.together` as it was before)."""
+    kept, names = sources.PLAIN_SOURCES, set(table.split(","))
+    sources.PLAIN_SOURCES = tuple(s for s in kept if not {str(s.table.name), s.name} & names)
     if len(sources.PLAIN_SOURCES) == len(kept):
         sources.PLAIN_SOURCES = kept
         raise ValueError(f"--before-after: the reader reads no table named {table!r}")
+    together = AnalyticsReader.together
+    if one_at_a_time:
+        AnalyticsReader.together = _one_at_a_time  # type: ignore[method-assign]
     try:
         yield
     finally:
         sources.PLAIN_SOURCES = kept
+        AnalyticsReader.together = together  # type: ignore[method-assign]
 
 
-def before_of(spec: str) -> Before:
-    """What "before" means: `code:CHECKOUT` (that checkout's panel modules) or a table."""
+async def _one_at_a_time(_reader: AnalyticsReader, *reads: Awaitable[Any]) -> tuple[Any, ...]:
+    return tuple([await read for read in reads])
+
+
+def before_of(spec: str, *, one_at_a_time: bool = False) -> Before:
+    """What "before" means: `code:CHECKOUT` (that checkout's panel modules) or a table
+    (with `one_at_a_time`, its reads also one after the other)."""
     if spec.startswith(CODE):
         tree = Path(spec.removeprefix(CODE))
         return lambda panel: panel_code(tree, panel)
-    return lambda panel: without(spec)
+    return lambda panel: without(spec, one_at_a_time=one_at_a_time)
 
 
 @contextmanager
@@ -120,6 +132,8 @@ async def compare(
     shapes: Mapping[str, Shapes],
     before: str,
     repeats: int,
+    *,
+    one_at_a_time: bool = False,
 ) -> list[Compared]:
     """`before`: a table taken out, or `code:CHECKOUT` (module docstring)."""
     engine = create_engine_for(url)
@@ -130,7 +144,7 @@ async def compare(
     try:
         for panel in panels:
             for label, params in shapes[panel]:
-                side = before_of(before)
+                side = before_of(before, one_at_a_time=one_at_a_time)
                 out.append(await _pair(context, kind, panel, label, params, side, repeats))
     finally:
         await engine.dispose()
@@ -145,6 +159,7 @@ async def _pair(
     params: dict[str, str],
     before_side: Before,
     repeats: int,
+    one_at_a_time: bool,
 ) -> Compared:
     before: list[float] = []
     after: list[float] = []
@@ -201,16 +216,17 @@ def _figures(answer: PanelAnswer[Any]) -> Any:
     return built
 
 
-def report(compared: list[Compared], before: str) -> str:
+def report(compared: list[Compared], before: str, *, one_at_a_time: bool = False) -> str:
     w = max(len(c.panel) for c in compared) + 1
     header = (
         f"{'database':<11}{'panel':<{w}}{'query':<22}{'before p50':>11}{'p95':>8}"
         f"{'after p50':>10}{'p95':>8}{'ratio':>8}  answers"
     )
+    apart = ", reads one at a time" if one_at_a_time else ""
     what = (
         f"{before.removeprefix(CODE)}'s panel code (before) and this tree's (after)"
         if before.startswith(CODE)
-        else f"without {before} (before) and with it (after)"
+        else f"without {before}{apart} (before) and with it (after)"
     )
     lines = [f"{what}, in process:", header]
     lines.append("-" * len(header))

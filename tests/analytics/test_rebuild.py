@@ -340,6 +340,30 @@ async def test_migration_0015_derives_tool_user_rows_from_the_stored_rollups(
         assert_same_rollups(stored, await expected_rollups(conn, KEYS))
 
 
+async def test_migration_0020_derives_the_latency_cuboids_from_the_control_cuboid(
+    engine: AsyncEngine,
+) -> None:
+    """A database upgraded to 0020 answers the latency panel from the `status` and `model`
+    cuboids at once: their hour, day and week rows, summed from the `control` cuboid's,
+    are those the writer keeps (ids included, so later batches add to them rather than
+    beside them)."""
+    await _land(engine, span_s=10 * DAY)
+    kept = await _tables(engine)
+    for name in ("status", "model"):
+        assert {key[0] for key in kept["cuboids"] if key[2] == name} == {"hour", "day", "week"}
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to, "0019")
+    new = select(rollup_cuboids.c.id).where(rollup_cuboids.c.cuboid.in_(["status", "model"]))
+    async with engine.connect() as conn:
+        assert not (await conn.execute(new)).first()
+    await upgrade_engine(engine)
+    assert_same_rollups(await _tables(engine), kept)
+    await _land(engine, 300, seed=29)  # the same hours again: upserts add to derived rows
+    async with engine.connect() as conn:
+        stored = await stored_rollups(conn)
+        assert_same_rollups(stored, await expected_rollups(conn, KEYS))
+
+
 async def test_migration_0023_derives_the_premium_cuboid_from_the_stored_rollups(
     engine: AsyncEngine,
 ) -> None:

@@ -156,7 +156,7 @@ async def test_spend_by_team_keeps_requests_without_a_team_apart(
     engine: AsyncEngine, records: list[LedgerRecord]
 ) -> None:
     answer = await ask(context(engine), "tags", *WINDOW, ("group_by", "team"))
-    assert answer.source == "rollup_cuboids:tool"
+    assert answer.source == "rollup_cuboids:model"
     window = in_window(_window(answer))
     expected = await raw_sums(engine, [func.coalesce(R.team, "")], _sums(), window)
     assert [r.kind for r in answer.rows] == ["group", "group", "group", "no_value"]

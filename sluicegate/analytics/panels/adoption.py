@@ -29,7 +29,6 @@ users and no activity.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import math
@@ -178,9 +177,9 @@ class AdoptionPanel:
         users, notes = plan(
             context, query, ("requests",), group=[USER, *dims], derives_no_value=True
         )
-        # independent reads, run at once (each on its own connection, within its own
-        # time bound): the answer waits for the slowest, not for their sum
-        known, counted, (friction, more) = await asyncio.gather(
+        # independent reads, run at once (AnalyticsReader.together): the answer waits
+        # for the slowest, not for their sum
+        known, counted, (friction, more) = await reader.together(
             known_users(reader, q.window, _known_teams(query)),
             user_counts(reader, users, dims, _days(q.window)),
             _friction(context, query, dims),
@@ -258,7 +257,7 @@ async def _friction(
     read, notes = plan(context, query, FRICTION, group=dims)
     reader = context.reader
     no_tool = dataclasses.replace(read, filters=(*read.filters, Filter(TOOL, "")))
-    groups, total, without_tool = await asyncio.gather(
+    groups, total, without_tool = await reader.together(
         reader.groups(read, FRICTION, dims, limit=MAX_LIMIT, order="names"),
         reader.total(read, FRICTION),
         reader.total(no_tool, ("requests",)),
