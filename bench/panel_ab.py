@@ -159,7 +159,6 @@ async def _pair(
     params: dict[str, str],
     before_side: Before,
     repeats: int,
-    one_at_a_time: bool,
 ) -> Compared:
     before: list[float] = []
     after: list[float] = []
