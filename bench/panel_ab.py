@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,9 @@ async def compare(
     shapes: Mapping[str, Shapes],
     table: str,
     repeats: int,
+    before: Callable[[], AbstractContextManager[None]] | None = None,
 ) -> list[Compared]:
+    """`before`: what makes a call the "before" side (default: `without(table)`)."""
     engine = create_engine_for(url)
     context = PanelContext(
         AnalyticsReader(engine), settings, ConfigSnapshot.build(0, [], loaded_at=time.time())
@@ -84,7 +86,9 @@ async def compare(
     try:
         for panel in panels:
             for label, params in shapes[panel]:
-                out.append(await _pair(context, kind, panel, label, params, table, repeats))
+                out.append(
+                    await _pair(context, kind, panel, label, params, repeats, before or _no(table))
+                )
     finally:
         await engine.dispose()
     return out
@@ -96,17 +100,17 @@ async def _pair(
     panel: str,
     label: str,
     params: dict[str, str],
-    table: str,
     repeats: int,
+    before_side: Callable[[], AbstractContextManager[None]],
 ) -> Compared:
     before: list[float] = []
     after: list[float] = []
     now = time.time()  # one "now" for both sides: the same window asked, to the second
-    with without(table):
+    with before_side():
         old = await _ask(context, panel, params, now)  # warm both
     new = await _ask(context, panel, params, now)
     for _ in range(repeats):
-        with without(table):
+        with before_side():
             before.append(await _timed(context, panel, params, now))
         after.append(await _timed(context, panel, params, now))
     return Compared(
@@ -121,6 +125,10 @@ async def _pair(
         new.source,
         _figures(old) == _figures(new),
     )
+
+
+def _no(table: str) -> Callable[[], AbstractContextManager[None]]:
+    return lambda: without(table)
 
 
 async def _ask(
@@ -154,13 +162,13 @@ def _figures(answer: PanelAnswer[Any]) -> Any:
     return built
 
 
-def report(compared: list[Compared], table: str) -> str:
+def report(compared: list[Compared], table: str, sides: str = "") -> str:
     w = max(len(c.panel) for c in compared) + 1
     header = (
         f"{'database':<11}{'panel':<{w}}{'query':<22}{'before p50':>11}{'p95':>8}"
         f"{'after p50':>10}{'p95':>8}{'ratio':>8}  answers"
     )
-    lines = [f"without {table} (before) and with it (after), in process:", header]
+    lines = [sides or f"without {table} (before) and with it (after), in process:", header]
     lines.append("-" * len(header))
     for c in compared:
         same = "same" if c.same else "DIFFER"

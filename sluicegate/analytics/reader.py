@@ -84,6 +84,11 @@ class AnalyticsReader:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """What a cache of figures read through it is kept per (one per database)."""
+        return self._engine
+
     async def groups(
         self,
         plan: Plan,
