@@ -29,15 +29,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.panel_ab import Compared, compare, report  # noqa: E402
-from bench.panels import COMMON_SHAPES, SETTINGS  # noqa: E402
-from sluicegate.analytics import loop_baseline  # noqa: E402
-from sluicegate.analytics.leverage_score import leverage_score  # noqa: E402
-from sluicegate.analytics.leverage_sessions import Tally, score_inputs, session_rate  # noqa: E402
-from sluicegate.analytics.loop_baseline import Baseline, is_loop  # noqa: E402
-from sluicegate.analytics.panels import leverage  # noqa: E402
-from sluicegate.analytics.reader import AnalyticsReader  # noqa: E402
-from sluicegate.analytics.session_sql import SessionSelection, session_statement  # noqa: E402
+from bench.panel_ab import Compared, compare, report
+from bench.panels import COMMON_SHAPES, SETTINGS
+from sluicegate.analytics import loop_baseline
+from sluicegate.analytics.leverage_score import leverage_score
+from sluicegate.analytics.leverage_sessions import Tally, score_inputs, session_rate
+from sluicegate.analytics.loop_baseline import Baseline, is_loop
+from sluicegate.analytics.panels import leverage
+from sluicegate.analytics.reader import AnalyticsReader
+from sluicegate.analytics.session_sql import SessionSelection, session_statement
 
 SHAPES = (*COMMON_SHAPES, ("90d", {"since": "90d"}))
 MODES = ("python", "uncached")

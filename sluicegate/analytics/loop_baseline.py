@@ -89,6 +89,11 @@ async def baselines(reader: AnalyticsReader, selection: SessionSelection) -> Bas
     return found
 
 
+def forget(engine: object) -> None:
+    """Drop the baselines cached for this engine (its database was emptied or refilled)."""
+    _CACHES.pop(engine, None)
+
+
 async def read_baselines(reader: AnalyticsReader, selection: SessionSelection) -> Baselines:
     """`baselines`, read from the database now."""
     rows = await reader.run(baseline_statement(selection, reader.dialect))

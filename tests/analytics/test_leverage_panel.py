@@ -162,7 +162,11 @@ async def test_leverage_by_workflow_equals_the_raw_rows(landed: AsyncEngine) -> 
 async def _listed(ctx: PanelContext, *params: tuple[str, str]) -> list[ScoredView]:
     """Every session the leverage listing shows for these parameters, page by page."""
     query = parse_query(
-        [*WINDOW, *params], panel="leverage", default_group_by="", default_limit=20, now=NOW
+        [*WINDOW, *params],
+        panel="leverage",
+        default_group_by="workflow_tag",
+        default_limit=20,
+        now=NOW,
     )
     asked = scoped(query, analytics_scope(ADMIN))
     views: list[ScoredView] = []
@@ -205,8 +209,11 @@ async def test_a_baseline_is_read_again_once_its_cached_copy_is_old(
 ) -> None:
     clock = [1000.0]
     monkeypatch.setattr(loop_baseline, "CLOCK", lambda: clock[0])
-    quiet = session_traffic(420, start=BASELINE[0], span_s=6 * DAY, seed=8, loop_share=0.0)
-    await land_sessions(engine, quiet, session_traffic(100, start=DAY0, span_s=DAY, seed=9))
+    quiet = session_traffic(
+        420, start=BASELINE[0], span_s=6 * DAY, seed=8, prefix="old", loop_share=0.0
+    )
+    during = session_traffic(100, start=DAY0, span_s=DAY, seed=9, prefix="now")
+    await land_sessions(engine, quiet, during)
     first = await ask(context(engine), "leverage", *WINDOW)
     # a busier week landed late: the cached baseline holds until it is CACHE_TTL_S old
     busy = session_traffic(

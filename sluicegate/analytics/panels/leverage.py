@@ -122,8 +122,6 @@ class LeveragePanel:
         q = query.query
         group = grouping_of(q.group_by, self.name, ("workflow_tag",))
         selection = selection_of(query, self.name)
-        reader = SessionReader(context.reader)
-        in_window = await reader.count(selection)
         known = await baselines(context.reader, selection)
         tallies, oldest = await scored(context.reader, selection, known)
         summaries = {w: t.summary() for w, t in tallies.items()}
@@ -133,6 +131,10 @@ class LeveragePanel:
             rest = Tally.of(tallies[w] for w in ranked[q.limit :])
             rows.append(_aggregate(rest, "other", "other"))
         scored_n = sum(s.sessions for s in summaries.values())
+        # fewer than the bound scored: that was every session of the window
+        in_window = scored_n
+        if scored_n >= MAX_SCORED:
+            in_window = await SessionReader(context.reader).count(selection)
         answer = answer_of(
             self,
             query,
