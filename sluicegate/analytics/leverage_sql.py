@@ -10,7 +10,10 @@ they are stored, and handed back grouped by (workflow tag, score).
 Every step is `leverage_score.leverage_score` and `loop_baseline` term for term, in the
 same order of operations on doubles (a session's score here equals the one its listing
 shows, which Python computes; tests/analytics/test_leverage_panel.py holds them equal).
-A workflow's sessions share few distinct scores (every session with no outcome scores
+Each step is a MATERIALIZED CTE, computed once per session: as subqueries, both databases
+inline them, and each reference to a step's column repeats its whole expression (the
+score's clamp reads the raw score three times, the loop threshold a CASE per workflow),
+several times slower. A workflow's sessions share few distinct scores (every session with no outcome scores
 0), so the rows handed back are far fewer than the sessions, and each workflow's mean
 and median come exactly from them (`leverage_sessions.Tally.add_group`).
 """
@@ -112,7 +115,8 @@ def scored_statement(
             _threshold(P.workflow_tag, known).label("threshold"),
         )
         .select_from(picked.outerjoin(joined, J.session_id == P.session_id))
-        .subquery("inputs")
+        .cte("inputs")
+        .prefix_with("MATERIALIZED")
     )
     I = inputs.c  # noqa: E741  (as S and P: a step's initial)
     looping = I.rate > I.threshold  # NULL (neither) with no baseline
@@ -144,7 +148,7 @@ def scored_statement(
         governance.label("governance"),
         waste.label("waste"),
         case((damped < MIN_DAMPENER, _double(MIN_DAMPENER)), else_=damped).label("dampener"),
-    ).subquery("parts")
+    ).cte("parts").prefix_with("MATERIALIZED")
     R = parts.c
     raw = (R.points - R.governance - R.waste) / R.dampener
     scored = select(
