@@ -13,9 +13,9 @@ shows, which Python computes; tests/analytics/test_leverage_panel.py holds them 
 Each step is a MATERIALIZED CTE, computed once per session: as subqueries, both databases
 inline them, and each reference to a step's column repeats its whole expression (the
 score's clamp reads the raw score three times, the loop threshold a CASE per workflow),
-several times slower. A workflow's sessions share few distinct scores (every session with no outcome scores
-0), so the rows handed back are far fewer than the sessions, and each workflow's mean
-and median come exactly from them (`leverage_sessions.Tally.add_group`).
+several times slower. A workflow's sessions share few distinct scores (every session
+with no outcome scores 0), so the rows handed back are far fewer than the sessions, and
+each workflow's mean and median come exactly from them (`leverage_sessions.Tally.add_group`).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ READ = (
     "guardrail_blocks",
     "cost_usd",
 )
-COUNTED = ("outcomes", "tokens", "retry_tokens", "rate_limit_hits", "budget_hits")
-COUNTED += ("guardrail_blocks", "traced", "loops", "unchecked")
+COUNTED: tuple[str, ...] = ("outcomes", "tokens", "retry_tokens", "rate_limit_hits")
+COUNTED += ("budget_hits", "guardrail_blocks", "traced", "loops", "unchecked")
 SUMMED = ("cost_usd", "unused", "points", "governance", "waste")
 
 
@@ -63,7 +63,7 @@ def _real(column: ColumnElement[Any]) -> ColumnElement[float]:
     return cast(column, Double())
 
 
-def _clamped(value: ColumnElement[float], low: float, high: float) -> ColumnElement[float]:
+def _clamped(value: ColumnElement[Any], low: float, high: float) -> ColumnElement[float]:
     """min(max(value, low), high), as Python's: a value equal to a bound stays itself."""
     return case((value < low, _double(low)), (value > high, _double(high)), else_=value)
 
