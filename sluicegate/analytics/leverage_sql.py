@@ -138,17 +138,21 @@ def scored_statement(
     )
     cost = case((I.cost_usd > 0.0, I.cost_usd), else_=_double(0.0))
     damped = func.power(cost, _double(COST_EXPONENT))
-    parts = select(
-        *(I[name] for name in ("workflow_tag", "last_ts", "cost_usd", "unused")),
-        *(I[name] for name in ("outcomes", "tokens", "retry_tokens", "rate_limit_hits")),
-        *(I[name] for name in ("budget_hits", "guardrail_blocks")),
-        case((looping, 1), else_=0).label("loops"),
-        case((I.threshold.is_(None), 1), else_=0).label("unchecked"),
-        points.label("points"),
-        governance.label("governance"),
-        waste.label("waste"),
-        case((damped < MIN_DAMPENER, _double(MIN_DAMPENER)), else_=damped).label("dampener"),
-    ).cte("parts").prefix_with("MATERIALIZED")
+    parts = (
+        select(
+            *(I[name] for name in ("workflow_tag", "last_ts", "cost_usd", "unused")),
+            *(I[name] for name in ("outcomes", "tokens", "retry_tokens", "rate_limit_hits")),
+            *(I[name] for name in ("budget_hits", "guardrail_blocks")),
+            case((looping, 1), else_=0).label("loops"),
+            case((I.threshold.is_(None), 1), else_=0).label("unchecked"),
+            points.label("points"),
+            governance.label("governance"),
+            waste.label("waste"),
+            case((damped < MIN_DAMPENER, _double(MIN_DAMPENER)), else_=damped).label("dampener"),
+        )
+        .cte("parts")
+        .prefix_with("MATERIALIZED")
+    )
     R = parts.c
     raw = (R.points - R.governance - R.waste) / R.dampener
     scored = select(
