@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,15 +30,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.panel_ab import Compared, compare, report
+from bench.panel_ab import Compared, _pair, report
 from bench.panels import COMMON_SHAPES, SETTINGS
 from sluicegate.analytics import loop_baseline
 from sluicegate.analytics.leverage_score import leverage_score
 from sluicegate.analytics.leverage_sessions import Tally, score_inputs, session_rate
 from sluicegate.analytics.loop_baseline import Baseline, is_loop
 from sluicegate.analytics.panels import leverage
+from sluicegate.analytics.panels.base import PanelContext
 from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.analytics.session_sql import SessionSelection, session_statement
+from sluicegate.config.live import ConfigSnapshot
+from sluicegate.db.engine import create_engine_for
 
 SHAPES = (*COMMON_SHAPES, ("90d", {"since": "90d"}))
 MODES = ("python", "uncached")
@@ -104,18 +108,19 @@ async def run(urls: list[str], modes: list[str], repeats: int) -> list[tuple[str
     out = []
     for url in urls:
         kind = url.split(":", 1)[0].split("+", 1)[0]
-        for mode in modes:
-            compared = await compare(
-                kind,
-                url,
-                SETTINGS,
-                ["leverage"],
-                {"leverage": SHAPES},
-                "",
-                repeats,
-                before=before_side(mode),
-            )
-            out += [(mode, c) for c in compared]
+        engine = create_engine_for(url)
+        snapshot = ConfigSnapshot.build(0, [], loaded_at=time.time())
+        context = PanelContext(AnalyticsReader(engine), SETTINGS, snapshot)
+        try:
+            for mode in modes:
+                side = before_side(mode)
+                for label, params in SHAPES:
+                    compared = await _pair(
+                        context, kind, "leverage", label, params, lambda _: side(), repeats, False
+                    )
+                    out.append((mode, compared))
+        finally:
+            await engine.dispose()
     return out
 
 
@@ -131,7 +136,9 @@ def main() -> int:
     results = asyncio.run(run(args.url, modes, args.repeats))
     for mode in modes:
         picked = [c for m, c in results if m == mode]
-        print(report(picked, "", f"before = {mode}, after = as it runs; in process:"))
+        lines = report(picked, mode).splitlines()
+        lines[0] = f"before = {mode}, after = as it runs; in process:"
+        print("\n".join(lines))
         print()
     return 0 if all(c.same for _, c in results) else 1
 

@@ -21,6 +21,7 @@
 3. With `--before-after TABLE` (a rollup table, e.g. rollup_tool_users): each panel timed
    again in this process with and without that table among those the reader picks from,
    interleaved, with the ratio and whether the answers are equal (bench/panel_ab.py).
+   `--before-after code:CHECKOUT` compares the panel modules of that checkout instead.
 """
 
 from __future__ import annotations
@@ -353,7 +354,22 @@ def main() -> int:
     parser.add_argument(
         "--before-after",
         metavar="TABLE",
-        help="also time each panel with and without this rollup table, side by side",
+        help="also time each panel with and without this rollup table (or cuboids, e.g. "
+        "rollup_cuboids:status,rollup_cuboids:model; or, as code:CHECKOUT, with that "
+        "checkout's panel modules), side by side",
+    )
+    parser.add_argument(
+        "--one-at-a-time-before",
+        action="store_true",
+        help="with --before-after: a panel's reads one after the other on the 'before' side",
+    )
+    parser.add_argument(
+        "--no-serve",
+        "--in-process-only",
+        dest="no_serve",
+        action="store_true",
+        help="skip the timing through `sluicegate serve` (with --before-after: the "
+        "side-by-side alone)",
     )
     args = parser.parse_args()
     args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
@@ -370,7 +386,7 @@ def main() -> int:
     compared: list[Compared] = []
     try:
         with tempfile.TemporaryDirectory(prefix="sluice-bench-panels-") as workdir:
-            for info in generated:
+            for info in generated if not args.no_serve else []:
                 if args.before_tree:
                     timings += time_before(info, args, Path(workdir), panels)
                 timings += time_panels(info, args.repeats, Path(workdir), panels)
@@ -378,7 +394,14 @@ def main() -> int:
         for info in generated if args.before_after else []:
             compared += asyncio.run(
                 compare(
-                    info.kind, info.url, SETTINGS, panels, shapes, args.before_after, args.repeats
+                    info.kind,
+                    info.url,
+                    SETTINGS,
+                    panels,
+                    shapes,
+                    args.before_after,
+                    args.repeats,
+                    one_at_a_time=args.one_at_a_time_before,
                 )
             )
     finally:
@@ -389,7 +412,7 @@ def main() -> int:
     print(report(generated, timings))
     if args.before_after:
         print()
-        print(ab_report(compared, args.before_after))
+        print(ab_report(compared, args.before_after, one_at_a_time=args.one_at_a_time_before))
     if args.json:
         figures = {
             "generated": [asdict(g) for g in generated],

@@ -13,7 +13,8 @@ shared server on loopback (a database of its own, dropped after).
 
 `--before-after`: the writes only (no rebuild), in pairs on fresh databases, alternately
 without the `rollup_tool_users` rows (the writer before migration 0015: their deltas are
-neither computed nor written) and with them; `--rounds` pairs, the median of each side.
+neither computed nor written; `--without latency_cuboids`: the `status` and `model`
+cuboids', before 0020) and with them; `--rounds` pairs, the median of each side.
 """
 
 from __future__ import annotations
@@ -135,13 +136,30 @@ def without_tool_users() -> Iterator[None]:
         rollups._tool_user_hours = projected
 
 
+@contextmanager
+def without_latency_cuboids() -> Iterator[None]:
+    """The writer as before migration 0020: no `status` or `model` cuboid rows computed
+    or written."""
+    kept = rollups.CUBOIDS
+    rollups.CUBOIDS = tuple(c for c in kept if c.name not in ("status", "model"))
+    try:
+        yield
+    finally:
+        rollups.CUBOIDS = kept
+
+
+WITHOUT = {"tool_users": without_tool_users, "latency_cuboids": without_latency_cuboids}
+
+
 def before_after(
     database: Callable[[], Iterator[str]],
     records: list[LedgerRecord],
     keys: tuple[str, ...],
     rounds: int,
+    left_out: str = "tool_users",
 ) -> None:
-    """Writes without and with rollup_tool_users, alternately, each on a fresh database."""
+    """Writes without and with `left_out` (WITHOUT), alternately, each on a fresh
+    database."""
     sides: dict[str, list[float]] = {"before": [], "after": []}
     name = ""
     for _ in range(rounds):
@@ -149,14 +167,14 @@ def before_after(
             with contextmanager(database)() as url:
                 name = url.split(":")[0]
                 if side == "before":
-                    with without_tool_users():
+                    with WITHOUT[left_out]():
                         _, cpu = asyncio.run(written(url, records, keys))
                 else:
                     _, cpu = asyncio.run(written(url, records, keys))
             sides[side].append(cpu / len(records) * 1e6)
     old, new = statistics.median(sides["before"]), statistics.median(sides["after"])
     print(
-        f"{name:<10} write CPU here: {old:6.1f} us/record without rollup_tool_users, "
+        f"{name:<10} write CPU here: {old:6.1f} us/record without {left_out}, "
         f"{new:6.1f} with it ({new - old:+.1f} us, {new / old - 1:+.1%}; medians of {rounds})"
     )
 
@@ -188,9 +206,12 @@ def main() -> None:
         "--metadata-keys", default="customer_id", help="rolled up (comma-separated; '' none)"
     )
     parser.add_argument(
-        "--before-after", action="store_true", help="writes without and with rollup_tool_users"
+        "--before-after", action="store_true", help="writes without and with --without's rows"
     )
     parser.add_argument("--rounds", type=int, default=3, help="pairs of writes (--before-after)")
+    parser.add_argument(
+        "--without", choices=sorted(WITHOUT), default="tool_users", help="--before-after's 'before'"
+    )
     args = parser.parse_args()
     keys = tuple(k for k in args.metadata_keys.split(",") if k)
     backends = args.backends.split(",")
@@ -200,7 +221,7 @@ def main() -> None:
     records = ledger(args.rows, args.days)
     for backend in backends:
         if args.before_after:
-            before_after(DATABASES[backend], records, keys, args.rounds)
+            before_after(DATABASES[backend], records, keys, args.rounds, args.without)
             continue
         with contextmanager(DATABASES[backend])() as url:
             asyncio.run(measure(url, records, keys))

@@ -50,10 +50,19 @@ def cuboid(name: str, *dimensions: str) -> Cuboid:
 
 # Smallest first: the first that holds a query's dimensions answers it.
 CUBOIDS: tuple[Cuboid, ...] = (
+    # the latency panel's control cells (totals, breakdowns, provider checks) and every
+    # unfiltered total or series: a few dozen rows an hour (0020)
+    cuboid("status", "provider", "status_class", "error_type"),
+    # the latency panel's groups by provider and model (its default), by team and model,
+    # and either filtered by team (0020)
+    cuboid("model", "team", "provider", "model"),
     # adoption's friction figures, latency by client tool
     cuboid("tool", "team", "client_tool", "status_class"),
     # the latency panel (the control layer): by provider and model, status and error
     cuboid("control", "team", "provider", "model", "status_class", "error_type"),
-    # spend: burn rate, tags' totals, premium review
+    # spend: burn rate, tags' totals
     cuboid("spend", "team", "project", "workflow_tag", "model"),
+    # the premium-model review: which workflows reach which models, through which alias
+    # and provider (0023; it read rollup_usage's thousands of rows a day before)
+    cuboid("premium", "team", "workflow_tag", "requested_model", "model", "provider"),
 )

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 from sluicegate.analytics.dimensions import DIMENSIONS
-from sluicegate.analytics.reader import AnalyticsReader, column_of
+from sluicegate.analytics.reader import AnalyticsReader, bytewise, column_of
 from sluicegate.analytics.sources import people_source
 from sluicegate.analytics.window import DAY, Window
 from sluicegate.db.schema import api_keys
@@ -65,14 +65,15 @@ async def known_users(
     (team, user) pairs gathered once and counted per team and across them (the row
     whose team is NULL; no team is stored as NULL)."""
     people = _people(window, teams).cte("known_pairs")
+    user = bytewise(people.c.user_id, reader.dialect)  # distinct without a locale's rules
     per_team = (
-        select(people.c.team, func.count(people.c.user_id.distinct()).label("users"))
+        select(people.c.team, func.count(user.distinct()).label("users"))
         .group_by(people.c.team)
         .order_by(people.c.team)
         .limit(MAX_TEAMS + 1)
         .subquery("per_team")
     )
-    everyone = select(null().label("team"), func.count(people.c.user_id.distinct()).label("users"))
+    everyone = select(null().label("team"), func.count(user.distinct()).label("users"))
     rows = await reader.run(union_all(select(per_team.c.team, per_team.c.users), everyone))
     counted = [row for row in rows if row["team"] is not None]
     total = next((int(row["users"] or 0) for row in rows if row["team"] is None), 0)

@@ -15,9 +15,9 @@ bound (PostgreSQL's statement_timeout, and the caller's asyncio timeout).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Select,
     and_,
     asc,
+    case,
     cast,
     desc,
     false,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import StaticPool
 
 from sluicegate.analytics.coverage import key_coverage
 from sluicegate.analytics.dimensions import AnyDimension, MetadataDimension, raw_match
@@ -55,6 +57,9 @@ BACKSTOP_S = 5.0  # beyond the statement's bound: connecting, or a database that
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
 Step = Literal["hour", "day"]
 Order = Literal["figures", "names"]  # by cost then requests (descending), or by values
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,21 @@ class AnalyticsReader:
         """What a cache of figures read through it is kept per (one per database)."""
         return self._engine
 
+    async def together(self, a: Awaitable[A], b: Awaitable[B], c: Awaitable[C]) -> tuple[A, B, C]:
+        """Three reads at once, each on its own connection, so that an answer waits for
+        the slowest and not for their sum; one after the other on an in-memory SQLite
+        database (one shared connection). A failure is raised as it is (the first in
+        argument order) once every read has ended: none is cancelled mid-statement
+        (SQLite's would run on in its thread), and each is bounded by the reader's
+        time bound."""
+        if isinstance(self._engine.pool, StaticPool):
+            return await a, await b, await c
+        x, y, z = await asyncio.gather(a, b, c, return_exceptions=True)
+        for outcome in (x, y, z):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return x, y, z  # type: ignore[return-value]  # no exceptions: gather's A, B, C
+
     async def groups(
         self,
         plan: Plan,
@@ -115,6 +135,45 @@ class AnalyticsReader:
         )
         stmt = stmt.order_by(*_order(measures, len(group), order)).limit(limit)
         return [_group(row, measures, len(group)) for row in await self.run(stmt)]
+
+    async def groups_and_totals(
+        self,
+        plan: Plan,
+        measures: Sequence[str],
+        group: Sequence[AnyDimension],
+        *,
+        limit: int,
+        order: Order = "figures",
+        tagged_by: AnyDimension,
+    ) -> tuple[list[Group], Figures, Figures]:
+        """In one scan: at most `limit` groups of the rows with a value for `tagged_by`
+        (as `groups(..., without_empty=tagged_by)`), the total of those rows over every
+        group, and the total of every row (with or without a value).
+
+        The grouped statement is read by an outer one over its groups: groups without a
+        value are flagged and sorted last (and dropped here), and the totals are windows
+        over all the groups (`SUM(m) OVER ()`, computed before the LIMIT), where separate
+        totals would read the rows again (three scans of the window for a key read from
+        raw rows)."""
+        if tagged_by not in group:
+            raise ValueError("tagged_by must be one of the grouped dimensions")
+        grouped = statement(plan, measures, group, self.dialect).subquery("grouped")
+        flag = case((grouped.c[f"g{list(group).index(tagged_by)}"] == "", 1), else_=0)
+        outer: list[ColumnElement[Any]] = [*grouped.c, flag.label("untagged")]
+        for name in measures:
+            figure = grouped.c[f"m_{name}"]
+            outer.append(func.sum(figure).over().label(f"t_{name}"))
+            outer.append(func.sum(case((flag == 1, figure), else_=0)).over().label(f"e_{name}"))
+        stmt = select(*outer).order_by(
+            asc(literal_column("untagged")), *_order(measures, len(group), order)
+        )
+        rows = await self.run(stmt.limit(limit))
+        first = rows[0] if rows else {}
+        totals = {name: as_figure(name, first.get(f"t_{name}")) for name in measures}
+        empties = {name: as_figure(name, first.get(f"e_{name}")) for name in measures}
+        tagged = {name: totals[name] - empties[name] for name in measures}
+        groups = [_group(row, measures, len(group)) for row in rows if not row["untagged"]]
+        return groups, tagged, totals
 
     async def total(
         self, plan: Plan, measures: Sequence[str], *, without_empty: AnyDimension | None = None
@@ -259,13 +318,29 @@ def distinct_statement(
     dialect: str,
     *,
     step: Step | None = None,
+    one_row_each: bool = False,
 ) -> Select[Any]:
     """SELECT g0.., [step], COUNT(DISTINCT counted) FROM source WHERE window, filters,
-    restriction, counted non-empty GROUP BY g0.., [step]."""
+    restriction, counted non-empty GROUP BY g0.., [step]. `one_row_each`: the rows read
+    hold each value of `counted` once per group and step (the caller knows the table's
+    key), so they are counted as rows, without a set of values per group."""
     column = column_of(plan.source, counted)
     conditions = [*_conditions(plan, step), column != ""]
-    counting = [func.count(column.distinct()).label("m_distinct")]
+    # bytewise on PostgreSQL: the same values are distinct (collations here are
+    # deterministic), and sorting them per group needs no locale's rules
+    count = func.count() if one_row_each else func.count(bytewise(column, dialect).distinct())
+    counting = [count.label("m_distinct")]
     return _grouped(plan, group, dialect, step, counting, conditions)
+
+
+def pairs_statement(
+    plan: Plan, counted: AnyDimension, group: Sequence[AnyDimension], dialect: str
+) -> Select[Any]:
+    """SELECT g0.., counted (as g{len(group)}) FROM source WHERE window, filters,
+    restriction, counted non-empty GROUP BY all of them: each group's distinct values
+    of `counted`, to be counted several ways."""
+    conditions = [*_conditions(plan, None), column_of(plan.source, counted) != ""]
+    return _grouped(plan, (*group, counted), dialect, None, (), conditions)
 
 
 def _conditions(plan: Plan, step: Step | None) -> list[ColumnElement[bool]]:
@@ -292,10 +367,10 @@ def _grouped(
 ) -> Select[Any]:
     source = plan.source
     columns: list[ColumnElement[Any]] = [
-        _collated(column_of(source, dim), dialect).label(f"g{i}") for i, dim in enumerate(group)
+        bytewise(column_of(source, dim), dialect).label(f"g{i}") for i, dim in enumerate(group)
     ]
     if step is not None:
-        columns.append(_step(source, step, dialect).label("step"))
+        columns.append(_step(source, plan.window, step, dialect).label("step"))
     stmt = select(*columns, *figures).select_from(source.table).where(*conditions)
     grouped = [f"g{i}" for i in range(len(group))] + (["step"] if step else [])
     return stmt.group_by(*grouped) if grouped else stmt
@@ -343,15 +418,18 @@ def _window(source: Source, window: Window, step: Step | None) -> ColumnElement[
     return or_(*(and_(*rows_of, c.grain == g, c.bucket >= a, c.bucket < b) for g, a, b in spans))
 
 
-def _step(source: Source, step: Step, dialect: str) -> ColumnElement[Any]:
+def _step(source: Source, window: Window, step: Step, dialect: str) -> ColumnElement[Any]:
     width = HOUR if step == "hour" else DAY
     ts = requests.c.ts if source.raw else source.table.c.bucket
+    if not source.raw and all(span.grain == step for span in window.spans(step)):
+        return ts  # every row read is one step: its bucket is the step's start, and a
+        # bare column lets SQLite group in its index's order
     if dialect == "postgresql":
         return func.floor(ts / literal(float(width), Double())) * width
     return cast(ts / width, SqlInteger()) * width  # truncation is floor for times >= 0
 
 
-def _collated(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+def bytewise(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
     """Bytewise comparison, as SQLite's default: PostgreSQL's database collation could
     order "a-b" and "ab" differently."""
     return column.collate("C") if dialect == "postgresql" else column

@@ -2,7 +2,8 @@
 needs, else raw `requests` rows over a bounded window.
 
     rollup_cuboids    each cuboid (analytics/cuboids.py: a few usage dimensions, every
-                      usage figure), smallest first: `tool`, `control`, `spend`
+                      usage figure), smallest first: `status`, `model`, `tool`,
+                      `control`, `spend`
     rollup_usage      every dimension but user_id and metadata; every figure
     rollup_tool_users user_id, team, client_tool; rollup_users' figures (adoption's
                       distinct users, known users)

@@ -23,6 +23,7 @@ def _banner(settings: Settings, key: AdminKey) -> None:
     base = settings.self_url
     out.print(f"[bold]sluicegate[/] listening on {base}")
     out.print(f"  database: {settings.database_url}")
+    out.print(f"  control room: {base}/ui/ (sign in with the admin key or an admin API token)")
     out.print(f"  counters: {'redis ' + settings.redis_url if settings.redis_url else 'in memory'}")
     spool = settings.spool_dir or "in memory (the ledger itself is in memory)"
     out.print(f"  ledger spool: {spool} (rows wait here while the database is unreachable)")
@@ -194,7 +195,8 @@ def serve(
         "--departure-grace-ms",
         min=0,
         max=1000,
-        help="Milliseconds an admitted call waits before the provider is called, for a "
+        help="Milliseconds an admitted call waits before the provider is called when "
+        "slots are getting scarce (an eighth of --max-in-flight taken, or a queue), for a "
         "close sent with the request to be seen (no upstream call for a client that left); "
         "0: none",
     ),
@@ -215,6 +217,21 @@ def serve(
         help="The helpdesk webhook's custom field (id or name) holding the session id; "
         "its secret is read from SLUICEGATE_HELPDESK_WEBHOOK_SECRET, GitHub's from "
         "SLUICEGATE_GITHUB_WEBHOOK_SECRET (docs/outcomes.md)",
+    ),
+    ui_secure_cookie: bool = typer.Option(
+        False,
+        "--ui-secure-cookie",
+        envvar="SLUICEGATE_UI_SECURE_COOKIE",
+        help="Mark the web UI's cookies Secure even over plain HTTP (TLS ended by a proxy "
+        "in front); over HTTPS they always are (docs/ui.md)",
+    ),
+    ui_session_hours: float = typer.Option(
+        12.0,
+        "--ui-session-hours",
+        min=0.1,
+        max=24 * 30,
+        envvar="SLUICEGATE_UI_SESSION_HOURS",
+        help="How long a web UI sign-in lasts before signing in again",
     ),
     what_if_max_rows: int = typer.Option(
         2_000_000,
@@ -276,6 +293,8 @@ def serve(
         helpdesk_session_field=helpdesk_session_field,
         what_if_max_rows=what_if_max_rows,
         what_if_deadline_s=what_if_deadline,
+        ui_secure_cookie=ui_secure_cookie,
+        ui_session_hours=ui_session_hours,
     )
     os.environ.update(settings.to_env())
     _banner(settings, key)

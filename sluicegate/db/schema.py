@@ -216,8 +216,15 @@ METADATA_DIMENSIONS = ("meta_key", "meta_value", "team", "project", "workflow_ta
 METADATA_MEASURES = ("requests", "errors", *TOKEN_MEASURES)
 
 
-def _rollup_table(name: str, dimensions: tuple[str, ...], measures: tuple[str, ...]) -> Table:
+def _rollup_table(
+    name: str,
+    dimensions: tuple[str, ...],
+    measures: tuple[str, ...],
+    indexed: tuple[str, ...] = (),
+) -> Table:
+    """`indexed`: dimensions the (grain, bucket) index goes on to cover reads of them."""
     float_measures = FLOAT_MEASURES if name == "rollup_usage" else ("cost_usd",)
+    index = ("grain", "bucket", *indexed)
     return Table(
         name,
         metadata,
@@ -227,7 +234,7 @@ def _rollup_table(name: str, dimensions: tuple[str, ...], measures: tuple[str, .
         *(Column(d, String(), nullable=False) for d in dimensions),
         *(Column(m, BigInteger(), nullable=False) for m in measures),
         *(Column(m, Double(), nullable=False) for m in float_measures),
-        Index(f"ix_{name}_grain_bucket", "grain", "bucket"),
+        Index(f"ix_{name}_{'_'.join(index)}", *index),
     )
 
 
@@ -236,8 +243,23 @@ rollup_users = _rollup_table("rollup_users", USER_DIMENSIONS, USER_MEASURES)
 # 0015: rollup_users' figures per user, team and client tool alone, in hour, day and week
 # rows: a 30-day count of distinct users reads a few rows per person, not one per hour,
 # project and workflow. Names people as rollup_users does, under the same access rules.
-rollup_tool_users = _rollup_table("rollup_tool_users", TOOL_USER_DIMENSIONS, USER_MEASURES)
+# 0019: its index covers the people reads (distinct users by team and tool over buckets),
+# so SQLite reads no table row for them and PostgreSQL can scan the index alone.
+rollup_tool_users = _rollup_table(
+    "rollup_tool_users",
+    TOOL_USER_DIMENSIONS,
+    USER_MEASURES,
+    indexed=("team", "client_tool", "user_id"),
+)
 rollup_metadata = _rollup_table("rollup_metadata", METADATA_DIMENSIONS, METADATA_MEASURES)
+# 0022: a query reads one key's rows; with several keys rolled up, (grain, bucket) alone
+# made it read every key's rows in its window and drop the others'.
+Index(
+    "ix_rollup_metadata_meta_key_grain_bucket",
+    rollup_metadata.c.meta_key,
+    rollup_metadata.c.grain,
+    rollup_metadata.c.bucket,
+)
 
 # 0013: narrower aggregates of rollup_usage (cuboids, analytics/cuboids.py), every usage
 # measure over a few of its dimensions. One table for all of them: `cuboid` names one,
@@ -400,4 +422,19 @@ ledger_landed = Table(
     Column("writer_id", String(), primary_key=True),
     Column("landed_through", Double(), nullable=False),
     Column("seen_at", Double(), nullable=False),
+)
+
+# 0021: control-room (web UI) sign-in sessions, kept in the database so that a session
+# works on every replica and across restarts. Only a hash of the session id is stored;
+# `credential_hash` is the hash of the admin token (or admin key) signed in with, so a
+# session dies with its token. Bounded per credential (ui/session_store.py).
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(), primary_key=True),
+    Column("credential_hash", String(), nullable=False),
+    Column("created_at", Double(), nullable=False),
+    Column("expires_at", Double(), nullable=False),
+    Index("ix_ui_sessions_credential_hash", "credential_hash", "created_at"),
+    Index("ix_ui_sessions_expires_at", "expires_at"),
 )

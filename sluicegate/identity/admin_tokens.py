@@ -143,7 +143,12 @@ class AdminTokenService:
         return self._clock()
 
     def authenticate(self, raw: str) -> AdminPrincipal:
-        found = self._index.get(hash_secret(raw))
+        return self.authenticate_hash(hash_secret(raw))
+
+    def authenticate_hash(self, token_hash: str) -> AdminPrincipal:
+        """`authenticate` for a token known by its hash (a web UI session keeps only the
+        hash of the token it was opened with, so it ends with the token)."""
+        found = self._index.get(token_hash)
         now = self._clock()
         if found is None:
             raise AuthenticationError("unknown or revoked admin token", code="invalid_admin_token")

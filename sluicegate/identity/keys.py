@@ -83,9 +83,12 @@ class KeyService:
         return entry.principal
 
     def is_admin_key(self, raw: str | None) -> bool:
-        if not raw or self._admin_hash is None:
-            return False
-        return hmac.compare_digest(hash_key(raw), self._admin_hash)
+        return bool(raw) and self.is_admin_key_hash(hash_key(raw or ""))
+
+    def is_admin_key_hash(self, digest: str) -> bool:
+        """Whether `digest` is the admin key's hash (a web UI session opened with the
+        admin key keeps only this, and ends when the key changes)."""
+        return self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash)
 
     # --- loading ------------------------------------------------------------------
     async def load(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +23,16 @@ from starlette.routing import Route
 
 from sluicegate.errors import InvalidRequest, PermissionDenied
 from sluicegate.identity.keys import KeyService, public_view
-from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters
+from sluicegate.ledger.store import MAX_PAGE, LedgerStore, RequestFilters, RequestPage
 from sluicegate.ledger.writer import LedgerWriter
-from sluicegate.server.roles import AuditRecorder, analytics_scope, audit_people_view, caller
+from sluicegate.model.admin import AdminPrincipal
+from sluicegate.server.roles import (
+    AuditRecorder,
+    analytics_scope,
+    caller,
+    path_and_query,
+    record_people_view,
+)
 from sluicegate.wire.common import request_object
 
 _RELATIVE = re.compile(r"^(\d{1,9})([smhd])$")
@@ -205,8 +213,18 @@ class AdminApi:
         return json_response(public_view(row, time.time()))
 
     async def requests(self, request: Request) -> Response:
-        user_id = self._own_rows(request)
-        q = request.query_params
+        page = await self.request_page(
+            caller(request), request.query_params, path_and_query(request)
+        )
+        return json_response({"data": page.data, "next_cursor": page.next_cursor})
+
+    async def request_page(
+        self, principal: AdminPrincipal, q: Mapping[str, str], asked_at: str
+    ) -> RequestPage:
+        """A page of ledger rows for `principal` (the API's listing and the web UI's
+        explorer alike): an admin's listing is audited under `asked_at` before any row
+        is read, a member sees its own rows only, any other role none."""
+        user_id = _own_rows(principal, q.get("user_id"))
         try:
             limit = int(q.get("limit", "50"))
         except ValueError:
@@ -225,24 +243,23 @@ class AdminApi:
             since=parse_time(q.get("since"), "since"),
             until=parse_time(q.get("until"), "until"),
         )
-        await audit_people_view(self._audit, request)  # before reading: no trail, no rows
+        await record_people_view(self._audit, principal, asked_at)  # no trail, no rows
         await self._writer.flush()  # read-your-writes for the caller
-        page = await self._ledger.query(filters, min(max(limit, 1), MAX_PAGE), q.get("cursor"))
-        return json_response({"data": page.data, "next_cursor": page.next_cursor})
+        return await self._ledger.query(filters, min(max(limit, 1), MAX_PAGE), q.get("cursor"))
 
-    def _own_rows(self, request: Request) -> str | None:
-        """The user_id filter to apply: the one asked for, or, for a caller scoped to one
-        user (a member), that user whatever was asked (another user's id is a 403)."""
-        asked = request.query_params.get("user_id")
-        scope = analytics_scope(caller(request))
-        if not scope.may_see_people:
-            raise PermissionDenied("ledger rows name users", code="role_forbidden")
-        if scope.user_id is None:
-            return asked
-        if asked is not None and asked != scope.user_id:
-            raise PermissionDenied(
-                f"a member token sees its own user's requests only ({scope.user_id})",
-                param="user_id",
-                code="role_forbidden",
-            )
-        return scope.user_id
+
+def _own_rows(principal: AdminPrincipal, asked: str | None) -> str | None:
+    """The user_id filter to apply: the one asked for, or, for a caller scoped to one
+    user (a member), that user whatever was asked (another user's id is a 403)."""
+    scope = analytics_scope(principal)
+    if not scope.may_see_people:
+        raise PermissionDenied("ledger rows name users", code="role_forbidden")
+    if scope.user_id is None:
+        return asked
+    if asked is not None and asked != scope.user_id:
+        raise PermissionDenied(
+            f"a member token sees its own user's requests only ({scope.user_id})",
+            param="user_id",
+            code="role_forbidden",
+        )
+    return scope.user_id

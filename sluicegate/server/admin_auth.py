@@ -70,7 +70,10 @@ class AdminKeyAuth:
         self._tokens = tokens
 
     def resolve(self, scope: Scope) -> AdminPrincipal:
-        raw = api_key_from(Request(scope))
+        return self.principal_of(api_key_from(Request(scope)))
+
+    def principal_of(self, raw: str | None) -> AdminPrincipal:
+        """The principal a credential stands for (the web UI's sign-in asks the same)."""
         if self._keys.is_admin_key(raw):
             return BOOTSTRAP_ADMIN
         if self._tokens is not None and raw is not None and self._tokens.is_token(raw):

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluicegate.analytics.panels import PANELS
-from sluicegate.analytics.panels.base import BudgetStatus, Panel, PanelContext
+from sluicegate.analytics.panels.base import BudgetStatus, Panel, PanelAnswer, PanelContext
 from sluicegate.analytics.query import parse_query
 from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.analytics.scope import scoped
@@ -30,7 +30,12 @@ from sluicegate.errors import NotFound
 from sluicegate.model.admin import AdminPrincipal
 from sluicegate.server.admin_api import json_response
 from sluicegate.server.control_api import visible_budgets
-from sluicegate.server.roles import analytics_scope, audit_people_view, caller
+from sluicegate.server.roles import (
+    analytics_scope,
+    caller,
+    path_and_query,
+    record_people_view,
+)
 
 if TYPE_CHECKING:  # app.py builds these routes from the gateway it composes
     from sluicegate.server.app import Gateway
@@ -60,6 +65,54 @@ def budget_status(gateway: Gateway, principal: AdminPrincipal) -> BudgetStatus:
     return read
 
 
+def find_panel(name: str) -> Panel:
+    """The registered panel of this name; 404 naming the panels there are."""
+    found = PANELS.get(name)
+    if found is None:
+        raise NotFound(
+            f"no analytics panel {name[:64]!r}; panels: {', '.join(PANELS)}",
+            param="panel",
+            code="panel_not_found",
+        )
+    return found
+
+
+async def panel_answer(
+    gateway: Gateway,
+    reader: AnalyticsReader,
+    principal: AdminPrincipal,
+    found: Panel,
+    params: list[tuple[str, str]],
+    asked_at: str,
+) -> PanelAnswer[Any]:
+    """One panel's answer for `principal`, narrowed to its scope: the one path from query
+    parameters to figures, taken by the API and the web UI alike. A people view is
+    audited first under `asked_at` (the path and query it was asked at)."""
+    query = parse_query(
+        params,
+        panel=found.name,
+        default_group_by=found.default_group_by(gateway.analytics),
+        default_limit=found.default_limit,
+        now=time.time(),
+    )
+    asked = scoped(query, analytics_scope(principal))
+    if asked.people_view:  # before reading: no trail, no figures
+        await record_people_view(gateway.audit, principal, asked_at)
+    with contextlib.suppress(TimeoutError):  # answer from what has landed
+        await asyncio.wait_for(asyncio.shield(gateway.writer.flush()), SETTLE_WAIT_S)
+    rolled_up = query.metadata_keys() & set(gateway.analytics.rollup_metadata_keys)
+    context = PanelContext(
+        reader,
+        gateway.analytics,
+        gateway.live.snapshot,
+        budget_status=budget_status(gateway, principal),
+        # a key configured later has rows only from then on: earlier windows read raw
+        rolled_up_since=await reader.rolled_up_since(rolled_up) if rolled_up else None,
+        catalog=gateway.catalog,
+    )
+    return await found.answer(context, asked)
+
+
 def analytics_routes(gateway: Gateway) -> list[Route]:
     reader = AnalyticsReader(gateway.engine)
 
@@ -69,37 +122,15 @@ def analytics_routes(gateway: Gateway) -> list[Route]:
 
     async def panel(request: Request) -> Response:
         principal = caller(request)
-        name = request.path_params["panel"]
-        found = PANELS.get(name)
-        if found is None:
-            raise NotFound(
-                f"no analytics panel {name[:64]!r}; panels: {', '.join(PANELS)}",
-                param="panel",
-                code="panel_not_found",
-            )
-        query = parse_query(
-            request.query_params.multi_items(),
-            panel=found.name,
-            default_group_by=found.default_group_by(gateway.analytics),
-            default_limit=found.default_limit,
-            now=time.time(),
-        )
-        asked = scoped(query, analytics_scope(principal))
-        if asked.people_view:  # before reading: no trail, no figures
-            await audit_people_view(gateway.audit, request)
-        with contextlib.suppress(TimeoutError):  # answer from what has landed
-            await asyncio.wait_for(asyncio.shield(gateway.writer.flush()), SETTLE_WAIT_S)
-        rolled_up = query.metadata_keys() & set(gateway.analytics.rollup_metadata_keys)
-        context = PanelContext(
+        found = find_panel(request.path_params["panel"])
+        answer = await panel_answer(
+            gateway,
             reader,
-            gateway.analytics,
-            gateway.live.snapshot,
-            budget_status=budget_status(gateway, principal),
-            # a key configured later has rows only from then on: earlier windows read raw
-            rolled_up_since=await reader.rolled_up_since(rolled_up) if rolled_up else None,
-            catalog=gateway.catalog,
+            principal,
+            found,
+            request.query_params.multi_items(),
+            path_and_query(request),
         )
-        answer = await found.answer(context, asked)
         return json_response(msgspec.to_builtins(answer))
 
     return [

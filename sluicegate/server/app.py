@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from sluicegate import __version__
@@ -82,6 +82,7 @@ from sluicegate.server.state_stores import memory_stores, redis_client, redis_st
 from sluicegate.server.tokens_api import TokensApi
 from sluicegate.server.wire_routes import WireEndpoints
 from sluicegate.server.worker_tuning import tune_worker
+from sluicegate.ui import ui_app
 from sluicegate.whatif.service import WhatIf, WhatIfLimits
 
 if TYPE_CHECKING:
@@ -352,8 +353,10 @@ class Gateway:
             emulator_route(self.settings.emulator),
         ]
         self.route_table = [*routes, *admin_routes]  # what /openapi.json must describe
+        # the web UI: HTML pages, not API operations (docs/ui.md)
+        ui = Mount("/ui", app=ui_app(self, AdminKeyAuth(self.keys, self.tokens)))
         app = Starlette(
-            routes=routes,
+            routes=[*routes, ui],
             lifespan=self.lifespan,
             # JSON for unknown paths and for bugs
             exception_handlers={HTTPException: route_error, Exception: server_error},

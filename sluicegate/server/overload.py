@@ -48,6 +48,12 @@ LAST_LOOK_TURNS = 2
 HOLD_WEIGHT = 1 / 16
 # A request queues only if its expected wait is within this share of the deadline.
 QUEUE_MARGIN = 0.5
+# Share of the in-flight slots taken from which the gateway is crowded: an admitted call
+# then waits the departure grace (Departure.last_look) before its provider is called.
+# In-flight calls = rate x call time (Little), so the grace is paid where calls are long
+# (where 2 ms is nothing) and skipped where they are short (where it doubled the added
+# latency: bench/README.md); an eighth fills within ~15 ms of a 3x overload's onset.
+CROWDED_SHARE = 1 / 8
 
 
 class AdmissionGate:
@@ -77,6 +83,14 @@ class AdmissionGate:
             self.in_flight += 1
             return True
         return False
+
+    def crowded(self) -> bool:
+        """Are slots getting scarce: at least CROWDED_SHARE of them taken, or anyone
+        queued? Only then is an upstream call for a client that has already left worth a
+        wait to avoid (`serve --departure-grace-ms`): it would hold a slot others may need.
+        With slots to spare the watch still cancels such a call as soon as the close is
+        seen, and it is billed at its reservation, so no call pays the grace's latency."""
+        return bool(self._waiters) or self.in_flight >= self.max_in_flight * CROWDED_SHARE
 
     def refusal(self) -> Overloaded | None:
         """The answer for a request that found no slot, if the queue has no place for it

@@ -39,6 +39,7 @@ __all__ = [
     "audit_people_view",
     "caller",
     "path_and_query",
+    "record_people_view",
     "require_role",
 ]
 
@@ -105,6 +106,13 @@ async def audit_people_view(audit: AuditRecorder, request: Request) -> AdminPrin
     before reading: when the trail cannot be written (503), nothing is shown. A member
     reading its own figures is not a view of other people and is not recorded."""
     principal = caller(request)
+    await record_people_view(audit, principal, path_and_query(request))
+    return principal
+
+
+async def record_people_view(audit: AuditRecorder, principal: AdminPrincipal, path: str) -> None:
+    """`audit_people_view` for a caller resolved elsewhere (the web UI's session): `path`
+    is what it asked, as the trail shows it."""
     if principal.role is not Role.MEMBER:
         entry = AuditEntry(
             ts=time.time(),
@@ -112,7 +120,6 @@ async def audit_people_view(audit: AuditRecorder, request: Request) -> AdminPrin
             role=principal.role.value,
             token_id=principal.token_id,
             action=AuditAction.PEOPLE_VIEW,
-            path=path_and_query(request),
+            path=path,
         )
         await audit.record(entry)
-    return principal

@@ -72,6 +72,11 @@ class Settings(msgspec.Struct, kw_only=True):
     github_webhook_secret: str | None = None
     helpdesk_webhook_secret: str | None = None
     helpdesk_session_field: str = "sluice_session"
+    # The web UI (sluicegate/ui, docs/ui.md): how long a sign-in lasts, and whether its
+    # cookies are Secure even when the request arrived over plain HTTP (TLS ended by a
+    # proxy in front); over HTTPS they always are.
+    ui_session_hours: float = 12.0
+    ui_secure_cookie: bool = False
 
     @property
     def self_url(self) -> str:

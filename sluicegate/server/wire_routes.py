@@ -187,7 +187,8 @@ class WireEndpoints:
             if queued and (shed := gate.refusal()) is not None:  # the cheap way out
                 await self._refuse(wire, call, shed, send)
                 return
-            departure = Departure(receive, grace_s=grace_s)
+            # the grace only when slots are scarce (AdmissionGate.crowded)
+            departure = Departure(receive, grace_s=grace_s if queued or gate.crowded() else 0.0)
             call.client_left = departure.last_look
             departure.armed = True
             try:

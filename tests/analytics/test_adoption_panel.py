@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluicegate.analytics import sources
 from sluicegate.analytics.known_users import known_days
+from sluicegate.analytics.panels import adoption_counts
 from sluicegate.analytics.panels.adoption import AdoptionRow
 from sluicegate.analytics.window import DAY, HOUR, Window, iso
 from sluicegate.db.schema import api_keys
@@ -179,6 +180,41 @@ async def test_the_known_week_gives_its_shares_gaps_and_actions(
     assert len(no_tool) == 1 and "carried no client tool" in no_tool[0]["message"]
     idle = [a for a in actions if a["control"]["name"] == "team=infra"]
     assert idle and idle[0]["message"].startswith("team infra: 6 known users and none active")
+
+
+async def test_a_series_past_its_points_keeps_every_daily_mean_and_total(
+    landed: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_POINTS the series stops (the first points by group, then day, shown by
+    day), and the daily means, the totals and each tool's users are still every day's
+    and every group's, as SQL over the raw rows counts them."""
+    monkeypatch.setattr(adoption_counts, "MAX_POINTS", 7)
+    answer = await ask(context(landed), "adoption", *WEEK_PARAMS)
+    assert any("the series stops" in note for note in answer.notes)
+    window = _effective(answer)
+    people = await _raw_people(landed, window)
+    daily: dict[tuple[str, str, int], set[str]] = defaultdict(set)
+    every_day: dict[int, set[str]] = defaultdict(set)
+    by_tool: dict[str, set[str]] = defaultdict(set)
+    for ts, tool, team, user in people:
+        daily[(tool, team, int(ts // DAY))].add(user)
+        every_day[int(ts // DAY)].add(user)
+        by_tool[tool].add(user)
+    first = sorted(daily)[:7]  # by group, then day
+    shown = [(p.group["client_tool"] or "", p.group["team"] or "", int(p.start_unix // DAY))
+             for p in answer.series or []]  # fmt: skip
+    assert shown == sorted(first, key=lambda k: (k[2], k[0], k[1]))
+    assert [p.active_users for p in answer.series or []] == [len(daily[k]) for k in shown]
+    days = int(-(-window.until // DAY) - window.since // DAY)
+    for (tool, team), row in _by_group(answer.rows).items():
+        per_day = sum(len(u) for (t, g, _), u in daily.items() if (t, g) == (tool, team))
+        assert row.daily_active == pytest.approx(per_day / days, abs=1e-3), (tool, team)
+    everyone = sum(len(u) for u in every_day.values())
+    assert answer.totals.daily_active == pytest.approx(everyone / days, abs=1e-3)
+    tools = {b.name: b for b in answer.breakdowns}["tools"].rows
+    assert [(t.label, t.active_users) for t in tools] == [
+        (tool or "(no value)", len(users)) for tool, users in sorted(by_tool.items())
+    ]
 
 
 async def test_grouping_by_team_or_tool_alone(landed: AsyncEngine) -> None:

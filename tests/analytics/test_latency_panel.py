@@ -75,7 +75,7 @@ async def test_rows_totals_and_breakdowns_equal_sql_over_raw_rows(
         DAY0 + 2 * DAY + 6 * HOUR
     )
     assert answer.window.requested_since == iso(SINCE)
-    assert answer.source == "rollup_cuboids:control" and answer.group_by == ["provider", "model"]
+    assert answer.source == "rollup_cuboids:model" and answer.group_by == ["provider", "model"]
     window = in_window(_effective(answer))
     provider, model = func.coalesce(R.provider, ""), func.coalesce(R.model, "")
     expected = await raw_sums(

@@ -131,7 +131,16 @@ def test_each_query_reads_the_first_table_that_holds_it() -> None:
         return choice.source.name
 
     # the smallest rollup that holds the dimensions: a cuboid, else rollup_usage
-    assert source([D["team"], D["provider"]], [], latency) == "rollup_cuboids:control"
+    assert source([], [], latency) == "rollup_cuboids:status"
+    assert source([D["provider"], D["status_class"], D["error_type"]], [], latency) == (
+        "rollup_cuboids:status"
+    )
+    assert source([D["provider"], D["model"]], [D["team"]], latency) == "rollup_cuboids:model"
+    assert source([D["provider"]], [D["status_class"], D["team"]], latency) == (
+        "rollup_cuboids:control"
+    )
+    assert source([D["team"], D["provider"]], [], latency) == "rollup_cuboids:model"
+    assert source([D["team"], D["error_type"]], [], latency) == "rollup_cuboids:control"
     assert source([D["client_tool"]], [D["team"]], latency) == "rollup_cuboids:tool"
     assert source([D["client_tool"], D["model"]], [], latency) == "rollup_usage"
     assert source([D["project"]], [D["model"]], tags) == "rollup_cuboids:spend"
@@ -210,3 +219,26 @@ async def test_a_query_past_its_time_bound_is_stopped_and_refused(engine: AsyncE
     window = _window(*WINDOWS[0])
     assert (await reader.total(Plan(USAGE, window), ("requests",)))["requests"] == 0
     assert time.monotonic() - started < 2
+
+
+async def test_reads_run_together_fail_as_one_read_would(engine: AsyncEngine) -> None:
+    """A panel's reads run at once: a read past its time bound still answers the caller
+    with the reader's 503 (not a group of errors), and the other reads' connections are
+    back for the next query."""
+    reader = AnalyticsReader(engine, timeout_s=0.3)
+    counting = select(literal(1).label("n")).cte("counting", recursive=True)
+    counting = counting.union_all(select(counting.c.n + 1).where(counting.c.n < 2**31 - 1))
+    endless = select(func.count()).select_from(counting)
+    plan = Plan(USAGE, _window(*WINDOWS[0]))
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        await reader.together(
+            reader.total(plan, ("requests",)), reader.run(endless), reader.run(endless)
+        )
+    assert caught.value.code == "analytics_timeout" and time.monotonic() - started < 5
+    total, seven, again = await reader.together(
+        reader.total(plan, ("requests",)),
+        reader.run(select(literal(7).label("n"))),
+        reader.total(plan, ("errors",)),
+    )
+    assert total["requests"] == 0 and seven[0]["n"] == 7 and again["errors"] == 0

@@ -23,6 +23,7 @@ from sluicegate.config.version_store import SqlConfigVersionStore
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import alembic_config, upgrade_engine
 from sluicegate.db.schema import (
+    rollup_cuboids,
     rollup_metadata,
     rollup_sessions,
     rollup_tool_users,
@@ -333,6 +334,53 @@ async def test_migration_0015_derives_tool_user_rows_from_the_stored_rollups(
     await upgrade_engine(engine)
     derived = await _tables(engine)
     assert_same_rollups(derived, kept)
+    await _land(engine, 300, seed=29)  # the same hours again: upserts add to derived rows
+    async with engine.connect() as conn:
+        stored = await stored_rollups(conn)
+        assert_same_rollups(stored, await expected_rollups(conn, KEYS))
+
+
+async def test_migration_0020_derives_the_latency_cuboids_from_the_control_cuboid(
+    engine: AsyncEngine,
+) -> None:
+    """A database upgraded to 0020 answers the latency panel from the `status` and `model`
+    cuboids at once: their hour, day and week rows, summed from the `control` cuboid's,
+    are those the writer keeps (ids included, so later batches add to them rather than
+    beside them)."""
+    await _land(engine, span_s=10 * DAY)
+    kept = await _tables(engine)
+    for name in ("status", "model"):
+        assert {key[0] for key in kept["cuboids"] if key[2] == name} == {"hour", "day", "week"}
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to, "0019")
+    new = select(rollup_cuboids.c.id).where(rollup_cuboids.c.cuboid.in_(["status", "model"]))
+    async with engine.connect() as conn:
+        assert not (await conn.execute(new)).first()
+    await upgrade_engine(engine)
+    assert_same_rollups(await _tables(engine), kept)
+    await _land(engine, 300, seed=29)  # the same hours again: upserts add to derived rows
+    async with engine.connect() as conn:
+        stored = await stored_rollups(conn)
+        assert_same_rollups(stored, await expected_rollups(conn, KEYS))
+
+
+async def test_migration_0023_derives_the_premium_cuboid_from_the_stored_rollups(
+    engine: AsyncEngine,
+) -> None:
+    """A database upgraded to 0023 reviews premium models from the new cuboid at once: its
+    hour, day and week rows (ids included, so the writer's upserts add to them) are those
+    the writer keeps."""
+    await _land(engine, span_s=10 * DAY)
+    kept = await _tables(engine)
+    premium = {key for key in kept["cuboids"] if key[2] == "premium"}
+    assert {key[0] for key in premium} == {"hour", "day", "week"}
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to, "0022")
+    async with engine.connect() as conn:
+        left = (await conn.execute(select(rollup_cuboids.c.cuboid).distinct())).scalars()
+        assert "premium" not in set(left)
+    await upgrade_engine(engine)
+    assert_same_rollups(await _tables(engine), kept)
     await _land(engine, 300, seed=29)  # the same hours again: upserts add to derived rows
     async with engine.connect() as conn:
         stored = await stored_rollups(conn)

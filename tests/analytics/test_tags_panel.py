@@ -156,7 +156,7 @@ async def test_spend_by_team_keeps_requests_without_a_team_apart(
     engine: AsyncEngine, records: list[LedgerRecord]
 ) -> None:
     answer = await ask(context(engine), "tags", *WINDOW, ("group_by", "team"))
-    assert answer.source == "rollup_cuboids:tool"
+    assert answer.source == "rollup_cuboids:model"
     window = in_window(_window(answer))
     expected = await raw_sums(engine, [func.coalesce(R.team, "")], _sums(), window)
     assert [r.kind for r in answer.rows] == ["group", "group", "group", "no_value"]
@@ -218,3 +218,14 @@ async def test_one_value_with_most_of_the_spend_and_no_budget_is_flagged(
     )
     answer = await ask(context(engine, ROLLED, budgeted), "tags", *params)
     assert answer.actions == []
+
+
+async def test_a_window_without_traffic_answers_zeros(
+    engine: AsyncEngine, records: list[LedgerRecord]
+) -> None:
+    empty = (("since", iso(DAY0 + 10 * DAY)), ("until", iso(DAY0 + 11 * DAY)))
+    for settings in (ROLLED, AnalyticsSettings()):
+        for grouping in ("metadata.customer_id", "project"):
+            answer = await ask(context(engine, settings), "tags", *empty, ("group_by", grouping))
+            assert answer.rows == [] and answer.totals.requests == 0
+            assert answer.totals.cost_usd == 0.0

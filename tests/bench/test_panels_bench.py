@@ -69,6 +69,25 @@ def test_sqlite_generates_times_every_panel_and_reuses_its_cache(tmp_path: Path)
         ("rollup_users", "rollup_tool_users")
     }
 
+    # another checkout's panel code (this one's, loaded beside it), in process only
+    extra = ("--panels", "adoption", "--before-after", f"code:{ROOT}", "--in-process-only")
+    code, _ = run_bench(tmp_path, "--databases", "sqlite", *extra)
+    assert code["timings"] == [] and all(c["same"] for c in code["before_after"])
+    assert len(code["before_after"]) == len(shapes_of("adoption"))
+
+    # adoption three ways: it forces the old index for a side, and leaves none behind
+    args = [sys.executable, str(ROOT / "bench" / "adoption_ab.py"), "--repeats", "1"]
+    args += ["--url", f"sqlite:///{database}", "--before-tree", str(ROOT)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("same") == len(shapes_of("adoption"))
+    with sqlite3.connect(database) as db:
+        indexes = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name = 'rollup_tool_users' AND sql IS NOT NULL"  # not the key's own
+        ).fetchall()
+    assert indexes == [("ix_rollup_tool_users_grain_bucket_team_client_tool_user_id",)]
+
 
 @pytest.mark.postgres
 def test_postgresql_generates_times_every_panel_and_drops_its_database(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_report_prints_a_panel_and_its_actions(reporting: RunningGateway, landed
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("Latency and errors (control): Which models")
-    assert "from rollup_cuboids:control" in lines[1]
+    assert "from rollup_cuboids:status" in lines[1]
     assert any(line.split("│")[1].strip() == "azure" for line in lines if "│" in line)
     total = [line for line in lines if "│" in line and line.split("│")[1].strip() == "total"]
     assert total and total[0].split("│")[2].strip() == f"{landed:,}"

@@ -36,6 +36,30 @@ def test_slots_then_queue_then_shed_at_once():
     asyncio.run(scenario())
 
 
+def test_the_gate_is_crowded_from_an_eighth_of_its_slots_or_a_queue():
+    """Only then does an admitted call wait the departure grace (wire_routes)."""
+
+    async def scenario() -> None:
+        g = gate(in_flight=16, queued=2)
+        assert not g.crowded()
+        assert g.try_enter() and not g.crowded()  # 1 of 16 taken: slots to spare
+        assert g.try_enter() and g.crowded()  # an eighth taken
+        g.leave(0.01)
+        assert not g.crowded()
+        assert all(g.try_enter() for _ in range(15)) and not g.try_enter()  # all taken
+        waiting = asyncio.ensure_future(g.wait_turn())
+        await asyncio.sleep(0)
+        assert g.crowded()
+        for _ in range(15):  # the first release passes to the waiter
+            g.leave(0.01)
+        await asyncio.wait_for(waiting, 1)
+        assert g.in_flight == 2 and g.crowded()
+        g.leave(0.01)
+        assert g.in_flight == 1 and not g.crowded()
+
+    asyncio.run(scenario())
+
+
 def test_the_queue_wait_has_a_deadline():
     async def scenario() -> None:
         g = gate(timeout_s=0.05)

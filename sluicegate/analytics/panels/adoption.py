@@ -42,6 +42,7 @@ from sluicegate.analytics.dimensions import DIMENSIONS, AnyDimension
 from sluicegate.analytics.known_users import KnownUsers, known_users
 from sluicegate.analytics.measures import Figures
 from sluicegate.analytics.panels import controls
+from sluicegate.analytics.panels.adoption_counts import MAX_POINTS, Counts, Point, user_counts
 from sluicegate.analytics.panels.base import (
     Action,
     Breakdown,
@@ -62,7 +63,6 @@ from sluicegate.analytics.panels.common import (
     share,
 )
 from sluicegate.analytics.query import MAX_LIMIT, Filter
-from sluicegate.analytics.reader import AnalyticsReader, Group, Plan
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.window import DAY, Window, iso
 from sluicegate.errors import InvalidRequest, PermissionDenied
@@ -78,7 +78,6 @@ MIN_KNOWN = 5  # fewer known users than this say nothing about a team
 LIMITED_ALERT = 0.05  # share of a tool's requests a rate limit or budget acted on
 ERROR_ALERT = 0.10  # share of a tool's requests that failed
 NO_TOOL_ALERT = 0.01  # share of requests that named no client tool
-MAX_POINTS = 5000  # series points (days x groups)
 MAX_GAPS = 50
 MAX_GAP_ACTIONS = 5
 MAX_IDLE_ACTIONS = 5
@@ -178,30 +177,31 @@ class AdoptionPanel:
         users, notes = plan(
             context, query, ("requests",), group=[USER, *dims], derives_no_value=True
         )
-        days = _days(q.window)
-        known = await known_users(reader, q.window, _known_teams(query))
+        # independent reads, run at once (AnalyticsReader.together): the answer waits
+        # for the slowest, not for their sum
+        known, counted, (friction, more) = await reader.together(
+            known_users(reader, q.window, _known_teams(query)),
+            user_counts(reader, users, dims, _days(q.window)),
+            _friction(context, query, dims),
+        )
         if known.cut:
             notes.append("more teams than can be counted at once: some are left out")
-        points = await reader.distinct(users, USER, dims, step="day", limit=MAX_POINTS)
-        whole = len(points) < MAX_POINTS
-        if not whole:
+        if counted.points_cut:
             notes.append(f"the series stops at {MAX_POINTS} points: narrow the window")
-        counts = await _Counts.read(reader, users, dims, days, points if whole else None)
+        counts = counted.groups
         if counts.cut:
             notes.append(f"only the first {MAX_LIMIT} tool x team groups are counted")
-        friction, more = await _friction(context, query, dims)
         notes += more
         rows, cut = _rows(dims, counts, known, friction, q.limit)
         if cut:
             notes.append(f"{cut} more tool x team rows past the limit ({q.limit}) are not shown")
-        overall = await _Counts.read(reader, users, (), days)
-        totals = _row((), (), overall, known, friction.total, kind="total")
+        totals = _row((), (), counted.overall, known, friction.total, kind="total")
         source = users.source.name
         answer = answer_of(
             self, query, source=source, columns=COLUMNS, rows=rows, totals=totals, notes=notes
         )
-        answer.series = _series(points, dims, known)
-        tools = await _tools(reader, users, known) if TOOL in dims else []
+        answer.series = _series(counted.points, dims, known)
+        tools = _tools(counted.tools, known) if TOOL in dims else []
         gaps = _gaps(dims, rows, tools)
         answer.breakdowns = [
             Breakdown("tools", "each tool across the teams", tools, TOOL_COLUMNS),
@@ -245,42 +245,6 @@ def _known_teams(query: ScopedQuery) -> list[str] | None:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Counts:
-    """Distinct users per group over the window, and summed per day."""
-
-    active: dict[tuple[str, ...], int]
-    daily: dict[tuple[str, ...], float]  # the mean per day
-    cut: bool
-
-    @classmethod
-    async def read(
-        cls,
-        reader: AnalyticsReader,
-        users: Plan,
-        dims: Sequence[AnyDimension],
-        days: int,
-        points: list[Group] | None = None,
-    ) -> _Counts:
-        """`points`: the per-day counts of these groups when already read whole (the
-        series), added up here rather than read again."""
-        over = await reader.distinct(users, USER, dims, limit=MAX_LIMIT)
-        summed: dict[tuple[str, ...], float] = {}
-        if points is None:
-            per_day = await reader.distinct(
-                users, USER, dims, step="day", summed_steps=True, limit=MAX_LIMIT
-            )
-            summed = {g.values: g.figures["distinct"] for g in per_day}
-        else:
-            for point in points:
-                summed[point.values] = summed.get(point.values, 0) + point.figures["distinct"]
-        return cls(
-            active={g.values: int(g.figures["distinct"]) for g in over},
-            daily={values: round(n / days, 3) for values, n in summed.items()},
-            cut=len(over) >= MAX_LIMIT,
-        )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class _Friction:
     groups: dict[tuple[str, ...], Figures]
     total: Figures
@@ -292,40 +256,51 @@ async def _friction(
 ) -> tuple[_Friction, list[str]]:
     read, notes = plan(context, query, FRICTION, group=dims)
     reader = context.reader
-    groups = await reader.groups(read, FRICTION, dims, limit=MAX_LIMIT, order="names")
     no_tool = dataclasses.replace(read, filters=(*read.filters, Filter(TOOL, "")))
+    groups, total, without_tool = await reader.together(
+        reader.groups(read, FRICTION, dims, limit=MAX_LIMIT, order="names"),
+        reader.total(read, FRICTION),
+        reader.total(no_tool, ("requests",)),
+    )
     return _Friction(
         groups={g.values: g.figures for g in groups},
-        total=await reader.total(read, FRICTION),
-        no_tool=int((await reader.total(no_tool, ("requests",)))["requests"]),
+        total=total,
+        no_tool=int(without_tool["requests"]),
     ), [f"friction figures: {note}" for note in notes]
 
 
-def _series(points: list[Group], dims: Sequence[AnyDimension], known: KnownUsers) -> list[Any]:
-    return [
-        AdoptionPoint(
-            start=iso(p.step or 0.0),
-            start_unix=p.step or 0.0,
-            group=group_of(dims, p.values),
-            label=label_of(p.values),
-            active_users=int(p.figures["distinct"]),
-            adoption=share(p.figures["distinct"], _known_of(dims, p.values, known)),
+def _series(points: list[Point], dims: Sequence[AnyDimension], known: KnownUsers) -> list[Any]:
+    """The points, in their order (by day, then group). A series repeats a few days and
+    groups thousands of times: each one's text and known users are worked out once."""
+    days = {step: iso(step) for step in {p.step for p in points}}
+    keys = {p.values for p in points}
+    groups = {v: (group_of(dims, v), label_of(v), _known_of(dims, v, known)) for v in keys}
+    series: list[Any] = []
+    for p in points:
+        group, label, of = groups[p.values]
+        series.append(
+            AdoptionPoint(
+                start=days[p.step],
+                start_unix=p.step,
+                group=group,
+                label=label,
+                active_users=p.users,
+                adoption=share(p.users, of),
+            )
         )
-        for p in sorted(points, key=lambda p: (p.step or 0.0, p.values))
-    ]
+    return series
 
 
-async def _tools(reader: AnalyticsReader, users: Plan, known: KnownUsers) -> list[ToolRow]:
+def _tools(tools: list[tuple[str, int]], known: KnownUsers) -> list[ToolRow]:
     """Each tool's users across the teams asked, as a share of all their known users."""
-    groups = await reader.distinct(users, USER, (TOOL,), limit=MAX_LIMIT)
     return [
         ToolRow(
-            label=label_of(g.values),
-            active_users=int(g.figures["distinct"]),
+            label=label_of((tool,)),
+            active_users=users,
             known_users=known.total,
-            adoption=share(g.figures["distinct"], known.total),
+            adoption=share(users, known.total),
         )
-        for g in groups
+        for tool, users in tools
     ]
 
 
@@ -334,7 +309,7 @@ async def _tools(reader: AnalyticsReader, users: Plan, known: KnownUsers) -> lis
 
 def _rows(
     dims: Sequence[AnyDimension],
-    counts: _Counts,
+    counts: Counts,
     known: KnownUsers,
     friction: _Friction,
     limit: int,
@@ -358,7 +333,7 @@ def _rows(
 def _row(
     dims: Sequence[AnyDimension],
     key: tuple[str, ...],
-    counts: _Counts,
+    counts: Counts,
     known: KnownUsers,
     figures: Figures,
     kind: Literal["group", "total"] = "group",

@@ -135,14 +135,19 @@ class LatencyPanel:
 
     async def answer(self, context: PanelContext, query: ScopedQuery) -> PanelAnswer[Any]:
         """Three statements: the groups, the control cells (totals, breakdowns and the
-        providers' figures, from one grouping) and the series."""
+        providers' figures, from one grouping) and the series, run at once on their own
+        connections (they read different rollups, or raw rows three times: the answer
+        waits for the slowest, not for their sum)."""
         reader, q = context.reader, query.query
         read, notes = plan(context, query, MEASURES, group=q.group_by)
         people = any(isinstance(d, Dimension) and d.people for d in q.group_by)
-        groups = await reader.groups(
-            read, MEASURES, q.group_by, limit=q.limit, order="names" if people else "figures"
+        groups, cells, series = await reader.together(
+            reader.groups(
+                read, MEASURES, q.group_by, limit=q.limit, order="names" if people else "figures"
+            ),
+            _control_cells(context, query),
+            _series(context, query),
         )
-        cells = await _control_cells(context, query)
         total = cells.total
         rows = [_row(q.group_by, g.values, g.figures, "group") for g in groups]
         if len(groups) == q.limit:
@@ -158,7 +163,7 @@ class LatencyPanel:
             totals=_row(q.group_by, (), total, "total", label="total"),
             notes=notes,
         )
-        answer.series = await _series(context, query)
+        answer.series = series
         answer.breakdowns = _breakdowns(cells)
         answer.actions = [*_provider_actions(context, cells), *_control_actions(context, total)]
         return answer

@@ -103,22 +103,19 @@ class TagsPanel:
         first = q.group_by[0]
         read, notes = plan(context, query, MEASURES, group=q.group_by, derives_no_value=True)
         people = any(isinstance(d, Dimension) and d.people for d in q.group_by)
-        groups = await reader.groups(
+        groups, tagged, total = await reader.groups_and_totals(
             read,
             MEASURES,
             q.group_by,
             limit=q.limit,
             order="names" if people else "figures",
-            without_empty=first,
+            tagged_by=first,
         )
-        tagged = await reader.total(read, MEASURES, without_empty=first)
         if read.source.partial_on == first.name:
             # that table holds only requests with a value for the tag: the whole is elsewhere
             whole, more_notes = plan(context, query, MEASURES, group=())
             notes += more_notes
             total = await reader.total(whole, MEASURES)
-        else:
-            total = await reader.total(read, MEASURES)
         cost = total["cost_usd"]
         rows = [_row(q.group_by, g.values, g.figures, "group", cost) for g in groups]
         other = subtract(tagged, [g.figures for g in groups])
