@@ -1,7 +1,8 @@
 """Sessions scored, and scores tallied: what the leverage panel shows per workflow.
 
     a session's figures + its workflow's Baseline --score_inputs--> ScoreInputs --> Score
-    scores --Tally.add--> running sums per workflow --Tally.summary--> ScoreSummary
+    sessions scored in SQL (leverage_sql), by workflow and score
+        --Tally.add_group--> running sums per workflow --Tally.summary--> ScoreSummary
 
 Each input of the score is derived from one session's row (docs/analytics.md):
 outcome counts and the mean eval pass rate from `outcomes`; rate-limit hits, budget
@@ -126,29 +127,16 @@ class Tally:
         self.scores: list[float] = []
         self.sums: dict[str, float] = dict.fromkeys(self._SUMS, 0)
 
-    def add(self, row: Mapping[str, Any], baseline: Baseline | None) -> None:
-        """Score one session (a row of `session_sql.session_statement`) and count it in."""
-        loop = is_loop(session_rate(row), baseline)
-        rated = int(row["rated"])
-        inputs = score_inputs(row, float(row["pass_rate_sum"]) / rated if rated else None, loop)
-        score = leverage_score(inputs)
-        self.scores.append(score.score)
+    def add_group(self, row: Mapping[str, Any]) -> None:
+        """Count in `n` sessions that share one score (a row of
+        `leverage_sql.scored_statement`, which scored them)."""
+        n = int(row["n"])
+        self.scores += [float(row["score"])] * n
         sums = self.sums
-        outcomes = int(row["outcomes"])
-        sums["traced"] += outcomes > 0
-        sums["loops"] += bool(loop)
-        sums["unchecked"] += loop is None
-        sums["outcomes"] += outcomes
-        sums["cost"] += inputs.cost_usd
-        sums["tokens"] += int(row["input_tokens"]) + int(row["output_tokens"])
-        sums["retry"] += inputs.retry_tokens
-        sums["rate_limit"] += inputs.rate_limit_hits
-        sums["budget"] += inputs.budget_hits
-        sums["guardrail"] += inputs.guardrail_blocks
-        sums["unused"] += inputs.unused_context_ratio
-        sums["points"] += score.outcome_points
-        sums["governance"] += score.governance_penalty
-        sums["waste"] += score.waste_penalty
+        for name, column in _GROUP_COUNTS:  # PostgreSQL sums bigint into numeric
+            sums[name] += int(row[column] or 0)
+        for name, column in _GROUP_FIGURES:
+            sums[name] += float(row[column] or 0.0)
 
     @classmethod
     def of(cls, tallies: Iterable[Tally]) -> Tally:
@@ -180,6 +168,27 @@ class Tally:
             governance_penalty_mean=_round(s["governance"] / n) if n else None,
             waste_penalty_mean=_round(s["waste"] / n) if n else None,
         )
+
+
+# Tally's sums, and the column of a scored row that adds to each: counts, then figures
+_GROUP_COUNTS = (
+    ("traced", "traced"),
+    ("loops", "loops"),
+    ("unchecked", "unchecked"),
+    ("outcomes", "outcomes"),
+    ("tokens", "tokens"),
+    ("retry", "retry_tokens"),
+    ("rate_limit", "rate_limit_hits"),
+    ("budget", "budget_hits"),
+    ("guardrail", "guardrail_blocks"),
+)
+_GROUP_FIGURES = (
+    ("cost", "cost_usd"),
+    ("unused", "unused"),
+    ("points", "points"),
+    ("governance", "governance"),
+    ("waste", "waste"),
+)
 
 
 def _round(value: float) -> float:

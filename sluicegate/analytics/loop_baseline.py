@@ -13,15 +13,24 @@ above what its workflow usually burns is probably looping).
 
 The percentile is picked in SQL (ROW_NUMBER over the rate, per workflow), one row per
 workflow; the picked session's tokens and length come back and its rate is computed
-here with the same `tokens_per_hour` as every session's, so the comparison never
-depends on a dialect's float arithmetic.
+here with the same `tokens_per_hour` as every session's.
+
+Baselines are cached per engine (BaselineCache): the window's start is a whole hour, so
+a default 7-day window asks the same week for an hour, and that week is in the past; an
+entry lives CACHE_TTL_S at most (sessions of that week still move out of it when they
+get a later request), CACHE_ENTRIES per engine. Replicas each keep their own: they
+share only the database, and each reads the same baseline from it.
 """
 
 from __future__ import annotations
 
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import TTLCache
 from sqlalchemy import ColumnElement, Double, Select, case, cast, func, literal, select
 
 from sluicegate.analytics.reader import AnalyticsReader
@@ -35,6 +44,9 @@ RATE_FLOOR_S = float(HOUR)
 PERCENTILE = 95  # nearest rank: the ceil(0.95 n)-th smallest rate
 MAX_WORKFLOWS = 10_000  # baselines read at once (one row each)
 BASELINE_SESSIONS = 20_000  # the newest sessions of the week a baseline is taken from
+CACHE_TTL_S = 300.0  # how stale a cached baseline may be
+CACHE_ENTRIES = 256  # cached baselines per engine (a window start x filters x scope each)
+CLOCK: Callable[[], float] = time.monotonic  # what ages cached baselines
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +66,36 @@ def is_loop(rate: float, baseline: Baseline | None) -> bool | None:
     return rate > LOOP_FACTOR * baseline.tokens_per_hour
 
 
-async def baselines(reader: AnalyticsReader, selection: SessionSelection) -> dict[str, Baseline]:
+Baselines = dict[str, Baseline]
+CacheKey = tuple[float, tuple[tuple[str, str], ...], tuple[str, ...] | None, str | None]
+# engine -> its cache; an engine disposed of and dropped takes its entries with it
+_CACHES: weakref.WeakKeyDictionary[object, TTLCache[CacheKey, Baselines]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def baselines(reader: AnalyticsReader, selection: SessionSelection) -> Baselines:
     """Workflow tag ("" for sessions without one) -> its baseline, for the workflows with
-    at least MIN_BASELINE_SESSIONS sessions in the 7 days before the window."""
+    at least MIN_BASELINE_SESSIONS sessions in the 7 days before the window (cached)."""
+    cache = _CACHES.get(reader.engine)
+    if cache is None:
+        cache = _CACHES[reader.engine] = TTLCache(
+            maxsize=CACHE_ENTRIES, ttl=CACHE_TTL_S, timer=lambda: CLOCK()
+        )
+    key = (selection.window.since, selection.filters, selection.teams, selection.user_id)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = await read_baselines(reader, selection)
+    return found
+
+
+def forget(engine: object) -> None:
+    """Drop the baselines cached for this engine (its database was emptied or refilled)."""
+    _CACHES.pop(engine, None)
+
+
+async def read_baselines(reader: AnalyticsReader, selection: SessionSelection) -> Baselines:
+    """`baselines`, read from the database now."""
     rows = await reader.run(baseline_statement(selection, reader.dialect))
     return {
         str(row["workflow_tag"] or ""): Baseline(

@@ -89,6 +89,11 @@ class AnalyticsReader:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """What a cache of figures read through it is kept per (one per database)."""
+        return self._engine
+
     async def together(self, a: Awaitable[A], b: Awaitable[B], c: Awaitable[C]) -> tuple[A, B, C]:
         """Three reads at once, each on its own connection, so that an answer waits for
         the slowest and not for their sum; one after the other on an in-memory SQLite

@@ -175,11 +175,9 @@ def session_statement(
     limit: int,
     after: Keyset | None = None,
     traced: bool | None = None,
-    ordered: bool = True,
 ) -> Select[Any]:
     """The newest sessions (last_ts, then id, descending), at most `limit`, each with its
-    outcomes (`ordered=False`: the same sessions, in no order); `traced`: only sessions
-    with (True) or without (False) an outcome."""
+    outcomes; `traced`: only sessions with (True) or without (False) an outcome."""
     sid = collated(S.session_id, dialect)
     where = [*conditions(selection), *_traced(traced)]
     if after is not None:
@@ -205,9 +203,7 @@ def session_statement(
     stmt = select(*P, *outcome_columns).select_from(
         picked.outerjoin(joined, joined.c.session_id == P.session_id)
     )
-    return (
-        stmt.order_by(P.last_ts.desc(), collated(P.session_id, dialect).desc()) if ordered else stmt
-    )
+    return stmt.order_by(P.last_ts.desc(), collated(P.session_id, dialect).desc())
 
 
 def count_statement(selection: SessionSelection, *, traced: bool | None = None) -> Select[Any]:

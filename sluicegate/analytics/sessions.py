@@ -167,12 +167,6 @@ class SessionReader:
         )
         return [_session(row) for row in await self._reader.run(stmt)]
 
-    async def rows(self, selection: SessionSelection, *, limit: int) -> Sequence[Any]:
-        """The newest `limit` sessions as rows (by column name), in no order: what a
-        panel that only sums them reads (no struct per session)."""
-        stmt = session_statement(selection, self._reader.dialect, limit=limit, ordered=False)
-        return await self._reader.run(stmt)
-
     async def count(self, selection: SessionSelection, *, traced: bool | None = None) -> int:
         if covers(selection):
             stmt = count_rollup_statement(selection, traced)

@@ -9,18 +9,25 @@ from __future__ import annotations
 import random
 import statistics
 from collections import defaultdict
+from typing import Any
 
 import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.analytics import loop_baseline
 from sluicegate.analytics.leverage_score import ScoreInputs, leverage_score
+from sluicegate.analytics.leverage_sessions import DIGITS
 from sluicegate.analytics.panels import leverage
-from sluicegate.analytics.panels.leverage import LeverageRow
+from sluicegate.analytics.panels.base import PanelContext
+from sluicegate.analytics.panels.leverage import LeverageRow, ScoredView
+from sluicegate.analytics.panels.session_listing import SessionAsk, decode_cursor
+from sluicegate.analytics.query import parse_query
+from sluicegate.analytics.scope import scoped
 from sluicegate.analytics.window import DAY, HOUR, iso
 from sluicegate.errors import InvalidRequest
-from sluicegate.server.roles import AdminPrincipal, Role
-from tests.analytics.panel_support import ask, context, snapshot
+from sluicegate.server.roles import AdminPrincipal, Role, analytics_scope
+from tests.analytics.panel_support import ADMIN, NOW, ask, context, snapshot
 from tests.analytics.session_reference import (
     RefSession,
     p95,
@@ -150,6 +157,89 @@ async def test_leverage_by_workflow_equals_the_raw_rows(landed: AsyncEngine) -> 
     text = msgspec.json.encode(answer).decode()
     assert '"user_id":null' in text.replace(" ", "")  # the scope's, and only it
     assert not any(name in text for name in ('"ana"', '"bo"', '"cy"', '"di"'))
+
+
+async def _listed(ctx: PanelContext, *params: tuple[str, str]) -> list[ScoredView]:
+    """Every session the leverage listing shows for these parameters, page by page."""
+    query = parse_query(
+        [*WINDOW, *params],
+        panel="leverage",
+        default_group_by="workflow_tag",
+        default_limit=20,
+        now=NOW,
+    )
+    asked = scoped(query, analytics_scope(ADMIN))
+    views: list[ScoredView] = []
+    after = None
+    while True:
+        page = await leverage.PANEL.sessions(ctx, asked, SessionAsk(limit=1000, after=after))
+        views += page.data
+        if page.next_cursor is None:
+            return views
+        after = decode_cursor(page.next_cursor)
+
+
+@pytest.mark.parametrize("params", [(), (("team", "search"),)])
+async def test_each_row_is_the_scores_its_listed_sessions_show(
+    landed: AsyncEngine, params: tuple[tuple[str, str], ...]
+) -> None:
+    """The panel scores in SQL, the listing in Python: a workflow's mean, median and loop
+    counts are exactly those of the sessions listed behind it."""
+    ctx = context(landed)
+    answer = await ask(ctx, "leverage", *WINDOW, *params)
+    by_workflow: dict[str, list[ScoredView]] = defaultdict(list)
+    for view in await _listed(ctx, *params):
+        by_workflow[view.session.workflow_tag or ""].append(view)
+    assert {r.group["workflow_tag"] or "" for r in answer.rows} == set(by_workflow)
+    for row in answer.rows:
+        views = by_workflow[row.group["workflow_tag"] or ""]
+        scores = [v.score for v in views]
+        assert row.sessions == len(views), row.label
+        assert row.score_mean == round(statistics.fmean(scores), DIGITS), row.label
+        assert row.score_median == round(statistics.median(scores), DIGITS), row.label
+        assert row.loop_sessions == sum(1 for v in views if v.loop), row.label
+        assert row.unchecked_sessions == sum(1 for v in views if v.loop is None), row.label
+        waste = statistics.fmean(v.waste_penalty for v in views)
+        assert row.waste_penalty_mean == pytest.approx(waste, abs=1e-6), row.label
+    assert any(r.loop_sessions for r in answer.rows) or params
+
+
+async def test_a_baseline_is_read_again_once_its_cached_copy_is_old(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(loop_baseline, "CLOCK", lambda: clock[0])
+    quiet = session_traffic(
+        420, start=BASELINE[0], span_s=6 * DAY, seed=8, prefix="old", loop_share=0.0
+    )
+    during = session_traffic(100, start=DAY0, span_s=DAY, seed=9, prefix="now")
+    await land_sessions(engine, quiet, during)
+    first = await ask(context(engine), "leverage", *WINDOW)
+    # a busier week landed late: the cached baseline holds until it is CACHE_TTL_S old
+    busy = session_traffic(
+        420, start=BASELINE[0], span_s=6 * DAY, seed=11, prefix="busy", loop_share=0.9
+    )
+    await land_sessions(engine, busy)
+    clock[0] += loop_baseline.CACHE_TTL_S - 1
+    cached = await ask(context(engine), "leverage", *WINDOW)
+    clock[0] += 2
+    again = await ask(context(engine), "leverage", *WINDOW)
+
+    def baselines(answer: Any) -> dict[str, float | None]:
+        return {r.label: r.loop_baseline_tokens_per_hour for r in answer.rows}
+
+    assert baselines(cached) == baselines(first)
+    week = await raw_sessions(engine, *BASELINE)
+    rates: dict[str, list[float]] = defaultdict(list)
+    for s in week.values():
+        rates[s.workflow].append(tokens_per_hour(s))
+    fresh = baselines(again)
+    assert fresh != baselines(first)
+    for row in again.rows:
+        expected = rates.get(row.group["workflow_tag"] or "", [])
+        assert fresh[row.label] == (
+            pytest.approx(p95(expected), abs=1e-3) if len(expected) >= 20 else None
+        ), row.label
 
 
 async def test_a_looping_workflow_is_named_with_its_per_session_limit(

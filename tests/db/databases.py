@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.analytics import loop_baseline
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade
 from sluicegate.db.schema import metadata
@@ -49,6 +50,7 @@ class Databases:
                 for table in metadata.sorted_tables:
                     await conn.execute(table.delete())
                 await conn.execute(text("DELETE FROM sqlite_sequence"))
+        loop_baseline.forget(engine)  # what the panels cached of the rows just deleted
         return engine
 
     async def close(self) -> None:

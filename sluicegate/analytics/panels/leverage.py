@@ -3,7 +3,9 @@
 retry, or run into the controls.
 
 Each session in the window (its last request in it) is scored
-(`analytics/leverage_score.py`, its inputs `analytics/leverage_sessions.py`); a row is
+(`analytics/leverage_score.py`, its inputs `analytics/leverage_sessions.py`), in SQL
+(`analytics/leverage_sql.py`: the same function, handed back per workflow and score,
+not per session; the listing scores its page in Python); a row is
 a workflow with the mean and median score and `sessions`, the count they rest on, then
 what explains them (traced sessions, loops, penalties). At most MAX_SCORED sessions are
 scored, the newest first; an answer that scored fewer than the window holds says so.
@@ -24,6 +26,7 @@ import msgspec
 
 from sluicegate.analytics.config import AnalyticsSettings
 from sluicegate.analytics.leverage_sessions import ScoreSummary, Tally, score_session
+from sluicegate.analytics.leverage_sql import scored_statement
 from sluicegate.analytics.loop_baseline import (
     LOOP_FACTOR,
     MIN_BASELINE_SESSIONS,
@@ -43,11 +46,13 @@ from sluicegate.analytics.panels.base import (
 )
 from sluicegate.analytics.panels.common import NO_VALUE_LABEL, answer_of
 from sluicegate.analytics.panels.session_listing import SessionAsk, SessionListing, listing
+from sluicegate.analytics.reader import AnalyticsReader
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.sessions import (
     SOURCE,
     SessionFigures,
     SessionReader,
+    SessionSelection,
     grouping_of,
     selection_of,
 )
@@ -117,21 +122,19 @@ class LeveragePanel:
         q = query.query
         group = grouping_of(q.group_by, self.name, ("workflow_tag",))
         selection = selection_of(query, self.name)
-        reader = SessionReader(context.reader)
-        in_window = await reader.count(selection)
-        sessions = await reader.rows(selection, limit=MAX_SCORED)
         known = await baselines(context.reader, selection)
-        tallies: dict[str, Tally] = defaultdict(Tally)
-        for session in sessions:
-            workflow = session["workflow_tag"] or ""
-            tallies[workflow].add(session, known.get(workflow))
+        tallies, oldest = await scored(context.reader, selection, known)
         summaries = {w: t.summary() for w, t in tallies.items()}
         ranked = sorted(summaries, key=lambda w: _rank(w, summaries[w]))
         rows = [_row(w, summaries[w], known) for w in ranked[: q.limit]]
         if len(ranked) > q.limit:
             rest = Tally.of(tallies[w] for w in ranked[q.limit :])
             rows.append(_aggregate(rest, "other", "other"))
-        oldest = min((float(s["last_ts"]) for s in sessions), default=None)
+        scored_n = sum(s.sessions for s in summaries.values())
+        # fewer than the bound scored: that was every session of the window
+        in_window = scored_n
+        if scored_n >= MAX_SCORED:
+            in_window = await SessionReader(context.reader).count(selection)
         answer = answer_of(
             self,
             query,
@@ -139,7 +142,7 @@ class LeveragePanel:
             columns=COLUMNS,
             rows=rows,
             totals=_aggregate(Tally.of(tallies.values()), "total", "total"),
-            notes=_notes(in_window, len(sessions), oldest, summaries, known),
+            notes=_notes(in_window, scored_n, oldest, summaries, known),
             group_by=group,
         )
         answer.actions = _actions(context, [r for r in rows if r.kind == "group"])
@@ -157,6 +160,19 @@ class LeveragePanel:
 
 
 PANEL = LeveragePanel()
+
+
+async def scored(
+    reader: AnalyticsReader, selection: SessionSelection, known: dict[str, Baseline]
+) -> tuple[dict[str, Tally], float | None]:
+    """The newest MAX_SCORED sessions of the selection scored, tallied per workflow ("" for
+    none), and the oldest last request among them."""
+    stmt = scored_statement(selection, reader.dialect, known, limit=MAX_SCORED)
+    groups = await reader.run(stmt)
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    for group in groups:
+        tallies[group["workflow_tag"] or ""].add_group(group)
+    return tallies, min((float(g["oldest"]) for g in groups), default=None)
 
 
 def _rank(workflow: str, summary: ScoreSummary) -> tuple[float, int, str]:
