@@ -53,6 +53,7 @@ from sluicegate.db.schema import requests
 from sluicegate.errors import StoreUnavailable
 
 QUERY_TIMEOUT_S = 30.0
+MAX_CELLS = 20_000  # groups x time steps that `cells` hands back at most
 BACKSTOP_S = 5.0  # beyond the statement's bound: connecting, or a database that ignores it
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
 Step = Literal["hour", "day"]
@@ -174,6 +175,17 @@ class AnalyticsReader:
         tagged = {name: totals[name] - empties[name] for name in measures}
         groups = [_group(row, measures, len(group)) for row in rows if not row["untagged"]]
         return groups, tagged, totals
+
+    async def cells(
+        self, plan: Plan, measures: Sequence[str], group: Sequence[AnyDimension], step: Step
+    ) -> list[Group] | None:
+        """Figures per group and time step, in no particular order; None when there are
+        more than MAX_CELLS of them (the caller then reads what it needs another way)."""
+        stmt = statement(plan, measures, group, self.dialect, step=step).limit(MAX_CELLS + 1)
+        rows = await self.run(stmt)
+        if len(rows) > MAX_CELLS:
+            return None
+        return [_group(row, measures, len(group)) for row in rows]
 
     async def total(
         self, plan: Plan, measures: Sequence[str], *, without_empty: AnyDimension | None = None

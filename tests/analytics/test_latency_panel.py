@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import case, func
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluicegate.analytics import reader, sources
 from sluicegate.analytics.histogram import bucket_of
 from sluicegate.analytics.window import DAY, HOUR, Window, iso
 from sluicegate.errors import InvalidRequest
@@ -229,3 +230,35 @@ async def test_a_member_sees_its_own_latency_from_raw_rows(
 def _effective(answer: Any) -> Window:
     w = answer.window
     return Window(w.since_unix, w.until_unix, w.since_unix, w.until_unix)
+
+
+@pytest.mark.parametrize(
+    "grouping", ["provider,model", "team,status_class", "error_type", "client_tool"]
+)
+async def test_one_raw_scan_answers_as_the_rollups_and_the_three_raw_reads_do(
+    engine: AsyncEngine,
+    records: list[LedgerRecord],
+    monkeypatch: pytest.MonkeyPatch,
+    grouping: str,
+) -> None:
+    """Raw rows read once (latency_raw.py) give the answer the rollups give, rows,
+    totals, breakdowns, series and actions alike; so do the three raw reads it replaces
+    when there are too many cells for one."""
+    shape = (*WINDOW, ("group_by", grouping), ("limit", "3"))
+    config = snapshot(ROUTING)
+    rolled = await ask(context(engine, config=config), "latency", *shape)
+    monkeypatch.setattr(sources, "PLAIN_SOURCES", ())  # every read from raw rows
+    scanned = await ask(context(engine, config=config), "latency", *shape)
+    monkeypatch.setattr(reader, "MAX_CELLS", 2)  # too many cells: the three reads
+    three = await ask(context(engine, config=config), "latency", *shape)
+    assert rolled.source.startswith("rollup_") and scanned.source == three.source == "requests"
+    if grouping == "provider,model":
+        assert [r.kind for r in rolled.rows] == ["group"] * 3 + ["other"]
+    for answer in (scanned, three):
+        assert _without_source(answer) == _without_source(rolled)
+
+
+def _without_source(answer: Any) -> Any:
+    built = msgspec.to_builtins(answer)
+    del built["source"], built["notes"]  # which table, and why
+    return built

@@ -42,7 +42,8 @@ from sluicegate.analytics.panels.base import (
     Where,
 )
 from sluicegate.analytics.panels.common import answer_of, group_of, label_of, plan, share
-from sluicegate.analytics.reader import Group, Step
+from sluicegate.analytics.panels.latency_raw import one_scan
+from sluicegate.analytics.reader import Group, Order, Plan, Step
 from sluicegate.analytics.scope import ScopedQuery
 from sluicegate.analytics.window import DAY, HOUR, iso
 
@@ -141,13 +142,16 @@ class LatencyPanel:
         reader, q = context.reader, query.query
         read, notes = plan(context, query, MEASURES, group=q.group_by)
         people = any(isinstance(d, Dimension) and d.people for d in q.group_by)
-        groups, cells, series = await reader.together(
-            reader.groups(
-                read, MEASURES, q.group_by, limit=q.limit, order="names" if people else "figures"
-            ),
-            _control_cells(context, query),
-            _series(context, query),
-        )
+        order: Order = "names" if people else "figures"
+        views = await _from_raw_rows(context, query, read, order)
+        if views is not None:
+            groups, cells, series = views
+        else:
+            groups, cells, series = await reader.together(
+                reader.groups(read, MEASURES, q.group_by, limit=q.limit, order=order),
+                _control_cells(context, query),
+                _series(context, query),
+            )
         total = cells.total
         rows = [_row(q.group_by, g.values, g.figures, "group") for g in groups]
         if len(groups) == q.limit:
@@ -214,9 +218,39 @@ def _row(
     )
 
 
+async def _from_raw_rows(
+    context: PanelContext, query: ScopedQuery, read: Plan, order: Order
+) -> tuple[list[Group], _ControlCells, list[LatencyPoint]] | None:
+    """The three reads from one scan (latency_raw.py), when all three would read raw rows;
+    None otherwise, or past the cells one scan may hand back."""
+    cells_read, _ = plan(context, query, MEASURES, group=CONTROL_CELLS)
+    series_read, _ = plan(context, query, SERIES_MEASURES, group=())
+    if not (read.source.raw and cells_read.source.raw and series_read.source.raw):
+        return None
+    q = query.query
+    views = await one_scan(
+        context.reader,
+        read,
+        MEASURES,
+        q.group_by,
+        CONTROL_CELLS,
+        step=_step(q.window.seconds),
+        limit=q.limit,
+        order=order,
+    )
+    if views is None:
+        return None
+    series = [_point(p) for p in views.series]
+    return views.groups, _ControlCells(views.total, views.cells[:CELLS_READ]), series
+
+
+def _step(seconds: float) -> Step:
+    return "hour" if seconds <= HOURLY_UP_TO_S else "day"
+
+
 async def _series(context: PanelContext, query: ScopedQuery) -> list[Any]:
     window = query.query.window
-    step: Step = "hour" if window.seconds <= HOURLY_UP_TO_S else "day"
+    step = _step(window.seconds)
     width = HOUR if step == "hour" else DAY
     read, _ = plan(context, query, SERIES_MEASURES, group=())
     points = await context.reader.series(
