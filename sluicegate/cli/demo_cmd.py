@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -70,7 +71,7 @@ def demo(
     """Drive a synthetic organisation (teams, tools, agents, a looping agent, untagged
     spend, frontier overuse, errors, rate limits, outcomes, history) through a gateway,
     so every control-room panel has something to show."""
-    out = Console(stderr=True)
+    out = Console(stderr=True, soft_wrap=True)
     options = _Run(
         seed, requests, duration, concurrency, backfill_days, backfill_per_day, keys_file, progress
     )
@@ -79,6 +80,8 @@ def demo(
             key = _admin_key(admin_key_file)
             _drive(out, url or _default_url(), key, database_url, options)
             return
+        # `kill` (SIGTERM) ends the demo as Ctrl-C does: the gateway child is stopped too.
+        signal.signal(signal.SIGTERM, _interrupt)
         port = port or 8340
         database_url = database_url or "sqlite:///./sluicegate.db"
         with stack.serving(port, database_url, admin_key_file) as (base, proc):
@@ -100,6 +103,10 @@ def demo(
     except KeyboardInterrupt:
         out.print("stopped")
         raise typer.Exit(130) from None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class _Run:

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 
 from sluicegate.db.engine import create_engine_for
 from sluicegate.db.migrate import upgrade_engine
-from sluicegate.demo.plan import PlannedCall, PlannedSession, plan
+from sluicegate.demo.plan import DemoPlan, PlannedCall, PlannedSession, plan
 from sluicegate.ledger.sql_store import SqlLedgerStore
 from sluicegate.model.record import LedgerRecord, PolicyEvent
 from sluicegate.model.usage import Usage
+from sluicegate.outcomes.model import NewOutcome, OutcomeKind, OutcomeSource
+from sluicegate.outcomes.store import SqlOutcomeStore
 from sluicegate.pricing import PriceBook
 
 DAY_S = 86_400.0
@@ -27,19 +29,24 @@ BATCH = 500  # records per write_batch: one transaction each
 async def backfill(
     database_url: str, days: int, requests_per_day: int, seed: int, now: float | None = None
 ) -> int:
-    """Write the history; the number of records written."""
+    """Write the history (and the outcomes its sessions produced, recorded by the outcome
+    store as `POST /api/outcomes` records them); the number of records written."""
     now = time.time() if now is None else now
     engine = create_engine_for(database_url)
     store = SqlLedgerStore(engine)
+    outcomes = SqlOutcomeStore(engine)
     store.set_rollup_keys(ROLLUP_KEYS)
     written = 0
     try:
         await upgrade_engine(engine)
         for day in range(days, 0, -1):
             day_start = (now // DAY_S - day) * DAY_S
-            records = list(day_records(seed, day, day_start, requests_per_day))
+            day_plan = plan(seed * 1000 + day, requests_per_day, looping=False)
+            records = list(day_records(day_plan, seed, day, day_start))
             for i in range(0, len(records), BATCH):
                 await store.write_batch(records[i : i + BATCH])
+            for outcome in day_outcomes(day_plan, records):
+                await outcomes.record(outcome)
             written += len(records)
     finally:
         await store.close()
@@ -47,17 +54,37 @@ async def backfill(
     return written
 
 
-def day_records(seed: int, day: int, day_start: float, requests: int) -> Iterator[LedgerRecord]:
+def day_records(
+    day_plan: DemoPlan, seed: int, day: int, day_start: float
+) -> Iterator[LedgerRecord]:
     """One past day's records (request ids unique per seed and day: a rerun adds none)."""
     rng = random.Random(f"{seed}:{day}")
     prices = PriceBook()
-    day_plan = plan(seed * 1000 + day, requests)
     for session in day_plan.sessions:
         begin = day_start + (WORKDAY_START_H + rng.random() * WORKDAY_HOURS) * 3600
         gap = rng.choice((20.0, 60.0, 300.0))  # seconds between a session's turns
         for turn, call in enumerate(session.calls):
             request_id = f"{session.session_id}-d{day}-{turn}"
-            yield _record(rng, prices, session, call, request_id, begin + turn * gap)
+            yield _record(rng, prices, session, call, request_id, begin + turn * gap, turn)
+
+
+def day_outcomes(day_plan: DemoPlan, records: list[LedgerRecord]) -> Iterator[NewOutcome]:
+    """The planned outcomes of one past day's sessions, an hour after their last call."""
+    ended: dict[str, float] = {}
+    for record in records:
+        if record.session_id is not None:
+            ended[record.session_id] = max(ended.get(record.session_id, 0.0), record.ts)
+    for session in day_plan.sessions:
+        if session.outcome is None or f"{session.session_id}-d" not in ended:
+            continue
+        yield NewOutcome(
+            source=OutcomeSource.API,
+            external_id=f"{session.outcome.external_id}-d",
+            kind=OutcomeKind(session.outcome.kind),
+            session_id=f"{session.session_id}-d",
+            workflow_tag=session.workflow.tag if session.workflow else None,
+            ts=ended[f"{session.session_id}-d"] + 3600,
+        )
 
 
 def _record(
@@ -67,15 +94,17 @@ def _record(
     call: PlannedCall,
     request_id: str,
     ts: float,
+    turn: int,
 ) -> LedgerRecord:
     provider = "anthropic" if call.model.startswith("claude") else "openai"
     status = rng.choice((200,) * 30 + (429, 503))
-    blocked = session.looping and rng.random() < 0.4
-    status = 429 if blocked else status
+    blocked = status == 429  # a rate limit refused it before any provider
     ok = status == 200
+    # Live calls' scale (what the emulator counts for the demo's prompts, the
+    # conversation growing a turn at a time), so live sessions compare with these days.
     usage = Usage(
-        input_tokens=rng.randint(300, 6000) * (8 if session.looping else 1),
-        output_tokens=min(call.max_tokens, rng.randint(20, 600)),
+        input_tokens=rng.randint(30, 120) * min(turn + 1, 4),
+        output_tokens=rng.randint(20, min(call.max_tokens, 300)),
     )
     priced = prices.price(provider, call.model, usage) if ok else None
     workflow = session.workflow
@@ -106,7 +135,7 @@ def _record(
         stream=call.stream,
         attempt_count=0 if blocked else 1,
         policy_events=[
-            PolicyEvent(kind="rate_limit", rule_id="refactor-agent-loop-guard", action="hard_block")
+            PolicyEvent(kind="rate_limit", rule_id="per-user-burst", action="hard_block")
         ]
         if blocked
         else [],

@@ -74,9 +74,18 @@ WORKFLOWS: tuple[Workflow, ...] = (
     Workflow(
         "oncall", "infra-ops", ("gpt-4o", "claude-sonnet-4-6"), (2, 6), "incident_resolved", 0.4
     ),
+    Workflow(
+        "refactor-agent",
+        "platform-search",
+        ("gpt-4o", "claude-sonnet-4-6"),
+        (2, 6),
+        "pr_merged",
+        0.5,
+    ),
     Workflow("etl-summaries", "data-pipeline", ("gpt-4o-mini",), (1, 2), None, 0.0),
 )
-LOOP_WORKFLOW = Workflow("refactor-agent", "platform-search", ("gpt-4o",), (40, 40), None, 0.0)
+# The looping agent's workflow: its usual sessions are the baseline its loop stands out from.
+LOOP_WORKFLOW = next(w for w in WORKFLOWS if w.tag == "refactor-agent")
 # Requests to this model fail now and then in the emulator (the fault table `setup` sets).
 FLAKY_MODEL = "gpt-4.1-mini"
 CUSTOMERS: tuple[str, ...] = ("acme", "globex", "initech", "umbrella")

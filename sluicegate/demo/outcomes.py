@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import httpx
 
@@ -51,7 +52,7 @@ async def report_outcome(
     return response.status_code
 
 
-def _pull_request(session_id: str, workflow: str | None, external_id: str) -> dict:
+def _pull_request(session_id: str, workflow: str | None, external_id: str) -> dict[str, Any]:
     number = int(hashlib.sha256(external_id.encode()).hexdigest()[:6], 16)
     trailers = f"Sluice-Session: {session_id}\n" + (
         f"Sluice-Workflow: {workflow}\n" if workflow else ""

@@ -26,6 +26,10 @@ from sluicegate.demo.org import (
 UNTAGGED_SHARE = 0.15  # of sessions: no project, no workflow tag
 FLAKY_SHARE = 0.08  # of tagged calls: sent to the model the emulator sometimes fails
 LOOP_TURNS = 40  # the looping agent's calls (its rate limit stops it before the end)
+# The looping agent pastes the same large file into every call: a loop costs tokens.
+LOOP_PROMPT = "Fix the failing build; here is the whole module again:\n" + (
+    "def rank(results, weights):\n    return sorted(results, key=lambda r: -weights[r.kind])\n" * 60
+)
 PROMPTS = (
     "Summarise the failing test output and suggest a fix.",
     "Refactor this function to remove the duplicated branch.",
@@ -76,13 +80,13 @@ class DemoPlan:
         return sum(len(s.calls) for s in self.sessions)
 
 
-def plan(seed: int, requests: int) -> DemoPlan:
-    """About `requests` calls (never more), with the looping agent when there is room."""
+def plan(seed: int, requests: int, *, looping: bool = True) -> DemoPlan:
+    """`requests` calls, with the looping agent when there is room and `looping`."""
     rng = random.Random(seed)
     sessions: list[PlannedSession] = []
     left = requests
     loop_turns = min(LOOP_TURNS, requests // 4)
-    if loop_turns >= 5:
+    if looping and loop_turns >= 5:
         sessions.append(_looping_session(rng, seed, loop_turns))
         left -= loop_turns
     while left > 0:
@@ -115,7 +119,10 @@ def _session(rng: random.Random, seed: int, index: int, left: int) -> PlannedSes
 
 def _looping_session(rng: random.Random, seed: int, turns: int) -> PlannedSession:
     user = next(u for u in USERS if u.team == "search")
-    calls = tuple(_call(rng, LOOP_WORKFLOW.models[0]) for _ in range(turns))
+    calls = tuple(
+        PlannedCall("gpt-4o", LOOP_PROMPT, 256, stream=False, metadata=_call(rng, "").metadata)
+        for _ in range(turns)
+    )
     return PlannedSession(
         f"demo-{seed}-loop", user, user.tools[0], LOOP_WORKFLOW, calls, looping=True
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,7 +74,7 @@ def set_faults(url: str) -> None:
     _ok(response, "set the emulator's faults (is the gateway running with --emulator?)")
 
 
-def _ok(response: httpx.Response, doing: str) -> dict:
+def _ok(response: httpx.Response, doing: str) -> dict[str, Any]:
     if response.status_code >= 300:
         raise SetupError(f"could not {doing}: {response.status_code} {response.text[:300]}")
     body = response.json()
