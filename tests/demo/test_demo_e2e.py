@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,37 +26,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
     database_url = f"sqlite:///{folder / 'sluicegate.db'}"
     env = {"SLUICEGATE_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET}
     with run_gateway(database_url, env=env) as gateway:
+        bounded = f"--seed {SEED} --requests {REQUESTS} --duration 40 --concurrency 8"
+        history = f"--backfill-days 8 --backfill-requests-per-day 120 --database-url {database_url}"
         ran = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sluicegate.cli.main",
-                "demo",
-                "--url",
-                gateway.url,
-                "--seed",
-                str(SEED),
-                "--requests",
-                str(REQUESTS),
-                "--duration",
-                "40",
-                "--concurrency",
-                "8",
-                "--backfill-days",
-                "8",
-                "--backfill-requests-per-day",
-                "120",
-                "--database-url",
-                database_url,
-                "--keys-file",
-                str(folder / "keys.json"),
-                "--no-progress",
-            ],
+            [sys.executable, "-m", "sluicegate.cli.main", "demo", "--url", gateway.url,
+             *bounded.split(), *history.split(), "--no-progress",
+             "--keys-file", str(folder / "keys.json")],
             env={**os.environ, "SLUICEGATE_ADMIN_KEY": ADMIN_KEY, **env},
             capture_output=True,
             text=True,
             timeout=90,
-        )
+        )  # fmt: skip
         assert ran.returncode == 0, ran.stderr
         yield gateway, ran.stderr, folder
 
