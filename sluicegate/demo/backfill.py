@@ -1,7 +1,7 @@
 """History for the demo: `days` past days of the organisation's requests written straight
 into the ledger with the gateway's own store code (`SqlLedgerStore.write_batch`, which
 adds the rollups in the same transaction), so 7-day baselines and 30-day windows have
-data. Each day is planned like live traffic (seed + day) and priced with the gateway's
+data. Each day is planned like live traffic (seed and date) and priced with the gateway's
 price book; tokens, latency and statuses are drawn from the same seeded generator."""
 
 from __future__ import annotations
@@ -41,8 +41,12 @@ async def backfill(
         await upgrade_engine(engine)
         for day in range(days, 0, -1):
             day_start = (now // DAY_S - day) * DAY_S
-            day_plan = plan(seed * 1000 + day, requests_per_day, looping=False)
-            records = list(day_records(day_plan, seed, day, day_start))
+            date = time.strftime("%Y%m%d", time.gmtime(day_start))
+            # Ids carry the date: a rerun (a restarted `make demo`) adds only new days.
+            day_plan = plan(
+                f"{seed}-{date}", requests_per_day, looping=False, prefix=f"demo-{seed}-{date}"
+            )
+            records = list(day_records(day_plan, day_start))
             for i in range(0, len(records), BATCH):
                 await store.write_batch(records[i : i + BATCH])
             for outcome in day_outcomes(day_plan, records):
@@ -54,17 +58,15 @@ async def backfill(
     return written
 
 
-def day_records(
-    day_plan: DemoPlan, seed: int, day: int, day_start: float
-) -> Iterator[LedgerRecord]:
-    """One past day's records (request ids unique per seed and day: a rerun adds none)."""
-    rng = random.Random(f"{seed}:{day}")
+def day_records(day_plan: DemoPlan, day_start: float) -> Iterator[LedgerRecord]:
+    """One past day's records."""
+    rng = random.Random(f"{day_plan.seed}:records")
     prices = PriceBook()
     for session in day_plan.sessions:
         begin = day_start + (WORKDAY_START_H + rng.random() * WORKDAY_HOURS) * 3600
         gap = rng.choice((20.0, 60.0, 300.0))  # seconds between a session's turns
         for turn, call in enumerate(session.calls):
-            request_id = f"{session.session_id}-d{day}-{turn}"
+            request_id = f"{session.session_id}-{turn}"
             yield _record(rng, prices, session, call, request_id, begin + turn * gap, turn)
 
 
@@ -75,15 +77,15 @@ def day_outcomes(day_plan: DemoPlan, records: list[LedgerRecord]) -> Iterator[Ne
         if record.session_id is not None:
             ended[record.session_id] = max(ended.get(record.session_id, 0.0), record.ts)
     for session in day_plan.sessions:
-        if session.outcome is None or f"{session.session_id}-d" not in ended:
+        if session.outcome is None or session.session_id not in ended:
             continue
         yield NewOutcome(
             source=OutcomeSource.API,
-            external_id=f"{session.outcome.external_id}-d",
+            external_id=session.outcome.external_id,
             kind=OutcomeKind(session.outcome.kind),
-            session_id=f"{session.session_id}-d",
+            session_id=session.session_id,
             workflow_tag=session.workflow.tag if session.workflow else None,
-            ts=ended[f"{session.session_id}-d"] + 3600,
+            ts=ended[session.session_id] + 3600,
         )
 
 
@@ -114,7 +116,7 @@ def _record(
         user_id=session.user.user_id,
         team=session.user.team,
         project=session.project,
-        session_id=f"{session.session_id}-d",
+        session_id=session.session_id,
         workflow_tag=workflow.tag if workflow else None,
         metadata=dict(call.metadata),
         client_api="anthropic_messages" if session.tool.client == "anthropic" else "openai_chat",

@@ -72,7 +72,7 @@ class PlannedSession:
 
 @dataclass(frozen=True)
 class DemoPlan:
-    seed: int
+    seed: int | str
     sessions: tuple[PlannedSession, ...] = field(default=())
 
     @property
@@ -80,27 +80,31 @@ class DemoPlan:
         return sum(len(s.calls) for s in self.sessions)
 
 
-def plan(seed: int, requests: int, *, looping: bool = True) -> DemoPlan:
-    """`requests` calls, with the looping agent when there is room and `looping`."""
+def plan(
+    seed: int | str, requests: int, *, looping: bool = True, prefix: str | None = None
+) -> DemoPlan:
+    """`requests` calls, with the looping agent when there is room and `looping`; session
+    ids `PREFIX-NNNN` (default prefix `demo-SEED`)."""
     rng = random.Random(seed)
+    prefix = prefix or f"demo-{seed}"
     sessions: list[PlannedSession] = []
     left = requests
     loop_turns = min(LOOP_TURNS, requests // 4)
     if looping and loop_turns >= 5:
-        sessions.append(_looping_session(rng, seed, loop_turns))
+        sessions.append(_looping_session(rng, prefix, loop_turns))
         left -= loop_turns
     while left > 0:
-        session = _session(rng, seed, len(sessions), left)
+        session = _session(rng, prefix, len(sessions), left)
         sessions.append(session)
         left -= len(session.calls)
     rng.shuffle(sessions)  # the loop starts somewhere in the run, not always first
     return DemoPlan(seed, tuple(sessions))
 
 
-def _session(rng: random.Random, seed: int, index: int, left: int) -> PlannedSession:
+def _session(rng: random.Random, prefix: str, index: int, left: int) -> PlannedSession:
     user = rng.choice(USERS)
     tool = rng.choice(user.tools)
-    session_id = f"demo-{seed}-{index:04d}"
+    session_id = f"{prefix}-{index:04d}"
     if rng.random() < UNTAGGED_SHARE:
         turns = min(left, rng.randint(1, 3))
         calls = tuple(
@@ -117,15 +121,13 @@ def _session(rng: random.Random, seed: int, index: int, left: int) -> PlannedSes
     return PlannedSession(session_id, user, tool, workflow, calls, outcome=outcome)
 
 
-def _looping_session(rng: random.Random, seed: int, turns: int) -> PlannedSession:
+def _looping_session(rng: random.Random, prefix: str, turns: int) -> PlannedSession:
     user = next(u for u in USERS if u.team == "search")
     calls = tuple(
         PlannedCall("gpt-4o", LOOP_PROMPT, 256, stream=False, metadata=_call(rng, "").metadata)
         for _ in range(turns)
     )
-    return PlannedSession(
-        f"demo-{seed}-loop", user, user.tools[0], LOOP_WORKFLOW, calls, looping=True
-    )
+    return PlannedSession(f"{prefix}-loop", user, user.tools[0], LOOP_WORKFLOW, calls, looping=True)
 
 
 def _model(rng: random.Random, workflow: Workflow, tool: Tool) -> str:
