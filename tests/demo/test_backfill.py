@@ -37,9 +37,7 @@ async def _figures(url: str) -> tuple[int, int, int, float, float]:
             ).scalar_one()
             outcomes = (await conn.execute(text("SELECT count(*) FROM outcomes"))).scalar_one()
             days = (
-                await conn.execute(
-                    text("SELECT count(DISTINCT floor(ts / 86400)) FROM requests")
-                )
+                await conn.execute(text("SELECT count(DISTINCT floor(ts / 86400)) FROM requests"))
             ).scalar_one()
     finally:
         await engine.dispose()
