@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -54,6 +55,13 @@ def demo(
         "--keys-file",
         help="The demo users' API keys (0600), reused while the gateway accepts them",
     ),
+    documents: Path = typer.Option(
+        setup.DOCUMENTS,
+        "--documents",
+        exists=True,
+        file_okay=False,
+        help="A folder of config documents to apply first (budgets, limits, analytics)",
+    ),
     seed: int = typer.Option(7, "--seed", help="The same seed plans the same requests"),
     requests: int = typer.Option(400, "--requests", min=1, max=100_000, help="Live calls"),
     duration: float = typer.Option(
@@ -73,7 +81,15 @@ def demo(
     so every control-room panel has something to show."""
     out = Console(stderr=True, soft_wrap=True)
     options = _Run(
-        seed, requests, duration, concurrency, backfill_days, backfill_per_day, keys_file, progress
+        seed,
+        requests,
+        duration,
+        concurrency,
+        backfill_days,
+        backfill_per_day,
+        keys_file,
+        documents,
+        progress,
     )
     try:
         if not serve:
@@ -109,21 +125,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@dataclass(frozen=True)
 class _Run:
-    def __init__(
-        self,
-        seed: int,
-        requests: int,
-        duration: float,
-        concurrency: int,
-        backfill_days: int,
-        backfill_per_day: int,
-        keys_file: Path,
-        progress: bool,
-    ) -> None:
-        self.seed, self.requests, self.duration = seed, requests, duration
-        self.concurrency, self.keys_file, self.progress = concurrency, keys_file, progress
-        self.backfill_days, self.backfill_per_day = backfill_days, backfill_per_day
+    """What to send (the command's options, less where to send it)."""
+
+    seed: int
+    requests: int
+    duration: float
+    concurrency: int
+    backfill_days: int
+    backfill_per_day: int
+    keys_file: Path
+    documents: Path
+    progress: bool
 
 
 def _admin_key(key_file: Path) -> str:
@@ -136,7 +150,7 @@ def _admin_key(key_file: Path) -> str:
 
 def _drive(out: Console, url: str, key: str, database_url: str | None, options: _Run) -> None:
     with setup.admin_client(url, key) as admin:
-        applied = setup.apply_documents(admin)
+        applied = setup.apply_documents(admin, options.documents)
         keys = setup.user_keys(admin, options.keys_file)
     setup.set_faults(url)
     out.print(f"demo: {url}; applied {', '.join(applied)}; {len(keys)} users' keys")
