@@ -1,5 +1,6 @@
-"""`sluicegate demo` against a real `serve --emulator`: a short bounded run with a week
-of backfill, then every panel read through the API has something true to show."""
+"""`sluicegate demo` against a real `serve --emulator` (SQLite and PostgreSQL): a short
+bounded run with a week of backfill, then every panel read through the API has something
+true to show."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,16 +16,27 @@ import pytest
 from sluicegate.analytics.window import DAY, HOUR, iso
 from sluicegate.demo.plan import plan
 from tests.e2e.gateway import ADMIN_KEY, RunningGateway, run_gateway
+from tests.support import fresh_postgres_database
 
 SEED, REQUESTS = 11, 160
 GITHUB_SECRET = "demo-github-secret-0123456789"
 LIVE = {"since": "1h"}
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('demo-db') / 'sluicegate.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def demo(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Any:
     folder = tmp_path_factory.mktemp("demo")
-    database_url = f"sqlite:///{folder / 'sluicegate.db'}"
     env = {"SLUICEGATE_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET}
     with run_gateway(database_url, env=env) as gateway:
         bounded = f"--seed {SEED} --requests {REQUESTS} --duration 40 --concurrency 8"
