@@ -32,10 +32,9 @@ def admin_client(url: str, admin_key: str) -> httpx.Client:
 def user_keys(admin: httpx.Client, keys_file: Path | None) -> dict[str, str]:
     """user id -> API key: the file's keys when every one still works, else new ones
     (written to the file, 0600, when one is given)."""
-    if keys_file is not None and keys_file.exists():
-        kept = json.loads(keys_file.read_text(encoding="utf-8"))
-        if set(kept) == {u.user_id for u in USERS} and all(_works(admin, k) for k in kept.values()):
-            return dict(kept)
+    kept = _kept_keys(keys_file)
+    if kept and all(_works(admin, key) for key in kept.values()):
+        return kept
     keys = {}
     for user in USERS:
         fields = {"user_id": user.user_id, "team": user.team, "name": f"demo-{user.user_id}"}
@@ -45,6 +44,22 @@ def user_keys(admin: httpx.Client, keys_file: Path | None) -> dict[str, str]:
         with os.fdopen(fd, "w") as out:
             json.dump(keys, out)
     return keys
+
+
+def _kept_keys(keys_file: Path | None) -> dict[str, str]:
+    """The file's keys when it holds one string per demo user; else none (made anew)."""
+    if keys_file is None:
+        return {}
+    try:
+        kept = json.loads(keys_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    users = {u.user_id for u in USERS}
+    if not isinstance(kept, dict) or set(kept) != users:
+        return {}
+    if not all(isinstance(key, str) for key in kept.values()):
+        return {}
+    return dict(kept)
 
 
 def _works(admin: httpx.Client, key: str) -> bool:
