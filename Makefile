@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The gateway (serve --emulator) and the demo organisation's traffic together, with two
+# weeks of history; Ctrl-C stops both. `sluicegate demo --help` for the knobs.
 demo: $(STAMP)
-	$(BIN)/sluicegate serve --emulator --port $${PORT:-8340} --database-url sqlite:///./sluicegate.db \
-		--admin-key-file .sluicegate-admin-key
+	$(BIN)/sluicegate demo --serve --port $${PORT:-8340} --database-url sqlite:///./sluicegate.db \
+		--admin-key-file .sluicegate-admin-key --keys-file .sluicegate-demo-keys.json \
+		--backfill-days 14
 
 lint: $(STAMP)
 	$(BIN)/ruff check sluicegate tests bench
@@ -31,4 +34,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) sluicegate.db sluicegate.db-* sluicegate-spool .pytest_cache
+	rm -rf $(VENV) sluicegate.db sluicegate.db-* sluicegate-spool .pytest_cache \
+		.sluicegate-demo-keys.json

@@ -1,11 +1,12 @@
 """The `sluicegate` command: serve, emulator, keys, tokens, audit, requests, outcomes, ledger,
-apply, config, budgets, targets, report."""
+apply, config, budgets, targets, report, demo."""
 
 from __future__ import annotations
 
 import typer
 
 from sluicegate.cli.config_cmd import apply_command, config_app
+from sluicegate.cli.demo_cmd import demo
 from sluicegate.cli.keys_cmd import keys_app
 from sluicegate.cli.ledger_cmd import ledger_app
 from sluicegate.cli.outcomes_cmd import outcomes_app
@@ -33,6 +34,7 @@ app.add_typer(config_app, name="config")
 app.command()(budgets)
 app.command()(targets)
 app.command()(report)
+app.command()(demo)
 
 if __name__ == "__main__":
     app()
