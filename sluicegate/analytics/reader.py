@@ -275,7 +275,14 @@ class AnalyticsReader:
         interrupts SQLite's connection."""
         if conn.dialect.name == "postgresql":
             ms = str(max(1, int(self._timeout_s * 1000)))
-            await conn.execute(select(func.set_config("statement_timeout", ms, True)))
+            # JIT off: its compiling cost more than it saved on these statements (43 ms
+            # of a 176 ms raw read at 10M rows; their estimated cost passes jit_above_cost)
+            await conn.execute(
+                select(
+                    func.set_config("statement_timeout", ms, True),
+                    func.set_config("jit", "off", True),
+                )
+            )
             return None
         driver = (await conn.get_raw_connection()).driver_connection
         if driver is None:  # a connection already closed: nothing to run, nothing to stop
