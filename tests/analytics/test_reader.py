@@ -21,6 +21,7 @@ from sluicegate.db.schema import USAGE_MEASURES, rollup_metadata, rollup_usage
 from sluicegate.errors import InvalidRequest, StoreUnavailable
 from tests.analytics.landing import land
 from tests.analytics.traffic import traffic
+from tests.db.databases import Databases
 
 DAY0 = 1_780_000_000.0 - 1_780_000_000.0 % DAY  # a UTC midnight
 USAGE = Source("usage", rollup_usage)
@@ -242,3 +243,18 @@ async def test_reads_run_together_fail_as_one_read_would(engine: AsyncEngine) ->
         reader.total(plan, ("errors",)),
     )
     assert total["requests"] == 0 and seven[0]["n"] == 7 and again["errors"] == 0
+
+
+@pytest.mark.postgres
+async def test_postgresql_reads_run_without_jit_and_leave_the_connection_as_it_was(
+    databases: Databases,
+) -> None:
+    """JIT compiling cost more than it saved on analytics statements; the setting is the
+    statement's transaction's own, so the pooled connection keeps the server's default."""
+    engine = await databases.engine("postgres")
+    reader = AnalyticsReader(engine)
+    [row] = await reader.run(select(func.current_setting("jit").label("jit")))
+    assert row["jit"] == "off"
+    async with engine.connect() as conn:
+        default = (await conn.execute(select(func.current_setting("jit")))).scalar()
+    assert default == "on"
