@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
+from sluicegate.analytics.cells import shown as cell
 from sluicegate.cli.admin_client import DEFAULT_URL, UrlOption, call, fail
 
 out = Console()
@@ -204,23 +205,3 @@ def _print_breakdown_table(breakdown: dict[str, Any]) -> None:
     for row in breakdown["rows"]:  # a config document a row proposes, ready to apply
         if isinstance(row.get("yaml"), str):
             out.print(Text(f"# {cell(row, columns[0]['key'])}\n{row['yaml']}"), soft_wrap=True)
-
-
-def cell(row: dict[str, Any], key: str) -> str:
-    """A row's value at a dotted key, formatted by what it is."""
-    value: Any = row
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if key.endswith(("rate", "share", "adoption")) and isinstance(value, int | float):
-        return f"{value:.1%}"
-    if key.endswith("usd") and isinstance(value, int | float):
-        return f"{value:,.4f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return str(value)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluicegate.analytics.cells import value_at
 from sluicegate.analytics.dimensions import METADATA_PREFIX
 from sluicegate.analytics.panels import PANELS
 from sluicegate.analytics.reader import AnalyticsReader
@@ -96,9 +97,7 @@ def table_csv(columns: Sequence[dict[str, str]], rows: list[Any], totals: Any) -
 
 def _plain(row: Any, key: str) -> str:
     """A CSV value: the figure itself (not rounded for display), empty for none."""
-    value: Any = row
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value = value_at(row, key)
     if value is None:
         return ""
     if isinstance(value, bool):

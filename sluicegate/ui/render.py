@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from sluicegate.analytics.cells import shown
 from sluicegate.errors import SluiceError
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -25,26 +26,8 @@ SECURITY_HEADERS = {
 
 
 def cell(row: Any, key: str) -> str:
-    """A row's value at a dotted key, formatted by what it is (as `sluicegate report`
-    prints it: shares as percentages, dollars to four places)."""
-    value: Any = row
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if key.endswith(("rate", "share", "adoption")) and isinstance(value, int | float):
-        return f"{value:.1%}"
-    if key.endswith("usd") and isinstance(value, int | float):
-        return f"{value:,.4f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    if isinstance(value, list | dict):
-        return f"{len(value)} item(s)"
-    return str(value)
+    """A row's value at a dotted key, formatted as `sluicegate report` prints it."""
+    return shown(row, key)
 
 
 class Pages:
