@@ -76,6 +76,15 @@ class ConfigConflict(ConfigError):
     code = "config_conflict"
 
 
+class ConfigStale(ConfigError):
+    """A change reviewed against one state of its documents, applied when one of them has
+    since changed: refused rather than written over a change its author has not seen."""
+
+    status = 409
+    error_type = "conflict_error"
+    code = "config_stale"
+
+
 class VersionConflict(ConfigConflict):
     """The version number a change meant to write already exists: another writer appended
     it after this change read the latest version. Raised by the version store; the config

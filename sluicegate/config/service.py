@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from sluicegate.config.diff import Change, DocumentKey, diff_sets, join_diffs, keyed
@@ -31,6 +31,7 @@ from sluicegate.config.parse import Document, Format, documents_from_raw, parse_
 from sluicegate.config.problems import (
     ConfigConflict,
     ConfigNotFound,
+    ConfigStale,
     ConfigValidationError,
     Problem,
     VersionConflict,
@@ -53,6 +54,8 @@ SetCheck = Callable[[Sequence[Document]], Sequence[Problem]]
 # strict change is refused on any. A ConfigError it raises refuses the change.
 Review = Callable[[Sequence[Document], Sequence[Document]], Sequence[Problem]]
 Outcome = Literal["created", "changed", "unchanged", "deleted"]
+# the documents a change was reviewed against, by key (None: absent then)
+Expected = Mapping[DocumentKey, JSONObject | None]
 # before (the latest version's documents), after (the proposed set), touched (the keys the
 # input named, in its order)
 Plan = tuple[dict[DocumentKey, JSONObject], dict[DocumentKey, JSONObject], list[DocumentKey]]
@@ -155,9 +158,11 @@ class ConfigService:
         format: Format = "auto",
         source_name: str = "input",
         strict: bool = False,
+        expected: Expected | None = None,
     ) -> ApplyResult:
         """Merge the documents in `text` into the live set by (type, name), or make them
-        the whole set with `replace=True`. `strict`: refuse the change if it has warnings."""
+        the whole set with `replace=True`. `strict`: refuse the change if it has warnings.
+        `expected`: refuse it (ConfigStale) unless these documents are still as given."""
         # Off the event loop: PyYAML in pure Python takes seconds for a legal document
         # near the node limit (~2.6 s at 100k nodes), which would stall every request of
         # this worker. The limits (size, nodes, depth, aliases) hold in the thread too.
@@ -172,6 +177,7 @@ class ConfigService:
             comment=comment,
             replace=replace,
             strict=strict,
+            expected=expected,
         )
 
     async def apply_documents(
@@ -184,6 +190,7 @@ class ConfigService:
         comment: str | None = None,
         replace: bool = False,
         strict: bool = False,
+        expected: Expected | None = None,
     ) -> ApplyResult:
         if not documents:
             raise ConfigValidationError([Problem("input", None, "", "no documents found")])
@@ -191,6 +198,8 @@ class ConfigService:
 
         def plan(latest: ConfigVersion) -> Plan:
             before = keyed(latest.documents)
+            if expected is not None:  # checked on every attempt, so a rebase checks too
+                _check_expected(expected, before, latest.version)
             after = {} if replace else dict(before)
             after.update({doc.key: doc.raw for doc in documents})
             return before, after, touched
@@ -407,6 +416,19 @@ class ConfigService:
             applied=True,
             message=f"applied version {version}: {_summary(changes)}",
         )
+
+
+def _check_expected(
+    expected: Expected, before: dict[DocumentKey, JSONObject], version: int
+) -> None:
+    for key, was in expected.items():
+        if before.get(key) != was:
+            now = "deleted" if key not in before else "changed"
+            raise ConfigStale(
+                f"{key[0]}/{key[1]} was {'created' if was is None else now} since the change "
+                f"was reviewed (version {version} is live now): review it again; nothing "
+                "was applied"
+            )
 
 
 def _outcomes(

@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from sluicegate.config.live import LiveConfig
 from sluicegate.config.parse import Format
-from sluicegate.config.service import ApplyResult, ConfigService, ConfigVersion
+from sluicegate.config.service import ApplyResult, ConfigService, ConfigVersion, Expected
 from sluicegate.errors import InvalidRequest, PayloadTooLarge
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,10 @@ class _ConfigApi:
 
     async def apply(self, request: Request) -> Response:
         text = await body_text(request)
-        result = await self._service(request).apply(
+        live = self._live(request)
+        result = await apply_config(
+            self._service(request),
+            live,
             text,
             applied_by=applied_by(request),
             dry_run=flag(request, "dry_run"),
@@ -85,7 +88,7 @@ class _ConfigApi:
             format=body_format(request),
             strict=flag(request, "strict"),
         )
-        return await self._result(request, result)
+        return json_response({**result_payload(result), **_live_payload(live)})
 
     async def show(self, request: Request) -> Response:
         current = await self._service(request).current()
@@ -128,19 +131,57 @@ class _ConfigApi:
 
     async def _result(self, request: Request, result: ApplyResult) -> Response:
         live = self._live(request)
-        if result.applied:
-            try:
-                await live.reload_now()
-            except Exception:  # written; the poller will load it when the store answers
-                log.warning(
-                    "version %d written but not reloaded here", result.version, exc_info=True
-                )
+        await reload_after(live, result)
         return json_response({**result_payload(result), **_live_payload(live)})
+
+
+async def apply_config(
+    service: ConfigService,
+    live: LiveConfig,
+    text: str,
+    *,
+    applied_by: str,
+    dry_run: bool = False,
+    comment: str | None = None,
+    replace: bool = False,
+    format: Format = "auto",
+    strict: bool = False,
+    expected: Expected | None = None,
+) -> ApplyResult:
+    """What `POST /api/config` (and so `sluicegate apply`) does, and the web UI's apply
+    from an action queue with it: validate, version, record who, then load it here."""
+    result = await service.apply(
+        text,
+        applied_by=applied_by,
+        dry_run=dry_run,
+        comment=comment,
+        replace=replace,
+        format=format,
+        strict=strict,
+        expected=expected,
+    )
+    await reload_after(live, result)
+    return result
+
+
+async def reload_after(live: LiveConfig, result: ApplyResult) -> None:
+    """After a change is written, this replica's LiveConfig loads it at once."""
+    if result.applied:
+        try:
+            await live.reload_now()
+        except Exception:  # written; the poller will load it when the store answers
+            log.warning("version %d written but not reloaded here", result.version, exc_info=True)
 
 
 def applied_by(request: Request) -> str:
     """The authenticated principal, plus the CLI user's own name when it sends one."""
     principal = getattr(request.state, "principal", None)
+    return applied_by_name(principal, request.headers.get(ACTOR_HEADER, ""))
+
+
+def applied_by_name(principal: object, actor: str) -> str:
+    """Who a version is recorded as applied by: the principal's name (else its user or key
+    id), and `actor` (who ran the CLI, or the web UI) when it says more."""
     if isinstance(principal, str) and principal:
         who = principal
     else:
@@ -154,7 +195,7 @@ def applied_by(request: Request) -> str:
             ),
             "admin",
         )
-    actor = request.headers.get(ACTOR_HEADER, "").strip()[:80]
+    actor = actor.strip()[:80]
     return f"{who} ({actor})" if actor and actor != who else who
 
 
