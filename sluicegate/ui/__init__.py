@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sluicegate.ui.app import Ui
+from sluicegate.ui.apply_views import apply_routes
 from sluicegate.ui.config_views import config_routes
 from sluicegate.ui.panel_views import panel_routes
 from sluicegate.ui.request_views import request_routes
@@ -29,4 +30,4 @@ def ui_app(gateway: Gateway, credentials: CredentialCheck) -> Starlette:
         SqlUiSessionStore(gateway.engine), credentials, gateway.keys, gateway.tokens, policy
     )
     ui = Ui(gateway, sessions)
-    return ui.app([*panel_routes(ui), *request_routes(ui), *config_routes(ui)])
+    return ui.app([*panel_routes(ui), *apply_routes(ui), *request_routes(ui), *config_routes(ui)])

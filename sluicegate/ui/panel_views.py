@@ -30,6 +30,7 @@ from sluicegate.server.analytics_api import find_panel, panel_answer
 from sluicegate.server.roles import path_and_query
 from sluicegate.ui.chart import chart_of
 from sluicegate.ui.checklist import checklist
+from sluicegate.ui.proposals import proposals
 from sluicegate.ui.render import SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ def panel_routes(ui: Ui) -> list[Route]:
             if not answer["rows"]
             else None,
             with_controls=[r for r in answer["rows"] if r.get("controls")],
+            proposals=proposals(answer, query),
         )
 
     async def panel_csv(request: Request, caller: Caller) -> Response:
