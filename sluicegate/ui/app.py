@@ -6,6 +6,7 @@ app the composition root mounts (`server/app.py`), built from the gateway's part
     POST /ui/sign-out              end the session (server-side too)
     GET  /ui/panels/{panel}        one panel: actions, tables, chart; filters in the URL
     GET  /ui/panels/{panel}/csv    what the panel's main table shows, as CSV
+    GET  /ui/panels/{panel}/apply  review a config change the panel proposes; POST applies
     GET  /ui/static/...            the package's CSS and vendored scripts
 
 Every page but sign-in needs a live session (`sessions.py`); every POST carries the

@@ -20,6 +20,13 @@ from tests.support import IN_CI
 
 CHROMIUM = "/usr/bin/chromium"
 TEAMS = {"search": 3, "payments": 2}  # calls sent per team
+LIMITS = """
+name: limits
+type: gateway-rate-limit-config
+rules:
+  - id: per-user
+    limit: {requests: 100, window: 1m, scope: user}
+"""
 
 try:
     from playwright.sync_api import Browser, Page, sync_playwright
@@ -173,4 +180,48 @@ def test_the_overview_checklist_and_a_requests_whole_record(
     assert record.locator("ol.attempts li").first.is_visible()
     assert "gpt-4o-mini" in record.locator("ol.attempts").inner_text()
     page.screenshot(path=str(shots / "requests.png"), full_page=True)
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def premium_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """A gateway of its own whose `review` workflow runs on a frontier model, so that
+    premium-review proposes moving it (the other tests' gateway keeps its figures)."""
+    db = tmp_path_factory.mktemp("ui-apply") / "sluicegate.db"
+    with run_gateway(f"sqlite:///{db}") as running:
+        running.apply(LIMITS)  # a version before the apply, for its diff
+        key = running.create_key(user_id="dev-review", team="search", name="review")["key"]
+        for _ in range(3):
+            response = httpx.post(
+                f"{running.url}/v1/chat/completions",
+                json={"model": "claude-opus-4-7", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"authorization": f"Bearer {key}", "x-sluice-workflow-tag": "review"},
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+        yield running
+
+
+def test_an_apply_from_the_premium_review_queue_lands_a_new_config_version(
+    premium_gateway: RunningGateway, browser: Browser, shots: Path
+) -> None:
+    gateway = premium_gateway
+    before = gateway.admin.get("/api/config").json()["version"]
+    errors: list[str] = []
+    page = _page(browser, errors)
+    _sign_in(page, gateway, ADMIN_KEY, "/ui/panels/premium-review")
+    page.click("[data-testid=proposals] a[data-proposal='review|claude-opus-4-7']")
+    page.wait_for_url("**/ui/panels/premium-review/apply?**")
+    assert "new document" in page.locator("[data-testid=live-version]").inner_text()
+    assert "claude-opus-4-7" in page.locator("table[data-table='what-if-routes']").inner_text()
+    page.screenshot(path=str(shots / "review-and-apply.png"), full_page=True)
+    page.click("form.apply button")
+    page.wait_for_url("**/ui/panels/premium-review/apply")
+    assert page.locator("h1").inner_text() == f"Applied: version {before + 1}"
+    page.click("[data-testid=version-diff]")
+    page.wait_for_url(f"**/ui/config/diff?from={before}&to={before + 1}")
+    assert "+type: gateway-load-balancing-config" in page.locator("[data-testid=diff]").inner_text()
+    config = gateway.admin.get("/api/config").json()
+    assert config["version"] == before + 1
+    assert any(d["name"] == "claude-opus-4-7" for d in config["documents"])
     assert errors == []
