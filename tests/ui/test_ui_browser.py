@@ -1,13 +1,15 @@
 """The web UI in a real browser (Debian's chromium, driven by Playwright) against a real
 `sluicegate serve --emulator` on loopback, with traffic sent through the gateway: sign in,
 a panel's figures equal to the API's, a filter that changes them and lands in the URL, a
-team lead kept to its team, a form without its CSRF token refused, sign-out.
+team lead kept to its team, a form without its CSRF token refused, sign-out, and a
+config change applied from the premium-review action queue.
 
 One browser for the module. Under CI a missing browser or Playwright is a failure."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,15 +213,15 @@ def test_an_apply_from_the_premium_review_queue_lands_a_new_config_version(
     page = _page(browser, errors)
     _sign_in(page, gateway, ADMIN_KEY, "/ui/panels/premium-review")
     page.click("[data-testid=proposals] a[data-proposal='review|claude-opus-4-7']")
-    page.wait_for_url("**/ui/panels/premium-review/apply?**")
+    page.wait_for_url(re.compile(r"/ui/panels/premium-review/apply\?q="))
     assert "new document" in page.locator("[data-testid=live-version]").inner_text()
     assert "claude-opus-4-7" in page.locator("table[data-table='what-if-routes']").inner_text()
     page.screenshot(path=str(shots / "review-and-apply.png"), full_page=True)
     page.click("form.apply button")
-    page.wait_for_url("**/ui/panels/premium-review/apply")
+    page.wait_for_url(re.compile(r"/ui/panels/premium-review/apply$"))
     assert page.locator("h1").inner_text() == f"Applied: version {before + 1}"
     page.click("[data-testid=version-diff]")
-    page.wait_for_url(f"**/ui/config/diff?from={before}&to={before + 1}")
+    page.wait_for_url(re.compile(rf"/ui/config/diff\?from={before}&to={before + 1}$"))
     assert "+type: gateway-load-balancing-config" in page.locator("[data-testid=diff]").inner_text()
     config = gateway.admin.get("/api/config").json()
     assert config["version"] == before + 1
