@@ -144,9 +144,9 @@ async def test_an_apply_lands_a_new_version_and_routes_the_workflow(
         assert config["comment"] == f"premium-review: review off {FRONTIER} (web UI)"
         # the change is live: the reviewed workflow goes to the cheaper model, others not
         moved = await send(gw, key, "review")
-        assert moved.headers["x-sluice-resolved-model"] == CHEAPER
+        assert moved.headers["x-sluice-resolved-model"] == f"anthropic/{CHEAPER}"
         kept = await send(gw, key, "classify")
-        assert kept.headers["x-sluice-resolved-model"] == FRONTIER
+        assert kept.headers["x-sluice-resolved-model"] == f"anthropic/{FRONTIER}"
 
 
 async def test_a_forged_csrf_token_is_refused(premium: tuple[InProcessGateway, str]) -> None:
