@@ -1,7 +1,9 @@
 """Review and apply a config change a panel proposes (principle 5, action queues).
 
     GET  /ui/panels/{panel}/apply?q=QUERY&group=G&served=M   the proposal, its diff
-                                   against the live documents, a 7-day what-if
+                                   against the live documents
+    GET  /ui/panels/{panel}/apply/what-if?(the same)  its 7-day what-if, an HTML fragment
+                                   the page loads after it (htmx)
     POST /ui/panels/{panel}/apply  (q, group, served, live_version, digest): apply it
 
 The proposal is recomputed on the server from the panel's answer for this caller (the
@@ -89,25 +91,31 @@ def apply_routes(ui: Ui) -> list[Route]:
     async def review(request: Request, caller: Caller) -> Response:
         proposal = await proposal_for(request, caller, dict(request.query_params))
         role, who = caller.principal.role, applied_by_name(caller.principal, ACTOR)
-        dry_run = report = report_error = None
+        dry_run = None
         if may(role, READERS):
             dry_run = await apply_config(
                 service, ui.gateway.live, proposal.yaml, applied_by=who, dry_run=True
             )
-        if may(role, WHAT_IF_ROLES):
-            report, report_error = await what_if(proposal, who)
         return ui.pages.render(
             "config_apply.html",
             caller=caller,
             panels=list(PANELS.values()),
             proposal=proposal,
             dry_run=dry_run,
-            report=report,
-            report_error=report_error,
             may_read=may(role, READERS),
             may_what_if=may(role, WHAT_IF_ROLES),
             may_apply=may(role, WRITERS) and dry_run is not None,
         )
+
+    async def review_what_if(request: Request, caller: Caller) -> Response:
+        """The what-if part of the review page, loaded after it (htmx), so the page is
+        usable at once however long the replay takes; a refusal or a timeout is the
+        fragment's text (200: htmx swaps in only a 2xx answer)."""
+        if not may(caller.principal.role, WHAT_IF_ROLES):
+            forbidden(caller.principal, "POST", "/api/config/what-if", set(WHAT_IF_ROLES))
+        proposal = await proposal_for(request, caller, dict(request.query_params))
+        report, error = await what_if(proposal, applied_by_name(caller.principal, ACTOR))
+        return ui.pages.render("_what_if.html", report=report, report_error=error)
 
     async def apply(request: Request, caller: Caller) -> Response:
         if not may(caller.principal.role, WRITERS):
@@ -147,6 +155,7 @@ def apply_routes(ui: Ui) -> list[Route]:
     return [
         Route("/panels/{panel}/apply", ui.signed_in(review), methods=["GET"]),
         Route("/panels/{panel}/apply", ui.signed_in(apply), methods=["POST"]),
+        Route("/panels/{panel}/apply/what-if", ui.signed_in(review_what_if), methods=["GET"]),
     ]
 
 

@@ -38,8 +38,14 @@ class Proposal:
 
     @property
     def review_url(self) -> str:
-        fields = {"q": self.query, "group": self.group, "served": self.served}
-        return f"/ui/panels/{self.panel}/apply?{urlencode(fields)}"
+        return f"/ui/panels/{self.panel}/apply?{self._names()}"
+
+    @property
+    def what_if_url(self) -> str:
+        return f"/ui/panels/{self.panel}/apply/what-if?{self._names()}"
+
+    def _names(self) -> str:
+        return urlencode({"q": self.query, "group": self.group, "served": self.served})
 
 
 def proposals(answer: dict[str, Any], query: str) -> list[Proposal]:

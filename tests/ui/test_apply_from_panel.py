@@ -32,6 +32,7 @@ rules:
   - id: per-user
     limit: {requests: 100, window: 1m, scope: user}
 """
+WHAT_IF = re.compile(r'hx-get="(/ui/panels/premium-review/apply/what-if\?[^"]+)"')
 LINK = re.compile(r'<a href="([^"]+)" data-proposal="review\|' + FRONTIER + '">')
 
 
@@ -112,8 +113,13 @@ async def test_the_review_shows_the_proposal_its_diff_and_a_what_if(
     assert row["yaml"] in text  # the API's document, recomputed server-side
     assert f"gateway-load-balancing-config/{FRONTIER}: new document" in text
     assert "--- /dev/null" in text and "+type: gateway-load-balancing-config" in text
-    what_if = re.search(r'data-table="what-if-routes">.*?</table>', text, re.S)
-    assert what_if, text
+    # the what-if is loaded after the page (htmx), from the same row names
+    loaded = WHAT_IF.search(page.text)
+    assert loaded and 'data-table="what-if-routes"' not in text
+    fragment = await browser.get(html.unescape(loaded.group(1)))
+    assert fragment.status_code == 200, fragment.text
+    what_if = re.search(r'data-table="what-if-routes">.*?</table>', fragment.text, re.S)
+    assert what_if, fragment.text
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", what_if.group(0))
     assert cells[:2] == [FRONTIER, str(REVIEW_CALLS)]  # every reviewed request replayed
     assert float(cells[4]) < 0  # cheaper on the target
@@ -169,11 +175,14 @@ async def test_roles_that_may_not_apply_see_it_read_only_and_get_403(
     before = (await api_config(gw))["version"]
 
     finance = await signed_in(gw, await token(gw, role="finance", name="fin"))
-    page = await finance.get(await review_url(finance))
+    url = await review_url(finance)
+    page = await finance.get(url)
     assert page.status_code == 200
     assert "new document" in page.text  # a config reader sees the diff
     assert "may not run a what-if" in page.text and 'name="digest"' not in page.text
     assert 'data-testid="read-only"' in page.text
+    what_if = await finance.get(url.replace("/apply?", "/apply/what-if?"))
+    assert what_if.status_code == 403 and "finance role may not" in what_if.text
     posted = await finance.post_form(
         "/ui/panels/premium-review/apply", {**fields, "csrf_token": csrf_of(page.text)}
     )
@@ -231,3 +240,20 @@ async def test_a_row_the_panel_does_not_propose_is_not_found(
     assert bare.status_code == 400 and "group" in bare.text
     other = await browser.get("/ui/panels/burn-rate/apply?group=a&served=b")
     assert other.status_code == 404
+
+
+async def test_a_what_if_past_its_deadline_is_said_and_the_review_still_applies(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path, what_if_deadline_s=1e-9)  # no replay can finish
+    async with serving(Gateway(settings, upstream=emulator_upstream())) as gw:
+        await reviewed_traffic(gw)
+        browser = await signed_in(gw)
+        page = await browser.get(await review_url(browser))
+        loaded = WHAT_IF.search(page.text)
+        assert loaded
+        fragment = await browser.get(html.unescape(loaded.group(1)))
+        assert fragment.status_code == 200  # htmx swaps in only a 2xx answer
+        assert "No what-if: 503 what_if_deadline" in fragment.text
+        applied = await browser.post_form("/ui/panels/premium-review/apply", form_of(page.text))
+        assert applied.status_code == 200 and "Applied: version 1" in applied.text
